@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 import nats
@@ -42,7 +43,7 @@ class BusUnavailable(RuntimeError):
     """The NATS server could not be reached."""
 
 
-async def connect(settings: Settings, name: str, *, retry_on_start: bool = False) -> NATS:
+async def connect(settings: Settings, name: str) -> NATS:
     """Connect to ``settings.nats_url`` and reconnect forever after a drop."""
     opts: dict[str, Any] = {
         "servers": [settings.nats_url],
@@ -51,15 +52,12 @@ async def connect(settings: Settings, name: str, *, retry_on_start: bool = False
         "reconnect_time_wait": 0.25,
         "connect_timeout": settings.connect_timeout_s,
         "allow_reconnect": True,
-        "allow_reconnect_on_connect_failure": False,
         "ping_interval": 10,
         "max_outstanding_pings": 3,
         "error_cb": _log_error,
         "disconnected_cb": _log_disconnected,
         "reconnected_cb": _log_reconnected,
     }
-    if retry_on_start:
-        opts["allow_reconnect_on_connect_failure"] = True
     if settings.nats_user:
         opts["user"] = settings.nats_user
         opts["password"] = (
@@ -69,10 +67,27 @@ async def connect(settings: Settings, name: str, *, retry_on_start: bool = False
         opts["token"] = settings.nats_token.get_secret_value()
     if settings.nats_creds:
         opts["user_credentials"] = str(settings.nats_creds)
+    # reconnect forever after a drop, but fail fast when the server is not there at all
+    await _probe(settings.nats_url, settings.connect_timeout_s)
     try:
-        return await nats.connect(**opts)
-    except (TimeoutError, OSError, nats.errors.NoServersError) as exc:
-        raise BusUnavailable(f"cannot reach NATS at {settings.nats_url}: {exc}") from exc
+        return await asyncio.wait_for(nats.connect(**opts), timeout=settings.connect_timeout_s * 3)
+    except (OSError, nats.errors.Error, TimeoutError) as exc:
+        raise BusUnavailable(
+            f"cannot reach NATS at {settings.nats_url}: {exc or type(exc).__name__}"
+        ) from exc
+
+
+async def _probe(url: str, timeout: float) -> None:
+    parsed = urlsplit(url if "://" in url else f"nats://{url}")
+    host, port = parsed.hostname or "127.0.0.1", parsed.port or 4222
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=timeout)
+    except (OSError, TimeoutError) as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise BusUnavailable(f"cannot reach NATS at {url} ({reason})") from None
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
 
 
 async def _log_error(exc: Exception) -> None:
@@ -80,7 +95,7 @@ async def _log_error(exc: Exception) -> None:
 
 
 async def _log_disconnected() -> None:
-    log.warning("disconnected from NATS; reconnecting")
+    log.info("disconnected from NATS")
 
 
 async def _log_reconnected() -> None:

@@ -321,7 +321,8 @@ class RunDelivered(Message, tag="run.delivered", kw_only=True):
     published: Literal["local", "pushed", "pr", "object_store"] = "local"
     publish_note: str | None = None
     result_bundle: str | None = None
-    verify: str | None = None  # outcome of the repository's verify command, if any
+    verify: Literal["passed", "failed"] | None = None  # the repository's verify command, if any
+    verify_output: str | None = None
 
 
 class DeliveryFailed(Message, tag="run.delivery_failed", kw_only=True):
@@ -395,6 +396,14 @@ class DeliverRun(Message, tag="cmd.deliver", kw_only=True):
     summary_markdown: str = ""
 
 
+class ArchiveAttempt(Message, tag="cmd.archive", kw_only=True):
+    """Keep a failed or superseded attempt's commits reachable (refs/baro/<run>/<story>/<attempt>)."""
+
+    story_id: str
+    attempt: int
+    bundle: str
+
+
 class CleanupRun(Message, tag="cmd.cleanup", kw_only=True):
     keep_refs: bool = True
 
@@ -419,7 +428,16 @@ Event = (
     | DeliveryFailed
     | RunFinished
 )
-Command = ClassifyGoal | PrepareRun | PlanGoal | RunStory | IntegrateStory | DeliverRun | CleanupRun
+Command = (
+    ClassifyGoal
+    | PrepareRun
+    | PlanGoal
+    | RunStory
+    | IntegrateStory
+    | ArchiveAttempt
+    | DeliverRun
+    | CleanupRun
+)
 BusMessage = Event | Command
 
 
@@ -545,6 +563,7 @@ class StoryState(Value, kw_only=True):
     integration_commit: str | None = None
     dropped_artifacts: list[str] = msgspec.field(default_factory=list)
     refs: list[str] = msgspec.field(default_factory=list)
+    counted_attempts: list[str] = msgspec.field(default_factory=list)
     reason: str | None = None
     conflict_paths: list[str] = msgspec.field(default_factory=list)
 

@@ -8,8 +8,10 @@ nobody asked for).
 from __future__ import annotations
 
 import fnmatch
-import posixpath
+import functools
 import re
+from collections.abc import Iterable
+from typing import NamedTuple
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
@@ -40,16 +42,6 @@ def normalize(path: str) -> str:
 
 def is_glob(pattern: str) -> bool:
     return bool(_GLOB_CHARS.search(pattern))
-
-
-def _static_prefix(pattern: str) -> str:
-    """Directory part of a glob before its first wildcard segment."""
-    out = []
-    for seg in pattern.split("/"):
-        if is_glob(seg):
-            break
-        out.append(seg)
-    return "/".join(out)
 
 
 def matches(pattern: str, path: str) -> bool:
@@ -97,42 +89,196 @@ def _glob_re(pattern: str) -> re.Pattern[str]:
 
 
 def overlap(a: str, b: str) -> bool:
-    """Could some path be matched by both patterns? Conservative: True when unsure."""
+    """Could some path be named by both patterns?
+
+    A pattern names what it matches and everything below it (see ``matches``), so two
+    patterns overlap when their languages intersect. That is decided exactly, on the
+    product of the two patterns' automata, rather than guessed from prefixes: a wrong
+    "disjoint" would let two agents write the same file at the same time.
+    """
     if a == b:
         return True
-    ga, gb = is_glob(a), is_glob(b)
-    if not ga and not gb:
+    if not is_glob(a) and not is_glob(b):
         return matches(a, b) or matches(b, a)
-    if not ga:
-        return matches(b, a) or _prefix_related(_static_prefix(b), a)
-    if not gb:
-        return matches(a, b) or _prefix_related(_static_prefix(a), b)
-    pa, pb = _static_prefix(a), _static_prefix(b)
-    if not _prefix_related(pa, pb):
-        return False
-    # both globs under related directories: compare their file-name parts when both are
-    # simple "dir/*.ext"-style patterns, otherwise assume they may overlap
-    ta, tb = a.rsplit("/", 1)[-1], b.rsplit("/", 1)[-1]
-    if "**" in a or "**" in b or posixpath.dirname(a) != posixpath.dirname(b):
-        return True
-    return fnmatch.fnmatchcase(ta, tb) or fnmatch.fnmatchcase(tb, ta) or _may_share(ta, tb)
+    return _overlap(a, b) if a < b else _overlap(b, a)
 
 
-def _prefix_related(pa: str, pb: str) -> bool:
-    if not pa or not pb:
-        return True
-    return pa == pb or pa.startswith(pb + "/") or pb.startswith(pa + "/")
+@functools.lru_cache(maxsize=8192)
+def _overlap(a: str, b: str) -> bool:
+    return _intersect(_automaton(a), _automaton(b))
 
 
-def _may_share(ta: str, tb: str) -> bool:
-    """Two single-segment globs: disjoint only when their literal suffixes differ."""
-    sa = re.split(r"[*?\[]", ta)[-1]
-    sb = re.split(r"[*?\[]", tb)[-1]
-    if sa and sb and not (sa.endswith(sb) or sb.endswith(sa)):
-        return False
-    pa = re.split(r"[*?\[]", ta)[0]
-    pb = re.split(r"[*?\[]", tb)[0]
-    return not (pa and pb and not (pa.startswith(pb) or pb.startswith(pa)))
+class _CharTest(NamedTuple):
+    """One character a pattern consumes: the regex it must match, and the characters
+    its definition mentions (the only places where its answer can change)."""
+
+    regex: re.Pattern[str]
+    mentioned: str
+
+
+_ANY = _CharTest(re.compile(".", re.S), "")
+_NOT_SLASH = _CharTest(re.compile("[^/]"), "/")
+_SLASH = _CharTest(re.compile("/"), "/")
+
+
+class _Automaton(NamedTuple):
+    edges: tuple[tuple[tuple[_CharTest, int], ...], ...]
+    epsilons: tuple[tuple[int, ...], ...]
+    final: int
+    can_finish: frozenset[int]  # states from which the final state is reachable
+
+
+def _literal(ch: str) -> _CharTest:
+    return _CharTest(re.compile(re.escape(ch)), ch)
+
+
+@functools.lru_cache(maxsize=4096)
+def _automaton(pattern: str) -> _Automaton:
+    """An NFA for the pattern's own matches (without the implied "/..." below them).
+
+    It reads the pattern exactly as ``_glob_re`` does, so both agree on every path.
+    """
+    edges: list[list[tuple[_CharTest, int]]] = [[]]
+    epsilons: list[list[int]] = [[]]
+
+    def new_state() -> int:
+        edges.append([])
+        epsilons.append([])
+        return len(edges) - 1
+
+    def step(test: _CharTest) -> None:
+        nonlocal state
+        nxt = new_state()
+        edges[state].append((test, nxt))
+        state = nxt
+
+    def repeat(test: _CharTest) -> None:
+        nonlocal state
+        nxt = new_state()
+        edges[state].append((test, state))
+        epsilons[state].append(nxt)
+        state = nxt
+
+    text = pattern if is_glob(pattern) else pattern.rstrip("/")
+    glob = is_glob(pattern)
+    state, i = 0, 0
+    while i < len(text):
+        if glob and text.startswith("**/", i):
+            inner, out = new_state(), new_state()
+            epsilons[state] += [out, inner]
+            edges[inner] += [(_ANY, inner), (_SLASH, out)]
+            state, i = out, i + 3
+        elif glob and text.startswith("**", i):
+            repeat(_ANY)
+            i += 2
+        elif glob and text[i] == "*":
+            repeat(_NOT_SLASH)
+            i += 1
+        elif glob and text[i] == "?":
+            step(_NOT_SLASH)
+            i += 1
+        elif glob and text[i] == "[" and (j := text.find("]", i + 1)) != -1:
+            piece = text[i : j + 1]
+            translated = fnmatch.translate(piece)[4:-3]
+            if translated.startswith("[") or translated == "(?!)":
+                step(_CharTest(re.compile(translated, re.S), piece))
+            else:  # fnmatch reads it as literal text
+                for ch in piece:
+                    step(_literal(ch))
+            i = j + 1
+        else:
+            step(_literal(text[i]))
+            i += 1
+
+    frozen_edges = tuple(tuple(e) for e in edges)
+    frozen_eps = tuple(tuple(e) for e in epsilons)
+    return _Automaton(
+        frozen_edges, frozen_eps, state, _states_reaching(frozen_edges, frozen_eps, state)
+    )
+
+
+def _states_reaching(
+    edges: tuple[tuple[tuple[_CharTest, int], ...], ...],
+    epsilons: tuple[tuple[int, ...], ...],
+    final: int,
+) -> frozenset[int]:
+    preds: dict[int, set[int]] = {}
+    for src, outs in enumerate(edges):
+        for test, dst in outs:
+            if _satisfiable(test):
+                preds.setdefault(dst, set()).add(src)
+    for src, outs_eps in enumerate(epsilons):
+        for dst in outs_eps:
+            preds.setdefault(dst, set()).add(src)
+    seen, todo = {final}, [final]
+    while todo:
+        for p in preds.get(todo.pop(), ()):
+            if p not in seen:
+                seen.add(p)
+                todo.append(p)
+    return frozenset(seen)
+
+
+def _closure(aut: _Automaton, states: Iterable[int]) -> frozenset[int]:
+    seen, todo = set(states), list(states)
+    while todo:
+        for nxt in aut.epsilons[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return frozenset(seen)
+
+
+def _candidates(*tests: _CharTest) -> set[str]:
+    """Characters that decide whether the tests share one: every boundary of the
+    character ranges they define is a mentioned character or its successor."""
+    out = {"\x00", "a", "/"}
+    for test in tests:
+        for ch in test.mentioned:
+            code = ord(ch)
+            out.update(chr(c) for c in (code - 1, code, code + 1) if 0 <= c <= 0x10FFFF)
+    return out
+
+
+def _satisfiable(test: _CharTest) -> bool:
+    return any(test.regex.fullmatch(c) for c in _candidates(test))
+
+
+def _share_char(x: _CharTest, y: _CharTest) -> bool:
+    return any(x.regex.fullmatch(c) and y.regex.fullmatch(c) for c in _candidates(x, y))
+
+
+def _accepts_slash_then_finishes(aut: _Automaton, states: frozenset[int]) -> bool:
+    return any(
+        test.regex.fullmatch("/") and dst in aut.can_finish
+        for s in states
+        for test, dst in aut.edges[s]
+    )
+
+
+def _intersect(a: _Automaton, b: _Automaton) -> bool:
+    """Is some path matched by both, counting what lies below each match?"""
+    start = (_closure(a, [0]), _closure(b, [0]))
+    seen, todo = {start}, [start]
+    while todo:
+        sa, sb = todo.pop()
+        a_done, b_done = a.final in sa, b.final in sb
+        if a_done and b_done:
+            return True
+        # one pattern has matched a directory; the other goes on below it
+        if a_done and _accepts_slash_then_finishes(b, sb):
+            return True
+        if b_done and _accepts_slash_then_finishes(a, sa):
+            return True
+        for x in sa:
+            for tx, dx in a.edges[x]:
+                for y in sb:
+                    for ty, dy in b.edges[y]:
+                        pair = (_closure(a, [dx]), _closure(b, [dy]))
+                        if pair not in seen and _share_char(tx, ty):
+                            seen.add(pair)
+                            todo.append(pair)
+    return False
 
 
 def surfaces_overlap(a: list[str], b: list[str]) -> list[tuple[str, str]]:

@@ -111,6 +111,7 @@ COMMAND_SERVICE: dict[type, str] = {
     s.RunStory: "agent-runner",
     s.PrepareRun: "merger",
     s.IntegrateStory: "merger",
+    s.ArchiveAttempt: "merger",
     s.DeliverRun: "merger",
     s.CleanupRun: "merger",
 }

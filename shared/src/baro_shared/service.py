@@ -1,0 +1,112 @@
+"""Hosting services: one or many in a process, with health/metrics and graceful shutdown.
+
+A service is anything with ``name``, ``run()``, ``stop()`` and ``ready()``. ``baro service
+NAME`` hosts one (what a container runs); ``baro up`` and ``baro run`` host all five on one
+event loop, each with its own NATS connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from baro_shared import metrics
+from baro_shared.bus import Bus, process_name
+from baro_shared.health import HealthServer
+from baro_shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    name: str
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def ready(self) -> bool: ...
+
+
+ServiceFactory = Callable[[Bus, Settings], Awaitable[Service]]
+
+
+class Host:
+    """Runs services until ``stop()`` (or SIGTERM/SIGINT when ``handle_signals``)."""
+
+    def __init__(
+        self,
+        factories: dict[str, ServiceFactory],
+        settings: Settings,
+        *,
+        serve_http: bool = True,
+        handle_signals: bool = True,
+    ) -> None:
+        self.factories = factories
+        self.settings = settings
+        self.serve_http = serve_http
+        self.handle_signals = handle_signals
+        self.services: list[Service] = []
+        self.buses: list[Bus] = []
+        self.http: HealthServer | None = None
+        self.started = asyncio.Event()
+        self._stop = asyncio.Event()
+
+    def ready(self) -> bool:
+        return bool(self.services) and all(svc.ready() for svc in self.services)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def start(self) -> None:
+        first = True
+        for name, factory in self.factories.items():
+            bus = await Bus.open(self.settings, process_name(name), ensure=first)
+            first = False
+            self.buses.append(bus)
+            self.services.append(await factory(bus, self.settings))
+        if self.serve_http:
+            self.http = HealthServer(self.settings.http_host, self.settings.http_port, self.ready)
+            port = await self.http.start()
+            log.info("health and metrics on http://%s:%d", self.settings.http_host, port)
+
+    async def run(self) -> None:
+        """Start everything, run until stopped, then shut down in order."""
+        loop = asyncio.get_running_loop()
+        if self.handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._stop.set)
+        try:
+            await self.start()
+            tasks = [asyncio.create_task(self._run_one(svc)) for svc in self.services]
+            self.started.set()
+            stopper = asyncio.create_task(self._stop.wait())
+            await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for svc in self.services:
+                svc.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            stopper.cancel()
+        finally:
+            if self.handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    with contextlib.suppress(Exception):
+                        loop.remove_signal_handler(sig)
+            if self.http:
+                await self.http.stop()
+            for bus in self.buses:
+                await bus.close()
+
+    async def _run_one(self, svc: Service) -> None:
+        metrics.service_up.labels(service=svc.name).set(1)
+        try:
+            await svc.run()
+        except Exception:
+            log.exception("service %s crashed", svc.name)
+            self._stop.set()
+            raise
+        finally:
+            metrics.service_up.labels(service=svc.name).set(0)
