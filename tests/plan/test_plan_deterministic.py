@@ -1,0 +1,249 @@
+"""baro_planner.deterministic.plan_goal on realistic goals."""
+
+from __future__ import annotations
+
+import pytest
+
+from baro_planner.deterministic import plan_goal
+from baro_shared.plan import PlanError
+from baro_shared.schemas import Caps, Mode, Story
+
+WIDE = Caps(max_stories=8, parallelism=4)
+
+
+def plan(
+    goal: str, mode: Mode = "parallel", caps: Caps = WIDE, files: list[str] | None = None
+) -> list[Story]:
+    stories = plan_goal(goal, mode, caps, files)
+    assert stories is not None, "expected a deterministic plan"
+    return stories
+
+
+def shape(stories: list[Story]) -> list[tuple[str, str, list[str], list[str]]]:
+    return [(s.id, s.title, s.depends_on, s.write_surface) for s in stories]
+
+
+# --------------------------------------------------------------------------- focused
+
+
+def test_focused_bugfix_is_the_goal_as_one_story() -> None:
+    goal = "Fix the crash in parser.py when the input file is empty.\nIt raises IndexError."
+    (story,) = plan(goal, "focused", Caps())
+    assert story.id == "S1"
+    assert story.title == "Fix the crash in parser.py when the input file is empty"
+    assert story.description == goal
+    assert story.depends_on == []
+    assert story.write_surface == [], "a focused story is not fenced in"
+
+
+def test_focused_wins_over_any_structure() -> None:
+    goal = "1. parse the flag in cli.py 2. use it in runner.py"
+    assert len(plan(goal, "focused")) == 1
+
+
+def test_empty_goal_is_an_error() -> None:
+    with pytest.raises(PlanError, match="the goal is empty"):
+        plan_goal("  ", "focused", Caps())
+
+
+# --------------------------------------------------------------------------- chains
+
+
+def test_numbered_steps_on_their_own_lines_make_a_chain() -> None:
+    goal = (
+        "Add a --verbose flag:\n"
+        "1. parse it in cli.py\n"
+        "2. pass it through to runner.py\n"
+        "3. document it in README.md"
+    )
+    stories = plan(goal, "sequential")
+    assert shape(stories) == [
+        ("S1", "Parse it in cli.py", [], ["cli.py"]),
+        ("S2", "Pass it through to runner.py", ["S1"], ["runner.py"]),
+        ("S3", "Document it in README.md", ["S2"], ["README.md"]),
+    ]
+    assert stories[1].description.startswith("pass it through to runner.py\n\nThis is step 2 of 3")
+    assert stories[1].description.endswith(f"Goal:\n{goal}")
+
+
+def test_inline_numbered_steps() -> None:
+    goal = "Migrate the config: 1) read settings.toml 2) drop the legacy env vars 3) update docs/config.md"
+    stories = plan(goal, "sequential")
+    assert [s.title for s in stories] == [
+        "Read settings.toml",
+        "Drop the legacy env vars",
+        "Update docs/config.md",
+    ]
+    assert [s.depends_on for s in stories] == [[], ["S1"], ["S2"]]
+
+
+def test_step_word_markers() -> None:
+    goal = "Step 1: add the model in models.py\nStep 2: expose it in api.py"
+    assert [s.title for s in plan(goal)] == ["Add the model in models.py", "Expose it in api.py"]
+
+
+def test_numbers_out_of_sequence_are_not_steps() -> None:
+    assert (
+        plan_goal("Bump the version to 2. Release notes go in CHANGES.md", "sequential", WIDE)
+        is None
+    )
+
+
+def test_first_then_finally_makes_a_chain() -> None:
+    goal = (
+        "First, extract the parser into parser.py, then add a --strict flag to cli.py, "
+        "and finally document the flag in README.md."
+    )
+    stories = plan(goal, "sequential")
+    assert shape(stories) == [
+        ("S1", "Extract the parser into parser.py", [], ["parser.py"]),
+        ("S2", "Add a --strict flag to cli.py", ["S1"], ["cli.py"]),
+        ("S3", "Document the flag in README.md", ["S2"], ["README.md"]),
+    ]
+
+
+def test_first_then_after_a_preamble() -> None:
+    goal = "Rework logging: first replace print calls with a logger. Then add a --log-level flag."
+    assert [s.title for s in plan(goal)] == [
+        "Replace print calls with a logger",
+        "Add a --log-level flag",
+    ]
+
+
+def test_then_without_first_is_left_to_the_model() -> None:
+    assert (
+        plan_goal("If the cache is stale, then refresh it in cache.py", "sequential", WIDE) is None
+    )
+
+
+def test_more_steps_than_the_cap_are_grouped_in_order() -> None:
+    goal = "1. add a in a.py 2. add b in b.py 3. add c in c.py 4. add d in d.py 5. add e in e.py"
+    stories = plan(goal, "sequential", Caps(max_stories=2, parallelism=1))
+    assert shape(stories) == [
+        (
+            "S1",
+            "Steps 1-3: add a in a.py; add b in b.py; add c in c.py",
+            [],
+            ["a.py", "b.py", "c.py"],
+        ),
+        ("S2", "Steps 4-5: add d in d.py; add e in e.py", ["S1"], ["d.py", "e.py"]),
+    ]
+    assert stories[0].description.startswith("1. add a in a.py\n2. add b in b.py\n3. add c in c.py")
+
+
+# --------------------------------------------------------------------------- units
+
+
+def test_tests_for_four_files_make_four_parallel_stories() -> None:
+    stories = plan("add tests for a.py, b.py, c.py and d.py")
+    assert shape(stories) == [
+        ("S1", "Add tests for a.py", [], ["a.py", "tests/test_a.py"]),
+        ("S2", "Add tests for b.py", [], ["b.py", "tests/test_b.py"]),
+        ("S3", "Add tests for c.py", [], ["c.py", "tests/test_c.py"]),
+        ("S4", "Add tests for d.py", [], ["d.py", "tests/test_d.py"]),
+    ]
+    assert "b.py, c.py and d.py are handled by other stories" in stories[0].description
+
+
+def test_units_resolve_against_the_repository_files() -> None:
+    files = [
+        "src/pkg/a.py",
+        "src/pkg/b.py",
+        "tests/unit/test_a.py",
+        "web/src/widget.ts",
+        "README.md",
+    ]
+    stories = plan("Add tests for `a.py`, b.py and web/src/widget.ts.", files=files)
+    assert [s.write_surface for s in stories] == [
+        ["src/pkg/a.py", "tests/unit/test_a.py"],
+        ["src/pkg/b.py", "tests/test_b.py"],
+        ["web/src/widget.ts", "web/src/widget.test.ts"],
+    ]
+    assert stories[2].title == "Add tests for web/src/widget.ts"
+
+
+def test_units_without_tests_own_only_their_paths() -> None:
+    stories = plan("Add type hints to services/intake/, services/planner/ and services/merger/")
+    assert [s.write_surface for s in stories] == [
+        ["services/intake/**"],
+        ["services/planner/**"],
+        ["services/merger/**"],
+    ]
+
+
+def test_bulleted_units() -> None:
+    goal = "Add docstrings to these modules:\n- src/a.py\n- src/b.py\n- src/c.py"
+    stories = plan(goal)
+    assert shape(stories) == [
+        ("S1", "Add docstrings to these modules: src/a.py", [], ["src/a.py"]),
+        ("S2", "Add docstrings to these modules: src/b.py", [], ["src/b.py"]),
+        ("S3", "Add docstrings to these modules: src/c.py", [], ["src/c.py"]),
+    ]
+
+
+def test_bullets_with_their_own_actions() -> None:
+    goal = (
+        "Improve the docs:\n- README.md: add an install section\n- docs/usage.md: document --json"
+    )
+    stories = plan(goal)
+    assert shape(stories) == [
+        ("S1", "README.md: add an install section", [], ["README.md"]),
+        ("S2", "docs/usage.md: document --json", [], ["docs/usage.md"]),
+    ]
+
+
+def test_more_units_than_the_cap_are_grouped() -> None:
+    stories = plan(
+        "Add tests for a.py, b.py, c.py, d.py and e.py", caps=Caps(max_stories=2, parallelism=2)
+    )
+    assert [s.title for s in stories] == [
+        "Add tests for a.py, b.py and c.py",
+        "Add tests for d.py and e.py",
+    ]
+    assert stories[1].write_surface == ["d.py", "tests/test_d.py", "e.py", "tests/test_e.py"]
+
+
+@pytest.mark.parametrize(
+    "goal",
+    [
+        # work beyond the units would be repeated in every story
+        "Add tests for a.py and b.py and update the changelog",
+        "Add tests for a.py and b.py, then release",
+        "Add tests for a.py and b.py. Also bump the version.",
+        # the units are one change
+        "Make a.py and b.py share one parser",
+        "Rename the helper across a.py and b.py",
+        "Merge a.py and b.py",
+        # not one action over one list
+        "Fix the bug in a.py and update b.py",
+        "Move a.py and b.py into lib/",
+        "Compare a.py or b.py",
+        # bullets followed by more text
+        "Add docstrings:\n- a.py\n- b.py\nThen publish the docs.",
+        "Tidy up:\n- a.py\n- the build scripts",
+    ],
+)
+def test_goals_whose_units_are_not_independent_go_to_the_model(goal: str) -> None:
+    assert plan_goal(goal, "parallel", WIDE) is None
+
+
+@pytest.mark.parametrize(
+    "goal",
+    [
+        "Refactor the storage layer to be easier to test",
+        "Make the CLI nicer",
+        "Use Node.js and Vue.js for the dashboard",
+        "Support read/write and client/server modes",
+        "https://github.com/o/r/pull/12",
+    ],
+)
+def test_goals_without_structure_give_none(goal: str) -> None:
+    for mode in ("sequential", "parallel"):
+        assert plan_goal(goal, mode, WIDE) is None
+
+
+def test_every_story_is_a_piece_of_the_goal() -> None:
+    goal = "add tests for a.py, b.py, c.py and d.py"
+    for story in plan(goal):
+        assert story.description.endswith(f"Goal:\n{goal}")
+        assert story.acceptance == [], "no invented acceptance criteria"
