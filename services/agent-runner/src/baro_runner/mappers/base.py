@@ -1,0 +1,332 @@
+"""What every stream mapper shares: decoding, counting, usage totals, the one AgentFinished.
+
+A mapper turns one wire line into zero or more normalized events (DESIGN §3). It keeps a
+little state (open tool calls, the outcome so far) but does no I/O, and it never raises:
+a line that is not a JSON object is counted in ``skipped_lines``, a well-formed line of a
+kind the mapper does not know is counted in ``unknown_lines``, and both are skipped. Lines
+of kinds the mapper knows but has nothing to say about (hooks, deltas, turn markers) are
+neither.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Literal, NamedTuple
+
+import msgspec
+
+from baro_shared.schemas import (
+    AgentError,
+    AgentFinished,
+    AssistantText,
+    NormalizedEvent,
+    SessionStarted,
+    TokenUsage,
+    Usage,
+)
+
+EXCERPT_CHARS = 2000  # tool inputs, tool outputs, command outputs
+TEXT_CHARS = 32_000  # assistant text, thinking, final results (keeps bus messages small)
+_MAX_INT64 = 2**63 - 1
+
+JsonObject = dict[str, Any]
+ChangeKind = Literal["add", "update", "delete", "unknown"]
+
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def decode_line(line: bytes | str) -> object:
+    """Decode one wire line; raises on anything that is not exactly one JSON value."""
+    try:
+        return _decode(line)
+    except msgspec.DecodeError:
+        # msgspec rejects escaped lone surrogates, which JavaScript's JSON.stringify emits
+        # for text cut in the middle of a surrogate pair; the stdlib accepts them.
+        return _without_lone_surrogates(json.loads(line))
+
+
+def _without_lone_surrogates(value: object) -> object:
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            _without_lone_surrogates(key): _without_lone_surrogates(item)
+            for key, item in value.items()
+        }
+    return value
+
+
+# --------------------------------------------------------------------------- typed access
+
+
+def as_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def as_dict(value: object) -> JsonObject:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_int(value: object) -> int | None:
+    """An integer that fits in int64 (bools are not integers here)."""
+    if type(value) is int and -_MAX_INT64 <= value <= _MAX_INT64:
+        return value
+    return None
+
+
+def as_count(value: object) -> int | None:
+    """A token count: a non-negative int64, else unknown."""
+    number = as_int(value)
+    return number if number is not None and number >= 0 else None
+
+
+def as_float(value: object) -> float | None:
+    if type(value) is int and -_MAX_INT64 <= value <= _MAX_INT64:
+        return float(value)
+    if type(value) is float and math.isfinite(value):
+        return value
+    return None
+
+
+def text_of(content: object) -> str:
+    """Text of a string, or of a list of content blocks with ``text`` fields."""
+    if isinstance(content, str):
+        return content
+    parts = [
+        text
+        for block in as_list(content)
+        if isinstance(block, dict) and (text := as_str(block.get("text")))
+    ]
+    return "\n".join(parts)
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more chars]"
+
+
+def json_excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """A bounded JSON text of a decoded value ('' for null)."""
+    if value is None:
+        return ""
+    try:
+        return excerpt(_encode(value).decode(), limit)
+    except (TypeError, ValueError, OverflowError):
+        return ""
+
+
+def token_usage(
+    input: int | None,
+    cached_input: int | None,
+    output: int | None,
+    reasoning: int | None,
+) -> TokenUsage | None:
+    """A TokenUsage, or None when the line carried no count at all."""
+    usage = TokenUsage(input=input, cached_input=cached_input, output=output, reasoning=reasoning)
+    return usage if usage.is_known() else None
+
+
+def plus(total: int | None, *parts: int | None) -> int | None:
+    """``total`` plus the known parts; unknown stays unknown."""
+    if total is None:
+        return None
+    return total + sum(part for part in parts if part is not None)
+
+
+# --------------------------------------------------------------------------- errors
+
+_RETRYABLE_PHRASES = (
+    "rate limit",
+    "rate_limit",
+    "ratelimit",
+    "too many requests",
+    "overloaded",
+    "usage limit",
+    "high demand",
+    "capacity",
+    "temporarily unavailable",
+    "service unavailable",
+    "bad gateway",
+    "gateway timeout",
+    "internal server error",
+    "server_error",
+    "server error",
+    "timed out",
+    "timeout",
+    "connection reset",
+    "econnreset",
+    "stream disconnected",
+    "try again later",
+    "reconnecting",
+)
+_LEADING_STATUS = re.compile(
+    r"^\s*(?:api error:?\s*|http(?:/[\d.]+)?\s*|error:?\s*)?([1-5]\d\d)\b", re.IGNORECASE
+)
+_LABELLED_STATUS = re.compile(
+    r"\b(?:status(?:[ _]?code)?|http)\s*[:=]?\s*([1-5]\d\d)\b", re.IGNORECASE
+)
+
+
+def status_in(message: str) -> int | None:
+    """An HTTP status stated in an error message ("400 {...}", "status code 429")."""
+    match = _LEADING_STATUS.match(message) or _LABELLED_STATUS.search(message)
+    return int(match.group(1)) if match else None
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in (408, 425, 429) or 500 <= status <= 599
+
+
+def is_retryable(message: str, status: int | None = None) -> bool:
+    """Rate limits, overload and transient provider failures are worth retrying later;
+    a request the provider rejected (400, 401, 403, 404, model not found) is not."""
+    if status is None:
+        status = status_in(message)
+    if status is not None:
+        return is_retryable_status(status)
+    lowered = message.lower()
+    return any(phrase in lowered for phrase in _RETRYABLE_PHRASES)
+
+
+class Verdict(NamedTuple):
+    """How a run ended, as far as the stream tells."""
+
+    ok: bool
+    error: str | None = None
+    retryable: bool = False
+    status: int | None = None
+
+
+def verdict_from_exit_code(backend: str, exit_code: int | None) -> Verdict:
+    if exit_code == 0:
+        return Verdict(ok=True)
+    if exit_code is None:
+        return Verdict(ok=False, error=f"{backend}: the stream ended without a result")
+    return Verdict(ok=False, error=f"{backend} exited with code {exit_code} without a result")
+
+
+# --------------------------------------------------------------------------- the base class
+
+
+class StreamMapper:
+    """Maps one backend's wire stream, line by line, onto normalized events."""
+
+    backend: str = ""
+
+    def __init__(self) -> None:
+        self.skipped_lines = 0
+        self.unknown_lines = 0
+        self.session_id: str | None = None
+        self.usage = TokenUsage()
+        self._session_announced = False
+        self._finished: AgentFinished | None = None
+        self._failure: str | None = None  # the latest fatal error the stream reported
+        self._errors_emitted = 0
+        self._last_text: str | None = None
+        self._mapping_failures = 0  # lines whose mapping raised (a bug; tests keep it at 0)
+
+    # ---- public API
+
+    def feed(self, line: bytes | str) -> list[NormalizedEvent]:
+        """Normalized events of one wire line. Never raises."""
+        try:
+            if not line or line.isspace():
+                return []
+            obj = decode_line(line)
+        except Exception:
+            self.skipped_lines += 1
+            return []
+        if type(obj) is not dict:
+            self.skipped_lines += 1
+            return []
+        try:
+            events = self._map(obj)
+        except Exception:
+            self.skipped_lines += 1
+            self._mapping_failures += 1
+            return []
+        return self._record(events)
+
+    def finish(self, exit_code: int | None = None) -> list[NormalizedEvent]:
+        """The closing events once the stream has ended: exactly one AgentFinished per
+        mapper overall (nothing here if the stream already carried its terminal result).
+        The outcome comes from the stream; the exit code decides only when it is silent."""
+        if self._finished is not None:
+            return []
+        try:
+            verdict = self._stream_verdict()
+        except Exception:
+            self._mapping_failures += 1
+            verdict = None
+        if verdict is None:
+            verdict = verdict_from_exit_code(self.backend, exit_code)
+        events: list[NormalizedEvent] = []
+        if not verdict.ok and self._errors_emitted == 0:
+            events.append(
+                AgentError(
+                    message=verdict.error or f"{self.backend} failed",
+                    retryable=verdict.retryable,
+                    status=verdict.status,
+                )
+            )
+        result = excerpt(self._last_text, TEXT_CHARS) if self._last_text else None
+        events.append(AgentFinished(ok=verdict.ok, error=verdict.error, result=result))
+        return self._record(events)
+
+    @property
+    def outcome_ok(self) -> bool | None:
+        """None until the run's outcome is known (the terminal result or ``finish``)."""
+        return None if self._finished is None else self._finished.ok
+
+    @property
+    def error(self) -> str | None:
+        if self._finished is not None:
+            return self._finished.error
+        return self._failure
+
+    # ---- for subclasses
+
+    def _map(self, obj: JsonObject) -> list[NormalizedEvent]:
+        raise NotImplementedError
+
+    def _stream_verdict(self) -> Verdict | None:
+        """The outcome the stream states so far, or None when it says nothing."""
+        raise NotImplementedError
+
+    def _announce(self, session_id: str | None, model: str | None = None) -> list[NormalizedEvent]:
+        """SessionStarted, once, as soon as a session id is known."""
+        if session_id and self.session_id is None:
+            self.session_id = session_id
+        if self._session_announced or self.session_id is None:
+            return []
+        self._session_announced = True
+        return [SessionStarted(session_id=self.session_id, model=model)]
+
+    def _record(self, events: list[NormalizedEvent]) -> list[NormalizedEvent]:
+        kept: list[NormalizedEvent] = []
+        for event in events:
+            if isinstance(event, AgentFinished):
+                if self._finished is not None:
+                    continue
+                self._finished = event
+            elif isinstance(event, Usage):
+                self.usage = self.usage + event.usage
+            elif isinstance(event, AgentError):
+                self._errors_emitted += 1
+            elif isinstance(event, AssistantText):
+                self._last_text = event.text
+            kept.append(event)
+        return kept
