@@ -1,0 +1,868 @@
+"""baro's scripted agent: a TEST/DEMO stand-in for Claude Code in headless mode.
+
+It is invoked like `claude -p PROMPT --output-format stream-json --verbose` and writes
+Claude Code's stream-json lines, but no model is ever called: every action comes from a
+small JSON script (see docs/scripted-agent.md). Standard library only, and kept cheap to
+import, because the runner starts it once per story.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, NoReturn
+
+LABEL = "baro scripted agent: test/demo only, no model was called"
+VERSION = "0.1.0+baro.scripted"
+DEFAULT_MODEL = "baro-scripted"
+TOOLS = ["Bash", "Edit", "Read", "Write"]
+# Claude Code cuts Bash output at 30000 characters; so does this agent.
+BASH_OUTPUT_LIMIT = 30_000
+FALLBACK_CHANGE_FILE = "CHANGES.md"
+
+# Reported in result.usage when the script has no `usage` step. Every field is non-zero
+# so a mapper that drops one of them shows up in tests: normalized input = 1000.
+DEFAULT_USAGE = {"input": 100, "cache_write": 200, "cached": 700, "output": 50}
+USAGE_FIELDS = {
+    "input": "input_tokens",
+    "cache_write": "cache_creation_input_tokens",
+    "cached": "cache_read_input_tokens",
+    "output": "output_tokens",
+}
+# Like Claude Code's message_start snapshot on assistant lines; never the totals.
+MESSAGE_USAGE_SNAPSHOT = {
+    "input_tokens": 2,
+    "cache_creation_input_tokens": 0,
+    "cache_read_input_tokens": 0,
+    "output_tokens": 1,
+    "service_tier": "standard",
+}
+
+FILE_CONTENT_STEPS = frozenset({"write", "append"})
+
+# How the default change line is marked in a file, by extension ("" = no extension).
+_EXTENSIONS_BY_LINE_PREFIX: dict[str, tuple[str, ...]] = {
+    "": ("", ".md", ".markdown", ".txt", ".rst", ".adoc"),
+    "# ": (".py", ".sh", ".bash", ".rb", ".r", ".toml", ".yaml", ".yml", ".cfg", ".ini"),
+    "// ": (".js", ".jsx", ".mjs", ".ts", ".tsx", ".go", ".rs", ".c", ".h", ".cc", ".cpp"),
+}
+LINE_PREFIX_BY_EXTENSION = {
+    extension: prefix
+    for prefix, extensions in _EXTENSIONS_BY_LINE_PREFIX.items()
+    for extension in extensions
+}
+GLOB_CHARS = frozenset("*?[")
+
+Step = dict[str, Any]
+
+
+class ScriptError(Exception):
+    """The script or the environment is unusable: reported on stderr, exit code 2."""
+
+
+class ToolFailure(Exception):
+    """A tool step failed: reported as an error tool_result, and the run goes on."""
+
+
+class Story(NamedTuple):
+    id: str
+    title: str
+    attempt: int
+    write_surface: list[str]
+
+
+class Finish(NamedTuple):
+    exit_code: int
+
+
+# --- script loading and validation --------------------------------------------------
+
+
+def load_script(env: Mapping[str, str]) -> tuple[Any, str]:
+    """Return the parsed script (None when absent) and where it came from."""
+    inline = env.get("BARO_AGENT_SCRIPT", "")
+    if inline.strip():
+        return _parse_json(inline, "BARO_AGENT_SCRIPT"), "env:BARO_AGENT_SCRIPT"
+    path = env.get("BARO_AGENT_SCRIPT_FILE", "")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+        except OSError as exc:
+            raise ScriptError(f"cannot read BARO_AGENT_SCRIPT_FILE {path!r}: {exc}") from exc
+        return _parse_json(text, path), f"file:{path}"
+    return None, "none"
+
+
+def _parse_json(text: str, origin: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScriptError(f"{origin} is not valid JSON: {exc}") from exc
+
+
+def validate_script(script: Any) -> None:
+    """Check every rule and step up front, so a typo fails loudly even in an unused rule."""
+    if not isinstance(script, dict):
+        raise ScriptError("the script must be a JSON object")
+    _reject_unknown_keys(script, {"stories", "default"}, "script")
+    stories = script.get("stories", [])
+    if not isinstance(stories, list):
+        raise ScriptError("script.stories must be a list")
+    for index, rule in enumerate(stories):
+        _validate_rule(rule, f"stories[{index}]")
+    if "default" in script:
+        default = script["default"]
+        if not isinstance(default, dict):
+            raise ScriptError("script.default must be an object")
+        _reject_unknown_keys(default, {"steps"}, "default")
+        _validate_steps(default.get("steps"), "default")
+
+
+def _validate_rule(rule: Any, where: str) -> None:
+    if not isinstance(rule, dict):
+        raise ScriptError(f"{where} must be an object")
+    _reject_unknown_keys(rule, {"match", "attempts", "steps"}, where)
+    match = rule.get("match", {})
+    if not isinstance(match, dict):
+        raise ScriptError(f"{where}.match must be an object")
+    _reject_unknown_keys(match, {"id", "title"}, f"{where}.match")
+    if "id" in match and not isinstance(match["id"], str):
+        raise ScriptError(f"{where}.match.id must be a string")
+    if "title" in match:
+        if not isinstance(match["title"], str):
+            raise ScriptError(f"{where}.match.title must be a string (a regular expression)")
+        try:
+            re.compile(match["title"])
+        except re.error as exc:
+            raise ScriptError(f"{where}.match.title is not a valid regex: {exc}") from exc
+    attempts = rule.get("attempts")
+    if attempts is not None and not (
+        isinstance(attempts, list) and all(_is_int(a) and a >= 1 for a in attempts)
+    ):
+        raise ScriptError(f"{where}.attempts must be a list of attempt numbers (1, 2, ...)")
+    _validate_steps(rule.get("steps"), where)
+
+
+def _validate_steps(steps: Any, where: str) -> None:
+    if not isinstance(steps, list):
+        raise ScriptError(f"{where}.steps must be a list")
+    for index, step in enumerate(steps):
+        _validate_step(step, f"{where}.steps[{index}]")
+
+
+def _validate_step(step: Any, where: str) -> None:
+    if not isinstance(step, dict):
+        raise ScriptError(f"{where} must be an object")
+    kinds = [key for key in step if key in STEP_KINDS]
+    if len(kinds) != 1:
+        raise ScriptError(
+            f"{where} must have exactly one of {sorted(STEP_KINDS)} (got {sorted(step)})"
+        )
+    kind = kinds[0]
+    _reject_unknown_keys(step, {kind, "content"} if kind in FILE_CONTENT_STEPS else {kind}, where)
+    value = step[kind]
+    problem = _step_value_problem(kind, value, step)
+    if problem:
+        raise ScriptError(f"{where}: {kind} {problem}")
+
+
+def _step_value_problem(kind: str, value: Any, step: Step) -> str | None:
+    if kind in ("write", "append"):
+        if not isinstance(value, str) or not value:
+            return "needs a non-empty path"
+        if not isinstance(step.get("content"), str):
+            return "needs a string 'content'"
+    elif kind in ("delete", "run", "text", "fail"):
+        if not isinstance(value, str) or not value:
+            return "needs a non-empty string"
+    elif kind in ("sleep", "spawn_child"):
+        if not _is_seconds(value):
+            return "needs a number of seconds >= 0"
+    elif kind == "hang":
+        if value is not None and not _is_seconds(value):
+            return "needs a number of seconds >= 0, or null for forever"
+    elif kind == "crash":
+        if not (_is_int(value) and 0 <= value <= 255):
+            return "needs an exit code 0..255"
+    elif kind == "usage":
+        if not isinstance(value, dict) or not set(value) <= set(USAGE_FIELDS):
+            return f"needs an object with keys among {sorted(USAGE_FIELDS)}"
+        if not all(_is_int(count) and count >= 0 for count in value.values()):
+            return "counts must be integers >= 0"
+    elif kind == "api_error":
+        if not isinstance(value, dict) or not set(value) <= {"status", "message"}:
+            return "needs an object {status, message}"
+        if not (_is_int(value.get("status")) and 100 <= value["status"] <= 599):
+            return "needs an HTTP status 100..599"
+        if not isinstance(value.get("message", ""), str):
+            return "message must be a string"
+    elif kind == "flood":
+        if not isinstance(value, dict) or set(value) != {"lines", "bytes"}:
+            return "needs an object {lines, bytes}"
+        if not all(_is_int(count) and count >= 0 for count in value.values()):
+            return "lines and bytes must be integers >= 0"
+    return None
+
+
+def _reject_unknown_keys(
+    obj: dict[str, Any], allowed: set[str] | frozenset[str], where: str
+) -> None:
+    unknown = sorted(set(obj) - set(allowed))
+    if unknown:
+        raise ScriptError(f"{where} has unknown keys {unknown} (allowed: {sorted(allowed)})")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_seconds(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+# --- choosing the steps ------------------------------------------------------------
+
+
+def select_steps(script: Any, story: Story, workspace: str) -> tuple[list[Step], str]:
+    """Return the steps to run and a name for the rule that supplied them."""
+    if script is not None:
+        validate_script(script)
+        for index, rule in enumerate(script.get("stories", [])):
+            if _rule_applies(rule, story):
+                return rule["steps"], f"stories[{index}]"
+        if "default" in script:
+            return script["default"]["steps"], "default"
+    return builtin_default_steps(story, workspace), "builtin-default"
+
+
+def _rule_applies(rule: Step, story: Story) -> bool:
+    match = rule.get("match", {})
+    if "id" in match and match["id"] != story.id:
+        return False
+    if "title" in match and not re.search(match["title"], story.title):
+        return False
+    attempts = rule.get("attempts")
+    return attempts is None or story.attempt in attempts
+
+
+def builtin_default_steps(story: Story, workspace: str) -> list[Step]:
+    """Append one line naming the story to a file it may write, or to CHANGES.md."""
+    target, prefix = FALLBACK_CHANGE_FILE, ""
+    for entry in story.write_surface:
+        if _is_concrete_file(entry, workspace):
+            extension = os.path.splitext(entry)[1].lower()
+            if extension in LINE_PREFIX_BY_EXTENSION:
+                target, prefix = entry, LINE_PREFIX_BY_EXTENSION[extension]
+                break
+    title = story.title or "scripted change"
+    separator = "" if _ends_with_newline_or_empty(os.path.join(workspace, target)) else "\n"
+    return [
+        {"text": f"Recording story {story.id or '(no id)'} in {target}."},
+        {"append": target, "content": f"{separator}{prefix}- {title}\n"},
+    ]
+
+
+def _is_concrete_file(entry: str, workspace: str) -> bool:
+    if not entry or entry.endswith("/") or GLOB_CHARS & set(entry):
+        return False
+    return not os.path.isdir(os.path.join(workspace, entry))
+
+
+def _ends_with_newline_or_empty(path: str) -> bool:
+    try:
+        with open(path, "rb") as file:
+            if file.seek(0, os.SEEK_END) == 0:
+                return True
+            file.seek(-1, os.SEEK_END)
+            return file.read(1) == b"\n"
+    except OSError:
+        return True
+
+
+# --- the stream --------------------------------------------------------------------
+
+
+def _uuid4() -> str:
+    # The uuid module imports `platform` on Linux; this keeps start-up short.
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    hex_ = raw.hex()
+    return f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-{hex_[16:20]}-{hex_[20:]}"
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _anthropic_id(prefix: str) -> str:
+    return prefix + "01" + "".join(_BASE62[byte % 62] for byte in os.urandom(22))
+
+
+def _timestamp() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
+
+
+def _encode(event: dict[str, Any]) -> bytes:
+    line = json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n"
+    # Lone surrogates (possible in script JSON) cannot be UTF-8 encoded as they are.
+    return line.encode("utf-8", "replace")
+
+
+def _write_line(data: bytes) -> None:
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        # The reader went away; there is nobody left to report to.
+        os._exit(1)
+
+
+# --- the agent ---------------------------------------------------------------------
+
+
+class ScriptedAgent:
+    def __init__(self, story: Story, workspace: str, model: str, session_id: str) -> None:
+        self.story = story
+        self.workspace = workspace
+        self.model = model
+        self.session_id = session_id
+        self.started = time.monotonic()
+        self.turns = 0
+        self.steps_done = 0
+        self.usage: dict[str, int] | None = None
+
+    def emit(self, event: dict[str, Any]) -> None:
+        _write_line(_encode(event))
+
+    def emit_init(self, permission_mode: str, script_source: str, rule: str) -> None:
+        self.emit(
+            {
+                "type": "system",
+                "subtype": "init",
+                "cwd": self.workspace,
+                "session_id": self.session_id,
+                "tools": TOOLS,
+                "mcp_servers": [],
+                "model": self.model,
+                "permissionMode": permission_mode,
+                "slash_commands": [],
+                "apiKeySource": "none",
+                "claude_code_version": VERSION,
+                "output_style": "default",
+                "agents": [],
+                "skills": [],
+                "plugins": [],
+                "uuid": _uuid4(),
+                "scripted_agent": {"label": LABEL, "script": script_source, "rule": rule},
+            }
+        )
+
+    def run(self, steps: list[Step]) -> int:
+        for step in steps:
+            kind = next(key for key in step if key in STEP_KINDS)
+            outcome = self.STEP_HANDLERS[kind](self, step[kind], step)
+            self.steps_done += 1
+            if isinstance(outcome, Finish):
+                return outcome.exit_code
+        story = self.story
+        closing = (
+            f"Finished {self.steps_done} scripted step(s) "
+            f"for story {story.id or '(no id)'}, attempt {story.attempt}."
+        )
+        self.assistant_text(closing)
+        self.emit_result(
+            subtype="success",
+            is_error=False,
+            text=closing,
+            stop_reason="end_turn",
+            terminal_reason="completed",
+        )
+        return 0
+
+    # -- line builders
+
+    def assistant_line(
+        self, block: dict[str, Any], *, message_id: str | None = None, model: str | None = None
+    ) -> dict[str, Any]:
+        if message_id is None:
+            message_id = self.new_message_id()
+        return {
+            "type": "assistant",
+            "message": {
+                "model": model or self.model,
+                "id": message_id,
+                "type": "message",
+                "role": "assistant",
+                "content": [block],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": MESSAGE_USAGE_SNAPSHOT,
+            },
+            "parent_tool_use_id": None,
+            "session_id": self.session_id,
+            "uuid": _uuid4(),
+            "timestamp": _timestamp(),
+        }
+
+    def new_message_id(self) -> str:
+        self.turns += 1
+        return _anthropic_id("msg_")
+
+    def assistant_text(self, text: str) -> None:
+        self.emit(self.assistant_line({"type": "text", "text": text}))
+
+    def tool(self, name: str, tool_input: dict[str, Any], perform: Callable[[], Any]) -> None:
+        """Emit a tool_use, carry it out, emit its tool_result.
+
+        `perform` returns (content, tool_use_result) or raises ToolFailure.
+        """
+        tool_id = _anthropic_id("toolu_")
+        self.emit(
+            self.assistant_line(
+                {"type": "tool_use", "id": tool_id, "name": name, "input": tool_input}
+            )
+        )
+        result: dict[str, Any] = {"tool_use_id": tool_id, "type": "tool_result"}
+        try:
+            content, tool_use_result = perform()
+        except ToolFailure as failure:
+            content, tool_use_result = str(failure), f"Error: {failure}"
+            result["is_error"] = True
+        result["content"] = content
+        self.emit(
+            {
+                "type": "user",
+                "message": {"role": "user", "content": [result]},
+                "parent_tool_use_id": None,
+                "session_id": self.session_id,
+                "uuid": _uuid4(),
+                "timestamp": _timestamp(),
+                "tool_use_result": tool_use_result,
+            }
+        )
+
+    def emit_result(
+        self,
+        *,
+        subtype: str,
+        is_error: bool,
+        text: str,
+        stop_reason: str | None,
+        terminal_reason: str,
+        api_error_status: int | None = None,
+        errors: list[str] | None = None,
+    ) -> None:
+        counts = self.usage if self.usage is not None else DEFAULT_USAGE
+        usage = {wire: counts.get(name, 0) for name, wire in USAGE_FIELDS.items()}
+        event: dict[str, Any] = {
+            "type": "result",
+            "subtype": subtype,
+            "is_error": is_error,
+            "duration_ms": int((time.monotonic() - self.started) * 1000),
+            "duration_api_ms": 0,
+            "num_turns": self.turns,
+            "result": f"{text} [{LABEL}]",
+            "stop_reason": stop_reason,
+            "session_id": self.session_id,
+            "total_cost_usd": 0,
+            "usage": {
+                **usage,
+                "server_tool_use": {"web_search_requests": 0, "web_fetch_requests": 0},
+                "service_tier": "standard",
+            },
+            "modelUsage": {
+                self.model: {
+                    "inputTokens": usage["input_tokens"],
+                    "outputTokens": usage["output_tokens"],
+                    "cacheReadInputTokens": usage["cache_read_input_tokens"],
+                    "cacheCreationInputTokens": usage["cache_creation_input_tokens"],
+                    "webSearchRequests": 0,
+                    "costUSD": 0,
+                }
+            },
+            "permission_denials": [],
+            "terminal_reason": terminal_reason,
+            "api_error_status": api_error_status,
+            "uuid": _uuid4(),
+        }
+        if errors is not None:
+            event["errors"] = errors
+        self.emit(event)
+
+    # -- paths
+
+    def display_path(self, path: str) -> str:
+        return os.path.normpath(os.path.join(self.workspace, path))
+
+    def resolve_inside(self, path: str) -> str:
+        """The real path of `path`, or ToolFailure when it (or a symlink on it) leaves the workspace."""
+        real = os.path.realpath(os.path.join(self.workspace, path))
+        if real != self.workspace and not real.startswith(self.workspace + os.sep):
+            raise ToolFailure(f"Refused: {path} is outside the workspace {self.workspace}")
+        return real
+
+    # -- step handlers: each takes the step's value and the whole step
+
+    def do_write(self, path: str, step: Step) -> None:
+        content: str = step["content"]
+        shown = self.display_path(path)
+
+        def perform() -> tuple[str, dict[str, Any]]:
+            real = self.resolve_inside(path)
+            original = _read_text_or_none(real)
+            try:
+                os.makedirs(os.path.dirname(real), exist_ok=True)
+                with open(real, "w", encoding="utf-8", newline="") as file:
+                    file.write(content)
+            except OSError as exc:
+                raise ToolFailure(f"{exc.strerror or exc}: {shown}") from exc
+            if original is None:
+                message = f"File created successfully at: {shown}"
+            else:
+                message = f"The file {shown} has been updated successfully."
+            return message, {
+                "type": "create" if original is None else "update",
+                "filePath": shown,
+                "content": content,
+                "structuredPatch": [],
+                "originalFile": original,
+                "userModified": False,
+            }
+
+        self.tool("Write", {"file_path": shown, "content": content}, perform)
+
+    def do_append(self, path: str, step: Step) -> None:
+        content: str = step["content"]
+        shown = self.display_path(path)
+        try:
+            original = _read_text_or_none(self.resolve_inside(path))
+        except ToolFailure:
+            original = None
+        if not original:
+            # Appending to a missing or empty file is what Claude would do with Write.
+            self.do_write(path, step)
+            return
+        # Claude appends by editing the file's last line: old_string = that line.
+        tail = original[original.rstrip("\n").rfind("\n") + 1 :]
+
+        def perform() -> tuple[str, dict[str, Any]]:
+            real = self.resolve_inside(path)
+            try:
+                with open(real, "a", encoding="utf-8", newline="") as file:
+                    file.write(content)
+            except OSError as exc:
+                raise ToolFailure(f"{exc.strerror or exc}: {shown}") from exc
+            return f"The file {shown} has been updated successfully.", {
+                "filePath": shown,
+                "oldString": tail,
+                "newString": tail + content,
+                "originalFile": original,
+                "structuredPatch": [],
+                "userModified": False,
+                "replaceAll": False,
+            }
+
+        tool_input = {
+            "file_path": shown,
+            "old_string": tail,
+            "new_string": tail + content,
+            "replace_all": False,
+        }
+        self.tool("Edit", tool_input, perform)
+
+    def do_delete(self, path: str, step: Step) -> None:
+        # Claude Code has no delete tool; it runs `rm` through Bash.
+        def perform() -> tuple[str, dict[str, Any]]:
+            real = self.resolve_inside(path)
+            try:
+                os.remove(real)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise ToolFailure(f"Exit code 1\nrm: cannot remove '{path}': {reason}") from exc
+            return "", _bash_tool_use_result("", "")
+
+        command = f"rm -- {shlex.quote(path)}"
+        self.tool("Bash", {"command": command, "description": f"Delete {path}"}, perform)
+
+    def do_run(self, command: str, step: Step) -> None:
+        def perform() -> tuple[str, dict[str, Any]]:
+            exit_code, stdout, stderr = _run_shell(command, self.workspace)
+            output = "\n".join(part for part in (stdout.rstrip("\n"), stderr.rstrip("\n")) if part)
+            output = output[:BASH_OUTPUT_LIMIT]
+            if exit_code != 0:
+                raise ToolFailure(f"Exit code {exit_code}\n{output}".rstrip("\n"))
+            return output, _bash_tool_use_result(
+                stdout[:BASH_OUTPUT_LIMIT], stderr[:BASH_OUTPUT_LIMIT]
+            )
+
+        self.tool("Bash", {"command": command, "description": "Run a scripted command"}, perform)
+
+    def do_text(self, text: str, step: Step) -> None:
+        self.assistant_text(text)
+
+    def do_sleep(self, seconds: float, step: Step) -> None:
+        time.sleep(seconds)
+
+    def do_hang(self, seconds: float | None, step: Step) -> None:
+        if seconds is not None:
+            time.sleep(seconds)
+            return
+        while True:
+            time.sleep(3600)
+
+    def do_usage(self, counts: dict[str, int], step: Step) -> None:
+        if self.usage is None:
+            self.usage = dict.fromkeys(USAGE_FIELDS, 0)
+        for name, count in counts.items():
+            self.usage[name] += count
+
+    def do_fail(self, message: str, step: Step) -> Finish:
+        self.assistant_text(message)
+        self.emit_result(
+            subtype="error_during_execution",
+            is_error=True,
+            text=message,
+            stop_reason=None,
+            terminal_reason="model_error",
+            errors=[message],
+        )
+        return Finish(1)
+
+    def do_api_error(self, error: dict[str, Any], step: Step) -> Finish:
+        status: int = error["status"]
+        message: str = error.get("message") or "scripted API error"
+        body = {"type": "error", "error": {"type": _api_error_type(status), "message": message}}
+        text = f"API Error: {status} {json.dumps(body)}"
+        line = self.assistant_line({"type": "text", "text": text}, model="<synthetic>")
+        line["message"]["stop_reason"] = "stop_sequence"
+        line["message"]["usage"] = dict.fromkeys(USAGE_FIELDS.values(), 0)
+        line["error"] = _assistant_error(status)
+        line["is_api_error_message"] = True
+        self.emit(line)
+        self.emit_result(
+            subtype="success",
+            is_error=True,
+            text=text,
+            stop_reason="stop_sequence",
+            terminal_reason="api_error",
+            api_error_status=status,
+        )
+        return Finish(1)
+
+    def do_crash(self, exit_code: int, step: Step) -> NoReturn:
+        os._exit(exit_code)
+
+    def do_flood(self, flood: dict[str, int], step: Step) -> None:
+        text = ("flood " * (flood["bytes"] // 6 + 1))[: flood["bytes"]]
+        line = self.assistant_line({"type": "text", "text": text})
+        del line["uuid"]
+        # Serialize the large line once; only its uuid changes from line to line.
+        head = _encode(line)[:-2] + b',"uuid":"'
+        for _ in range(flood["lines"]):
+            _write_line(head + _uuid4().encode() + b'"}\n')
+
+    def do_spawn_child(self, seconds: float, step: Step) -> None:
+        def perform() -> tuple[str, dict[str, Any]]:
+            import subprocess
+
+            # Deliberately never waited for or killed: cleaning up is the runner's job.
+            child = subprocess.Popen(
+                ["sleep", str(seconds)],
+                cwd=self.workspace,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            return f"Command running in background with ID: {child.pid}", {
+                **_bash_tool_use_result("", ""),
+                "backgroundTaskId": str(child.pid),
+            }
+
+        tool_input = {
+            "command": f"sleep {seconds}",
+            "description": "Start a background process",
+            "run_in_background": True,
+        }
+        self.tool("Bash", tool_input, perform)
+
+    STEP_HANDLERS: dict[str, Callable[[ScriptedAgent, Any, Step], Finish | None]] = {
+        "write": do_write,
+        "append": do_append,
+        "delete": do_delete,
+        "run": do_run,
+        "text": do_text,
+        "sleep": do_sleep,
+        "usage": do_usage,
+        "fail": do_fail,
+        "api_error": do_api_error,
+        "hang": do_hang,
+        "crash": do_crash,
+        "flood": do_flood,
+        "spawn_child": do_spawn_child,
+    }
+
+
+# Every step kind is a key of the handler table (used by validation above).
+STEP_KINDS = frozenset(ScriptedAgent.STEP_HANDLERS)
+
+
+def _read_text_or_none(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as file:
+            return file.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+
+
+def _bash_tool_use_result(stdout: str, stderr: str) -> dict[str, Any]:
+    return {"stdout": stdout, "stderr": stderr, "interrupted": False, "isImage": False}
+
+
+# The shell of a running `run` step, killed with us on SIGTERM/SIGINT.
+_foreground_pid: int | None = None
+
+
+def _run_shell(command: str, cwd: str) -> tuple[int, str, str]:
+    import subprocess  # only scripts with `run` steps pay for this import
+
+    global _foreground_pid
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    _foreground_pid = process.pid
+    try:
+        stdout, stderr = process.communicate()
+    finally:
+        _foreground_pid = None
+    return (
+        process.returncode,
+        stdout.decode("utf-8", "replace"),
+        stderr.decode("utf-8", "replace"),
+    )
+
+
+def _api_error_type(status: int) -> str:
+    types = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        529: "overloaded_error",
+    }
+    return types.get(status, "api_error")
+
+
+def _assistant_error(status: int) -> str:
+    if status in (401, 403):
+        return "authentication_failed"
+    if status == 402:
+        return "billing_error"
+    if status == 429:
+        return "rate_limit"
+    if status >= 500:
+        return "server_error"
+    if status >= 400:
+        return "invalid_request"
+    return "unknown"
+
+
+# --- entry point -------------------------------------------------------------------
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    # os._exit, not SystemExit: a flush at interpreter exit could block on a full pipe.
+    if _foreground_pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(_foreground_pid, signal.SIGKILL)
+    os._exit(128 + signum)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="baro-scripted-agent",
+        description=(
+            "TEST/DEMO AGENT - calls no model. Speaks Claude Code's headless stream-json "
+            "(`claude -p PROMPT --output-format stream-json --verbose`) and carries out the "
+            "JSON script given in BARO_AGENT_SCRIPT (inline) or BARO_AGENT_SCRIPT_FILE (a path), "
+            "for the story described by BARO_STORY_ID, BARO_STORY_TITLE, BARO_ATTEMPT and "
+            "BARO_WRITE_SURFACE. Without a script it appends one line naming the story to a "
+            "file of its write surface (or CHANGES.md). See docs/scripted-agent.md."
+        ),
+    )
+    parser.add_argument("prompt", nargs="?", default="", help="the prompt (only recorded)")
+    parser.add_argument("-p", "--print", action="store_true", help="headless mode (accepted)")
+    parser.add_argument("--output-format", default="text", help="must be stream-json")
+    parser.add_argument("--verbose", action="store_true", help="required with stream-json")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="reported as the model")
+    parser.add_argument("--session-id", help="use this session id instead of a random one")
+    parser.add_argument("--permission-mode", default="bypassPermissions", help="reported only")
+    parser.add_argument(
+        "--dangerously-skip-permissions", action="store_true", help="accepted, ignored"
+    )
+    parser.add_argument("--max-turns", type=int, help="accepted, ignored")
+    parser.add_argument("--version", action="version", version=f"{VERSION} ({LABEL})")
+    args = parser.parse_args(argv)
+    if args.output_format != "stream-json":
+        parser.error("only --output-format stream-json is supported by the scripted agent")
+    if not args.verbose:
+        parser.error("--output-format=stream-json requires --verbose")
+    return args
+
+
+def story_from_env(env: Mapping[str, str]) -> Story:
+    attempt_text = env.get("BARO_ATTEMPT", "1") or "1"
+    try:
+        attempt = int(attempt_text)
+    except ValueError:
+        raise ScriptError(f"BARO_ATTEMPT must be an integer, got {attempt_text!r}") from None
+    surface_text = env.get("BARO_WRITE_SURFACE", "") or "[]"
+    try:
+        surface = json.loads(surface_text)
+    except json.JSONDecodeError as exc:
+        raise ScriptError(f"BARO_WRITE_SURFACE is not valid JSON: {exc}") from exc
+    if not (isinstance(surface, list) and all(isinstance(entry, str) for entry in surface)):
+        raise ScriptError("BARO_WRITE_SURFACE must be a JSON list of paths")
+    title = env.get("BARO_STORY_TITLE", "").strip().splitlines()
+    return Story(
+        id=env.get("BARO_STORY_ID", ""),
+        title=title[0] if title else "",
+        attempt=attempt,
+        write_surface=surface,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    signal.signal(signal.SIGINT, _exit_on_signal)
+    args = parse_args(argv)
+    workspace = os.path.realpath(os.getcwd())
+    try:
+        story = story_from_env(os.environ)
+        script, script_source = load_script(os.environ)
+        steps, rule = select_steps(script, story, workspace)
+    except ScriptError as exc:
+        print(f"baro-scripted-agent: {exc}", file=sys.stderr)
+        return 2
+    agent = ScriptedAgent(story, workspace, args.model, args.session_id or _uuid4())
+    agent.emit_init(args.permission_mode, script_source, rule)
+    return agent.run(steps)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
