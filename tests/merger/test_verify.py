@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from baro_merger.verify import verify
+
+
+async def test_verify_passes_and_runs_in_a_checkout_of_the_head(bench: Any) -> None:
+    user = bench.make_repo("user", {"check.sh": "test -f feature.txt && echo verified\n"})
+    prepared = await bench.prepare("r", user)
+    result = bench.story(prepared.repo, prepared.base, {"feature.txt": "on\n"})
+    head = result.head
+    bench.git(prepared.repo, "fetch", "--quiet", str(result.bundle), f"{head}:refs/test/head")
+    before = bench.snapshot(user)
+
+    outcome = await verify(prepared.repo, head, "sh check.sh", timeout=30, work_root=bench.root)
+
+    assert outcome.ok and outcome.exit_code == 0 and not outcome.timed_out
+    assert "verified" in outcome.output
+    assert bench.snapshot(user) == before
+    assert [p.name for p in bench.root.iterdir() if p.name.startswith("baro-verify-")] == []
+
+
+async def test_verify_failure_reports_the_exit_code_and_the_output_tail(bench: Any) -> None:
+    user = bench.make_repo("user", {"a": "1\n"})
+    prepared = await bench.prepare("r", user)
+    outcome = await verify(
+        prepared.repo,
+        prepared.base,
+        ["sh", "-c", "for i in $(seq 1 3000); do echo line $i; done; echo boom >&2; exit 3"],
+        timeout=30,
+        excerpt_chars=200,
+    )
+    assert not outcome.ok and outcome.exit_code == 3
+    assert outcome.output.endswith("line 3000\nboom\n") and len(outcome.output) <= 200
+
+
+async def test_verify_timeout_kills_the_command(bench: Any) -> None:
+    user = bench.make_repo("user", {"a": "1\n"})
+    prepared = await bench.prepare("r", user)
+    started = time.monotonic()
+    outcome = await verify(
+        prepared.repo, prepared.base, "echo started; sleep 30 & sleep 30", timeout=1
+    )
+    assert time.monotonic() - started < 10
+    assert not outcome.ok and outcome.timed_out and outcome.exit_code is None
+    assert "started" in outcome.output and "timed out" in outcome.output
+
+
+async def test_verify_with_a_missing_program(bench: Any) -> None:
+    user = bench.make_repo("user", {"a": "1\n"})
+    prepared = await bench.prepare("r", user)
+    outcome = await verify(prepared.repo, prepared.base, ["/nonexistent/tool"], timeout=5)
+    assert not outcome.ok and outcome.exit_code == 127 and "cannot start" in outcome.output
