@@ -1,0 +1,3 @@
+from baro_cli.main import main
+
+main()

@@ -1,0 +1,300 @@
+"""Submitting a goal and following its run to the end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from nats.js.api import Header
+
+from baro_shared import schemas as s
+from baro_shared import topology as t
+from baro_shared.bus import Bus
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_ATTENTION = 3
+EXIT_CANCELLED = 130
+
+Picker = Callable[[s.IntakeDecision], s.Mode | None]
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+@dataclass
+class RunReport:
+    """What the user sees at the end (and `--json` prints)."""
+
+    run_id: str
+    status: str = "submitted"
+    reason: str | None = None
+    mode: str | None = None
+    confidence: float | None = None
+    mode_reason: str | None = None
+    mode_source: str | None = None
+    vague: bool = False
+    interpretation: str | None = None
+    stories: list[dict[str, Any]] = field(default_factory=list)
+    enforcement: list[str] = field(default_factory=list)
+    branch: str | None = None
+    base: str | None = None
+    head: str | None = None
+    files_changed: list[str] = field(default_factory=list)
+    dropped_artifacts: list[str] = field(default_factory=list)
+    pr_url: str | None = None
+    publish_note: str | None = None
+    tokens: dict[str, int | None] = field(default_factory=dict)
+    wall_s: float = 0.0
+    agent_s: float = 0.0
+    speedup: float | None = None
+    first_agent_s: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+class Progress:
+    """Line-oriented progress on stderr (safe in logs and pipes)."""
+
+    def __init__(self, out: TextIO, quiet: bool = False) -> None:
+        self.out = out
+        self.quiet = quiet
+        self.started = time.monotonic()
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            print(f"[{time.monotonic() - self.started:6.1f}s] {text}", file=self.out, flush=True)
+
+
+async def submit(bus: Bus, request: s.RunSubmitted) -> None:
+    await bus.publish(request, f"{request.run_id}.submitted")
+
+
+async def cancel(bus: Bus, run_id: str, reason: str = "cancelled by user") -> None:
+    await bus.publish(s.CancelRequested(run_id=run_id, reason=reason), f"{run_id}.cancel")
+    with contextlib.suppress(Exception):
+        await bus.nc.publish(t.cancel_subject(run_id), b"")
+        await bus.nc.flush()
+
+
+async def follow(
+    bus: Bus,
+    request: s.RunSubmitted,
+    progress: Progress,
+    picker: Picker | None,
+    *,
+    interrupt: asyncio.Event | None = None,
+) -> RunReport:
+    """Watch the run's events from the start until it finishes; confirm the mode if asked."""
+    report = RunReport(run_id=request.run_id)
+    events = bus.run_events(request.run_id)
+    interrupted = interrupt or asyncio.Event()
+    pending_next: asyncio.Task[s.Event] | None = None
+    try:
+        while True:
+            pending_next = asyncio.ensure_future(anext(events))
+            stop = asyncio.ensure_future(interrupted.wait())
+            done, _ = await asyncio.wait({pending_next, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if pending_next not in done:
+                pending_next.cancel()
+                progress.line("interrupted: cancelling the run")
+                await cancel(bus, request.run_id, "interrupted by the user")
+                report.status, report.reason = "cancelled", "interrupted by the user"
+                return report
+            stop.cancel()
+            event = pending_next.result()
+            if await _on_event(bus, request, event, report, progress, picker):
+                return report
+    finally:
+        with contextlib.suppress(BaseException):
+            await events.aclose()
+
+
+async def _on_event(
+    bus: Bus,
+    request: s.RunSubmitted,
+    ev: s.Event,
+    report: RunReport,
+    progress: Progress,
+    picker: Picker | None,
+) -> bool:
+    """Update the report from one event; True when the run is over."""
+    match ev:
+        case s.IntakeDecided(decision=d):
+            report.mode, report.confidence, report.mode_reason = d.mode, d.confidence, d.reason
+            report.mode_source, report.vague, report.interpretation = (
+                d.source,
+                d.vague,
+                d.interpretation,
+            )
+            progress.line(f"baro suggests: {d.mode} ({d.confidence:.0%} confident) — {d.reason}")
+            if d.vague:
+                progress.line(f"warning: the goal is vague; read as: {d.interpretation}")
+            if request.confirm == "picker" and picker is not None:
+                chosen = await asyncio.to_thread(picker, d)
+                if chosen is None:
+                    await cancel(bus, request.run_id, "cancelled at the mode picker")
+                    report.status, report.reason = "cancelled", "cancelled at the mode picker"
+                    return True
+                src: s.ConfirmSource = "user" if chosen != d.mode else "intake"
+                await bus.publish(
+                    s.ModeConfirmed(run_id=request.run_id, mode=chosen, source=src),
+                    f"{request.run_id}.mode",
+                )
+        case s.ModeConfirmed(mode=mode, source=source):
+            if report.mode != mode or source != "intake":
+                progress.line(f"mode: {mode} ({source})")
+            report.mode = mode
+            if source in ("user", "flag"):
+                report.mode_source = source
+        case s.PlanAccepted(mode=mode, stories=stories, enforcement=notes):
+            report.mode = mode
+            report.enforcement = list(notes)
+            report.stories = [
+                {"id": st.id, "title": st.title, "depends_on": st.depends_on, "status": "pending"}
+                for st in stories
+            ]
+            progress.line(
+                f"plan: {len(stories)} {'story' if len(stories) == 1 else 'stories'} ({mode})"
+            )
+            for st in stories:
+                deps = f" (after {', '.join(st.depends_on)})" if st.depends_on else ""
+                progress.line(f"  {st.id}: {st.title[:90]}{deps}")
+            for note in notes:
+                progress.line(f"  enforcement: {note}")
+        case s.StoryStarted(story_id=sid, attempt=attempt, ts=ts):
+            if report.first_agent_s is None:
+                report.first_agent_s = round(ts - request.ts, 3)
+            _story(report, sid)["status"] = "running"
+            progress.line(f"{sid} started (attempt {attempt})")
+        case s.StoryFinished(
+            story_id=sid,
+            status=status,
+            tokens=tok,
+            agent_seconds=secs,
+            changed_files=files,
+            error=err,
+        ):
+            detail = f"{len(files)} file(s) changed" if status == "success" else (err or status)
+            progress.line(f"{sid} agent finished: {status} in {secs:.1f}s, {_tok(tok)}; {detail}")
+        case s.StoryUpdated(story_id=sid, status=status, reason=reason):
+            _story(report, sid)["status"] = status
+            if status in ("failed", "blocked", "conflict", "cancelled"):
+                progress.line(f"{sid} {status}: {reason or ''}")
+        case s.StoryIntegrated(story_id=sid, dropped_artifacts=dropped):
+            progress.line(
+                f"{sid} integrated" + (f" (dropped: {', '.join(dropped)})" if dropped else "")
+            )
+        case s.MergeConflict(story_id=sid, paths=paths):
+            progress.line(f"{sid} conflicts in {', '.join(paths)}")
+        case s.RunDelivered() as d:
+            report.branch, report.base, report.head = d.branch, d.base, d.head
+            report.files_changed, report.dropped_artifacts = (
+                list(d.files_changed),
+                list(d.dropped_artifacts),
+            )
+            report.pr_url, report.publish_note = d.pr_url, d.publish_note
+            if d.publish_note:
+                progress.line(d.publish_note)
+        case s.RunFinished(status=status, reason=reason, totals=tot):
+            report.status, report.reason = status, reason
+            report.tokens = {
+                "input": tot.tokens.input,
+                "cached_input": tot.tokens.cached_input,
+                "output": tot.tokens.output,
+                "reasoning": tot.tokens.reasoning,
+            }
+            report.wall_s, report.agent_s, report.speedup = tot.wall_s, tot.agent_s, tot.speedup
+            return True
+        case _:
+            pass
+    return False
+
+
+def _story(report: RunReport, sid: str) -> dict[str, Any]:
+    for st in report.stories:
+        if st["id"] == sid:
+            return st
+    entry: dict[str, Any] = {"id": sid, "title": "", "depends_on": [], "status": "pending"}
+    report.stories.append(entry)
+    return entry
+
+
+def _tok(tok: s.TokenUsage) -> str:
+    if not tok.is_known():
+        return "tokens unknown"
+    return f"tokens in {tok.input or 0} (cached {tok.cached_input or 0}) out {tok.output or 0}"
+
+
+def exit_code(report: RunReport) -> int:
+    return {
+        "delivered": EXIT_OK,
+        "needs_attention": EXIT_ATTENTION,
+        "cancelled": EXIT_CANCELLED,
+    }.get(report.status, EXIT_FAILED)
+
+
+def render_summary(report: RunReport, out: TextIO) -> None:
+    w = out.write
+    w("\n")
+    w(
+        f"run {report.run_id}: {report.status}"
+        + (f" — {report.reason}" if report.reason else "")
+        + "\n"
+    )
+    if report.mode:
+        conf = f" ({report.confidence:.0%} confident)" if report.confidence is not None else ""
+        w(f"mode: {report.mode}{conf}, decided by {report.mode_source or 'intake'}\n")
+    if report.branch:
+        w(
+            f"branch: {report.branch}  ({report.base[:10] if report.base else '?'}..{report.head[:10] if report.head else '?'})\n"
+        )
+    if report.pr_url:
+        w(f"pull request: {report.pr_url}\n")
+    if report.files_changed:
+        w(
+            f"files changed ({len(report.files_changed)}): {', '.join(report.files_changed[:20])}"
+            + (" …" if len(report.files_changed) > 20 else "")
+            + "\n"
+        )
+    if report.dropped_artifacts:
+        w(f"dropped artifacts: {', '.join(report.dropped_artifacts)}\n")
+    tok = report.tokens
+    if tok:
+
+        def show(v: int | None) -> str:
+            return "unknown" if v is None else str(v)
+
+        w(
+            f"tokens: input {show(tok.get('input'))}, cached {show(tok.get('cached_input'))}, "
+            f"output {show(tok.get('output'))}\n"
+        )
+    speed = f", speedup {report.speedup:.2f}x" if report.speedup else ""
+    w(f"wall-clock: {report.wall_s:.1f}s, summed agent time: {report.agent_s:.1f}s{speed}\n")
+    if report.first_agent_s is not None:
+        w(f"first agent started {report.first_agent_s * 1000:.0f} ms after submit\n")
+
+
+def install_interrupt(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    event = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, event.set)
+    return event
+
+
+def msg_id_header(msg_id: str) -> dict[str, str]:
+    return {Header.MSG_ID: msg_id}
+
+
+def stderr() -> TextIO:
+    return sys.stderr

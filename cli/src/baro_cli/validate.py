@@ -1,0 +1,61 @@
+"""Checks on user input before anything is submitted; each failure is one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from baro_runner.backends import KNOWN_BACKENDS, binary_for
+from baro_shared.gitutil import git_sync
+from baro_shared.settings import Settings
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for; the message says what is wrong and what to do."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def goal_text(goal: str) -> str:
+    text = goal.strip()
+    if not text:
+        raise UserError(
+            'the goal is empty: say what to change, e.g. baro run "fix the typo in README.md"'
+        )
+    return text
+
+
+def repository(path: Path) -> tuple[Path, str]:
+    """The repository's top level and its HEAD commit."""
+    target = path.expanduser()
+    if not target.exists():
+        raise UserError(f"{target} does not exist: pass --repo with the path of a git repository")
+    top = git_sync("-C", str(target), "rev-parse", "--show-toplevel", check=False)
+    if top.returncode != 0:
+        raise UserError(
+            f"{target.resolve()} is not a git repository: run baro inside one, or pass --repo PATH"
+        )
+    root = Path(top.out)
+    head = git_sync(
+        "-C", str(root), "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False
+    )
+    if head.returncode != 0:
+        raise UserError(
+            f"{root} has no commits yet: commit your code first (baro starts from a commit)"
+        )
+    return root, head.out
+
+
+def backend_name(name: str) -> str:
+    if name not in KNOWN_BACKENDS:
+        raise UserError(f"unknown backend {name!r}: choose one of {', '.join(KNOWN_BACKENDS)}")
+    return name
+
+
+def backend(name: str, settings: Settings, *, local: bool) -> str:
+    backend_name(name)
+    if local and binary_for(name, settings) is None:
+        hint = "or use --backend scripted for the test/demo agent"
+        raise UserError(f"the {name} CLI is not installed (not found on PATH): install it, {hint}")
+    return name

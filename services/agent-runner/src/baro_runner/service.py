@@ -1,0 +1,372 @@
+"""The agent-runner's bus handler: RunStory in; StoryStarted, agent events, StoryFinished out.
+
+Stateless: everything a story needs is in the command and the object store. The attempt
+number is the command's attempt plus redeliveries, so a story whose runner died comes back
+as attempt+1. Before starting and while the agent works, the runner checks the run record:
+a cancelled run or a superseded attempt stops the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+from prometheus_client import Counter, Gauge, Histogram
+
+from baro_runner import agent, workspace
+from baro_runner.backends import BackendUnavailable, agent_command
+from baro_runner.mappers import mapper_for
+from baro_runner.prompt import build_prompt
+from baro_shared import schemas as s
+from baro_shared import topology as t
+from baro_shared.bus import ACK, Bus, Delivery, Nak, Outcome, Worker, process_name
+from baro_shared.metrics import RUN_SECONDS_BUCKETS
+from baro_shared.settings import Settings
+from baro_shared.surfaces import covered
+
+log = logging.getLogger(__name__)
+
+running_agents = Gauge("baro_runner_running_agents", "Agents running in this runner process")
+agent_runs = Counter(
+    "baro_runner_agent_runs_total", "Agent processes finished, by outcome", ["backend", "status"]
+)
+agent_seconds = Histogram(
+    "baro_runner_agent_seconds",
+    "Wall-clock of one agent process",
+    ["backend"],
+    buckets=RUN_SECONDS_BUCKETS,
+)
+tokens = Counter(
+    "baro_tokens_total",
+    "Tokens reported by agents, by backend and kind",
+    ["backend", "kind", "mode"],
+)
+mapper_errors = Counter(
+    "baro_mapper_skipped_lines_total", "Wire lines a mapper could not parse", ["backend"]
+)
+dropped_events = Counter(
+    "baro_runner_dropped_agent_events_total",
+    "Agent events not published because the agent flooded output",
+)
+
+EVENT_QUEUE = 2000
+ESSENTIAL = (s.SessionStarted, s.Usage, s.AgentError, s.AgentFinished, s.FileChanged, s.CommandRun)
+STATE_CHECK_S = 2.0
+
+
+class Runner:
+    name = "agent-runner"
+
+    def __init__(self, bus: Bus, settings: Settings) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.runner_id = settings.runner_id or process_name(self.name)
+        self.cancelled: dict[str, str] = {}
+        self.worker = Worker(
+            bus,
+            t.RUNNER_CONSUMER,
+            s.command_decoder,
+            self.handle,
+            slots=settings.runner_slots,
+            heartbeat_s=settings.heartbeat_s,
+            service=self.name,
+        )
+        self.max_deliver = bus.topology.consumer(t.RUNNER_CONSUMER).max_deliver
+
+    def ready(self) -> bool:
+        return (
+            self.bus.nc.is_connected
+            and self.worker.ready.is_set()
+            and not self.worker.shutdown.is_set()
+        )
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    async def run(self) -> None:
+        sub = await self.bus.nc.subscribe(f"{t.CANCEL_SUBJECT_PREFIX}.*", cb=self._on_cancel)
+        try:
+            await self.worker.run()
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    async def _on_cancel(self, msg: object) -> None:
+        subject: str = msg.subject  # type: ignore[attr-defined]
+        self.cancelled[subject.rsplit(".", 1)[-1]] = "run cancelled"
+
+    # ------------------------------------------------------------------ handling
+
+    async def handle(self, delivery: Delivery[s.Command]) -> Outcome:
+        cmd = delivery.message
+        if not isinstance(cmd, s.RunStory):
+            return ACK
+        attempt = cmd.attempt + delivery.attempt - 1
+        stale = await self._stale(cmd, attempt)
+        if stale:
+            log.info("skipping %s/%s attempt %d: %s", cmd.run_id, cmd.story.id, attempt, stale)
+            return ACK
+        if delivery.shutdown.is_set():
+            return Nak(0.0, "shutting down")
+        job = _Job(self, cmd, attempt, delivery)
+        running_agents.inc()
+        try:
+            return await job.execute()
+        finally:
+            running_agents.dec()
+
+    async def _stale(self, cmd: s.RunStory, attempt: int) -> str | None:
+        got = await self.bus.get_record(cmd.run_id)
+        if got is None:
+            return "unknown run"
+        record = got[0]
+        if record.state in s.TERMINAL_RUN_STATES:
+            return f"run is {record.state}"
+        story = record.story(cmd.story.id)
+        if story is None:
+            return "unknown story"
+        if story.status not in ("assigned", "running"):
+            return f"story is {story.status}"
+        if story.attempt > attempt:
+            return f"superseded by attempt {story.attempt}"
+        return None
+
+
+class _Job:
+    """One attempt of one story on this runner."""
+
+    def __init__(
+        self, runner: Runner, cmd: s.RunStory, attempt: int, delivery: Delivery[s.Command]
+    ) -> None:
+        self.runner = runner
+        self.bus = runner.bus
+        self.settings = runner.settings
+        self.cmd = cmd
+        self.attempt = attempt
+        self.delivery = delivery
+        self.seq = 0
+        self.queue: asyncio.Queue[s.NormalizedEvent | None] = asyncio.Queue(maxsize=EVENT_QUEUE)
+        self._last_check = 0.0
+        self._stop_reason: str | None = None
+
+    @property
+    def story_id(self) -> str:
+        return self.cmd.story.id
+
+    async def execute(self) -> Outcome:
+        cmd = self.cmd
+        await self.bus.publish(
+            s.StoryStarted(
+                run_id=cmd.run_id,
+                story_id=self.story_id,
+                attempt=self.attempt,
+                runner=self.runner.runner_id,
+                base_commit=cmd.base_commit,
+            ),
+            f"{cmd.run_id}.started.{self.story_id}.{self.attempt}",
+        )
+        root = workspace.workspace_path(
+            self.settings.workspaces_dir, cmd.run_id, self.story_id, self.attempt
+        )
+        with tempfile.TemporaryDirectory(prefix="baro-dl-") as tmp:
+            try:
+                ws = await self._prepare(root, Path(tmp))
+            except (workspace.WorkspaceError, OSError, msgspec.DecodeError) as exc:
+                return await self._finish("failed", "workspace_error", str(exc))
+            except Exception as exc:  # object store or bus trouble: hand the story back
+                log.warning("workspace for %s/%s failed: %s", cmd.run_id, self.story_id, exc)
+                shutil.rmtree(root, ignore_errors=True)
+                return Nak(5.0, f"workspace: {exc}")
+        return await self._run_agent(ws)
+
+    async def _prepare(self, root: Path, tmp: Path) -> workspace.Workspace:
+        cmd = self.cmd
+        source_bundle = base_bundle = None
+        if cmd.source.kind == "bundle":
+            source_bundle = tmp / "source.bundle"
+            await self.bus.get_file(cmd.source.location, source_bundle)
+        if cmd.base_bundle:
+            base_bundle = tmp / "base.bundle"
+            await self.bus.get_file(cmd.base_bundle, base_bundle)
+        return await workspace.prepare(
+            root, cmd.source, cmd.base_commit, source_bundle=source_bundle, base_bundle=base_bundle
+        )
+
+    async def _run_agent(self, ws: workspace.Workspace) -> Outcome:
+        cmd = self.cmd
+        try:
+            command = agent_command(cmd.backend, build_prompt(cmd), ws, cmd, self.settings)
+        except BackendUnavailable as exc:
+            ws.remove()
+            return await self._finish("failed", "backend_unavailable", str(exc))
+        mapper = mapper_for(cmd.backend)
+        publisher = asyncio.create_task(self._publish_events())
+        limits = agent.Limits(
+            stall_timeout=cmd.limits.stall_timeout_s,
+            wall_timeout=cmd.limits.story_timeout_s,
+            token_budget=cmd.limits.token_budget,
+        )
+        try:
+            outcome = await agent.run_agent(command, mapper, limits, self._sink, self._stop_check)
+        finally:
+            await self.queue.put(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(publisher, timeout=10)
+        if mapper.skipped_lines:
+            mapper_errors.labels(backend=cmd.backend).inc(mapper.skipped_lines)
+        agent_runs.labels(backend=cmd.backend, status=outcome.status).inc()
+        agent_seconds.labels(backend=cmd.backend).observe(outcome.seconds)
+        self._count_tokens(outcome.usage)
+        if outcome.status == "cancelled" and self.delivery.shutdown.is_set():
+            ws.remove()
+            return Nak(0.0, "runner shutting down; story handed back")
+        return await self._collect(ws, outcome)
+
+    async def _collect(self, ws: workspace.Workspace, outcome: agent.AgentOutcome) -> Outcome:
+        """Commit and bundle what the agent changed, then report the attempt."""
+        cmd = self.cmd
+        status, reason, error = outcome.status, outcome.exit_reason, outcome.error
+        try:
+            change = await workspace.commit_result(ws, cmd.base_commit, cmd.story.title)
+        except Exception as exc:
+            return await self._finish(
+                "failed",
+                "commit_failed",
+                f"could not collect the agent's changes: {exc}",
+                outcome=outcome,
+            )
+        if status == "success" and not change.changed_files:
+            status, reason, error = (
+                "failed",
+                "no_changes",
+                "the agent finished without changing any file",
+            )
+        bundle_name = None
+        if change.changed_files:
+            bundle_name = f"runs/{cmd.run_id}/stories/{self.story_id}/{self.attempt}.bundle"
+            with tempfile.TemporaryDirectory(prefix="baro-bundle-") as tmp:
+                path = Path(tmp) / "result.bundle"
+                await workspace.write_bundle(ws, cmd.base_commit, path)
+                await self.bus.put_file(bundle_name, path)
+        violations = (
+            [f for f in change.changed_files if not covered(f, cmd.story.write_surface)]
+            if cmd.story.write_surface
+            else []
+        )
+        result = await self._finish(
+            status,
+            reason,
+            error,
+            outcome=outcome,
+            changed=change.changed_files,
+            violations=violations,
+            bundle=bundle_name,
+            head=change.head,
+        )
+        # a failed attempt's workspace is kept for inspection (`baro clean` removes it)
+        if not self.settings.keep_workspaces and status in ("success", "cancelled", "retryable"):
+            ws.remove()
+        return result
+
+    async def _finish(
+        self,
+        status: s.AttemptStatus,
+        reason: str,
+        error: str | None,
+        *,
+        outcome: agent.AgentOutcome | None = None,
+        changed: list[str] | None = None,
+        violations: list[str] | None = None,
+        bundle: str | None = None,
+        head: str | None = None,
+    ) -> Outcome:
+        cmd = self.cmd
+        retry_after = None
+        if status == "retryable" and self.delivery.attempt >= self.runner.max_deliver:
+            status, error = "failed", f"gave up after {self.delivery.attempt} deliveries: {error}"
+        if status == "retryable":
+            retry_after = min(300.0, 5.0 * 2 ** (self.delivery.attempt - 1))
+        finished = s.StoryFinished(
+            run_id=cmd.run_id,
+            story_id=self.story_id,
+            attempt=self.attempt,
+            status=status,
+            exit_reason=reason,
+            error=error,
+            changed_files=changed or [],
+            surface_violations=violations or [],
+            bundle=bundle,
+            base_commit=cmd.base_commit,
+            head_commit=head,
+            tokens=outcome.usage if outcome else s.TokenUsage(),
+            agent_seconds=round(outcome.seconds, 3) if outcome else 0.0,
+            session_id=outcome.session_id if outcome else None,
+            retry_after_s=retry_after,
+            runner=self.runner.runner_id,
+        )
+        await self.bus.publish(finished, f"{cmd.run_id}.finished.{self.story_id}.{self.attempt}")
+        if retry_after is not None:
+            return Nak(retry_after, error or "retryable")
+        return ACK
+
+    # ------------------------------------------------------------------ supervision
+
+    async def _stop_check(self) -> str | None:
+        if self.delivery.shutdown.is_set():
+            return "runner shutting down"
+        if self.cmd.run_id in self.runner.cancelled:
+            return self.runner.cancelled[self.cmd.run_id]
+        now = time.monotonic()
+        if now - self._last_check < STATE_CHECK_S:
+            return self._stop_reason
+        self._last_check = now
+        with contextlib.suppress(Exception):
+            self._stop_reason = await self.runner._stale(self.cmd, self.attempt)
+        return self._stop_reason
+
+    async def _sink(self, event: s.NormalizedEvent) -> None:
+        if self.queue.full():
+            if not isinstance(event, ESSENTIAL):
+                dropped_events.inc()
+                return
+            await self.queue.put(event)
+            return
+        self.queue.put_nowait(event)
+
+    async def _publish_events(self) -> None:
+        while True:
+            event = await self.queue.get()
+            if event is None:
+                return
+            self.seq += 1
+            msg = s.AgentEventMsg(
+                run_id=self.cmd.run_id,
+                story_id=self.story_id,
+                attempt=self.attempt,
+                seq=self.seq,
+                event=event,
+            )
+            try:
+                await self.bus.publish_agent_event(msg)
+            except Exception as exc:
+                log.debug("agent event not published: %s", exc)
+
+    def _count_tokens(self, usage: s.TokenUsage) -> None:
+        for kind, value in (
+            ("input", usage.input),
+            ("cached_input", usage.cached_input),
+            ("output", usage.output),
+            ("reasoning", usage.reasoning),
+        ):
+            if value:
+                tokens.labels(backend=self.cmd.backend, kind=kind, mode=self.cmd.mode).inc(value)
+
+
+async def create(bus: Bus, settings: Settings) -> Runner:
+    return Runner(bus, settings)

@@ -1,0 +1,705 @@
+"""The conductor's decisions as a pure function: (run record, event) -> (new record, messages).
+
+No I/O here. The bus handler reads the record, calls :func:`apply`, writes the result with a
+compare-and-swap on the KV revision, then publishes the messages it decided (an outbox kept
+in the record, so a crash between the write and the publish loses nothing).
+
+Every transition checks state first, so an event delivered twice changes nothing the second
+time; a result from an attempt older than the one in the record is recorded and ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from baro_conductor.policy import enforce
+from baro_shared import schemas as s
+from baro_shared.plan import PlanError, validate_plan
+
+DEFAULT_CAPS: dict[str, s.Caps] = {
+    "focused": s.Caps(max_stories=1, parallelism=1),
+    "sequential": s.Caps(max_stories=8, parallelism=1),
+    "parallel": s.Caps(max_stories=16, parallelism=4),
+}
+ACTIVE_STORY = frozenset({"assigned", "running"})
+DONE_STORY = frozenset({"integrated", "failed", "blocked", "conflict", "cancelled"})
+RETRY_EXHAUSTING = frozenset({"budget_exceeded", "cancelled"})
+
+
+@dataclass
+class Transition:
+    record: s.RunRecord
+    emit: list[tuple[str, s.BusMessage]] = field(default_factory=list)  # (msg_id, message)
+
+    def send(self, message: s.BusMessage, msg_id: str | None = None) -> None:
+        rec = self.record
+        self.emit.append((msg_id or f"{rec.run_id}.{rec.seq}.{len(self.emit)}", message))
+
+
+def new_record(event: s.RunSubmitted, now: float) -> Transition:
+    rec = s.RunRecord(run_id=event.run_id, request=event, created_at=now, updated_at=now, seq=1)
+    tr = Transition(rec)
+    run_id = event.run_id
+    tr.send(
+        s.PrepareRun(run_id=run_id, repo=event.repo, continue_branch=event.continue_branch),
+        f"{run_id}.prepare",
+    )
+    if event.mode_request == "auto":
+        rec.state = "classifying"
+        tr.send(
+            s.ClassifyGoal(
+                run_id=run_id,
+                goal=event.goal,
+                strategy=event.intake,
+                backend=event.backend,
+                model=event.model,
+                repo_key=repo_key(event.repo),
+            ),
+            f"{run_id}.classify",
+        )
+    else:
+        rec.state = "planning"
+        rec.mode = event.mode_request
+        rec.mode_source = "flag"
+        rec.caps = caps_for(rec, rec.mode, None)
+        tr.send(s.ModeConfirmed(run_id=run_id, mode=rec.mode, source="flag"), f"{run_id}.mode")
+    return tr
+
+
+def repo_key(repo: s.RepoSource) -> str:
+    return f"{repo.kind}:{repo.location}"
+
+
+def caps_for(rec: s.RunRecord, mode: s.Mode, decision: s.IntakeDecision | None) -> s.Caps:
+    """Caps for the chosen mode: the intake's suggestion when it suggested this mode, limits win."""
+    base = decision.caps if decision is not None and decision.mode == mode else DEFAULT_CAPS[mode]
+    limits = rec.request.limits
+    max_stories = limits.max_stories or base.max_stories
+    parallelism = limits.parallelism or base.parallelism
+    if mode == "focused":
+        max_stories, parallelism = 1, 1
+    elif mode == "sequential":
+        parallelism = 1
+    return s.Caps(max_stories=max(1, max_stories), parallelism=max(1, parallelism))
+
+
+def apply(record: s.RunRecord | None, event: s.Event, now: float) -> Transition | None:
+    """Decide what ``event`` means for the run; None when it changes nothing."""
+    if record is None:
+        if isinstance(event, s.RunSubmitted):
+            return new_record(event, now)
+        return None
+    if isinstance(event, s.RunSubmitted):
+        return None
+    rec = copy.deepcopy(record)
+    rec.outbox = []
+    rec.seq += 1
+    tr = Transition(rec)
+    handler = _HANDLERS.get(type(event))
+    if handler is None or not handler(tr, event, now):
+        return None
+    rec.updated_at = now
+    return tr
+
+
+# --------------------------------------------------------------------------- handlers
+# Each returns True when it changed something.
+
+
+def _intake_decided(tr: Transition, ev: s.IntakeDecided, now: float) -> bool:
+    rec = tr.record
+    if rec.state != "classifying":
+        return False
+    rec.decision = ev.decision
+    if rec.request.confirm == "picker":
+        rec.state = "awaiting_confirmation"
+        return True
+    _confirm(tr, ev.decision.mode, ev.decision.source)
+    tr.send(
+        s.ModeConfirmed(run_id=rec.run_id, mode=ev.decision.mode, source="intake"),
+        f"{rec.run_id}.mode",
+    )
+    return True
+
+
+def _mode_confirmed(tr: Transition, ev: s.ModeConfirmed, now: float) -> bool:
+    rec = tr.record
+    if rec.state != "awaiting_confirmation" or rec.decision is None:
+        return False
+    if ev.source == "flag":
+        source: s.DecisionSource = "flag"
+    elif ev.source == "user" and ev.mode != rec.decision.mode:
+        source = "user"
+    else:
+        source = rec.decision.source
+    _confirm(tr, ev.mode, source)
+    return True
+
+
+def _confirm(tr: Transition, mode: s.Mode, source: s.DecisionSource) -> None:
+    rec = tr.record
+    rec.mode = mode
+    rec.mode_source = source
+    rec.caps = caps_for(rec, mode, rec.decision)
+    rec.state = "planning"
+    _request_plan(tr)
+
+
+def _request_plan(tr: Transition) -> None:
+    rec = tr.record
+    if rec.state != "planning" or not rec.prepared or rec.mode is None or rec.caps is None:
+        return
+    decision = rec.decision
+    tr.send(
+        s.PlanGoal(
+            run_id=rec.run_id,
+            goal=rec.request.goal,
+            mode=rec.mode,
+            caps=rec.caps,
+            interpretation=decision.interpretation if decision else None,
+            file_list=rec.file_list,
+            backend=rec.request.backend,
+            model=rec.request.model,
+        ),
+        f"{rec.run_id}.plan",
+    )
+
+
+def _prepared(tr: Transition, ev: s.RunPrepared, now: float) -> bool:
+    rec = tr.record
+    if rec.prepared or rec.state in s.TERMINAL_RUN_STATES:
+        return False
+    rec.prepared = True
+    rec.base_commit = ev.base_commit
+    rec.file_list = ev.file_list
+    _request_plan(tr)
+    return True
+
+
+def _prepare_failed(tr: Transition, ev: s.RunPrepareFailed, now: float) -> bool:
+    rec = tr.record
+    if rec.prepared or rec.state in s.TERMINAL_RUN_STATES:
+        return False
+    _finish(tr, "failed", f"could not prepare the repository: {ev.error}", now)
+    return True
+
+
+def _plan_proposed(tr: Transition, ev: s.PlanProposed, now: float) -> bool:
+    rec = tr.record
+    if rec.state != "planning" or rec.stories or rec.mode is None or rec.caps is None:
+        return False
+    rec.plan_tokens = rec.plan_tokens + ev.tokens
+    try:
+        stories = validate_plan(list(ev.stories))
+        enforced = enforce(stories, rec.mode, rec.caps, rec.request.goal)
+    except PlanError as exc:
+        if rec.mode != "focused":
+            _finish(tr, "failed", f"the plan was rejected: {exc}", now)
+            return True
+        enforced_stories, notes = (
+            [single_story(rec)],
+            [f"plan rejected ({exc}); ran the goal as one story"],
+        )
+        return _accept(tr, rec.mode, enforced_stories, [*ev.notes, *notes], now)
+    return _accept(tr, enforced.mode, enforced.stories, [*ev.notes, *enforced.notes], now)
+
+
+def _plan_failed(tr: Transition, ev: s.PlanFailed, now: float) -> bool:
+    rec = tr.record
+    if rec.state != "planning" or rec.stories or rec.mode is None:
+        return False
+    if rec.mode == "focused":
+        return _accept(
+            tr,
+            "focused",
+            [single_story(rec)],
+            [f"planner failed ({ev.error}); ran the goal as one story"],
+            now,
+        )
+    _finish(tr, "failed", f"planning failed: {ev.error}", now)
+    return True
+
+
+def single_story(rec: s.RunRecord) -> s.Story:
+    goal = rec.request.goal.strip()
+    title = goal.splitlines()[0][:120] if goal else "goal"
+    return s.Story(id="S1", title=title, description=goal)
+
+
+def _accept(
+    tr: Transition, mode: s.Mode, stories: list[s.Story], notes: list[str], now: float
+) -> bool:
+    rec = tr.record
+    caps = rec.caps or caps_for(rec, mode, rec.decision)
+    if mode != "parallel":  # enforcement may have turned a parallel plan into a chain
+        caps = s.Caps(max_stories=max(caps.max_stories, len(stories)), parallelism=1)
+    rec.caps = caps
+    rec.mode = mode
+    rec.enforcement = notes
+    rec.stories = [s.StoryState(story=st) for st in stories]
+    rec.integration_head = rec.base_commit
+    rec.state = "running"
+    tr.send(
+        s.PlanAccepted(
+            run_id=rec.run_id, mode=mode, stories=stories, enforcement=notes, caps=rec.caps
+        ),
+        f"{rec.run_id}.plan_accepted",
+    )
+    _schedule(tr, now)
+    return True
+
+
+def _story_started(tr: Transition, ev: s.StoryStarted, now: float) -> bool:
+    st = tr.record.story(ev.story_id)
+    if st is None or st.status not in ACTIVE_STORY or ev.attempt < st.attempt:
+        return False
+    if st.status == "running" and ev.attempt == st.attempt:
+        return False
+    st.status = "running"
+    st.attempt = ev.attempt
+    st.runner = ev.runner
+    st.started_at = st.started_at or ev.ts
+    _story_updated(tr, st)
+    return True
+
+
+def _story_finished(tr: Transition, ev: s.StoryFinished, now: float) -> bool:
+    rec = tr.record
+    st = rec.story(ev.story_id)
+    if st is None:
+        return False
+    counted = _count_attempt(rec, st, ev)
+    if st.status not in ACTIVE_STORY or ev.attempt < st.attempt:
+        if counted:  # a stale result: its cost is recorded and its commits kept, nothing else
+            _archive(tr, st, ev)
+        return counted
+    st.attempt = ev.attempt
+    st.result = s.StoryResult(
+        attempt=ev.attempt,
+        status=ev.status,
+        bundle=ev.bundle,
+        base_commit=ev.base_commit,
+        head_commit=ev.head_commit,
+        changed_files=ev.changed_files,
+        surface_violations=ev.surface_violations,
+        tokens=ev.tokens,
+        agent_seconds=ev.agent_seconds,
+        exit_reason=ev.exit_reason,
+        error=ev.error,
+    )
+    if not (ev.status == "success" and rec.state != "cancelled"):
+        _archive(tr, st, ev)
+    if rec.state == "cancelled":
+        st.status = "cancelled"
+    elif ev.status == "success" and ev.bundle and ev.head_commit:
+        st.status = "finished"
+        st.finished_at = ev.ts
+        st.reason = None
+        _story_updated(tr, st)
+        _next_integration(tr)
+        _schedule(tr, now)
+        return True
+    elif ev.status == "retryable":
+        st.status = "assigned"  # the runner handed the command back with a delay
+        st.reason = f"retrying later: {ev.error or ev.exit_reason}"
+    elif ev.status not in RETRY_EXHAUSTING and st.dispatches <= rec.request.limits.retries:
+        st.reason = (
+            f"attempt {ev.attempt} failed ({ev.exit_reason or ev.status}): {ev.error or ''}".strip()
+        )
+        _dispatch(tr, st, None)
+    else:
+        st.status = "failed"
+        st.finished_at = ev.ts
+        st.reason = _failure_reason(ev)
+    _story_updated(tr, st)
+    _schedule(tr, now)
+    return True
+
+
+def _archive(tr: Transition, st: s.StoryState, ev: s.StoryFinished) -> None:
+    if ev.bundle:
+        run_id = tr.record.run_id
+        tr.send(
+            s.ArchiveAttempt(
+                run_id=run_id, story_id=st.story.id, attempt=ev.attempt, bundle=ev.bundle
+            ),
+            f"{run_id}.archive.{st.story.id}.{ev.attempt}",
+        )
+
+
+def _failure_reason(ev: s.StoryFinished) -> str:
+    what = {
+        "budget_exceeded": "token budget exceeded",
+        "timeout": "timed out",
+        "stalled": "stalled (no output)",
+        "cancelled": "cancelled",
+    }.get(ev.status, "failed")
+    detail = ev.error or ev.exit_reason
+    return f"{what}: {detail}" if detail else what
+
+
+def _count_attempt(rec: s.RunRecord, st: s.StoryState, ev: s.StoryFinished) -> bool:
+    """Add an attempt's tokens and agent time once, whether or not its result is used."""
+    key = f"{ev.attempt}:{ev.status}"
+    if key in st.counted_attempts:
+        return False
+    st.counted_attempts.append(key)
+    st.tokens = st.tokens + ev.tokens
+    st.agent_seconds += ev.agent_seconds
+    rec.totals.tokens = rec.totals.tokens + ev.tokens
+    rec.totals.agent_s += ev.agent_seconds
+    return True
+
+
+def _story_integrated(tr: Transition, ev: s.StoryIntegrated, now: float) -> bool:
+    rec = tr.record
+    st = rec.story(ev.story_id)
+    if st is None or st.status != "finished" or rec.integrating != ev.story_id:
+        return False
+    if st.result is None or st.result.attempt != ev.attempt:
+        return False
+    st.status = "integrated"
+    st.integration_commit = ev.integration_commit
+    st.dropped_artifacts = ev.dropped_artifacts
+    st.reason = None
+    rec.integrating = None
+    rec.integration_head = ev.integration_commit
+    rec.integration_bundle = ev.integration_bundle
+    rec.totals.stories_integrated += 1
+    _story_updated(tr, st)
+    _next_integration(tr)
+    _schedule(tr, now)
+    return True
+
+
+def _merge_conflict(tr: Transition, ev: s.MergeConflict, now: float) -> bool:
+    rec = tr.record
+    st = rec.story(ev.story_id)
+    if st is None or st.status != "finished" or rec.integrating != ev.story_id:
+        return False
+    if st.result is None or st.result.attempt != ev.attempt:
+        return False
+    rec.integrating = None
+    st.conflicts += 1
+    st.conflict_paths = ev.paths
+    where = ev.story_ref or f"refs/baro/{rec.run_id}/{st.story.id}/{ev.attempt}"
+    if st.conflicts <= 1 and rec.state != "cancelled":
+        note = (
+            "Your previous attempt conflicted with work integrated meanwhile in: "
+            + ", ".join(ev.paths)
+            + ". Start from the current code and make your change fit it."
+        )
+        st.reason = f"conflict in {', '.join(ev.paths)}; re-running on the new integration head"
+        _dispatch(tr, st, note)
+    else:
+        st.status = "conflict"
+        st.reason = f"conflicts again in {', '.join(ev.paths)}; its commits are at {where}"
+    _story_updated(tr, st)
+    _next_integration(tr)
+    _schedule(tr, now)
+    return True
+
+
+def _integration_failed(tr: Transition, ev: s.IntegrationFailed, now: float) -> bool:
+    rec = tr.record
+    st = rec.story(ev.story_id)
+    if st is None or st.status != "finished" or rec.integrating != ev.story_id:
+        return False
+    rec.integrating = None
+    st.status = "failed"
+    st.reason = f"integration failed: {ev.error}"
+    _story_updated(tr, st)
+    _next_integration(tr)
+    _schedule(tr, now)
+    return True
+
+
+def _delivered(tr: Transition, ev: s.RunDelivered, now: float) -> bool:
+    rec = tr.record
+    if rec.state != "integrating":
+        return False
+    rec.delivered = ev
+    incomplete = [st for st in rec.stories if st.status != "integrated"]
+    if len(incomplete) == len(rec.stories):
+        reasons = "; ".join(f"{st.story.id}: {st.reason or st.status}" for st in rec.stories)
+        conflicted = any(st.status == "conflict" for st in rec.stories)
+        _finish(
+            tr,
+            "needs_attention" if conflicted else "failed",
+            f"no story was integrated ({reasons})",
+            now,
+        )
+    elif ev.verify == "failed":
+        _finish(
+            tr, "needs_attention", f"verification failed: {ev.verify_output or ''}".strip(), now
+        )
+    elif incomplete:
+        why = "; ".join(
+            f"{st.story.id} {st.status}: {st.reason or ''}".strip() for st in incomplete
+        )
+        _finish(tr, "needs_attention", f"delivered a partial result; {why}", now)
+    else:
+        _finish(tr, "delivered", None, now)
+    return True
+
+
+def _delivery_failed(tr: Transition, ev: s.DeliveryFailed, now: float) -> bool:
+    rec = tr.record
+    if rec.state != "integrating":
+        return False
+    _finish(
+        tr,
+        "needs_attention" if ev.needs_attention else "failed",
+        f"delivery failed: {ev.error}",
+        now,
+    )
+    return True
+
+
+def _cancel(tr: Transition, ev: s.CancelRequested, now: float) -> bool:
+    rec = tr.record
+    if rec.state in s.TERMINAL_RUN_STATES:
+        return False
+    for st in rec.stories:
+        if st.status not in DONE_STORY and st.status != "finished":
+            st.status = "cancelled"
+            st.reason = ev.reason
+            _story_updated(tr, st)
+    _finish(tr, "cancelled", ev.reason, now)
+    return True
+
+
+_HANDLERS = {
+    s.IntakeDecided: _intake_decided,
+    s.ModeConfirmed: _mode_confirmed,
+    s.RunPrepared: _prepared,
+    s.RunPrepareFailed: _prepare_failed,
+    s.PlanProposed: _plan_proposed,
+    s.PlanFailed: _plan_failed,
+    s.StoryStarted: _story_started,
+    s.StoryFinished: _story_finished,
+    s.StoryIntegrated: _story_integrated,
+    s.MergeConflict: _merge_conflict,
+    s.IntegrationFailed: _integration_failed,
+    s.RunDelivered: _delivered,
+    s.DeliveryFailed: _delivery_failed,
+    s.CancelRequested: _cancel,
+}
+
+
+# --------------------------------------------------------------------------- scheduling
+
+
+def _schedule(tr: Transition, now: float) -> None:
+    """Dispatch every ready story up to the run's parallelism; deliver when all are done."""
+    rec = tr.record
+    if rec.state != "running" or rec.caps is None:
+        return
+    by_id = {st.story.id: st for st in rec.stories}
+    changed = True
+    while changed:  # blocking propagates along chains
+        changed = False
+        for st in rec.stories:
+            if st.status != "pending":
+                continue
+            bad = [
+                d
+                for d in st.story.depends_on
+                if by_id[d].status in ("failed", "blocked", "conflict", "cancelled")
+            ]
+            if bad:
+                st.status = "blocked"
+                st.reason = "blocked by " + ", ".join(f"{d} ({by_id[d].status})" for d in bad)
+                _story_updated(tr, st)
+                changed = True
+    active = sum(1 for st in rec.stories if st.status in ACTIVE_STORY)
+    for st in rec.stories:
+        if active >= rec.caps.parallelism:
+            break
+        if st.status == "pending" and all(
+            by_id[d].status == "integrated" for d in st.story.depends_on
+        ):
+            _dispatch(tr, st, None)
+            _story_updated(tr, st)
+            active += 1
+    if all(st.status in DONE_STORY for st in rec.stories) and rec.integrating is None:
+        _deliver_or_fail(tr, now)
+
+
+def _dispatch(tr: Transition, st: s.StoryState, conflict_note: str | None) -> None:
+    rec = tr.record
+    assert rec.mode is not None and rec.base_commit is not None
+    st.attempt += 1
+    st.dispatches += 1
+    st.status = "assigned"
+    head = rec.integration_head or rec.base_commit
+    req = rec.request
+    tr.send(
+        s.RunStory(
+            run_id=rec.run_id,
+            story=st.story,
+            attempt=st.attempt,
+            goal=req.goal,
+            mode=rec.mode,
+            source=req.repo,
+            base_commit=head,
+            base_bundle=rec.integration_bundle if head != rec.base_commit else None,
+            backend=req.backend,
+            model=req.model,
+            limits=req.limits,
+            conflict_note=conflict_note,
+            agent_script=req.agent_script,
+        ),
+        f"{rec.run_id}.run.{st.story.id}.{st.attempt}",
+    )
+
+
+def _next_integration(tr: Transition) -> None:
+    """Integrate finished stories one at a time, in the order they finished."""
+    rec = tr.record
+    if rec.integrating is not None or rec.state == "cancelled":
+        return
+    waiting = [st for st in rec.stories if st.status == "finished" and st.result is not None]
+    if not waiting:
+        return
+    st = min(waiting, key=lambda x: x.finished_at or 0.0)
+    res = st.result
+    assert res is not None and res.bundle and res.head_commit and res.base_commit
+    rec.integrating = st.story.id
+    tr.send(
+        s.IntegrateStory(
+            run_id=rec.run_id,
+            story=st.story,
+            attempt=res.attempt,
+            bundle=res.bundle,
+            story_base=res.base_commit,
+            head_commit=res.head_commit,
+            goal=rec.request.goal,
+        ),
+        f"{rec.run_id}.integrate.{st.story.id}.{res.attempt}",
+    )
+
+
+def _deliver_or_fail(tr: Transition, now: float) -> None:
+    """Every story is done: hand the run to the merger, which delivers what was integrated.
+
+    Also when nothing was integrated: the merger then keeps every attempt's commits in the
+    user's repository (after archiving those still in flight) and delivers no branch.
+    """
+    rec = tr.record
+    rec.state = "integrating"
+    req = rec.request
+    tr.send(
+        s.DeliverRun(
+            run_id=rec.run_id,
+            goal=req.goal,
+            slug=req.slug or req.goal,
+            repo=req.repo,
+            publish=req.publish,
+            mode=rec.mode or "focused",
+            continue_branch=req.continue_branch,
+            summary_markdown=summary_markdown(rec),
+        ),
+        f"{rec.run_id}.deliver",
+    )
+
+
+def _finish(tr: Transition, status: s.RunState, reason: str | None, now: float) -> None:
+    rec = tr.record
+    rec.state = status
+    rec.reason = reason
+    rec.finished_at = now
+    rec.integrating = None
+    rec.totals = totals(rec, now)
+    tr.send(
+        s.RunFinished(run_id=rec.run_id, status=status, reason=reason, totals=rec.totals),
+        f"{rec.run_id}.finished",
+    )
+
+
+def totals(rec: s.RunRecord, now: float) -> s.Totals:
+    wall = max(0.0, (rec.finished_at or now) - rec.created_at)
+    agent = sum(st.agent_seconds for st in rec.stories)
+    tokens = s.TokenUsage()
+    for st in rec.stories:
+        tokens = tokens + st.tokens
+    tokens = tokens + rec.plan_tokens
+    if rec.decision is not None:
+        tokens = tokens + rec.decision.tokens
+    span = _agent_span(rec)
+    busy = sum(
+        st.finished_at - st.started_at for st in rec.stories if st.started_at and st.finished_at
+    )
+    return s.Totals(
+        tokens=tokens,
+        wall_s=round(wall, 3),
+        agent_s=round(agent, 3),
+        speedup=round(busy / span, 3) if span > 0 and busy > 0 else None,
+        stories=len(rec.stories),
+        stories_integrated=sum(1 for st in rec.stories if st.status == "integrated"),
+    )
+
+
+def _agent_span(rec: s.RunRecord) -> float:
+    """Wall-clock from the first story start to the last story finish.
+
+    Speedup is the stories' summed start-to-finish time over this span: 1.0 for one story
+    or a chain, up to the parallelism for independent stories that overlap fully.
+    """
+    starts = [st.started_at for st in rec.stories if st.started_at]
+    ends = [st.finished_at for st in rec.stories if st.finished_at]
+    if not starts or not ends:
+        return 0.0
+    return max(ends) - min(starts)
+
+
+def _story_updated(tr: Transition, st: s.StoryState) -> None:
+    rec = tr.record
+    tr.send(
+        s.StoryUpdated(
+            run_id=rec.run_id,
+            story_id=st.story.id,
+            status=st.status,
+            attempt=st.attempt,
+            reason=st.reason,
+        ),
+        f"{rec.run_id}.story.{st.story.id}.{st.attempt}.{st.status}",
+    )
+
+
+def summary_markdown(rec: s.RunRecord) -> str:
+    """The PR body / run report: mode and reason, stories table, totals."""
+    d = rec.decision
+    lines = [f"**Goal:** {rec.request.goal.strip()[:500]}", ""]
+    if rec.mode:
+        conf = (
+            f" ({d.confidence:.0%} confident)"
+            if d and rec.mode_source in ("offline", "llm")
+            else ""
+        )
+        why = f" — {d.reason}" if d else ""
+        lines.append(f"**Mode:** {rec.mode}{conf}, decided by {rec.mode_source}{why}")
+    if d and d.vague:
+        lines.append(f"**Vague goal, read as:** {d.interpretation}")
+    if rec.enforcement:
+        lines.append("")
+        lines.append("**Plan enforcement:**")
+        lines.extend(f"- {n}" for n in rec.enforcement)
+    lines += ["", "| story | status | duration | tokens (in/cached/out) |", "|---|---|---|---|"]
+    for st in rec.stories:
+        dur = (st.finished_at - st.started_at) if st.finished_at and st.started_at else None
+        t = st.tokens
+        tok = f"{t.input if t.input is not None else '?'}/{t.cached_input if t.cached_input is not None else '?'}/{t.output if t.output is not None else '?'}"
+        lines.append(
+            f"| {st.story.id} {st.story.title[:60]} | {st.status} | {f'{dur:.1f}s' if dur else '-'} | {tok} |"
+        )
+    tot = totals(rec, rec.updated_at)
+    t = tot.tokens
+    lines += [
+        "",
+        f"**Tokens:** input {t.input or 0}, cached {t.cached_input or 0}, output {t.output or 0}",
+        f"**Agent time:** {tot.agent_s:.1f}s"
+        + (f", speedup {tot.speedup:.2f}x" if tot.speedup else ""),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,83 @@
+"""Prometheus series the conductor owns, updated from committed transitions only."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from baro_shared import schemas as s
+from baro_shared.metrics import RUN_SECONDS_BUCKETS
+
+runs_submitted = Counter(
+    "baro_runs_submitted_total", "Runs accepted by the conductor", ["mode_request"]
+)
+runs_finished = Counter(
+    "baro_runs_finished_total", "Runs that reached a final state", ["mode", "status"]
+)
+runs_active = Gauge("baro_runs_active", "Runs not yet in a final state (seen by this conductor)")
+run_wall = Histogram(
+    "baro_run_wall_seconds",
+    "Wall-clock from submit to final state",
+    ["mode"],
+    buckets=RUN_SECONDS_BUCKETS,
+)
+run_agent = Histogram(
+    "baro_run_agent_seconds", "Summed agent time of a run", ["mode"], buckets=RUN_SECONDS_BUCKETS
+)
+run_speedup = Histogram(
+    "baro_run_speedup_ratio",
+    "Summed agent time divided by the wall-clock the agents spanned",
+    ["mode"],
+    buckets=(0.5, 0.8, 1, 1.2, 1.5, 2, 2.5, 3, 4, 6, 8, 12, 16),
+)
+run_tokens = Counter(
+    "baro_run_tokens_total", "Tokens of finished runs by kind and mode", ["mode", "kind"]
+)
+stories_finished = Counter(
+    "baro_stories_finished_total", "Stories that reached a final status", ["status", "backend"]
+)
+story_duration = Histogram(
+    "baro_story_duration_seconds",
+    "From an agent's start to the story's final status",
+    ["backend"],
+    buckets=RUN_SECONDS_BUCKETS,
+)
+plan_repairs = Counter(
+    "baro_plan_repairs_total", "Enforcement notes recorded on accepted plans", ["mode"]
+)
+
+FINAL_STORY = ("integrated", "failed", "blocked", "conflict", "cancelled")
+
+
+def transition(old: s.RunRecord | None, new: s.RunRecord, event: s.Event) -> None:
+    if old is None:
+        runs_submitted.labels(mode_request=new.request.mode_request).inc()
+        runs_active.inc()
+    if old is not None and not old.stories and new.stories and new.enforcement:
+        plan_repairs.labels(mode=new.mode or "focused").inc(len(new.enforcement))
+    backend = new.request.backend
+    before = {st.story.id: st.status for st in (old.stories if old else [])}
+    for st in new.stories:
+        if st.status in FINAL_STORY and before.get(st.story.id) != st.status:
+            stories_finished.labels(status=st.status, backend=backend).inc()
+            if st.started_at and st.finished_at:
+                story_duration.labels(backend=backend).observe(
+                    max(0.0, st.finished_at - st.started_at)
+                )
+    was_final = old is not None and old.state in s.TERMINAL_RUN_STATES
+    if new.state in s.TERMINAL_RUN_STATES and not was_final:
+        mode = new.mode or "focused"
+        runs_finished.labels(mode=mode, status=new.state).inc()
+        runs_active.dec()
+        tot = new.totals
+        run_wall.labels(mode=mode).observe(tot.wall_s)
+        run_agent.labels(mode=mode).observe(tot.agent_s)
+        if tot.speedup:
+            run_speedup.labels(mode=mode).observe(tot.speedup)
+        for kind, value in (
+            ("input", tot.tokens.input),
+            ("cached_input", tot.tokens.cached_input),
+            ("output", tot.tokens.output),
+            ("reasoning", tot.tokens.reasoning),
+        ):
+            if value:
+                run_tokens.labels(mode=mode, kind=kind).inc(value)

@@ -1,0 +1,106 @@
+"""The conductor's bus handler: events in, run record (KV, CAS) and commands out.
+
+Per event: read the record, publish any outbox left by a crashed predecessor, apply the
+pure transition, write the new record (with the messages it decided as its outbox) only
+if the revision is unchanged, publish the outbox with deterministic Nats-Msg-Ids, clear
+it, ack. Events of one run are handled one at a time, in delivery order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+from baro_conductor import core, observe
+from baro_shared import schemas as s
+from baro_shared import topology as t
+from baro_shared.bus import ACK, Bus, Delivery, Nak, Outcome, Worker
+from baro_shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_CAS_ROUNDS = 20
+
+
+class Conductor:
+    name = "conductor"
+
+    def __init__(self, bus: Bus, settings: Settings) -> None:
+        self.bus = bus
+        self.settings = settings
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._waiters: defaultdict[str, int] = defaultdict(int)
+        self.worker = Worker(
+            bus,
+            t.CONDUCTOR_CONSUMER,
+            s.event_decoder,
+            self.handle,
+            slots=256,
+            heartbeat_s=10.0,
+            service=self.name,
+        )
+
+    def ready(self) -> bool:
+        return self.bus.nc.is_connected and self.worker.ready.is_set()
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    async def run(self) -> None:
+        await self.recover()
+        await self.worker.run()
+
+    async def recover(self) -> None:
+        """Publish what a crashed conductor decided but did not get out."""
+        for record in await self.bus.list_records():
+            if record.outbox:
+                got = await self.bus.get_record(record.run_id)
+                if got:
+                    await self.flush(*got)
+
+    async def handle(self, delivery: Delivery[s.Event]) -> Outcome:
+        run_id = delivery.message.run_id
+        self._waiters[run_id] += 1
+        try:
+            async with self._locks[run_id]:
+                return await self.apply(delivery.message)
+        finally:
+            self._waiters[run_id] -= 1
+            if not self._waiters[run_id]:
+                del self._waiters[run_id]
+                self._locks.pop(run_id, None)
+
+    async def apply(self, event: s.Event) -> Outcome:
+        for _ in range(MAX_CAS_ROUNDS):
+            got = await self.bus.get_record(event.run_id)
+            record, revision = got if got else (None, 0)
+            if record is not None and record.outbox:
+                await self.flush(record, revision)
+                continue
+            transition = core.apply(record, event, time.time())
+            if transition is None:
+                return ACK
+            new = transition.record
+            new.outbox = [s.OutboxItem(msg_id=mid, message=msg) for mid, msg in transition.emit]
+            if record is None:
+                written = await self.bus.create_record(new)
+            else:
+                written = await self.bus.cas_record(new, revision)
+            if written is None:
+                continue
+            observe.transition(record, new, event)
+            await self.flush(new, written)
+            return ACK
+        return Nak(1.0, "too many concurrent writers")
+
+    async def flush(self, record: s.RunRecord, revision: int) -> None:
+        for item in record.outbox:
+            await self.bus.publish(item.message, item.msg_id)
+        record.outbox = []
+        await self.bus.cas_record(record, revision)  # if this loses, the winner flushed too
+
+
+async def create(bus: Bus, settings: Settings) -> Conductor:
+    return Conductor(bus, settings)

@@ -1,0 +1,295 @@
+"""The merger's bus handler: prepare, integrate, archive, deliver.
+
+Each command is idempotent on the git side (refs mark what was done), so a redelivered
+command finds its work done and publishes the same event again (deduplicated by its
+Nats-Msg-Id). Commands of one run are handled one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Literal
+
+from prometheus_client import Counter, Histogram
+
+from baro_merger.config import read_baro_config
+from baro_merger.delivery import deliver, preserve_refs
+from baro_merger.errors import ConfigError, DeliveryError, MergerError, SourceError
+from baro_merger.integration import (
+    Conflict,
+    create_bundle,
+    import_story_bundle,
+    integrate_story,
+    integration_repo_path,
+    prepare_run,
+    run_base,
+)
+from baro_merger.verify import verify
+from baro_shared import schemas as s
+from baro_shared import topology as t
+from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker
+from baro_shared.metrics import FAST_SECONDS_BUCKETS
+from baro_shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+integrations = Counter("baro_merger_integrations_total", "Stories integrated", ["outcome"])
+merge_conflicts = Counter("baro_merge_conflicts_total", "Story integrations that conflicted")
+dropped_artifacts = Counter("baro_dropped_artifacts_total", "Files dropped from delivered branches")
+integration_seconds = Histogram(
+    "baro_merger_integration_seconds",
+    "Time to import and integrate one story",
+    buckets=(*FAST_SECONDS_BUCKETS, 5, 10, 30),
+)
+deliveries = Counter("baro_merger_deliveries_total", "Runs delivered", ["published"])
+
+
+class Merger:
+    name = "merger"
+
+    def __init__(self, bus: Bus, settings: Settings) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.root = settings.integration_dir
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.worker = Worker(
+            bus,
+            t.MERGER_CONSUMER,
+            s.command_decoder,
+            self.handle,
+            slots=8,
+            heartbeat_s=10.0,
+            service=self.name,
+        )
+
+    def ready(self) -> bool:
+        return self.bus.nc.is_connected and self.worker.ready.is_set()
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    async def run(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        await self.worker.run()
+
+    async def handle(self, delivery: Delivery[s.Command]) -> Outcome:
+        cmd = delivery.message
+        async with self._locks[cmd.run_id]:
+            match cmd:
+                case s.PrepareRun():
+                    await self.prepare(cmd)
+                case s.IntegrateStory():
+                    await self.integrate(cmd)
+                case s.ArchiveAttempt():
+                    await self.archive(cmd)
+                case s.DeliverRun():
+                    await self.deliver(cmd)
+                case _:
+                    pass
+        return ACK
+
+    def repo(self, run_id: str) -> Path:
+        return integration_repo_path(self.root, run_id)
+
+    # ---------------------------------------------------------------- prepare
+
+    async def prepare(self, cmd: s.PrepareRun) -> None:
+        with tempfile.TemporaryDirectory(prefix="baro-src-") as tmp:
+            source = cmd.repo
+            if source.kind == "bundle":
+                local = Path(tmp) / "source.bundle"
+                await self.bus.get_file(source.location, local)
+                source = s.RepoSource(
+                    kind="bundle", location=str(local), commit=source.commit, ref=source.ref
+                )
+            try:
+                prepared = await prepare_run(
+                    self.root, cmd.run_id, source, continue_branch=cmd.continue_branch
+                )
+            except (SourceError, DeliveryError) as exc:
+                await self.bus.publish(
+                    s.RunPrepareFailed(run_id=cmd.run_id, error=str(exc)),
+                    f"{cmd.run_id}.prepare_failed",
+                )
+                return
+            files_name = f"runs/{cmd.run_id}/files.txt"
+            listing = Path(tmp) / "files.txt"
+            listing.write_text("\n".join(prepared.files))
+            await self.bus.put_file(files_name, listing)
+        await self.bus.publish(
+            s.RunPrepared(
+                run_id=cmd.run_id,
+                base_commit=prepared.base,
+                base_ref=prepared.base_ref,
+                file_list=files_name,
+                file_count=len(prepared.files),
+            ),
+            f"{cmd.run_id}.prepared",
+        )
+
+    # ---------------------------------------------------------------- integrate
+
+    async def integrate(self, cmd: s.IntegrateStory) -> None:
+        started = time.perf_counter()
+        run_id, story_id = cmd.run_id, cmd.story.id
+        repo = self.repo(run_id)
+        try:
+            with tempfile.TemporaryDirectory(prefix="baro-int-") as tmp:
+                bundle = Path(tmp) / "story.bundle"
+                await self.bus.get_file(cmd.bundle, bundle)
+                await import_story_bundle(
+                    repo, run_id, story_id, cmd.attempt, bundle, head=cmd.head_commit
+                )
+                result = await integrate_story(
+                    repo, run_id, cmd.story, cmd.attempt, story_base=cmd.story_base, goal=cmd.goal
+                )
+                if isinstance(result, Conflict):
+                    merge_conflicts.inc()
+                    integrations.labels(outcome="conflict").inc()
+                    await self._preserve(run_id)
+                    await self.bus.publish(
+                        s.MergeConflict(
+                            run_id=run_id,
+                            story_id=story_id,
+                            attempt=cmd.attempt,
+                            paths=result.paths,
+                            story_ref=result.story_ref,
+                        ),
+                        f"{run_id}.conflict.{story_id}.{cmd.attempt}",
+                    )
+                    return
+                bundle_name = None
+                base = await run_base(repo, run_id)
+                out = await create_bundle(
+                    repo, run_id, base, result.commit, Path(tmp) / "head.bundle"
+                )
+                if out is not None:
+                    bundle_name = f"runs/{run_id}/integration/{result.commit}.bundle"
+                    await self.bus.put_file(bundle_name, out)
+        except (MergerError, ConfigError) as exc:
+            integrations.labels(outcome="failed").inc()
+            await self.bus.publish(
+                s.IntegrationFailed(
+                    run_id=run_id, story_id=story_id, attempt=cmd.attempt, error=str(exc)
+                ),
+                f"{run_id}.integration_failed.{story_id}.{cmd.attempt}",
+            )
+            return
+        integration_seconds.observe(time.perf_counter() - started)
+        integrations.labels(outcome="integrated").inc()
+        if not result.already_integrated:
+            dropped_artifacts.inc(len(result.dropped))
+        await self.bus.publish(
+            s.StoryIntegrated(
+                run_id=run_id,
+                story_id=story_id,
+                attempt=cmd.attempt,
+                integration_commit=result.commit,
+                integration_bundle=bundle_name,
+                dropped_artifacts=result.dropped_paths,
+                story_ref=result.story_ref,
+            ),
+            f"{run_id}.integrated.{story_id}.{cmd.attempt}",
+        )
+
+    async def archive(self, cmd: s.ArchiveAttempt) -> None:
+        repo = self.repo(cmd.run_id)
+        try:
+            with tempfile.TemporaryDirectory(prefix="baro-arc-") as tmp:
+                bundle = Path(tmp) / "attempt.bundle"
+                await self.bus.get_file(cmd.bundle, bundle)
+                await import_story_bundle(repo, cmd.run_id, cmd.story_id, cmd.attempt, bundle)
+        except MergerError as exc:
+            log.warning(
+                "could not archive %s/%s attempt %d: %s", cmd.run_id, cmd.story_id, cmd.attempt, exc
+            )
+            return
+        await self._preserve(cmd.run_id)
+
+    async def _preserve(self, run_id: str) -> None:
+        """Mirror the run's refs into the user's repository (local runs), so nothing is lost."""
+        got = await self.bus.get_record(run_id)
+        if got is None or got[0].request.repo.kind != "path":
+            return
+        try:
+            await preserve_refs(self.repo(run_id), run_id, Path(got[0].request.repo.location))
+        except MergerError as exc:
+            log.warning("could not keep refs of %s in the user's repository: %s", run_id, exc)
+
+    # ---------------------------------------------------------------- deliver
+
+    async def deliver(self, cmd: s.DeliverRun) -> None:
+        run_id = cmd.run_id
+        repo = self.repo(run_id)
+        if cmd.repo.kind != "path":
+            await self.bus.publish(
+                s.DeliveryFailed(
+                    run_id=run_id, error="delivery of remote sources is not available yet"
+                ),
+                f"{run_id}.delivery_failed",
+            )
+            return
+        try:
+            result = await deliver(
+                repo,
+                run_id,
+                Path(cmd.repo.location),
+                slug=cmd.slug,
+                continue_branch=cmd.continue_branch,
+            )
+            verdict, output = (
+                await self._verify(repo, result.head) if result.branch else (None, None)
+            )
+        except (MergerError, ConfigError) as exc:
+            await self.bus.publish(
+                s.DeliveryFailed(run_id=run_id, error=str(exc)), f"{run_id}.delivery_failed"
+            )
+            return
+        dropped = await self._dropped(run_id)
+        deliveries.labels(published="local").inc()
+        await self.bus.publish(
+            s.RunDelivered(
+                run_id=run_id,
+                branch=result.branch,
+                base=result.base,
+                head=result.head,
+                commits=result.commits,
+                files_changed=result.files_changed,
+                diffstat=result.diffstat,
+                dropped_artifacts=dropped,
+                published="local",
+                verify=verdict,
+                verify_output=output,
+            ),
+            f"{run_id}.delivered",
+        )
+
+    async def _verify(
+        self, repo: Path, head: str
+    ) -> tuple[Literal["passed", "failed"] | None, str | None]:
+        config = await read_baro_config(repo, head)
+        if config.verify is None:
+            return None, None
+        result = await verify(
+            repo,
+            head,
+            config.verify.command,
+            timeout=config.verify.timeout_s,
+            work_root=self.settings.cache_dir / "verify",
+        )
+        return ("passed" if result.ok else "failed"), result.output
+
+    async def _dropped(self, run_id: str) -> list[str]:
+        got = await self.bus.get_record(run_id)
+        if got is None:
+            return []
+        return sorted({p for st in got[0].stories for p in st.dropped_artifacts})
+
+
+async def create(bus: Bus, settings: Settings) -> Merger:
+    return Merger(bus, settings)

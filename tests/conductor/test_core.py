@@ -1,0 +1,317 @@
+"""The conductor's transitions as a pure function: lifecycle, idempotency, failures, caps."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from baro_conductor import core
+from baro_shared import schemas as s
+from baro_shared.surfaces import surfaces_overlap
+
+RUN = "r1"
+T0 = 1000.0
+
+
+def submitted(**kw: object) -> s.RunSubmitted:
+    base = dict(
+        run_id=RUN,
+        goal="fix the bug in a.py",
+        repo=s.RepoSource(kind="path", location="/repo", commit="base"),
+        backend="scripted",
+        ts=T0,
+    )
+    base.update(kw)
+    return s.RunSubmitted(**base)  # type: ignore[arg-type]
+
+
+class Driver:
+    """Feeds events through core.apply the way the handler does (record replaced on change)."""
+
+    def __init__(self) -> None:
+        self.record: s.RunRecord | None = None
+        self.sent: list[tuple[str, s.BusMessage]] = []
+        self.clock = T0
+
+    def feed(self, event: s.Event) -> list[s.BusMessage]:
+        self.clock += 1
+        tr = core.apply(self.record, event, self.clock)
+        if tr is None:
+            return []
+        self.record = tr.record
+        self.sent.extend(tr.emit)
+        return [m for _, m in tr.emit]
+
+    @property
+    def rec(self) -> s.RunRecord:
+        assert self.record is not None
+        return self.record
+
+    def commands(self, kind: type) -> list:
+        return [m for _, m in self.sent if isinstance(m, kind)]
+
+
+def decided(mode: s.Mode = "focused", max_stories: int = 1, par: int = 1) -> s.IntakeDecided:
+    return s.IntakeDecided(
+        run_id=RUN,
+        decision=s.IntakeDecision(
+            mode=mode,
+            confidence=0.8,
+            reason="r",
+            caps=s.Caps(max_stories=max_stories, parallelism=par),
+        ),
+    )
+
+
+def started_to_plan(
+    d: Driver, stories: list[s.Story], mode: s.Mode = "focused", par: int = 1
+) -> None:
+    d.feed(submitted())
+    d.feed(decided(mode, max(1, len(stories)), par))
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    d.feed(s.PlanProposed(run_id=RUN, stories=stories))
+
+
+def finish(
+    story_id: str, attempt: int = 1, status: s.AttemptStatus = "success", **kw: object
+) -> s.StoryFinished:
+    fields = dict(
+        run_id=RUN,
+        story_id=story_id,
+        attempt=attempt,
+        status=status,
+        bundle=f"b-{story_id}-{attempt}" if status == "success" else None,
+        base_commit="base",
+        head_commit=f"h-{story_id}-{attempt}",
+        tokens=s.TokenUsage(input=100, cached_input=40, output=10),
+        agent_seconds=2.0,
+    )
+    fields.update(kw)
+    return s.StoryFinished(**fields)  # type: ignore[arg-type]
+
+
+def integrated(story_id: str, attempt: int = 1) -> s.StoryIntegrated:
+    return s.StoryIntegrated(
+        run_id=RUN, story_id=story_id, attempt=attempt, integration_commit=f"i-{story_id}"
+    )
+
+
+def test_focused_run_reaches_delivered() -> None:
+    d = Driver()
+    msgs = d.feed(submitted())
+    assert {type(m) for m in msgs} == {s.PrepareRun, s.ClassifyGoal}
+    assert d.rec.state == "classifying"
+    d.feed(decided())
+    assert d.rec.state == "planning" and d.rec.mode == "focused" and d.rec.mode_source == "offline"
+    assert not d.commands(s.PlanGoal), "planning waits for the repository to be prepared"
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    assert len(d.commands(s.PlanGoal)) == 1
+    d.feed(s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="fix")]))
+    runs = d.commands(s.RunStory)
+    assert len(runs) == 1 and runs[0].attempt == 1 and runs[0].base_commit == "base"
+    d.feed(s.StoryStarted(run_id=RUN, story_id="S1", attempt=1, runner="x"))
+    d.feed(finish("S1"))
+    assert len(d.commands(s.IntegrateStory)) == 1
+    d.feed(integrated("S1"))
+    assert d.rec.state == "integrating" and len(d.commands(s.DeliverRun)) == 1
+    d.feed(s.RunDelivered(run_id=RUN, branch="baro/fix", base="base", head="i-S1"))
+    assert d.rec.state == "delivered"
+    fin = d.commands(s.RunFinished)
+    assert len(fin) == 1 and fin[0].totals.tokens.input == 100 and fin[0].totals.agent_s == 2.0
+
+
+def test_every_event_delivered_twice_changes_nothing_the_second_time() -> None:
+    d = Driver()
+    events: list[s.Event] = [
+        submitted(),
+        decided(),
+        s.RunPrepared(run_id=RUN, base_commit="base"),
+        s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="fix")]),
+        s.StoryStarted(run_id=RUN, story_id="S1", attempt=1, runner="x"),
+        finish("S1"),
+        integrated("S1"),
+        s.RunDelivered(run_id=RUN, branch="baro/fix", base="base", head="i-S1"),
+    ]
+    for ev in events:
+        d.feed(ev)
+        assert d.feed(ev) == [], f"second delivery of {type(ev).__name__} changed the run"
+    assert d.rec.state == "delivered"
+    assert len(d.commands(s.IntegrateStory)) == 1
+    assert d.rec.totals.tokens.input == 100
+
+
+def test_stale_attempt_result_is_counted_but_ignored() -> None:
+    d = Driver()
+    started_to_plan(d, [s.Story(id="S1", title="fix")])
+    d.feed(s.StoryStarted(run_id=RUN, story_id="S1", attempt=1, runner="a"))
+    d.feed(s.StoryStarted(run_id=RUN, story_id="S1", attempt=2, runner="b"))  # redelivered to b
+    d.feed(finish("S1", attempt=2))
+    d.feed(finish("S1", attempt=1))  # late result from the runner whose lease expired
+    assert d.rec.story("S1").result.attempt == 2
+    ints = d.commands(s.IntegrateStory)
+    assert len(ints) == 1 and ints[0].attempt == 2
+    assert d.rec.story("S1").tokens.input == 200, "both attempts cost tokens"
+    assert any(
+        isinstance(m, s.ArchiveAttempt) and m.attempt == 1 for m in d.commands(s.ArchiveAttempt)
+    )
+
+
+def test_failed_story_is_retried_then_fails_and_blocks_dependents() -> None:
+    d = Driver()
+    stories = [
+        s.Story(id="A", title="a", write_surface=["a.py"]),
+        s.Story(id="B", title="b", depends_on=["A"], write_surface=["b.py"]),
+        s.Story(id="C", title="c", write_surface=["c.py"]),
+    ]
+    started_to_plan(d, stories, mode="parallel", par=4)
+    first = {m.story.id for m in d.commands(s.RunStory)}
+    assert first == {"A", "C"}
+    d.feed(finish("A", status="failed", error="boom"))
+    retry = [m for m in d.commands(s.RunStory) if m.story.id == "A"]
+    assert [m.attempt for m in retry] == [1, 2], "one retry within the default budget"
+    d.feed(finish("A", attempt=2, status="failed", error="boom"))
+    assert d.rec.story("A").status == "failed"
+    assert d.rec.story("B").status == "blocked" and "A" in d.rec.story("B").reason
+    d.feed(finish("C"))
+    d.feed(integrated("C"))
+    assert d.rec.state == "integrating", "independent work still ships"
+    d.feed(s.RunDelivered(run_id=RUN, branch="baro/x", base="base", head="i-C"))
+    assert d.rec.state == "needs_attention"
+    assert "B blocked" in d.rec.reason
+
+
+def test_conflict_redispatches_once_then_needs_attention() -> None:
+    d = Driver()
+    stories = [
+        s.Story(id="A", title="a", write_surface=["a.py"]),
+        s.Story(id="B", title="b", write_surface=["b.py"]),
+    ]
+    started_to_plan(d, stories, mode="parallel", par=2)
+    d.feed(finish("A"))
+    d.feed(finish("B"))
+    d.feed(integrated("A"))
+    d.feed(s.MergeConflict(run_id=RUN, story_id="B", attempt=1, paths=["shared.py"]))
+    again = [m for m in d.commands(s.RunStory) if m.story.id == "B"]
+    assert [m.attempt for m in again] == [1, 2]
+    assert again[1].base_commit == "i-A" and "shared.py" in (again[1].conflict_note or "")
+    d.feed(finish("B", attempt=2))
+    d.feed(s.MergeConflict(run_id=RUN, story_id="B", attempt=2, paths=["shared.py"]))
+    assert d.rec.story("B").status == "conflict"
+    assert "refs/baro/r1/B/2" in d.rec.story("B").reason
+    d.feed(s.RunDelivered(run_id=RUN, branch="baro/x", base="base", head="i-A"))
+    assert d.rec.state == "needs_attention"
+
+
+def test_retryable_result_waits_for_redelivery() -> None:
+    d = Driver()
+    started_to_plan(d, [s.Story(id="S1", title="fix")])
+    d.feed(finish("S1", status="retryable", error="429 rate limited"))
+    assert d.rec.story("S1").status == "assigned"
+    assert len(d.commands(s.RunStory)) == 1, (
+        "the runner hands the same command back; no new dispatch"
+    )
+    d.feed(s.StoryStarted(run_id=RUN, story_id="S1", attempt=2, runner="x"))
+    d.feed(finish("S1", attempt=2))
+    assert d.rec.story("S1").status == "finished"
+
+
+def test_cancel_stops_dispatch_and_finishes_run() -> None:
+    d = Driver()
+    stories = [s.Story(id=f"S{i}", title=f"s{i}", write_surface=[f"f{i}.py"]) for i in range(4)]
+    started_to_plan(d, stories, mode="parallel", par=2)
+    d.feed(s.CancelRequested(run_id=RUN))
+    assert d.rec.state == "cancelled"
+    assert all(st.status == "cancelled" for st in d.rec.stories)
+    d.feed(finish("S0"))
+    assert not d.commands(s.IntegrateStory)
+    assert len(d.commands(s.RunStory)) == 2
+
+
+def test_user_override_is_recorded_as_user() -> None:
+    d = Driver()
+    d.feed(submitted(confirm="picker"))
+    d.feed(decided("focused"))
+    assert d.rec.state == "awaiting_confirmation"
+    d.feed(s.ModeConfirmed(run_id=RUN, mode="sequential", source="user"))
+    assert d.rec.mode == "sequential" and d.rec.mode_source == "user"
+    assert d.rec.caps.parallelism == 1
+
+
+def test_flag_mode_skips_intake() -> None:
+    d = Driver()
+    msgs = d.feed(submitted(mode_request="parallel"))
+    assert not any(isinstance(m, s.ClassifyGoal) for m in msgs)
+    assert d.rec.mode == "parallel" and d.rec.mode_source == "flag" and d.rec.state == "planning"
+
+
+@st.composite
+def dags(draw: st.DrawFn) -> list[s.Story]:
+    n = draw(st.integers(min_value=1, max_value=12))
+    stories = []
+    for i in range(n):
+        deps = (
+            draw(
+                st.lists(st.integers(min_value=0, max_value=max(0, i - 1)), max_size=3, unique=True)
+            )
+            if i
+            else []
+        )
+        surface = draw(
+            st.lists(
+                st.sampled_from(["a.py", "b.py", "c.py", "d/*.py", "d/x.py", "e/", "f.md"]),
+                max_size=2,
+                unique=True,
+            )
+        )
+        stories.append(
+            s.Story(
+                id=f"S{i}",
+                title=f"story {i}",
+                depends_on=[f"S{j}" for j in deps],
+                write_surface=surface,
+            )
+        )
+    return stories
+
+
+@settings(max_examples=150, deadline=None)
+@given(dags(), st.integers(min_value=1, max_value=5), st.integers(min_value=0, max_value=10_000))
+def test_caps_and_disjoint_surfaces_hold_while_running(
+    stories: list[s.Story], par: int, seed: int
+) -> None:
+    """Whatever the plan and completion order: <= parallelism agents, disjoint surfaces, all integrated."""
+    d = Driver()
+    d.feed(
+        submitted(
+            mode_request="parallel", limits=s.Limits(parallelism=par, max_stories=len(stories))
+        )
+    )
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    d.feed(s.PlanProposed(run_id=RUN, stories=stories))
+    rng = random.Random(seed)
+    for _ in range(500):
+        rec = d.rec
+        if rec.state != "running":
+            break
+        active = [st for st in rec.stories if st.status in ("assigned", "running")]
+        assert len(active) <= rec.caps.parallelism <= par
+        for i, a in enumerate(active):
+            for b in active[i + 1 :]:
+                assert not surfaces_overlap(a.story.write_surface, b.story.write_surface), (
+                    a.story,
+                    b.story,
+                )
+                assert a.story.write_surface and b.story.write_surface
+        if rec.integrating:
+            st_ = rec.story(rec.integrating)
+            d.feed(integrated(st_.story.id, st_.result.attempt))
+            continue
+        assert active, "nothing running, nothing integrating, yet not finished"
+        pick = rng.choice(active)
+        d.feed(finish(pick.story.id, attempt=pick.attempt))
+    assert d.rec.state == "integrating"
+    assert all(st.status == "integrated" for st in d.rec.stories)
+    titles = " ".join(st.story.title + " " + st.story.description for st in d.rec.stories)
+    assert all(story.title in titles for story in stories), "no story lost"

@@ -1,0 +1,100 @@
+"""Fixtures shared by the whole suite: a real nats-server, settings, git repositories."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from baro_shared.embedded import EmbeddedNats
+from baro_shared.settings import Settings
+
+os.environ.setdefault("BARO_LOG_LEVEL", "WARNING")
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
+    """A real nats-server with JetStream on free ports, its store in the test's temp dir."""
+    server = EmbeddedNats(store_dir=tmp_path / "nats").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def settings(nats_server: EmbeddedNats, tmp_path: Path) -> Settings:
+    return Settings(
+        nats_url=nats_server.url,
+        cache_dir=tmp_path / "cache",
+        state_dir=tmp_path / "state",
+        runner_ack_wait_s=5.0,
+        http_port=0,
+    )
+
+
+def run_git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+    out = subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
+    return out.stdout.decode().strip()
+
+
+def make_repo(path: Path, files: dict[str, str], *, dirty: bool = False) -> Path:
+    """A repository with one commit of ``files``; ``dirty`` adds the user's own uncommitted work."""
+    path.mkdir(parents=True, exist_ok=True)
+    run_git(path, "init", "--quiet", "--initial-branch=main")
+    for name, content in files.items():
+        f = path / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(content)
+    run_git(path, "add", "-A")
+    run_git(path, "commit", "--quiet", "-m", "initial")
+    if dirty:
+        first = next(iter(files))
+        (path / first).write_text(files[first] + "\nuser's unsaved edit\n")
+        (path / "staged.txt").write_text("staged by the user\n")
+        run_git(path, "add", "staged.txt")
+        (path / "scratch.txt").write_text("untracked user notes\n")
+        (path / "stashme.txt").write_text("to stash\n")
+        run_git(path, "add", "stashme.txt")
+        run_git(path, "stash", "push", "--quiet", "-m", "user stash", "--", "stashme.txt")
+    return path
+
+
+@dataclass(frozen=True)
+class RepoSnapshot:
+    head: str
+    branch: str
+    status: str
+    stash: str
+    index_sha: str
+    files: tuple[tuple[str, str], ...]
+
+
+def snapshot(repo: Path) -> RepoSnapshot:
+    """Everything of the user's that baro must not touch."""
+    files = []
+    for p in sorted(repo.rglob("*")):
+        if ".git" in p.relative_to(repo).parts or not p.is_file():
+            continue
+        files.append((str(p.relative_to(repo)), hashlib.sha256(p.read_bytes()).hexdigest()))
+    index = repo / ".git" / "index"
+    return RepoSnapshot(
+        head=run_git(repo, "rev-parse", "HEAD"),
+        branch=run_git(repo, "symbolic-ref", "--short", "HEAD"),
+        status=run_git(repo, "status", "--porcelain=v2", "--untracked-files=all"),
+        stash=run_git(repo, "stash", "list"),
+        index_sha=hashlib.sha256(index.read_bytes()).hexdigest() if index.exists() else "",
+        files=tuple(files),
+    )

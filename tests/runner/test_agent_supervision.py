@@ -1,0 +1,139 @@
+"""Running the scripted agent under supervision: outcome, stalls, floods, process groups."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from baro_runner import agent
+from baro_runner.backends import AgentCommand, scripted_binary
+from baro_runner.mappers import mapper_for
+from baro_shared import schemas as s
+from baro_shared.settings import Settings
+
+
+def command(tmp_path: Path, script: dict) -> AgentCommand:
+    binary = scripted_binary(Settings())
+    assert binary
+    env = {
+        **os.environ,
+        "BARO_AGENT_SCRIPT": json.dumps(script),
+        "BARO_STORY_ID": "S1",
+        "BARO_ATTEMPT": "1",
+    }
+    repo = tmp_path / "ws"
+    repo.mkdir(exist_ok=True)
+    return AgentCommand(
+        [binary, "-p", "do it", "--output-format", "stream-json", "--verbose"], env, repo
+    )
+
+
+async def supervise(cmd: AgentCommand, limits: agent.Limits | None = None, stop: str | None = None):
+    events: list[s.NormalizedEvent] = []
+
+    async def sink(e: s.NormalizedEvent) -> None:
+        events.append(e)
+
+    async def stop_check() -> str | None:
+        return stop
+
+    outcome = await agent.run_agent(
+        cmd, mapper_for("scripted"), limits or agent.Limits(30, 60), sink, stop_check
+    )
+    return outcome, events
+
+
+async def test_success_reports_usage_and_file_changes(tmp_path: Path) -> None:
+    script = {
+        "default": {
+            "steps": [
+                {"write": "a.txt", "content": "x"},
+                {"usage": {"input": 10, "cached": 5, "output": 3}},
+            ]
+        }
+    }
+    outcome, events = await supervise(command(tmp_path, script))
+    assert outcome.status == "success"
+    assert (
+        outcome.usage.input == 15 and outcome.usage.cached_input == 5 and outcome.usage.output == 3
+    )
+    assert any(isinstance(e, s.FileChanged) and e.path.endswith("a.txt") for e in events)
+    assert (tmp_path / "ws" / "a.txt").read_text() == "x"
+
+
+async def test_rate_limit_is_retryable_and_bad_request_is_not(tmp_path: Path) -> None:
+    limited, _ = await supervise(
+        command(
+            tmp_path,
+            {"default": {"steps": [{"api_error": {"status": 429, "message": "slow down"}}]}},
+        )
+    )
+    assert limited.status == "retryable"
+    bad, _ = await supervise(
+        command(
+            tmp_path, {"default": {"steps": [{"api_error": {"status": 400, "message": "bad"}}]}}
+        )
+    )
+    assert bad.status == "failed"
+
+
+async def test_crash_without_result_is_a_failure(tmp_path: Path) -> None:
+    outcome, _ = await supervise(command(tmp_path, {"default": {"steps": [{"crash": 7}]}}))
+    assert outcome.status == "failed" and outcome.exit_code == 7
+
+
+async def test_stall_is_detected_and_the_agent_killed(tmp_path: Path) -> None:
+    started = time.monotonic()
+    outcome, _ = await supervise(
+        command(tmp_path, {"default": {"steps": [{"text": "thinking"}, {"hang": 60}]}}),
+        agent.Limits(stall_timeout=1.0, wall_timeout=60, check_every=0.1),
+    )
+    assert outcome.status == "stalled"
+    assert time.monotonic() - started < 10
+
+
+async def test_outside_stop_cancels(tmp_path: Path) -> None:
+    outcome, _ = await supervise(
+        command(tmp_path, {"default": {"steps": [{"hang": 60}]}}),
+        agent.Limits(30, 60, check_every=0.1),
+        stop="run cancelled",
+    )
+    assert outcome.status == "cancelled" and outcome.error == "run cancelled"
+
+
+async def test_token_budget_stops_the_story(tmp_path: Path) -> None:
+    script = {"default": {"steps": [{"usage": {"input": 5000, "output": 500}}]}}
+    outcome, _ = await supervise(command(tmp_path, script), agent.Limits(30, 60, token_budget=1000))
+    assert outcome.status == "budget_exceeded"
+
+
+async def test_flood_keeps_lines_bounded(tmp_path: Path) -> None:
+    script = {"default": {"steps": [{"flood": {"lines": 50, "bytes": 6_000_000}}]}}
+    outcome, events = await supervise(command(tmp_path, script))
+    assert outcome.oversize_lines == 50
+    assert all(len(getattr(e, "text", "")) <= 40_000 for e in events)
+
+
+async def test_children_do_not_outlive_the_story(tmp_path: Path) -> None:
+    marker = tmp_path / "child.pid"
+    script = {
+        "default": {
+            "steps": [{"run": f"sleep 120 >/dev/null 2>&1 & echo $! > {marker}"}, {"text": "done"}]
+        }
+    }
+    outcome, _ = await supervise(command(tmp_path, script))
+    assert outcome.status == "success"
+    pid = int(marker.read_text())
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("the agent's background child survived the story")
