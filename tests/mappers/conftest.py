@@ -17,7 +17,6 @@ from baro_shared.schemas import NormalizedEvent
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # The originals, one level above the repository root (absent on a fresh clone).
-SHARED_FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "wire"
 
 event_decoder = msgspec.json.Decoder(NormalizedEvent)
 

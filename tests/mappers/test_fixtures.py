@@ -24,7 +24,7 @@ from baro_shared.schemas import (
     Usage,
 )
 
-from .conftest import FIXTURES, SHARED_FIXTURES, fixture_lines, roundtrip, run
+from .conftest import FIXTURES, fixture_lines, roundtrip, run
 
 
 @dataclass(frozen=True)
@@ -213,13 +213,6 @@ def test_every_fixture_file_has_expectations() -> None:
     assert on_disk == set(EXPECTED)
     assert {name.split("/")[0] for name in on_disk} == set(BACKENDS)
     assert (FIXTURES / "SOURCES.md").is_file()
-
-
-def test_fixture_copy_matches_the_shared_originals() -> None:
-    if not SHARED_FIXTURES.is_dir():
-        pytest.skip(f"no {SHARED_FIXTURES} next to this checkout to compare the copy with")
-    for relative in EXPECTED:
-        assert (FIXTURES / relative).read_bytes() == (SHARED_FIXTURES / relative).read_bytes()
 
 
 @pytest.mark.parametrize("relative", sorted(EXPECTED))
