@@ -65,6 +65,7 @@ async def run_agent(
     limits: Limits,
     sink: Sink,
     stop_check: StopCheck,
+    on_spawn: Callable[[int], Awaitable[None]] | None = None,
 ) -> AgentOutcome:
     started = time.monotonic()
     try:
@@ -87,6 +88,8 @@ async def run_agent(
             0.0,
             None,
         )
+    if on_spawn is not None:
+        await on_spawn(proc.pid)
     state = _ReadState(last_output=time.monotonic())
     assert proc.stdout is not None and proc.stderr is not None
     reader = asyncio.create_task(_read_stdout(proc.stdout, mapper, sink, state, limits))

@@ -159,7 +159,8 @@ class _Job:
     def story_id(self) -> str:
         return self.cmd.story.id
 
-    async def execute(self) -> Outcome:
+    async def _started(self, ws: workspace.Workspace | None) -> None:
+        """Tell the conductor this attempt is live (published once the agent process runs)."""
         cmd = self.cmd
         await self.bus.publish(
             s.StoryStarted(
@@ -167,10 +168,14 @@ class _Job:
                 story_id=self.story_id,
                 attempt=self.attempt,
                 runner=self.runner.runner_id,
+                workspace=str(ws.repo) if ws else None,
                 base_commit=cmd.base_commit,
             ),
             f"{cmd.run_id}.started.{self.story_id}.{self.attempt}",
         )
+
+    async def execute(self) -> Outcome:
+        cmd = self.cmd
         root = workspace.workspace_path(
             self.settings.workspaces_dir, cmd.run_id, self.story_id, self.attempt
         )
@@ -213,7 +218,14 @@ class _Job:
             token_budget=cmd.limits.token_budget,
         )
         try:
-            outcome = await agent.run_agent(command, mapper, limits, self._sink, self._stop_check)
+            outcome = await agent.run_agent(
+                command,
+                mapper,
+                limits,
+                self._sink,
+                self._stop_check,
+                on_spawn=lambda _pid: self._started(ws),
+            )
         finally:
             await self.queue.put(None)
             with contextlib.suppress(Exception):
