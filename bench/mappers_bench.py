@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from baro_runner.mappers import BACKENDS, mapper_for
+from baro_shared.mappers import BACKENDS, mapper_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "mappers" / "fixtures"
 TARGET_LINES = 4000

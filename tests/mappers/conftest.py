@@ -12,7 +12,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from baro_runner.mappers import StreamMapper, mapper_for
+from baro_shared.mappers import StreamMapper, mapper_for
 from baro_shared.schemas import NormalizedEvent
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import msgspec
 import pytest
 
-from baro_runner.mappers import BACKENDS, mapper_for, summarize
+from baro_shared.mappers import BACKENDS, mapper_for, summarize
 from baro_shared.schemas import (
     AgentError,
     AgentFinished,

@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from baro_runner.mappers import BACKENDS, mapper_for
-from baro_runner.mappers.base import EXCERPT_CHARS, TEXT_CHARS
+from baro_shared.mappers import BACKENDS, mapper_for
+from baro_shared.mappers.base import EXCERPT_CHARS, TEXT_CHARS
 from baro_shared.schemas import (
     AgentFinished,
     AssistantText,

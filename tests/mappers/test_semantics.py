@@ -7,7 +7,7 @@ import json
 import msgspec
 import pytest
 
-from baro_runner.mappers import (
+from baro_shared.mappers import (
     BACKENDS,
     ClaudeMapper,
     PiMapper,
@@ -15,7 +15,7 @@ from baro_runner.mappers import (
     mapper_for,
     summarize,
 )
-from baro_runner.mappers.base import EXCERPT_CHARS, is_retryable, status_in
+from baro_shared.mappers.base import EXCERPT_CHARS, is_retryable, status_in
 from baro_shared.schemas import (
     AgentError,
     AgentFinished,

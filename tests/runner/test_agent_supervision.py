@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from baro_runner import agent
-from baro_runner.backends import AgentCommand, scripted_binary
-from baro_runner.mappers import mapper_for
+from baro_runner.backends import AgentCommand
 from baro_shared import schemas as s
+from baro_shared.backends import scripted_binary
+from baro_shared.mappers import mapper_for
 from baro_shared.settings import Settings
 
 

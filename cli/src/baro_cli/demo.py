@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from baro_cli import runflow
-from baro_cli.main import _run, build_request
+from baro_cli.commands.run import _run, build_request
 from baro_shared.gitutil import BARO_IDENTITY, git_sync
 from baro_shared.settings import Settings
 

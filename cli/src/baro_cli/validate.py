@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from baro_runner.backends import KNOWN_BACKENDS, binary_for
+from baro_shared.backends import KNOWN_BACKENDS, binary_for
 from baro_shared.gitutil import git_sync
 from baro_shared.settings import Settings
 

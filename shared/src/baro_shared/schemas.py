@@ -345,6 +345,7 @@ class ClassifyGoal(Message, tag="cmd.classify", kw_only=True):
     backend: str | None = None
     model: str | None = None
     repo_key: str | None = None  # identifies the repository for past-run estimates
+    agent_script: str | None = None  # scripted test/demo backend only
 
 
 class PrepareRun(Message, tag="cmd.prepare", kw_only=True):
@@ -360,6 +361,8 @@ class PlanGoal(Message, tag="cmd.plan", kw_only=True):
     file_list: str | None = None
     backend: str | None = None
     model: str | None = None
+    strategy: Literal["auto", "deterministic", "llm"] = "auto"
+    agent_script: str | None = None  # scripted test/demo backend only
 
 
 class RunStory(Message, tag="cmd.run_story", kw_only=True):

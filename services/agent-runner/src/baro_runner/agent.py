@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from baro_runner.backends import AgentCommand
-from baro_runner.mappers import StreamMapper
 from baro_shared import schemas as s
+from baro_shared.mappers import StreamMapper
 
 MAX_LINE_BYTES = 4 << 20
 STDERR_TAIL_BYTES = 8192

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from baro_runner.workspace import Workspace
 from baro_shared import schemas as s
+from baro_shared.backends import agent_env, binary_for
 from baro_shared.settings import Settings
-
-# Never inherited by agents: baro's own credentials and settings.
-_SECRET_PREFIXES = ("BARO_", "NATS_")
-NON_INTERACTIVE = {
-    "CI": "1",
-    "npm_config_yes": "true",
-    "npm_config_fund": "false",
-    "npm_config_audit": "false",
-    "PIP_NO_INPUT": "1",
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_ASKPASS": "true",
-    "SSH_ASKPASS": "true",
-    "DEBIAN_FRONTEND": "noninteractive",
-    "PAGER": "cat",
-    "GIT_PAGER": "cat",
-    "NO_COLOR": "1",
-    "TERM": "dumb",
-}
 
 
 @dataclass(frozen=True)
@@ -38,39 +18,6 @@ class AgentCommand:
     argv: list[str]
     env: dict[str, str]
     cwd: Path
-
-
-def base_env(ws: Workspace) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SECRET_PREFIXES)}
-    env.update(NON_INTERACTIVE)
-    env["TMPDIR"] = str(ws.scratch)
-    return env
-
-
-def scripted_binary(settings: Settings) -> str | None:
-    if settings.scripted_agent_bin:
-        return settings.scripted_agent_bin
-    beside = Path(sys.executable).parent / "baro-scripted-agent"
-    if beside.is_file():
-        return str(beside)
-    return shutil.which("baro-scripted-agent")
-
-
-def binary_for(backend: str, settings: Settings) -> str | None:
-    """The resolved executable for a backend, or None when it is not installed."""
-    if backend == "scripted":
-        return scripted_binary(settings)
-    name = {
-        "claude": settings.claude_bin,
-        "codex": settings.codex_bin,
-        "opencode": settings.opencode_bin,
-        "pi": settings.pi_bin,
-    }.get(backend)
-    if name is None:
-        return None
-    if os.sep in name:
-        return name if Path(name).is_file() else None
-    return shutil.which(name)
 
 
 def _claude(
@@ -114,7 +61,6 @@ def _scripted(
 
 Builder = Callable[[str, str, Workspace, s.RunStory, dict[str, str]], AgentCommand]
 BUILDERS: dict[str, Builder] = {"claude": _claude, "scripted": _scripted}
-KNOWN_BACKENDS = ("claude", "codex", "opencode", "pi", "scripted")
 
 
 class BackendUnavailable(RuntimeError):
@@ -130,5 +76,5 @@ def agent_command(
     binary = binary_for(backend, settings)
     if binary is None:
         raise BackendUnavailable(f"the {backend} CLI is not installed on this runner")
-    env = base_env(ws)
+    env = agent_env(ws.scratch)
     return builder(binary, prompt, ws, cmd, env)

@@ -21,11 +21,11 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from baro_runner import agent, workspace
 from baro_runner.backends import BackendUnavailable, agent_command
-from baro_runner.mappers import mapper_for
 from baro_runner.prompt import build_prompt
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import ACK, Bus, Delivery, Nak, Outcome, Worker, process_name
+from baro_shared.mappers import mapper_for
 from baro_shared.metrics import RUN_SECONDS_BUCKETS
 from baro_shared.settings import Settings
 from baro_shared.surfaces import covered

@@ -55,6 +55,7 @@ def new_record(event: s.RunSubmitted, now: float) -> Transition:
                 backend=event.backend,
                 model=event.model,
                 repo_key=repo_key(event.repo),
+                agent_script=event.agent_script,
             ),
             f"{run_id}.classify",
         )
@@ -161,6 +162,7 @@ def _request_plan(tr: Transition) -> None:
             file_list=rec.file_list,
             backend=rec.request.backend,
             model=rec.request.model,
+            agent_script=rec.request.agent_script,
         ),
         f"{rec.run_id}.plan",
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from baro_runner.mappers.base import (
+from baro_shared.mappers.base import (
     TEXT_CHARS,
     ChangeKind,
     JsonObject,

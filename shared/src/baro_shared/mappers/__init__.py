@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from baro_runner.mappers.base import StreamMapper
-from baro_runner.mappers.claude import ClaudeMapper
-from baro_runner.mappers.codex import CodexMapper
-from baro_runner.mappers.opencode import OpenCodeMapper
-from baro_runner.mappers.pi import PiMapper
-from baro_runner.mappers.summary import MapSummary, SummaryUsage, summarize_stream
+from baro_shared.mappers.base import StreamMapper
+from baro_shared.mappers.claude import ClaudeMapper
+from baro_shared.mappers.codex import CodexMapper
+from baro_shared.mappers.opencode import OpenCodeMapper
+from baro_shared.mappers.pi import PiMapper
+from baro_shared.mappers.summary import MapSummary, SummaryUsage, summarize_stream
 
 BACKENDS: tuple[str, ...] = ("claude", "codex", "opencode", "pi")
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 import msgspec
 
-from baro_runner.mappers.base import StreamMapper
+from baro_shared.mappers.base import StreamMapper
 from baro_shared.schemas import (
     CommandRun,
     FileChanged,

@@ -1,0 +1,44 @@
+"""The `baro` Typer application and what every command shares."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from baro_shared.settings import Settings
+
+app = typer.Typer(
+    name="baro",
+    help="Turn one coding goal into one clean branch, run by coding agents on a NATS JetStream bus.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+SERVICE_NAMES = ("intake", "planner", "conductor", "agent-runner", "merger")
+MODE_CHOICES = ("auto", "focused", "sequential", "parallel")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"baro: {message}", err=True)
+    return typer.Exit(code)
+
+
+def setup_logging(settings: Settings, quiet: bool) -> None:
+    level = logging.WARNING if quiet else getattr(logging, settings.log_level.upper(), logging.INFO)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("nats").setLevel(logging.CRITICAL)
+
+
+def load_settings(nats_url: str | None = None) -> Settings:
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's message names the bad variable
+        raise fail(f"invalid BARO_* setting: {str(exc).splitlines()[0]}") from None
+    if nats_url:
+        settings = settings.model_copy(update={"nats_url": nats_url})
+    return settings

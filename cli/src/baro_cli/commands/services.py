@@ -1,0 +1,76 @@
+"""`baro service`, `baro up`, `baro demo`: running baro's own processes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from baro_cli import runflow
+from baro_cli.app import SERVICE_NAMES, app, fail, load_settings, setup_logging
+from baro_shared.bus import BusUnavailable
+from baro_shared.settings import Settings
+
+
+@app.command()
+def service(
+    name: Annotated[
+        str, typer.Argument(help="intake, planner, conductor, agent-runner or merger.")
+    ],
+    nats_url: Annotated[str | None, typer.Option(help="NATS URL (default: BARO_NATS_URL).")] = None,
+) -> None:
+    """Run one service in the foreground (what a container runs)."""
+    if name not in SERVICE_NAMES:
+        raise fail(f"unknown service {name!r}: choose one of {', '.join(SERVICE_NAMES)}")
+    settings = load_settings(nats_url)
+    setup_logging(settings, quiet=False)
+    from baro_cli.stack import SERVICES
+    from baro_shared.service import Host
+
+    try:
+        asyncio.run(Host({name: SERVICES[name]}, settings).run())
+    except BusUnavailable as exc:
+        raise fail(f"{exc}: is NATS running? set BARO_NATS_URL or --nats-url", 2) from None
+
+
+@app.command()
+def up(
+    nats_url: Annotated[
+        str | None, typer.Option(help="Use this NATS instead of starting an embedded one.")
+    ] = None,
+) -> None:
+    """Run the whole stack in the foreground (embedded NATS unless --nats-url)."""
+    settings = load_settings(nats_url)
+    setup_logging(settings, quiet=False)
+    try:
+        asyncio.run(_up(settings, embedded=nats_url is None))
+    except BusUnavailable as exc:
+        raise fail(f"{exc}: is NATS running there?", 2) from None
+
+
+async def _up(settings: Settings, *, embedded: bool) -> None:
+    from baro_cli.stack import SERVICES, LocalStack
+    from baro_shared.service import Host
+
+    if not embedded:
+        await Host(SERVICES, settings).run()
+        return
+    stop = runflow.install_interrupt(asyncio.get_running_loop())
+    async with LocalStack(settings, serve_http=True) as live:
+        typer.echo(f"baro is up: NATS at {live.nats_url} (Ctrl-C stops)", err=True)
+        typer.echo(f"  export BARO_NATS_URL={live.nats_url}", err=True)
+        await stop.wait()
+
+
+@app.command()
+def demo(
+    keep: Annotated[
+        bool, typer.Option(help="Keep the sample repository (its path is printed).")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Create a small sample repository and run a goal on it with the scripted test/demo agent."""
+    from baro_cli.demo import run_demo
+
+    raise typer.Exit(run_demo(keep=keep, as_json=as_json))

@@ -1,0 +1,149 @@
+"""One tool-less question to an agent CLI in headless mode, answered with text.
+
+Intake (LLM classification) and the planner (LLM decomposition) use this: the CLI is run
+without tools (or read-only where it has no tool-less mode), its stream is normalized by
+the backend's mapper, and the final assistant text and the tokens it cost come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from baro_shared import schemas as s
+from baro_shared.backends import agent_env, binary_for
+from baro_shared.mappers import mapper_for
+from baro_shared.settings import Settings
+
+MAX_OUTPUT_BYTES = 8 << 20
+
+
+@dataclass
+class OneShotResult:
+    ok: bool
+    text: str = ""
+    usage: s.TokenUsage = field(default_factory=s.TokenUsage)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def command(backend: str, binary: str, prompt: str, model: str | None) -> list[str]:
+    """The headless, tool-less command line for one question."""
+    if backend in ("claude", "scripted"):
+        argv = [binary, "-p", prompt, "--output-format", "stream-json", "--verbose"]
+        if backend == "claude":
+            argv += ["--tools", "", "--permission-mode", "dontAsk", "--no-session-persistence"]
+        return argv + (["--model", model] if model else [])
+    if backend == "codex":
+        argv = [
+            binary,
+            "exec",
+            "--json",
+            "--skip-git-repo-check",
+            "--sandbox",
+            "read-only",
+            "--ephemeral",
+        ]
+        return argv + (["-m", model] if model else []) + [prompt]
+    if backend == "opencode":
+        return [binary, "run", "--format", "json", *(["-m", model] if model else []), prompt]
+    if backend == "pi":
+        return [
+            binary,
+            "--mode",
+            "json",
+            "-p",
+            "--no-session",
+            *(["--model", model] if model else []),
+            prompt,
+        ]
+    raise ValueError(f"unknown backend {backend!r}")
+
+
+async def ask(
+    backend: str,
+    prompt: str,
+    settings: Settings,
+    *,
+    purpose: str,
+    model: str | None = None,
+    timeout: float = 180.0,
+    agent_script: str | None = None,
+) -> OneShotResult:
+    """Ask ``prompt``; never raises for the CLI's own failures (they come back as ok=False).
+
+    ``purpose`` names the caller ("intake", "planner"); the scripted test/demo agent sees it
+    as its story id, so one script can answer both.
+    """
+    started = time.monotonic()
+    binary = binary_for(backend, settings)
+    if binary is None:
+        return OneShotResult(False, error=f"the {backend} CLI is not installed")
+    with tempfile.TemporaryDirectory(prefix=f"baro-{purpose}-") as tmp:
+        env = agent_env(Path(tmp))
+        env.update(
+            {
+                "BARO_STORY_ID": f"baro-{purpose}",
+                "BARO_STORY_TITLE": purpose,
+                "BARO_ATTEMPT": "1",
+                "OPENCODE_PERMISSION": '{"edit": "deny", "bash": "deny", "webfetch": "deny"}',
+            }
+        )
+        if backend == "scripted" and agent_script:
+            env["BARO_AGENT_SCRIPT"] = agent_script
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *command(backend, binary, prompt, model),
+                cwd=tmp,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return OneShotResult(False, error=f"could not start {binary}: {exc}")
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            return OneShotResult(
+                False, error=f"no answer within {timeout:.0f}s", seconds=time.monotonic() - started
+            )
+    return interpret(
+        backend, out[:MAX_OUTPUT_BYTES], err, proc.returncode, time.monotonic() - started
+    )
+
+
+def interpret(
+    backend: str, out: bytes, err: bytes, exit_code: int | None, seconds: float
+) -> OneShotResult:
+    mapper = mapper_for(backend)
+    texts: list[str] = []
+    result_text: str | None = None
+    for line in out.splitlines():
+        for event in mapper.feed(line):
+            if isinstance(event, s.AssistantText):
+                texts.append(event.text)
+            elif isinstance(event, s.AgentFinished) and event.result:
+                result_text = event.result
+    for event in mapper.finish(exit_code):
+        if isinstance(event, s.AgentFinished) and event.result:
+            result_text = event.result
+    text = texts[-1] if texts else (result_text or "")
+    if not mapper.outcome_ok:
+        detail = (
+            mapper.error
+            or err.decode("utf-8", "replace").strip()[-300:]
+            or f"exit code {exit_code}"
+        )
+        return OneShotResult(False, text, mapper.usage, detail, seconds)
+    return OneShotResult(True, text, mapper.usage, None, seconds)
