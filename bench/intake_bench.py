@@ -6,6 +6,7 @@ Not a test: numbers depend on the machine. The labelled goals live in tests/inta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import statistics
 import time
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from baro_intake.classifier import classify
+from baro_intake.decide import decide
+from baro_shared.settings import Settings
 
 GOALS_PATH = Path(__file__).resolve().parents[1] / "tests" / "intake" / "goals.jsonl"
 
@@ -79,8 +82,45 @@ def agreement() -> dict[str, dict[str, float | int | None]]:
     return report
 
 
+def measure_llm_roundtrip(repeat: int = 20) -> dict[str, float | int]:
+    """One LLM intake question through the scripted test/demo agent (a real subprocess).
+
+    This is baro's own overhead around a model call (spawn, stream mapping, strict parsing,
+    fallback logic); a real model adds its own seconds on top.
+    """
+    reply = {"mode": "parallel", "confidence": 0.8, "reason": "two independent modules"}
+    step = {"text": json.dumps(reply)}
+    script = json.dumps({"stories": [{"match": {"id": "baro-intake"}, "steps": [step]}]})
+    settings = Settings()
+
+    async def once() -> float:
+        t0 = time.perf_counter()
+        decided = await decide(
+            "update src/a.py and src/b.py",
+            settings,
+            strategy="llm",
+            backend="scripted",
+            agent_script=script,
+        )
+        assert decided.decision.source == "llm", decided.decision.evidence
+        return (time.perf_counter() - t0) * 1000
+
+    async def many() -> list[float]:
+        await once()
+        return [await once() for _ in range(max(1, repeat))]
+
+    latencies_ms = sorted(asyncio.run(many()))
+    return {
+        "llm_questions": len(latencies_ms),
+        "llm_median_ms": round(statistics.median(latencies_ms), 2),
+        "llm_p95_ms": round(_percentile(latencies_ms, 0.95), 2),
+    }
+
+
 if __name__ == "__main__":
     for key, value in measure().items():
+        print(f"{key:>16}: {value}")
+    for key, value in measure_llm_roundtrip().items():
         print(f"{key:>16}: {value}")
     for split, numbers in agreement().items():
         print(f"{split:>16}: " + ", ".join(f"{k}={v}" for k, v in numbers.items()))

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from nats.js.api import Header
 
+from baro_cli.picker import estimate_json, estimate_line
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import Bus
@@ -22,6 +23,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ATTENTION = 3
 EXIT_CANCELLED = 130
+CANCEL_CONFIRM_S = 15.0  # how long a cancel at the picker waits for the conductor to record it
 
 Picker = Callable[[s.IntakeDecision], s.Mode | None]
 
@@ -43,6 +45,7 @@ class RunReport:
     mode_source: str | None = None
     vague: bool = False
     interpretation: str | None = None
+    estimates: list[dict[str, Any]] = field(default_factory=list)  # per mode, from past runs
     stories: list[dict[str, Any]] = field(default_factory=list)
     enforcement: list[str] = field(default_factory=list)
     branch: str | None = None
@@ -99,11 +102,21 @@ async def follow(
     events = bus.run_events(request.run_id)
     interrupted = interrupt or asyncio.Event()
     pending_next: asyncio.Task[s.Event] | None = None
+    cancel_deadline: float | None = None
     try:
         while True:
             pending_next = asyncio.ensure_future(anext(events))
             stop = asyncio.ensure_future(interrupted.wait())
-            done, _ = await asyncio.wait({pending_next, stop}, return_when=asyncio.FIRST_COMPLETED)
+            wait_s = (
+                None if cancel_deadline is None else max(0.0, cancel_deadline - time.monotonic())
+            )
+            done, _ = await asyncio.wait(
+                {pending_next, stop}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:  # a cancel was sent at the picker and not confirmed in time
+                pending_next.cancel()
+                stop.cancel()
+                return report
             if pending_next not in done:
                 pending_next.cancel()
                 progress.line("interrupted: cancelling the run")
@@ -114,6 +127,8 @@ async def follow(
             event = pending_next.result()
             if await _on_event(bus, request, event, report, progress, picker):
                 return report
+            if report.status == "cancelled" and cancel_deadline is None:
+                cancel_deadline = time.monotonic() + CANCEL_CONFIRM_S
     finally:
         with contextlib.suppress(BaseException):
             await events.aclose()
@@ -136,7 +151,11 @@ async def _on_event(
                 d.vague,
                 d.interpretation,
             )
-            progress.line(f"baro suggests: {d.mode} ({d.confidence:.0%} confident) — {d.reason}")
+            report.estimates = [estimate_json(e) for e in d.estimates]
+            if request.confirm != "picker" or picker is None:  # the picker shows it itself
+                progress.line(
+                    f"baro suggests: {d.mode} ({d.confidence:.0%} confident) — {d.reason}"
+                )
             if d.vague:
                 progress.line(f"warning: the goal is vague; read as: {d.interpretation}")
             if request.confirm == "picker" and picker is not None:
@@ -144,17 +163,22 @@ async def _on_event(
                 if chosen is None:
                     await cancel(bus, request.run_id, "cancelled at the mode picker")
                     report.status, report.reason = "cancelled", "cancelled at the mode picker"
-                    return True
+                    return False  # follow on until the conductor records it (RunFinished)
                 src: s.ConfirmSource = "user" if chosen != d.mode else "intake"
+                decided_by: s.DecisionSource = "user" if chosen != d.mode else d.source
                 await bus.publish(
-                    s.ModeConfirmed(run_id=request.run_id, mode=chosen, source=src),
+                    s.ModeConfirmed(
+                        run_id=request.run_id, mode=chosen, source=src, decided_by=decided_by
+                    ),
                     f"{request.run_id}.mode",
                 )
-        case s.ModeConfirmed(mode=mode, source=source):
+        case s.ModeConfirmed(mode=mode, source=source, decided_by=decided_by):
             if report.mode != mode or source != "intake":
                 progress.line(f"mode: {mode} ({source})")
             report.mode = mode
-            if source in ("user", "flag"):
+            if decided_by is not None:
+                report.mode_source = decided_by
+            elif source in ("user", "flag"):
                 report.mode_source = source
         case s.PlanAccepted(mode=mode, stories=stories, enforcement=notes):
             report.mode = mode
@@ -254,6 +278,9 @@ def render_summary(report: RunReport, out: TextIO) -> None:
     if report.mode:
         conf = f" ({report.confidence:.0%} confident)" if report.confidence is not None else ""
         w(f"mode: {report.mode}{conf}, decided by {report.mode_source or 'intake'}\n")
+        for est in report.estimates:
+            if est.get("mode") == report.mode:
+                w(f"expected for {report.mode} here: {estimate_line(est)}\n")
     if report.branch:
         w(
             f"branch: {report.branch}  ({report.base[:10] if report.base else '?'}..{report.head[:10] if report.head else '?'})\n"

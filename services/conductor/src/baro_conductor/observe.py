@@ -45,10 +45,18 @@ plan_repairs = Counter(
     "baro_plan_repairs_total", "Enforcement notes recorded on accepted plans", ["mode"]
 )
 
+mode_decisions = Counter(
+    "baro_mode_decisions_total",
+    "Modes runs were confirmed in, by who decided (offline, llm, user, flag)",
+    ["mode", "source"],
+)
+
 FINAL_STORY = ("integrated", "failed", "blocked", "conflict", "cancelled")
 
 
 def transition(old: s.RunRecord | None, new: s.RunRecord, event: s.Event) -> None:
+    if new.mode and new.mode_source and (old is None or old.mode_source is None):
+        mode_decisions.labels(mode=new.mode, source=new.mode_source).inc()
     if old is None:
         runs_submitted.labels(mode_request=new.request.mode_request).inc()
         runs_active.inc()
