@@ -5,28 +5,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import importlib
 import logging
 import os
 from pathlib import Path
 from typing import IO
 
-from baro_conductor.service import create as create_conductor
-from baro_intake.service import create as create_intake
-from baro_merger.service import create as create_merger
-from baro_planner.service import create as create_planner
-from baro_runner.service import create as create_runner
+from baro_shared.bus import Bus
 from baro_shared.embedded import EmbeddedNats
-from baro_shared.service import Host, ServiceFactory
+from baro_shared.service import Host, Service, ServiceFactory
 from baro_shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
+
+def _imported_on_start(module: str) -> ServiceFactory:
+    """A factory that imports its service module only when the service starts.
+
+    A service module registers its Prometheus series at import, so ``baro service NAME``
+    exposes on /metrics only what NAME owns (plus the shared bus series).
+    """
+
+    async def create(bus: Bus, settings: Settings) -> Service:
+        factory: ServiceFactory = importlib.import_module(module).create
+        return await factory(bus, settings)
+
+    return create
+
+
 SERVICES: dict[str, ServiceFactory] = {
-    "conductor": create_conductor,
-    "intake": create_intake,
-    "planner": create_planner,
-    "agent-runner": create_runner,
-    "merger": create_merger,
+    "conductor": _imported_on_start("baro_conductor.service"),
+    "intake": _imported_on_start("baro_intake.service"),
+    "planner": _imported_on_start("baro_planner.service"),
+    "agent-runner": _imported_on_start("baro_runner.service"),
+    "merger": _imported_on_start("baro_merger.service"),
 }
 
 
@@ -87,7 +99,7 @@ class LocalStack:
 
     async def __aenter__(self) -> Settings:
         store_dir = self.store.acquire() if self.persistent else None
-        self.nats = EmbeddedNats(store_dir=store_dir)
+        self.nats = EmbeddedNats(store_dir=store_dir, sync_always=self.settings.embedded_sync_always)
         await asyncio.to_thread(self.nats.start)
         settings = self.settings.model_copy(update={"nats_url": self.nats.url})
         self.settings = settings

@@ -112,6 +112,7 @@ class Bus:
     topology: t.Topology
     runs: KeyValue
     history: KeyValue
+    claims: KeyValue
     objects: ObjectStore
 
     @classmethod
@@ -124,11 +125,12 @@ class Bus:
                 await t.ensure_topology(js, topo)
             runs = await js.key_value(t.RUNS_BUCKET)
             history = await js.key_value(t.HISTORY_BUCKET)
+            claims = await js.key_value(t.CLAIMS_BUCKET)
             objects = await js.object_store(t.OBJECTS_BUCKET)
         except Exception:
             await nc.close()
             raise
-        return cls(nc, js, settings, topo, runs, history, objects)
+        return cls(nc, js, settings, topo, runs, history, claims, objects)
 
     async def close(self) -> None:
         if self.nc.is_closed:
@@ -196,6 +198,14 @@ class Bus:
                 out.append(got[0])
         return out
 
+    async def claim(self, key: str, owner: str) -> bool:
+        """Take ``key`` for ``owner``; False when someone else took it first."""
+        try:
+            await self.claims.create(key, owner.encode())
+            return True
+        except KeyWrongLastSequenceError:
+            return False
+
     # ---- objects
 
     async def put_file(self, name: str, path: Path) -> None:
@@ -257,6 +267,7 @@ class Term:
 
 
 Outcome = Ack | Nak | Term
+FETCH_WAIT_S = 1.0  # a pull request's lifetime: also how long a stopping worker waits for it
 ACK = Ack()
 
 
@@ -350,23 +361,22 @@ class Worker(Generic[M]):
         self._free.release()
 
     async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
-        fetch = asyncio.ensure_future(sub.fetch(1, timeout=2.0))
-        stop = asyncio.ensure_future(self.shutdown.wait())
-        done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if fetch not in done:
-            fetch.cancel()
-            with contextlib.suppress(BaseException):
-                await fetch
-            return []
-        stop.cancel()
         try:
-            return fetch.result()
+            msgs = await sub.fetch(1, timeout=FETCH_WAIT_S)
         except NatsTimeoutError:
             return []
         except Exception as exc:  # connection trouble: back off and retry
             log.debug("fetch failed on %s: %s", self.spec.name, exc)
             await asyncio.sleep(0.5)
             return []
+        if self.shutdown.is_set():
+            # The pull request was already on the server when shutdown began; whatever it
+            # brought goes straight back, or it would sit unacked here until ack_wait.
+            for msg in msgs:
+                with contextlib.suppress(Exception):
+                    await msg.nak()
+            return []
+        return msgs
 
     async def _handle(self, msg: Msg) -> None:
         meta = msg.metadata
@@ -405,6 +415,10 @@ class Worker(Generic[M]):
                 await msg.in_progress()
 
     async def _settle(self, msg: Msg, outcome: Outcome) -> None:
+        settled = (
+            "ack" if isinstance(outcome, Ack) else "nak" if isinstance(outcome, Nak) else "term"
+        )
+        metrics.handled.labels(service=self.service, outcome=settled).inc()
         try:
             if isinstance(outcome, Ack):
                 await msg.ack()

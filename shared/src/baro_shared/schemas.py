@@ -20,6 +20,7 @@ SCHEMA_VERSION = 1
 Mode = Literal["focused", "sequential", "parallel"]
 ModeRequest = Literal["auto", "focused", "sequential", "parallel"]
 IntakeStrategy = Literal["offline", "llm", "auto"]
+PlanStrategy = Literal["auto", "deterministic", "llm"]
 DecisionSource = Literal["offline", "llm", "user", "flag"]
 ConfirmSource = Literal["intake", "user", "flag"]
 Confirm = Literal["picker", "auto"]
@@ -147,6 +148,26 @@ class Estimate(Value, kw_only=True):
     wall_s: float | None = None
 
 
+class PastRun(Value, kw_only=True):
+    """One finished run's figures, kept per repository in the history bucket."""
+
+    run_id: str
+    mode: Mode
+    status: RunState
+    stories: int
+    parallelism: int = 1
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+    wall_s: float = 0.0  # from the mode's confirmation to the final state
+    finished_at: float = 0.0
+
+
+class RepoHistory(Value, kw_only=True):
+    """The value under one repository's key in the history bucket (most recent runs last)."""
+
+    v: int = SCHEMA_VERSION
+    runs: list[PastRun] = msgspec.field(default_factory=list)
+
+
 class IntakeDecision(Value, kw_only=True):
     mode: Mode
     confidence: float
@@ -208,6 +229,10 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     # Only read by the scripted test/demo agent: its JSON script, inline.
     agent_script: str | None = None
     submitted_by: str | None = None
+    planner: PlanStrategy = "auto"
+    # A plan given by the submitter (``baro run --plan-file``): the conductor takes it as
+    # the proposal instead of asking the planner; enforcement still applies.
+    plan: list[Story] | None = None
 
 
 class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):
@@ -217,6 +242,7 @@ class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):
 class ModeConfirmed(Message, tag="run.mode_confirmed", kw_only=True):
     mode: Mode
     source: ConfirmSource
+    decided_by: DecisionSource | None = None  # what the run record's mode_source becomes
 
 
 class CancelRequested(Message, tag="run.cancel_requested", kw_only=True):
@@ -236,13 +262,14 @@ class RunPrepareFailed(Message, tag="run.prepare_failed", kw_only=True):
 
 class PlanProposed(Message, tag="run.plan_proposed", kw_only=True):
     stories: list[Story]
-    planner: Literal["deterministic", "llm", "single"] = "deterministic"
+    planner: Literal["deterministic", "llm", "single", "given"] = "deterministic"
     notes: list[str] = msgspec.field(default_factory=list)
     tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
 
 
 class PlanFailed(Message, tag="run.plan_failed", kw_only=True):
     error: str
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)  # spent before failing
 
 
 class PlanAccepted(Message, tag="run.plan_accepted", kw_only=True):
@@ -276,6 +303,7 @@ class StoryFinished(Message, tag="story.finished", kw_only=True):
     session_id: str | None = None
     retry_after_s: float | None = None
     runner: str | None = None
+    workspace: str | None = None  # the attempt's workspace, when kept for inspection
 
 
 class StoryUpdated(Message, tag="story.updated", kw_only=True):
@@ -328,6 +356,16 @@ class RunDelivered(Message, tag="run.delivered", kw_only=True):
 class DeliveryFailed(Message, tag="run.delivery_failed", kw_only=True):
     error: str
     needs_attention: bool = True
+
+
+class CommandDeadLettered(Message, tag="run.dead_lettered", kw_only=True):
+    """The bus gave up delivering a command (max deliveries): the work it asked for failed."""
+
+    command: str  # the command's type tag, e.g. "cmd.run_story"
+    deliveries: int
+    reason: str
+    story_id: str | None = None
+    attempt: int | None = None
 
 
 class RunFinished(Message, tag="run.finished", kw_only=True):
@@ -429,6 +467,7 @@ Event = (
     | IntegrationFailed
     | RunDelivered
     | DeliveryFailed
+    | CommandDeadLettered
     | RunFinished
 )
 Command = (
@@ -589,6 +628,7 @@ class RunRecord(Value, kw_only=True):
     decision: IntakeDecision | None = None
     mode: Mode | None = None
     mode_source: DecisionSource | None = None
+    confirmed_at: float | None = None
     base_commit: str | None = None
     file_list: str | None = None
     prepared: bool = False
@@ -620,6 +660,7 @@ command_decoder = msgspec.json.Decoder(Command)
 bus_decoder = msgspec.json.Decoder(BusMessage)
 agent_event_decoder = msgspec.json.Decoder(AgentEventMsg)
 record_decoder = msgspec.json.Decoder(RunRecord)
+history_decoder = msgspec.json.Decoder(RepoHistory)
 
 
 def encode(obj: msgspec.Struct) -> bytes:

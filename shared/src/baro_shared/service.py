@@ -17,6 +17,7 @@ from typing import Protocol
 from baro_shared import metrics
 from baro_shared.bus import Bus, process_name
 from baro_shared.health import HealthServer
+from baro_shared.redact import install_log_redaction
 from baro_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Host:
         self._stop.set()
 
     async def start(self) -> None:
+        install_log_redaction()
         first = True
         for name, factory in self.factories.items():
             bus = await Bus.open(self.settings, process_name(name), ensure=first)

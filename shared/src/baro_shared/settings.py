@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,8 @@ class Settings(BaseSettings):
     agent_max_age_s: float = 7 * 86400.0
     agent_max_bytes: int = 2 << 30
     objects_max_age_s: float = 14 * 86400.0
+    # embedded server only: fsync every write before acknowledging it (see docs/reliability.md)
+    embedded_sync_always: bool = False
 
     # agent runners
     runner_ack_wait_s: float = 30.0
@@ -66,9 +69,26 @@ class Settings(BaseSettings):
     opencode_bin: str = "opencode"
     pi_bin: str = "pi"
     scripted_agent_bin: str | None = None
+    # custom model endpoints and the CLIs' own provider retries (see docs/backends.md)
+    claude_base_url: str | None = None  # an Anthropic Messages endpoint
+    codex_base_url: str | None = None  # an OpenAI Responses endpoint (.../v1)
+    opencode_base_url: str | None = None
+    opencode_api: Literal["chat", "responses", "messages"] = "chat"
+    pi_base_url: str | None = None
+    pi_api: Literal["chat", "responses", "messages"] = "chat"
+    codex_sandbox: Literal["workspace-write", "danger-full-access"] = "workspace-write"
+    agent_max_retries: int | None = Field(default=None, ge=0)  # None: each CLI's default
+
+    # intake: offline classifier, LLM refinement (see docs/intake.md)
+    intake: Literal["offline", "llm", "auto"] = "offline"  # default of `baro run --intake`
+    intake_llm_threshold: float = Field(default=0.6, ge=0.0, le=1.0)  # auto: below this, ask
+    intake_llm_timeout_s: float = Field(default=120.0, gt=0.0)
 
     # HTTP API (intake)
     api_token: SecretStr | None = None
+    # the intake serves the API only when a port is set (0 = a free port); see docs/api.md
+    api_port: int | None = Field(default=None, ge=0, le=65535)
+    api_host: str | None = None  # default: http_host
 
     @property
     def heartbeat_s(self) -> float:

@@ -7,6 +7,7 @@ changed setting).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ DLQ_STREAM = "BARO_DLQ"
 
 RUNS_BUCKET = "baro_runs"
 HISTORY_BUCKET = "baro_history"  # past-run statistics per repository, for intake estimates
+CLAIMS_BUCKET = "baro_claims"  # which runner took which story attempt (first writer wins)
 OBJECTS_BUCKET = "baro_objects"
 
 SERVICES = ("intake", "planner", "conductor", "agent-runner", "merger")
@@ -71,6 +73,16 @@ def run_key(run_id: str) -> str:
     return f"run.{run_id}"
 
 
+def claim_key(run_id: str, story_id: str, attempt: int) -> str:
+    return f"{run_id}.{_token(story_id)}.{attempt}"
+
+
+def history_key(repo_key: str) -> str:
+    """The history bucket's key for one repository: a hash, since paths and URLs hold
+    characters a KV key may not."""
+    return "repo." + hashlib.sha256(repo_key.encode("utf-8")).hexdigest()[:40]
+
+
 def cancel_subject(run_id: str) -> str:
     return f"{CANCEL_SUBJECT_PREFIX}.{run_id}"
 
@@ -103,6 +115,7 @@ EVENT_TOPICS: dict[type, str] = {
     s.IntegrationFailed: "integration_failed",
     s.RunDelivered: "delivered",
     s.DeliveryFailed: "delivery_failed",
+    s.CommandDeadLettered: "dead_lettered",
     s.RunFinished: "finished",
 }
 COMMAND_SERVICE: dict[type, str] = {
@@ -132,6 +145,7 @@ CONDUCTOR_TOPICS = (
     "integration_failed",
     "delivered",
     "delivery_failed",
+    "dead_lettered",
 )
 
 
@@ -245,6 +259,9 @@ def build_topology(cfg: Settings) -> Topology:
     kv = (
         KeyValueConfig(bucket=RUNS_BUCKET, history=5, storage=storage, replicas=cfg.replicas),
         KeyValueConfig(bucket=HISTORY_BUCKET, history=1, storage=storage, replicas=cfg.replicas),
+        KeyValueConfig(
+            bucket=CLAIMS_BUCKET, history=1, storage=storage, replicas=cfg.replicas, ttl=cfg.evt_max_age_s
+        ),
     )
     objects = (
         ObjectStoreConfig(

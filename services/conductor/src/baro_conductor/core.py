@@ -63,8 +63,12 @@ def new_record(event: s.RunSubmitted, now: float) -> Transition:
         rec.state = "planning"
         rec.mode = event.mode_request
         rec.mode_source = "flag"
+        rec.confirmed_at = now
         rec.caps = caps_for(rec, rec.mode, None)
-        tr.send(s.ModeConfirmed(run_id=run_id, mode=rec.mode, source="flag"), f"{run_id}.mode")
+        tr.send(
+            s.ModeConfirmed(run_id=run_id, mode=rec.mode, source="flag", decided_by="flag"),
+            f"{run_id}.mode",
+        )
     return tr
 
 
@@ -116,9 +120,14 @@ def _intake_decided(tr: Transition, ev: s.IntakeDecided, now: float) -> bool:
     if rec.request.confirm == "picker":
         rec.state = "awaiting_confirmation"
         return True
-    _confirm(tr, ev.decision.mode, ev.decision.source)
+    _confirm(tr, ev.decision.mode, ev.decision.source, now)
     tr.send(
-        s.ModeConfirmed(run_id=rec.run_id, mode=ev.decision.mode, source="intake"),
+        s.ModeConfirmed(
+            run_id=rec.run_id,
+            mode=ev.decision.mode,
+            source="intake",
+            decided_by=ev.decision.source,
+        ),
         f"{rec.run_id}.mode",
     )
     return True
@@ -134,14 +143,17 @@ def _mode_confirmed(tr: Transition, ev: s.ModeConfirmed, now: float) -> bool:
         source = "user"
     else:
         source = rec.decision.source
-    _confirm(tr, ev.mode, source)
+    _confirm(tr, ev.mode, source, now)
     return True
 
 
-def _confirm(tr: Transition, mode: s.Mode, source: s.DecisionSource) -> None:
+def _confirm(
+    tr: Transition, mode: s.Mode, source: s.DecisionSource, now: float | None = None
+) -> None:
     rec = tr.record
     rec.mode = mode
     rec.mode_source = source
+    rec.confirmed_at = now if now is not None else rec.updated_at
     rec.caps = caps_for(rec, mode, rec.decision)
     rec.state = "planning"
     _request_plan(tr)
@@ -150,6 +162,17 @@ def _confirm(tr: Transition, mode: s.Mode, source: s.DecisionSource) -> None:
 def _request_plan(tr: Transition) -> None:
     rec = tr.record
     if rec.state != "planning" or not rec.prepared or rec.mode is None or rec.caps is None:
+        return
+    if rec.request.plan is not None:  # the submitter's own plan stands in for the planner's
+        tr.send(
+            s.PlanProposed(
+                run_id=rec.run_id,
+                stories=list(rec.request.plan),
+                planner="given",
+                notes=[f"the plan was given with the run ({len(rec.request.plan)} stories)"],
+            ),
+            f"{rec.run_id}.plan_outcome",
+        )
         return
     decision = rec.decision
     tr.send(
@@ -162,6 +185,7 @@ def _request_plan(tr: Transition) -> None:
             file_list=rec.file_list,
             backend=rec.request.backend,
             model=rec.request.model,
+            strategy=rec.request.planner,
             agent_script=rec.request.agent_script,
         ),
         f"{rec.run_id}.plan",
@@ -211,6 +235,7 @@ def _plan_failed(tr: Transition, ev: s.PlanFailed, now: float) -> bool:
     rec = tr.record
     if rec.state != "planning" or rec.stories or rec.mode is None:
         return False
+    rec.plan_tokens = rec.plan_tokens + ev.tokens
     if rec.mode == "focused":
         return _accept(
             tr,
@@ -468,7 +493,45 @@ def _cancel(tr: Transition, ev: s.CancelRequested, now: float) -> bool:
             st.status = "cancelled"
             st.reason = ev.reason
             _story_updated(tr, st)
+        elif st.result is not None and st.result.bundle:
+            # finished or integrated work: its attempt refs are mirrored into the user's repository
+            tr.send(
+                s.ArchiveAttempt(
+                    run_id=rec.run_id,
+                    story_id=st.story.id,
+                    attempt=st.result.attempt,
+                    bundle=st.result.bundle,
+                ),
+                f"{rec.run_id}.archive.{st.story.id}.{st.result.attempt}",
+            )
     _finish(tr, "cancelled", ev.reason, now)
+    return True
+
+
+def _dead_lettered(tr: Transition, ev: s.CommandDeadLettered, now: float) -> bool:
+    """A command the bus gave up on: fail the story it was for, or the run."""
+    rec = tr.record
+    if rec.state in s.TERMINAL_RUN_STATES:
+        return False
+    if ev.command == "cmd.run_story" and ev.story_id is not None and ev.attempt is not None:
+        failed = s.StoryFinished(
+            run_id=rec.run_id,
+            story_id=ev.story_id,
+            attempt=ev.attempt,
+            status="failed",
+            exit_reason="dead_lettered",
+            error=ev.reason,
+            ts=ev.ts,
+        )
+        return _story_finished(tr, failed, now)
+    if ev.command == "cmd.integrate" and ev.story_id is not None and ev.attempt is not None:
+        failed_integration = s.IntegrationFailed(
+            run_id=rec.run_id, story_id=ev.story_id, attempt=ev.attempt, error=ev.reason, ts=ev.ts
+        )
+        return _integration_failed(tr, failed_integration, now)
+    if ev.command == "cmd.archive":
+        return False  # the attempt's bundle stays in the object store; nothing else depends on it
+    _finish(tr, "failed", ev.reason, now)
     return True
 
 
@@ -487,6 +550,7 @@ _HANDLERS = {
     s.RunDelivered: _delivered,
     s.DeliveryFailed: _delivery_failed,
     s.CancelRequested: _cancel,
+    s.CommandDeadLettered: _dead_lettered,
 }
 
 

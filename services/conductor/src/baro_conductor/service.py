@@ -13,7 +13,9 @@ import logging
 import time
 from collections import defaultdict
 
-from baro_conductor import core, observe
+from baro_conductor import core, history, observe
+from baro_conductor.deadletter import DeadLetters
+from baro_conductor.remember import remember_run
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import ACK, Bus, Delivery, Nak, Outcome, Worker
@@ -41,16 +43,18 @@ class Conductor:
             heartbeat_s=10.0,
             service=self.name,
         )
+        self.dead_letters = DeadLetters(bus)
 
     def ready(self) -> bool:
         return self.bus.nc.is_connected and self.worker.ready.is_set()
 
     def stop(self) -> None:
         self.worker.stop()
+        self.dead_letters.worker.stop()
 
     async def run(self) -> None:
         await self.recover()
-        await self.worker.run()
+        await asyncio.gather(self.worker.run(), self.dead_letters.worker.run())
 
     async def recover(self) -> None:
         """Publish what a crashed conductor decided but did not get out."""
@@ -92,8 +96,17 @@ class Conductor:
                 continue
             observe.transition(record, new, event)
             await self.flush(new, written)
+            if history.became_final(record, new):
+                await self.remember(new)
             return ACK
         return Nak(1.0, "too many concurrent writers")
+
+    async def remember(self, record: s.RunRecord) -> None:
+        """Add a finished run to its repository's history (the intake's estimates)."""
+        try:
+            await remember_run(self.bus.history, record)
+        except Exception as exc:  # the run is final either way; only an estimate is lost
+            log.warning("could not record run %s in the history: %s", record.run_id, exc)
 
     async def flush(self, record: s.RunRecord, revision: int) -> None:
         for item in record.outbox:
