@@ -18,6 +18,7 @@ from pathlib import Path
 
 from baro_shared import schemas as s
 from baro_shared.backends import agent_env, binary_for
+from baro_shared.headless import BackendConfigError, Invocation, invocation
 from baro_shared.mappers import mapper_for
 from baro_shared.settings import Settings
 
@@ -31,39 +32,35 @@ class OneShotResult:
     usage: s.TokenUsage = field(default_factory=s.TokenUsage)
     error: str | None = None
     seconds: float = 0.0
+    # every assistant text in order; ``text`` is the last one (or the final result)
+    texts: list[str] = field(default_factory=list)
 
 
-def command(backend: str, binary: str, prompt: str, model: str | None) -> list[str]:
-    """The headless, tool-less command line for one question."""
-    if backend in ("claude", "scripted"):
+def command(
+    backend: str,
+    binary: str,
+    prompt: str,
+    model: str | None,
+    *,
+    settings: Settings,
+    home: Path,
+    env: dict[str, str],
+) -> Invocation:
+    """The headless, tool-less command line and environment for one question (the real
+    CLIs' in ``baro_shared.headless``); the CLI's config home is written under ``home``."""
+    if backend == "scripted":
         argv = [binary, "-p", prompt, "--output-format", "stream-json", "--verbose"]
-        if backend == "claude":
-            argv += ["--tools", "", "--permission-mode", "dontAsk", "--no-session-persistence"]
-        return argv + (["--model", model] if model else [])
-    if backend == "codex":
-        argv = [
-            binary,
-            "exec",
-            "--json",
-            "--skip-git-repo-check",
-            "--sandbox",
-            "read-only",
-            "--ephemeral",
-        ]
-        return argv + (["-m", model] if model else []) + [prompt]
-    if backend == "opencode":
-        return [binary, "run", "--format", "json", *(["-m", model] if model else []), prompt]
-    if backend == "pi":
-        return [
-            binary,
-            "--mode",
-            "json",
-            "-p",
-            "--no-session",
-            *(["--model", model] if model else []),
-            prompt,
-        ]
-    raise ValueError(f"unknown backend {backend!r}")
+        return Invocation(argv + (["--model", model] if model else []), env)
+    return invocation(
+        backend,
+        binary,
+        prompt,
+        purpose="question",
+        home=home,
+        settings=settings,
+        model=model or settings.model,
+        env=env,
+    )
 
 
 async def ask(
@@ -88,20 +85,21 @@ async def ask(
     with tempfile.TemporaryDirectory(prefix=f"baro-{purpose}-") as tmp:
         env = agent_env(Path(tmp))
         env.update(
-            {
-                "BARO_STORY_ID": f"baro-{purpose}",
-                "BARO_STORY_TITLE": purpose,
-                "BARO_ATTEMPT": "1",
-                "OPENCODE_PERMISSION": '{"edit": "deny", "bash": "deny", "webfetch": "deny"}',
-            }
+            {"BARO_STORY_ID": f"baro-{purpose}", "BARO_STORY_TITLE": purpose, "BARO_ATTEMPT": "1"}
         )
         if backend == "scripted" and agent_script:
             env["BARO_AGENT_SCRIPT"] = agent_script
         try:
+            run = command(
+                backend, binary, prompt, model, settings=settings, home=Path(tmp) / "home", env=env
+            )
+        except BackendConfigError as exc:
+            return OneShotResult(False, error=str(exc))
+        try:
             proc = await asyncio.create_subprocess_exec(
-                *command(backend, binary, prompt, model),
+                *run.argv,
                 cwd=tmp,
-                env=env,
+                env=run.env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -145,5 +143,5 @@ def interpret(
             or err.decode("utf-8", "replace").strip()[-300:]
             or f"exit code {exit_code}"
         )
-        return OneShotResult(False, text, mapper.usage, detail, seconds)
-    return OneShotResult(True, text, mapper.usage, None, seconds)
+        return OneShotResult(False, text, mapper.usage, detail, seconds, texts)
+    return OneShotResult(True, text, mapper.usage, None, seconds, texts)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from baro_runner.backends import AgentCommand
+from baro_runner.reaper import die_with_parent
 from baro_shared import schemas as s
 from baro_shared.mappers import StreamMapper
 
@@ -77,6 +78,7 @@ async def run_agent(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     except OSError as exc:
         return AgentOutcome(

@@ -1,15 +1,20 @@
-"""How each backend CLI is started headlessly: command line and environment."""
+"""How each backend CLI is started for a story: command line, environment, working directory.
+
+The real CLIs' command lines live in ``baro_shared.headless`` (intake and planner ask the
+same CLIs one-shot questions); this module adds the story's workspace and the scripted
+test/demo agent.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from baro_runner.workspace import Workspace
 from baro_shared import schemas as s
-from baro_shared.backends import agent_env, binary_for
+from baro_shared.backends import KNOWN_BACKENDS, agent_env, binary_for
+from baro_shared.headless import BackendConfigError, invocation
 from baro_shared.settings import Settings
 
 
@@ -20,33 +25,12 @@ class AgentCommand:
     cwd: Path
 
 
-def _claude(
-    binary: str, prompt: str, ws: Workspace, cmd: s.RunStory, env: dict[str, str]
-) -> AgentCommand:
-    argv = [
-        binary,
-        "-p",
-        prompt,
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--dangerously-skip-permissions",
-    ]
-    if cmd.model:
-        argv += ["--model", cmd.model]
-    env["IS_SANDBOX"] = (
-        "1"  # the workspace is a throwaway clone; allows skipping permission prompts as root
-    )
-    env["CLAUDE_CONFIG_DIR"] = str(ws.home / "claude")
-    env.setdefault("DISABLE_AUTOUPDATER", "1")
-    env.setdefault("DISABLE_TELEMETRY", "1")
-    env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-    return AgentCommand(argv, env, ws.repo)
+class BackendUnavailable(RuntimeError):
+    pass
 
 
-def _scripted(
-    binary: str, prompt: str, ws: Workspace, cmd: s.RunStory, env: dict[str, str]
-) -> AgentCommand:
+def _scripted(binary: str, prompt: str, ws: Workspace, cmd: s.RunStory) -> AgentCommand:
+    env = agent_env(ws.scratch)
     argv = [binary, "-p", prompt, "--output-format", "stream-json", "--verbose"]
     if cmd.model:
         argv += ["--model", cmd.model]
@@ -59,22 +43,27 @@ def _scripted(
     return AgentCommand(argv, env, ws.repo)
 
 
-Builder = Callable[[str, str, Workspace, s.RunStory, dict[str, str]], AgentCommand]
-BUILDERS: dict[str, Builder] = {"claude": _claude, "scripted": _scripted}
-
-
-class BackendUnavailable(RuntimeError):
-    pass
-
-
 def agent_command(
     backend: str, prompt: str, ws: Workspace, cmd: s.RunStory, settings: Settings
 ) -> AgentCommand:
-    builder = BUILDERS.get(backend)
-    if builder is None:
+    if backend not in KNOWN_BACKENDS:
         raise BackendUnavailable(f"backend {backend!r} is not supported by this runner")
     binary = binary_for(backend, settings)
     if binary is None:
         raise BackendUnavailable(f"the {backend} CLI is not installed on this runner")
-    env = agent_env(ws.scratch)
-    return builder(binary, prompt, ws, cmd, env)
+    if backend == "scripted":
+        return _scripted(binary, prompt, ws, cmd)
+    try:
+        run = invocation(
+            backend,
+            binary,
+            prompt,
+            purpose="story",
+            home=ws.home,
+            settings=settings,
+            model=cmd.model or settings.model,
+            env=agent_env(ws.scratch),
+        )
+    except BackendConfigError as exc:
+        raise BackendUnavailable(str(exc)) from exc
+    return AgentCommand(run.argv, run.env, ws.repo)

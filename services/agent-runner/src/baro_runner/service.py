@@ -19,14 +19,16 @@ from pathlib import Path
 import msgspec
 from prometheus_client import Counter, Gauge, Histogram
 
-from baro_runner import agent, workspace
+from baro_runner import agent, observe, workspace
 from baro_runner.backends import BackendUnavailable, agent_command
 from baro_runner.prompt import build_prompt
+from baro_runner.reaper import GroupRegistry
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import ACK, Bus, Delivery, Nak, Outcome, Worker, process_name
 from baro_shared.mappers import mapper_for
 from baro_shared.metrics import RUN_SECONDS_BUCKETS
+from baro_shared.redact import redact, redact_struct
 from baro_shared.settings import Settings
 from baro_shared.surfaces import covered
 
@@ -78,6 +80,7 @@ class Runner:
             service=self.name,
         )
         self.max_deliver = bus.topology.consumer(t.RUNNER_CONSUMER).max_deliver
+        self.groups = GroupRegistry(settings.cache_dir / "agent-groups")
 
     def ready(self) -> bool:
         return (
@@ -90,10 +93,13 @@ class Runner:
         self.worker.stop()
 
     async def run(self) -> None:
+        self.groups.reap_orphans({self.runner_id})
         sub = await self.bus.nc.subscribe(f"{t.CANCEL_SUBJECT_PREFIX}.*", cb=self._on_cancel)
+        backlog = asyncio.create_task(observe.watch_backlog(self.bus, self.worker.shutdown))
         try:
             await self.worker.run()
         finally:
+            backlog.cancel()
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
@@ -114,6 +120,9 @@ class Runner:
             return ACK
         if delivery.shutdown.is_set():
             return Nak(0.0, "shutting down")
+        if not await self.bus.claim(t.claim_key(cmd.run_id, cmd.story.id, attempt), self.runner_id):
+            log.info("skipping %s/%s attempt %d: another runner has it", cmd.run_id, cmd.story.id, attempt)
+            return ACK
         job = _Job(self, cmd, attempt, delivery)
         running_agents.inc()
         try:
@@ -147,17 +156,23 @@ class _Job:
         self.runner = runner
         self.bus = runner.bus
         self.settings = runner.settings
-        self.cmd = cmd
+        self.cmd = msgspec.structs.replace(cmd, attempt=attempt)  # the agent sees its real attempt
         self.attempt = attempt
         self.delivery = delivery
         self.seq = 0
         self.queue: asyncio.Queue[s.NormalizedEvent | None] = asyncio.Queue(maxsize=EVENT_QUEUE)
         self._last_check = 0.0
         self._stop_reason: str | None = None
+        self.pgid: int | None = None
 
     @property
     def story_id(self) -> str:
         return self.cmd.story.id
+
+    async def _spawned(self, ws: workspace.Workspace, pid: int) -> None:
+        self.pgid = pid  # the agent leads its own process group
+        self.runner.groups.add(pid, self.runner.runner_id)
+        await self._started(ws)
 
     async def _started(self, ws: workspace.Workspace | None) -> None:
         """Tell the conductor this attempt is live (published once the agent process runs)."""
@@ -182,6 +197,12 @@ class _Job:
         with tempfile.TemporaryDirectory(prefix="baro-dl-") as tmp:
             try:
                 ws = await self._prepare(root, Path(tmp))
+                await self._setup(ws)
+            except workspace.SetupFailed as exc:
+                log.info(
+                    "setup failed for %s/%s; workspace kept at %s", cmd.run_id, self.story_id, root
+                )
+                return await self._finish("failed", "setup_failed", str(exc), kept=root)
             except (workspace.WorkspaceError, OSError, msgspec.DecodeError) as exc:
                 return await self._finish("failed", "workspace_error", str(exc))
             except Exception as exc:  # object store or bus trouble: hand the story back
@@ -202,6 +223,29 @@ class _Job:
         return await workspace.prepare(
             root, cmd.source, cmd.base_commit, source_bundle=source_bundle, base_bundle=base_bundle
         )
+
+    async def _setup(self, ws: workspace.Workspace) -> None:
+        """The repository's [setup], reported as one command event of the attempt."""
+        report = await workspace.setup(ws, self.cmd.source, self.cmd.base_commit)
+        if report is None:
+            return
+        log.info("setup of %s/%s: %s", self.cmd.run_id, self.story_id, redact(report.summary()))
+        self.seq += 1
+        event = s.CommandRun(
+            command=f"baro setup: {report.summary()}",
+            exit_code=report.exit_code,
+            output=report.output[-2000:],
+        )
+        with contextlib.suppress(Exception):
+            await self.bus.publish_agent_event(
+                s.AgentEventMsg(
+                    run_id=self.cmd.run_id,
+                    story_id=self.story_id,
+                    attempt=self.attempt,
+                    seq=self.seq,
+                    event=redact_struct(event),
+                )
+            )
 
     async def _run_agent(self, ws: workspace.Workspace) -> Outcome:
         cmd = self.cmd
@@ -224,9 +268,11 @@ class _Job:
                 limits,
                 self._sink,
                 self._stop_check,
-                on_spawn=lambda _pid: self._started(ws),
+                on_spawn=lambda pid: self._spawned(ws, pid),
             )
         finally:
+            if self.pgid is not None:
+                self.runner.groups.remove(self.pgid)
             await self.queue.put(None)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(publisher, timeout=10)
@@ -252,6 +298,7 @@ class _Job:
                 "commit_failed",
                 f"could not collect the agent's changes: {exc}",
                 outcome=outcome,
+                kept=ws.root,
             )
         if status == "success" and not change.changed_files:
             status, reason, error = (
@@ -261,7 +308,8 @@ class _Job:
             )
         bundle_name = None
         if change.changed_files:
-            bundle_name = f"runs/{cmd.run_id}/stories/{self.story_id}/{self.attempt}.bundle"
+            # named by content: two deliveries of one attempt can never overwrite each other
+            bundle_name = f"runs/{cmd.run_id}/stories/{self.story_id}/{self.attempt}-{change.head[:16]}.bundle"
             with tempfile.TemporaryDirectory(prefix="baro-bundle-") as tmp:
                 path = Path(tmp) / "result.bundle"
                 await workspace.write_bundle(ws, cmd.base_commit, path)
@@ -271,6 +319,9 @@ class _Job:
             if cmd.story.write_surface
             else []
         )
+        # the result is in the object store now; a failed attempt's workspace is kept for
+        # inspection (`baro clean` removes it)
+        keep = self.settings.keep_workspaces or status not in ("success", "cancelled", "retryable")
         result = await self._finish(
             status,
             reason,
@@ -280,9 +331,9 @@ class _Job:
             violations=violations,
             bundle=bundle_name,
             head=change.head,
+            kept=ws.root if keep else None,
         )
-        # a failed attempt's workspace is kept for inspection (`baro clean` removes it)
-        if not self.settings.keep_workspaces and status in ("success", "cancelled", "retryable"):
+        if not keep:
             ws.remove()
         return result
 
@@ -297,6 +348,7 @@ class _Job:
         violations: list[str] | None = None,
         bundle: str | None = None,
         head: str | None = None,
+        kept: Path | None = None,
     ) -> Outcome:
         cmd = self.cmd
         retry_after = None
@@ -304,13 +356,14 @@ class _Job:
             status, error = "failed", f"gave up after {self.delivery.attempt} deliveries: {error}"
         if status == "retryable":
             retry_after = min(300.0, 5.0 * 2 ** (self.delivery.attempt - 1))
+        observe.attempts.labels(backend=cmd.backend, status=status, reason=reason or "none").inc()
         finished = s.StoryFinished(
             run_id=cmd.run_id,
             story_id=self.story_id,
             attempt=self.attempt,
             status=status,
             exit_reason=reason,
-            error=error,
+            error=redact(error) if error else None,
             changed_files=changed or [],
             surface_violations=violations or [],
             bundle=bundle,
@@ -321,6 +374,7 @@ class _Job:
             session_id=outcome.session_id if outcome else None,
             retry_after_s=retry_after,
             runner=self.runner.runner_id,
+            workspace=str(kept) if kept else None,
         )
         await self.bus.publish(finished, f"{cmd.run_id}.finished.{self.story_id}.{self.attempt}")
         if retry_after is not None:
@@ -343,6 +397,8 @@ class _Job:
         return self._stop_reason
 
     async def _sink(self, event: s.NormalizedEvent) -> None:
+        if not isinstance(event, s.Usage):
+            event = redact_struct(event)  # agents echo environment and files; keys stay out of events
         if self.queue.full():
             if not isinstance(event, ESSENTIAL):
                 dropped_events.inc()
