@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.service import Host
 from baro_shared.settings import Settings
-from tests.conftest import run_git
+from tests.conftest import run_git, snapshot
 
 
 @pytest.fixture
@@ -56,9 +57,19 @@ def request_for(repo: Path, goal: str, script: dict | None = None, **kw: object)
 
 
 async def run_to_end(bus: Bus, request: s.RunSubmitted, timeout: float = 90) -> runflow.RunReport:
+    """Submit and follow a run; for a local repository, also check that the run left the
+    user's branch, index, working tree and stash exactly as they were."""
+    user_repo = Path(request.repo.location)
+    before = None
+    if request.repo.kind == "path" and (user_repo / ".git").is_dir():
+        with contextlib.suppress(subprocess.CalledProcessError):  # e.g. a detached HEAD
+            before = snapshot(user_repo)
     await runflow.submit(bus, request)
     progress = runflow.Progress(open("/dev/null", "w"), quiet=True)  # noqa: SIM115
-    return await asyncio.wait_for(runflow.follow(bus, request, progress, None), timeout)
+    report = await asyncio.wait_for(runflow.follow(bus, request, progress, None), timeout)
+    if before is not None:
+        assert snapshot(user_repo) == before, "the run changed the user's checkout"
+    return report
 
 
 async def replay(bus: Bus, run_id: str) -> list[s.Event]:

@@ -17,7 +17,7 @@ from baro_merger.integration import (
     integration_repo_path,
     prepare_run,
 )
-from baro_shared.schemas import Story
+from baro_shared.schemas import RepoSource, Story
 
 BASE_FILES = {
     "README.md": "hello\n",
@@ -264,3 +264,15 @@ def _path_source(user: Path) -> Any:
     from baro_shared.schemas import RepoSource
 
     return RepoSource(kind="path", location=str(user))
+
+
+async def test_continue_starts_from_the_branch_even_when_a_commit_is_pinned(bench: Any) -> None:
+    """A submitter pins its own HEAD (main); with --continue the base is the branch."""
+    user = bench.make_repo("user", BASE_FILES)
+    repo, _, head = await run_two_stories(bench, user, "run1")
+    await deliver(repo, "run1", user, slug="feature")
+    main = bench.git(user, "rev-parse", "main")
+    assert main != head
+    pinned = RepoSource(kind="path", location=str(user), commit=main)
+    follow = await prepare_run(bench.cache, "run2", pinned, continue_branch="baro/feature")
+    assert follow.base == head

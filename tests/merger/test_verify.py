@@ -53,3 +53,11 @@ async def test_verify_with_a_missing_program(bench: Any) -> None:
     prepared = await bench.prepare("r", user)
     outcome = await verify(prepared.repo, prepared.base, ["/nonexistent/tool"], timeout=5)
     assert not outcome.ok and outcome.exit_code == 127 and "cannot start" in outcome.output
+
+
+async def test_verify_makes_its_work_directory(bench: Any) -> None:
+    user = bench.make_repo("user", {"a": "1\n"})
+    prepared = await bench.prepare("r", user)
+    work_root = bench.root / "cache" / "verify"  # a fresh cache: not there yet
+    outcome = await verify(prepared.repo, prepared.base, "true", timeout=30, work_root=work_root)
+    assert outcome.ok and work_root.is_dir() and list(work_root.iterdir()) == []

@@ -7,16 +7,20 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 
 from baro_cli import runflow, validate
 from baro_cli.app import MODE_CHOICES, app, fail, load_settings, setup_logging
 from baro_cli.validate import UserError
+from baro_merger.naming import normalize_baro_branch
 from baro_shared import schemas as s
 from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.gitutil import git_sync
 from baro_shared.settings import Settings
+
+INTAKE_CHOICES: tuple[str, ...] = get_args(s.IntakeStrategy)
 
 
 @app.command()
@@ -36,9 +40,29 @@ def run(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Accept the suggested mode without the picker.")
     ] = False,
+    intake: Annotated[
+        str | None,
+        typer.Option(
+            help="offline (classifier only), llm (ask the backend), or auto (ask it when the "
+            "classifier is unsure); default BARO_INTAKE or offline."
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the final summary as one JSON object.")
     ] = False,
+    planner: Annotated[
+        str,
+        typer.Option(
+            help="auto (the goal's structure, else a model), deterministic (never a model), or llm."
+        ),
+    ] = "auto",
+    plan_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan-file",
+            help='Run these stories (JSON {"stories": [...]}, as `baro plan --json` prints).',
+        ),
+    ] = None,
     nats_url: Annotated[
         str | None, typer.Option(help="Use this NATS cluster instead of the embedded server.")
     ] = None,
@@ -53,7 +77,22 @@ def run(
     stall_timeout: Annotated[
         float, typer.Option(min=1, help="Seconds without agent output before it is stopped.")
     ] = 600.0,
-    publish: Annotated[str, typer.Option(help="local (default), push, or pr.")] = "local",
+    publish: Annotated[
+        str,
+        typer.Option(
+            help="local (default); push: push the branch; pr: push it and open a pull request "
+            "(only where a remote and credentials exist)."
+        ),
+    ] = "local",
+    continue_branch: Annotated[
+        str | None,
+        typer.Option(
+            "--continue",
+            metavar="BRANCH",
+            help="Follow up on a baro branch: run GOAL on top of it and move it forward "
+            "(default mode: focused).",
+        ),
+    ] = None,
     script: Annotated[
         Path | None, typer.Option(help="Script for the scripted test/demo agent (JSON file).")
     ] = None,
@@ -79,6 +118,10 @@ def run(
             stall_timeout,
             publish,
             script,
+            continue_branch=continue_branch,
+            intake=intake or settings.intake,
+            planner=planner,
+            plan_file=plan_file,
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -117,14 +160,34 @@ def build_request(
     stall_timeout: float,
     publish: str,
     script: Path | None,
+    continue_branch: str | None = None,
+    intake: str = "offline",
+    planner: str = "auto",
+    plan_file: Path | None = None,
 ) -> s.RunSubmitted:
     text = validate.goal_text(goal)
     if mode not in MODE_CHOICES:
         raise UserError(f"unknown mode {mode!r}: choose one of {', '.join(MODE_CHOICES)}")
+    if planner not in get_args(s.PlanStrategy):
+        raise UserError(f"unknown planner {planner!r}: choose auto, deterministic or llm")
+    given_plan = None
+    if plan_file is not None:
+        from baro_cli.commands.plan import mode_for_plan, read_plan_file
+
+        given_plan = read_plan_file(plan_file)
+        mode = mode_for_plan(given_plan, mode).mode
+    if intake not in INTAKE_CHOICES:
+        raise UserError(f"unknown intake {intake!r}: choose one of {', '.join(INTAKE_CHOICES)}")
     if publish not in ("local", "push", "pr"):
         raise UserError(f"unknown publish policy {publish!r}: choose local, push or pr")
     validate.backend_name(backend)
     root, head = validate.repository(repo)
+    follow_up = None
+    if continue_branch:
+        # the follow-up starts from the branch's head as it is now
+        follow_up, head = baro_branch_to_continue(root, continue_branch)
+        if mode == "auto":
+            mode = "focused"  # a follow-up is one change on top of the branch
     validate.backend(backend, settings, local=not remote)
     agent_script = None
     if script is not None:
@@ -138,8 +201,12 @@ def build_request(
     return s.RunSubmitted(
         run_id=runflow.new_run_id(),
         goal=text,
-        repo=s.RepoSource(kind="path", location=str(root), commit=head),
+        repo=s.RepoSource(kind="path", location=str(root), commit=head, ref=_current_branch(root)),
+        continue_branch=follow_up,
         mode_request=mode,  # type: ignore[arg-type]
+        intake=intake,  # type: ignore[arg-type]
+        planner=planner,  # type: ignore[arg-type]
+        plan=given_plan,
         backend=backend,
         model=model,
         limits=s.Limits(
@@ -187,3 +254,39 @@ async def _submit_and_follow(
         return await runflow.follow(bus, request, progress, picker, interrupt=interrupt)
     finally:
         await bus.close()
+
+
+def baro_branch_to_continue(root: Path, name: str) -> tuple[str, str]:
+    """The baro branch ``--continue`` names and its head commit, checked: it exists and
+    nobody has it checked out (delivery fast-forwards it at the end of the run)."""
+    try:
+        branch = normalize_baro_branch(name)
+    except ValueError:
+        raise UserError(
+            f"--continue {name}: not a baro branch (expected baro/<name>); "
+            "baro only moves branches it made"
+        ) from None
+    found = git_sync(
+        "-C", str(root), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}",
+        check=False,
+    )  # fmt: skip
+    if found.returncode != 0:
+        raise UserError(
+            f"--continue {name}: there is no branch {branch} in {root} "
+            "(git branch --list 'baro/*' shows baro's branches)"
+        )
+    worktrees = git_sync("-C", str(root), "worktree", "list", "--porcelain", check=False)
+    for block in worktrees.stdout.split("\n\n"):
+        if f"branch refs/heads/{branch}" in block.splitlines():
+            where = block.splitlines()[0].removeprefix("worktree ")
+            raise UserError(
+                f"--continue {branch}: it is checked out in {where}; switch that checkout to "
+                "another branch first (the run moves the branch forward when it is delivered)"
+            )
+    return branch, found.out
+
+
+def _current_branch(root: Path) -> str | None:
+    """``refs/heads/<name>`` checked out in ``root`` (None when detached): a pull request's base."""
+    head = git_sync("-C", str(root), "symbolic-ref", "--quiet", "HEAD", check=False)
+    return head.out if head.returncode == 0 and head.out.startswith("refs/heads/") else None

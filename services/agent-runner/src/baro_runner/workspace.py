@@ -4,16 +4,37 @@ Never the user's working tree: the clone is made from the run's source (a local 
 URL, or a bundle from the object store), then moved to the base commit (fetching the
 integration bundle when the base is an integration commit the source does not have). The
 result goes back as a git bundle of base..head.
+
+Before the agent starts, ``setup`` prepares the clone for a real project, as its
+``.baro.toml`` ``[setup]`` says: untracked files such as ``.env`` are copied in from the
+user's working tree (read only), then the setup command runs. Neither the copies nor
+anything the command creates may reach the story's commit, which is made with
+``git add -A``: they are written into the clone's ``.git/info/exclude``, and tracked files
+the command changed are put back to the committed version. See docs/merging.md.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import glob
+import os
+import re
 import shutil
-from dataclasses import dataclass
+import signal
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from baro_shared import schemas as s
 from baro_shared.gitutil import BARO_IDENTITY, GitError, git
+from baro_shared.repoconfig import (
+    CONFIG_FILE,
+    RepoConfigError,
+    SetupConfig,
+    command_text,
+    read_repo_config_file,
+)
 
 STORY_BRANCH = "baro-story"
 
@@ -126,3 +147,307 @@ async def commit_result(ws: Workspace, base_commit: str, title: str) -> Change:
 
 async def write_bundle(ws: Workspace, base_commit: str, out: Path) -> None:
     await git("bundle", "create", "--quiet", str(out), STORY_BRANCH, f"^{base_commit}", cwd=ws.repo)
+
+
+# --------------------------------------------------------------------------- setup
+
+SETUP_EXCERPT_CHARS = 4000
+ERROR_EXCERPT_CHARS = 1500
+_EXCLUDE_HEADER = "# baro: workspace setup (copied files and setup outputs stay out of the commit)"
+_GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
+
+
+class SetupFailed(WorkspaceError):
+    """The repository's [setup] failed: the story fails with reason ``setup_failed``."""
+
+
+@dataclass
+class SetupReport:
+    """What ``setup`` did, for the story's events and the logs."""
+
+    command: str | None = None
+    exit_code: int | None = None
+    timed_out: bool = False
+    output: str = ""  # the tail of the command's stdout and stderr
+    seconds: float = 0.0
+    copied: list[str] = field(default_factory=list)
+    not_copied: list[str] = field(default_factory=list)  # "path: why"
+    excluded: list[str] = field(default_factory=list)  # lines added to .git/info/exclude
+    restored: list[str] = field(default_factory=list)  # tracked files the command changed
+
+    @property
+    def ok(self) -> bool:
+        return self.command is None or self.exit_code == 0
+
+    def summary(self) -> str:
+        parts = []
+        if self.copied:
+            parts.append(f"copied {len(self.copied)} file(s) ({_listing(self.copied)})")
+        if self.not_copied:
+            parts.append(f"not copied: {_listing(self.not_copied)}")
+        if self.command is not None:
+            result = (
+                f"timed out after {self.seconds:.0f}s"
+                if self.timed_out
+                else f"exit code {self.exit_code} in {self.seconds:.1f}s"
+            )
+            parts.append(f"ran `{self.command}`: {result}")
+        if self.restored:
+            parts.append(f"put back tracked files it changed: {_listing(self.restored)}")
+        return "; ".join(parts) or "nothing to do"
+
+
+def _listing(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+async def setup(ws: Workspace, source: s.RepoSource, base_commit: str) -> SetupReport | None:
+    """Prepare the workspace as the repository's .baro.toml ``[setup]`` says.
+
+    None when there is no ``[setup]``. Raises SetupFailed when the file is invalid, the
+    command fails or times out, or the command moved the workspace off ``base_commit``.
+    """
+    try:
+        config = read_repo_config_file(ws.repo / CONFIG_FILE)
+    except RepoConfigError as exc:
+        raise SetupFailed(f"{exc} (at the story's base {base_commit[:12]})") from None
+    if config.setup is None:
+        return None
+    report = SetupReport()
+    tracked = await _tracked_files(ws.repo)
+    if config.setup.copy:
+        await _copy_from_source(ws.repo, source, config.setup.copy, tracked, report)
+    await _exclude(ws.repo, report.copied)
+    if config.setup.command is not None:
+        await _run_setup_command(ws, config.setup, report)
+        await _contain_outputs(ws.repo, base_commit, report)
+        if not report.ok:
+            raise SetupFailed(_failure_message(report))
+    return report
+
+
+def _failure_message(report: SetupReport) -> str:
+    what = (
+        f"timed out after {report.seconds:.0f}s"
+        if report.timed_out
+        else f"failed with exit code {report.exit_code}"
+    )
+    tail = report.output.strip()[-ERROR_EXCERPT_CHARS:]
+    return f"setup command `{report.command}` {what}" + (f":\n{tail}" if tail else " (no output)")
+
+
+# ---- copying untracked files from the user's working tree
+
+
+async def _tracked_files(repo: Path) -> set[str]:
+    listed = await git("ls-files", "-z", cwd=repo)
+    return {name for name in listed.stdout.split("\0") if name}
+
+
+async def _copy_from_source(
+    repo: Path,
+    source: s.RepoSource,
+    entries: tuple[str, ...],
+    tracked: set[str],
+    report: SetupReport,
+) -> None:
+    if source.kind != "path":
+        report.not_copied.extend(
+            f"{entry}: the run's source is not a local path, so there is no working tree to copy from"
+            for entry in entries
+        )
+        return
+    root = Path(source.location).expanduser()
+    copied, skipped = await asyncio.to_thread(_copy_files, root, repo, entries, tracked)
+    report.copied.extend(copied)
+    report.not_copied.extend(skipped)
+
+
+def _copy_files(
+    root: Path, repo: Path, entries: tuple[str, ...], tracked: set[str]
+) -> tuple[list[str], list[str]]:
+    """Copy the files ``entries`` name from ``root`` (read only) into ``repo``."""
+    real_root = root.resolve()
+    copied: list[str] = []
+    skipped: list[str] = []
+    for entry in entries:
+        names = _expand(real_root, entry)
+        if not names:
+            skipped.append(f"{entry}: not found in {root}")
+            continue
+        for name in names:
+            why = _copy_one(real_root, repo, name, tracked)
+            if why is None:
+                copied.append(name)
+            else:
+                skipped.append(f"{name}: {why}")
+    return sorted(set(copied)), skipped
+
+
+def _expand(root: Path, entry: str) -> list[str]:
+    """Repo-relative files an entry names: a file, every file under a directory, or the
+    files a glob matches (directories it matches count with their files)."""
+    if any(c in entry for c in "*?["):
+        matched = glob.glob(entry, root_dir=root, recursive=True, include_hidden=True)
+    else:
+        matched = [entry] if (root / entry).exists() or (root / entry).is_symlink() else []
+    files: list[str] = []
+    for name in sorted(matched):
+        path = root / name
+        if path.is_dir() and not path.is_symlink():
+            for below in sorted(path.rglob("*")):
+                if below.is_file() or below.is_symlink():
+                    files.append(below.relative_to(root).as_posix())
+        else:
+            files.append(Path(name).as_posix())
+    return [f for f in dict.fromkeys(files) if ".git" not in f.split("/")]
+
+
+def _copy_one(root: Path, repo: Path, name: str, tracked: set[str]) -> str | None:
+    """Copy one file; the reason it was not copied, or None."""
+    if name in tracked:
+        return "tracked in the repository (the workspace has the committed version)"
+    try:
+        real = (root / name).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "a broken link"
+    if not real.is_relative_to(root):
+        return "a link to outside the repository"
+    if not real.is_file():
+        return "not a regular file"
+    target = repo / name
+    if target.is_dir():
+        return "a directory of that name is in the repository"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(real, target)
+        shutil.copymode(real, target)
+    except OSError as exc:
+        return f"cannot copy: {exc.strerror or exc}"
+    return None
+
+
+# ---- keeping copies and setup outputs out of the story's commit
+
+
+async def _exclude(repo: Path, paths: list[str]) -> None:
+    """Add ``paths`` (repo-relative; a trailing ``/`` for directories) to the clone's
+    .git/info/exclude as exact, anchored patterns."""
+    lines = [_anchored(p) for p in paths if "\n" not in p and "\r" not in p]
+    if not lines:
+        return
+    located = await git("rev-parse", "--git-path", "info/exclude", cwd=repo)
+    exclude = repo / located.out
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    existing = exclude.read_text() if exclude.exists() else ""
+    header = "" if _EXCLUDE_HEADER in existing else f"{_EXCLUDE_HEADER}\n"
+    gap = "" if not existing or existing.endswith("\n") else "\n"
+    with exclude.open("a") as out:
+        out.write(gap + header + "".join(line + "\n" for line in lines))
+
+
+_GITIGNORE_SPECIAL = re.compile(r"([\\*?\[\]!# ])")
+
+
+def _anchored(path: str) -> str:
+    """A .gitignore line that matches exactly ``path`` from the repository root."""
+    directory = path.endswith("/")
+    body = _GITIGNORE_SPECIAL.sub(r"\\\1", path.rstrip("/"))
+    return f"/{body}/" if directory else f"/{body}"
+
+
+async def _contain_outputs(repo: Path, base_commit: str, report: SetupReport) -> None:
+    """After the command: exclude what it created, put back tracked files it changed."""
+    head = await git("rev-parse", "HEAD", cwd=repo)
+    if head.out != base_commit:
+        raise SetupFailed(
+            f"setup command `{report.command}` moved the workspace from {base_commit[:12]} "
+            f"to {head.out[:12]}: a setup prepares the workspace, it must not commit"
+        )
+    untracked = await git(
+        "ls-files", "--others", "--exclude-standard", "--directory", "--no-empty-directory", "-z",
+        cwd=repo,
+    )  # fmt: skip
+    created = [name for name in untracked.stdout.split("\0") if name]
+    await _exclude(repo, created)
+    report.excluded.extend(created)
+    changed = await git("status", "--porcelain=v1", "-z", "--untracked-files=no", cwd=repo)
+    paths = _porcelain_paths(changed.stdout)
+    if paths:
+        await git(
+            "restore", "--source=HEAD", "--staged", "--worktree", "--", *paths,
+            cwd=repo,
+            env={"GIT_LITERAL_PATHSPECS": "1"},
+        )  # fmt: skip
+        report.restored.extend(paths)
+
+
+def _porcelain_paths(output: str) -> list[str]:
+    """Paths of ``git status --porcelain=v1 -z`` (a rename's source path included)."""
+    fields = output.split("\0")
+    paths: list[str] = []
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        paths.append(entry[3:])
+        if entry[0] in "RC":
+            paths.append(fields[i])
+            i += 1
+    return sorted(set(paths))
+
+
+# ---- running the command
+
+
+async def _run_setup_command(ws: Workspace, config: SetupConfig, report: SetupReport) -> None:
+    assert config.command is not None
+    command = config.command
+    report.command = command_text(command)
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+    env["BARO_WORKSPACE"] = str(ws.repo)
+    started = time.monotonic()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=ws.repo,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        report.exit_code, report.output = 127, f"cannot start {argv[0]}: {exc}"
+        return
+    tail = bytearray()
+    try:
+        report.exit_code = await asyncio.wait_for(_drain(proc, tail), timeout=config.timeout_s)
+    except TimeoutError:
+        report.timed_out = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+    finally:
+        if proc.returncode is None:  # cancelled: leave nothing running
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+    # whatever the command left running in its group goes with it
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    report.seconds = time.monotonic() - started
+    report.output = tail.decode("utf-8", "replace")[-SETUP_EXCERPT_CHARS:]
+
+
+async def _drain(proc: asyncio.subprocess.Process, tail: bytearray) -> int:
+    assert proc.stdout is not None
+    limit = SETUP_EXCERPT_CHARS * 4
+    while chunk := await proc.stdout.read(65536):
+        tail += chunk
+        if len(tail) > 2 * limit:
+            del tail[:-limit]
+    return await proc.wait()

@@ -25,6 +25,8 @@ DEFAULT_CAPS: dict[str, s.Caps] = {
 ACTIVE_STORY = frozenset({"assigned", "running"})
 DONE_STORY = frozenset({"integrated", "failed", "blocked", "conflict", "cancelled"})
 RETRY_EXHAUSTING = frozenset({"budget_exceeded", "cancelled"})
+# failures that would repeat identically: a retry would only burn time
+NOT_RETRIED = frozenset({"setup_failed", "backend_unavailable"})
 
 
 @dataclass
@@ -330,7 +332,11 @@ def _story_finished(tr: Transition, ev: s.StoryFinished, now: float) -> bool:
     elif ev.status == "retryable":
         st.status = "assigned"  # the runner handed the command back with a delay
         st.reason = f"retrying later: {ev.error or ev.exit_reason}"
-    elif ev.status not in RETRY_EXHAUSTING and st.dispatches <= rec.request.limits.retries:
+    elif (
+        ev.status not in RETRY_EXHAUSTING
+        and ev.exit_reason not in NOT_RETRIED
+        and st.dispatches <= rec.request.limits.retries
+    ):
         st.reason = (
             f"attempt {ev.attempt} failed ({ev.exit_reason or ev.status}): {ev.error or ''}".strip()
         )

@@ -1,26 +1,16 @@
 """The repository's own settings for the merger, read from ``.baro.toml`` at the run's base.
 
-    [artifacts]
-    drop = ["*.orig", "tmp/"]      # more artifact patterns
-    keep = ["docs/adr/*.md"]       # never dropped
-    replace_defaults = false       # true: ``drop`` replaces the default patterns
-    lockfiles = true               # false: keep lockfiles changed without their manifest
-
-    [verify]
-    command = "make test"          # a string runs through /bin/sh; a list runs as is
-    timeout = 900                  # seconds
-
-A pattern without a ``/`` matches the file name at any depth (as in .gitignore); a
-pattern ending in ``/`` is a directory. The file is read from the base commit, never
-from anyone's working tree, and baro never writes it.
+Parsing lives in ``baro_shared.repoconfig`` (the runner reads the same file for its
+``[setup]``); this module reads the file from a commit and turns ``[artifacts]`` into
+hygiene rules. Paths that ``[setup] copy`` puts into workspaces (``.env``...) are always
+artifacts: they come from the user's working tree and never belong in a delivered branch.
+See docs/merging.md for the whole file.
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from baro_merger.errors import ConfigError
 from baro_merger.hygiene import (
@@ -30,22 +20,34 @@ from baro_merger.hygiene import (
     ArtifactRules,
 )
 from baro_shared.gitutil import git
-from baro_shared.surfaces import UnsafePath, normalize
+from baro_shared.repoconfig import (
+    CONFIG_FILE,
+    DEFAULT_VERIFY_TIMEOUT_S,
+    ArtifactsConfig,
+    RepoConfig,
+    RepoConfigError,
+    SetupConfig,
+    VerifyConfig,
+    parse_repo_config,
+)
 
-CONFIG_FILE = ".baro.toml"
-DEFAULT_VERIFY_TIMEOUT_S = 900.0
-
-
-@dataclass(frozen=True)
-class VerifyConfig:
-    command: str | tuple[str, ...]
-    timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_CONFIG",
+    "DEFAULT_VERIFY_TIMEOUT_S",
+    "BaroConfig",
+    "SetupConfig",
+    "VerifyConfig",
+    "parse_baro_config",
+    "read_baro_config",
+]
 
 
 @dataclass(frozen=True)
 class BaroConfig:
     artifacts: ArtifactRules = DEFAULT_RULES
     verify: VerifyConfig | None = None
+    setup: SetupConfig | None = None
 
 
 DEFAULT_CONFIG = BaroConfig()
@@ -74,68 +76,30 @@ async def read_baro_config(repo: Path, commit: str) -> BaroConfig:
 
 def parse_baro_config(text: str, origin: str = CONFIG_FILE) -> BaroConfig:
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{origin} is not valid TOML: {exc}") from None
+        parsed = parse_repo_config(text, origin)
+    except RepoConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    return from_repo_config(parsed)
+
+
+def from_repo_config(config: RepoConfig) -> BaroConfig:
+    copied = config.setup.copy if config.setup else ()
     return BaroConfig(
-        artifacts=_artifact_rules(_table(data, "artifacts", origin), origin),
-        verify=_verify_config(_table(data, "verify", origin), origin),
+        artifacts=artifact_rules(config.artifacts, copied),
+        verify=config.verify,
+        setup=config.setup,
     )
 
 
-def _table(data: dict[str, Any], name: str, origin: str) -> dict[str, Any]:
-    table = data.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"{origin}: [{name}] must be a table")
-    return table
-
-
-def _artifact_rules(table: dict[str, Any], origin: str) -> ArtifactRules:
-    if not table:
-        return DEFAULT_RULES
-    drop = tuple(ArtifactPattern(p) for p in _patterns(table, "drop", origin))
-    keep = _patterns(table, "keep", origin)
-    replace = _bool(table, "replace_defaults", False, origin)
-    lockfiles = _bool(table, "lockfiles", True, origin)
-    patterns = drop if replace else DEFAULT_ARTIFACT_PATTERNS + drop
-    return ArtifactRules(patterns=patterns, keep=keep, lockfiles=lockfiles)
-
-
-def _patterns(table: dict[str, Any], key: str, origin: str) -> tuple[str, ...]:
-    raw = table.get(key, [])
-    if not isinstance(raw, list) or not all(isinstance(p, str) for p in raw):
-        raise ConfigError(f"{origin}: [artifacts] {key} must be a list of strings")
-    out = []
-    for pattern in raw:
-        try:
-            normalized = normalize(pattern)
-        except UnsafePath as exc:
-            raise ConfigError(f"{origin}: [artifacts] {key}: {exc}") from None
-        # like .gitignore: a bare name matches at any depth
-        out.append(normalized if "/" in pattern.strip().rstrip("/") else f"**/{normalized}")
-    return tuple(out)
-
-
-def _bool(table: dict[str, Any], key: str, default: bool, origin: str) -> bool:
-    value = table.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{origin}: [artifacts] {key} must be true or false")
-    return value
-
-
-def _verify_config(table: dict[str, Any], origin: str) -> VerifyConfig | None:
-    if not table:
-        return None
-    command = table.get("command")
-    if isinstance(command, str) and command.strip():
-        parsed: str | tuple[str, ...] = command
-    elif isinstance(command, list) and command and all(isinstance(c, str) for c in command):
-        parsed = tuple(command)
-    else:
-        raise ConfigError(
-            f"{origin}: [verify] command must be a non-empty string or list of strings"
-        )
-    timeout = table.get("timeout", table.get("timeout_s", DEFAULT_VERIFY_TIMEOUT_S))
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-        raise ConfigError(f"{origin}: [verify] timeout must be a positive number of seconds")
-    return VerifyConfig(command=parsed, timeout_s=float(timeout))
+def artifact_rules(table: ArtifactsConfig | None, copied: tuple[str, ...] = ()) -> ArtifactRules:
+    # a plain path also matches everything under it (a copied directory)
+    copied_patterns = tuple(ArtifactPattern(path) for path in copied)
+    if table is None:
+        if not copied_patterns:
+            return DEFAULT_RULES
+        table = ArtifactsConfig()
+    drop = tuple(ArtifactPattern(p) for p in table.drop)
+    patterns = drop if table.replace_defaults else DEFAULT_ARTIFACT_PATTERNS + drop
+    return ArtifactRules(
+        patterns=patterns + copied_patterns, keep=table.keep, lockfiles=table.lockfiles
+    )

@@ -61,14 +61,18 @@ async def prepare_run(
 ) -> PreparedRun:
     """Create the run's bare integration repository under ``root`` and fetch its base.
 
-    The base is ``continue_branch`` (a baro branch of the source, for --continue), else
-    ``source.commit``, else ``source.ref``, else the source's HEAD. A second call for
+    The base is the head of ``continue_branch`` (a baro branch of the source, for
+    --continue), else ``source.commit``, else ``source.ref``, else the source's HEAD. A second call for
     the same run finds it prepared and returns the same base.
     Raises SourceError when the source, ref or commit cannot be read.
     """
     repo = integration_repo_path(root, run_id)
     base_ref = naming.base_ref(run_id)
     wanted, wanted_ref = _wanted(source, continue_branch)
+    if continue_branch and source.commit:
+        # the continued branch is the base; a commit pinned with it (the submitter's HEAD,
+        # or the branch's head at submit time) must not override it
+        source = RepoSource(kind=source.kind, location=source.location, ref=source.ref)
     async with repo_lock(repo):
         if _is_dir(repo):
             base = await ref_value(repo, base_ref)

@@ -15,8 +15,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
+import msgspec
 from prometheus_client import Counter, Histogram
 
+from baro_merger import delivery as local_delivery
 from baro_merger.config import read_baro_config
 from baro_merger.delivery import deliver, preserve_refs
 from baro_merger.errors import ConfigError, DeliveryError, MergerError, SourceError
@@ -29,12 +31,19 @@ from baro_merger.integration import (
     prepare_run,
     run_base,
 )
+from baro_merger.naming import slugify
+from baro_merger.prbody import pr_body, pr_title
+from baro_merger.publish import Publication, publish
+from baro_merger.remote import RunResult, bundle_result, pushed_branch_name, stage_push
 from baro_merger.verify import verify
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker
 from baro_shared.metrics import FAST_SECONDS_BUCKETS
+from baro_shared.redact import redact
+from baro_shared.repoconfig import command_text
 from baro_shared.settings import Settings
+from baro_shared.sources import result_bundle_name
 
 log = logging.getLogger(__name__)
 
@@ -227,12 +236,7 @@ class Merger:
         run_id = cmd.run_id
         repo = self.repo(run_id)
         if cmd.repo.kind != "path":
-            await self.bus.publish(
-                s.DeliveryFailed(
-                    run_id=run_id, error="delivery of remote sources is not available yet"
-                ),
-                f"{run_id}.delivery_failed",
-            )
+            await self.deliver_to_object_store(cmd)
             return
         try:
             result = await deliver(
@@ -251,7 +255,8 @@ class Merger:
             )
             return
         dropped = await self._dropped(run_id)
-        deliveries.labels(published="local").inc()
+        publication = await self._publish(cmd, result, verdict, dropped)
+        deliveries.labels(published=publication.published).inc()
         await self.bus.publish(
             s.RunDelivered(
                 run_id=run_id,
@@ -262,12 +267,95 @@ class Merger:
                 files_changed=result.files_changed,
                 diffstat=result.diffstat,
                 dropped_artifacts=dropped,
-                published="local",
+                published=publication.published,
+                publish_note=publication.note,
+                pr_url=publication.pr_url,
                 verify=verdict,
                 verify_output=output,
             ),
             f"{run_id}.delivered",
         )
+
+    async def deliver_to_object_store(self, cmd: s.DeliverRun) -> None:
+        """A URL or bundle source: there is no user's repository here, so the result
+        (integration head and every attempt, as refs) goes to the object store as one
+        bundle, which `baro fetch RUN` brings into a local repository."""
+        run_id = cmd.run_id
+        repo = self.repo(run_id)
+        try:
+            with tempfile.TemporaryDirectory(prefix="baro-out-") as tmp:
+                result = await bundle_result(repo, run_id, Path(tmp) / "result.bundle")
+                name = result_bundle_name(run_id) if result.bundle else None
+                if name and result.bundle:
+                    await self.bus.put_file(name, result.bundle)
+            verdict, output = (
+                await self._verify(repo, result.head) if result.changed else (None, None)
+            )
+        except (MergerError, ConfigError) as exc:
+            await self.bus.publish(
+                s.DeliveryFailed(run_id=run_id, error=str(exc)), f"{run_id}.delivery_failed"
+            )
+            return
+        branch = f"baro/{slugify(cmd.slug)}" if result.changed else None
+        if name is None:
+            note = "the run changed nothing: there is no result to fetch"
+        else:
+            note = f"result kept in the object store: `baro fetch {run_id}` brings it into a local repository"
+        published: Literal["object_store", "pushed", "pr"] = "object_store"
+        pr_url = None
+        if branch and cmd.publish != "local":
+            if cmd.repo.kind != "url":
+                note += "; nothing was pushed: an uploaded repository has no remote here"
+            else:
+                branch = pushed_branch_name(cmd.slug, run_id)
+                publication = await self._publish_url(cmd, result, branch, verdict)
+                if publication.published == "local":
+                    branch = f"baro/{slugify(cmd.slug)}"
+                else:
+                    published = publication.published
+                    pr_url = publication.pr_url
+                note = f"{publication.note}; {note}"
+        deliveries.labels(published=published).inc()
+        await self.bus.publish(
+            s.RunDelivered(
+                run_id=run_id,
+                branch=branch,
+                base=result.base,
+                head=result.head,
+                commits=result.commits,
+                files_changed=result.files_changed,
+                diffstat=result.diffstat,
+                dropped_artifacts=await self._dropped(run_id),
+                published=published,
+                publish_note=note,
+                pr_url=pr_url,
+                result_bundle=name,
+                verify=verdict,
+                verify_output=output,
+            ),
+            f"{run_id}.delivered",
+        )
+
+    async def _publish_url(
+        self, cmd: s.DeliverRun, result: RunResult, branch: str, verdict: str | None
+    ) -> Publication:
+        """Push (and open the PR for) a URL run's result to the URL, from the integration
+        repository, under the same rules as a local run's publishing."""
+        repo = self.repo(cmd.run_id)
+        try:
+            await stage_push(repo, cmd.repo.location, branch, result.head)
+        except MergerError as exc:
+            return Publication("local", f"nothing was pushed ({redact(str(exc))[:200]})")
+        staged = local_delivery.Delivery(
+            branch, result.base, result.head, result.commits, result.files_changed,
+            result.diffstat, False, False, [],
+        )  # fmt: skip
+        here = msgspec.structs.replace(
+            cmd, repo=s.RepoSource(kind="path", location=str(repo), ref=cmd.repo.ref)
+        )
+        publication = await self._publish(here, staged, verdict, await self._dropped(cmd.run_id))
+        note = (publication.note or "").removeprefix(f"{branch} is in your repository only: ")
+        return Publication(publication.published, note, publication.pr_url)
 
     async def _verify(
         self, repo: Path, head: str
@@ -282,7 +370,58 @@ class Merger:
             timeout=config.verify.timeout_s,
             work_root=self.settings.cache_dir / "verify",
         )
-        return ("passed" if result.ok else "failed"), result.output
+        return ("passed" if result.ok else "failed"), redact(result.output)
+
+    async def _publish(
+        self,
+        cmd: s.DeliverRun,
+        result: local_delivery.Delivery,
+        verdict: str | None,
+        dropped: list[str],
+    ) -> Publication:
+        """Push / open the PR as asked, for a complete, verified result only."""
+        branch = result.branch
+        if cmd.publish == "local" or branch is None:
+            return Publication("local", None)
+        here = f"{branch} is in your repository only"
+        if verdict == "failed":
+            return Publication("local", f"{here}: verification failed, so nothing was published")
+        got = await self.bus.get_record(cmd.run_id)
+        record = got[0] if got is not None else None
+        if record is not None:
+            missing = [st.story.id for st in record.stories if st.status != "integrated"]
+            if missing:
+                return Publication(
+                    "local",
+                    f"{here}: {len(missing)} of {len(record.stories)} stories were not "
+                    f"integrated ({', '.join(missing)}), so nothing was published",
+                )
+        try:
+            config = await read_baro_config(self.repo(cmd.run_id), result.head)
+            body = (
+                pr_body(
+                    record,
+                    commits=result.commits,
+                    files_changed=result.files_changed,
+                    dropped=dropped,
+                    verify=verdict,
+                    verify_command=command_text(config.verify.command) if config.verify else None,
+                    now=time.time(),
+                )
+                if record is not None
+                else cmd.summary_markdown
+            )
+            return await publish(
+                Path(cmd.repo.location),
+                branch,
+                cmd.publish,
+                title=pr_title(cmd.goal),
+                body=body,
+                source_ref=cmd.repo.ref,
+            )
+        except Exception as exc:  # publishing never takes the delivered branch down with it
+            log.warning("publishing %s of %s failed: %s", branch, cmd.run_id, redact(str(exc)))
+            return Publication("local", f"{here}: publishing failed ({redact(str(exc))[:200]})")
 
     async def _dropped(self, run_id: str) -> list[str]:
         got = await self.bus.get_record(run_id)

@@ -48,6 +48,8 @@ async def verify(
     within ``timeout`` seconds. Raises MergerError when the checkout cannot be made.
     """
     started = time.monotonic()
+    if work_root is not None:
+        await asyncio.to_thread(work_root.mkdir, parents=True, exist_ok=True)
     scratch = await asyncio.to_thread(tempfile.mkdtemp, prefix="baro-verify-", dir=work_root)
     checkout = Path(scratch) / "checkout"
     try:

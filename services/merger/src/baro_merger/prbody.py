@@ -1,0 +1,161 @@
+"""The pull request of a run: its title and body, built from the run record. Pure.
+
+The body holds what a reviewer needs to judge the run: the goal, the mode with its
+confidence and reason, the stories table (status, duration, tokens), the artifacts left
+out of the branch, the verification result, and the totals (tokens, wall-clock, summed
+agent time, speedup).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from baro_shared import schemas as s
+
+TITLE_MAX = 72
+GOAL_MAX = 2000
+DROPPED_SHOWN = 50
+
+
+def pr_title(goal: str) -> str:
+    first = next((line.strip() for line in goal.splitlines() if line.strip()), "baro change")
+    if len(first) > TITLE_MAX:
+        first = first[: TITLE_MAX - 1].rstrip() + "…"
+    return first
+
+
+def pr_body(
+    record: s.RunRecord,
+    *,
+    commits: int,
+    files_changed: Sequence[str],
+    dropped: Sequence[str],
+    verify: str | None,
+    verify_command: str | None,
+    now: float,
+) -> str:
+    lines = ["## Goal", "", _quote(record.request.goal.strip()[:GOAL_MAX]), ""]
+    lines += _mode_lines(record)
+    lines += ["", "## Stories", "", *stories_table(record.stories), ""]
+    lines += ["## Dropped artifacts", ""]
+    if dropped:
+        lines.append(
+            "Files the agents wrote that nobody asked for; left out of this branch, kept in "
+            f"`refs/baro/{record.run_id}/<story>/<attempt>`:"
+        )
+        lines += [f"- `{path}`" for path in dropped[:DROPPED_SHOWN]]
+        if len(dropped) > DROPPED_SHOWN:
+            lines.append(f"- … and {len(dropped) - DROPPED_SHOWN} more")
+    else:
+        lines.append("None.")
+    lines.append("")
+    if verify is not None:
+        lines += ["## Verification", "", f"`{verify_command or 'verify'}` {verify}.", ""]
+    lines += ["## Totals", "", *totals_table(record, now), ""]
+    lines.append(
+        f"<sub>baro run `{record.run_id}`: {commits} commit(s), "
+        f"{len(files_changed)} file(s) changed.</sub>"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _mode_lines(record: s.RunRecord) -> list[str]:
+    decision = record.decision
+    if record.mode is None:
+        return []
+    confidence = (
+        f" ({decision.confidence:.0%} confident)"
+        if decision is not None and decision.mode == record.mode
+        else ""
+    )
+    source = record.mode_source or "intake"
+    reason = f" — {_inline(decision.reason)}" if decision is not None and decision.reason else ""
+    lines = [f"**Mode:** {record.mode}{confidence}, decided by {source}{reason}"]
+    if decision is not None and decision.vague and decision.interpretation:
+        lines.append(f"**Vague goal, read as:** {_inline(decision.interpretation)}")
+    if record.enforcement:
+        lines += ["", "**Plan enforcement:**", *(f"- {_inline(n)}" for n in record.enforcement)]
+    return lines
+
+
+def stories_table(stories: Sequence[s.StoryState]) -> list[str]:
+    rows = [
+        "| story | title | status | duration | tokens in / cached / out |",
+        "|---|---|---|---:|---:|",
+    ]
+    for st in stories:
+        duration = (
+            _duration(st.finished_at - st.started_at)
+            if st.finished_at is not None and st.started_at is not None
+            else "-"
+        )
+        tokens = st.tokens
+        rows.append(
+            f"| {_cell(st.story.id)} | {_cell(st.story.title[:80])} | {st.status} | {duration} | "
+            f"{_count(tokens.input)} / {_count(tokens.cached_input)} / {_count(tokens.output)} |"
+        )
+    return rows
+
+
+def totals_table(record: s.RunRecord, now: float) -> list[str]:
+    tokens = _total_tokens(record)
+    wall = max(0.0, now - record.created_at)
+    agent = sum(st.agent_seconds for st in record.stories)
+    speedup = run_speedup(record.stories)
+    return [
+        "| tokens in | cached | out | wall-clock | summed agent time | speedup |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {_count(tokens.input)} | {_count(tokens.cached_input)} | {_count(tokens.output)} | "
+        f"{_duration(wall)} | {_duration(agent)} | "
+        f"{f'{speedup:.2f}x' if speedup is not None else '-'} |",
+    ]
+
+
+def _total_tokens(record: s.RunRecord) -> s.TokenUsage:
+    tokens = record.plan_tokens
+    for st in record.stories:
+        tokens = tokens + st.tokens
+    if record.decision is not None:
+        tokens = tokens + record.decision.tokens
+    return tokens
+
+
+def run_speedup(stories: Sequence[s.StoryState]) -> float | None:
+    """The stories' summed start-to-finish time over the span from the first start to the
+    last finish: 1.0 for one story or a chain, up to the parallelism when they overlap."""
+    spans = [
+        (st.started_at, st.finished_at)
+        for st in stories
+        if st.started_at is not None and st.finished_at is not None
+    ]
+    if not spans:
+        return None
+    busy = sum(end - start for start, end in spans)
+    span = max(end for _, end in spans) - min(start for start, _ in spans)
+    return round(busy / span, 2) if span > 0 and busy > 0 else None
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def _cell(text: str) -> str:
+    return _inline(text).replace("|", "\\|")
+
+
+def _inline(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.splitlines())

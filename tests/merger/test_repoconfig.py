@@ -1,0 +1,83 @@
+"""The one .baro.toml parser: [setup], [artifacts], [verify], and what it refuses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from baro_merger.config import parse_baro_config
+from baro_merger.hygiene import Change, select_dropped
+from baro_shared.repoconfig import (
+    DEFAULT_REPO_CONFIG,
+    RepoConfigError,
+    SetupConfig,
+    parse_repo_config,
+    read_repo_config_file,
+)
+
+FULL = """
+[setup]
+command = "npm ci"
+copy = [".env", "config/", "secrets/*.json"]
+timeout = 120
+
+[artifacts]
+drop = ["*.bak"]
+keep = ["docs/adr/"]
+
+[verify]
+command = ["pytest", "-q"]
+
+[something-newer]
+anything = 1
+"""
+
+
+def test_every_section() -> None:
+    config = parse_repo_config(FULL)
+    assert config.setup == SetupConfig(
+        command="npm ci", copy=(".env", "config", "secrets/*.json"), timeout_s=120.0
+    )
+    assert config.artifacts is not None
+    assert config.artifacts.drop == ("**/*.bak",)
+    assert config.artifacts.keep == ("docs/adr/**",)
+    assert config.verify is not None and config.verify.command == ("pytest", "-q")
+
+
+def test_missing_file_means_defaults(tmp_path: Path) -> None:
+    assert read_repo_config_file(tmp_path / ".baro.toml") == DEFAULT_REPO_CONFIG
+    (tmp_path / ".baro.toml").write_text('[setup]\ncommand = "make deps"\n')
+    setup = read_repo_config_file(tmp_path / ".baro.toml").setup
+    assert setup is not None and setup.command == "make deps" and setup.copy == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[setup]\ncommand = 3\n", "[setup] command must be a non-empty string"),
+        ('[setup]\ncopy = ".env"\n', "[setup] copy must be a list"),
+        ('[setup]\ncopy = ["../outside"]\n', "leaves the repository"),
+        ('[setup]\ncopy = ["/etc/passwd"]\n', "absolute path"),
+        ('[setup]\ncopy = [".git/config"]\n', "inside .git"),
+        (
+            '[setup]\ncomand = "x"\n',
+            "[setup] has no key 'comand' (valid keys: command, copy, timeout)",
+        ),
+        ("[setup]\ntimeout = 0\n", "[setup] timeout must be a positive number"),
+        ("setup = 1\n", "[setup] must be a table"),
+        ('[verify]\ncommand = "x"\nretries = 2\n', "[verify] has no key 'retries'"),
+    ],
+)
+def test_mistakes_name_the_file_and_the_key(text: str, needle: str) -> None:
+    with pytest.raises(RepoConfigError) as caught:
+        parse_repo_config(text)
+    assert ".baro.toml" in str(caught.value)
+    assert needle in str(caught.value)
+
+
+def test_copied_files_are_always_dropped_from_the_branch() -> None:
+    rules = parse_baro_config('[setup]\ncopy = [".env", "certs/"]\n').artifacts
+    changes = [Change(".env", "A"), Change("certs/dev.pem", "A"), Change("app.py", "M")]
+    dropped = select_dropped(changes, surface=["app.py"], goal="fix app.py", rules=rules)
+    assert [d.path for d in dropped] == [".env", "certs/dev.pem"]
