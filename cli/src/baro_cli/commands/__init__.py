@@ -1,3 +1,15 @@
 """Each module registers its commands on ``baro_cli.app.app`` when imported."""
 
-from baro_cli.commands import run, services  # noqa: F401
+from baro_cli.commands import (  # noqa: F401
+    cancel,
+    classify,
+    clean,
+    cluster,
+    dlq,
+    fetch,
+    map,
+    plan,
+    run,
+    services,
+    submit,
+)

@@ -26,12 +26,15 @@ def service(
     settings = load_settings(nats_url)
     setup_logging(settings, quiet=False)
     from baro_cli.stack import SERVICES
+    from baro_intake.api_host import ApiUnavailable
     from baro_shared.service import Host
 
     try:
         asyncio.run(Host({name: SERVICES[name]}, settings).run())
     except BusUnavailable as exc:
         raise fail(f"{exc}: is NATS running? set BARO_NATS_URL or --nats-url", 2) from None
+    except ApiUnavailable as exc:
+        raise fail(str(exc), 2) from None
 
 
 @app.command()

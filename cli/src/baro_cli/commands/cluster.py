@@ -1,0 +1,297 @@
+"""`baro runs`, `baro status RUN`, `baro watch RUN`: the runs on a cluster's NATS.
+
+Which NATS: ``--nats-url``, else ``BARO_NATS_URL``, else the embedded server of a
+``baro run``/``baro up`` running on this machine. These commands only read the bus (and,
+for ``watch``, answer the mode picker of a run waiting for it); they never start services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TextIO, TypeVar
+
+import typer
+
+from baro_cli import runflow
+from baro_cli.app import app, fail, load_settings, setup_logging
+from baro_cli.commands.cancel import embedded_url
+from baro_cli.validate import UserError
+from baro_intake import api_runs, api_views
+from baro_intake.api_models import RunDetail
+from baro_shared import schemas as s
+from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.runids import is_run_id
+from baro_shared.settings import Settings
+
+T = TypeVar("T")
+
+NatsUrl = Annotated[
+    str | None,
+    typer.Option(help="The cluster's NATS (default: BARO_NATS_URL, else this machine's baro)."),
+]
+RunArg = Annotated[str, typer.Argument(metavar="RUN", help="The run's id (printed at submit).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def cluster_settings(nats_url: str | None) -> Settings:
+    settings = load_settings(nats_url)
+    setup_logging(settings, quiet=True)
+    if nats_url is None and "BARO_NATS_URL" not in os.environ:
+        local = embedded_url(settings)
+        if local:
+            settings = settings.model_copy(update={"nats_url": local})
+    return settings
+
+
+async def open_cluster(settings: Settings, name: str) -> Bus:
+    try:
+        return await Bus.open(settings, name, ensure=False)
+    except BusUnavailable:
+        raise
+    except Exception:
+        raise UserError(
+            f"NATS at {settings.nats_url} holds no baro runs (no baro streams there): "
+            "pass --nats-url with the cluster's NATS"
+        ) from None
+
+
+def run_id_arg(text: str) -> str:
+    run_id = text.strip()
+    if not is_run_id(run_id):
+        raise UserError(
+            f"{text!r} is not a run id: pass the id baro printed at submit (see baro runs)"
+        )
+    return run_id
+
+
+def on_cluster(settings: Settings, work: Callable[[Bus], Awaitable[T]]) -> T:
+    """Run ``work`` with a connection to the cluster; bad input and no NATS are one line."""
+
+    async def main() -> T:
+        bus = await open_cluster(settings, "baro-cli")
+        try:
+            return await work(bus)
+        finally:
+            await bus.close()
+
+    try:
+        return asyncio.run(main())
+    except UserError as exc:
+        raise fail(str(exc), exc.code) from None
+    except BusUnavailable as exc:
+        raise fail(
+            f"{exc}: pass --nats-url with the cluster's NATS, or set BARO_NATS_URL"
+        ) from None
+
+
+async def find_run(bus: Bus, settings: Settings, run_id: str) -> s.RunRecord:
+    rec = await api_runs.lookup(bus, run_id)
+    if rec is None:
+        raise UserError(
+            f"no run {run_id!r} on NATS at {settings.nats_url}: list the runs there with baro runs"
+        )
+    return rec
+
+
+# --------------------------------------------------------------------------- baro runs
+
+
+@app.command()
+def runs(
+    nats_url: NatsUrl = None,
+    state: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 20,
+    as_json: AsJson = False,
+) -> None:
+    """List the runs on the cluster, newest first."""
+    states = s.RunState.__args__  # type: ignore[attr-defined]
+    if state is not None and state not in states:
+        raise fail(f"unknown state {state!r}: choose one of {', '.join(states)}")
+    settings = cluster_settings(nats_url)
+    records = on_cluster(settings, lambda bus: api_runs.list_runs(bus, state, limit))
+    summaries = [api_views.summary(r) for r in records]
+    if as_json:
+        typer.echo(json.dumps({"runs": [x.model_dump(mode="json") for x in summaries]}))
+        return
+    if not summaries:
+        typer.echo(f"no runs on {settings.nats_url}" + (f" in state {state}" if state else ""))
+        return
+    now = time.time()
+    rows = [
+        (x.run_id, x.state, x.mode or "-", ago(now - x.created_at), x.branch or "-", x.goal[:60])
+        for x in summaries
+    ]
+    table(("RUN", "STATE", "MODE", "AGE", "BRANCH", "GOAL"), rows, sys.stdout)
+
+
+def ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(0, round(seconds))}s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)}m"
+    if seconds < 36 * 3600:
+        return f"{round(seconds / 3600)}h"
+    return f"{round(seconds / 86400)}d"
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]], out: TextIO) -> None:
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=True)]
+        out.write("  ".join(cells).rstrip() + "\n")
+
+
+# --------------------------------------------------------------------------- baro status
+
+
+@app.command()
+def status(run_id: RunArg, nats_url: NatsUrl = None, as_json: AsJson = False) -> None:
+    """Show one run: state, mode and who decided it, stories, tokens, result."""
+    settings = cluster_settings(nats_url)
+    try:
+        rid = run_id_arg(run_id)
+    except UserError as exc:
+        raise fail(str(exc), exc.code) from None
+
+    async def work(bus: Bus) -> RunDetail:
+        return api_views.detail(await find_run(bus, settings, rid))
+
+    view = on_cluster(settings, work)
+    if as_json:
+        typer.echo(json.dumps(view.model_dump(mode="json")))
+    else:
+        render_detail(view, sys.stdout)
+
+
+def render_detail(v: RunDetail, out: TextIO) -> None:
+    w = out.write
+    w(f"run {v.run_id}: {v.state}" + (f" — {v.reason}" if v.reason else "") + "\n")
+    w(f"goal: {api_views.first_line(v.goal)}\n")
+    at = (
+        f" at {v.repo.commit[:12]}" if v.repo.commit else (f" ({v.repo.ref})" if v.repo.ref else "")
+    )
+    w(f"repository: {v.repo.kind} {v.repo.location}{at}\n")
+    md = v.mode
+    if md.mode or md.suggested:
+        conf = f", {md.confidence:.0%} confident" if md.confidence is not None else ""
+        who = f", decided by {md.source}" if md.source else ""
+        w(f"mode: {md.mode or md.suggested}{conf}{who}" + (f" — {md.reason}" if md.reason else ""))
+        w("\n")
+    if md.awaiting_confirmation:
+        w(f"  waiting for the mode to be confirmed: baro watch {v.run_id} shows the picker\n")
+    if md.vague and md.interpretation:
+        w(f"  the goal is vague; read as: {md.interpretation}\n")
+    if v.stories:
+        w(f"stories ({v.totals.stories_integrated}/{len(v.stories)} integrated):\n")
+        rows = [
+            (f"  {st.id}", st.status, f"attempt {st.attempt}" if st.attempt else "", st.title[:70])
+            for st in v.stories
+        ]
+        table(("  ID", "STATUS", "", "TITLE"), rows, out)
+    for note in v.enforcement:
+        w(f"enforcement: {note}\n")
+    tok = v.totals.tokens
+
+    def show(x: int | None) -> str:
+        return "unknown" if x is None else str(x)
+
+    speed = f", speedup {v.totals.speedup:.2f}x" if v.totals.speedup else ""
+    w(
+        f"tokens: input {show(tok.input)}, cached {show(tok.cached_input)}, output "
+        f"{show(tok.output)}; wall-clock {v.totals.wall_s:.1f}s, agent time "
+        f"{v.totals.agent_s:.1f}s{speed}\n"
+    )
+    d = v.delivered
+    if d is not None:
+        if d.branch:
+            w(f"branch: {d.branch} ({d.base[:10]}..{d.head[:10]}, {d.commits} commit(s))\n")
+        if d.pr_url:
+            w(f"pull request: {d.pr_url}\n")
+        if d.published == "object_store" and d.result_bundle:
+            w(f"result: in the object store; baro fetch {v.run_id} brings it here\n")
+        elif d.publish_note:
+            w(f"{d.publish_note}\n")
+
+
+# --------------------------------------------------------------------------- baro watch
+
+
+@app.command()
+def watch(
+    run_id: RunArg,
+    nats_url: NatsUrl = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the final summary as one JSON object.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Follow a run from its first event to its end (Ctrl-C stops watching, not the run)."""
+    settings = cluster_settings(nats_url)
+    try:
+        rid = run_id_arg(run_id)
+    except UserError as exc:
+        raise fail(str(exc), exc.code) from None
+    progress = runflow.Progress(sys.stderr, quiet=quiet)
+
+    async def work(bus: Bus) -> runflow.RunReport | None:
+        rec = await find_run(bus, settings, rid)
+        return await follow_detachable(bus, rec.request, progress, picker_for(rec))
+
+    report = on_cluster(settings, work)
+    finish_watch(rid, report, as_json)
+
+
+def picker_for(rec: s.RunRecord) -> runflow.Picker | None:
+    """The picker, when the run waits for its mode and someone is at the terminal."""
+    waiting = rec.request.confirm == "picker" and rec.state in (
+        "submitted",
+        "classifying",
+        "awaiting_confirmation",
+    )
+    if not (waiting and sys.stdin.isatty() and sys.stderr.isatty()):
+        return None
+    from baro_cli.picker import pick_mode
+
+    return pick_mode
+
+
+async def follow_detachable(
+    bus: Bus,
+    request: s.RunSubmitted,
+    progress: runflow.Progress,
+    picker: runflow.Picker | None,
+) -> runflow.RunReport | None:
+    """Follow the run to its end; None when Ctrl-C stopped the watching (the run goes on)."""
+    stop = runflow.install_interrupt(asyncio.get_running_loop())
+    following = asyncio.ensure_future(runflow.follow(bus, request, progress, picker))
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({following, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if following in done:
+        return following.result()
+    following.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await following
+    return None
+
+
+def finish_watch(run_id: str, report: runflow.RunReport | None, as_json: bool) -> None:
+    if report is None:
+        typer.echo(
+            f"stopped watching; run {run_id} goes on (baro watch {run_id} to follow it again, "
+            f"baro cancel {run_id} to stop it)",
+            err=True,
+        )
+        raise typer.Exit(runflow.EXIT_CANCELLED)
+    if as_json:
+        payload: dict[str, Any] = report.as_json()
+        typer.echo(json.dumps(payload))
+    else:
+        runflow.render_summary(report, sys.stdout)
+    raise typer.Exit(runflow.exit_code(report))

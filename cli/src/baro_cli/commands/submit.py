@@ -1,0 +1,297 @@
+"""`baro submit GOAL`: hand a goal to a cluster and return with the run id.
+
+The cluster cannot read this machine's disk, so the code travels with the run: ``--url``
+names a git URL the cluster clones, or (the default) ``--repo`` uploads a bundle of the
+local HEAD to the cluster's object store. Uncommitted changes are not part of it: a run
+starts from a commit. The result comes back with ``baro fetch RUN`` (or is pushed, for a
+URL with ``--publish push|pr``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from baro_cli import runflow, validate
+from baro_cli.app import MODE_CHOICES, app, fail
+from baro_cli.commands.cluster import (
+    cluster_settings,
+    finish_watch,
+    follow_detachable,
+    open_cluster,
+)
+from baro_cli.validate import UserError
+from baro_shared import schemas as s
+from baro_shared import sources
+from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.gitutil import git, git_sync
+from baro_shared.runids import new_run_id
+from baro_shared.settings import Settings
+
+
+@app.command()
+def submit(
+    goal: Annotated[str, typer.Argument(help="What to change, in plain words.")],
+    repo: Annotated[
+        Path | None,
+        typer.Option(help="Upload this repository's HEAD (default: the current repository)."),
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Or: a git URL the cluster clones instead of an upload.")
+    ] = None,
+    ref: Annotated[
+        str | None, typer.Option(help="With --url: the branch or ref to start from.")
+    ] = None,
+    commit: Annotated[
+        str | None, typer.Option(help="With --url: the commit to start from.")
+    ] = None,
+    nats_url: Annotated[
+        str | None,
+        typer.Option(help="The cluster's NATS (default: BARO_NATS_URL, else this machine's baro)."),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option(help="Agent CLI on the cluster: claude, codex, opencode, pi.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model passed to the agent CLI.")] = None,
+    mode: Annotated[
+        str, typer.Option(help="auto lets intake decide; or force focused/sequential/parallel.")
+    ] = "auto",
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="With --watch: accept the mode without the picker.")
+    ] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Follow the run to its end instead of returning.")
+    ] = False,
+    max_stories: Annotated[int | None, typer.Option(min=1, help="Hard cap on stories.")] = None,
+    parallelism: Annotated[
+        int | None, typer.Option(min=1, help="Hard cap on agents running at once.")
+    ] = None,
+    token_budget: Annotated[int | None, typer.Option(min=1, help="Per-story token budget.")] = None,
+    story_timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds one agent may run.")
+    ] = 1800.0,
+    stall_timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds without agent output before it is stopped.")
+    ] = 600.0,
+    publish: Annotated[
+        str,
+        typer.Option(help="local (default: fetch it with baro fetch), or with --url push or pr."),
+    ] = "local",
+    slug: Annotated[str | None, typer.Option(help="Name the result branch baro/<slug>.")] = None,
+    script: Annotated[
+        Path | None, typer.Option(help="Script for the scripted test/demo agent (JSON file).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Submit GOAL to a cluster; prints the run id and returns (unless --watch)."""
+    settings = cluster_settings(nats_url)
+    try:
+        plan = SubmitPlan.build(
+            goal,
+            repo=repo,
+            url=url,
+            ref=ref,
+            commit=commit,
+            backend=backend or settings.backend,
+            model=model,
+            mode=mode,
+            confirm="picker"
+            if (watch and mode == "auto" and not yes and _interactive())
+            else "auto",
+            limits=s.Limits(
+                max_stories=max_stories,
+                parallelism=parallelism,
+                token_budget=token_budget,
+                story_timeout_s=story_timeout,
+                stall_timeout_s=stall_timeout,
+            ),
+            publish=publish,
+            slug=slug,
+            script=script,
+            settings=settings,
+        )
+    except UserError as exc:
+        raise fail(str(exc), exc.code) from None
+    progress = runflow.Progress(sys.stderr, quiet=quiet or not watch)
+    try:
+        report = asyncio.run(_submit(plan, settings, progress, watch=watch))
+    except UserError as exc:
+        raise fail(str(exc), exc.code) from None
+    except BusUnavailable as exc:
+        raise fail(
+            f"{exc}: pass --nats-url with the cluster's NATS, or set BARO_NATS_URL"
+        ) from None
+    run_id = plan.request.run_id
+    if watch:
+        finish_watch(run_id, report, as_json)
+        return
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "state": "submitted",
+                    "nats_url": settings.nats_url,
+                    "repo": {"kind": plan.request.repo.kind, "location": plan.shown_location},
+                    "commit": plan.request.repo.commit,
+                }
+            )
+        )
+        return
+    typer.echo(run_id)
+    if not quiet:
+        typer.echo(
+            f"submitted to {settings.nats_url}: baro watch {run_id} follows it, "
+            f"baro status {run_id} shows it",
+            err=True,
+        )
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+class SubmitPlan:
+    """A checked request, plus the local repository to bundle (for --repo)."""
+
+    def __init__(self, request: s.RunSubmitted, bundle_from: Path | None, notes: list[str]) -> None:
+        self.request = request
+        self.bundle_from = bundle_from
+        self.notes = notes
+
+    @property
+    def shown_location(self) -> str:
+        repo = self.request.repo
+        return sources.redact_url(repo.location) if repo.kind == "url" else repo.location
+
+    @classmethod
+    def build(
+        cls,
+        goal: str,
+        *,
+        repo: Path | None,
+        url: str | None,
+        ref: str | None,
+        commit: str | None,
+        backend: str,
+        model: str | None,
+        mode: str,
+        confirm: s.Confirm,
+        limits: s.Limits,
+        publish: str,
+        slug: str | None,
+        script: Path | None,
+        settings: Settings,
+    ) -> SubmitPlan:
+        text = validate.goal_text(goal)
+        if mode not in MODE_CHOICES:
+            raise UserError(f"unknown mode {mode!r}: choose one of {', '.join(MODE_CHOICES)}")
+        if publish not in ("local", "push", "pr"):
+            raise UserError(f"unknown publish policy {publish!r}: choose local, push or pr")
+        validate.backend(backend, settings, local=False)
+        run_id = new_run_id()
+        notes: list[str] = []
+        try:
+            if url is not None:
+                if repo is not None:
+                    raise UserError("pass --repo (upload) or --url (clone), not both")
+                source = s.RepoSource(
+                    kind="url",
+                    location=sources.check_git_url(url.strip()),
+                    ref=sources.check_ref(ref.strip()) if ref else None,
+                    commit=sources.check_commit(commit.strip()) if commit else None,
+                )
+                bundle_from = None
+            else:
+                if ref or commit:
+                    raise UserError(
+                        "--ref and --commit go with --url; --repo uploads the repository's HEAD"
+                    )
+                if publish != "local":
+                    notes.append(
+                        f"note: --publish {publish} pushes only a run the cluster cloned from "
+                        "--url; this upload comes back with baro fetch, and nothing is pushed"
+                    )
+                root, head = validate.repository(repo or Path("."))
+                source = s.RepoSource(
+                    kind="bundle", location=sources.source_bundle_name(run_id), commit=head
+                )
+                bundle_from = root
+                if _has_uncommitted(root):
+                    notes.append(
+                        f"note: uncommitted changes in {root} are not part of the run "
+                        f"(it starts from HEAD {head[:12]})"
+                    )
+        except sources.SourceProblem as exc:
+            raise UserError(str(exc)) from None
+        agent_script = None
+        if script is not None:
+            try:
+                agent_script = script.read_text()
+                json.loads(agent_script)
+            except (OSError, ValueError) as exc:
+                raise UserError(f"cannot use the agent script {script}: {exc}") from None
+        request = s.RunSubmitted(
+            run_id=run_id,
+            goal=text,
+            repo=source,
+            mode_request=mode,  # type: ignore[arg-type]
+            intake=settings.intake,
+            backend=backend,
+            model=model,
+            limits=limits,
+            confirm=confirm,
+            publish=publish,  # type: ignore[arg-type]
+            slug=slug,
+            agent_script=agent_script,
+            submitted_by=f"{os.environ.get('USER', 'user')}@cli",
+        )
+        return cls(request, bundle_from, notes)
+
+
+def _has_uncommitted(root: Path) -> bool:
+    res = git_sync("-C", str(root), "status", "--porcelain", "--untracked-files=no", check=False)
+    return res.returncode == 0 and bool(res.out)
+
+
+async def _submit(
+    plan: SubmitPlan, settings: Settings, progress: runflow.Progress, *, watch: bool
+) -> runflow.RunReport | None:
+    bus = await open_cluster(settings, "baro-submit")
+    try:
+        for note in plan.notes:
+            typer.echo(note, err=True)
+        if plan.bundle_from is not None:
+            await upload_head(bus, plan.bundle_from, plan.request.repo)
+        progress.line(
+            f"run {plan.request.run_id} submitted: {plan.request.goal.splitlines()[0][:100]}"
+        )
+        await runflow.submit(bus, plan.request)
+        if not watch:
+            return None
+        picker = None
+        if plan.request.confirm == "picker":
+            from baro_cli.picker import pick_mode
+
+            picker = pick_mode
+        return await follow_detachable(bus, plan.request, progress, picker)
+    finally:
+        await bus.close()
+
+
+async def upload_head(bus: Bus, root: Path, source: s.RepoSource) -> None:
+    """Bundle the repository's history up to ``source.commit`` into ``source.location``."""
+    with tempfile.TemporaryDirectory(prefix="baro-submit-") as tmp:
+        bundle = Path(tmp) / "source.bundle"
+        made = await git("bundle", "create", "--quiet", str(bundle), "HEAD", cwd=root, check=False)
+        if made.returncode != 0:
+            raise UserError(f"cannot bundle {root}: {made.stderr.strip() or 'git bundle failed'}")
+        await bus.put_file(source.location, bundle)

@@ -1,0 +1,348 @@
+"""The HTTP API's request and response bodies (pydantic: they are the published OpenAPI).
+
+Requests forbid unknown fields, so a misspelled option is a 422 naming it instead of a
+silently ignored setting. Timestamps are Unix seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from baro_shared import sources
+from baro_shared.runids import RUN_ID_PATTERN, is_run_id
+
+Mode = Literal["focused", "sequential", "parallel"]
+ModeRequest = Literal["auto", "focused", "sequential", "parallel"]
+Backend = Literal["claude", "codex", "opencode", "pi", "scripted"]
+RunState = Literal[
+    "submitted",
+    "classifying",
+    "awaiting_confirmation",
+    "planning",
+    "running",
+    "integrating",
+    "delivered",
+    "failed",
+    "needs_attention",
+    "cancelled",
+]
+StoryStatus = Literal[
+    "pending",
+    "ready",
+    "assigned",
+    "running",
+    "finished",
+    "integrated",
+    "failed",
+    "blocked",
+    "conflict",
+    "cancelled",
+]
+DecisionSource = Literal["offline", "llm", "user", "flag"]
+
+GOAL_MAX = 20_000
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"
+_SLUG = re.compile(SLUG_PATTERN)
+
+
+def _checked(pattern: str, check: Callable[[str], str], **field: Any) -> Any:
+    """A string field whose JSON schema states ``pattern`` while ``check`` (which accepts
+    exactly what the pattern does) validates it, so that a rejection says what to do."""
+    return Annotated[
+        str, Field(json_schema_extra={"pattern": pattern}, **field), AfterValidator(check)
+    ]
+
+
+def _goal(text: str) -> str:
+    if all(sources.is_control_or_space(c) for c in text):
+        raise ValueError("the goal is blank: say what to change")
+    return text
+
+
+def _model(text: str) -> str:
+    if any(sources.is_control_or_space(c) for c in text):
+        raise ValueError("a model name has no spaces or control characters")
+    return text
+
+
+def _slug(text: str) -> str:
+    if not _SLUG.match(text):
+        raise ValueError("a slug is lowercase letters, digits and '-', at most 48 characters")
+    return text
+
+
+def _run_id(text: str) -> str:
+    if not is_run_id(text):
+        raise ValueError("a run id is letters, digits, '-' and '_' (as POST /v1/runs gave it)")
+    return text
+
+
+GitUrl = _checked(sources.URL_PATTERN, sources.check_git_url, max_length=sources.URL_MAX)
+ObjectName = _checked(
+    sources.OBJECT_NAME_PATTERN, sources.check_object_name, max_length=sources.OBJECT_NAME_MAX
+)
+RefName = _checked(sources.REF_PATTERN, sources.check_ref, max_length=sources.REF_MAX)
+CommitId = _checked(sources.COMMIT_PATTERN, sources.check_commit, max_length=64)
+Goal = _checked(r"[^\x00-\x20\x7f-\x9f]", _goal, min_length=1, max_length=GOAL_MAX)
+ModelName = _checked(r"^[^\x00-\x20\x7f-\x9f]+$", _model, min_length=1, max_length=200)
+Slug = _checked(SLUG_PATTERN, _slug, max_length=48)
+
+
+class Request(BaseModel):
+    # strict: `true` is not a number and "3" is not an integer in a request body
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RepoUrl(Request):
+    """A git repository the cluster clones (https, ssh, git, file URL, or a local path)."""
+
+    kind: Literal["url"]
+    location: GitUrl
+    ref: RefName | None = None
+    commit: CommitId | None = None
+
+
+class RepoBundle(Request):
+    """A git bundle already in the object store (what `baro submit --repo` uploads)."""
+
+    kind: Literal["bundle"]
+    location: ObjectName
+    ref: RefName | None = None
+    commit: CommitId | None = None
+
+
+def _json_int(value: object) -> object:
+    """JSON's integers: 6 and 6.0 (JSON Schema calls both integers), never true or "6"."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def json_int(ge: int, le: int | None = None) -> Any:
+    """An integer field in [ge, le]; the model is strict, so what _json_int does not turn
+    into an int is refused."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_json_int)]
+
+
+StoryCap = json_int(1, 100)
+ParallelismCap = json_int(1, 64)
+TokenBudget = json_int(1, 10**12)
+Retries = json_int(0, 5)
+
+
+class LimitsIn(Request):
+    max_stories: StoryCap | None = None
+    parallelism: ParallelismCap | None = None
+    token_budget: TokenBudget | None = None
+    story_timeout_s: Annotated[float, Field(ge=1, le=86_400)] = 1800.0
+    stall_timeout_s: Annotated[float, Field(ge=1, le=86_400)] = 600.0
+    retries: Retries = 1
+
+
+class RunRequest(Request):
+    """A goal to run on a repository the cluster can reach."""
+
+    goal: Goal
+    repo: Annotated[RepoUrl | RepoBundle, Field(discriminator="kind")]
+    mode: ModeRequest = "auto"
+    backend: Backend | None = None
+    model: ModelName | None = None
+    limits: LimitsIn = Field(default_factory=LimitsIn)
+    confirm: Literal["auto", "picker"] = Field(
+        default="auto",
+        description="auto: intake's mode is taken at once; picker: the run waits in "
+        "awaiting_confirmation for POST /v1/runs/{id}/mode",
+    )
+    publish: Literal["local", "push", "pr"] = Field(
+        default="local",
+        description="local: the result stays in the object store (baro fetch); push: also "
+        "pushed to the URL; pr: pushed and a pull request opened (a bundle source has no "
+        "remote: nothing is pushed, and the run says so)",
+    )
+    intake: Literal["offline", "llm", "auto"] | None = None
+    slug: Slug | None = None
+    agent_script: dict[str, Any] | None = Field(
+        default=None,
+        description="the scripted test/demo agent's script; ignored by every other backend",
+    )
+
+
+class ModeChoice(Request):
+    """Confirm the suggested mode (no body, or mode null) or override it."""
+
+    mode: Mode | None = None
+
+
+class CancelRequest(Request):
+    reason: Annotated[str | None, Field(max_length=500)] = None
+
+
+# --------------------------------------------------------------------------- responses
+
+
+class Problem(BaseModel):
+    location: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="what is wrong and what to do, in one line")
+    problems: list[Problem] = Field(default_factory=list)
+
+
+class Links(BaseModel):
+    self: str
+    events: str
+    mode: str
+    cancel: str
+
+
+class RepoOut(BaseModel):
+    kind: Literal["path", "url", "bundle"]
+    location: str = Field(description="URLs are shown without credentials")
+    commit: str | None = None
+    ref: str | None = None
+
+
+class Tokens(BaseModel):
+    input: int | None = None
+    cached_input: int | None = None
+    output: int | None = None
+    reasoning: int | None = None
+
+
+class LimitsOut(BaseModel):
+    max_stories: int | None = None
+    parallelism: int | None = None
+    token_budget: int | None = None
+    story_timeout_s: float
+    stall_timeout_s: float
+    retries: int
+
+
+class RequestOut(BaseModel):
+    mode_request: ModeRequest
+    backend: str
+    model: str | None = None
+    confirm: Literal["auto", "picker"]
+    publish: Literal["local", "push", "pr"]
+    limits: LimitsOut
+    submitted_by: str | None = None
+
+
+class ModeOut(BaseModel):
+    mode: Mode | None = Field(description="the mode the run goes with (null until decided)")
+    suggested: Mode | None = Field(description="intake's suggestion")
+    confidence: float | None = None
+    reason: str | None = None
+    source: DecisionSource | None = Field(
+        default=None, description="who decided: offline or llm (intake), user, or flag"
+    )
+    vague: bool = False
+    interpretation: str | None = None
+    awaiting_confirmation: bool = False
+
+
+class StoryOut(BaseModel):
+    id: str
+    title: str
+    status: StoryStatus
+    attempt: int
+    depends_on: list[str]
+    write_surface: list[str]
+    reason: str | None = None
+    tokens: Tokens
+    agent_s: float
+    integration_commit: str | None = None
+    conflict_paths: list[str] = Field(default_factory=list)
+    dropped_artifacts: list[str] = Field(default_factory=list)
+
+
+class TotalsOut(BaseModel):
+    tokens: Tokens
+    wall_s: float
+    agent_s: float
+    speedup: float | None = None
+    stories: int
+    stories_integrated: int
+
+
+class DeliveredOut(BaseModel):
+    branch: str | None
+    base: str
+    head: str
+    commits: int
+    files_changed: list[str]
+    dropped_artifacts: list[str]
+    published: Literal["local", "pushed", "pr", "object_store"]
+    publish_note: str | None = None
+    pr_url: str | None = None
+    result_bundle: str | None = None
+    verify: Literal["passed", "failed"] | None = None
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    goal: str = Field(description="the goal's first line")
+    state: RunState
+    mode: Mode | None = None
+    repo: RepoOut
+    created_at: float
+    updated_at: float
+    finished_at: float | None = None
+    branch: str | None = None
+    reason: str | None = None
+
+
+class RunList(BaseModel):
+    runs: list[RunSummary]
+
+
+class RunDetail(BaseModel):
+    run_id: str
+    goal: str
+    state: RunState
+    reason: str | None = None
+    created_at: float
+    updated_at: float
+    finished_at: float | None = None
+    repo: RepoOut
+    request: RequestOut
+    mode: ModeOut
+    stories: list[StoryOut]
+    enforcement: list[str]
+    totals: TotalsOut
+    delivered: DeliveredOut | None = None
+    links: Links
+
+
+class RunAccepted(BaseModel):
+    run_id: str
+    state: RunState
+    links: Links
+
+
+class ModeAccepted(BaseModel):
+    run_id: str
+    mode: Mode
+    source: Literal["intake", "user"]
+
+
+class CancelAccepted(BaseModel):
+    run_id: str
+    state: RunState = Field(description="the state when the cancel was requested")
+
+
+RUN_ID = Annotated[
+    str,
+    Field(
+        json_schema_extra={"pattern": RUN_ID_PATTERN},
+        max_length=100,
+        description="a run id, as POST /v1/runs gave",
+    ),
+    AfterValidator(_run_id),
+]

@@ -1,0 +1,190 @@
+"""What the API (and `baro status --json`) shows of a run: pure functions of the run record.
+
+A run the conductor has not recorded yet (it was just submitted) is shown from its
+RunSubmitted event, as a record in state ``submitted``. Repository URLs never show
+credentials.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+
+from baro_intake import api_models as m
+from baro_shared import schemas as s
+from baro_shared.sources import redact_url
+
+GOAL_LINE_MAX = 200
+
+
+def links(run_id: str) -> m.Links:
+    base = f"/v1/runs/{run_id}"
+    return m.Links(self=base, events=f"{base}/events", mode=f"{base}/mode", cancel=f"{base}/cancel")
+
+
+def pending_record(request: s.RunSubmitted) -> s.RunRecord:
+    """The record a just-submitted run will get, before the conductor writes it."""
+    return s.RunRecord(
+        run_id=request.run_id, request=request, created_at=request.ts, updated_at=request.ts
+    )
+
+
+def repo_out(repo: s.RepoSource) -> m.RepoOut:
+    location = redact_url(repo.location) if repo.kind == "url" else repo.location
+    return m.RepoOut(kind=repo.kind, location=location, commit=repo.commit, ref=repo.ref)
+
+
+def tokens_out(tokens: s.TokenUsage) -> m.Tokens:
+    return m.Tokens(
+        input=tokens.input,
+        cached_input=tokens.cached_input,
+        output=tokens.output,
+        reasoning=tokens.reasoning,
+    )
+
+
+def first_line(goal: str) -> str:
+    line = goal.strip().splitlines()[0] if goal.strip() else ""
+    return line if len(line) <= GOAL_LINE_MAX else line[: GOAL_LINE_MAX - 1] + "…"
+
+
+def summary(rec: s.RunRecord) -> m.RunSummary:
+    return m.RunSummary(
+        run_id=rec.run_id,
+        goal=first_line(rec.request.goal),
+        state=rec.state,
+        mode=rec.mode,
+        repo=repo_out(rec.request.repo),
+        created_at=rec.created_at,
+        updated_at=rec.updated_at,
+        finished_at=rec.finished_at,
+        branch=rec.delivered.branch if rec.delivered else None,
+        reason=rec.reason,
+    )
+
+
+def mode_out(rec: s.RunRecord) -> m.ModeOut:
+    d = rec.decision
+    source = rec.mode_source
+    if source is None and d is not None:
+        source = d.source
+    return m.ModeOut(
+        mode=rec.mode,
+        suggested=d.mode if d else None,
+        confidence=d.confidence if d else None,
+        reason=d.reason if d else None,
+        source=source,
+        vague=d.vague if d else False,
+        interpretation=d.interpretation if d else None,
+        awaiting_confirmation=rec.state == "awaiting_confirmation",
+    )
+
+
+def story_out(st: s.StoryState) -> m.StoryOut:
+    return m.StoryOut(
+        id=st.story.id,
+        title=st.story.title,
+        status=st.status,
+        attempt=st.attempt,
+        depends_on=list(st.story.depends_on),
+        write_surface=list(st.story.write_surface),
+        reason=st.reason,
+        tokens=tokens_out(st.tokens),
+        agent_s=round(st.agent_seconds, 3),
+        integration_commit=st.integration_commit,
+        conflict_paths=list(st.conflict_paths),
+        dropped_artifacts=list(st.dropped_artifacts),
+    )
+
+
+def totals_out(rec: s.RunRecord, now: float | None = None) -> m.TotalsOut:
+    """The final totals of a finished run; running figures while it runs."""
+    if rec.finished_at is not None:
+        t = rec.totals
+        return m.TotalsOut(
+            tokens=tokens_out(t.tokens),
+            wall_s=t.wall_s,
+            agent_s=t.agent_s,
+            speedup=t.speedup,
+            stories=t.stories or len(rec.stories),
+            stories_integrated=t.stories_integrated
+            or sum(st.status == "integrated" for st in rec.stories),
+        )
+    tokens = rec.plan_tokens
+    if rec.decision is not None:
+        tokens = tokens + rec.decision.tokens
+    for st in rec.stories:
+        tokens = tokens + st.tokens
+    current = time.time() if now is None else now
+    return m.TotalsOut(
+        tokens=tokens_out(tokens),
+        wall_s=round(max(0.0, current - rec.created_at), 3),
+        agent_s=round(sum(st.agent_seconds for st in rec.stories), 3),
+        speedup=None,
+        stories=len(rec.stories),
+        stories_integrated=sum(st.status == "integrated" for st in rec.stories),
+    )
+
+
+def delivered_out(d: s.RunDelivered | None) -> m.DeliveredOut | None:
+    if d is None:
+        return None
+    return m.DeliveredOut(
+        branch=d.branch,
+        base=d.base,
+        head=d.head,
+        commits=d.commits,
+        files_changed=list(d.files_changed),
+        dropped_artifacts=list(d.dropped_artifacts),
+        published=d.published,
+        publish_note=d.publish_note,
+        pr_url=d.pr_url,
+        result_bundle=d.result_bundle,
+        verify=d.verify,
+    )
+
+
+def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
+    req = rec.request
+    lim = req.limits
+    return m.RunDetail(
+        run_id=rec.run_id,
+        goal=req.goal,
+        state=rec.state,
+        reason=rec.reason,
+        created_at=rec.created_at,
+        updated_at=rec.updated_at,
+        finished_at=rec.finished_at,
+        repo=repo_out(req.repo),
+        request=m.RequestOut(
+            mode_request=req.mode_request,
+            backend=req.backend,
+            model=req.model,
+            confirm=req.confirm,
+            publish=req.publish,
+            limits=m.LimitsOut(
+                max_stories=lim.max_stories,
+                parallelism=lim.parallelism,
+                token_budget=lim.token_budget,
+                story_timeout_s=lim.story_timeout_s,
+                stall_timeout_s=lim.stall_timeout_s,
+                retries=lim.retries,
+            ),
+            submitted_by=req.submitted_by,
+        ),
+        mode=mode_out(rec),
+        stories=[story_out(st) for st in rec.stories],
+        enforcement=list(rec.enforcement),
+        totals=totals_out(rec, now),
+        delivered=delivered_out(rec.delivered),
+        links=links(rec.run_id),
+    )
+
+
+def public_event(event: s.Event) -> s.Event:
+    """The event as a client may see it: a submitted run's URL without credentials."""
+    if isinstance(event, s.RunSubmitted) and event.repo.kind == "url":
+        repo = msgspec.structs.replace(event.repo, location=redact_url(event.repo.location))
+        return msgspec.structs.replace(event, repo=repo)
+    return event

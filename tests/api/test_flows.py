@@ -1,0 +1,154 @@
+"""Runs driven through the HTTP API end to end: real nats-server, all five services, the
+scripted agent as a subprocess, repositories reached by file:// URL."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from baro_shared import topology as t
+from baro_shared.bus import Bus
+from tests.api.conftest import Api, bare_remote, run_body, sse_events, wait_for_state
+from tests.conftest import run_git
+
+pytestmark = pytest.mark.slow
+
+DONE = {"delivered", "failed", "needs_attention", "cancelled"}
+
+
+async def test_submit_by_url_runs_to_a_delivered_result(api: Api, tmp_path: Path) -> None:
+    bare, head = bare_remote(tmp_path)
+    before = run_git(bare, "for-each-ref")
+    sent = await api.client.post("/v1/runs", json=run_body(f"file://{bare}"))
+    assert sent.status_code == 202, sent.text
+    run_id = sent.json()["run_id"]
+    assert sent.headers["location"] == f"/v1/runs/{run_id}"
+
+    seen = await api.client.get(f"/v1/runs/{run_id}")  # at once: from the submitted event
+    assert seen.status_code == 200 and seen.json()["run_id"] == run_id
+
+    view = await wait_for_state(api.client, run_id, DONE)
+    assert view["state"] == "delivered", view["reason"]
+    assert view["mode"]["mode"] == "focused"
+    assert view["mode"]["source"] == "offline"
+    assert 0 < view["mode"]["confidence"] <= 1 and view["mode"]["reason"]
+    assert [st["status"] for st in view["stories"]] == ["integrated"]
+    assert view["totals"]["tokens"] == {
+        "input": 500,
+        "cached_input": 100,
+        "output": 40,
+        "reasoning": None,
+    }
+    delivered = view["delivered"]
+    assert delivered["published"] == "object_store"
+    assert delivered["result_bundle"] == f"runs/{run_id}/result.bundle"
+    assert delivered["branch"].startswith("baro/") and delivered["base"] == head
+    assert delivered["files_changed"] == ["app.py"]
+    assert run_git(bare, "for-each-ref") == before, "publish local never writes the remote"
+
+    listed = await api.client.get("/v1/runs", params={"state": "delivered"})
+    assert run_id in [r["run_id"] for r in listed.json()["runs"]]
+
+
+async def test_events_replay_from_the_start_and_resume_after_an_id(
+    api: Api, tmp_path: Path
+) -> None:
+    bare, _ = bare_remote(tmp_path)
+    run_id = (await api.client.post("/v1/runs", json=run_body(f"file://{bare}"))).json()["run_id"]
+    live = await sse_events(api.client, run_id)  # follows until run.finished
+    assert live[0]["event"] == "run.submitted" and live[-1]["event"] == "run.finished"
+    assert live[-1]["data"]["status"] == "delivered"
+    ids = [e["id"] for e in live]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    kinds = [e["event"] for e in live]
+    assert kinds.index("run.intake_decided") < kinds.index("story.started")
+    assert kinds.index("story.integrated") < kinds.index("run.delivered")
+    assert all(e["data"]["run_id"] == run_id for e in live)
+
+    replayed = await sse_events(api.client, run_id, follow=False)
+    assert [e["id"] for e in replayed] == ids, "a replay of a finished run is the whole history"
+    resumed = await sse_events(api.client, run_id, last_id=ids[2])
+    assert [e["id"] for e in resumed] == ids[3:]
+
+
+async def test_picker_run_waits_then_confirm_takes_the_suggestion(api: Api, tmp_path: Path) -> None:
+    bare, _ = bare_remote(tmp_path)
+    body = run_body(f"file://{bare}", confirm="picker")
+    run_id = (await api.client.post("/v1/runs", json=body)).json()["run_id"]
+    waiting = await wait_for_state(api.client, run_id, {"awaiting_confirmation"})
+    assert waiting["mode"]["awaiting_confirmation"] is True
+    assert waiting["mode"]["mode"] is None and waiting["mode"]["suggested"] == "focused"
+
+    confirmed = await api.client.post(f"/v1/runs/{run_id}/mode")
+    assert confirmed.status_code == 202, confirmed.text
+    assert confirmed.json() == {"run_id": run_id, "mode": "focused", "source": "intake"}
+    view = await wait_for_state(api.client, run_id, DONE)
+    assert view["state"] == "delivered", view["reason"]
+    assert view["mode"]["source"] == "offline", "accepting keeps intake as the decider"
+
+    again = await api.client.post(f"/v1/runs/{run_id}/mode", json={"mode": "parallel"})
+    assert again.status_code == 409
+    assert "not awaiting_confirmation" in again.json()["error"]
+
+
+async def test_picker_run_override_is_recorded_as_the_user_s(api: Api, tmp_path: Path) -> None:
+    bare, _ = bare_remote(tmp_path)
+    body = run_body(f"file://{bare}", confirm="picker")
+    run_id = (await api.client.post("/v1/runs", json=body)).json()["run_id"]
+    await wait_for_state(api.client, run_id, {"awaiting_confirmation"})
+    chosen = await api.client.post(f"/v1/runs/{run_id}/mode", json={"mode": "sequential"})
+    assert chosen.status_code == 202, chosen.text
+    assert chosen.json()["source"] == "user"
+    view = await wait_for_state(api.client, run_id, DONE)
+    assert view["state"] == "delivered", view["reason"]
+    assert view["mode"]["mode"] == "sequential" and view["mode"]["source"] == "user"
+    assert view["mode"]["suggested"] == "focused"
+
+
+async def test_cancel_stops_a_running_run(api: Api, tmp_path: Path) -> None:
+    bare, _ = bare_remote(tmp_path)
+    slow = {"default": {"steps": [{"write": "app.py", "content": "x\n"}, {"sleep": 120}]}}
+    body = run_body(f"file://{bare}", agent_script=slow)
+    run_id = (await api.client.post("/v1/runs", json=body)).json()["run_id"]
+    await wait_for_state(api.client, run_id, {"running"})
+    cancelled = await api.client.post(f"/v1/runs/{run_id}/cancel", json={"reason": "not needed"})
+    assert cancelled.status_code == 202, cancelled.text
+    assert cancelled.json()["run_id"] == run_id
+    view = await wait_for_state(api.client, run_id, DONE)
+    assert view["state"] == "cancelled"
+    assert view["reason"] == "not needed"
+    assert all(st["status"] in ("cancelled", "failed") for st in view["stories"])
+    again = await api.client.post(f"/v1/runs/{run_id}/cancel")
+    assert again.status_code == 409 and "already cancelled" in again.json()["error"]
+
+
+async def test_a_client_leaving_the_event_stream_releases_its_consumer(
+    api: Api, tmp_path: Path
+) -> None:
+    bare, _ = bare_remote(tmp_path)
+    body = run_body(f"file://{bare}", confirm="picker")  # waits: the stream stays open
+    run_id = (await api.client.post("/v1/runs", json=body)).json()["run_id"]
+    await wait_for_state(api.client, run_id, {"awaiting_confirmation"})
+    bus = await Bus.open(api.settings, "test-observer", ensure=False)
+    try:
+
+        async def consumers() -> int:
+            return (await bus.js.stream_info(t.EVT_STREAM)).state.consumer_count
+
+        before = await consumers()
+        async with api.client.stream("GET", f"/v1/runs/{run_id}/events") as resp:
+            async for line in resp.aiter_lines():
+                if line.startswith("event: run.intake_decided"):
+                    break
+            assert await consumers() == before + 1
+        for _ in range(300):
+            if await consumers() == before:
+                break
+            await asyncio.sleep(0.1)
+        assert await consumers() == before, "the stream's consumer outlived its client"
+    finally:
+        await bus.close()
+    cancelled = await api.client.post(f"/v1/runs/{run_id}/cancel")
+    assert cancelled.status_code == 202

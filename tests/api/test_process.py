@@ -1,0 +1,97 @@
+"""`baro service intake` serving the API as a real process: it stops cleanly on SIGTERM
+with an event stream open, and a port in use is one line at start."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from baro_shared.embedded import EmbeddedNats
+from tests.api.conftest import TOKEN
+from tests.api.test_schemathesis import BIN
+from tests.e2e.test_entrypoints import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def service_env(nats_server: EmbeddedNats, tmp_path: Path, port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "BARO_NATS_URL": nats_server.url,
+        "BARO_API_PORT": str(port),
+        "BARO_API_TOKEN": TOKEN,
+        "BARO_CACHE_DIR": str(tmp_path / "cache"),
+        "BARO_STATE_DIR": str(tmp_path / "state"),
+    }
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield sock.getsockname()[1]
+
+
+def test_port_in_use_is_one_line(
+    nats_server: EmbeddedNats, tmp_path: Path, taken_port: int
+) -> None:
+    out = subprocess.run(
+        [str(BIN / "baro"), "service", "intake"],
+        env=service_env(nats_server, tmp_path, taken_port),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert f"cannot serve the HTTP API on 127.0.0.1:{taken_port}" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_sigterm_ends_open_event_streams_and_exits_cleanly(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "baro"), "service", "intake"],
+        env=service_env(nats_server, tmp_path, port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            body = {"goal": "fix x", "repo": {"kind": "url", "location": "file:///srv/x.git"}}
+            run_id = client.post("/v1/runs", json=body).json()["run_id"]
+            # nothing else runs, so the run stays submitted and its stream stays open
+            lines = []
+            with client.stream("GET", f"/v1/runs/{run_id}/events") as stream:
+                for line in stream.iter_lines():
+                    lines.append(line)
+                    if line.startswith("event: run.submitted"):
+                        proc.send_signal(signal.SIGTERM)
+            # the loop above ends only because the server ended the stream
+            assert any(line.startswith("data: ") for line in lines)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
