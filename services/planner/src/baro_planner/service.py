@@ -1,16 +1,35 @@
-"""The planner's bus handler: PlanGoal in, PlanProposed (or PlanFailed) out."""
+"""The planner's bus handler: PlanGoal in, PlanProposed (or PlanFailed) out.
+
+The decisions live in :mod:`baro_planner.planning`; this module fetches the repository's
+file list from the object store, reaches the backend CLI through ``oneshot.ask`` and
+publishes the outcome. A PlanGoal for a run that is no longer planning (cancelled, or
+planned by an earlier delivery of the same command) is acknowledged without work, so a
+redelivery never pays for a second model call.
+"""
 
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 
-from baro_planner.deterministic import plan_goal
+from prometheus_client import Counter
+
+from baro_planner.planning import Proposal, propose
+from baro_shared import oneshot
 from baro_shared import schemas as s
 from baro_shared import topology as t
+from baro_shared.backends import binary_for
 from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker
+from baro_shared.oneshot import OneShotResult
+from baro_shared.plan import PlanError
 from baro_shared.settings import Settings
 
 log = logging.getLogger(__name__)
+
+MAX_LISTED_FILES = 200_000
+
+plans = Counter("baro_planner_plans_total", "Plans proposed or failed", ["planner", "outcome"])
 
 
 class Planner:
@@ -40,26 +59,79 @@ class Planner:
 
     async def handle(self, delivery: Delivery[s.Command]) -> Outcome:
         cmd = delivery.message
-        if not isinstance(cmd, s.PlanGoal):
+        if not isinstance(cmd, s.PlanGoal) or not await self._still_planning(cmd.run_id):
             return ACK
-        proposed = propose(cmd)
-        await self.bus.publish(proposed, f"{cmd.run_id}.plan_proposed")
+        files = await self._files(cmd.file_list)
+        backend = cmd.backend
+
+        async def ask(prompt: str, purpose: str) -> OneShotResult:
+            assert backend is not None
+            return await oneshot.ask(
+                backend,
+                prompt,
+                self.settings,
+                purpose=purpose,
+                model=cmd.model,
+                agent_script=cmd.agent_script,
+            )
+
+        try:
+            proposal = await propose(
+                cmd.goal,
+                cmd.mode,
+                cmd.caps,
+                files,
+                strategy=cmd.strategy,
+                backend=backend,
+                installed=backend is not None and binary_for(backend, self.settings) is not None,
+                ask=ask,
+            )
+        except PlanError as exc:
+            proposal = Proposal([], "single", error=str(exc))
+        await self.bus.publish(outcome_event(cmd.run_id, proposal), f"{cmd.run_id}.plan_outcome")
+        plans.labels(
+            planner=proposal.planner, outcome="proposed" if proposal.ok else "failed"
+        ).inc()
         return ACK
 
+    async def _still_planning(self, run_id: str) -> bool:
+        got = await self.bus.get_record(run_id)
+        if got is None:
+            return True  # the record is the conductor's; planning never waits on it
+        record = got[0]
+        return record.state == "planning" and not record.stories
 
-def propose(cmd: s.PlanGoal) -> s.PlanProposed:
-    stories = plan_goal(cmd.goal, cmd.mode, cmd.caps)
-    if stories is not None:
-        kind = "single" if len(stories) == 1 else "deterministic"
-        return s.PlanProposed(run_id=cmd.run_id, stories=stories, planner=kind)
-    title = cmd.goal.strip().splitlines()[0][:120] if cmd.goal.strip() else "goal"
-    note = "the goal states no steps or units to split along; planned as one story"
-    return s.PlanProposed(
-        run_id=cmd.run_id,
-        stories=[s.Story(id="S1", title=title, description=cmd.goal.strip())],
-        planner="single",
-        notes=[note],
-    )
+    async def _files(self, name: str | None) -> list[str] | None:
+        """The repository's file list (written by the merger), or None when unavailable."""
+        if not name:
+            return None
+        try:
+            with tempfile.TemporaryDirectory(prefix="baro-plan-") as tmp:
+                path = Path(tmp) / "files.txt"
+                await self.bus.get_file(name, path)
+                with path.open(encoding="utf-8", errors="replace") as fh:
+                    files = []
+                    for line in fh:
+                        if len(files) >= MAX_LISTED_FILES:
+                            break
+                        if line.strip():
+                            files.append(line.rstrip("\n"))
+                    return files
+        except Exception as exc:  # planning goes on without the list
+            log.warning("file list %s unavailable: %s", name, exc)
+            return None
+
+
+def outcome_event(run_id: str, proposal: Proposal) -> s.PlanProposed | s.PlanFailed:
+    if proposal.ok:
+        return s.PlanProposed(
+            run_id=run_id,
+            stories=proposal.stories,
+            planner=proposal.planner,
+            notes=proposal.notes,
+            tokens=proposal.tokens,
+        )
+    return s.PlanFailed(run_id=run_id, error=proposal.error or "", tokens=proposal.tokens)
 
 
 async def create(bus: Bus, settings: Settings) -> Planner:

@@ -1,0 +1,187 @@
+"""`baro cancel RUN`: stop dispatching, stop the run's agents, keep everything inspectable.
+
+The conductor marks the run and its unfinished stories cancelled (so nothing new is
+dispatched); runners stop the agents of a cancelled run (a broadcast, and their own
+look at the run record); each stopped attempt still reports, and its commits are kept
+under ``refs/baro/<run>/<story>/<attempt>`` like every other attempt. The run record and
+its events stay on the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+
+from baro_cli import runflow
+from baro_cli.app import app, fail, load_settings, setup_logging
+from baro_cli.validate import UserError
+from baro_shared import schemas as s
+from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.settings import Settings
+
+POLL_S = 0.2
+
+
+@dataclass
+class CancelReport:
+    run_id: str
+    state: str
+    previous_state: str
+    stories: list[dict[str, Any]] = field(default_factory=list)
+    agents_stopped: list[str] = field(default_factory=list)
+    agents_stopping: list[str] = field(default_factory=list)
+    refs: str = ""
+    repository: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="The run's id (printed at submit).")],
+    nats_url: Annotated[
+        str | None,
+        typer.Option(help="NATS of the run (default: BARO_NATS_URL, else this machine's baro)."),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Recorded on the run.")] = "cancelled by user",
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for running agents to stop.")
+    ] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Cancel a run: no more stories start, running agents stop, every attempt is kept."""
+    settings = load_settings(nats_url)
+    setup_logging(settings, quiet=True)
+    if nats_url is None and "BARO_NATS_URL" not in os.environ:
+        local = embedded_url(settings)
+        if local:
+            settings = settings.model_copy(update={"nats_url": local})
+    try:
+        report = asyncio.run(cancel_run(settings, run_id.strip(), reason, wait))
+    except UserError as exc:
+        raise fail(str(exc), exc.code) from None
+    except BusUnavailable as exc:
+        raise fail(f"{exc}: pass --nats-url with the NATS the run is on", 2) from None
+    if as_json:
+        typer.echo(json.dumps(report.as_json()))
+    else:
+        render(report, sys.stdout)
+    raise typer.Exit(0 if report.state == "cancelled" else 1)
+
+
+def embedded_url(settings: Settings) -> str | None:
+    """The client URL of this machine's embedded server, while a `baro run`/`up` holds it."""
+    ports = settings.state_dir / "nats" / "ports"
+    for path in sorted(ports.glob("*.ports")) if ports.is_dir() else []:
+        try:
+            urls = json.loads(path.read_text()).get("nats") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        if urls:
+            return str(urls[0])
+    return None
+
+
+async def cancel_run(settings: Settings, run_id: str, reason: str, wait: float) -> CancelReport:
+    if not run_id:
+        raise UserError("the run id is empty: pass the id baro printed when the run started")
+    try:
+        bus = await Bus.open(settings, "baro-cancel", ensure=False)
+    except BusUnavailable:
+        raise
+    except Exception:
+        raise UserError(
+            f"NATS at {settings.nats_url} holds no baro runs: pass --nats-url with the run's NATS"
+        ) from None
+    try:
+        return await _cancel(bus, settings, run_id, reason, wait)
+    finally:
+        await bus.close()
+
+
+async def _cancel(
+    bus: Bus, settings: Settings, run_id: str, reason: str, wait: float
+) -> CancelReport:
+    got = await bus.get_record(run_id)
+    if got is None:
+        raise UserError(
+            f"no run {run_id!r} on NATS at {settings.nats_url}: check the id "
+            "(baro prints it when the run starts)"
+        )
+    before = got[0]
+    if before.state in s.TERMINAL_RUN_STATES:
+        raise UserError(f"run {run_id} already finished ({before.state}): nothing to cancel", 1)
+    with_agents = {st.story.id: st.attempt for st in before.stories if st.status == "running"}
+    await runflow.cancel(bus, run_id, reason)
+    deadline = time.monotonic() + max(wait, 5.0)
+    record = await _until(bus, run_id, deadline, lambda r: r.state in s.TERMINAL_RUN_STATES)
+    if record is None or record.state not in s.TERMINAL_RUN_STATES:
+        raise UserError(
+            f"cancel of run {run_id} requested, but the conductor did not confirm it in time: "
+            "is the conductor running?",
+            1,
+        )
+    agent_deadline = time.monotonic() + wait
+    final = await _until(bus, run_id, agent_deadline, lambda r: not _still_running(r, with_agents))
+    record = final or record
+    stopping = sorted(_still_running(record, with_agents))
+    repo = record.request.repo
+    return CancelReport(
+        run_id=run_id,
+        state=record.state,
+        previous_state=before.state,
+        stories=[
+            {"id": st.story.id, "status": st.status, "reason": st.reason} for st in record.stories
+        ],
+        agents_stopped=sorted(set(with_agents) - set(stopping)),
+        agents_stopping=stopping,
+        refs=f"refs/baro/{run_id}/",
+        repository=repo.location if repo.kind == "path" else None,
+    )
+
+
+def _still_running(record: s.RunRecord, with_agents: dict[str, int]) -> set[str]:
+    """Stories whose agent (of the attempt running at cancel time) has not reported yet."""
+    pending = set()
+    for sid, attempt in with_agents.items():
+        st = record.story(sid)
+        if st is not None and not any(k.startswith(f"{attempt}:") for k in st.counted_attempts):
+            pending.add(sid)
+    return pending
+
+
+async def _until(
+    bus: Bus, run_id: str, deadline: float, done: Callable[[s.RunRecord], bool]
+) -> s.RunRecord | None:
+    record = None
+    while True:
+        got = await bus.get_record(run_id)
+        record = got[0] if got else record
+        if record is not None and done(record):
+            return record
+        if time.monotonic() >= deadline:
+            return record
+        await asyncio.sleep(POLL_S)
+
+
+def render(report: CancelReport, out: TextIO) -> None:
+    w = out.write
+    w(f"run {report.run_id}: {report.state} (was {report.previous_state})\n")
+    for st in report.stories:
+        w(f"  {st['id']}: {st['status']}\n")
+    if report.agents_stopped:
+        w(f"agents stopped: {', '.join(report.agents_stopped)}\n")
+    if report.agents_stopping:
+        w(f"agents still stopping: {', '.join(report.agents_stopping)}\n")
+    where = f" in {Path(report.repository)}" if report.repository else ""
+    w(f"every attempt's commits are kept under {report.refs}{where}\n")
