@@ -1,0 +1,252 @@
+"""`make bench`: every benchmark, a table, bench/results.json and README's results table.
+
+Each figure is reported as its median with the spread (min-max) over repeated runs, and
+where a baseline exists it is measured side by side in the same process and reported as a
+ratio. Nothing here passes or fails: targets are printed next to the figures.
+
+    .venv/bin/python -m bench [--quick] [--only intake,mappers,...] [--no-readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results.json"
+README = ROOT / "README.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+Figure = dict[str, Any]
+STORY_SCALE = (
+    2.0  # scheduling stories sleep 2-4 s: real agents take minutes; git costs ~0.2 s a story
+)
+
+
+def figure(values: list[float], unit: str, digits: int = 3, target: str | None = None) -> Figure:
+    out: Figure = {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "n": len(values),
+        "unit": unit,
+    }
+    if target:
+        out["target"] = target
+    return out
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def intake(quick: bool) -> dict[str, Figure]:
+    from bench.intake_bench import measure
+
+    runs = [measure(repeat=2) for _ in range(3 if quick else 7)]
+    return {
+        "classifications_per_s": figure([r["per_second"] for r in runs], "1/s", 0),
+        "median_latency_ms": figure([r["median_ms"] for r in runs], "ms", 4),
+        "p95_latency_ms": figure([r["p95_ms"] for r in runs], "ms", 4),
+    }
+
+
+def mappers(quick: bool) -> dict[str, Figure]:
+    from bench.mappers_bench import measure
+
+    result = measure(repeat=3 if quick else 7)
+    out: dict[str, Figure] = {}
+    for backend, r in result.items():
+        out[f"{backend}_vs_json_loads"] = {
+            "median": round(r["line_ratio"], 2),
+            "min": round(r["line_ratio_min"], 2),
+            "max": round(r["line_ratio_max"], 2),
+            "n": 3 if quick else 7,
+            "unit": "x",
+            "target": ">= 0.5",
+        }
+        out[f"{backend}_events_per_s"] = {
+            "median": round(r["mapper_events_per_s"]),
+            "min": round(r["mapper_events_per_s"]),
+            "max": round(r["mapper_events_per_s"]),
+            "n": 1,
+            "unit": "1/s",
+        }
+    return out
+
+
+def scheduling(quick: bool) -> dict[str, Figure]:
+    """Span over the bound max(critical path, work/parallelism), and over the best schedule
+    the same policy could reach with zero overhead (the bound is loose for some shapes)."""
+    from bench.scheduling_bench import measure
+
+    sizes = (8, 16) if quick else (8, 16, 32, 64)
+    out: dict[str, Figure] = {}
+    for shape in ("chain", "fanout", "diamond", "layered"):
+        for n in sizes:
+            if shape == "chain" and n > 16:
+                continue  # a long chain is pure waiting: its ratio is the same at 8 and 64
+            rows = [
+                measure(shape, n, parallelism=4, scale=STORY_SCALE)
+                for _ in range(1 if quick or n >= 32 else 2)
+            ]
+            out[f"{shape}_{n}_vs_bound"] = figure(
+                [r["efficiency"] for r in rows], "x", 3, "<= 1.10"
+            )
+            out[f"{shape}_{n}_vs_ideal"] = figure([r["overhead"] for r in rows], "x", 3)
+    return out
+
+
+def overhead(quick: bool) -> dict[str, Figure]:
+    from bench.overhead_bench import measure
+
+    result = measure(repeat=5 if quick else 9)
+    result["overhead_s"]["target"] = "<= 1.5"
+    result["first_agent_s"]["target"] = "<= 0.3"
+    return result
+
+
+def scaleout(quick: bool) -> dict[str, Figure]:
+    from bench.scaleout_bench import measure
+
+    return measure(runs=4 if quick else 6, sleep_s=2.0, repeat=1 if quick else 2)
+
+
+def integration(quick: bool) -> dict[str, Figure]:
+    from bench.merger_bench import measure_integration
+
+    return {
+        f"stories_{n}": figure([measure_integration(n) for _ in range(2 if quick else 3)], "s", 3)
+        for n in (5, 20, 50)
+    }
+
+
+def memory(quick: bool) -> dict[str, Figure]:
+    from bench.memory_bench import measure
+
+    return measure(stories=20, repeat=1)
+
+
+SCENARIOS: dict[str, Callable[[bool], dict[str, Figure]]] = {
+    "intake": intake,
+    "mappers": mappers,
+    "scheduling": scheduling,
+    "overhead": overhead,
+    "scaleout": scaleout,
+    "integration": integration,
+    "memory": memory,
+}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_at_start": round(os.getloadavg()[0], 2),
+    }
+
+
+def git_revision() -> str:
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    return out.stdout.strip() + ("+dirty" if dirty.strip() else "")
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    rows = ["| scenario | figure | median | spread | target |", "|---|---|---|---|---|"]
+    for name, figs in results["scenarios"].items():
+        if "error" in figs:
+            rows.append(f"| {name} | error | {figs['error']} | | |")
+            continue
+        for key, f in figs.items():
+            spread = f"{f['min']} to {f['max']} (n={f['n']})"
+            rows.append(
+                f"| {name} | {key} | {f['median']} {f['unit']} | {spread} | {f.get('target', '')} |"
+            )
+    return rows
+
+
+def update_readme(results: dict[str, Any]) -> None:
+    text = README.read_text()
+    if START not in text or END not in text:
+        return
+    m = results["machine"]
+    block = [
+        START,
+        f"Measured {results['date']} at `{results['revision']}` on {m['cpu']} ({m['cores']} cores), "
+        f"Python {m['python']}; regenerated by `make bench` (see docs/performance.md).",
+        "",
+        *table(results),
+        END,
+    ]
+    head, rest = text.split(START, 1)
+    tail = rest.split(END, 1)[1]
+    README.write_text(head + "\n".join(block) + tail)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--no-readme", action="store_true", help="do not rewrite README's table")
+    args = parser.parse_args(argv)
+    chosen = [s for s in args.only.split(",") if s]
+    unknown = [s for s in chosen if s not in SCENARIOS]
+    if unknown:
+        print(
+            f"bench: unknown scenario(s) {', '.join(unknown)}: choose from {', '.join(SCENARIOS)}",
+            file=sys.stderr,
+        )
+        return 2
+    results: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(),
+        "revision": git_revision(),
+        "machine": machine(),
+        "quick": args.quick,
+        "scenarios": {},
+    }
+    for name in chosen:
+        started = time.perf_counter()
+        print(f"== {name}", flush=True)
+        try:
+            results["scenarios"][name] = SCENARIOS[name](args.quick)
+        except Exception as exc:  # one broken scenario must not hide the others' numbers
+            traceback.print_exc()
+            results["scenarios"][name] = {"error": f"{type(exc).__name__}: {exc}"[:200]}
+        print(f"   ({time.perf_counter() - started:.0f} s)", flush=True)
+    print("\n".join(table(results)))
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    if not args.no_readme and set(chosen) == set(SCENARIOS):
+        update_readme(results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,162 @@
+"""Benchmark (not a test): what a focused run costs on top of the agent it runs.
+
+The whole pipeline (submit, intake, plan, workspace, agent, integration, delivery) runs a
+zero-work scripted agent (it writes one small file) on a warm stack: an embedded
+nats-server and the five services in this process, started once and warmed with one run.
+Beside it, in the same process, the same scripted agent runs directly in a fresh clone of
+the same repository, followed by the commit a user would make. The difference is baro's
+overhead; the time from submit to the agent process starting is reported too.
+
+    .venv/bin/python bench/overhead_bench.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from baro_cli import runflow
+from baro_cli.stack import SERVICES
+from baro_shared import schemas as s
+from baro_shared.backends import agent_env, scripted_binary
+from baro_shared.bus import Bus
+from baro_shared.embedded import EmbeddedNats
+from baro_shared.gitutil import BARO_IDENTITY, git_env
+from baro_shared.service import Host
+from baro_shared.settings import Settings
+
+SCRIPT = {"default": {"steps": [{"write": "bench.txt", "content": "x\n"}, {"usage": {}}]}}
+
+
+def _git(cwd: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, check=True, env=git_env(BARO_IDENTITY)
+    )
+    return out.stdout.decode().strip()
+
+
+def _repo(root: Path) -> Path:
+    repo = root / "repo"
+    repo.mkdir()
+    _git(repo, "init", "--quiet", "--initial-branch=main")
+    for i in range(50):
+        (repo / f"module_{i}.py").write_text(f"VALUE_{i} = {i}\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "--quiet", "-m", "bench repository")
+    return repo
+
+
+def direct_agent_seconds(repo: Path, settings: Settings, work: Path) -> float:
+    """The agent alone: a clone exists; run it there and commit what it changed."""
+    clone = work / f"clone-{time.monotonic_ns()}"
+    _git(work, "clone", "--quiet", str(repo), str(clone))
+    binary = scripted_binary(settings)
+    assert binary is not None
+    env = {**agent_env(clone), "BARO_AGENT_SCRIPT": json.dumps(SCRIPT), "BARO_STORY_ID": "S1"}
+    started = time.perf_counter()
+    subprocess.run(
+        [binary, "-p", "write bench.txt", "--output-format", "stream-json", "--verbose"],
+        cwd=clone,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    _git(clone, "add", "-A")
+    _git(clone, "commit", "--quiet", "-m", "agent change")
+    return time.perf_counter() - started
+
+
+async def _pipeline(bus: Bus, repo: Path, n: int) -> tuple[float, float]:
+    request = s.RunSubmitted(
+        run_id=runflow.new_run_id(),
+        goal=f"write bench.txt (run {n})",
+        repo=s.RepoSource(kind="path", location=str(repo), commit=_git(repo, "rev-parse", "HEAD")),
+        mode_request="auto",
+        backend="scripted",
+        agent_script=json.dumps(SCRIPT),
+        limits=s.Limits(story_timeout_s=120, stall_timeout_s=60),
+    )
+    progress = runflow.Progress(open(os.devnull, "w"), quiet=True)  # noqa: SIM115
+    started = time.perf_counter()
+    await runflow.submit(bus, request)
+    report = await runflow.follow(bus, request, progress, None)
+    elapsed = time.perf_counter() - started
+    if report.status != "delivered" or report.first_agent_s is None:
+        raise RuntimeError(f"bench run ended {report.status}: {report.reason}")
+    return elapsed, report.first_agent_s
+
+
+async def _measure(repeat: int, root: Path) -> dict[str, list[float]]:
+    repo = _repo(root)
+    server = EmbeddedNats(store_dir=root / "nats").start()
+    settings = Settings(
+        nats_url=server.url, cache_dir=root / "cache", state_dir=root / "state", log_level="WARNING"
+    )
+    host = Host(SERVICES, settings, serve_http=False, handle_signals=False)
+    task = asyncio.create_task(host.run())
+    samples: dict[str, list[float]] = {
+        "pipeline_s": [],
+        "agent_direct_s": [],
+        "overhead_s": [],
+        "first_agent_s": [],
+    }
+    try:
+        await asyncio.wait_for(host.started.wait(), 30)
+        bus = await Bus.open(settings, "bench", ensure=False)
+        try:
+            await _pipeline(bus, repo, 0)  # warm the stack
+            direct_agent_seconds(repo, settings, root)
+            for n in range(1, repeat + 1):
+                pipeline, first_agent = await _pipeline(bus, repo, n)
+                direct = await asyncio.to_thread(direct_agent_seconds, repo, settings, root)
+                samples["pipeline_s"].append(pipeline)
+                samples["agent_direct_s"].append(direct)
+                samples["overhead_s"].append(pipeline - direct)
+                samples["first_agent_s"].append(first_agent)
+        finally:
+            await bus.close()
+    finally:
+        host.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
+        server.stop()
+    return samples
+
+
+def measure(repeat: int = 7) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="baro-overhead-bench-") as tmp:
+        samples = asyncio.run(_measure(repeat, Path(tmp)))
+    return {
+        name: {
+            "median": round(statistics.median(values), 4),
+            "min": round(min(values), 4),
+            "max": round(max(values), 4),
+            "n": len(values),
+            "unit": "s",
+        }
+        for name, values in samples.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    for name, fig in measure(args.repeat).items():
+        print(
+            f"{name:<16} median {fig['median']:.3f} s  (min {fig['min']:.3f}, max {fig['max']:.3f}, n={fig['n']})"
+        )
+
+
+if __name__ == "__main__":
+    main()
