@@ -84,13 +84,13 @@ async def prepare(
         d.mkdir(parents=True, exist_ok=True)
     origin = str(source_bundle) if source.kind == "bundle" and source_bundle else source.location
     try:
-        await git("clone", "--quiet", "--no-checkout", origin, str(ws.repo), timeout=900)
-        await git("remote", "remove", "origin", cwd=ws.repo)  # agents push nowhere
-        if not await has_commit(ws.repo, base_commit):
-            if base_bundle is None:
-                raise WorkspaceError(
-                    f"base commit {base_commit[:12]} is not in the source and no bundle was given"
-                )
+        # one process per step: on short stories, git start-up is most of a workspace's cost
+        await git(
+            "clone", "--quiet", "--no-checkout", "--origin", "source",
+            "--config", "remote.source.pushurl=baro-agents-push-nowhere",
+            origin, str(ws.repo), timeout=900,
+        )  # fmt: skip
+        if base_bundle is not None:
             await git(
                 "fetch",
                 "--quiet",
@@ -99,19 +99,15 @@ async def prepare(
                 "+refs/*:refs/baro-base/*",
                 cwd=ws.repo,
             )
-            if not await has_commit(ws.repo, base_commit):
-                raise WorkspaceError(
-                    f"base commit {base_commit[:12]} is not in the integration bundle"
-                )
-        await git("checkout", "--quiet", "-B", STORY_BRANCH, base_commit, cwd=ws.repo)
+        checkout = await git(
+            "checkout", "--quiet", "-B", STORY_BRANCH, base_commit, cwd=ws.repo, check=False
+        )
+        if checkout.returncode != 0:
+            where = "the integration bundle" if base_bundle is not None else "the source"
+            raise WorkspaceError(f"base commit {base_commit[:12]} is not in {where}")
     except GitError as exc:
         raise WorkspaceError(f"could not prepare the workspace: {exc}") from exc
     return ws
-
-
-async def has_commit(repo: Path, commit: str) -> bool:
-    res = await git("cat-file", "-e", f"{commit}^{{commit}}", cwd=repo, check=False)
-    return res.returncode == 0
 
 
 @dataclass(frozen=True)
