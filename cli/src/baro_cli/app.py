@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Annotated
 
 import typer
 
@@ -16,6 +17,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+# options shared by the commands that submit runs (run, submit)
+MaxStoriesOption = Annotated[int | None, typer.Option(min=1, help="Hard cap on stories.")]
+ParallelismOption = Annotated[
+    int | None, typer.Option(min=1, help="Hard cap on agents running at once.")
+]
+TokenBudgetOption = Annotated[int | None, typer.Option(min=1, help="Per-story token budget.")]
+StoryTimeoutOption = Annotated[float, typer.Option(min=1, help="Seconds one agent may run.")]
+StallTimeoutOption = Annotated[
+    float, typer.Option(min=1, help="Seconds without agent output before it is stopped.")
+]
 
 SERVICE_NAMES = ("intake", "planner", "conductor", "agent-runner", "merger")
 MODE_CHOICES = ("auto", "focused", "sequential", "parallel")

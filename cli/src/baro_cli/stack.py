@@ -99,7 +99,9 @@ class LocalStack:
 
     async def __aenter__(self) -> Settings:
         store_dir = self.store.acquire() if self.persistent else None
-        self.nats = EmbeddedNats(store_dir=store_dir, sync_always=self.settings.embedded_sync_always)
+        self.nats = EmbeddedNats(
+            store_dir=store_dir, sync_always=self.settings.embedded_sync_always
+        )
         await asyncio.to_thread(self.nats.start)
         settings = self.settings.model_copy(update={"nats_url": self.nats.url})
         self.settings = settings

@@ -15,7 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from baro_shared import metrics
-from baro_shared.bus import Bus, process_name
+from baro_shared import schemas as s
+from baro_shared.bus import Bus, Delivery, Outcome, Worker, process_name
 from baro_shared.health import HealthServer
 from baro_shared.redact import install_log_redaction
 from baro_shared.settings import Settings
@@ -34,6 +35,44 @@ class Service(Protocol):
 
 
 ServiceFactory = Callable[[Bus, Settings], Awaitable[Service]]
+
+
+class CommandService:
+    """A worker service: one durable pull consumer on its command subject, one handler.
+
+    Subclasses set ``name``, ``consumer`` and ``slots`` (messages handled at once) and
+    implement ``handle``.
+    """
+
+    name: str
+    consumer: str
+    slots: int = 4
+    heartbeat_s: float = 10.0
+
+    def __init__(self, bus: Bus, settings: Settings) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.worker = Worker(
+            bus,
+            self.consumer,
+            s.command_decoder,
+            self.handle,
+            slots=self.slots,
+            heartbeat_s=self.heartbeat_s,
+            service=self.name,
+        )
+
+    def ready(self) -> bool:
+        return self.bus.nc.is_connected and self.worker.ready.is_set()
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    async def run(self) -> None:
+        await self.worker.run()
+
+    async def handle(self, delivery: Delivery[s.Command]) -> Outcome:
+        raise NotImplementedError
 
 
 class Host:

@@ -260,7 +260,11 @@ def build_topology(cfg: Settings) -> Topology:
         KeyValueConfig(bucket=RUNS_BUCKET, history=5, storage=storage, replicas=cfg.replicas),
         KeyValueConfig(bucket=HISTORY_BUCKET, history=1, storage=storage, replicas=cfg.replicas),
         KeyValueConfig(
-            bucket=CLAIMS_BUCKET, history=1, storage=storage, replicas=cfg.replicas, ttl=cfg.evt_max_age_s
+            bucket=CLAIMS_BUCKET,
+            history=1,
+            storage=storage,
+            replicas=cfg.replicas,
+            ttl=cfg.evt_max_age_s,
         ),
     )
     objects = (

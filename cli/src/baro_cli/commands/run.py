@@ -12,7 +12,18 @@ from typing import Annotated, get_args
 import typer
 
 from baro_cli import runflow, validate
-from baro_cli.app import MODE_CHOICES, app, fail, load_settings, setup_logging
+from baro_cli.app import (
+    MODE_CHOICES,
+    MaxStoriesOption,
+    ParallelismOption,
+    StallTimeoutOption,
+    StoryTimeoutOption,
+    TokenBudgetOption,
+    app,
+    fail,
+    load_settings,
+    setup_logging,
+)
 from baro_cli.validate import UserError
 from baro_merger.naming import normalize_baro_branch
 from baro_shared import schemas as s
@@ -66,17 +77,11 @@ def run(
     nats_url: Annotated[
         str | None, typer.Option(help="Use this NATS cluster instead of the embedded server.")
     ] = None,
-    max_stories: Annotated[int | None, typer.Option(min=1, help="Hard cap on stories.")] = None,
-    parallelism: Annotated[
-        int | None, typer.Option(min=1, help="Hard cap on agents running at once.")
-    ] = None,
-    token_budget: Annotated[int | None, typer.Option(min=1, help="Per-story token budget.")] = None,
-    story_timeout: Annotated[
-        float, typer.Option(min=1, help="Seconds one agent may run.")
-    ] = 1800.0,
-    stall_timeout: Annotated[
-        float, typer.Option(min=1, help="Seconds without agent output before it is stopped.")
-    ] = 600.0,
+    max_stories: MaxStoriesOption = None,
+    parallelism: ParallelismOption = None,
+    token_budget: TokenBudgetOption = None,
+    story_timeout: StoryTimeoutOption = 1800.0,
+    stall_timeout: StallTimeoutOption = 600.0,
     publish: Annotated[
         str,
         typer.Option(

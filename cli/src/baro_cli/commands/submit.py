@@ -20,7 +20,16 @@ from typing import Annotated
 import typer
 
 from baro_cli import runflow, validate
-from baro_cli.app import MODE_CHOICES, app, fail
+from baro_cli.app import (
+    MODE_CHOICES,
+    MaxStoriesOption,
+    ParallelismOption,
+    StallTimeoutOption,
+    StoryTimeoutOption,
+    TokenBudgetOption,
+    app,
+    fail,
+)
 from baro_cli.commands.cluster import (
     cluster_settings,
     finish_watch,
@@ -69,17 +78,11 @@ def submit(
     watch: Annotated[
         bool, typer.Option("--watch", help="Follow the run to its end instead of returning.")
     ] = False,
-    max_stories: Annotated[int | None, typer.Option(min=1, help="Hard cap on stories.")] = None,
-    parallelism: Annotated[
-        int | None, typer.Option(min=1, help="Hard cap on agents running at once.")
-    ] = None,
-    token_budget: Annotated[int | None, typer.Option(min=1, help="Per-story token budget.")] = None,
-    story_timeout: Annotated[
-        float, typer.Option(min=1, help="Seconds one agent may run.")
-    ] = 1800.0,
-    stall_timeout: Annotated[
-        float, typer.Option(min=1, help="Seconds without agent output before it is stopped.")
-    ] = 600.0,
+    max_stories: MaxStoriesOption = None,
+    parallelism: ParallelismOption = None,
+    token_budget: TokenBudgetOption = None,
+    story_timeout: StoryTimeoutOption = 1800.0,
+    stall_timeout: StallTimeoutOption = 600.0,
     publish: Annotated[
         str,
         typer.Option(help="local (default: fetch it with baro fetch), or with --url push or pr."),

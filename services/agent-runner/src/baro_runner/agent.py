@@ -135,67 +135,48 @@ async def run_agent(
     exit_code = proc.returncode
     for event in mapper.finish(exit_code):
         await _emit(event, mapper, sink, state, limits)
-    seconds = time.monotonic() - started
-    usage = mapper.usage
     stderr_tail = state.stderr_tail.decode("utf-8", "replace")
+    status, reason, error = _verdict(stopped, state, mapper, limits, exit_code, stderr_tail)
+    return AgentOutcome(
+        status,
+        reason,
+        error,
+        mapper.usage,
+        mapper.session_id,
+        time.monotonic() - started,
+        exit_code,
+        state.lines,
+        state.oversize,
+        stderr_tail,
+    )
+
+
+def _verdict(
+    stopped: _Stop | None,
+    state: _ReadState,
+    mapper: StreamMapper,
+    limits: Limits,
+    exit_code: int | None,
+    stderr_tail: str,
+) -> tuple[s.AttemptStatus, str, str | None]:
+    """(status, exit reason, error) of a finished agent: a stop wins, then the stream."""
     if stopped is not None:
-        return AgentOutcome(
-            stopped.status,
-            stopped.status,
-            stopped.reason,
-            usage,
-            mapper.session_id,
-            seconds,
-            exit_code,
-            state.lines,
-            state.oversize,
-            stderr_tail,
-        )
+        return stopped.status, stopped.status, stopped.reason
     if state.budget_hit:
-        return AgentOutcome(
+        return (
             "budget_exceeded",
             "budget_exceeded",
             f"token budget of {limits.token_budget} exceeded",
-            usage,
-            mapper.session_id,
-            seconds,
-            exit_code,
-            state.lines,
-            state.oversize,
-            stderr_tail,
         )
-    ok = mapper.outcome_ok
-    if ok:
-        return AgentOutcome(
-            "success",
-            "completed",
-            None,
-            usage,
-            mapper.session_id,
-            seconds,
-            exit_code,
-            state.lines,
-            state.oversize,
-            stderr_tail,
-        )
+    if mapper.outcome_ok:
+        return "success", "completed", None
     error = mapper.error or (
         f"exited with code {exit_code}" if exit_code else "the agent reported failure"
     )
     if not state.lines and stderr_tail.strip():
         error = f"{error}: {stderr_tail.strip().splitlines()[-1][:300]}"
     status: s.AttemptStatus = "retryable" if state.retryable else "failed"
-    return AgentOutcome(
-        status,
-        "agent_error" if state.lines else "no_output",
-        error,
-        usage,
-        mapper.session_id,
-        seconds,
-        exit_code,
-        state.lines,
-        state.oversize,
-        stderr_tail,
-    )
+    return status, ("agent_error" if state.lines else "no_output"), error
 
 
 @dataclass

@@ -121,7 +121,12 @@ class Runner:
         if delivery.shutdown.is_set():
             return Nak(0.0, "shutting down")
         if not await self.bus.claim(t.claim_key(cmd.run_id, cmd.story.id, attempt), self.runner_id):
-            log.info("skipping %s/%s attempt %d: another runner has it", cmd.run_id, cmd.story.id, attempt)
+            log.info(
+                "skipping %s/%s attempt %d: another runner has it",
+                cmd.run_id,
+                cmd.story.id,
+                attempt,
+            )
             return ACK
         job = _Job(self, cmd, attempt, delivery)
         running_agents.inc()
@@ -398,7 +403,9 @@ class _Job:
 
     async def _sink(self, event: s.NormalizedEvent) -> None:
         if not isinstance(event, s.Usage):
-            event = redact_struct(event)  # agents echo environment and files; keys stay out of events
+            event = redact_struct(
+                event
+            )  # agents echo environment and files; keys stay out of events
         if self.queue.full():
             if not isinstance(event, ESSENTIAL):
                 dropped_events.inc()

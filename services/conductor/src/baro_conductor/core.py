@@ -385,12 +385,27 @@ def _count_attempt(rec: s.RunRecord, st: s.StoryState, ev: s.StoryFinished) -> b
     return True
 
 
+def _in_integration(rec: s.RunRecord, story_id: str, attempt: int | None) -> s.StoryState | None:
+    """The story whose integration is in flight, if ``story_id`` (and ``attempt``) match it."""
+    st = rec.story(story_id)
+    if st is None or st.status != "finished" or rec.integrating != story_id:
+        return None
+    if attempt is not None and (st.result is None or st.result.attempt != attempt):
+        return None
+    return st
+
+
+def _integration_done(tr: Transition, st: s.StoryState, now: float) -> None:
+    """The merger answered for ``st``: record it, start the next integration, fill free slots."""
+    _story_updated(tr, st)
+    _next_integration(tr)
+    _schedule(tr, now)
+
+
 def _story_integrated(tr: Transition, ev: s.StoryIntegrated, now: float) -> bool:
     rec = tr.record
-    st = rec.story(ev.story_id)
-    if st is None or st.status != "finished" or rec.integrating != ev.story_id:
-        return False
-    if st.result is None or st.result.attempt != ev.attempt:
+    st = _in_integration(rec, ev.story_id, ev.attempt)
+    if st is None:
         return False
     st.status = "integrated"
     st.integration_commit = ev.integration_commit
@@ -400,18 +415,14 @@ def _story_integrated(tr: Transition, ev: s.StoryIntegrated, now: float) -> bool
     rec.integration_head = ev.integration_commit
     rec.integration_bundle = ev.integration_bundle
     rec.totals.stories_integrated += 1
-    _story_updated(tr, st)
-    _next_integration(tr)
-    _schedule(tr, now)
+    _integration_done(tr, st, now)
     return True
 
 
 def _merge_conflict(tr: Transition, ev: s.MergeConflict, now: float) -> bool:
     rec = tr.record
-    st = rec.story(ev.story_id)
-    if st is None or st.status != "finished" or rec.integrating != ev.story_id:
-        return False
-    if st.result is None or st.result.attempt != ev.attempt:
+    st = _in_integration(rec, ev.story_id, ev.attempt)
+    if st is None:
         return False
     rec.integrating = None
     st.conflicts += 1
@@ -428,23 +439,19 @@ def _merge_conflict(tr: Transition, ev: s.MergeConflict, now: float) -> bool:
     else:
         st.status = "conflict"
         st.reason = f"conflicts again in {', '.join(ev.paths)}; its commits are at {where}"
-    _story_updated(tr, st)
-    _next_integration(tr)
-    _schedule(tr, now)
+    _integration_done(tr, st, now)
     return True
 
 
 def _integration_failed(tr: Transition, ev: s.IntegrationFailed, now: float) -> bool:
     rec = tr.record
-    st = rec.story(ev.story_id)
-    if st is None or st.status != "finished" or rec.integrating != ev.story_id:
+    st = _in_integration(rec, ev.story_id, None)
+    if st is None:
         return False
     rec.integrating = None
     st.status = "failed"
     st.reason = f"integration failed: {ev.error}"
-    _story_updated(tr, st)
-    _next_integration(tr)
-    _schedule(tr, now)
+    _integration_done(tr, st, now)
     return True
 
 

@@ -62,7 +62,9 @@ class DeadLetters:
         except msgspec.DecodeError:
             command = None
         if command is not None:
-            await self.bus.publish(dead_lettered(command, entry), f"{command.run_id}.dlq.{entry.stream_seq}")
+            await self.bus.publish(
+                dead_lettered(command, entry), f"{command.run_id}.dlq.{entry.stream_seq}"
+            )
         with contextlib.suppress(NotFoundError):
             await self.bus.js.delete_msg(t.CMD_STREAM, entry.stream_seq)
         log.error(

@@ -12,9 +12,9 @@ from baro_intake.api_host import with_api
 from baro_intake.decide import Decided, decide
 from baro_shared import schemas as s
 from baro_shared import topology as t
-from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker
+from baro_shared.bus import ACK, Bus, Delivery, Outcome
 from baro_shared.metrics import FAST_SECONDS_BUCKETS
-from baro_shared.service import Service
+from baro_shared.service import CommandService, Service
 from baro_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,30 +42,10 @@ llm_tokens = Counter(
 )
 
 
-class Intake:
+class Intake(CommandService):
     name = "intake"
-
-    def __init__(self, bus: Bus, settings: Settings) -> None:
-        self.bus = bus
-        self.settings = settings
-        self.worker = Worker(
-            bus,
-            t.INTAKE_CONSUMER,
-            s.command_decoder,
-            self.handle,
-            slots=8,
-            heartbeat_s=10.0,
-            service=self.name,
-        )
-
-    def ready(self) -> bool:
-        return self.bus.nc.is_connected and self.worker.ready.is_set()
-
-    def stop(self) -> None:
-        self.worker.stop()
-
-    async def run(self) -> None:
-        await self.worker.run()
+    consumer = t.INTAKE_CONSUMER
+    slots = 8
 
     async def handle(self, delivery: Delivery[s.Command]) -> Outcome:
         cmd = delivery.message

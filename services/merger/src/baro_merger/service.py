@@ -38,10 +38,11 @@ from baro_merger.remote import RunResult, bundle_result, pushed_branch_name, sta
 from baro_merger.verify import verify
 from baro_shared import schemas as s
 from baro_shared import topology as t
-from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker
+from baro_shared.bus import ACK, Bus, Delivery, Outcome
 from baro_shared.metrics import FAST_SECONDS_BUCKETS
 from baro_shared.redact import redact
 from baro_shared.repoconfig import command_text
+from baro_shared.service import CommandService
 from baro_shared.settings import Settings
 from baro_shared.sources import result_bundle_name
 
@@ -58,33 +59,19 @@ integration_seconds = Histogram(
 deliveries = Counter("baro_merger_deliveries_total", "Runs delivered", ["published"])
 
 
-class Merger:
+class Merger(CommandService):
     name = "merger"
+    consumer = t.MERGER_CONSUMER
+    slots = 8
 
     def __init__(self, bus: Bus, settings: Settings) -> None:
-        self.bus = bus
-        self.settings = settings
+        super().__init__(bus, settings)
         self.root = settings.integration_dir
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.worker = Worker(
-            bus,
-            t.MERGER_CONSUMER,
-            s.command_decoder,
-            self.handle,
-            slots=8,
-            heartbeat_s=10.0,
-            service=self.name,
-        )
-
-    def ready(self) -> bool:
-        return self.bus.nc.is_connected and self.worker.ready.is_set()
-
-    def stop(self) -> None:
-        self.worker.stop()
 
     async def run(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        await self.worker.run()
+        await super().run()
 
     async def handle(self, delivery: Delivery[s.Command]) -> Outcome:
         cmd = delivery.message

@@ -20,9 +20,10 @@ from baro_shared import oneshot
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.backends import binary_for
-from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker
+from baro_shared.bus import ACK, Bus, Delivery, Outcome
 from baro_shared.oneshot import OneShotResult
 from baro_shared.plan import PlanError
+from baro_shared.service import CommandService
 from baro_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,30 +33,10 @@ MAX_LISTED_FILES = 200_000
 plans = Counter("baro_planner_plans_total", "Plans proposed or failed", ["planner", "outcome"])
 
 
-class Planner:
+class Planner(CommandService):
     name = "planner"
-
-    def __init__(self, bus: Bus, settings: Settings) -> None:
-        self.bus = bus
-        self.settings = settings
-        self.worker = Worker(
-            bus,
-            t.PLANNER_CONSUMER,
-            s.command_decoder,
-            self.handle,
-            slots=4,
-            heartbeat_s=10.0,
-            service=self.name,
-        )
-
-    def ready(self) -> bool:
-        return self.bus.nc.is_connected and self.worker.ready.is_set()
-
-    def stop(self) -> None:
-        self.worker.stop()
-
-    async def run(self) -> None:
-        await self.worker.run()
+    consumer = t.PLANNER_CONSUMER
+    slots = 4
 
     async def handle(self, delivery: Delivery[s.Command]) -> Outcome:
         cmd = delivery.message
