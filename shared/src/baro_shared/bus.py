@@ -267,7 +267,7 @@ class Term:
 
 
 Outcome = Ack | Nak | Term
-FETCH_WAIT_S = 1.0  # a pull request's lifetime: also how long a stopping worker waits for it
+FETCH_WAIT_S = 0.5  # a pull request's lifetime: also how long a stopping worker waits for it
 ACK = Ack()
 
 
