@@ -216,7 +216,17 @@ async def wait_final(bus: Bus, cluster: Cluster, run_id: str, timeout: float = 1
         if rec is None:
             return "no record"
         stories = ", ".join(f"{st.story.id}={st.status}#{st.attempt}" for st in rec.stories)
-        return f"state={rec.state} integrating={rec.integrating} stories: {stories}"
+        kinds = [type(ev).__name__ for ev in await events_of(bus, run_id)]
+        consumers = []
+        for name in ("intake", "planner", "agent-runner", "merger"):
+            info = await bus.js.consumer_info("BARO_CMD", name)
+            consumers.append(f"{name}: pending={info.num_pending} ack_pending={info.num_ack_pending}")
+        info = await bus.js.consumer_info("BARO_EVT", "conductor")
+        consumers.append(f"conductor: pending={info.num_pending} ack_pending={info.num_ack_pending}")
+        return (
+            f"state={rec.state} prepared={rec.prepared} integrating={rec.integrating} "
+            f"stories: {stories}\nevents: {kinds}\n" + "; ".join(consumers)
+        )
 
     try:
         await eventually(check, timeout, f"run {run_id} to finish", cluster)

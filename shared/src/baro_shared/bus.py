@@ -8,7 +8,9 @@ state before acting and every side effect is fenced by a KV revision.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -37,6 +39,18 @@ from baro_shared.settings import Settings
 log = logging.getLogger(__name__)
 
 M = TypeVar("M")
+
+
+OBJECT_TIMEOUT_S = 120.0
+
+
+def _object_digest(path: Path) -> str:
+    """The object store's digest of a file: ``SHA-256=<urlsafe base64>``."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return "SHA-256=" + base64.urlsafe_b64encode(h.digest()).decode()
 
 
 class BusUnavailable(RuntimeError):
@@ -209,12 +223,23 @@ class Bus:
     # ---- objects
 
     async def put_file(self, name: str, path: Path) -> None:
+        """Store ``path`` as ``name``; a no-op when the same content is already there.
+
+        Rewriting an object purges its old chunks, which would strand a reader that has
+        just read the old metadata: redelivered commands must not rewrite what they wrote.
+        """
+        digest = await asyncio.to_thread(_object_digest, path)
+        with contextlib.suppress(NotFoundError, nats.js.errors.ObjectNotFoundError):
+            info = await self.objects.get_info(name)
+            if info.digest and info.digest.lower() == digest.lower():
+                return
         with open(path, "rb") as fh:
             await self.objects.put(name, fh)
 
-    async def get_file(self, name: str, path: Path) -> None:
+    async def get_file(self, name: str, path: Path, timeout: float = OBJECT_TIMEOUT_S) -> None:
+        """Fetch object ``name`` into ``path``; raises TimeoutError instead of waiting forever."""
         with open(path, "wb") as fh:
-            await self.objects.get(name, writeinto=fh)
+            await asyncio.wait_for(self.objects.get(name, writeinto=fh), timeout=timeout)
 
     # ---- watching a run
 

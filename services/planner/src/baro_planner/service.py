@@ -89,7 +89,7 @@ class Planner(CommandService):
         try:
             with tempfile.TemporaryDirectory(prefix="baro-plan-") as tmp:
                 path = Path(tmp) / "files.txt"
-                await self.bus.get_file(name, path)
+                await self.bus.get_file(name, path, timeout=30)
                 with path.open(encoding="utf-8", errors="replace") as fh:
                     files = []
                     for line in fh:
