@@ -25,6 +25,10 @@ ParallelismOption = Annotated[
 ]
 TokenBudgetOption = Annotated[int | None, typer.Option(min=1, help="Per-story token budget.")]
 StoryTimeoutOption = Annotated[float, typer.Option(min=1, help="Seconds one agent may run.")]
+ModelOption = Annotated[str | None, typer.Option(help="Model passed to the agent CLI.")]
+ModeOption = Annotated[
+    str, typer.Option(help="auto lets intake decide; or force focused/sequential/parallel.")
+]
 StallTimeoutOption = Annotated[
     float, typer.Option(min=1, help="Seconds without agent output before it is stopped.")
 ]

@@ -15,6 +15,8 @@ from baro_cli import runflow, validate
 from baro_cli.app import (
     MODE_CHOICES,
     MaxStoriesOption,
+    ModelOption,
+    ModeOption,
     ParallelismOption,
     StallTimeoutOption,
     StoryTimeoutOption,
@@ -44,10 +46,8 @@ def run(
         str | None,
         typer.Option(help="Agent CLI: claude, codex, opencode, pi, or scripted (test/demo)."),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Model passed to the agent CLI.")] = None,
-    mode: Annotated[
-        str, typer.Option(help="auto lets intake decide; or force focused/sequential/parallel.")
-    ] = "auto",
+    model: ModelOption = None,
+    mode: ModeOption = "auto",
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Accept the suggested mode without the picker.")
     ] = False,

@@ -23,6 +23,8 @@ from baro_cli import runflow, validate
 from baro_cli.app import (
     MODE_CHOICES,
     MaxStoriesOption,
+    ModelOption,
+    ModeOption,
     ParallelismOption,
     StallTimeoutOption,
     StoryTimeoutOption,
@@ -68,10 +70,8 @@ def submit(
     backend: Annotated[
         str | None, typer.Option(help="Agent CLI on the cluster: claude, codex, opencode, pi.")
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Model passed to the agent CLI.")] = None,
-    mode: Annotated[
-        str, typer.Option(help="auto lets intake decide; or force focused/sequential/parallel.")
-    ] = "auto",
+    model: ModelOption = None,
+    mode: ModeOption = "auto",
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="With --watch: accept the mode without the picker.")
     ] = False,

@@ -12,37 +12,17 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from baro_shared import schemas as s
 from baro_shared import sources
 from baro_shared.runids import RUN_ID_PATTERN, is_run_id
 
-Mode = Literal["focused", "sequential", "parallel"]
-ModeRequest = Literal["auto", "focused", "sequential", "parallel"]
+# the bus vocabulary is the API's too (baro_shared.schemas is the single source)
+Mode = s.Mode
+ModeRequest = s.ModeRequest
 Backend = Literal["claude", "codex", "opencode", "pi", "scripted"]
-RunState = Literal[
-    "submitted",
-    "classifying",
-    "awaiting_confirmation",
-    "planning",
-    "running",
-    "integrating",
-    "delivered",
-    "failed",
-    "needs_attention",
-    "cancelled",
-]
-StoryStatus = Literal[
-    "pending",
-    "ready",
-    "assigned",
-    "running",
-    "finished",
-    "integrated",
-    "failed",
-    "blocked",
-    "conflict",
-    "cancelled",
-]
-DecisionSource = Literal["offline", "llm", "user", "flag"]
+RunState = s.RunState
+StoryStatus = s.StoryStatus
+DecisionSource = s.DecisionSource
 
 GOAL_MAX = 20_000
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"
