@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from typing import Annotated
 
@@ -57,4 +59,27 @@ def load_settings(nats_url: str | None = None) -> Settings:
         raise fail(f"invalid BARO_* setting: {str(exc).splitlines()[0]}") from None
     if nats_url:
         settings = settings.model_copy(update={"nats_url": nats_url})
+    return settings
+
+
+def embedded_url(settings: Settings) -> str | None:
+    """The client URL of this machine's embedded server, while a `baro run`/`up` holds it."""
+    ports = settings.state_dir / "nats" / "ports"
+    for path in sorted(ports.glob("*.ports")) if ports.is_dir() else []:
+        try:
+            urls = json.loads(path.read_text()).get("nats") or []
+        except (OSError, ValueError, AttributeError):
+            continue
+        if urls:
+            return str(urls[0])
+    return None
+
+
+def cluster_settings(nats_url: str | None) -> Settings:
+    settings = load_settings(nats_url)
+    setup_logging(settings, quiet=True)
+    if nats_url is None and "BARO_NATS_URL" not in os.environ:
+        local = embedded_url(settings)
+        if local:
+            settings = settings.model_copy(update={"nats_url": local})
     return settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from baro_shared.backends import KNOWN_BACKENDS, binary_for
@@ -59,3 +60,15 @@ def backend(name: str, settings: Settings, *, local: bool) -> str:
         hint = "or use --backend scripted for the test/demo agent"
         raise UserError(f"the {name} CLI is not installed (not found on PATH): install it, {hint}")
     return name
+
+
+def agent_script(path: Path | None) -> str | None:
+    """The scripted test/demo agent's script from ``path`` (checked to be JSON), or None."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text()
+        json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot use the agent script {path}: {exc}") from None
+    return text

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from baro_cli import runflow
-from baro_cli.app import app, fail, load_settings, setup_logging
+from baro_cli.app import app, cluster_settings, fail
 from baro_cli.validate import UserError
 from baro_shared import schemas as s
 from baro_shared.bus import Bus, BusUnavailable
@@ -60,12 +59,7 @@ def cancel(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Cancel a run: no more stories start, running agents stop, every attempt is kept."""
-    settings = load_settings(nats_url)
-    setup_logging(settings, quiet=True)
-    if nats_url is None and "BARO_NATS_URL" not in os.environ:
-        local = embedded_url(settings)
-        if local:
-            settings = settings.model_copy(update={"nats_url": local})
+    settings = cluster_settings(nats_url)
     try:
         report = asyncio.run(cancel_run(settings, run_id.strip(), reason, wait))
     except UserError as exc:
@@ -77,19 +71,6 @@ def cancel(
     else:
         render(report, sys.stdout)
     raise typer.Exit(0 if report.state == "cancelled" else 1)
-
-
-def embedded_url(settings: Settings) -> str | None:
-    """The client URL of this machine's embedded server, while a `baro run`/`up` holds it."""
-    ports = settings.state_dir / "nats" / "ports"
-    for path in sorted(ports.glob("*.ports")) if ports.is_dir() else []:
-        try:
-            urls = json.loads(path.read_text()).get("nats") or []
-        except (OSError, ValueError, AttributeError):
-            continue
-        if urls:
-            return str(urls[0])
-    return None
 
 
 async def cancel_run(settings: Settings, run_id: str, reason: str, wait: float) -> CancelReport:

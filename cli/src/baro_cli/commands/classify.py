@@ -52,7 +52,7 @@ def classify(
     setup_logging(settings, quiet=True)
     try:
         name = _checked_backend(intake, backend or settings.backend, settings)
-        agent_script = _read_script(script)
+        agent_script = validate.agent_script(script)
         goals = _goals(goal)
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -71,17 +71,6 @@ def _checked_backend(intake: str, backend: str, settings: Settings) -> str:
     if intake == "llm":  # auto simply stays offline when the CLI is missing
         validate.backend(backend, settings, local=True)
     return backend
-
-
-def _read_script(script: Path | None) -> str | None:
-    if script is None:
-        return None
-    try:
-        text = script.read_text()
-        json.loads(text)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot use the agent script {script}: {exc}") from None
-    return text
 
 
 def _goals(goal: str) -> Iterable[str]:

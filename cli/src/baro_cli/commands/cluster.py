@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -19,8 +18,7 @@ from typing import Annotated, Any, TextIO, TypeVar
 import typer
 
 from baro_cli import runflow
-from baro_cli.app import app, fail, load_settings, setup_logging
-from baro_cli.commands.cancel import embedded_url
+from baro_cli.app import app, cluster_settings, fail
 from baro_cli.validate import UserError
 from baro_intake import api_runs, api_views
 from baro_intake.api_models import RunDetail
@@ -37,16 +35,6 @@ NatsUrl = Annotated[
 ]
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="The run's id (printed at submit).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-
-
-def cluster_settings(nats_url: str | None) -> Settings:
-    settings = load_settings(nats_url)
-    setup_logging(settings, quiet=True)
-    if nats_url is None and "BARO_NATS_URL" not in os.environ:
-        local = embedded_url(settings)
-        if local:
-            settings = settings.model_copy(update={"nats_url": local})
-    return settings
 
 
 async def open_cluster(settings: Settings, name: str) -> Bus:

@@ -24,12 +24,11 @@ import nats.js.errors
 import typer
 
 from baro_cli import validate
-from baro_cli.app import app, fail
+from baro_cli.app import app, cluster_settings, fail
 from baro_cli.commands.cluster import (
     AsJson,
     NatsUrl,
     RunArg,
-    cluster_settings,
     find_run,
     on_cluster,
     run_id_arg,

@@ -255,7 +255,7 @@ def plan_goal_text(
         installed = binary_for(backend, settings) is not None
         if planner == "llm":
             validate.backend(backend, settings, local=True)
-        agent_script = read_script(script)
+        agent_script = validate.agent_script(script)
 
     async def ask(prompt: str, purpose: str) -> OneShotResult:
         return await oneshot.ask(
@@ -281,17 +281,6 @@ def plan_goal_text(
     if not proposal.ok:
         raise UserError(f"planning failed: {proposal.error}", code=1)
     return proposal
-
-
-def read_script(script: Path | None) -> str | None:
-    if script is None:
-        return None
-    try:
-        text = script.read_text()
-        json.loads(text)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot use the agent script {script}: {exc}") from None
-    return text
 
 
 def accept(goal: str, choice: ModeChoice, proposal: Proposal, limits: s.Limits) -> AcceptedPlan:

@@ -194,13 +194,7 @@ def build_request(
         if mode == "auto":
             mode = "focused"  # a follow-up is one change on top of the branch
     validate.backend(backend, settings, local=not remote)
-    agent_script = None
-    if script is not None:
-        try:
-            agent_script = script.read_text()
-            json.loads(agent_script)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"cannot use the agent script {script}: {exc}") from None
+    agent_script = validate.agent_script(script)
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     confirm: s.Confirm = "picker" if (mode == "auto" and not yes and interactive) else "auto"
     return s.RunSubmitted(

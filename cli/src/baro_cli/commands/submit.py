@@ -30,10 +30,10 @@ from baro_cli.app import (
     StoryTimeoutOption,
     TokenBudgetOption,
     app,
+    cluster_settings,
     fail,
 )
 from baro_cli.commands.cluster import (
-    cluster_settings,
     finish_watch,
     follow_detachable,
     open_cluster,
@@ -235,13 +235,7 @@ class SubmitPlan:
                     )
         except sources.SourceProblem as exc:
             raise UserError(str(exc)) from None
-        agent_script = None
-        if script is not None:
-            try:
-                agent_script = script.read_text()
-                json.loads(agent_script)
-            except (OSError, ValueError) as exc:
-                raise UserError(f"cannot use the agent script {script}: {exc}") from None
+        agent_script = validate.agent_script(script)
         request = s.RunSubmitted(
             run_id=run_id,
             goal=text,
