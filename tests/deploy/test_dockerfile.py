@@ -230,14 +230,32 @@ def _replay_copy(copy: Instruction, workdir: Path) -> None:
             shutil.copy2(src, target)
 
 
+def make_install_uv() -> list[str]:
+    """The uv `make install` uses: on PATH, else python3's uv module, else its .venv-uv copy."""
+    if shutil.which("uv"):
+        return ["uv"]
+    module = subprocess.run(["python3", "-m", "uv", "--version"], capture_output=True)
+    if module.returncode == 0:
+        return ["python3", "-m", "uv"]
+    private = ROOT / ".venv-uv" / "bin" / "uv"
+    assert private.exists(), "uv is installed by `make install`"
+    return [str(private)]
+
+
+def test_make_install_bootstraps_the_uv_of_the_image(dockerfile: Dockerfile) -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    pinned = re.search(r"^UV_VERSION := (\S+)$", makefile, re.M)
+    image = re.search(r"^ARG UV_IMAGE=\S+:(\S+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert pinned and image and pinned.group(1) == image.group(1)
+
+
 @pytest.mark.slow
 def test_the_build_stage_installs_offline_from_uv_lock(
     dockerfile: Dockerfile, tmp_path: Path
 ) -> None:
     """Replay the build stage here: its COPYs into a fresh WORKDIR, its `uv sync` steps into a
     fresh environment (from uv's cache, offline), in the Dockerfile's order."""
-    uv = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
-    assert Path(uv).exists(), "uv is installed by `make install`"
+    uv = make_install_uv()
     build = dockerfile.stage("build")
     env_vars = dockerfile.env(build)
     workdir = tmp_path / "src"
@@ -257,7 +275,7 @@ def test_the_build_stage_installs_offline_from_uv_lock(
         if instruction.name == "COPY" and "from" not in instruction.flags():
             _replay_copy(instruction, workdir)
         elif instruction.name == "RUN" and shlex.split(instruction.value)[:2] == ["uv", "sync"]:
-            command = [uv, *shlex.split(instruction.value)[1:], "--offline"]
+            command = [*uv, *shlex.split(instruction.value)[1:], "--offline"]
             out = subprocess.run(
                 command, cwd=workdir, env=env, capture_output=True, text=True, timeout=400
             )
