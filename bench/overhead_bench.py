@@ -61,7 +61,11 @@ def direct_agent_seconds(repo: Path, settings: Settings, work: Path) -> float:
     _git(work, "clone", "--quiet", str(repo), str(clone))
     binary = scripted_binary(settings)
     assert binary is not None
-    env = {**agent_env(clone), "BARO_AGENT_SCRIPT": json.dumps(SCRIPT), "BARO_STORY_ID": "S1"}
+    env = {
+        **agent_env(clone, workdir=clone),
+        "BARO_AGENT_SCRIPT": json.dumps(SCRIPT),
+        "BARO_STORY_ID": "S1",
+    }
     started = time.perf_counter()
     subprocess.run(
         [binary, "-p", "write bench.txt", "--output-format", "stream-json", "--verbose"],

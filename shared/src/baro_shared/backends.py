@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from baro_shared.gitutil import REPOSITORY_VARIABLES
 from baro_shared.settings import Settings
 
 KNOWN_BACKENDS = ("claude", "codex", "opencode", "pi", "scripted")
@@ -30,13 +31,54 @@ NON_INTERACTIVE = {
 }
 
 
-def agent_env(scratch: Path | None = None) -> dict[str, str]:
-    """The process environment minus baro's secrets, plus settings that keep tools from prompting."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(SECRET_PREFIXES)}
+def agent_env(
+    scratch: Path | None = None, *, workdir: Path | None = None, away_from: Path | None = None
+) -> dict[str, str]:
+    """The environment of an agent (or any command baro runs on the repository's behalf):
+    the process environment minus baro's secrets, plus settings that keep tools from
+    prompting, and ``TMPDIR`` in ``scratch``.
+
+    ``PWD`` and ``OLDPWD`` name ``workdir`` (or are dropped without one): a CLI that takes
+    its working directory from ``PWD`` rather than from the kernel (OpenCode does) would
+    otherwise work in whatever directory baro was started from. Variables that point git
+    at a repository are dropped. ``away_from`` (the user's repository) is a directory the
+    agent must not be pointed at: variables naming a path inside it are dropped, and
+    search paths (``PATH``, ``PYTHONPATH``, ...) lose their entries inside it, so an
+    activated virtualenv of the user's project is not the agent's.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(SECRET_PREFIXES)
+        and k not in REPOSITORY_VARIABLES
+        and k not in ("PWD", "OLDPWD")
+    }
+    if away_from is not None:
+        env = _away_from(env, away_from)
     env.update(NON_INTERACTIVE)
+    if workdir is not None:
+        env["PWD"] = env["OLDPWD"] = str(workdir)
     if scratch is not None:
         env["TMPDIR"] = str(scratch)
     return env
+
+
+def _away_from(env: dict[str, str], directory: Path) -> dict[str, str]:
+    roots = {os.path.abspath(directory), os.path.realpath(directory)}
+
+    def inside(value: str) -> bool:
+        if not os.path.isabs(value):
+            return False
+        path = os.path.abspath(value)
+        return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+    kept: dict[str, str] = {}
+    for key, value in env.items():
+        if os.pathsep in value:
+            kept[key] = os.pathsep.join(e for e in value.split(os.pathsep) if not inside(e))
+        elif not inside(value):
+            kept[key] = value
+    return kept
 
 
 def scripted_binary(settings: Settings) -> str | None:

@@ -8,7 +8,27 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-_STRIP = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_PREFIX")
+# Variables that point git at a particular repository (``git rev-parse --local-env-vars``):
+# inherited from the user's shell (a hook, an activated worktree), they would make git act on
+# the user's repository instead of the one it is started in.
+REPOSITORY_VARIABLES = (
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_GRAFT_FILE",
+    "GIT_INDEX_FILE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_PREFIX",
+    "GIT_INTERNAL_SUPER_PREFIX",
+    "GIT_SHALLOW_FILE",
+    "GIT_COMMON_DIR",
+)
 
 BARO_IDENTITY = {
     "GIT_AUTHOR_NAME": "baro",
@@ -38,7 +58,7 @@ class GitResult:
 
 
 def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _STRIP}
+    env = {k: v for k, v in os.environ.items() if k not in REPOSITORY_VARIABLES}
     env.update(
         GIT_TERMINAL_PROMPT="0",
         GIT_PAGER="cat",

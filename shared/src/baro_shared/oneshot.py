@@ -83,7 +83,7 @@ async def ask(
     if binary is None:
         return OneShotResult(False, error=f"the {backend} CLI is not installed")
     with tempfile.TemporaryDirectory(prefix=f"baro-{purpose}-") as tmp:
-        env = agent_env(Path(tmp))
+        env = agent_env(Path(tmp), workdir=Path(tmp))
         env.update(
             {"BARO_STORY_ID": f"baro-{purpose}", "BARO_STORY_TITLE": purpose, "BARO_ATTEMPT": "1"}
         )

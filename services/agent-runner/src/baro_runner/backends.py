@@ -29,8 +29,15 @@ class BackendUnavailable(RuntimeError):
     pass
 
 
+def _environment(ws: Workspace, cmd: s.RunStory) -> dict[str, str]:
+    """The agent's base environment: started in its clone, pointed away from the user's
+    repository when the run's source is one on this machine."""
+    user_repo = Path(cmd.source.location) if cmd.source.kind == "path" else None
+    return agent_env(ws.scratch, workdir=ws.repo, away_from=user_repo)
+
+
 def _scripted(binary: str, prompt: str, ws: Workspace, cmd: s.RunStory) -> AgentCommand:
-    env = agent_env(ws.scratch)
+    env = _environment(ws, cmd)
     argv = [binary, "-p", prompt, "--output-format", "stream-json", "--verbose"]
     if cmd.model:
         argv += ["--model", cmd.model]
@@ -62,7 +69,7 @@ def agent_command(
             home=ws.home,
             settings=settings,
             model=cmd.model or settings.model,
-            env=agent_env(ws.scratch),
+            env=_environment(ws, cmd),
         )
     except BackendConfigError as exc:
         raise BackendUnavailable(str(exc)) from exc

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from baro_shared import schemas as s
+from baro_shared.backends import agent_env
 from baro_shared.gitutil import BARO_IDENTITY, GitError, git
 from baro_shared.repoconfig import (
     CONFIG_FILE,
@@ -150,7 +151,6 @@ async def write_bundle(ws: Workspace, base_commit: str, out: Path) -> None:
 SETUP_EXCERPT_CHARS = 4000
 ERROR_EXCERPT_CHARS = 1500
 _EXCLUDE_HEADER = "# baro: workspace setup (copied files and setup outputs stay out of the commit)"
-_GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
 
 
 class SetupFailed(WorkspaceError):
@@ -216,7 +216,7 @@ async def setup(ws: Workspace, source: s.RepoSource, base_commit: str) -> SetupR
         await _copy_from_source(ws.repo, source, config.setup.copy, tracked, report)
     await _exclude(ws.repo, report.copied)
     if config.setup.command is not None:
-        await _run_setup_command(ws, config.setup, report)
+        await _run_setup_command(ws, config.setup, report, source)
         await _contain_outputs(ws.repo, base_commit, report)
         if not report.ok:
             raise SetupFailed(_failure_message(report))
@@ -399,12 +399,17 @@ def _porcelain_paths(output: str) -> list[str]:
 # ---- running the command
 
 
-async def _run_setup_command(ws: Workspace, config: SetupConfig, report: SetupReport) -> None:
+async def _run_setup_command(
+    ws: Workspace, config: SetupConfig, report: SetupReport, source: s.RepoSource
+) -> None:
     assert config.command is not None
     command = config.command
     report.command = command_text(command)
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+    # the command runs the project's own tooling (install scripts included): it gets what
+    # an agent gets, not baro's credentials
+    user_repo = Path(source.location) if source.kind == "path" else None
+    env = agent_env(ws.scratch, workdir=ws.repo, away_from=user_repo)
     env["BARO_WORKSPACE"] = str(ws.repo)
     started = time.monotonic()
     try:
