@@ -6,10 +6,13 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import SecretStr
 
+from baro_shared.embedded import read_client_token
 from baro_shared.settings import Settings
 
 app = typer.Typer(
@@ -64,7 +67,7 @@ def load_settings(nats_url: str | None = None) -> Settings:
 
 def embedded_url(settings: Settings) -> str | None:
     """The client URL of this machine's embedded server, while a `baro run`/`up` holds it."""
-    ports = settings.state_dir / "nats" / "ports"
+    ports = embedded_store(settings) / "ports"
     for path in sorted(ports.glob("*.ports")) if ports.is_dir() else []:
         try:
             urls = json.loads(path.read_text()).get("nats") or []
@@ -75,6 +78,22 @@ def embedded_url(settings: Settings) -> str | None:
     return None
 
 
+def embedded_store(settings: Settings) -> Path:
+    return settings.state_dir / "nats"
+
+
+def with_local_credentials(settings: Settings) -> Settings:
+    """``settings`` with the embedded server's token when they point at this machine's
+    embedded server and name no credentials of their own."""
+    own = settings.nats_token or settings.nats_user or settings.nats_creds
+    if own or settings.nats_url != embedded_url(settings):
+        return settings
+    token = read_client_token(embedded_store(settings))
+    if token is None:
+        return settings
+    return settings.model_copy(update={"nats_token": SecretStr(token)})
+
+
 def cluster_settings(nats_url: str | None) -> Settings:
     settings = load_settings(nats_url)
     setup_logging(settings, quiet=True)
@@ -82,4 +101,4 @@ def cluster_settings(nats_url: str | None) -> Settings:
         local = embedded_url(settings)
         if local:
             settings = settings.model_copy(update={"nats_url": local})
-    return settings
+    return with_local_credentials(settings)

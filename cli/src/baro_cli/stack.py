@@ -11,8 +11,10 @@ import os
 from pathlib import Path
 from typing import IO
 
+from pydantic import SecretStr
+
 from baro_shared.bus import Bus
-from baro_shared.embedded import EmbeddedNats
+from baro_shared.embedded import EmbeddedNats, new_token, publish_client_token
 from baro_shared.service import Host, Service, ServiceFactory
 from baro_shared.settings import Settings
 
@@ -95,15 +97,17 @@ class LocalStack:
         self.nats: EmbeddedNats | None = None
         self.store = EmbeddedStore(settings)
         self.host: Host | None = None
+        self.token_file: Path | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Settings:
         store_dir = self.store.acquire() if self.persistent else None
+        token = new_token()
         self.nats = EmbeddedNats(
-            store_dir=store_dir, sync_always=self.settings.embedded_sync_always
+            store_dir=store_dir, sync_always=self.settings.embedded_sync_always, token=token
         )
         await asyncio.to_thread(self.nats.start)
-        settings = self.settings.model_copy(update={"nats_url": self.nats.url})
+        settings = self._clients_of(self.nats, token)
         self.settings = settings
         self.host = Host(self.services, settings, serve_http=self.serve_http, handle_signals=False)
         self._task = asyncio.create_task(self.host.run())
@@ -114,6 +118,21 @@ class LocalStack:
             await self.__aexit__(None, None, None)
             self._task.result()  # re-raise why the services did not start
         return settings
+
+    def _clients_of(self, nats: EmbeddedNats, token: str) -> Settings:
+        """The services' settings for this server (its token handed over in-process, never
+        through the environment); the user's CLI finds the token in the store directory."""
+        assert nats.store_dir is not None
+        self.token_file = publish_client_token(nats.store_dir, token)
+        return self.settings.model_copy(
+            update={
+                "nats_url": nats.url,
+                "nats_token": SecretStr(token),
+                "nats_user": None,
+                "nats_password": None,
+                "nats_creds": None,
+            }
+        )
 
     async def __aexit__(self, *exc: object) -> None:
         if self.host:

@@ -6,8 +6,10 @@ interpreter). Used by ``baro run``/``baro up`` on one machine and by the tests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -76,7 +78,7 @@ class EmbeddedNats:
         for stale in ports_dir.glob("*.ports"):
             stale.unlink()
         conf = self.store_dir / "nats.conf"
-        conf.write_text(self._config())
+        write_private(conf, self._config())  # it holds the credential
         log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the process
         self._proc = subprocess.Popen(
             [find_nats_server(), "-c", str(conf), "--ports_file_dir", str(ports_dir)],
@@ -188,3 +190,48 @@ class EmbeddedNats:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# --------------------------------------------------------------------------- authentication
+#
+# `baro run` and `baro up` start their server with a fresh token (`new_token`): only baro's
+# own processes hold it. The services get it in-process; the user's own CLI on this machine
+# (`baro status`, `runs`, `cancel`) reads it from a file in the store directory that only the
+# user can read (`CLIENT_TOKEN_FILE`). It is never on a command line nor in an environment
+# variable, and agents, which run sandboxed, see neither the file nor the server's config.
+
+CLIENT_TOKEN_FILE = "client.token"
+
+
+def new_token() -> str:
+    """A credential for one server's lifetime."""
+    return secrets.token_urlsafe(32)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only, replacing it atomically."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def publish_client_token(store_dir: Path, token: str) -> Path:
+    """Leave the token where the user's CLI finds it; the store directory becomes private."""
+    store_dir.chmod(0o700)
+    path = store_dir / CLIENT_TOKEN_FILE
+    write_private(path, token + "\n")
+    return path
+
+
+def read_client_token(store_dir: Path) -> str | None:
+    try:
+        return (store_dir / CLIENT_TOKEN_FILE).read_text().strip() or None
+    except OSError:
+        return None

@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from baro_cli import runflow
-from baro_cli.app import SERVICE_NAMES, app, fail, load_settings, setup_logging
+from baro_cli.app import (
+    SERVICE_NAMES,
+    app,
+    fail,
+    load_settings,
+    setup_logging,
+    with_local_credentials,
+)
 from baro_shared.bus import BusUnavailable
 from baro_shared.settings import Settings
 
@@ -23,7 +30,7 @@ def service(
     """Run one service in the foreground (what a container runs)."""
     if name not in SERVICE_NAMES:
         raise fail(f"unknown service {name!r}: choose one of {', '.join(SERVICE_NAMES)}")
-    settings = load_settings(nats_url)
+    settings = with_local_credentials(load_settings(nats_url))
     setup_logging(settings, quiet=False)
     from baro_cli.stack import SERVICES
     from baro_intake.api_host import ApiUnavailable
@@ -60,9 +67,15 @@ async def _up(settings: Settings, *, embedded: bool) -> None:
         await Host(SERVICES, settings).run()
         return
     stop = runflow.install_interrupt(asyncio.get_running_loop())
-    async with LocalStack(settings, serve_http=True) as live:
+    local = LocalStack(settings, serve_http=True)
+    async with local as live:
         typer.echo(f"baro is up: NATS at {live.nats_url} (Ctrl-C stops)", err=True)
         typer.echo(f"  export BARO_NATS_URL={live.nats_url}", err=True)
+        typer.echo(
+            "  baro commands on this machine find its token themselves; other clients: "
+            f"BARO_NATS_TOKEN from {local.token_file}",
+            err=True,
+        )
         await stop.wait()
 
 
