@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from baro_shared.backends import KNOWN_BACKENDS, binary_for
+from baro_cli.doctor import Check, backend_checks, machine_checks
+from baro_shared.backends import KNOWN_BACKENDS
 from baro_shared.gitutil import git_sync
 from baro_shared.settings import Settings
 
@@ -54,12 +55,24 @@ def backend_name(name: str) -> str:
     return name
 
 
-def backend(name: str, settings: Settings, *, local: bool) -> str:
+def backend(name: str, settings: Settings, *, local: bool, model: str | None = None) -> str:
+    """``name``, checked: known, and where it runs here, installed with its credentials."""
     backend_name(name)
-    if local and binary_for(name, settings) is None:
-        hint = "or use --backend scripted for the test/demo agent"
-        raise UserError(f"the {name} CLI is not installed (not found on PATH): install it, {hint}")
+    if local:
+        checks = backend_checks(name, settings, model, chosen=True, version=False)
+        stop_on_failure(checks)
     return name
+
+
+def machine(settings: Settings) -> None:
+    """git, baro's own directories and disk space, as ``baro doctor`` checks them."""
+    stop_on_failure(machine_checks(settings))
+
+
+def stop_on_failure(checks: list[Check]) -> None:
+    failed = next((c for c in checks if c.status == "fail"), None)
+    if failed is not None:
+        raise UserError(failed.line())
 
 
 def agent_script(path: Path | None) -> str | None:

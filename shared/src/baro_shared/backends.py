@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from baro_shared.gitutil import REPOSITORY_VARIABLES
@@ -105,3 +107,86 @@ def binary_for(backend: str, settings: Settings) -> str | None:
     if os.sep in name:
         return name if Path(name).is_file() else None
     return shutil.which(name)
+
+
+# The CLI versions the contract tier runs (tests/cli_contract/package.json pins them).
+TESTED_VERSIONS = {"claude": "2.1.332", "codex": "0.171.0", "opencode": "1.18.33", "pi": "1.6.0"}
+NPM_PACKAGES = {
+    "claude": "@anthropic-ai/claude-code",
+    "codex": "@openai/codex",
+    "opencode": "opencode-ai",
+    "pi": "@earendil-works/pi-coding-agent",
+}
+# A model named ``provider/model`` (OpenCode, Pi) authenticates with its provider's variable.
+PROVIDER_KEYS = {
+    "anthropic": "ANTHROPIC_API_KEY",
+    "openai": "OPENAI_API_KEY",
+    "google": "GEMINI_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "xai": "XAI_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a backend needs in the environment: any one of ``names``."""
+
+    names: tuple[str, ...]
+    required: bool  # False: a custom endpoint, which may take no key
+    how: str  # what to set, in one phrase
+
+    def present(self, env: Mapping[str, str]) -> tuple[str, ...]:
+        return tuple(name for name in self.names if env.get(name))
+
+
+def credentials_for(backend: str, settings: Settings, model: str | None = None) -> Credentials:
+    """The variables that carry ``backend``'s key (docs/backends.md, "Credentials")."""
+    model = model or settings.model
+    if backend == "claude":
+        if settings.claude_base_url:
+            return Credentials(
+                ("ANTHROPIC_API_KEY",), False, "the endpoint's key as ANTHROPIC_API_KEY"
+            )
+        return Credentials(
+            ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"),
+            True,
+            "export ANTHROPIC_API_KEY=... (or CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token`)",
+        )
+    if backend == "codex":
+        return Credentials(
+            ("CODEX_API_KEY", "OPENAI_API_KEY"),
+            not settings.codex_base_url,
+            "export OPENAI_API_KEY=... (or CODEX_API_KEY)",
+        )
+    if backend in ("opencode", "pi"):
+        base_url = settings.opencode_base_url if backend == "opencode" else settings.pi_base_url
+        if base_url:
+            api = settings.opencode_api if backend == "opencode" else settings.pi_api
+            names = (
+                ("ANTHROPIC_API_KEY",) if api == "messages" else ("OPENAI_API_KEY", "CODEX_API_KEY")
+            )
+            return Credentials(names, False, f"the endpoint's key as {names[0]}")
+        provider = model.split("/", 1)[0] if model and "/" in model else None
+        if provider in PROVIDER_KEYS:
+            name = PROVIDER_KEYS[provider]
+            return Credentials((name,), True, f"export {name}=... (the {provider} key)")
+        names = tuple(dict.fromkeys(PROVIDER_KEYS.values()))
+        return Credentials(
+            names,
+            True,
+            "export the key of the model's provider (ANTHROPIC_API_KEY, OPENAI_API_KEY, ...)",
+        )
+    return Credentials((), False, "nothing")
+
+
+def custom_endpoint(backend: str, settings: Settings) -> str | None:
+    """The backend's BARO_<CLI>_BASE_URL, when one is set."""
+    return {
+        "claude": settings.claude_base_url,
+        "codex": settings.codex_base_url,
+        "opencode": settings.opencode_base_url,
+        "pi": settings.pi_base_url,
+    }.get(backend)

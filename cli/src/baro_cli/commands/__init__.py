@@ -6,6 +6,7 @@ from baro_cli.commands import (  # noqa: F401
     clean,
     cluster,
     dlq,
+    doctor,
     fetch,
     map,
     plan,

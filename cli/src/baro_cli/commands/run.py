@@ -193,7 +193,9 @@ def build_request(
         follow_up, head = baro_branch_to_continue(root, continue_branch)
         if mode == "auto":
             mode = "focused"  # a follow-up is one change on top of the branch
-    validate.backend(backend, settings, local=not remote)
+    validate.backend(backend, settings, local=not remote, model=model)
+    if not remote:
+        validate.machine(settings)
     agent_script = validate.agent_script(script)
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     confirm: s.Confirm = "picker" if (mode == "auto" and not yes and interactive) else "auto"
