@@ -79,6 +79,22 @@ class EmbeddedStore:
             self._lock = None
 
 
+def clients_of(settings: Settings, nats: EmbeddedNats, token: str) -> tuple[Settings, Path]:
+    """The settings of this embedded server's clients (its token handed over in-process,
+    never through the environment) and the token file the user's CLI finds it in."""
+    assert nats.store_dir is not None
+    token_file = publish_client_token(nats.store_dir, token)
+    return settings.model_copy(
+        update={
+            "nats_url": nats.url,
+            "nats_token": SecretStr(token),
+            "nats_user": None,
+            "nats_password": None,
+            "nats_creds": None,
+        }
+    ), token_file
+
+
 class LocalStack:
     """``async with LocalStack(settings) as settings:`` — NATS and every service, running."""
 
@@ -120,19 +136,8 @@ class LocalStack:
         return settings
 
     def _clients_of(self, nats: EmbeddedNats, token: str) -> Settings:
-        """The services' settings for this server (its token handed over in-process, never
-        through the environment); the user's CLI finds the token in the store directory."""
-        assert nats.store_dir is not None
-        self.token_file = publish_client_token(nats.store_dir, token)
-        return self.settings.model_copy(
-            update={
-                "nats_url": nats.url,
-                "nats_token": SecretStr(token),
-                "nats_user": None,
-                "nats_password": None,
-                "nats_creds": None,
-            }
-        )
+        settings, self.token_file = clients_of(self.settings, nats, token)
+        return settings
 
     async def __aexit__(self, *exc: object) -> None:
         if self.host:

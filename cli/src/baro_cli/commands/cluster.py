@@ -1,8 +1,10 @@
 """`baro runs`, `baro status RUN`, `baro watch RUN`: the runs on a cluster's NATS.
 
 Which NATS: ``--nats-url``, else ``BARO_NATS_URL``, else the embedded server of a
-``baro run``/``baro up`` running on this machine. These commands only read the bus (and,
-for ``watch``, answer the mode picker of a run waiting for it); they never start services.
+``baro run``/``baro up`` running on this machine; ``runs`` and ``status`` read this
+machine's store themselves when none is running (``localstore``). These commands only read
+the bus (and, for ``watch``, answer the mode picker of a run waiting for it); they never
+start services.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 
-from baro_cli import runflow
+from baro_cli import localstore, runflow
 from baro_cli.app import app, cluster_settings, fail
 from baro_cli.validate import UserError
 from baro_intake import api_runs, api_views
@@ -58,15 +60,27 @@ def run_id_arg(text: str) -> str:
     return run_id
 
 
-def on_cluster(settings: Settings, work: Callable[[Bus], Awaitable[T]]) -> T:
-    """Run ``work`` with a connection to the cluster; bad input and no NATS are one line."""
+def on_cluster(
+    settings: Settings, work: Callable[[Bus], Awaitable[T]], *, this_machine: bool = False
+) -> T:
+    """Run ``work`` with a connection to the cluster; bad input and no NATS are one line.
 
-    async def main() -> T:
-        bus = await open_cluster(settings, "baro-cli")
+    ``this_machine``: no NATS was named and no local baro is serving, so read this machine's
+    own store (``localstore``).
+    """
+
+    async def on(target: Settings) -> T:
+        bus = await open_cluster(target, "baro-cli")
         try:
             return await work(bus)
         finally:
             await bus.close()
+
+    async def main() -> T:
+        if not this_machine:
+            return await on(settings)
+        async with localstore.served(settings) as local:
+            return await on(local)
 
     try:
         return asyncio.run(main())
@@ -78,12 +92,17 @@ def on_cluster(settings: Settings, work: Callable[[Bus], Awaitable[T]]) -> T:
         ) from None
 
 
-async def find_run(bus: Bus, settings: Settings, run_id: str) -> s.RunRecord:
+def where(settings: Settings, this_machine: bool) -> str:
+    return "this machine" if this_machine else f"NATS at {settings.nats_url}"
+
+
+async def find_run(
+    bus: Bus, settings: Settings, run_id: str, *, this_machine: bool = False
+) -> s.RunRecord:
     rec = await api_runs.lookup(bus, run_id)
     if rec is None:
-        raise UserError(
-            f"no run {run_id!r} on NATS at {settings.nats_url}: list the runs there with baro runs"
-        )
+        here = where(settings, this_machine)
+        raise UserError(f"no run {run_id!r} on {here}: list the runs there with baro runs")
     return rec
 
 
@@ -102,13 +121,20 @@ def runs(
     if state is not None and state not in states:
         raise fail(f"unknown state {state!r}: choose one of {', '.join(states)}")
     settings = cluster_settings(nats_url)
-    records = on_cluster(settings, lambda bus: api_runs.list_runs(bus, state, limit))
+    local = localstore.wanted(nats_url, settings)
+    if local and not localstore.has_runs(settings):
+        records = []
+    else:
+        records = on_cluster(
+            settings, lambda bus: api_runs.list_runs(bus, state, limit), this_machine=local
+        )
     summaries = [api_views.summary(r) for r in records]
     if as_json:
         typer.echo(json.dumps({"runs": [x.model_dump(mode="json") for x in summaries]}))
         return
     if not summaries:
-        typer.echo(f"no runs on {settings.nats_url}" + (f" in state {state}" if state else ""))
+        here = "this machine" if local else settings.nats_url
+        typer.echo(f"no runs on {here}" + (f" in state {state}" if state else ""))
         return
     now = time.time()
     rows = [
@@ -147,10 +173,14 @@ def status(run_id: RunArg, nats_url: NatsUrl = None, as_json: AsJson = False) ->
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
 
-    async def work(bus: Bus) -> RunDetail:
-        return api_views.detail(await find_run(bus, settings, rid))
+    local = localstore.wanted(nats_url, settings)
+    if local and not localstore.has_runs(settings):
+        raise fail(f"no run {rid!r} on this machine: baro runs lists the runs here")
 
-    view = on_cluster(settings, work)
+    async def work(bus: Bus) -> RunDetail:
+        return api_views.detail(await find_run(bus, settings, rid, this_machine=local))
+
+    view = on_cluster(settings, work, this_machine=local)
     if as_json:
         typer.echo(json.dumps(view.model_dump(mode="json")))
     else:

@@ -1,0 +1,56 @@
+"""This machine's runs while no baro serves them.
+
+A local run keeps its history in the embedded server's JetStream store under
+``$BARO_STATE_DIR/nats``; once ``baro run`` has ended, nothing serves it. ``baro runs``,
+``status`` and ``logs`` then serve it themselves for the moment they read: they take the
+store's lock (so no other baro process uses the store meanwhile), start a nats-server on it
+with a fresh token and no services, read, and stop it. Nothing runs a story or changes a
+run while they read; the server only applies the streams' own retention, as any start does.
+
+When a ``baro run`` or ``baro up`` is serving the store, the commands use that server
+instead (``app.embedded_url``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from baro_cli.app import embedded_url
+from baro_cli.stack import EmbeddedStore, clients_of
+from baro_cli.validate import UserError
+from baro_shared.embedded import EmbeddedNats, new_token
+from baro_shared.settings import Settings
+
+
+def wanted(nats_url: str | None, settings: Settings) -> bool:
+    """Whether a command with these options reads this machine's store itself: no NATS
+    named (flag or ``BARO_NATS_URL``) and no local baro serving it now."""
+    return nats_url is None and "BARO_NATS_URL" not in os.environ and not embedded_url(settings)
+
+
+def has_runs(settings: Settings) -> bool:
+    return (EmbeddedStore(settings).root / "jetstream").is_dir()
+
+
+@contextlib.asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[Settings]:
+    """``settings`` for a server on this machine's store, running until the block ends."""
+    store = EmbeddedStore(settings)
+    root = store.acquire()
+    if root is None:
+        raise UserError(
+            "another baro on this machine is starting or stopping its server: try again in a moment"
+        )
+    try:
+        token = new_token()
+        nats = EmbeddedNats(store_dir=root, token=token)
+        await asyncio.to_thread(nats.start)
+        try:
+            yield clients_of(settings, nats, token)[0]  # other baro commands may read too
+        finally:
+            await asyncio.to_thread(nats.stop)
+    finally:
+        store.release()
