@@ -137,12 +137,20 @@ def test_more_steps_than_the_cap_are_grouped_in_order() -> None:
 def test_tests_for_four_files_make_four_parallel_stories() -> None:
     stories = plan("add tests for a.py, b.py, c.py and d.py")
     assert shape(stories) == [
-        ("S1", "Add tests for a.py", [], ["a.py", "tests/test_a.py"]),
-        ("S2", "Add tests for b.py", [], ["b.py", "tests/test_b.py"]),
-        ("S3", "Add tests for c.py", [], ["c.py", "tests/test_c.py"]),
-        ("S4", "Add tests for d.py", [], ["d.py", "tests/test_d.py"]),
+        ("S1", "Add tests for a.py", [], ["tests/test_a.py"]),
+        ("S2", "Add tests for b.py", [], ["tests/test_b.py"]),
+        ("S3", "Add tests for c.py", [], ["tests/test_c.py"]),
+        ("S4", "Add tests for d.py", [], ["tests/test_d.py"]),
     ]
     assert "b.py, c.py and d.py are handled by other stories" in stories[0].description
+
+
+def test_tests_own_the_code_under_test_only_when_the_goal_changes_it() -> None:
+    stories = plan("Add tests for a.py and b.py, and fix any bug they find in each")
+    assert [s.write_surface for s in stories] == [
+        ["tests/test_a.py", "a.py"],
+        ["tests/test_b.py", "b.py"],
+    ]
 
 
 def test_units_resolve_against_the_repository_files() -> None:
@@ -155,9 +163,9 @@ def test_units_resolve_against_the_repository_files() -> None:
     ]
     stories = plan("Add tests for `a.py`, b.py and web/src/widget.ts.", files=files)
     assert [s.write_surface for s in stories] == [
-        ["src/pkg/a.py", "tests/unit/test_a.py"],
-        ["src/pkg/b.py", "tests/test_b.py"],
-        ["web/src/widget.ts", "web/src/widget.test.ts"],
+        ["tests/unit/test_a.py"],  # the existing test file
+        ["tests/test_b.py"],  # a new one where this repository keeps its tests
+        ["web/src/widget.test.ts"],  # beside the module, as JavaScript tests usually are
     ]
     assert stories[2].title == "Add tests for web/src/widget.ts"
 
@@ -200,7 +208,7 @@ def test_more_units_than_the_cap_are_grouped() -> None:
         "Add tests for a.py, b.py and c.py",
         "Add tests for d.py and e.py",
     ]
-    assert stories[1].write_surface == ["d.py", "tests/test_d.py", "e.py", "tests/test_e.py"]
+    assert stories[1].write_surface == ["tests/test_d.py", "tests/test_e.py"]
 
 
 @pytest.mark.parametrize(
@@ -208,7 +216,6 @@ def test_more_units_than_the_cap_are_grouped() -> None:
     [
         # work beyond the units would be repeated in every story
         "Add tests for a.py and b.py and update the changelog",
-        "Add tests for a.py and b.py, then release",
         "Add tests for a.py and b.py. Also bump the version.",
         # the units are one change
         "Make a.py and b.py share one parser",

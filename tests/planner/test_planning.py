@@ -82,7 +82,11 @@ async def test_a_structured_goal_needs_no_model(tmp_path: Path) -> None:
     goal = "add tests for a.py, b.py and c.py"
     proposal = await propose(goal, "parallel", CAPS, ["src/a.py", "b.py", "c.py"])
     assert proposal.ok and proposal.planner == "deterministic"
-    assert [st.write_surface[0] for st in proposal.stories] == ["src/a.py", "b.py", "c.py"]
+    assert [st.write_surface for st in proposal.stories] == [
+        ["tests/test_a.py"],
+        ["tests/test_b.py"],
+        ["tests/test_c.py"],
+    ]
 
 
 async def test_the_model_plan_is_read_and_its_tokens_counted(tmp_path: Path) -> None:

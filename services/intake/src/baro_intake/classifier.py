@@ -23,17 +23,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from baro_intake.caps import caps_for
-from baro_intake.goal_shape import (
+from baro_intake.vagueness import assess
+from baro_shared.goals.shape import (
     SMALL_SHAPES,
     Steps,
-    independence_cue,
     is_bug_reproduction,
-    ordered_steps,
     shared_surface_cue,
     small_change_shapes,
     unnamed_repetition,
 )
-from baro_intake.goal_text import (
+from baro_shared.goals.split import GoalSplit, split_prose
+from baro_shared.goals.text import (
     HEAVY_VERBS,
     LIGHT_VERBS,
     bounded,
@@ -45,8 +45,7 @@ from baro_intake.goal_text import (
     verb_of,
     without_urls,
 )
-from baro_intake.goal_units import NamedUnits, mentioned_paths, named_units
-from baro_intake.vagueness import assess
+from baro_shared.goals.units import NamedUnits, mentioned_paths
 from baro_shared.schemas import Caps, IntakeDecision, Mode
 
 MAX_EVIDENCE = 16
@@ -78,12 +77,22 @@ class GoalReading:
     has_trace: bool
     urls: tuple[str, ...]
     shapes: tuple[str, ...]
-    units: NamedUnits
+    split: GoalSplit
     shared_cue: str | None
-    independence_cue: str | None
     head_verb: str | None
-    steps: Steps
     paths: tuple[str, ...]
+
+    @property
+    def units(self) -> NamedUnits:
+        return self.split.units
+
+    @property
+    def steps(self) -> Steps:
+        return self.split.steps
+
+    @property
+    def independence_cue(self) -> str | None:
+        return self.split.cue
 
 
 def read_goal(goal: str) -> GoalReading:
@@ -94,7 +103,8 @@ def read_goal(goal: str) -> GoalReading:
     if any(url_kind(u) == "pull" for u in urls) and "follow-up" not in shapes:
         shapes = ("follow-up", *shapes)
     head_verb = next((v for v in map(verb_of, clauses(prose)) if v), None)
-    units = named_units(prose)
+    structure = split_prose(prose)
+    units = structure.units
     shared_cue = shared_surface_cue(prose)
     if shared_cue is None and units.count >= 2 and units.shared_file:
         shared_cue = f"all in {units.shared_file}"
@@ -104,11 +114,9 @@ def read_goal(goal: str) -> GoalReading:
         has_trace=bool(split.trace_lines),
         urls=urls,
         shapes=shapes,
-        units=units,
+        split=structure,
         shared_cue=shared_cue,
-        independence_cue=independence_cue(prose),
         head_verb=head_verb,
-        steps=ordered_steps(prose),
         paths=tuple(mentioned_paths(prose)),
     )
 
@@ -148,8 +156,10 @@ def _context_evidence(reading: GoalReading) -> list[str]:
 
 
 def _parallel(reading: GoalReading) -> IntakeDecision | None:
+    """Parallel only for a goal the planner splits into independent units (the same
+    reading, ``baro_shared.goals.split``), and only when splitting pays."""
     units = reading.units
-    if units.count < 2 or reading.shared_cue or reading.steps.ordered:
+    if reading.split.kind != "units":
         return None
     if reading.head_verb in LIGHT_VERBS or any(s in SMALL_SHAPES for s in reading.shapes):
         return None
@@ -177,7 +187,10 @@ def _parallel(reading: GoalReading) -> IntakeDecision | None:
 
 
 def _sequential(reading: GoalReading) -> IntakeDecision | None:
+    """Sequential only for a goal the planner splits into steps."""
     steps = reading.steps
+    if reading.split.kind != "steps":
+        return None
     small = [s for s in reading.shapes if s in SMALL_SHAPES]
     if "follow-up" in small or is_bug_reproduction(reading.prose):
         return None
@@ -201,9 +214,9 @@ def _sequential(reading: GoalReading) -> IntakeDecision | None:
             steps.summaries(),
             caps_for("sequential", steps.count),
         )
-    if steps.listed_parts >= 3 and reading.units.count < 2:
+    if steps.listed:
         reason = (
-            f"one feature in {spell(steps.listed_parts)} parts over shared code; "
+            f"one feature in {spell(steps.count)} parts over shared code; "
             "no independent write surfaces shown"
         )
         return _decision(
@@ -211,7 +224,7 @@ def _sequential(reading: GoalReading) -> IntakeDecision | None:
             0.6 - penalty,
             reason,
             steps.summaries(),
-            caps_for("sequential", steps.listed_parts),
+            caps_for("sequential", steps.count),
         )
     return None
 
@@ -240,6 +253,9 @@ def _focused(reading: GoalReading) -> IntakeDecision:
             f"one agent is cheaper than {spell(units.count)}"
         )
         return _decision("focused", 0.75, reason, evidence)
+    if units.count >= 2 and reading.split.refused:
+        reason = f"{spell(units.count)} named {units.kind}, but {reading.split.refused}: one agent"
+        return _decision("focused", 0.6, reason, evidence)
     if units.count >= 2:
         reason = (
             f"{spell(units.count)} named {units.kind}, but nothing shows they are independent: "
@@ -250,7 +266,7 @@ def _focused(reading: GoalReading) -> IntakeDecision:
     if repeated:
         reason = f'the work repeats over "{repeated}" but names none of them: one agent'
         return _decision("focused", 0.6, reason, evidence)
-    if len(reading.steps.verb_clauses) >= 3:
+    if reading.steps.count >= 3:
         reason = "several changes with no stated order or independent units: one agent to be safe"
         return _decision("focused", 0.55, reason, evidence)
     return _decision(

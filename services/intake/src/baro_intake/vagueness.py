@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from baro_intake.goal_text import (
+from baro_shared.goals.text import (
     ACTION_VERBS,
     FAILURE,
     WEAK_VERBS,

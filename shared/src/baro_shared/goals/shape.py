@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from baro_intake.goal_text import FAILURE, clauses, parse_count, verb_of
+from baro_shared.goals.text import ACTION_VERBS, FAILURE, clauses, parse_count, verb_of
 
 # ------------------------------------------------------------------ small-change shapes
 
@@ -166,27 +166,24 @@ _HEAD = re.compile(r"^[^:\n]*?(?::|\.(?=\s)|\n)")
 class Steps:
     markers: tuple[str, ...]  # ordering words found ("then", "finally", ...)
     numbered: tuple[str, ...]  # numbered items that are steps, not named units
-    verb_clauses: tuple[str, ...]  # clauses that start with an action verb
-    ordered_parts: tuple[str, ...]  # the text between ordering words ("a, then b, then c")
-    listed_parts: int  # verb clauses (or bullet items) after a "feature:" head
+    parts: tuple[str, ...]  # the text of each step, in order (the head left out)
+    head: str | None  # the feature the steps build ("Add webhook notifications:")
 
     @property
     def ordered(self) -> bool:
         return bool(self.markers) or len(self.numbered) >= 2
 
-    def _items(self) -> tuple[str, ...]:
-        if len(self.numbered) >= 2:
-            return self.numbered
-        if self.markers and len(self.ordered_parts) > len(self.verb_clauses):
-            return self.ordered_parts
-        return self.verb_clauses
+    @property
+    def listed(self) -> bool:
+        """Three or more actions under a feature head, with no stated order."""
+        return not self.ordered and self.head is not None and len(self.parts) >= 3
 
     @property
     def count(self) -> int:
-        return len(self._items())
+        return len(self.parts)
 
     def summaries(self) -> list[str]:
-        return [_summary(item) for item in self._items()]
+        return [_summary(item) for item in self.parts]
 
 
 _SUMMARY_LEAD = re.compile(
@@ -201,10 +198,12 @@ def _summary(item: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _inline_numbered(prose: str) -> tuple[str, ...]:
-    """Items of an inline "1) ... 2) ..." or "Step 1: ... Step 2: ..." sequence."""
+def _inline_numbered(prose: str) -> tuple[tuple[str, ...], int]:
+    """Items of an inline "1) ... 2) ..." or "Step 1: ... Step 2: ..." sequence, and where
+    the first one starts."""
     hits = list(_INLINE_NUMBER.finditer(prose))
     items: list[str] = []
+    first = -1
     expected = 1
     for i, hit in enumerate(hits):
         number = hit.group(1) or hit.group(2)
@@ -212,27 +211,122 @@ def _inline_numbered(prose: str) -> tuple[str, ...]:
             continue
         end = hits[i + 1].start() if i + 1 < len(hits) else len(prose)
         items.append(prose[hit.end() : end].strip())
+        if expected == 1:
+            first = hit.start()
         expected += 1
-    return tuple(items) if len(items) >= 2 else ()
+    return (tuple(items), first) if len(items) >= 2 else ((), -1)
+
+
+_STEP_BREAK = re.compile(
+    r"[;,\n]|\.(?=\s|$)|:(?=\s)|\s[—\u2013]\s"
+    r"|\s+(?=(?:and\s+)?(?:then|finally|afterwards|after\s+that|lastly)\b)"
+    r"|\s+(?=and\s+(?:" + "|".join(sorted(ACTION_VERBS)) + r")\b)",
+    re.I,
+)
+_STEP_OPENER = re.compile(
+    r"^(?:and\s+)?(?:(?:start|begin)\s+(?:by|with)|to\s+start|then|finally|lastly|next|"
+    r"after\s+that|afterwards)\b",
+    re.I,
+)
+_CONDITION = re.compile(
+    r"^(?:and\s+)?(?:once|when|whenever|if|unless|while|after|before|as\s+soon\s+as)\b", re.I
+)
+_STEP_NOTE = re.compile(
+    r"\b(?:each|every|builds?\s+on|previous|in\s+(?:this\s+)?order|depends?\s+on|one\s+after)\b",
+    re.I,
+)
+_IN_STEPS = re.compile(r"\bin\s+\w+\s+(?:steps|stages|phases|parts|passes)\b", re.I)
+_HEAD_LINE = re.compile(r"^([^\n:]{1,120}):[ \t]*(?:\n|(?=\S))")
+_HEAD_SENTENCE = re.compile(r"^([^\n.!?]{1,80})[.!?](?:\s+|$)")
+_LINE_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d{1,2}[.)])[ \t]+(.+)$", re.M)
+
+
+def _starts_step(clause: str) -> bool:
+    return bool(
+        verb_of(clause) or _ORDERED_GERUND.match(clause) or _STEP_OPENER.match(clause.strip())
+    )
+
+
+def _clause_steps(body: str) -> list[str]:
+    """The actions of a run of prose, in order: a clause that starts with an action verb
+    (or an ordering word and one) starts a step; others belong to the step before them, or
+    (a condition like "once it exists") to the step after."""
+    steps: list[str] = []
+    prefix = ""
+    for raw in _STEP_BREAK.split(body):
+        clause = raw.strip(" \t,;:.")
+        if not clause:
+            continue
+        if _starts_step(clause):
+            steps.append(f"{prefix}, {clause}" if prefix else clause)
+            prefix = ""
+        elif _CONDITION.match(clause):
+            prefix = f"{prefix}, {clause}" if prefix else clause
+        elif steps and not _STEP_NOTE.search(clause):
+            steps[-1] = f"{steps[-1]}, {clause}"
+        elif not steps:
+            steps.append(f"{prefix}, {clause}" if prefix else clause)
+            prefix = ""
+    return [text for text in map(step_text, steps) if text]
+
+
+_STEP_LEAD = re.compile(
+    r"^(?:(?:and|then|also|first(?:ly)?|next|finally|lastly|afterwards?|after\s+that|to\s+start|is)"
+    r"\b[,:]?\s*)+",
+    re.I,
+)
+_STEP_TAIL = re.compile(
+    r"(?:[\s,;]+(?:and|then|or|afterwards|next|first|at\s+the\s+end))+$|[\s,;:.]+$", re.I
+)
+
+
+def step_text(text: str) -> str:
+    """One step as it reads on its own: no joiners ("and then ...") at either end."""
+    text = " ".join(text.split())
+    text = _STEP_LEAD.sub("", text)
+    previous = None
+    while previous != text:
+        previous, text = text, _STEP_TAIL.sub("", text)
+    return text
+
+
+def _split_head(prose: str) -> tuple[str | None, str]:
+    """A feature head before the steps ("Add webhook notifications: ...", "Add avatars. ...")."""
+    text = prose.strip()
+    line = _HEAD_LINE.match(text)
+    if line and (not _ORDERING.search(line.group(1)) or _IN_STEPS.search(line.group(1))):
+        return line.group(1).strip(), text[line.end() :]
+    sentence = _HEAD_SENTENCE.match(text)
+    if sentence and len(sentence.group(1).split()) <= 8 and not _ORDERING.search(sentence.group(1)):
+        rest = text[sentence.end() :]
+        if not _STEP_LEAD.match(rest) and len(_clause_steps(rest)) >= 2:
+            return sentence.group(1).strip(), rest
+    return None, text
+
+
+def _step_parts(
+    prose: str, numbered: tuple[str, ...], first_number: int
+) -> tuple[str | None, tuple[str, ...]]:
+    if len(numbered) >= 2:
+        head = prose[:first_number].strip(" \t\n:") if first_number > 0 else ""
+        return head or None, tuple(step_text(item) for item in numbered)
+    head, body = _split_head(prose)
+    bullets = _LINE_ITEM.findall(body)
+    if len(bullets) >= 2:
+        return head, tuple(step_text(b) for b in bullets if any(map(_starts_step, clauses(b))))
+    return head, tuple(_clause_steps(body))
 
 
 def ordered_steps(prose: str) -> Steps:
     markers = tuple(m.group(0).strip(" .,;:").lower() for m in _ORDERING.finditer(prose))
-    line_items = [m.group(1) for m in _NUMBERED_ITEM.finditer(prose)]
-    numbered_all = tuple(line_items) if len(line_items) >= 2 else _inline_numbered(prose)
+    line_hits = list(_NUMBERED_ITEM.finditer(prose))
+    if len(line_hits) >= 2:
+        numbered_all = tuple(m.group(1) for m in line_hits)
+        first_number = line_hits[0].start()
+    else:
+        numbered_all, first_number = _inline_numbered(prose)
     numbered = tuple(item for item in numbered_all if not _STARTS_WITH_NAME.match(item.strip()))
-    verb_clauses = tuple(c for c in clauses(prose) if verb_of(c) or _ORDERED_GERUND.match(c))
-    ordered_parts = tuple(
-        part.strip(" ,;:.\n") for part in _ORDERING.split(prose) if len(part.split()) >= 2
-    )
-
-    listed_parts = 0
-    head = _HEAD.match(prose)
-    if head and verb_of(head.group(0)):
-        rest = prose[head.end() :]
-        bullets = _BULLET_ITEM.findall(rest)
-        if len(bullets) >= 2:
-            listed_parts = sum(1 for b in bullets if verb_of(b))
-        else:
-            listed_parts = sum(1 for c in clauses(rest) if verb_of(c))
-    return Steps(markers, numbered, verb_clauses, ordered_parts, listed_parts)
+    if len(numbered) != len(numbered_all):
+        numbered = ()  # a numbered list of names is a list of units, not steps
+    head, parts = _step_parts(prose, numbered, first_number)
+    return Steps(markers, numbered, parts, head)

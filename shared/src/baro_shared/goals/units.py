@@ -11,11 +11,12 @@ Units with the same stem are one unit: "the api service" and "api/" name the sam
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from itertools import islice
 
-from baro_intake.goal_text import parse_count, verb_of, word_set
+from baro_shared.goals.text import parse_count, verb_of, word_set
 
 MAX_LIST_ITEMS = 24
 MAX_ATOMS = 200
@@ -45,46 +46,82 @@ _FRAMEWORK_NAMES = re.compile(
 )
 
 # Nouns that name things with their own write surface, and nouns that name parts of one.
-UNIT_KINDS = (
-    "services|microservices|packages|modules|scripts|commands|subcommands|endpoints|routes|"
-    "pages|guides|adapters|backends|plugins|integrations|providers|flows|dashboards|"
-    "examples|projects|apps|applications|crates|libraries|libs|workers|jobs|components|"
-    "controllers|handlers|resources|tools|clients|sdks|charts|lambdas|screens|views|"
-    "directories|folders|files|repos|repositories|stacks|notebooks|migrations"
+_UNIT_KIND_WORDS = word_set(
+    "service microservice package module script command subcommand endpoint route page guide "
+    "adapter backend plugin integration provider flow dashboard example project app application "
+    "crate library lib worker job component controller handler resource tool client sdk chart "
+    "lambda screen view directory folder file repo repository stack notebook migration workflow "
+    "mapper parser exporter importer report template theme translation"
 )
+_PLURALS = {"library": "libraries", "repository": "repositories", "directory": "directories"}
+UNIT_KINDS = "|".join(
+    sorted((_PLURALS.get(w, w + "s") for w in _UNIT_KIND_WORDS), key=len, reverse=True)
+)
+_UNIT_KIND_SINGULAR = "|".join(sorted(_UNIT_KIND_WORDS, key=len, reverse=True))
 _PART_KINDS = (
     "fields|columns|options|flags|methods|functions|helpers|params|parameters|arguments|args|"
     "attributes|properties|props|constants|keys|settings|variables|fixtures|cases|rules|"
     "checks|tables|messages|errors|types|enums|hooks|tests"
 )
 _NAME = r"[A-Za-z][\w+-]*"
+_TICKED_NAME = rf"`?{_NAME}`?"
 # Bounded repetition keeps a pathological "a, a, a, ..." linear instead of quadratic.
 _PLAIN_LIST = re.compile(
     rf"\b({_NAME}(?:[ \t]*,[ \t]*{_NAME}){{0,{MAX_LIST_ITEMS}}}[ \t]*,?[ \t]+(?:and|or|&)[ \t]+{_NAME})"
-    rf"[ \t]+({UNIT_KINDS})\b",
+    rf"[ \t]+(?:[a-z][\w-]*[ \t]+)?({UNIT_KINDS})\b",
+    re.I,
+)
+_NAME_LIST = (
+    rf"{_TICKED_NAME}(?:(?:[ \t]*,[ \t]*(?:and[ \t]+|&[ \t]*)?|[ \t]+(?:and|&)[ \t]+){_TICKED_NAME})"
+    rf"{{1,{MAX_LIST_ITEMS}}}"
+)
+# "the components: Avatar, Badge and Tooltip", "three dashboards (runs, agents, costs)",
+# "endpoints for users, orders and products"
+_KIND_THEN_NAMES = re.compile(
+    rf"\b({UNIT_KINDS})\b(?:[^:\n.;()]{{0,60}}?:[ \t]*|[ \t]*\([ \t]*|[ \t]+(?:for|named|called)"
+    rf"[ \t]+(?:the[ \t]+)?)({_NAME_LIST})(?![\w/`-]|\.\w)",
+    re.I,
+)
+# "two dashboards in deploy/, queue-depth and error-rate, ..."
+_KIND_THEN_APPOSITION = re.compile(
+    rf"\b({UNIT_KINDS})\b[^:\n.;()]{{0,60}}?,[ \t]*({_NAME_LIST})[ \t]*(?=,|\.(?:\s|$)|$)",
+    re.I,
+)
+# "a users endpoint, an orders endpoint and a products endpoint"
+_REPEATED_KIND = re.compile(
+    rf"\b(?:an?|the)[ \t]+({_NAME})[ \t]+({_UNIT_KIND_SINGULAR})\b(?![ \t]*[\w/`-]*\.\w)",
     re.I,
 )
 _PLAIN_NAME = re.compile(_NAME)
 _NOT_NAMES = word_set(
     "the a an all both each every other new old these those our my its their this that "
-    "some any more most two three four five six seven eight nine ten"
+    "some any more most two three four five six seven eight nine ten and or separate own "
+    "single simple small basic main default same first second third last few several "
+    "following missing existing remaining public private internal"
 )
 _KIND_AFTER = re.compile(rf"^[\s`]*(?:[\w-]+\s+)?(?:({UNIT_KINDS})|({_PART_KINDS}))\b", re.I)
 _KIND_BEFORE = re.compile(
-    rf"\b(?:({UNIT_KINDS})|({_PART_KINDS}))\b[^.\n]{{0,12}}$",
+    rf"\b(?:({UNIT_KINDS})|({_PART_KINDS}))\b(?:[^.\n]{{0,12}}|[^.\n:;()]{{0,60}}[:(]\s*)$",
     re.I,
 )
 _KIND_WORD = re.compile(rf"\b({UNIT_KINDS})\b", re.I)
+_ANY_KIND = re.compile(rf"\b(?:{UNIT_KINDS}|{_UNIT_KIND_SINGULAR})\b", re.I)
 _LIST_SEP = re.compile(
     r"[ \t,()\[\]—\u2013]*(?:(?:and|or|&|plus|as\s+well\s+as)[ \t]+(?:(?:for|to|in|on|the|also|of)[ \t]+)*)?"
     r"[ \t,()\[\]]*",
     re.I,
 )
-_CONTAINER_LEAD = re.compile(r"\b(?:under|in|into|inside|within|below|beneath)\s+$", re.I)
+_CONTAINER_LEAD = re.compile(
+    r"\b(?:under|in|into|inside|within|below|beneath)\s+(?:the\s+)?$", re.I
+)
 _OWN_LEAD = re.compile(r"\b(?:its|their)\s+own\s+$", re.I)
-_INTO_LEAD = re.compile(r"\b(?:in|into|to|inside|within)\s+(?:the\s+)?(?:file\s+)?$", re.I)
+_INTO_LEAD = re.compile(
+    r"\b(?:in|into|(?<!next\s)to|inside|within)\s+(?:the\s+)?(?:file\s+)?$", re.I
+)
 _ITEM_LINE = re.compile(r"^[ \t]*(?:[-*•]|\d{1,2}[.)]|step\s+\d{1,2}\s*[:.)-]?)[ \t]+", re.I | re.M)
 _ITEM_LEAD = re.compile(r"^(?:the\s+|for\s+|in\s+)?$", re.I)
+# A bulleted item that is only a name, perhaps with a note: "- runs: tokens per run"
+_NAME_ITEM = re.compile(rf"^`?({_NAME})`?(?:\s*$|\s*[:(—\u2013-]\s)")
 _STATED_COUNT = re.compile(
     r"\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
     r"fifteen|sixteen|[2-9]|1[0-6])\s+(?:[\w-]+\s+){0,3}?[\w-]+s\b",
@@ -116,24 +153,32 @@ class Atom:
 
 @dataclass(frozen=True, slots=True)
 class NamedUnits:
-    labels: tuple[str, ...]
+    units: tuple[Unit, ...]
     kind: str
     stated_counts: tuple[int, ...]
     # A single file all the units go into ("add the /a and /b routes to api/routes.py").
     shared_file: str | None = None
+    groups: tuple[Group, ...] = ()
+    # Directories the units live under ("under docs/api/"), not units themselves.
+    containers: tuple[str, ...] = ()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(u.label for u in self.units)
 
     @property
     def count(self) -> int:
-        return len(self.labels)
+        return len(self.units)
 
 
 # --------------------------------------------------------------------------- atoms
 
 
 def _stem(path: str) -> str:
+    """The name a path is known by: "README.de.md" -> "readme.de", "a.test.ts" -> "a"."""
     name = path.rstrip("/").rsplit("/", 1)[-1].lower()
-    if "." in name and not name.startswith("."):
-        name = name.split(".", 1)[0]
+    if "." in name.lstrip("."):
+        name = name.rsplit(".", 1)[0]
     return _TEST_AFFIX.sub("", name) or name
 
 
@@ -163,6 +208,11 @@ def _backtick_atom(match: re.Match[str]) -> Atom:
 
 def find_atoms(prose: str) -> list[Atom]:
     """Paths, endpoints and backticked names in reading order (``prose`` has no URLs)."""
+    return list(_atoms(prose))
+
+
+@functools.lru_cache(maxsize=32)
+def _atoms(prose: str) -> tuple[Atom, ...]:
     atoms = [_backtick_atom(m) for m in islice(_BACKTICK.finditer(prose), MAX_ATOMS)]
     masked = _BACKTICK.sub(lambda m: "\x00" * len(m.group(0)), prose)
     path_starts: set[int] = set()
@@ -179,45 +229,89 @@ def find_atoms(prose: str) -> list[Atom]:
         label = m.group(0).rstrip(".-")
         atoms.append(_endpoint_atom(m.start(), label))
     atoms.sort(key=lambda a: a.start)
-    return atoms[:MAX_ATOMS]
+    return tuple(atoms[:MAX_ATOMS])
 
 
-def _plain_name_atoms(prose: str) -> list[tuple[list[Atom], str]]:
-    """Lists like "the billing, inventory and shipping services", with their kind noun."""
+def _name_atoms(prose: str, offset: int, text: str) -> list[Atom] | None:
+    names = [
+        Atom(offset + n.start(), offset + n.end(), n.group(0), n.group(0).lower(), "name")
+        for n in _PLAIN_NAME.finditer(text)
+        if n.group(0).lower() not in {"and", "or"}
+    ]
+    if len(names) < 2 or any(a.key in _NOT_NAMES or a.key in _KIND_NOUNS for a in names):
+        return None
+    return names
+
+
+_KIND_NOUNS = frozenset(UNIT_KINDS.split("|")) | frozenset(_UNIT_KIND_WORDS)
+
+
+def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
+    """Units named by plain words next to their kind noun, with that noun.
+
+    "the billing, inventory and shipping services", "three components: Avatar, Badge and
+    Tooltip", "dashboards (runs, agents, costs)", "a users endpoint and an orders endpoint".
+    """
     lists: list[tuple[list[Atom], str]] = []
+    if not _ANY_KIND.search(prose):
+        return lists
     for m in _PLAIN_LIST.finditer(prose):
-        names = [
-            Atom(
-                m.start(1) + n.start(), m.start(1) + n.end(), n.group(0), n.group(0).lower(), "name"
-            )
-            for n in _PLAIN_NAME.finditer(m.group(1))
-            if n.group(0).lower() not in {"and", "or"}
-        ]
-        if any(a.key in _NOT_NAMES for a in names):
-            continue
-        lists.append((names, m.group(2).lower()))
+        names = _name_atoms(prose, m.start(1), m.group(1))
+        if names:
+            lists.append((names, m.group(2).lower()))
+    for m in _KIND_THEN_NAMES.finditer(prose):
+        names = _name_atoms(prose, m.start(2), m.group(2))
+        if names:
+            lists.append((names, m.group(1).lower()))
+    for m in _KIND_THEN_APPOSITION.finditer(prose):
+        names = _name_atoms(prose, m.start(2), m.group(2))
+        if names and not any(verb_of(a.label) for a in names):
+            lists.append((names, m.group(1).lower()))
+    run: list[re.Match[str]] = []
+    for m in [*_REPEATED_KIND.finditer(prose), None]:
+        if m is not None and run:
+            previous = run[-1]
+            same_kind = m.group(2).lower() == previous.group(2).lower()
+            if same_kind and _LIST_SEP.fullmatch(prose[previous.end() : m.start()]):
+                run.append(m)
+                continue
+        if len(run) >= 2:
+            names = [
+                Atom(r.start(1), r.end(1), r.group(1), r.group(1).lower(), "name") for r in run
+            ]
+            if not any(a.key in _NOT_NAMES for a in names):
+                kind = run[0].group(2).lower()
+                lists.append((names, _PLURALS.get(kind, kind + "s")))
+        run = [m] if m is not None else []
     return lists
 
 
 # --------------------------------------------------------------------------- groups
 
 
-def _drop_locations(atoms: list[Atom], prose: str) -> list[Atom]:
-    """Remove the directories units live under and the files each unit owns."""
+def _drop_locations(atoms: list[Atom], prose: str) -> tuple[list[Atom], list[str]]:
+    """Remove the directories units live under and the files each unit owns.
+
+    Returns the atoms left and the container directories ("under docs/api/").
+    """
     paths = [a for a in atoms if a.kind in ("path", "dir")]
     kept: list[Atom] = []
+    containers: list[str] = []
     for atom in atoms:
         before = prose[max(0, atom.start - 24) : atom.start]
         if atom.kind == "dir" and _CONTAINER_LEAD.search(before):
+            containers.append(atom.label)
             continue
         if atom.kind in ("path", "dir") and _OWN_LEAD.search(before):
             continue
         if atom.kind in ("path", "dir"):
             prefix = atom.label.rstrip("/") + "/"
             if any(other.label.startswith(prefix) for other in paths if other is not atom):
+                if atom.kind == "dir":
+                    containers.append(atom.label)
                 continue
         kept.append(atom)
-    return kept
+    return kept, containers
 
 
 def _inline_groups(atoms: list[Atom], prose: str) -> list[list[Atom]]:
@@ -240,20 +334,22 @@ def _idents_are_units(group: list[Atom], prose: str) -> str | None:
     after = _KIND_AFTER.match(prose[group[-1].end : group[-1].end + 40])
     if after:
         return after.group(1).lower() if after.group(1) else None
-    before = _KIND_BEFORE.search(prose[max(0, group[0].start - 40) : group[0].start])
+    before = _KIND_BEFORE.search(prose[max(0, group[0].start - 80) : group[0].start])
     if before:
         return before.group(1).lower() if before.group(1) else None
     return None
 
 
-def _item_groups(prose: str, atoms: list[Atom]) -> list[list[Atom]]:
+def _item_groups(prose: str, atoms: list[Atom]) -> list[tuple[list[Atom], str | None]]:
     """Bulleted or numbered lists whose items each name one unit.
 
     An item names a unit when it starts with the name ("- docs/install.md") or when all
-    items repeat the same action on a different name ("- add tests for a.py").
+    items repeat the same action on a different name ("- add tests for a.py"). Under a
+    head that names the kind ("Add these dashboards:"), an item may be a plain name.
     """
-    groups: list[list[Atom]] = []
+    groups: list[tuple[list[Atom], str | None]] = []
     run: list[tuple[str, Atom | None]] = []
+    head = ""
 
     def close() -> None:
         firsts = [atom for _, atom in run]
@@ -261,7 +357,9 @@ def _item_groups(prose: str, atoms: list[Atom]) -> list[list[Atom]]:
             leading_ok = all(_ITEM_LEAD.match(lead) for lead, _ in run)
             verbs = {verb_of(lead) for lead, _ in run}
             if leading_ok or (len(verbs) == 1 and None not in verbs):
-                groups.append([a for a in firsts if a is not None])
+                kind = _KIND_WORD.search(head)
+                noun = kind.group(1).lower() if kind else None
+                groups.append(([a for a in firsts if a is not None], noun))
         run.clear()
 
     offset = 0
@@ -269,12 +367,20 @@ def _item_groups(prose: str, atoms: list[Atom]) -> list[list[Atom]]:
         marker = _ITEM_LINE.match(line)
         if marker is None:
             close()
+            if line.strip():
+                head = line
         else:
             body_start = offset + marker.end()
             inside = [a for a in atoms if body_start <= a.start < offset + len(line)]
             first = inside[0] if inside else None
+            if first is None and _KIND_WORD.search(head):
+                name = _NAME_ITEM.match(line[marker.end() :])
+                if name and name.group(1).lower() not in _NOT_NAMES:
+                    start = body_start + name.start(1)
+                    label = name.group(1)
+                    first = Atom(start, start + len(label), label, label.lower(), "name")
             lead = prose[body_start : first.start] if first else line[marker.end() :]
-            run.append((lead.strip(), first))
+            run.append((lead.strip().strip("`"), first))
         offset += len(line)
     close()
     return groups
@@ -302,45 +408,100 @@ def _kind_for(prose: str, atoms: list[Atom], noun: str | None) -> str:
     return "files"
 
 
-def named_units(prose: str) -> NamedUnits:
-    """The independent units the goal names, deduplicated by stem (order kept)."""
-    atoms = _drop_locations(find_atoms(prose), prose)
-    groups: list[tuple[list[Atom], str | None]] = []
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One named unit and every place the goal's lists name it ("POST /users" and
+    "handlers/users.py" are one unit)."""
+
+    label: str
+    key: str
+    stem: str
+    atoms: tuple[Atom, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """One list in the goal that names units: its members and where it stands."""
+
+    atoms: tuple[Atom, ...]
+    source: str  # inline | items | names
+
+    @property
+    def start(self) -> int:
+        return self.atoms[0].start
+
+    @property
+    def end(self) -> int:
+        return self.atoms[-1].end
+
+
+def _groups(prose: str, atoms: list[Atom]) -> list[tuple[Group, str | None]]:
+    found: list[tuple[Group, str | None]] = []
     for group in _inline_groups(atoms, prose):
         if all(a.kind in ("ident", "flag") for a in group):
             noun = _idents_are_units(group, prose)
             if noun:
-                groups.append((group, noun))
+                found.append((Group(tuple(group), "inline"), noun))
             continue
-        groups.append(([a for a in group if a.kind not in ("ident", "flag")], None))
-    groups.extend((group, None) for group in _item_groups(prose, atoms))
-    groups.extend(_plain_name_atoms(prose))
+        named = [a for a in group if a.kind not in ("ident", "flag")]
+        if named:
+            found.append((Group(tuple(named), "inline"), None))
+    found.extend((Group(tuple(g), "items"), noun) for g, noun in _item_groups(prose, atoms))
+    covered = [(g.start, g.end) for g, _ in found]
+    for names, noun in _plain_name_groups(prose):
+        group = Group(tuple(names), "names")
+        # a list of words inside a list already found ("`a`, `b` and `c` commands") is that list
+        if not any(s <= group.start and group.end <= e for s, e in covered):
+            found.append((group, noun))
+            covered.append((group.start, group.end))
+    found.sort(key=lambda item: item[0].start)
+    return found
 
-    labels: dict[str, str] = {}
-    stems: set[str] = set()
-    non_endpoint_stems: set[str] = set()
+
+def named_units(prose: str) -> NamedUnits:
+    """The independent units the goal names, deduplicated by stem (order kept)."""
+    atoms, containers = _drop_locations(find_atoms(prose), prose)
+    groups = _groups(prose, atoms)
+
+    order: list[str] = []
+    by_key: dict[str, list[Atom]] = {}
+    stem_owner: dict[str, str] = {}  # non-endpoint stem -> the unit key it belongs to
+    endpoint_stems: dict[str, str] = {}
+    used: list[Group] = []
     members: list[Atom] = []
     noun: str | None = None
     for group, group_noun in groups:
-        if len({a.key for a in group}) < 2:
+        if len({a.key for a in group.atoms}) < 2:
             continue
+        used.append(group)
         noun = noun or group_noun
-        for atom in group:
+        for atom in group.atoms:
             members.append(atom)
-            is_endpoint = atom.kind == "endpoint"
-            seen = non_endpoint_stems if is_endpoint else stems
-            if atom.key in labels or atom.stem in seen:
-                continue
-            labels[atom.key] = atom.label
-            stems.add(atom.stem)
-            if not is_endpoint:
-                non_endpoint_stems.add(atom.stem)
+            if atom.kind == "endpoint":
+                owner = atom.key if atom.key in by_key else stem_owner.get(atom.stem)
+            else:
+                owner = stem_owner.get(atom.stem) or endpoint_stems.get(atom.stem)
+            if owner is None:
+                owner = atom.key
+                order.append(owner)
+                by_key[owner] = []
+                if atom.kind == "endpoint":
+                    endpoint_stems.setdefault(atom.stem, owner)
+                else:
+                    stem_owner[atom.stem] = owner
+            by_key[owner].append(atom)
+    units = tuple(
+        Unit(label=by_key[k][0].label, key=k, stem=by_key[k][0].stem, atoms=tuple(by_key[k]))
+        for k in order
+    )
     counts = tuple(c for c in (parse_count(m.group(1)) for m in _STATED_COUNT.finditer(prose)) if c)
     return NamedUnits(
-        labels=tuple(labels.values()),
+        units=units,
         kind=_kind_for(prose, members, noun) if members else "units",
         stated_counts=counts,
         shared_file=_shared_file(atoms, members, prose),
+        groups=tuple(used),
+        containers=tuple(dict.fromkeys(containers)),
     )
 
 

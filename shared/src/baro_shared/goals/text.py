@@ -97,7 +97,7 @@ FAILURE = re.compile(
     r"\bdeadlock\w*|\bwrong\b|\bincorrect\w*|\btruncat\w*|\bcorrupt\w*|\bgoes\s+blank\b|"
     r"\bshifted\b|\boff-by-one\b|\b(?:doesn'?t|does\s+not|isn'?t|won'?t|can'?t|cannot)\b|"
     r"\bdoes\s+nothing\b|\bnothing\s+happens\b|\bno\s+longer\b|\bstopped\s+working\b|"
-    r"\bnot\s+working\b|\breturns?\s+(?:a\s+)?[45]\d\d\b|\b[45]\d\d\s+error\b|\b\w*error\b|"
+    r"\bnot\s+working\b|\breturns?\s+(?:a\s+)?[45]\d\d\b|\b[45]\d\d\s+error\b|(?<!-)\b\w*error\b(?!-)|"
     r"\bsilently\b|\bsteps?\s+to\s+reproduce\b|\brepro(?:duction)?\s+steps\b|"
     r"\b(?:expected|actual)(?:\s+(?:result|behaviou?r))?\s*:",
     re.I,
@@ -166,7 +166,9 @@ ACTION_VERBS = (
         "raise read record reduce register reload rewrite return run save scope send "
         "serialize set show split start stop store stream support switch thread track "
         "type use validate wire wrap append bound cache catch cap guard hide lint list "
-        "normalize pass reject render restore retry skip throttle unify upload"
+        "normalize pass reject render restore retry skip throttle unify upload define "
+        "declare connect hook plug mount embed attach refresh rebuild reorganize restructure "
+        "sync verify release ship seed populate backfill expose give"
     )
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")

@@ -1,0 +1,301 @@
+"""Where a unit's files are in a repository: paths as named, names of things, new test files.
+
+A goal names units the way people do ("a.py", "the billing service", "the Avatar
+component"); a story needs the repository paths it may change. ``Layout`` answers that
+from the repository's file list, following the repository's own conventions (where its
+tests live, how they are named, which directory holds its endpoints), and falls back to
+the most common convention when there is no list (``baro plan`` outside a repository).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from baro_shared.surfaces import is_glob, normalize
+
+TEST_ROOTS = ("tests", "test", "spec", "specs", "__tests__", "e2e")
+_JS = frozenset({"js", "jsx", "ts", "tsx", "mjs", "cjs", "vue", "svelte"})
+_TEST_NAME = re.compile(r"^test_|_test\.[^.]+$|\.(?:test|spec)\.[^.]+$|_spec\.[^.]+$")
+
+# Where a repository keeps each kind of unit, by directory name.
+_HOMES: dict[str, tuple[str, ...]] = {
+    "endpoint": (
+        "routes",
+        "routers",
+        "endpoints",
+        "handlers",
+        "controllers",
+        "api",
+        "views",
+        "resources",
+    ),
+    "component": ("components",),
+    "dashboard": ("dashboards", "grafana"),
+    "workflow": (".github/workflows", "workflows"),
+    "service": ("services",),
+    "package": ("packages", "libs"),
+    "plugin": ("plugins",),
+    "adapter": ("adapters",),
+    "page": ("pages", "docs"),
+    "guide": ("guides", "docs"),
+    "command": ("commands", "cmd", "cli"),
+    "mapper": ("mappers",),
+    "migration": ("migrations",),
+    "script": ("scripts", "bin", "tools"),
+    "example": ("examples",),
+    "app": ("apps",),
+    "worker": ("workers",),
+    "job": ("jobs",),
+    "tool": ("tools",),
+    "client": ("clients",),
+    "template": ("templates",),
+    "report": ("reports",),
+    "screen": ("screens",),
+    "flow": ("flows",),
+    "parser": ("parsers",),
+    "exporter": ("exporters",),
+    "notebook": ("notebooks",),
+}
+_KIND_ALIASES = {
+    "route": "endpoint",
+    "resource": "endpoint",
+    "controller": "endpoint",
+    "handler": "endpoint",
+    "microservice": "service",
+    "subcommand": "command",
+    "application": "app",
+    "library": "package",
+    "lib": "package",
+    "view": "screen",
+}
+
+
+def singular(kind: str) -> str:
+    word = kind.lower().split()[-1] if kind.strip() else ""
+    if word.endswith("ies"):
+        word = word[:-3] + "y"
+    elif word.endswith("s"):
+        word = word[:-1]
+    return _KIND_ALIASES.get(word, word)
+
+
+def is_test_file(path: str) -> bool:
+    return bool(_TEST_NAME.search(posixpath.basename(path)))
+
+
+def _split_ext(name: str) -> tuple[str, str]:
+    stem, dot, ext = name.rpartition(".")
+    return (stem, ext) if dot and stem else (name, "")
+
+
+class Layout:
+    """A repository's file list, read for where things are and how they are named."""
+
+    def __init__(self, files: Sequence[str] | None) -> None:
+        self.known = files is not None and len(files) > 0
+        self.files = sorted(set(files or ()))
+        self._set = set(self.files)
+        dirs: set[str] = set()
+        for f in self.files:
+            parts = f.split("/")[:-1]
+            dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+        self.dirs = dirs
+
+    # ---------------------------------------------------------------- paths as named
+
+    def resolve(self, token: str) -> list[str]:
+        """The repository paths a token names: itself when the repository has it (or it
+        is new, a directory or a glob), else every file of that name in the repository."""
+        path = normalize(token)
+        if not self.known or is_glob(path) or path in self._set or path in self.dirs:
+            return [path + "/**" if path in self.dirs else path]
+        same_name = [f for f in self.files if f.endswith("/" + path)]
+        if same_name:
+            return same_name
+        same_dir = [d + "/**" for d in sorted(self.dirs) if d.endswith("/" + path)]
+        return same_dir or [path]
+
+    # ---------------------------------------------------------------- names of things
+
+    def resolve_name(
+        self,
+        name: str,
+        kind: str,
+        containers: Iterable[str],
+        ext_hint: str | None,
+        *,
+        test: bool = False,
+    ) -> list[str]:
+        """Where a unit known by a plain name lives ("billing" service, "Avatar" component),
+        or where its new file goes: in the directory the goal names, else in the one this
+        repository keeps such units in. Empty when nothing says where."""
+        roots = [c.rstrip("/").removesuffix("/**") for c in containers]
+        for root in roots:
+            return self._find(name, root) or [self._new_file(root, name, ext_hint, test)]
+        home = self._home(kind)
+        if home is not None:
+            return self._find(name, home) or [self._new_file(home, name, ext_hint, test)]
+        return self._find(name, "")
+
+    def _find(self, name: str, root: str) -> list[str]:
+        lowered = name.lower()
+        dirs = [
+            d for d in self.dirs if self._in(d, root) and d.rsplit("/", 1)[-1].lower() == lowered
+        ]
+        if len(dirs) == 1:
+            return [dirs[0] + "/**"]
+        return [
+            f
+            for f in self.files
+            if self._in(f, root) and _split_ext(posixpath.basename(f))[0].lower() == lowered
+        ]
+
+    def _in(self, path: str, root: str) -> bool:
+        return not root or path == root or path.startswith(root + "/")
+
+    def _home(self, kind: str) -> str | None:
+        names = _HOMES.get(singular(kind), (kind.lower(),))
+        best: tuple[int, int, str] | None = None
+        for d in self.dirs:
+            if not any(d == n or d.endswith("/" + n) or d.rsplit("/", 1)[-1] == n for n in names):
+                continue
+            direct = sum(1 for f in self.files if posixpath.dirname(f) == d)
+            key = (-direct, d.count("/"), d)
+            if direct and (best is None or key < best):
+                best = key
+        return best[2] if best else None
+
+    def _new_file(self, root: str, name: str, ext_hint: str | None, test: bool) -> str:
+        """A new file for ``name`` in ``root``, named like the files already there (like
+        its tests, for a test file)."""
+        siblings = [
+            posixpath.basename(f)
+            for f in self.files
+            if posixpath.dirname(f) == root and is_test_file(f) == test
+        ]
+        shapes = Counter(_name_shape(s) for s in siblings)
+        hinted = [shape for shape in shapes if ext_hint and shape[1].endswith(ext_hint)]
+        if hinted or shapes:
+            prefix, suffix = (
+                max(hinted, key=lambda sh: shapes[sh]) if hinted else shapes.most_common(1)[0][0]
+            )
+            return f"{root}/{prefix}{name}{suffix}"
+        return f"{root}/{name}{ext_hint}" if ext_hint else f"{root}/{name}*"
+
+    # ---------------------------------------------------------------- tests
+
+    def test_file(self, path: str, container: str | None = None) -> str | None:
+        """The test file of a module: the existing one, else where this repository would put
+        it (a tests/ tree or beside the module, named as its other tests are)."""
+        if is_glob(path) or is_test_file(path):
+            return None
+        directory, name = posixpath.split(path)
+        stem, ext = _split_ext(name)
+        if not ext:
+            return None
+        existing = self._existing_tests(path, stem, ext)
+        if existing:
+            return existing
+        root = container.rstrip("/").removesuffix("/**") if container else None
+        if ext == "py":
+            file_name = self._python_test_name(stem)
+            if root:
+                return f"{root}/{file_name}"
+            return self._python_test_dir(directory) + file_name
+        if ext == "go":
+            return posixpath.join(directory, f"{stem}_test.go")
+        if ext in _JS:
+            suffix = self._js_suffix()
+            if root:
+                return f"{root}/{stem}{suffix}.{ext}"
+            return posixpath.join(self._js_test_dir(directory), f"{stem}{suffix}.{ext}")
+        if ext == "rb":
+            return f"{root or 'spec'}/{stem}_spec.rb"
+        return None
+
+    def _existing_tests(self, path: str, stem: str, ext: str) -> str | None:
+        names = {
+            f"test_{stem}.{ext}",
+            f"{stem}_test.{ext}",
+            f"{stem}.test.{ext}",
+            f"{stem}.spec.{ext}",
+        }
+        found = [f for f in self.files if posixpath.basename(f) in names and f != path]
+        if not found:
+            return None
+        # the test closest to the module: most leading directories in common
+        parts = path.split("/")
+
+        def closeness(f: str) -> tuple[int, str]:
+            common = 0
+            for a, b in zip(parts, f.split("/"), strict=False):
+                if a != b:
+                    break
+                common += 1
+            return (-common, f)
+
+        return min(found, key=closeness)
+
+    def _python_tests(self) -> list[str]:
+        return [f for f in self.files if f.endswith(".py") and is_test_file(f)]
+
+    def _python_test_name(self, stem: str) -> str:
+        tests = [posixpath.basename(f) for f in self._python_tests()]
+        suffixed = sum(1 for t in tests if t.endswith("_test.py"))
+        return f"{stem}_test.py" if suffixed > len(tests) - suffixed else f"test_{stem}.py"
+
+    def _test_root(self) -> str | None:
+        roots = Counter(
+            f.split("/", 1)[0] for f in self.files if f.split("/", 1)[0] in TEST_ROOTS and "/" in f
+        )
+        return roots.most_common(1)[0][0] if roots else None
+
+    def _python_test_dir(self, directory: str) -> str:
+        """``tests/`` (mirroring a sub-package when the tree does) or beside the module."""
+        tests = self._python_tests()
+        if not self.known:
+            return "tests/"
+        in_root = [t for t in tests if t.split("/", 1)[0] in TEST_ROOTS]
+        beside = [t for t in tests if t.split("/", 1)[0] not in TEST_ROOTS]
+        if beside and len(beside) > len(in_root):
+            return directory + "/" if directory else ""
+        root = self._test_root() or "tests"
+        for part in reversed(directory.split("/")):
+            if part and f"{root}/{part}" in self.dirs:
+                return f"{root}/{part}/"
+        return f"{root}/"
+
+    def _js_suffix(self) -> str:
+        names = [posixpath.basename(f) for f in self.files]
+        specs = sum(1 for n in names if re.search(r"\.spec\.[^.]+$", n) and _split_ext(n)[1] in _JS)
+        tests = sum(1 for n in names if re.search(r"\.test\.[^.]+$", n) and _split_ext(n)[1] in _JS)
+        return ".spec" if specs > tests else ".test"
+
+    def _js_test_dir(self, directory: str) -> str:
+        js_tests = [f for f in self.files if _split_ext(f)[1] in _JS and is_test_file(f)]
+        in_dunder = sum(1 for f in js_tests if "/__tests__/" in f or f.startswith("__tests__/"))
+        in_root = sum(1 for f in js_tests if f.split("/", 1)[0] in ("tests", "test"))
+        beside = len(js_tests) - in_dunder - in_root
+        if in_dunder > max(in_root, beside):
+            return posixpath.join(directory, "__tests__")
+        if in_root > max(in_dunder, beside):
+            return self._test_root() or "tests"
+        return directory
+
+
+def _name_shape(basename: str) -> tuple[str, str]:
+    """How a file is named around its stem: "test_a.py" -> ("test_", ".py"),
+    "a.spec.ts" -> ("", ".spec.ts")."""
+    stem, ext = _split_ext(basename)
+    suffix = f".{ext}" if ext else ""
+    prefix = ""
+    if stem.startswith("test_"):
+        prefix, stem = "test_", stem[5:]
+    for affix in (".test", ".spec", "_test", "_spec"):
+        if stem.endswith(affix):
+            suffix = affix + suffix
+            break
+    return prefix, suffix

@@ -1,0 +1,403 @@
+"""The one reading of a goal's own structure: its independent units, or its ordered steps.
+
+The intake proposes parallel only for a goal this module splits into units, and
+sequential only for one it splits into steps; the planner makes one story per part. So a
+goal the planner can split is proposed as parallel, and one it cannot is not.
+
+- **units**: two or more things the goal names in a list (inline, bulleted, in
+  parentheses, "a X endpoint, a Y endpoint ...", "the four mappers: a, b, c and d"),
+  one action over all of them, nothing tying them together, no further work besides
+  them. Each unit's write surface is what its story creates or changes, resolved
+  against the repository's files (see ``layout``); units whose surfaces would overlap
+  are not independent.
+- **steps**: "first ... then ... finally", numbered lines, "after that", or three or
+  more actions under a feature head ("Add X: do a, do b, do c"). One story per step, in
+  order.
+
+Pure: the goal text and (optionally) the repository's file list in, parts out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from baro_shared.goals.layout import Layout, is_test_file, singular
+from baro_shared.goals.shape import (
+    Steps,
+    independence_cue,
+    is_bug_reproduction,
+    ordered_steps,
+    shared_surface_cue,
+)
+from baro_shared.goals.text import bounded, clauses, split_trace, verb_of, without_urls
+from baro_shared.goals.units import Group, NamedUnits, Unit, find_atoms, named_units
+from baro_shared.surfaces import UnsafePath, surfaces_overlap
+
+# Words that tie the units of an enumeration together: one story per unit would split
+# what the goal asks to be done as one change.
+_COUPLING = re.compile(
+    r"\b(?:shar(?:e|es|ed|ing)|between|together|consistent(?:ly)?|merg(?:e|ing)|combin(?:e|ing)|"
+    r"unif(?:y|ied)|mov(?:e|ing)|renam(?:e|ing)|extract\w*|across|dedup\w*|same)\b",
+    re.I,
+)
+_ALREADY = re.compile(r"\balready\s+exists?\b|\bread[- ]only\b|\bunchanged\b", re.I)
+# Verbs that constrain how the units are done rather than adding work of their own.
+_CONSTRAINT = re.compile(
+    r"^(?:and\s+|also\s+|but\s+)?(?:make\s+sure|ensure|keep|use|follow|match|avoid|reuse|"
+    r"don'?t|do\s+not|never|put|place|name|give|write\s+(?:each|one)|mirror|stick)\b",
+    re.I,
+)
+_CLAUSE_BREAK = re.compile(
+    r"[;,\n:]|\.(?=\s|$)|\s[—\u2013]\s|\s+(?=(?:and|then|also|plus)\s+[a-z])", re.I
+)
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?](?=\s|$)|$)", re.M)
+_TEST_WORK = re.compile(
+    r"\b(?:(?:unit|integration|property|end-to-end|e2e|regression|smoke|snapshot|golden)[ -])?"
+    r"tests?\b|\btest\s+(?:files?|suites?|cases?)\b|\bspecs?\b|\bcoverage\b",
+    re.I,
+)
+# Besides tests, the goal changes the code under test.
+_CHANGES_CODE = re.compile(
+    r"\b(?:fix\w*|refactor\w*|chang(?:e|es|ing)|modif\w+|updat\w+|adjust\w*|rewrit\w+|"
+    r"clean\s+up|type\s+hints?|docstrings?|logging|implement\w*|port(?:s|ing)?|convert\w*|"
+    r"migrat\w+|remov\w+|delet\w+|make\s+\S+\s+testable|bugs?)\b",
+    re.I,
+)
+_TEST_DIR = re.compile(r"(?:^|/)(?:tests?|specs?|__tests__|e2e|integration)(?:/|$)", re.I)
+_EXT_HINTS = (
+    (re.compile(r"\bjson\b", re.I), ".json"),
+    (re.compile(r"\bya?ml\b", re.I), ".yml"),
+    (re.compile(r"\bmarkdown\b|\bpages?\b|\bguides?\b|\.md\b", re.I), ".md"),
+    (re.compile(r"\btypescript\b", re.I), ".ts"),
+    (re.compile(r"\bspec\s+files?\b", re.I), ".spec"),
+)
+_ALTERNATIVES = re.compile(r"(?:^|[\s,])(?:or|either)\s", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One story's worth of the goal: its own text and the files it may change."""
+
+    label: str  # the unit as named ("a.py", "POST /users") or the step's summary
+    text: str  # the goal's words for this part alone
+    surface: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GoalSplit:
+    """A goal read for its structure. ``kind`` is None when it has none to split along."""
+
+    kind: Literal["units", "steps"] | None
+    parts: tuple[Part, ...]
+    noun: str  # what the parts are: "files", "endpoints", "steps", ...
+    units: NamedUnits
+    steps: Steps
+    prose: str
+    head: str | None = None  # the feature the steps build, or the goal's own first line
+    refused: str | None = None  # why the named units are not independent, when they are not
+    cue: str | None = None  # the independence cue ("each", "its own"), if any
+
+    @property
+    def count(self) -> int:
+        return len(self.parts)
+
+    def text_of(self, indices: Sequence[int]) -> str:
+        """The goal's words for several units together (when a cap groups them)."""
+        if self.kind != "units":
+            return "\n".join(f"- {self.parts[i].text}" for i in indices)
+        chosen = [self.units.units[i] for i in indices]
+        return units_text(self.prose, chosen, self.units)
+
+
+def _prose(goal: str) -> str:
+    return without_urls(split_trace(bounded(goal)).prose)
+
+
+def split_goal(goal: str, files: Sequence[str] | None = None) -> GoalSplit:
+    """The goal's independent units or ordered steps (see the module doc)."""
+    return split_prose(_prose(goal), files)
+
+
+def split_prose(prose: str, files: Sequence[str] | None = None) -> GoalSplit:
+    """``split_goal`` for a goal already without its links and pasted traces."""
+    units = named_units(prose)
+    steps = ordered_steps(prose)
+    cue = independence_cue(prose)
+    layout = Layout(files)
+    if is_bug_reproduction(prose):  # numbered steps to reproduce describe a bug, not a plan
+        return GoalSplit(None, (), "units", units, steps, prose, cue=cue)
+    if steps.ordered and steps.count >= 2:
+        return _steps(prose, steps, units, layout, cue)
+    if units.count >= 2:
+        refused = _refusal(prose, units)
+        if refused is None:
+            parts = _unit_parts(prose, units, layout)
+            refused = _overlapping(parts)
+            if refused is None:
+                return GoalSplit("units", parts, units.kind, units, steps, prose, cue=cue)
+        return GoalSplit(None, (), units.kind, units, steps, prose, refused=refused, cue=cue)
+    if steps.listed:
+        return _steps(prose, steps, units, layout, cue)
+    return GoalSplit(None, (), "units", units, steps, prose, cue=cue)
+
+
+def _steps(
+    prose: str, steps: Steps, units: NamedUnits, layout: Layout, cue: str | None
+) -> GoalSplit:
+    parts = tuple(
+        Part(label=summary, text=text, surface=tuple(_paths_in(text, layout)))
+        for text, summary in zip(steps.parts, steps.summaries(), strict=True)
+    )
+    return GoalSplit("steps", parts, "steps", units, steps, prose, head=steps.head, cue=cue)
+
+
+def _paths_in(text: str, layout: Layout) -> list[str]:
+    out: list[str] = []
+    for atom in find_atoms(text):
+        if atom.kind not in ("path", "dir"):
+            continue
+        try:
+            out.extend(layout.resolve(_bare(atom.label)))
+        except UnsafePath:
+            continue
+    return list(dict.fromkeys(out))
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def _refusal(prose: str, units: NamedUnits) -> str | None:
+    """Why the named units must not become one story each, or None when they may."""
+    shared = shared_surface_cue(prose)
+    if shared:
+        return f'they share one write surface ("{shared}")'
+    if units.shared_file:
+        return f"the work goes into one file ({units.shared_file})"
+    for sentence in _SENTENCE.findall(_masked(prose)):
+        coupling = _COUPLING.search(sentence)
+        if coupling and not _ALREADY.search(sentence):
+            return f'the units are changed together ("{coupling.group(0)}")'
+    if any(_ALTERNATIVES.search(_between(prose, group)) for group in units.groups):
+        return "the list names alternatives, not units"
+    extra = _extra_work(prose, units)
+    if extra:
+        return f'the goal asks for more than the units ("{extra}")'
+    return None
+
+
+def _between(prose: str, group: Group) -> str:
+    return " ".join(
+        prose[a.end : b.start] for a, b in zip(group.atoms, group.atoms[1:], strict=False)
+    )
+
+
+def _masked(prose: str) -> str:
+    """The goal with every path, endpoint and backticked name blanked out (same length)."""
+    chars = list(prose)
+    for atom in find_atoms(prose):
+        chars[atom.start : atom.end] = "x" * (atom.end - atom.start)
+    return "".join(chars)
+
+
+def _extra_work(prose: str, units: NamedUnits) -> str | None:
+    """A clause that asks for work besides the units ("and update the changelog").
+
+    In the sentence holding the list, what comes before the list is the action itself
+    ("Add tests for"); after it, and in every other sentence, a clause that starts with
+    an action verb is more work, unless it says how each unit is done ("each in its own
+    file", "put each flow in its own spec file").
+    """
+    members = [(a.start, a.end) for g in units.groups for a in g.atoms]
+    for group in units.groups:
+        if group.source != "items":
+            continue
+        for atom in group.atoms:  # an item's line is that unit's own action
+            line_end = prose.find("\n", atom.start)
+            members.append((atom.start, line_end if line_end != -1 else len(prose)))
+        intro_end = prose.rfind("\n", 0, group.start)  # the line introducing the list too
+        if intro_end > 0:
+            members.append((prose.rfind("\n", 0, intro_end) + 1, intro_end))
+    masked = _masked(prose)
+    for sentence in _SENTENCE.finditer(masked):
+        inside = [(s, e) for s, e in members if sentence.start() <= s < sentence.end()]
+        after = max((e for _, e in inside), default=sentence.start())
+        text = masked[after : sentence.end()]
+        position = 0
+        for raw in _CLAUSE_BREAK.split(text):
+            start = text.find(raw, position)
+            position = start + len(raw)
+            clause = raw.strip(" \t.,;:()")
+            if not clause or verb_of(clause) is None:
+                continue  # a location, a format, a remark
+            if independence_cue(clause) or _CONSTRAINT.match(clause):
+                continue
+            original = prose[after + start : after + position]
+            return " ".join(original.split()).strip(" .,;:")
+    return None
+
+
+def _overlapping(parts: tuple[Part, ...]) -> str | None:
+    for i, a in enumerate(parts):
+        for b in parts[i + 1 :]:
+            if a.surface and b.surface and surfaces_overlap(list(a.surface), list(b.surface)):
+                return f"{a.label} and {b.label} would change the same files"
+    return None
+
+
+# --------------------------------------------------------------------------- units
+
+
+def _bare(label: str) -> str:
+    return label.strip("`").rstrip(".,;:!?)")
+
+
+def _ext_hint(prose: str) -> str | None:
+    for pattern, ext in _EXT_HINTS:
+        if pattern.search(prose):
+            return ext
+    return None
+
+
+def _unit_parts(prose: str, units: NamedUnits, layout: Layout) -> tuple[Part, ...]:
+    masked = _masked(prose)
+    test_work = bool(_TEST_WORK.search(masked))
+    changes_code = bool(_CHANGES_CODE.search(masked))
+    test_container = next((c for c in units.containers if _TEST_DIR.search(c)), None)
+    places = [c for c in units.containers if c != test_container] or (
+        [test_container] if test_container else []
+    )
+    hint = _ext_hint(masked)
+    parts = []
+    for unit in units.units:
+        surface = _surface(unit, units.kind, places, test_container, hint, layout)
+        if test_work:
+            surface = _with_tests(surface, test_container, changes_code, layout)
+        parts.append(Part(unit.label, units_text(prose, [unit], units), tuple(surface)))
+    return tuple(parts)
+
+
+def _surface(
+    unit: Unit,
+    kind: str,
+    places: list[str],
+    test_container: str | None,
+    hint: str | None,
+    layout: Layout,
+) -> list[str]:
+    paths = [a for a in unit.atoms if a.kind in ("path", "dir")]
+    out: list[str] = []
+    if paths:
+        for atom in paths:
+            token = _bare(atom.label)
+            if places and "/" not in token.rstrip("/"):
+                token = f"{places[0].rstrip('/')}/{token}"  # "under cli/commands/: doctor.py"
+            try:
+                out.extend(layout.resolve(token))
+            except UnsafePath:
+                continue
+        return list(dict.fromkeys(out))
+    name = _unit_name(unit)
+    if not name:
+        return []
+    test = test_container is not None and (hint == ".spec" or test_container in places)
+    containers = [test_container] if test and test_container else places
+    return layout.resolve_name(
+        name, singular(kind), containers, hint if hint != ".spec" else None, test=test
+    )
+
+
+def _unit_name(unit: Unit) -> str:
+    atom = unit.atoms[0]
+    if atom.kind == "endpoint":
+        return atom.stem
+    label = _bare(atom.label)
+    if atom.kind == "command":
+        return label.split()[-1]
+    return label if re.fullmatch(r"[\w.+-]+", label) else ""
+
+
+def _with_tests(
+    surface: list[str], container: str | None, changes_code: bool, layout: Layout
+) -> list[str]:
+    """A unit of test work owns its new test file, and the code under test only when the
+    goal also asks to change that code."""
+    out: list[str] = []
+    for path in surface:
+        if is_test_file(path) or path.endswith("/**") or "*" in path:
+            out.append(path)  # a test file itself, or a whole package (its tests live in it)
+            continue
+        if container and _TEST_DIR.search(path):
+            out.append(path)
+            continue
+        test = layout.test_file(path, container)
+        if test is None:
+            out.append(path)
+            continue
+        out.append(test)
+        if changes_code:
+            out.append(path)
+    return list(dict.fromkeys(out))
+
+
+def units_text(prose: str, chosen: Sequence[Unit], units: NamedUnits) -> str:
+    """The goal's words for some of its units: the sentence holding the list, with only
+    these units in it (bulleted items keep their own lines, after the line introducing
+    them)."""
+    first = units.groups[0]
+    mine = {id(a) for unit in chosen for a in unit.atoms}
+    if first.source == "items":
+        items = []
+        intro = prose[: prose.rfind("\n", 0, first.start) + 1].strip().splitlines()
+        lead = intro[-1].strip().rstrip(":") if intro else ""
+        for unit in chosen:
+            atom = next(
+                (a for a in first.atoms if id(a) in mine and a in unit.atoms), unit.atoms[0]
+            )
+            line_start = prose.rfind("\n", 0, atom.start) + 1
+            line_end = prose.find("\n", atom.start)
+            line = prose[line_start : line_end if line_end != -1 else len(prose)]
+            item = re.sub(r"^[ \t]*(?:[-*•]|\d{1,2}[.)])[ \t]+", "", line).strip()
+            bare_item = item.strip("`").rstrip(".") in (atom.label.strip("`"), _bare(atom.label))
+            own_action = any(verb_of(c) for c in clauses(item))
+            items.append((item, bool(lead) and (bare_item or not own_action)))
+        if len(items) == 1:
+            item, needs_lead = items[0]
+            return f"{lead}: {item}" if needs_lead else item
+        body = "\n".join(f"- {item}" for item, _ in items)
+        return f"{lead}:\n{body}" if lead else body
+    start, end = _sentence_around(prose, first.start, first.end)
+    text = prose[start:end]
+    for group in sorted(units.groups, key=lambda g: g.start, reverse=True):
+        if group.start < start or group.end > end:
+            continue
+        own = list(dict.fromkeys(a.label for a in group.atoms if id(a) in mine))
+        local_start, local_end = group.start - start, group.end - start
+        text = text[:local_start] + _join(own) + text[local_end:]
+    text = re.sub(r"\(\s*\)", "", text)
+    text = re.sub(r"\s+([,.;:])(?=\s|$)", r"\1", " ".join(text.split()))
+    text = re.sub(r"\b([Aa])n? (?=[A-Za-z])", _article, text)
+    return text.strip(" ,;.")
+
+
+def _join(items: Sequence[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _article(match: re.Match[str]) -> str:
+    """ "a"/"an" fitted to the word after it, once a unit's name replaced the list."""
+    following = match.string[match.end() : match.end() + 1]
+    return match.group(1) + ("n " if following.lower() in "aeio" else " ")
+
+
+def _sentence_around(prose: str, start: int, end: int) -> tuple[int, int]:
+    left = max(prose.rfind(". ", 0, start) + 2, prose.rfind("\n", 0, start) + 1, 0)
+    if left == 1:
+        left = 0
+    stops = [i for i in (prose.find(". ", end), prose.find("\n", end)) if i != -1]
+    right = min(stops) if stops else len(prose)
+    return left, right

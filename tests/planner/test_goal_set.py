@@ -1,0 +1,173 @@
+"""The labelled planner set: goals as people write them, with the units or steps they
+name and the files each story may change, planned offline against a repository's files.
+
+Each row of ``goals.jsonl`` names a repository (its file list is in ``repos.json``, or
+none), the mode the intake should propose, how the goal splits (``units``, ``steps`` or
+not at all) and every part's write surface. A row agrees when the intake's mode, the
+split and every surface match. The agreement is printed (``pytest -s``) and must stay at
+or above 95%. The ``holdout`` rows were written after the rules and first run against
+them as they stood (16 of 20 agreed; the four misses were fixed, see docs/planning.md).
+
+The second half checks the promise behind the shared reading, on this set and on the
+intake's labelled set: a goal proposed as parallel is one the planner splits into
+independent units, and a goal proposed as sequential is one it splits into steps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from baro_intake.classifier import classify
+from baro_planner.deterministic import plan_goal
+from baro_shared.goals.split import split_goal
+from baro_shared.schemas import Caps, Story
+from baro_shared.surfaces import surfaces_overlap
+
+HERE = Path(__file__).parent
+MIN_AGREEMENT = 0.95
+WIDE = Caps(max_stories=16, parallelism=4)
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+GOALS = _load(HERE / "goals.jsonl")
+INTAKE_GOALS = _load(HERE.parent / "intake" / "goals.jsonl")
+REPOS: dict[str, list[str]] = json.loads((HERE / "repos.json").read_text(encoding="utf-8"))
+
+
+def _files(row: dict[str, Any]) -> list[str] | None:
+    return REPOS[row["repo"]] if row.get("repo") else None
+
+
+def _planned(row: dict[str, Any]) -> list[Story] | None:
+    mode = "sequential" if row["split"] == "steps" else "parallel"
+    return plan_goal(row["goal"], mode, WIDE, _files(row))
+
+
+def disagreements(row: dict[str, Any]) -> list[str]:
+    """What the intake and the planner got wrong about one labelled goal (empty: agrees)."""
+    wrong = []
+    decision = classify(row["goal"])
+    if decision.mode != row["mode"]:
+        wrong.append(f"mode {decision.mode} ({decision.reason}), expected {row['mode']}")
+    split = split_goal(row["goal"], _files(row))
+    if split.kind != row["split"]:
+        wrong.append(f"split {split.kind} ({split.refused}), expected {row['split']}")
+    elif split.kind is not None:
+        stories = _planned(row) or []
+        surfaces = [s.write_surface for s in stories]
+        if surfaces != row["parts"]:
+            wrong.append(f"surfaces {surfaces}, expected {row['parts']}")
+    return wrong
+
+
+def test_the_set_is_large_and_varied() -> None:
+    assert len(GOALS) >= 60
+    assert len({row["id"] for row in GOALS}) == len(GOALS)
+    for row in GOALS:
+        assert row["set"] in {"tune", "holdout"}
+        assert row["mode"] in {"focused", "sequential", "parallel"}
+        assert row["split"] in {None, "units", "steps"}
+        assert row["repo"] is None or row["repo"] in REPOS
+        assert (row["split"] is None) == (row["parts"] == [])
+    splits = [row["split"] for row in GOALS]
+    assert splits.count("units") >= 25 and splits.count("steps") >= 10 and splits.count(None) >= 15
+    assert sum("\n" in row["goal"] for row in GOALS) >= 6
+
+
+@pytest.mark.parametrize("split", ["tune", "holdout"])
+def test_agreement_with_the_labels(split: str) -> None:
+    rows = [row for row in GOALS if row["set"] == split]
+    misses = {row["id"]: problems for row in rows if (problems := disagreements(row))}
+    agreement = 1 - len(misses) / len(rows)
+    print(
+        f"\nplanner goal set ({split}): {len(rows) - len(misses)}/{len(rows)} agree ({agreement:.1%})"
+    )
+    for goal_id, problems in misses.items():
+        print(f"  {goal_id}: {'; '.join(problems)}")
+    assert agreement >= MIN_AGREEMENT, misses
+
+
+@pytest.mark.parametrize("goal_id", ["u01", "u02", "u03", "u04", "u06", "u08", "u10", "s01"])
+def test_the_goals_users_asked_about_plan_right(goal_id: str) -> None:
+    (row,) = [row for row in GOALS if row["id"] == goal_id]
+    assert disagreements(row) == []
+
+
+def _ids(value: object) -> str:
+    return value if isinstance(value, str) and len(value) < 6 else ""
+
+
+def _every_goal() -> list[tuple[str, str, list[str] | None]]:
+    own = [(row["id"], row["goal"], _files(row)) for row in GOALS]
+    return own + [(row["id"], row["goal"], None) for row in INTAKE_GOALS]
+
+
+@pytest.mark.parametrize(("goal_id", "goal", "files"), _every_goal(), ids=_ids)
+def test_the_proposed_mode_is_the_plan_the_planner_makes(
+    goal_id: str, goal: str, files: list[str] | None
+) -> None:
+    decision = classify(goal)
+    if decision.mode == "parallel":
+        stories = plan_goal(goal, "parallel", WIDE, files)
+        assert stories is not None and len(stories) == decision.caps.max_stories
+        assert all(not s.depends_on for s in stories)
+        for i, a in enumerate(stories):
+            for b in stories[i + 1 :]:
+                assert not surfaces_overlap(a.write_surface, b.write_surface), (a.id, b.id)
+    elif decision.mode == "sequential":
+        stories = plan_goal(goal, "sequential", WIDE, files)
+        assert stories is not None and len(stories) == decision.caps.max_stories
+        assert [s.depends_on for s in stories[1:]] == [[s.id] for s in stories[:-1]]
+
+
+_pieces = st.sampled_from(
+    [
+        "Add tests for",
+        "a.py",
+        "src/b.py",
+        ", ",
+        " and ",
+        "\n- ",
+        "\n1. ",
+        " then ",
+        "First,",
+        "each in its own file",
+        "the billing service",
+        "an orders endpoint",
+        "(x.json, y.json)",
+        "under tests/",
+        ": ",
+        ". ",
+        "`cmd`",
+        "POST /users",
+    ]
+)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], max_examples=200)
+@given(
+    st.lists(st.one_of(_pieces, st.text(max_size=12)), max_size=12), st.sampled_from(sorted(REPOS))
+)
+def test_any_goal_splits_without_error_into_disjoint_parts(pieces: list[str], repo: str) -> None:
+    goal = "".join(pieces)
+    split = split_goal(goal, REPOS[repo])
+    if split.kind == "units":
+        assert split.count >= 2
+        for i, a in enumerate(split.parts):
+            for b in split.parts[i + 1 :]:
+                assert not (
+                    a.surface and b.surface and surfaces_overlap(list(a.surface), list(b.surface))
+                )
+    if goal.strip():
+        for mode in ("sequential", "parallel"):
+            plan_goal(goal, mode, WIDE, REPOS[repo])  # a plan, or None: never an exception
