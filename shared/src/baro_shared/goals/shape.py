@@ -83,7 +83,7 @@ _SHARED = re.compile(
     r"\bthere\s+once\b|\ball\s+(?:live|are|sit)\s+in\b|\bin\s+one\s+place\b",
     re.I,
 )
-_ALREADY_EXISTS = re.compile(r"\balready\s+exists?\b|\bread[- ]only\b|\bunchanged\b", re.I)
+ALREADY_EXISTS = re.compile(r"\balready\s+exists?\b|\bread[- ]only\b|\bunchanged\b", re.I)
 _INDEPENDENT = re.compile(
     r"\beach\b|\bevery\s+one\s+of\b|\bper\s+(?:module|file|package|service|page|unit|command|"
     r"endpoint|flow|script|resource|directory)\b|\b(?:its|their)\s+own\b|\bseparate(?:ly)?\b|"
@@ -102,7 +102,7 @@ def shared_surface_cue(prose: str) -> str | None:
     """
     for sentence in _SENTENCE_BREAK.split(prose):
         match = _SHARED.search(sentence)
-        if match and not _ALREADY_EXISTS.search(sentence):
+        if match and not ALREADY_EXISTS.search(sentence):
             return match.group(0)
     return None
 

@@ -26,6 +26,7 @@ from typing import Literal
 
 from baro_shared.goals.layout import Layout, is_test_file, singular
 from baro_shared.goals.shape import (
+    ALREADY_EXISTS,
     Steps,
     independence_cue,
     is_bug_reproduction,
@@ -43,7 +44,6 @@ _COUPLING = re.compile(
     r"unif(?:y|ied)|mov(?:e|ing)|renam(?:e|ing)|extract\w*|across|dedup\w*|same)\b",
     re.I,
 )
-_ALREADY = re.compile(r"\balready\s+exists?\b|\bread[- ]only\b|\bunchanged\b", re.I)
 # Verbs that constrain how the units are done rather than adding work of their own.
 _CONSTRAINT = re.compile(
     r"^(?:and\s+|also\s+|but\s+)?(?:make\s+sure|ensure|keep|use|follow|match|avoid|reuse|"
@@ -178,7 +178,7 @@ def _refusal(prose: str, units: NamedUnits) -> str | None:
         return f"the work goes into one file ({units.shared_file})"
     for sentence in _SENTENCE.findall(_masked(prose)):
         coupling = _COUPLING.search(sentence)
-        if coupling and not _ALREADY.search(sentence):
+        if coupling and not ALREADY_EXISTS.search(sentence):
             return f'the units are changed together ("{coupling.group(0)}")'
     if any(_ALTERNATIVES.search(_between(prose, group)) for group in units.groups):
         return "the list names alternatives, not units"
