@@ -13,7 +13,11 @@ body alone.
   tool's schema, writing ``target`` with ``content`` in the working directory the CLI
   states in its prompt.
 
-``fail_status`` makes every model call answer with that HTTP status instead. Every
+``fail_status`` makes every model call answer with that HTTP status instead, and
+``cut_stream`` makes every streamed answer stop after its first events, without the API's
+terminal event: ``"chunked"`` sends the body in chunks, as the providers do, and closes
+the connection before the last one (the client sees a broken response); ``"close"`` ends
+a body delimited by the connection (the client sees a stream that just ends). Every
 exchange is recorded, with the usage the server reported in baro's convention (input
 includes cache reads and writes, output includes reasoning), so a test can compare.
 """
@@ -27,7 +31,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 # Per model call. Anthropic reports input without the cache parts; OpenAI includes them.
 PROMPT_TOKENS = 100
@@ -42,8 +46,10 @@ PATH_KEYS = ("file_path", "filePath", "path", "absolute_path")
 # What real providers say (no status code in the text: the mappers must classify by meaning).
 FAILURES = {
     400: ("invalid_request_error", "Invalid request: the scripted server rejects this call."),
+    401: ("authentication_error", "invalid x-api-key"),
     429: ("rate_limit_error", "Rate limit reached for requests. Please try again later."),
 }
+CUT_AFTER_CHUNKS = 3  # a cut stream: the opening events and one delta, then the connection closes
 TOOL_RESULT_TYPES = ("tool_result", "function_call_output", "custom_tool_call_output")
 CWD_PATTERNS = (
     re.compile(r"<cwd>\s*([^<\s]+)\s*</cwd>"),
@@ -80,6 +86,7 @@ class Script:
     fail_status: int | None = None
     tool_order: tuple[str, ...] = (*WRITE_TOOLS, "apply_patch", *SHELL_TOOLS)
     text_only: bool = False  # answer with text even when the request offers tools
+    cut_stream: Literal["chunked", "close"] | None = None  # see the module's docstring
 
 
 @dataclass
@@ -330,6 +337,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
         self.send_header("connection", "close")
+        cut = self.model_server.script.cut_stream
+        if cut is not None:
+            chunks = chunks[:CUT_AFTER_CHUNKS]
+        if cut == "chunked":
+            # the connection closes before the terminating empty chunk
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for chunk in chunks:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            self.close_connection = True
+            return
         self.end_headers()
         for chunk in chunks:
             self.wfile.write(chunk)

@@ -55,6 +55,8 @@ StoryStatus = Literal[
     "conflict",
     "cancelled",
 ]
+# What a provider failure means for a retry (see AgentError).
+ErrorKind = Literal["transient", "rejected", "auth"]
 # What a runner reports for one attempt.
 AttemptStatus = Literal[
     "success", "failed", "retryable", "budget_exceeded", "timeout", "stalled", "cancelled"
@@ -536,9 +538,16 @@ class Usage(AgentEvent, tag="usage", kw_only=True):
 
 
 class AgentError(AgentEvent, tag="error", kw_only=True):
+    """A failure the agent reported. ``category`` says what a retry could do
+    (docs/backends.md): ``transient`` (rate limit, overload, 5xx, a cut stream, no
+    network) may pass later, ``rejected`` (400, 404, a model that does not exist) and
+    ``auth`` (401, 403, no or a bad key) fail the same way again; None is the agent's own
+    failure. ``retryable`` is ``category == "transient"``."""
+
     message: str
     retryable: bool = False
     status: int | None = None
+    category: ErrorKind | None = None
 
 
 class AgentFinished(AgentEvent, tag="finished", kw_only=True):

@@ -21,9 +21,15 @@ from baro_shared.schemas import (
     AgentError,
     AgentFinished,
     AssistantText,
+    CommandRun,
+    ErrorKind,
+    FileChanged,
     NormalizedEvent,
     SessionStarted,
+    Thinking,
     TokenUsage,
+    ToolFinished,
+    ToolStarted,
     Usage,
 )
 
@@ -147,8 +153,28 @@ def plus(total: int | None, *parts: int | None) -> int | None:
 
 
 # --------------------------------------------------------------------------- errors
+# What a failure means for a retry, read from the status when the CLI gives one and from
+# the real wordings of the four CLIs otherwise (tests/mappers/cli_failures/).
 
-_RETRYABLE_PHRASES = (
+_AUTH_PHRASES = (
+    "invalid api key",
+    "invalid x-api-key",
+    "incorrect api key",
+    "invalid_api_key",
+    "api key not valid",
+    "no api key",
+    "missing api key",
+    "api key is missing",
+    "not logged in",
+    "authentication_error",
+    "authentication_failed",
+    "authentication failed",
+    "unauthorized",
+    "invalid bearer token",
+    "oauth token has expired",
+    "permission_error",
+)
+_TRANSIENT_PHRASES = (
     "rate limit",
     "rate_limit",
     "ratelimit",
@@ -166,12 +192,45 @@ _RETRYABLE_PHRASES = (
     "server error",
     "timed out",
     "timeout",
-    "connection reset",
-    "econnreset",
-    "stream disconnected",
     "try again later",
     "reconnecting",
+    # the connection or the stream broke: the same request may well pass next time
+    "stream disconnected",
+    "stream ended without",
+    "stream closed before",
+    "connection reset",
+    "connection refused",
+    "connection error",
+    "connection closed",
+    "connection failed",
+    "econnreset",
+    "econnrefused",
+    "etimedout",
+    "eai_again",
+    "socket hang up",
+    "network error",
+    "fetch failed",
+    "premature close",
+    "unable to connect",
+    "cannot connect",
+    "waiting for network",
+    "error decoding response body",
 )
+_TRANSIENT_START = re.compile(r"^\s*terminated\b", re.IGNORECASE)  # undici: a cut response
+_REJECTED_PHRASES = (
+    "invalid_request",
+    "invalid request",
+    "bad request",
+    "model_not_found",
+    "not_found_error",
+    "context_length_exceeded",
+    "context length",
+    "prompt is too long",
+    "credit balance",
+    "billing",
+    "no longer supported",
+)
+_MODEL_NOT_FOUND = re.compile(r"\bmodel\b[^\n]{0,200}?\b(?:not found|does not exist)", re.I)
 _LEADING_STATUS = re.compile(
     r"^\s*(?:api error:?\s*|http(?:/[\d.]+)?\s*|error:?\s*)?([1-5]\d\d)\b", re.IGNORECASE
 )
@@ -186,19 +245,41 @@ def status_in(message: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def is_retryable_status(status: int) -> bool:
-    return status in (408, 425, 429) or 500 <= status <= 599
+def kind_of_status(status: int) -> ErrorKind | None:
+    if status in (401, 403):
+        return "auth"
+    if status in (408, 425, 429) or 500 <= status <= 599:
+        return "transient"
+    if 400 <= status <= 499:
+        return "rejected"
+    return None
+
+
+def classify(message: str, status: int | None = None) -> ErrorKind | None:
+    """What a provider failure means for a retry: ``transient`` (rate limits, overload,
+    5xx, a cut stream, no network), ``rejected`` (a request the provider refused: 400,
+    404, an unknown model), ``auth`` (401, 403, a missing or bad key), or None (nothing
+    says: the agent's own failure)."""
+    if status is None:
+        status = status_in(message)
+    if status is not None and (kind := kind_of_status(status)) is not None:
+        return kind
+    lowered = message.lower()
+    if any(phrase in lowered for phrase in _AUTH_PHRASES):
+        return "auth"
+    if _TRANSIENT_START.match(message) or any(p in lowered for p in _TRANSIENT_PHRASES):
+        return "transient"
+    if any(phrase in lowered for phrase in _REJECTED_PHRASES) or _MODEL_NOT_FOUND.search(message):
+        return "rejected"
+    return None
 
 
 def is_retryable(message: str, status: int | None = None) -> bool:
-    """Rate limits, overload and transient provider failures are worth retrying later;
-    a request the provider rejected (400, 401, 403, 404, model not found) is not."""
-    if status is None:
-        status = status_in(message)
-    if status is not None:
-        return is_retryable_status(status)
-    lowered = message.lower()
-    return any(phrase in lowered for phrase in _RETRYABLE_PHRASES)
+    return classify(message, status) == "transient"
+
+
+def error_event(message: str, kind: ErrorKind | None, status: int | None) -> AgentError:
+    return AgentError(message=message, retryable=kind == "transient", status=status, category=kind)
 
 
 class Verdict(NamedTuple):
@@ -206,8 +287,12 @@ class Verdict(NamedTuple):
 
     ok: bool
     error: str | None = None
-    retryable: bool = False
+    kind: ErrorKind | None = None
     status: int | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind == "transient"
 
 
 def verdict_from_exit_code(backend: str, exit_code: int | None) -> Verdict:
@@ -216,6 +301,20 @@ def verdict_from_exit_code(backend: str, exit_code: int | None) -> Verdict:
     if exit_code is None:
         return Verdict(ok=False, error=f"{backend}: the stream ended without a result")
     return Verdict(ok=False, error=f"{backend} exited with code {exit_code} without a result")
+
+
+# --------------------------------------------------------------------------- progress
+
+PROGRESS_EVENTS = (AssistantText, Thinking, ToolStarted, ToolFinished, FileChanged, CommandRun)
+
+
+def is_progress(event: NormalizedEvent) -> bool:
+    """Whether an event shows the model or its tools doing work: text, thinking, tool
+    calls, file changes, commands, or a model call that used tokens. A session start, an
+    error and the outcome are not work."""
+    if isinstance(event, Usage):
+        return event.usage.total > 0
+    return isinstance(event, PROGRESS_EVENTS)
 
 
 # --------------------------------------------------------------------------- the base class
@@ -237,6 +336,16 @@ class StreamMapper:
         self._errors_emitted = 0
         self._last_text: str | None = None
         self._mapping_failures = 0  # lines whose mapping raised (a bug; tests keep it at 0)
+        self._error_kind: ErrorKind | None = None  # the kind of the latest AgentError
+        # Progress: how many times the stream showed the model or its tools at work
+        # (events of PROGRESS_EVENTS, and lines of work the mapper has no event for, such
+        # as streamed deltas). A CLI's retry notices are not progress: the latest one since
+        # the last progress is kept in ``retry_notice``.
+        self.progress = 0
+        self.retry_notice: str | None = None
+        # False when the stream ended without saying how the run went (the exit code
+        # decided): the agent's stderr is then the only explanation there is
+        self.explained = True
 
     # ---- public API
 
@@ -273,14 +382,13 @@ class StreamMapper:
             verdict = None
         if verdict is None:
             verdict = verdict_from_exit_code(self.backend, exit_code)
+            self.explained = verdict.ok
+        else:
+            self.explained = True
         events: list[NormalizedEvent] = []
         if not verdict.ok and self._errors_emitted == 0:
             events.append(
-                AgentError(
-                    message=verdict.error or f"{self.backend} failed",
-                    retryable=verdict.retryable,
-                    status=verdict.status,
-                )
+                error_event(verdict.error or f"{self.backend} failed", verdict.kind, verdict.status)
             )
         result = excerpt(self._last_text, TEXT_CHARS) if self._last_text else None
         events.append(AgentFinished(ok=verdict.ok, error=verdict.error, result=result))
@@ -297,6 +405,13 @@ class StreamMapper:
             return self._finished.error
         return self._failure
 
+    @property
+    def failure_kind(self) -> ErrorKind | None:
+        """What the stream's failure means for a retry (None: success, or nothing says)."""
+        if self._finished is not None and self._finished.ok:
+            return None
+        return self._error_kind
+
     # ---- for subclasses
 
     def _map(self, obj: JsonObject) -> list[NormalizedEvent]:
@@ -305,6 +420,15 @@ class StreamMapper:
     def _stream_verdict(self) -> Verdict | None:
         """The outcome the stream states so far, or None when it says nothing."""
         raise NotImplementedError
+
+    def _worked(self) -> None:
+        """A line showing the model or a tool at work that maps to no event."""
+        self.progress += 1
+        self.retry_notice = None
+
+    def _retrying(self, notice: str) -> None:
+        """A line saying the CLI is retrying a failed model call (not progress)."""
+        self.retry_notice = notice
 
     def _announce(self, session_id: str | None, model: str | None = None) -> list[NormalizedEvent]:
         """SessionStarted, once, as soon as a session id is known."""
@@ -326,7 +450,10 @@ class StreamMapper:
                 self.usage = self.usage + event.usage
             elif isinstance(event, AgentError):
                 self._errors_emitted += 1
+                self._error_kind = event.category
             elif isinstance(event, AssistantText):
                 self._last_text = event.text
+            if is_progress(event):
+                self._worked()
             kept.append(event)
         return kept

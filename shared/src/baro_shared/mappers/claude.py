@@ -22,18 +22,20 @@ from baro_shared.mappers.base import (
     as_int,
     as_list,
     as_str,
+    classify,
+    error_event,
     excerpt,
-    is_retryable,
     json_excerpt,
+    kind_of_status,
     plus,
     text_of,
     token_usage,
 )
 from baro_shared.schemas import (
-    AgentError,
     AgentFinished,
     AssistantText,
     CommandRun,
+    ErrorKind,
     FileChanged,
     NormalizedEvent,
     Thinking,
@@ -63,6 +65,19 @@ _KNOWN_SYSTEM_SUBTYPES = frozenset(
     }
 )
 _SILENT_TYPES = frozenset({"rate_limit_event", "stream_event"})
+# system lines that show work going on (sub-agents, thinking) though they map to no event
+_WORK_SUBTYPES = frozenset(
+    {"thinking_tokens", "task_started", "task_progress", "task_updated", "task_notification"}
+)
+# the ``error`` code of Claude Code's synthetic API-error message
+_ERROR_CODES: dict[str, ErrorKind | None] = {
+    "authentication_failed": "auth",
+    "billing_error": "rejected",
+    "invalid_request": "rejected",
+    "model_not_found": "rejected",
+    "rate_limit": "transient",
+    "server_error": "transient",
+}
 _EXIT_CODE = re.compile(r"^\s*Exit code (\d+)")
 _WRITE_KINDS: dict[str, ChangeKind] = {"create": "add", "update": "update"}
 
@@ -75,6 +90,7 @@ class ClaudeMapper(StreamMapper):
         self._model: str | None = None
         self._open_calls: dict[str, tuple[str, JsonObject]] = {}  # tool_use id -> name, input
         self._api_error: str | None = None  # text of a synthetic API-error message
+        self._api_error_kind: ErrorKind | None = None
         self._did_work = False  # a file changed or a command ran
 
     def _map(self, obj: JsonObject) -> list[NormalizedEvent]:
@@ -88,7 +104,9 @@ class ClaudeMapper(StreamMapper):
             return self._announce(session_id, self._model) + self._user(obj)
         if kind == "result":
             return self._announce(session_id, self._model) + self._result(obj)
-        if kind not in _SILENT_TYPES:
+        if kind == "stream_event":
+            self._worked()  # partial-message deltas: the model is streaming
+        elif kind not in _SILENT_TYPES:
             self.unknown_lines += 1
         return []
 
@@ -100,7 +118,11 @@ class ClaudeMapper(StreamMapper):
         # Hook lines can come before init: remember the id, announce it with init's model.
         if session_id and self.session_id is None:
             self.session_id = session_id
-        if subtype not in _KNOWN_SYSTEM_SUBTYPES:
+        if subtype == "api_retry":
+            self._retrying(_retry_notice(obj))
+        elif subtype in _WORK_SUBTYPES:
+            self._worked()
+        elif subtype not in _KNOWN_SYSTEM_SUBTYPES:
             self.unknown_lines += 1
         return []
 
@@ -115,6 +137,7 @@ class ClaudeMapper(StreamMapper):
             self._api_error = (
                 f"{text} ({error_code})" if error_code and error_code not in text else text
             )
+            self._api_error_kind = _ERROR_CODES.get(error_code or "") or classify(self._api_error)
             self._failure = self._api_error
             return []
         events: list[NormalizedEvent] = []
@@ -194,10 +217,8 @@ class ClaudeMapper(StreamMapper):
         if not verdict.ok:
             self._failure = verdict.error
             events.append(
-                AgentError(
-                    message=verdict.error or "claude reported an error",
-                    retryable=verdict.retryable,
-                    status=verdict.status,
+                error_event(
+                    verdict.error or "claude reported an error", verdict.kind, verdict.status
                 )
             )
         events.append(AgentFinished(ok=verdict.ok, error=verdict.error, result=result))
@@ -218,9 +239,14 @@ class ClaudeMapper(StreamMapper):
                 or "claude reported an error"
             )
             status = as_int(obj.get("api_error_status"))
-            retry_hint = f"{message} {self._api_error or ''}"
-            retryable = is_retryable(retry_hint, status) and not subtype.startswith("error_max")
-            return Verdict(ok=False, error=message, retryable=retryable, status=status)
+            kind: ErrorKind | None = None
+            if not subtype.startswith("error_max"):  # max turns or budget: the agent's own end
+                kind = (
+                    (kind_of_status(status) if status is not None else None)
+                    or self._api_error_kind
+                    or classify(f"{message} {self._api_error or ''}")
+                )
+            return Verdict(ok=False, error=message, kind=kind, status=status)
         denials = as_list(obj.get("permission_denials"))
         if denials and not self._did_work:
             # Headless Claude denies what it may not do and still exits 0: no work was done.
@@ -235,8 +261,17 @@ class ClaudeMapper(StreamMapper):
     def _stream_verdict(self) -> Verdict | None:
         # The result line finishes the run; without it, only a synthetic API error speaks.
         if self._api_error is not None:
-            return Verdict(ok=False, error=self._api_error, retryable=is_retryable(self._api_error))
+            return Verdict(ok=False, error=self._api_error, kind=self._api_error_kind)
         return None
+
+
+def _retry_notice(obj: JsonObject) -> str:
+    """Claude Code's ``api_retry`` line as one line of text."""
+    error = as_str(obj.get("error")) or "an API error"
+    status = as_int(obj.get("error_status"))
+    attempt, most = as_int(obj.get("attempt")), as_int(obj.get("max_retries"))
+    count = f", retry {attempt}/{most}" if attempt is not None and most is not None else ""
+    return f"retrying after {error}" + (f" (status {status})" if status else "") + count
 
 
 def _change_kind(tool: str, structured: JsonObject) -> ChangeKind:

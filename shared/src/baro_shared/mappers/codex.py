@@ -22,15 +22,15 @@ from baro_shared.mappers.base import (
     as_int,
     as_list,
     as_str,
+    classify,
+    error_event,
     excerpt,
-    is_retryable,
     json_excerpt,
     status_in,
     text_of,
     token_usage,
 )
 from baro_shared.schemas import (
-    AgentError,
     AssistantText,
     CommandRun,
     FileChanged,
@@ -72,6 +72,7 @@ class CodexMapper(StreamMapper):
             message = as_str(obj.get("message")) or "codex reported an error"
             if _RECONNECTING.match(message):
                 self._reconnects += 1
+                self._retrying(message)
                 return []
             return self._fail(message, authoritative=False)
         if kind in ("item.started", "item.updated", "item.completed"):
@@ -96,15 +97,16 @@ class CodexMapper(StreamMapper):
         """A fatal error line or turn.failed. Codex prints the final error and then
         turn.failed with the same text: report it once; turn.failed's text wins."""
         status = status_in(message)
-        # Failing after "Reconnecting..." notices means the retries ran out: transient.
-        retryable = self._reconnects > 0 or is_retryable(message, status)
+        kind = classify(message, status)
+        if kind is None and self._reconnects > 0:
+            kind = "transient"  # failing after "Reconnecting..." notices: the retries ran out
         previous = self._turn
         if previous is None or previous.ok or authoritative:
-            self._turn = Verdict(ok=False, error=message, retryable=retryable, status=status)
+            self._turn = Verdict(ok=False, error=message, kind=kind, status=status)
             self._failure = message
         if previous is not None and not previous.ok and previous.error == message:
             return []
-        return [AgentError(message=message, retryable=retryable, status=status)]
+        return [error_event(message, kind, status)]
 
     def _item(self, item: JsonObject, *, completed: bool) -> list[NormalizedEvent]:
         item_type = as_str(item.get("type"))
@@ -123,7 +125,9 @@ class CodexMapper(StreamMapper):
         if item_type == "web_search":
             started = self._start(item, "web_search", {"query": item.get("query")})
             return started + ([_finished(item, "web_search", ok=True)] if completed else [])
-        if item_type not in _SILENT_ITEM_TYPES:
+        if item_type == "todo_list":
+            self._worked()  # the model updating its plan
+        elif item_type not in _SILENT_ITEM_TYPES:
             self.unknown_lines += 1
         return []
 

@@ -21,15 +21,15 @@ from baro_shared.mappers.base import (
     as_float,
     as_int,
     as_str,
+    classify,
+    error_event,
     excerpt,
-    is_retryable,
     json_excerpt,
     plus,
     status_in,
     token_usage,
 )
 from baro_shared.schemas import (
-    AgentError,
     AssistantText,
     CommandRun,
     FileChanged,
@@ -104,13 +104,15 @@ class OpenCodeMapper(StreamMapper):
             status = as_int(data.get("statusCode"))
             explicit = data.get("isRetryable")
         status = status if status is not None else status_in(message)
-        retryable = explicit if isinstance(explicit, bool) else is_retryable(message, status)
+        kind = classify(message, status)
+        if explicit is True:
+            kind = "transient"  # OpenCode's own verdict (after its own retries)
+        elif explicit is False and kind == "transient":
+            kind = None
         if self._session_error is None:
-            self._session_error = Verdict(
-                ok=False, error=message, retryable=retryable, status=status
-            )
+            self._session_error = Verdict(ok=False, error=message, kind=kind, status=status)
         self._failure = message
-        return [AgentError(message=message, retryable=retryable, status=status)]
+        return [error_event(message, kind, status)]
 
     def _tool(self, part: JsonObject) -> list[NormalizedEvent]:
         call_id = as_str(part.get("callID"))

@@ -24,8 +24,9 @@ from baro_shared.mappers.base import (
     as_int,
     as_list,
     as_str,
+    classify,
+    error_event,
     excerpt,
-    is_retryable,
     json_excerpt,
     plus,
     status_in,
@@ -33,7 +34,6 @@ from baro_shared.mappers.base import (
     token_usage,
 )
 from baro_shared.schemas import (
-    AgentError,
     AssistantText,
     CommandRun,
     FileChanged,
@@ -53,14 +53,11 @@ _SILENT_TYPES = frozenset(
         "turn_start",
         "turn_end",
         "message_start",
-        "message_update",
-        "tool_execution_update",
         "queue_update",
         "compaction_start",
         "compaction_end",
         "auto_compaction_start",
         "auto_compaction_end",
-        "auto_retry_start",
         "summarization_retry_start",
         "summarization_retry_end",
         "entry_appended",
@@ -94,6 +91,12 @@ class PiMapper(StreamMapper):
             return self._tool_finished(obj)
         if kind == "auto_retry_end":
             return self._retries_ended(obj)
+        if kind == "auto_retry_start":
+            self._retrying(_retry_notice(obj))
+            return []
+        if kind in ("message_update", "tool_execution_update"):
+            self._worked()  # streamed deltas, a running tool's output
+            return []
         if kind == "agent_settled":
             self._aborted = obj.get("aborted") is True
             return []
@@ -132,10 +135,10 @@ class PiMapper(StreamMapper):
         if stop in _FAILED_STOPS:
             error = as_str(message.get("errorMessage")) or f"pi: the model call ended with {stop}"
             status = status_in(error)
-            retryable = stop == "error" and is_retryable(error, status)
-            self._last_call = Verdict(ok=False, error=error, retryable=retryable, status=status)
+            kind = classify(error, status) if stop == "error" else None
+            self._last_call = Verdict(ok=False, error=error, kind=kind, status=status)
             self._failure = error
-            events.append(AgentError(message=error, retryable=retryable, status=status))
+            events.append(error_event(error, kind, status))
         else:
             self._last_call = Verdict(ok=True)
         return events
@@ -189,7 +192,7 @@ class PiMapper(StreamMapper):
         )
         status = status_in(error)
         # The retries were for a transient failure and ran out: still worth retrying later.
-        self._retries_failed = Verdict(ok=False, error=error, retryable=True, status=status)
+        self._retries_failed = Verdict(ok=False, error=error, kind="transient", status=status)
         self._failure = error
         if (
             self._last_call is not None
@@ -197,7 +200,7 @@ class PiMapper(StreamMapper):
             and self._last_call.error == error
         ):
             return []
-        return [AgentError(message=error, retryable=True, status=status)]
+        return [error_event(error, "transient", status)]
 
     def _stream_verdict(self) -> Verdict | None:
         if self._retries_failed is not None:
@@ -216,3 +219,11 @@ def _exit_code(result: JsonObject, output: str, ok: bool) -> int | None:
         return None
     match = _EXIT_CODE.search(output)
     return int(match.group(1)) if match else None
+
+
+def _retry_notice(obj: JsonObject) -> str:
+    """Pi's ``auto_retry_start`` line as one line of text."""
+    error = as_str(obj.get("errorMessage")) or "a failed model call"
+    attempt, most = as_int(obj.get("attempt")), as_int(obj.get("maxAttempts"))
+    count = f" (retry {attempt}/{most})" if attempt is not None and most is not None else ""
+    return f"retrying after {error}{count}"
