@@ -77,7 +77,7 @@ def contract_settings(
         state_dir=tmp_path / "state",
         http_port=0,
         runner_ack_wait_s=30.0,
-        runner_max_deliver=2,  # a 429 is handed back once, then the story fails
+        retry_delay_s=1.0,  # the first wait before a transient failure is retried
         agent_max_retries=0,  # no CLI-level retries: baro decides
         claude_bin=cli_path("claude"),
         codex_bin=cli_path("codex"),

@@ -34,7 +34,12 @@ def command(tmp_path: Path, script: dict) -> AgentCommand:
     )
 
 
-async def supervise(cmd: AgentCommand, limits: agent.Limits | None = None, stop: str | None = None):
+async def supervise(
+    cmd: AgentCommand,
+    limits: agent.Limits | None = None,
+    stop: str | None = None,
+    backend: str = "scripted",
+):
     events: list[s.NormalizedEvent] = []
 
     async def sink(e: s.NormalizedEvent) -> None:
@@ -44,9 +49,16 @@ async def supervise(cmd: AgentCommand, limits: agent.Limits | None = None, stop:
         return stop
 
     outcome = await agent.run_agent(
-        cmd, mapper_for("scripted"), limits or agent.Limits(30, 60), sink, stop_check
+        cmd, mapper_for(backend), limits or agent.Limits(30, 60), sink, stop_check
     )
     return outcome, events
+
+
+def shell(tmp_path: Path, script: str) -> AgentCommand:
+    """A stand-in CLI: a shell script run as the agent."""
+    repo = tmp_path / "ws"
+    repo.mkdir(exist_ok=True)
+    return AgentCommand(["/bin/sh", "-c", script], dict(os.environ), repo)
 
 
 async def test_success_reports_usage_and_file_changes(tmp_path: Path) -> None:
@@ -138,3 +150,68 @@ async def test_children_do_not_outlive_the_story(tmp_path: Path) -> None:
         await asyncio.sleep(0.1)
     else:
         pytest.fail("the agent's background child survived the story")
+
+
+CAPTURES = Path(__file__).resolve().parents[1] / "mappers" / "cli_failures"
+
+
+async def test_retry_chatter_is_not_progress(tmp_path: Path) -> None:
+    """Codex without a network prints "Reconnecting... waiting for network" for ever (real
+    capture): that is a stall, and a transient one, not progress."""
+    lines = (CAPTURES / "codex_no_network.jsonl").read_text().splitlines()
+    reconnect = lines[-1]
+    assert "waiting for network" in reconnect
+    head = "\n".join(lines[:2])
+    script = f"printf '%s\\n' '{head}'; while :; do printf '%s\\n' '{reconnect}'; sleep 0.05; done"
+    started = time.monotonic()
+    outcome, _ = await supervise(
+        shell(tmp_path, script),
+        agent.Limits(stall_timeout=1.0, wall_timeout=60, check_every=0.1),
+        backend="codex",
+    )
+    assert time.monotonic() - started < 30
+    assert outcome.lines > 10, "the chatter went on the whole time"
+    assert (outcome.status, outcome.exit_reason, outcome.failure) == (
+        "retryable",
+        "stalled",
+        "transient",
+    )
+    assert outcome.error == (
+        "no progress for 1s; the agent kept retrying: "
+        "Reconnecting... waiting for network (Connection failed: error sending request)"
+    )
+
+
+async def test_work_keeps_a_slow_agent_alive(tmp_path: Path) -> None:
+    """Progress is the model or its tools at work: a message every 0.3 s for 2 s never
+    stalls under a 1 s stall timeout."""
+    message = '{"type":"item.completed","item":{"id":"i","type":"agent_message","text":"step"}}'
+    done = '{"type":"turn.completed","usage":{"input_tokens":10,"output_tokens":2}}'
+    script = (
+        'echo \'{"type":"thread.started","thread_id":"t"}\'; '
+        f"for i in 1 2 3 4 5 6 7; do echo '{message}'; sleep 0.3; done; echo '{done}'"
+    )
+    outcome, _ = await supervise(
+        shell(tmp_path, script),
+        agent.Limits(stall_timeout=1.0, wall_timeout=60, check_every=0.1),
+        backend="codex",
+    )
+    assert outcome.status == "success", outcome.error
+
+
+async def test_an_exit_without_a_result_shows_the_end_of_stderr(tmp_path: Path) -> None:
+    secret = "sk-ant-" + "x" * 30
+    script = (
+        'echo \'{"type":"session","version":3,"id":"s"}\'; '
+        'for i in $(seq 1 20); do echo "noise line $i" >&2; done; '
+        f"echo 'Error: the key {secret} was refused' >&2; "
+        "printf 'y%.0s' $(seq 1 2000) >&2; echo >&2; exit 1"
+    )
+    outcome, _ = await supervise(shell(tmp_path, script), backend="pi")
+    assert outcome.status == "failed" and outcome.exit_code == 1
+    error = outcome.error or ""
+    assert error.startswith("pi exited with code 1 without a result; its stderr ends: ")
+    assert secret not in error and "[redacted]" in error
+    assert "noise line 18" in error and "noise line 17" not in error, "the last lines only"
+    assert "y" * 200 + "…" in error and "y" * 201 not in error, "each line cut short"
+    assert len(error) < 1200, "bounded"

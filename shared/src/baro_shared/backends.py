@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -180,6 +181,26 @@ def credentials_for(backend: str, settings: Settings, model: str | None = None) 
             "export the key of the model's provider (ANTHROPIC_API_KEY, OPENAI_API_KEY, ...)",
         )
     return Credentials((), False, "nothing")
+
+
+_NO_KEY_FOR = re.compile(r"No API key found for ([\w-]+)")  # Pi, on stderr
+
+
+def auth_advice(backend: str, settings: Settings, model: str | None, message: str = "") -> str:
+    """What to do when ``backend`` could not authenticate, in one sentence. ``message`` is
+    the CLI's own error, which may name the provider (Pi: "No API key found for X.")."""
+    if backend == "scripted":  # the scripted agent stands in for Claude Code
+        backend = "claude"
+    named = _NO_KEY_FOR.search(message)
+    if named and named.group(1) in PROVIDER_KEYS and "/" not in (model or settings.model or ""):
+        model = f"{named.group(1)}/{model or settings.model or ''}"
+    names = credentials_for(backend, settings, model).names
+    what = " or ".join(names) if 0 < len(names) <= 2 else "the key of the model's provider"
+    return (
+        f"set {what} in the environment baro runs in; a login stored by the CLI itself "
+        "(/login) does not reach baro's agents, each has its own config home "
+        "(docs/backends.md, Credentials)"
+    )
 
 
 def custom_endpoint(backend: str, settings: Settings) -> str | None:

@@ -133,7 +133,13 @@ class Limits(Value, kw_only=True):
     token_budget: int | None = None
     story_timeout_s: float = 1800.0
     stall_timeout_s: float = 600.0
-    retries: int = 1  # extra dispatches of a failed story (deterministic failures)
+    # The story's retry budget (docs/backends.md, "Failures and the retry budget"): every
+    # agent run of a story counts against max_attempts, and no retry starts later than
+    # retry_window_s after its first failed attempt; within it, an agent's own failure is
+    # run again at most `retries` times, a transient provider failure until the budget ends.
+    retries: int = 1
+    max_attempts: int = 6
+    retry_window_s: float = 600.0
 
 
 class Caps(Value, kw_only=True):
@@ -616,6 +622,7 @@ class StoryState(Value, kw_only=True):
     refs: list[str] = msgspec.field(default_factory=list)
     counted_attempts: list[str] = msgspec.field(default_factory=list)
     reason: str | None = None
+    first_failure_at: float | None = None  # when the retry budget's time window opened
     conflict_paths: list[str] = msgspec.field(default_factory=list)
 
 

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # agent runners
     runner_ack_wait_s: float = 30.0
     runner_max_deliver: int = 6
+    # the first wait before a story is retried after a transient provider failure; it
+    # doubles with each attempt (at most 120 s) within the story's retry budget
+    retry_delay_s: float = Field(default=5.0, ge=0.0)
     max_running_agents: int = 16  # cluster-wide: the runner consumer's max_ack_pending
     runner_slots: int = 4  # agents one runner process runs at once
     runner_id: str | None = None

@@ -2,9 +2,15 @@
 
 The agent runs in its own process group; its stdout is read line by line (each line capped)
 and fed to the backend's stream mapper. The run ends when the stream ends, or is stopped for
-a stall (no output for ``stall_timeout``), the wall timeout, the token budget, or an outside
-reason (cancellation, shutdown). On every path the whole process group is terminated, so no
-child outlives the story.
+a stall (no progress for ``stall_timeout``), the wall timeout, the token budget, or an
+outside reason (cancellation, shutdown). On every path the whole process group is
+terminated, so no child outlives the story.
+
+Progress is what the mapper counts as the model or its tools at work (text, thinking, tool
+calls, files, commands, tokens, streamed deltas), not any output: a CLI printing
+"Reconnecting..." for ever stalls. A stall during such retry notices, like any failure the
+provider caused, is ``transient``; what a failure means for a retry (``failure``) comes from
+the stream, or from the agent's stderr when the stream does not say.
 """
 
 from __future__ import annotations
@@ -21,9 +27,13 @@ from baro_runner.backends import AgentCommand
 from baro_runner.reaper import die_with_parent
 from baro_shared import schemas as s
 from baro_shared.mappers import StreamMapper
+from baro_shared.mappers.base import classify
+from baro_shared.redact import redact
 
 MAX_LINE_BYTES = 4 << 20
 STDERR_TAIL_BYTES = 8192
+STDERR_SHOWN_LINES = 5  # of the stderr tail, in a failure's message
+STDERR_LINE_CHARS = 200
 READ_CHUNK = 1 << 16
 EXIT_GRACE_S = 2.0
 
@@ -44,6 +54,7 @@ class AgentOutcome:
     oversize_lines: int = 0
     stderr_tail: str = ""
     events: list[str] = field(default_factory=list)
+    failure: s.ErrorKind | None = None  # what a failure means for a retry (AgentError)
 
 
 @dataclass
@@ -55,9 +66,12 @@ class Limits:
 
 
 class _Stop(Exception):
-    def __init__(self, status: s.AttemptStatus, reason: str) -> None:
+    def __init__(
+        self, status: s.AttemptStatus, reason: str, failure: s.ErrorKind | None = None
+    ) -> None:
         self.status = status
         self.reason = reason
+        self.failure = failure
 
 
 async def run_agent(
@@ -92,7 +106,7 @@ async def run_agent(
         )
     if on_spawn is not None:
         await on_spawn(proc.pid)
-    state = _ReadState(last_output=time.monotonic())
+    state = _ReadState(last_progress=time.monotonic())
     assert proc.stdout is not None and proc.stderr is not None
     reader = asyncio.create_task(_read_stdout(proc.stdout, mapper, sink, state, limits))
     err_reader = asyncio.create_task(_read_stderr(proc.stderr, state))
@@ -115,8 +129,8 @@ async def run_agent(
                 stopped = _Stop(
                     "budget_exceeded", f"token budget of {limits.token_budget} exceeded"
                 )
-            elif now - state.last_output > limits.stall_timeout:
-                stopped = _Stop("stalled", f"no output for {limits.stall_timeout:.0f}s")
+            elif now - state.last_progress > limits.stall_timeout:
+                stopped = _stall(mapper, limits)
             elif now - started > limits.wall_timeout:
                 stopped = _Stop("timeout", f"still running after {limits.wall_timeout:.0f}s")
             else:
@@ -136,7 +150,9 @@ async def run_agent(
     for event in mapper.finish(exit_code):
         await _emit(event, mapper, sink, state, limits)
     stderr_tail = state.stderr_tail.decode("utf-8", "replace")
-    status, reason, error = _verdict(stopped, state, mapper, limits, exit_code, stderr_tail)
+    status, reason, error, failure = _verdict(
+        stopped, state, mapper, limits, exit_code, stderr_tail
+    )
     return AgentOutcome(
         status,
         reason,
@@ -148,7 +164,26 @@ async def run_agent(
         state.lines,
         state.oversize,
         stderr_tail,
+        failure=failure,
     )
+
+
+def _stall(mapper: StreamMapper, limits: Limits) -> _Stop:
+    reason = f"no progress for {limits.stall_timeout:.0f}s"
+    if mapper.retry_notice:  # the CLI was retrying a model call all along: the provider's fault
+        notice = mapper.retry_notice[:300]
+        return _Stop("stalled", f"{reason}; the agent kept retrying: {notice}", "transient")
+    return _Stop("stalled", reason)
+
+
+def stderr_summary(stderr_tail: str) -> str:
+    """The last lines of an agent's stderr, on one line, each redacted and cut short."""
+    lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
+    shown = []
+    for line in lines[-STDERR_SHOWN_LINES:]:
+        line = redact(line)  # before cutting, so a cut never hides half a key from it
+        shown.append(line if len(line) <= STDERR_LINE_CHARS else line[:STDERR_LINE_CHARS] + "…")
+    return " | ".join(shown)
 
 
 def _verdict(
@@ -158,33 +193,42 @@ def _verdict(
     limits: Limits,
     exit_code: int | None,
     stderr_tail: str,
-) -> tuple[s.AttemptStatus, str, str | None]:
-    """(status, exit reason, error) of a finished agent: a stop wins, then the stream."""
+) -> tuple[s.AttemptStatus, str, str | None, s.ErrorKind | None]:
+    """(status, exit reason, error, failure) of a finished agent: a stop wins, then the
+    stream, then the exit code with the agent's stderr."""
     if stopped is not None:
-        return stopped.status, stopped.status, stopped.reason
+        if stopped.failure == "transient":
+            return "retryable", stopped.status, stopped.reason, stopped.failure
+        return stopped.status, stopped.status, stopped.reason, stopped.failure
     if state.budget_hit:
         return (
             "budget_exceeded",
             "budget_exceeded",
             f"token budget of {limits.token_budget} exceeded",
+            None,
         )
     if mapper.outcome_ok:
-        return "success", "completed", None
+        return "success", "completed", None, None
     error = mapper.error or (
         f"exited with code {exit_code}" if exit_code else "the agent reported failure"
     )
-    if not state.lines and stderr_tail.strip():
-        error = f"{error}: {stderr_tail.strip().splitlines()[-1][:300]}"
-    status: s.AttemptStatus = "retryable" if state.retryable else "failed"
-    return status, ("agent_error" if state.lines else "no_output"), error
+    failure = mapper.failure_kind
+    if not mapper.explained:  # the stream did not say why: the agent's stderr may
+        shown = stderr_summary(stderr_tail)
+        if shown:
+            error = f"{error}; its stderr ends: {shown}"
+            failure = failure or classify(shown)
+    if failure == "transient":
+        return "retryable", "agent_error" if state.lines else "no_output", error, failure
+    reason = {"auth": "auth_failed", "rejected": "rejected"}.get(failure or "")
+    return "failed", reason or ("agent_error" if state.lines else "no_output"), error, failure
 
 
 @dataclass
 class _ReadState:
-    last_output: float
+    last_progress: float  # when the mapper last counted progress (monotonic)
     lines: int = 0
     oversize: int = 0
-    retryable: bool = False
     budget_hit: bool = False
     stderr_tail: bytes = b""
 
@@ -202,7 +246,6 @@ async def _read_stdout(
         chunk = await stream.read(READ_CHUNK)
         if not chunk:
             break
-        state.last_output = time.monotonic()
         start = 0
         while True:
             nl = chunk.find(b"\n", start)
@@ -236,15 +279,16 @@ async def _feed(
     if not line.strip():
         return
     state.lines += 1
+    progress = mapper.progress
     for event in mapper.feed(line):
         await _emit(event, mapper, sink, state, limits)
+    if mapper.progress != progress:
+        state.last_progress = time.monotonic()
 
 
 async def _emit(
     event: s.NormalizedEvent, mapper: StreamMapper, sink: Sink, state: _ReadState, limits: Limits
 ) -> None:
-    if isinstance(event, s.AgentError) and event.retryable:
-        state.retryable = True
     if (
         isinstance(event, s.Usage)
         and limits.token_budget

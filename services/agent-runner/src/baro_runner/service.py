@@ -25,10 +25,12 @@ from baro_runner.prompt import build_prompt
 from baro_runner.reaper import GroupRegistry
 from baro_shared import schemas as s
 from baro_shared import topology as t
+from baro_shared.backends import auth_advice
 from baro_shared.bus import ACK, Bus, Delivery, Nak, Outcome, Worker, process_name
 from baro_shared.mappers import mapper_for
 from baro_shared.metrics import RUN_SECONDS_BUCKETS
 from baro_shared.redact import redact, redact_struct
+from baro_shared.retry import Budget
 from baro_shared.settings import Settings
 from baro_shared.surfaces import covered
 
@@ -357,10 +359,15 @@ class _Job:
     ) -> Outcome:
         cmd = self.cmd
         retry_after = None
-        if status == "retryable" and self.delivery.attempt >= self.runner.max_deliver:
-            status, error = "failed", f"gave up after {self.delivery.attempt} deliveries: {error}"
         if status == "retryable":
-            retry_after = min(300.0, 5.0 * 2 ** (self.delivery.attempt - 1))
+            retry_after, spent = await self._retry_delay()
+            if retry_after is None:
+                status, reason, error = "failed", "retries_exhausted", f"{spent}: {error}"
+        elif reason == "auth_failed":
+            advice = auth_advice(
+                cmd.backend, self.settings, cmd.model or self.settings.model, error or ""
+            )
+            error = f"{error} — {advice}"
         observe.attempts.labels(backend=cmd.backend, status=status, reason=reason or "none").inc()
         finished = s.StoryFinished(
             run_id=cmd.run_id,
@@ -385,6 +392,33 @@ class _Job:
         if retry_after is not None:
             return Nak(retry_after, error or "retryable")
         return ACK
+
+    # ------------------------------------------------------------------ retry budget
+
+    async def _budget(self) -> Budget:
+        """The story's retry budget; its window opened at the first failed attempt the
+        conductor recorded, or now when this is the first."""
+        since = None
+        with contextlib.suppress(Exception):
+            got = await self.bus.get_record(self.cmd.run_id)
+            story = got[0].story(self.story_id) if got else None
+            since = story.first_failure_at if story else None
+        return Budget.of(self.cmd.limits, since or time.time())
+
+    async def _retry_delay(self) -> tuple[float | None, str]:
+        """How long to wait before the next attempt, or None when there is none (the
+        story's budget is spent, or this command cannot be delivered again) with why."""
+        budget, now = await self._budget(), time.time()
+        if self.delivery.attempt < self.runner.max_deliver:
+            return budget.delay(self.attempt, now, self.settings.retry_delay_s), budget.spent(
+                self.attempt, now
+            )
+        if not budget.allows_retry(self.attempt, now):
+            return None, budget.spent(self.attempt, now)
+        return None, (
+            f"gave up after {self.delivery.attempt} deliveries of one command "
+            f"(BARO_RUNNER_MAX_DELIVER={self.runner.max_deliver})"
+        )
 
     # ------------------------------------------------------------------ supervision
 

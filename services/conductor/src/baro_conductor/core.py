@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from baro_conductor.policy import enforce
 from baro_shared import schemas as s
 from baro_shared.plan import PlanError, validate_plan
+from baro_shared.retry import Budget
 
 DEFAULT_CAPS: dict[str, s.Caps] = {
     "focused": s.Caps(max_stories=1, parallelism=1),
@@ -25,8 +26,11 @@ DEFAULT_CAPS: dict[str, s.Caps] = {
 ACTIVE_STORY = frozenset({"assigned", "running"})
 DONE_STORY = frozenset({"integrated", "failed", "blocked", "conflict", "cancelled"})
 RETRY_EXHAUSTING = frozenset({"budget_exceeded", "cancelled"})
-# failures that would repeat identically: a retry would only burn time
-NOT_RETRIED = frozenset({"setup_failed", "backend_unavailable"})
+# failures that would repeat identically (a retry would only burn time), and transient
+# failures whose retries the runner already spent within the story's budget
+NOT_RETRIED = frozenset(
+    {"setup_failed", "backend_unavailable", "rejected", "auth_failed", "retries_exhausted"}
+)
 
 
 @dataclass
@@ -319,6 +323,9 @@ def _story_finished(tr: Transition, ev: s.StoryFinished, now: float) -> bool:
     )
     if not (ev.status == "success" and rec.state != "cancelled"):
         _archive(tr, st, ev)
+    if ev.status not in ("success", "cancelled") and st.first_failure_at is None:
+        st.first_failure_at = ev.ts  # the story's retry budget starts counting time
+    budget = Budget.of(rec.request.limits, st.first_failure_at or ev.ts)
     if rec.state == "cancelled":
         st.status = "cancelled"
     elif ev.status == "success" and ev.bundle and ev.head_commit:
@@ -329,18 +336,25 @@ def _story_finished(tr: Transition, ev: s.StoryFinished, now: float) -> bool:
         _next_integration(tr)
         _schedule(tr, now)
         return True
-    elif ev.status == "retryable":
+    elif ev.status == "retryable" and budget.allows_retry(ev.attempt, ev.ts):
         st.status = "assigned"  # the runner handed the command back with a delay
         st.reason = f"retrying later: {ev.error or ev.exit_reason}"
+    elif ev.status == "retryable":  # the runner's view of the budget was older than ours
+        st.status = "failed"
+        st.finished_at = ev.ts
+        st.reason = f"failed: {budget.spent(ev.attempt, ev.ts)}: {ev.error or ev.exit_reason}"
     elif (
         ev.status not in RETRY_EXHAUSTING
         and ev.exit_reason not in NOT_RETRIED
         and st.dispatches <= rec.request.limits.retries
     ):
-        st.reason = (
-            f"attempt {ev.attempt} failed ({ev.exit_reason or ev.status}): {ev.error or ''}".strip()
-        )
-        _dispatch(tr, st, None)
+        if budget.allows_retry(ev.attempt, ev.ts):
+            st.reason = f"attempt {ev.attempt} failed ({ev.exit_reason or ev.status}): {ev.error or ''}".strip()
+            _dispatch(tr, st, None)
+        else:
+            st.status = "failed"
+            st.finished_at = ev.ts
+            st.reason = f"{_failure_reason(ev)}; not retried: {budget.spent(ev.attempt, ev.ts)}"
     else:
         st.status = "failed"
         st.finished_at = ev.ts
@@ -365,7 +379,7 @@ def _failure_reason(ev: s.StoryFinished) -> str:
     what = {
         "budget_exceeded": "token budget exceeded",
         "timeout": "timed out",
-        "stalled": "stalled (no output)",
+        "stalled": "stalled",
         "cancelled": "cancelled",
     }.get(ev.status, "failed")
     detail = ev.error or ev.exit_reason

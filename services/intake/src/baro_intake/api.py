@@ -453,6 +453,8 @@ def submitted_from(body: m.RunRequest, settings: Settings) -> s.RunSubmitted:
             story_timeout_s=limits.story_timeout_s,
             stall_timeout_s=limits.stall_timeout_s,
             retries=limits.retries,
+            max_attempts=limits.max_attempts,
+            retry_window_s=limits.retry_window_s,
         ),
         confirm=body.confirm,
         publish=body.publish,

@@ -112,6 +112,7 @@ StoryCap = json_int(1, 100)
 ParallelismCap = json_int(1, 64)
 TokenBudget = json_int(1, 10**12)
 Retries = json_int(0, 5)
+Attempts = json_int(1, 20)
 
 
 class LimitsIn(Request):
@@ -121,6 +122,8 @@ class LimitsIn(Request):
     story_timeout_s: Annotated[float, Field(ge=1, le=86_400)] = 1800.0
     stall_timeout_s: Annotated[float, Field(ge=1, le=86_400)] = 600.0
     retries: Retries = 1
+    max_attempts: Attempts = 6
+    retry_window_s: Annotated[float, Field(ge=0, le=86_400)] = 600.0
 
 
 class RunRequest(Request):
@@ -202,6 +205,8 @@ class LimitsOut(BaseModel):
     story_timeout_s: float
     stall_timeout_s: float
     retries: int
+    max_attempts: int
+    retry_window_s: float
 
 
 class RequestOut(BaseModel):

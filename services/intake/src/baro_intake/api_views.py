@@ -170,6 +170,8 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
                 story_timeout_s=lim.story_timeout_s,
                 stall_timeout_s=lim.stall_timeout_s,
                 retries=lim.retries,
+                max_attempts=lim.max_attempts,
+                retry_window_s=lim.retry_window_s,
             ),
             submitted_by=req.submitted_by,
         ),
