@@ -108,6 +108,35 @@ async def test_an_agent_that_exits_without_a_result_shows_its_stderr(
     assert "No API key found for anthropic." in (report.reason or "")
 
 
+async def test_a_cli_that_only_reconnects_stalls_and_ends_within_the_budget(
+    bus: Bus, settings: Settings, tmp_path: Path
+) -> None:
+    """Codex without a network prints "Reconnecting... waiting for network" for ever (real
+    capture): no progress, so the stall timer ends each attempt, and the budget the run."""
+    lines = (CAPTURES / "codex_no_network.jsonl").read_text().splitlines()
+    stub = Path(settings.codex_bin)
+    stub.write_text(
+        "#!/bin/sh\n"
+        + "".join(f"echo {shlex.quote(line)}\n" for line in lines)
+        + f"while :; do echo {shlex.quote(lines[-1])}; sleep 0.1; done\n"
+    )
+    stub.chmod(0o755)
+    repo = make_repo(tmp_path / "user", FILES)
+    limits = s.Limits(max_attempts=2, story_timeout_s=120, stall_timeout_s=2.0)
+    request = request_for(repo, "fix greet", backend="codex", limits=limits)
+    report = await run_to_end(bus, request)
+
+    assert report.status == "failed"
+    story = finished(await replay(bus, request.run_id))
+    assert [(f.status, f.exit_reason) for f in story] == [
+        ("retryable", "stalled"),
+        ("failed", "retries_exhausted"),
+    ]
+    assert "no progress for 2s; the agent kept retrying: Reconnecting... waiting for network" in (
+        story[-1].error or ""
+    )
+
+
 async def test_a_persistent_rate_limit_ends_within_the_story_budget(
     bus: Bus, settings: Settings, tmp_path: Path
 ) -> None:
