@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,21 @@ def settings(nats_server: EmbeddedNats, tmp_path: Path) -> Settings:
         state_dir=tmp_path / "state",
         runner_ack_wait_s=5.0,
         http_port=0,
+    )
+
+
+def run_baro(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """The installed ``baro`` command as a user runs it: its own process, no stdin."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "baro"), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from baro_cli.main import app
 from baro_shared.backends import PROVIDER_KEYS
 from baro_shared.embedded import EmbeddedNats
-from tests.conftest import make_repo, run_git, snapshot
+from tests.conftest import make_repo, run_baro, run_git, snapshot
 
 BIN = Path(sys.executable).parent
 SCRIPTED = str(BIN / "baro-scripted-agent")
@@ -59,14 +59,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def baro_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "baro"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_baro(*args, env=env, timeout=120)
 
 
 def doctor(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -250,15 +243,7 @@ def test_an_unknown_backend_is_one_line(tmp_path: Path) -> None:
 
 
 def baro_run(env: dict[str, str], repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "baro"), "run", "fix the typo in a.txt", "--yes", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_baro("run", "fix the typo in a.txt", "--yes", *args, env=env, cwd=repo)
 
 
 def test_baro_run_stops_in_one_line_before_submitting(tmp_path: Path) -> None:

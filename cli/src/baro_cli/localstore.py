@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 
 from baro_cli.app import embedded_url
@@ -36,10 +37,15 @@ def has_runs(settings: Settings) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def served(settings: Settings) -> AsyncIterator[Settings]:
-    """``settings`` for a server on this machine's store, running until the block ends."""
+async def served(settings: Settings, *, wait_s: float = 0.0) -> AsyncIterator[Settings]:
+    """``settings`` for a server on this machine's store, running until the block ends;
+    ``wait_s``: how long to wait for a baro that is stopping to let go of the store."""
     store = EmbeddedStore(settings)
+    deadline = time.monotonic() + wait_s
     root = store.acquire()
+    while root is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        root = store.acquire()
     if root is None:
         raise UserError(
             "another baro on this machine is starting or stopping its server: try again in a moment"

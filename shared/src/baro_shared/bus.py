@@ -247,8 +247,41 @@ class Bus:
         self, run_id: str, *, follow: bool = True, idle_timeout: float | None = None
     ) -> AsyncIterator[s.Event]:
         """Every event of one run from the start, in stream order; then live ones if ``follow``."""
+        async for event in self._replay(
+            t.run_events_filter(run_id), s.event_decoder, follow, idle_timeout
+        ):
+            if event is not None:
+                yield event
+
+    async def agent_events(
+        self, run_id: str, story_id: str | None = None, *, follow: bool, idle_s: float = 1.0
+    ) -> AsyncIterator[s.AgentEventMsg | None]:
+        """The normalized agent events of a run (or one story) from the start. Following, a
+        ``None`` comes whenever the reader has caught up and after each ``idle_s`` without
+        events, so it can decide to stop."""
+        async for event in self._replay(
+            t.agent_events_filter(run_id, story_id),
+            s.agent_event_decoder,
+            follow,
+            idle_s,
+            idle_marks=follow,
+        ):
+            yield event
+
+    async def _replay(
+        self,
+        subject_filter: str,
+        decoder: msgspec.json.Decoder[M],
+        follow: bool,
+        idle_timeout: float | None,
+        *,
+        idle_marks: bool = False,
+    ) -> AsyncIterator[M | None]:
+        """An ordered consumer from the first message of ``subject_filter``. Without
+        ``follow`` it ends at the last one; it ends after ``idle_timeout`` without messages,
+        unless ``idle_marks``, which yields ``None`` then (and when caught up) and goes on."""
         sub = await self.js.subscribe(
-            t.run_events_filter(run_id),
+            subject_filter,
             ordered_consumer=True,
             deliver_policy=DeliverPolicy.ALL,
             inactive_threshold=300,
@@ -258,18 +291,31 @@ class Bus:
                 try:
                     msg = await sub.next_msg(timeout=idle_timeout if idle_timeout else 3600)
                 except NatsTimeoutError:
+                    if follow and idle_marks:
+                        yield None
+                        continue
                     if follow and idle_timeout is None:
                         continue
                     return
                 try:
-                    yield s.event_decoder.decode(msg.data)
+                    yield decoder.decode(msg.data)
                 except msgspec.DecodeError:
-                    log.warning("undecodable event on %s", msg.subject)
-                if not follow and msg.metadata and msg.metadata.num_pending == 0:
+                    log.warning("undecodable message on %s", msg.subject)
+                caught_up = msg.metadata is not None and msg.metadata.num_pending == 0
+                if caught_up and not follow:
                     return
+                if caught_up and idle_marks:
+                    yield None
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def has_object(self, name: str) -> bool:
+        try:
+            await self.objects.get_info(name)
+        except (NotFoundError, nats.js.errors.ObjectNotFoundError):
+            return False
+        return True
 
 
 # --------------------------------------------------------------------------- consuming

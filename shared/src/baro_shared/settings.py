@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     max_running_agents: int = 16  # cluster-wide: the runner consumer's max_ack_pending
     runner_slots: int = 4  # agents one runner process runs at once
     runner_id: str | None = None
+    # each attempt's raw agent stdout and stderr, kept per stream up to this size (the start
+    # and the latest part; see docs/backends.md "Logs")
+    agent_log_max_bytes: int = Field(default=16 << 20, ge=1 << 16)
 
     # where baro keeps its own files (never inside the user's repository)
     cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "baro")

@@ -65,6 +65,15 @@ def agent_subject(run_id: str, story_id: str) -> str:
     return f"baro.agent.{run_id}.{_token(story_id)}"
 
 
+def agent_events_filter(run_id: str, story_id: str | None = None) -> str:
+    return f"baro.agent.{run_id}.{_token(story_id) if story_id else '*'}"
+
+
+def agent_log_object(run_id: str, story_id: str, attempt: int, stream: str) -> str:
+    """The object holding one attempt's raw agent ``stream`` (stdout or stderr)."""
+    return f"runs/{run_id}/logs/{_token(story_id)}/{attempt}/{stream}"
+
+
 def run_events_filter(run_id: str) -> str:
     return f"baro.evt.{run_id}.>"
 

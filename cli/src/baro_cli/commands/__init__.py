@@ -8,6 +8,7 @@ from baro_cli.commands import (  # noqa: F401
     dlq,
     doctor,
     fetch,
+    logs,
     map,
     plan,
     run,

@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
+from nats.errors import Error as NatsError
 
 from baro_cli import localstore, runflow
-from baro_cli.app import app, cluster_settings, fail
+from baro_cli.app import app, cluster_settings, embedded_url, fail
 from baro_cli.validate import UserError
 from baro_intake import api_runs, api_views
 from baro_intake.api_models import RunDetail
@@ -30,6 +31,8 @@ from baro_shared.runids import is_run_id
 from baro_shared.settings import Settings
 
 T = TypeVar("T")
+
+LOCAL_HANDOVER_S = 30.0  # a local baro stopping its server lets go of the store by then
 
 NatsUrl = Annotated[
     str | None,
@@ -61,12 +64,18 @@ def run_id_arg(text: str) -> str:
 
 
 def on_cluster(
-    settings: Settings, work: Callable[[Bus], Awaitable[T]], *, this_machine: bool = False
+    settings: Settings,
+    work: Callable[[Bus], Awaitable[T]],
+    *,
+    this_machine: bool = False,
+    then_this_machine: bool = False,
 ) -> T:
     """Run ``work`` with a connection to the cluster; bad input and no NATS are one line.
 
     ``this_machine``: no NATS was named and no local baro is serving, so read this machine's
-    own store (``localstore``).
+    own store (``localstore``). ``then_this_machine``: the NATS is a local baro's embedded
+    server, which stops when its run ends; if the connection is lost, ``work`` runs again on
+    the store that server leaves behind (so ``work`` must be able to run twice).
     """
 
     async def on(target: Settings) -> T:
@@ -77,9 +86,15 @@ def on_cluster(
             await bus.close()
 
     async def main() -> T:
-        if not this_machine:
+        if this_machine:
+            async with localstore.served(settings) as local:
+                return await on(local)
+        try:
             return await on(settings)
-        async with localstore.served(settings) as local:
+        except (NatsError, OSError, TimeoutError):
+            if not (then_this_machine and await _stopped(settings.nats_url, settings)):
+                raise
+        async with localstore.served(settings, wait_s=LOCAL_HANDOVER_S) as local:
             return await on(local)
 
     try:
@@ -90,6 +105,17 @@ def on_cluster(
         raise fail(
             f"{exc}: pass --nats-url with the cluster's NATS, or set BARO_NATS_URL"
         ) from None
+
+
+async def _stopped(url: str, settings: Settings) -> bool:
+    """Whether this machine's embedded server at ``url`` has stopped (its ports file goes
+    with it), waiting a little for one that is stopping."""
+    deadline = time.monotonic() + LOCAL_HANDOVER_S
+    while embedded_url(settings) == url:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
 
 
 def where(settings: Settings, this_machine: bool) -> str:

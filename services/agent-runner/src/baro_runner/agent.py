@@ -22,6 +22,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from baro_runner.backends import AgentCommand
 from baro_runner.reaper import die_with_parent
@@ -39,6 +40,14 @@ EXIT_GRACE_S = 2.0
 
 Sink = Callable[[s.NormalizedEvent], Awaitable[None]]
 StopCheck = Callable[[], Awaitable[str | None]]
+
+
+class Recorder(Protocol):
+    """Keeps the agent's raw output (``rawlog.AgentLogs``)."""
+
+    def stdout(self, line: bytes) -> None: ...
+
+    def stderr(self, chunk: bytes) -> None: ...
 
 
 @dataclass
@@ -81,6 +90,7 @@ async def run_agent(
     sink: Sink,
     stop_check: StopCheck,
     on_spawn: Callable[[int], Awaitable[None]] | None = None,
+    recorder: Recorder | None = None,
 ) -> AgentOutcome:
     started = time.monotonic()
     try:
@@ -106,7 +116,7 @@ async def run_agent(
         )
     if on_spawn is not None:
         await on_spawn(proc.pid)
-    state = _ReadState(last_progress=time.monotonic())
+    state = _ReadState(last_progress=time.monotonic(), recorder=recorder)
     assert proc.stdout is not None and proc.stderr is not None
     reader = asyncio.create_task(_read_stdout(proc.stdout, mapper, sink, state, limits))
     err_reader = asyncio.create_task(_read_stderr(proc.stderr, state))
@@ -231,6 +241,7 @@ class _ReadState:
     oversize: int = 0
     budget_hit: bool = False
     stderr_tail: bytes = b""
+    recorder: Recorder | None = None
 
 
 async def _read_stdout(
@@ -279,6 +290,8 @@ async def _feed(
     if not line.strip():
         return
     state.lines += 1
+    if state.recorder is not None:
+        state.recorder.stdout(line)
     progress = mapper.progress
     for event in mapper.feed(line):
         await _emit(event, mapper, sink, state, limits)
@@ -304,6 +317,8 @@ async def _read_stderr(stream: asyncio.StreamReader, state: _ReadState) -> None:
         if not chunk:
             return
         state.stderr_tail = (state.stderr_tail + chunk)[-STDERR_TAIL_BYTES:]
+        if state.recorder is not None:
+            state.recorder.stderr(chunk)
 
 
 async def _terminate_group(proc: asyncio.subprocess.Process, grace: float = 3.0) -> None:

@@ -181,7 +181,7 @@ def _step_value_problem(kind: str, value: Any, step: Step) -> str | None:
             return "needs a non-empty path"
         if not isinstance(step.get("content"), str):
             return "needs a string 'content'"
-    elif kind in ("delete", "run", "text", "fail"):
+    elif kind in ("delete", "run", "text", "fail", "stderr"):
         if not isinstance(value, str) or not value:
             return "needs a non-empty string"
     elif kind in ("sleep", "spawn_child"):
@@ -613,6 +613,10 @@ class ScriptedAgent:
     def do_sleep(self, seconds: float, step: Step) -> None:
         time.sleep(seconds)
 
+    def do_stderr(self, text: str, step: Step) -> None:
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+        sys.stderr.flush()
+
     def do_hang(self, seconds: float | None, step: Step) -> None:
         if seconds is not None:
             time.sleep(seconds)
@@ -702,6 +706,7 @@ class ScriptedAgent:
         "run": do_run,
         "text": do_text,
         "sleep": do_sleep,
+        "stderr": do_stderr,
         "usage": do_usage,
         "fail": do_fail,
         "api_error": do_api_error,

@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from baro_runner import agent, observe, workspace
 from baro_runner.backends import BackendUnavailable, agent_command
 from baro_runner.prompt import build_prompt
+from baro_runner.rawlog import STREAMS, AgentLogs
 from baro_runner.reaper import GroupRegistry
 from baro_shared import schemas as s
 from baro_shared import topology as t
@@ -268,6 +269,7 @@ class _Job:
             wall_timeout=cmd.limits.story_timeout_s,
             token_budget=cmd.limits.token_budget,
         )
+        logs = AgentLogs(ws.logs, self.settings.agent_log_max_bytes)
         try:
             outcome = await agent.run_agent(
                 command,
@@ -276,6 +278,7 @@ class _Job:
                 self._sink,
                 self._stop_check,
                 on_spawn=lambda pid: self._spawned(ws, pid),
+                recorder=logs,
             )
         finally:
             if self.pgid is not None:
@@ -283,6 +286,8 @@ class _Job:
             await self.queue.put(None)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(publisher, timeout=10)
+            logs.close()
+        await self._upload_logs(logs)
         if mapper.skipped_lines:
             mapper_errors.labels(backend=cmd.backend).inc(mapper.skipped_lines)
         agent_runs.labels(backend=cmd.backend, status=outcome.status).inc()
@@ -292,6 +297,23 @@ class _Job:
             ws.remove()
             return Nak(0.0, "runner shutting down; story handed back")
         return await self._collect(ws, outcome)
+
+    async def _upload_logs(self, logs: AgentLogs) -> None:
+        """The attempt's raw stdout and stderr into the object store, for ``baro logs``; a
+        log that cannot be stored never fails the story."""
+        cmd = self.cmd
+        with tempfile.TemporaryDirectory(prefix="baro-log-") as tmp:
+            for stream in STREAMS:
+                path = Path(tmp) / stream
+                try:
+                    if await asyncio.to_thread(logs.joined, stream, path):
+                        name = t.agent_log_object(cmd.run_id, self.story_id, self.attempt, stream)
+                        await self.bus.put_file(name, path)
+                except Exception as exc:
+                    log.warning(
+                        "agent %s of %s/%s attempt %d not stored: %s",
+                        stream, cmd.run_id, self.story_id, self.attempt, exc,
+                    )  # fmt: skip
 
     async def _collect(self, ws: workspace.Workspace, outcome: agent.AgentOutcome) -> Outcome:
         """Commit and bundle what the agent changed, then report the attempt."""

@@ -46,7 +46,7 @@ class WorkspaceError(RuntimeError):
 
 @dataclass
 class Workspace:
-    root: Path  # per-attempt folder: repo/ is the clone, home/ the agent's private config home
+    root: Path  # per attempt: repo/ the clone, home/ the agent's config home, logs/ its output
 
     @property
     def repo(self) -> Path:
@@ -59,6 +59,11 @@ class Workspace:
     @property
     def scratch(self) -> Path:
         return self.root / "scratch"
+
+    @property
+    def logs(self) -> Path:
+        """The agent's raw stdout and stderr (``rawlog``), next to the clone, never in it."""
+        return self.root / "logs"
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -81,7 +86,7 @@ async def prepare(
     ws = Workspace(root)
     if root.exists():
         shutil.rmtree(root)
-    for d in (ws.home, ws.scratch):
+    for d in (ws.home, ws.scratch, ws.logs):
         d.mkdir(parents=True, exist_ok=True)
     origin = str(source_bundle) if source.kind == "bundle" and source_bundle else source.location
     try:
