@@ -314,6 +314,13 @@ def test_default_uses_the_first_concrete_write_surface_path(workspace: Path) -> 
     assert not (workspace / "CHANGES.md").exists()
 
 
+def test_default_stays_inside_a_directory_surface(workspace: Path) -> None:
+    run = run_agent(workspace, None, surface=["src/*.py", "src/auth/**", "docs/"])
+    assert run.returncode == 0
+    assert (workspace / "src" / "auth" / "CHANGES.md").read_text() == "- Add greeting\n"
+    assert not (workspace / "CHANGES.md").exists()
+
+
 def test_default_writes_a_comment_in_code_files(workspace: Path) -> None:
     (workspace / "app.py").write_text("print(1)")
     run = run_agent(workspace, None, surface=["app.py"])

@@ -255,8 +255,12 @@ def _rule_applies(rule: Step, story: Story) -> bool:
 
 
 def builtin_default_steps(story: Story, workspace: str) -> list[Step]:
-    """Append one line naming the story to a file it may write, or to CHANGES.md."""
+    """Append one line naming the story to a file it may write, else to CHANGES.md in a
+    directory it may write, else to CHANGES.md at the root."""
     target, prefix = FALLBACK_CHANGE_FILE, ""
+    directories = [d for d in (_directory(e, workspace) for e in story.write_surface) if d]
+    if directories:
+        target = f"{directories[0]}/{FALLBACK_CHANGE_FILE}"
     for entry in story.write_surface:
         if _is_concrete_file(entry, workspace):
             extension = os.path.splitext(entry)[1].lower()
@@ -275,6 +279,17 @@ def _is_concrete_file(entry: str, workspace: str) -> bool:
     if not entry or entry.endswith("/") or GLOB_CHARS & set(entry):
         return False
     return not os.path.isdir(os.path.join(workspace, entry))
+
+
+def _directory(entry: str, workspace: str) -> str | None:
+    """The directory a surface entry gives whole (``docs/``, ``src/**``, an existing
+    directory), or None."""
+    name = entry.removesuffix("/**").rstrip("/")
+    if not name or GLOB_CHARS & set(name):
+        return None
+    if entry.endswith("/") or entry.endswith("/**") or os.path.isdir(os.path.join(workspace, name)):
+        return name
+    return None
 
 
 def _ends_with_newline_or_empty(path: str) -> bool:
