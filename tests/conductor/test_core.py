@@ -204,6 +204,93 @@ def test_conflict_redispatches_once_then_needs_attention() -> None:
     assert d.rec.state == "needs_attention"
 
 
+def test_a_rejected_story_reruns_once_with_the_violation_named_then_fails() -> None:
+    d = Driver()
+    stories = [
+        s.Story(id="A", title="a", write_surface=["a.py"]),
+        s.Story(id="B", title="b", write_surface=["b.py"]),
+    ]
+    started_to_plan(d, stories, mode="parallel", par=2)
+    d.feed(finish("A"))
+    d.feed(finish("B"))
+    assert [(c.mode, c.surface) for c in d.commands(s.IntegrateStory)] == [("parallel", None)]
+    d.feed(integrated("A"))
+    refusal = s.Refusal(path="link", rule="symlink_escape", reason="leaves the repository")
+    rejected = s.StoryRejected(
+        run_id=RUN, story_id="B", attempt=1, surface_violations=["a.py"], refused=[refusal]
+    )
+    d.feed(rejected)
+    assert d.feed(rejected) == [], "a duplicate rejection changes nothing"
+    again = [m for m in d.commands(s.RunStory) if m.story.id == "B"]
+    assert [m.attempt for m in again] == [1, 2]
+    note = again[1].surface_note or ""
+    assert "a.py" in note and "b.py" in note and again[1].conflict_note is None
+    assert d.rec.story("B").rejections == 1 and d.rec.story("B").surface_violations == ["a.py"]
+    d.feed(finish("B", attempt=2))
+    d.feed(
+        s.StoryRejected(
+            run_id=RUN,
+            story_id="B",
+            attempt=2,
+            surface_violations=["a.py", "README.md"],
+            story_ref="refs/baro/r1/B/2",
+        )
+    )
+    b = d.rec.story("B")
+    assert b.status == "failed" and b.rejections == 2
+    assert b.reason is not None and "a.py, README.md" in b.reason and "refs/baro/r1/B/2" in b.reason
+    assert b.surface_violations == ["a.py", "README.md"] and b.refused == [refusal]
+    assert len([m for m in d.commands(s.RunStory) if m.story.id == "B"]) == 2
+    d.feed(s.RunDelivered(run_id=RUN, branch="baro/x", base="base", head="i-A"))
+    assert d.rec.state == "needs_attention"
+
+
+def test_nothing_delivered_is_not_a_success() -> None:
+    d = Driver()
+    started_to_plan(d, [s.Story(id="S1", title="fix")])
+    d.feed(finish("S1"))
+    refusal = s.Refusal(path="passwd", rule="symlink_escape", reason="is absolute")
+    d.feed(
+        s.StoryIntegrated(
+            run_id=RUN,
+            story_id="S1",
+            attempt=1,
+            integration_commit="base",
+            dropped_artifacts=["prd.json"],
+            refused=[refusal],
+            nothing_left=True,
+            story_ref="refs/baro/r1/S1/1",
+        )
+    )
+    d.feed(s.RunDelivered(run_id=RUN, branch=None, base="base", head="base"))
+    assert d.rec.state == "needs_attention"
+    reason = d.rec.reason or ""
+    assert reason.startswith("nothing was delivered")
+    assert "passwd (symlink_escape: is absolute)" in reason and "prd.json (artifact)" in reason
+    assert "kept at refs/baro/r1/S1/1" in reason
+
+
+def test_a_story_that_delivered_nothing_makes_a_partial_result() -> None:
+    d = Driver()
+    stories = [
+        s.Story(id="A", title="a", write_surface=["a.py"]),
+        s.Story(id="B", title="b", write_surface=["b.py"]),
+    ]
+    started_to_plan(d, stories, mode="parallel", par=2)
+    d.feed(finish("A"))
+    d.feed(finish("B"))
+    d.feed(integrated("A"))
+    d.feed(
+        s.StoryIntegrated(
+            run_id=RUN, story_id="B", attempt=1, integration_commit="i-A", nothing_left=True,
+            dropped_artifacts=["progress.txt"],
+        )
+    )  # fmt: skip
+    d.feed(s.RunDelivered(run_id=RUN, branch="baro/x", base="base", head="i-A"))
+    assert d.rec.state == "needs_attention"
+    assert "B delivered nothing: progress.txt (artifact)" in (d.rec.reason or "")
+
+
 def test_retryable_result_waits_for_redelivery() -> None:
     d = Driver()
     started_to_plan(d, [s.Story(id="S1", title="fix")])

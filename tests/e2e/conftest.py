@@ -56,16 +56,22 @@ def request_for(repo: Path, goal: str, script: dict | None = None, **kw: object)
     return s.RunSubmitted(**fields)  # type: ignore[arg-type]
 
 
-async def run_to_end(bus: Bus, request: s.RunSubmitted, timeout: float = 90) -> runflow.RunReport:
-    """Submit and follow a run; for a local repository, also check that the run left the
-    user's branch, index, working tree and stash exactly as they were."""
+async def run_to_end(
+    bus: Bus,
+    request: s.RunSubmitted,
+    timeout: float = 90,
+    progress: runflow.Progress | None = None,
+) -> runflow.RunReport:
+    """Submit and follow a run (its progress lines to ``progress``, else nowhere); for a
+    local repository, also check that the run left the user's branch, index, working
+    tree and stash exactly as they were."""
     user_repo = Path(request.repo.location)
     before = None
     if request.repo.kind == "path" and (user_repo / ".git").is_dir():
         with contextlib.suppress(subprocess.CalledProcessError):  # e.g. a detached HEAD
             before = snapshot(user_repo)
     await runflow.submit(bus, request)
-    progress = runflow.Progress(open("/dev/null", "w"), quiet=True)  # noqa: SIM115
+    progress = progress or runflow.Progress(open("/dev/null", "w"), quiet=True)  # noqa: SIM115
     report = await asyncio.wait_for(runflow.follow(bus, request, progress, None), timeout)
     if before is not None:
         assert snapshot(user_repo) == before, "the run changed the user's checkout"

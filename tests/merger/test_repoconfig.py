@@ -13,8 +13,9 @@ from baro_shared.repoconfig import (
     RepoConfigError,
     SetupConfig,
     parse_repo_config,
-    read_repo_config_file,
+    read_repo_config_at,
 )
+from tests.conftest import make_repo, run_git
 
 FULL = """
 [setup]
@@ -45,11 +46,22 @@ def test_every_section() -> None:
     assert config.verify is not None and config.verify.command == ("pytest", "-q")
 
 
-def test_missing_file_means_defaults(tmp_path: Path) -> None:
-    assert read_repo_config_file(tmp_path / ".baro.toml") == DEFAULT_REPO_CONFIG
-    (tmp_path / ".baro.toml").write_text('[setup]\ncommand = "make deps"\n')
-    setup = read_repo_config_file(tmp_path / ".baro.toml").setup
+async def test_missing_file_means_defaults_and_the_commit_decides(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"a.txt": "a\n"})
+    first = run_git(repo, "rev-parse", "HEAD")
+    assert await read_repo_config_at(repo, first) == DEFAULT_REPO_CONFIG
+    (repo / ".baro.toml").write_text('[setup]\ncommand = "make deps"\n')
+    assert await read_repo_config_at(repo, first) == DEFAULT_REPO_CONFIG  # not the working tree
+    run_git(repo, "add", ".baro.toml")
+    run_git(repo, "commit", "-q", "-m", "config")
+    second = run_git(repo, "rev-parse", "HEAD")
+    setup = (await read_repo_config_at(repo, second)).setup
     assert setup is not None and setup.command == "make deps" and setup.copy == ()
+    (repo / ".baro.toml").write_text("[setup]\ncommand = 3\n")
+    run_git(repo, "commit", "-q", "-am", "broken")
+    broken = run_git(repo, "rev-parse", "HEAD")
+    with pytest.raises(RepoConfigError, match=rf"\.baro\.toml at {broken[:12]}: \[setup\]"):
+        await read_repo_config_at(repo, broken)
 
 
 @pytest.mark.parametrize(

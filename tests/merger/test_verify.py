@@ -3,6 +3,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from baro_merger.verify import verify
 
 
@@ -61,3 +63,31 @@ async def test_verify_makes_its_work_directory(bench: Any) -> None:
     work_root = bench.root / "cache" / "verify"  # a fresh cache: not there yet
     outcome = await verify(prepared.repo, prepared.base, "true", timeout=30, work_root=work_root)
     assert outcome.ok and work_root.is_dir() and list(work_root.iterdir()) == []
+
+
+async def test_verify_gets_no_baro_or_publishing_secrets(
+    bench: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = {
+        "BARO_API_TOKEN": "baro-api-token-value",
+        "BARO_NATS_PASSWORD": "nats-password-value",
+        "NATS_TOKEN": "plain-nats-token-value",
+        "GH_TOKEN": "gh-token-value",
+        "GITHUB_TOKEN": "github-token-value",
+        "ANTHROPIC_API_KEY": "anthropic-key-value",
+        "OPENAI_API_KEY": "openai-key-value",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret-value",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("BARO_TEST_HARMLESS", "x")
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    user = bench.make_repo("user", {"a": "1\n"})
+    prepared = await bench.prepare("r", user)
+    outcome = await verify(prepared.repo, prepared.base, "env", timeout=30)
+    assert outcome.ok
+    seen = dict(line.split("=", 1) for line in outcome.output.splitlines() if "=" in line)
+    assert not set(secrets) & set(seen)
+    assert not any(value in outcome.output for value in secrets.values())
+    assert not any(name.startswith(("BARO_", "NATS_")) for name in seen)
+    assert seen.get("LANG") == "C.UTF-8" and seen.get("CI") == "1"

@@ -2,7 +2,9 @@
 
 The plan's write surfaces are disjoint (a.py, b.py, c.py), so the stories run side by
 side; the agents also edit shared.py, outside their surfaces, which is what makes their
-results conflict at integration.
+results conflict at integration. The runs use the ``warn`` surface policy: under
+``strict`` (the parallel default) those edits would be left out before any merge
+(tests/hostile covers that).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ async def test_a_conflicting_story_is_rerun_once_on_the_new_head(bus: Bus, tmp_p
             {"match": {"id": "S2"}, "steps": steps("b", "OWNER = 'S1 and S2'\n")},
         ]
     }
-    request = request_for(repo, "update a.py and b.py", script, mode_request="parallel")
+    request = request_for(
+        repo, "update a.py and b.py", script, mode_request="parallel", surface="warn"
+    )
     report = await run_to_end(bus, request)
 
     assert report.status == "delivered", report.reason
@@ -76,6 +80,7 @@ async def test_a_second_conflict_needs_attention_and_keeps_every_attempt(
         "update a.py, b.py and c.py",
         script,
         mode_request="parallel",
+        surface="warn",
         limits=s.Limits(parallelism=3, story_timeout_s=120, stall_timeout_s=60),
     )
     report = await run_to_end(bus, request, timeout=180)

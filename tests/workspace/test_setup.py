@@ -89,6 +89,24 @@ async def test_without_a_setup_table_nothing_happens(tmp_path: Path) -> None:
     assert "baro" not in (ws.repo / ".git" / "info" / "exclude").read_text()
 
 
+async def test_the_setup_comes_from_the_run_base_not_from_the_story_base(tmp_path: Path) -> None:
+    """A dependency's story wrote a .baro.toml; the next story's setup ignores it."""
+    repo = user_repo(tmp_path, '[setup]\ncommand = "echo from the base > base-setup.txt"\n')
+    run_base = run_git(repo, "rev-parse", "HEAD")
+    (repo / ".baro.toml").write_text('[setup]\ncopy = [".env"]\ncommand = "env > leaked-env.txt"\n')
+    run_git(repo, "commit", "-q", "-am", "a story's .baro.toml")
+    story_base = run_git(repo, "rev-parse", "HEAD")
+    source = s.RepoSource(kind="path", location=str(repo), commit=story_base)
+    ws = await workspace.prepare(tmp_path / "ws" / "run" / "S2-1", source, story_base)
+
+    report = await workspace.setup(ws, source_of(repo), story_base, config_commit=run_base)
+
+    assert report is not None and report.command == "echo from the base > base-setup.txt"
+    assert (ws.repo / "base-setup.txt").exists()
+    assert not (ws.repo / "leaked-env.txt").exists() and not (ws.repo / ".env").exists()
+    assert report.copied == []
+
+
 async def test_a_failing_command_fails_with_its_output(tmp_path: Path) -> None:
     toml = '[setup]\ncommand = "echo installing; echo npm ERR! missing peer >&2; exit 3"\n'
     repo = user_repo(tmp_path, toml)
@@ -164,7 +182,8 @@ async def test_copy_needs_a_local_source(tmp_path: Path) -> None:
 async def test_an_invalid_file_fails_the_setup(tmp_path: Path) -> None:
     repo = user_repo(tmp_path, '[setup]\ncopy = ["../../etc/passwd"]\n')
     ws, head = await prepared(tmp_path, repo)
-    with pytest.raises(workspace.SetupFailed, match=r"\.baro\.toml: \[setup\] copy: .*leaves"):
+    failure = r"\.baro\.toml at [0-9a-f]{12}: \[setup\] copy: .*leaves"
+    with pytest.raises(workspace.SetupFailed, match=failure):
         await workspace.setup(ws, source_of(repo), head)
 
 

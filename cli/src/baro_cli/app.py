@@ -37,6 +37,14 @@ ModeOption = Annotated[
 StallTimeoutOption = Annotated[
     float, typer.Option(min=1, help="Seconds without agent output before it is stopped.")
 ]
+SurfaceOption = Annotated[
+    str | None,
+    typer.Option(
+        help="strict: a story that changes files outside its write surface is not integrated "
+        "(re-run once, then failed); warn: integrated and reported. Default: .baro.toml "
+        "[surface] policy, else strict for parallel runs, warn otherwise."
+    ),
+]
 
 SERVICE_NAMES = ("intake", "planner", "conductor", "agent-runner", "merger")
 MODE_CHOICES = ("auto", "focused", "sequential", "parallel")

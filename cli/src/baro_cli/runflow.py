@@ -53,6 +53,10 @@ class RunReport:
     head: str | None = None
     files_changed: list[str] = field(default_factory=list)
     dropped_artifacts: list[str] = field(default_factory=list)
+    # {story, attempt, path, rule, reason}: left out of the branch by a guard
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    # {story, attempt, path, policy, integrated}: changed outside the story's write surface
+    surface_violations: list[dict[str, Any]] = field(default_factory=list)
     pr_url: str | None = None
     publish_note: str | None = None
     tokens: dict[str, int | None] = field(default_factory=dict)
@@ -214,9 +218,18 @@ async def _on_event(
             _story(report, sid)["status"] = status
             if status in ("failed", "blocked", "conflict", "cancelled"):
                 progress.line(f"{sid} {status}: {reason or ''}")
-        case s.StoryIntegrated(story_id=sid, dropped_artifacts=dropped):
+        case s.StoryIntegrated(story_id=sid, dropped_artifacts=dropped) as ev:
+            _judged(report, ev.story_id, ev.attempt, ev.refused, ev.surface_violations,
+                    ev.surface_policy or "warn", integrated=True)  # fmt: skip
+            notes = [f"dropped: {', '.join(dropped)}"] if dropped else []
+            notes += _judgement_notes(ev.refused, ev.surface_violations, "integrated anyway")
+            progress.line(f"{sid} integrated" + (f" ({'; '.join(notes)})" if notes else ""))
+        case s.StoryRejected(story_id=sid) as ev:
+            _judged(report, sid, ev.attempt, ev.refused, ev.surface_violations,
+                    ev.surface_policy, integrated=False)  # fmt: skip
+            notes = _judgement_notes(ev.refused, ev.surface_violations, "not integrated")
             progress.line(
-                f"{sid} integrated" + (f" (dropped: {', '.join(dropped)})" if dropped else "")
+                f"{sid} rejected (surface policy {ev.surface_policy}): {'; '.join(notes)}"
             )
         case s.MergeConflict(story_id=sid, paths=paths):
             progress.line(f"{sid} conflicts in {', '.join(paths)}")
@@ -242,6 +255,38 @@ async def _on_event(
         case _:
             pass
     return False
+
+
+def _judged(
+    report: RunReport,
+    sid: str,
+    attempt: int,
+    refused: list[s.Refusal],
+    outside: list[str],
+    policy: str,
+    *,
+    integrated: bool,
+) -> None:
+    """Record the merger's verdicts on one attempt (every attempt's, once each)."""
+
+    def other(item: dict[str, Any]) -> bool:
+        return (item["story"], item["attempt"]) != (sid, attempt)
+
+    report.refused = [r for r in report.refused if other(r)] + [
+        {"story": sid, "attempt": attempt, "path": r.path, "rule": r.rule, "reason": r.reason}
+        for r in refused
+    ]
+    report.surface_violations = [v for v in report.surface_violations if other(v)] + [
+        {"story": sid, "attempt": attempt, "path": p, "policy": policy, "integrated": integrated}
+        for p in outside
+    ]
+
+
+def _judgement_notes(refused: list[s.Refusal], outside: list[str], fate: str) -> list[str]:
+    notes = [f"refused {r.path}: {r.rule}, {r.reason}" for r in refused]
+    if outside:
+        notes.append(f"outside its write surface, {fate}: {', '.join(outside)}")
+    return notes
 
 
 def _story(report: RunReport, sid: str) -> dict[str, Any]:
@@ -295,6 +340,11 @@ def render_summary(report: RunReport, out: TextIO) -> None:
         )
     if report.dropped_artifacts:
         w(f"dropped artifacts: {', '.join(report.dropped_artifacts)}\n")
+    for r in report.refused:
+        w(f"refused ({r['story']}): {r['path']} — {r['rule']}: {r['reason']}\n")
+    for v in report.surface_violations:
+        fate = "integrated anyway" if v["integrated"] else "not integrated"
+        w(f"outside {v['story']}'s write surface ({fate}, policy {v['policy']}): {v['path']}\n")
     tok = report.tokens
     if tok:
 

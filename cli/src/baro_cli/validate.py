@@ -85,3 +85,13 @@ def agent_script(path: Path | None) -> str | None:
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot use the agent script {path}: {exc}") from None
     return text
+
+
+def surface_policy(value: str | None) -> str | None:
+    """``--surface``: strict, warn, or None (the repository's or the mode's default)."""
+    if value is None:
+        return None
+    choice = value.strip().lower()
+    if choice not in ("strict", "warn"):
+        raise UserError(f"unknown surface policy {value!r}: choose strict or warn")
+    return choice

@@ -84,6 +84,21 @@ def _away_from(env: dict[str, str], directory: Path) -> dict[str, str]:
     return kept
 
 
+# Variables whose names say they hold a credential: provider keys, GH_TOKEN/GITHUB_TOKEN,
+# cloud credentials, passwords, SSH_AUTH_SOCK.
+CREDENTIAL_NAME = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)")
+
+
+def check_env(
+    scratch: Path | None = None, *, workdir: Path | None = None, away_from: Path | None = None
+) -> dict[str, str]:
+    """For commands that run what agents wrote (the ``[verify]`` gate runs their tests):
+    what agents get (``agent_env``), minus every variable whose name says it holds a
+    credential, so code an agent wrote cannot publish, call a provider, or read a token."""
+    env = agent_env(scratch, workdir=workdir, away_from=away_from)
+    return {k: v for k, v in env.items() if not CREDENTIAL_NAME.search(k)}
+
+
 def scripted_binary(settings: Settings) -> str | None:
     if settings.scripted_agent_bin:
         return settings.scripted_agent_bin

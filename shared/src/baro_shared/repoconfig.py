@@ -15,8 +15,15 @@
     command = "make test"
     timeout = 900
 
-The runner reads the file from its workspace (the story's base), the merger from the
-run's base commit; neither reads it from anyone's working tree, and baro never writes it.
+    [surface]                        # merger: what a story's change may hold
+    policy = "strict"                # strict | warn (default: strict in parallel runs)
+    max_file_size = "5 MiB"          # bytes, or a number with KiB / MiB / GiB
+    max_deleted_share = 0.5          # of the files tracked at the story's base
+
+Both the runner and the merger read the file from the run's base commit (``read_at``):
+never from a working tree, never from a story's result or the integrated result (a
+story that writes ``.baro.toml`` must not choose the commands baro runs next), and baro
+never writes it.
 Tables baro does not know are ignored (room for newer versions); an unknown key inside a
 known table is an error, so a typo never silently switches something off.
 
@@ -27,16 +34,20 @@ at any depth (as in .gitignore, ``**/name``), and a pattern ending in ``/`` is a
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from baro_shared.gitutil import git
 from baro_shared.surfaces import UnsafePath, normalize
 
 CONFIG_FILE = ".baro.toml"
 DEFAULT_VERIFY_TIMEOUT_S = 900.0
 DEFAULT_SETUP_TIMEOUT_S = 600.0
+DEFAULT_MAX_FILE_BYTES = 5 * 1024 * 1024
+DEFAULT_MAX_DELETED_SHARE = 0.5
 
 Command = str | tuple[str, ...]
 
@@ -67,10 +78,21 @@ class SetupConfig:
 
 
 @dataclass(frozen=True)
+class SurfaceConfig:
+    policy: Literal["strict", "warn"] | None = None  # None: by the run's mode
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_deleted_share: float = DEFAULT_MAX_DELETED_SHARE
+
+
+DEFAULT_SURFACE = SurfaceConfig()
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     artifacts: ArtifactsConfig | None = None  # None: no [artifacts] table
     verify: VerifyConfig | None = None
     setup: SetupConfig | None = None
+    surface: SurfaceConfig = DEFAULT_SURFACE
 
 
 DEFAULT_REPO_CONFIG = RepoConfig()
@@ -79,6 +101,7 @@ _KEYS = {
     "artifacts": ("drop", "keep", "replace_defaults", "lockfiles"),
     "verify": ("command", "timeout", "timeout_s"),
     "setup": ("command", "copy", "timeout", "timeout_s"),
+    "surface": ("policy", "max_file_size", "max_deleted_share"),
 }
 
 
@@ -91,22 +114,30 @@ def parse_repo_config(text: str, origin: str = CONFIG_FILE) -> RepoConfig:
     artifacts = _table(data, "artifacts", origin)
     verify = _table(data, "verify", origin)
     setup = _table(data, "setup", origin)
+    surface = _table(data, "surface", origin)
     return RepoConfig(
         artifacts=_artifacts(artifacts, origin) if artifacts is not None else None,
         verify=_verify(verify, origin) if verify else None,
         setup=_setup(setup, origin) if setup else None,
+        surface=_surface(surface, origin) if surface else DEFAULT_SURFACE,
     )
 
 
-def read_repo_config_file(path: Path) -> RepoConfig:
-    """The .baro.toml at ``path`` (defaults when there is none)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+async def config_text_at(repo: Path, commit: str) -> str | None:
+    """The text of .baro.toml in ``commit`` of ``repo`` (None when the commit has none)."""
+    shown = await git("cat-file", "blob", f"{commit}:{CONFIG_FILE}", cwd=repo, check=False)
+    return shown.stdout if shown.returncode == 0 else None
+
+
+async def read_repo_config_at(repo: Path, commit: str) -> RepoConfig:
+    """The .baro.toml of ``commit`` in ``repo`` (defaults when there is none).
+
+    Raises RepoConfigError naming the file and the commit when it is not valid.
+    """
+    text = await config_text_at(repo, commit)
+    if text is None:
         return DEFAULT_REPO_CONFIG
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RepoConfigError(f"cannot read {path.name}: {exc}") from None
-    return parse_repo_config(text, origin=CONFIG_FILE)
+    return parse_repo_config(text, origin=f"{CONFIG_FILE} at {commit[:12]}")
 
 
 # --------------------------------------------------------------------------- tables
@@ -155,6 +186,43 @@ def _setup(table: dict[str, Any], origin: str) -> SetupConfig:
         copy=tuple(copy),
         timeout_s=_timeout(table, "setup", DEFAULT_SETUP_TIMEOUT_S, origin),
     )
+
+
+def _surface(table: dict[str, Any], origin: str) -> SurfaceConfig:
+    policy = table.get("policy")
+    if policy is not None and policy not in ("strict", "warn"):
+        raise RepoConfigError(f'{origin}: [surface] policy must be "strict" or "warn"')
+    size = table.get("max_file_size", DEFAULT_MAX_FILE_BYTES)
+    max_bytes = (
+        size
+        if isinstance(size, int) and not isinstance(size, bool)
+        else parse_size(size)
+        if isinstance(size, str)
+        else None
+    )
+    if max_bytes is None or max_bytes <= 0:
+        raise RepoConfigError(
+            f'{origin}: [surface] max_file_size must be a positive number of bytes or a size such as "5 MiB"'
+        )
+    share = table.get("max_deleted_share", DEFAULT_MAX_DELETED_SHARE)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
+        raise RepoConfigError(
+            f"{origin}: [surface] max_deleted_share must be a number above 0 and at most 1"
+        )
+    return SurfaceConfig(policy=policy, max_file_bytes=max_bytes, max_deleted_share=float(share))
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|bytes?|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.I)
+_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int | None:
+    """``"5 MiB"``, ``"512k"``, ``"1048576"`` -> bytes (units are binary); None if unreadable."""
+    found = _SIZE.match(text)
+    if found is None:
+        return None
+    number, unit = float(found.group(1)), (found.group(2) or "b").lower()
+    return int(number * _UNITS.get(unit[0], 1))
 
 
 # --------------------------------------------------------------------------- values

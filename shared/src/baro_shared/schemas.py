@@ -26,6 +26,11 @@ ConfirmSource = Literal["intake", "user", "flag"]
 Confirm = Literal["picker", "auto"]
 Publish = Literal["local", "push", "pr"]
 SourceKind = Literal["path", "url", "bundle"]
+# What happens to a story's changes outside its write surface: strict leaves the story
+# out of the integration (re-run once, then failed); warn integrates them and reports.
+SurfacePolicy = Literal["strict", "warn"]
+# Why the merger refused a path of a story's change, whatever the policy.
+RefusalRule = Literal["git_path", "symlink_escape", "too_large", "mass_deletion", "baro_config"]
 
 RunState = Literal[
     "submitted",
@@ -199,6 +204,15 @@ class Story(Value, kw_only=True):
     acceptance: list[str] = msgspec.field(default_factory=list)
 
 
+class Refusal(Value, kw_only=True):
+    """A path of a story's change the merger refused: left out of the integration and
+    kept in the story's attempt ref."""
+
+    path: str
+    rule: RefusalRule
+    reason: str
+
+
 class Totals(Value, kw_only=True):
     tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
     wall_s: float = 0.0
@@ -241,6 +255,8 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     # A plan given by the submitter (``baro run --plan-file``): the conductor takes it as
     # the proposal instead of asking the planner; enforcement still applies.
     plan: list[Story] | None = None
+    # None: .baro.toml's [surface] policy, else strict for parallel runs, warn otherwise.
+    surface: SurfacePolicy | None = None
 
 
 class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):
@@ -329,6 +345,24 @@ class StoryIntegrated(Message, tag="story.integrated", kw_only=True):
     integration_commit: str
     integration_bundle: str | None = None
     dropped_artifacts: list[str] = msgspec.field(default_factory=list)
+    story_ref: str | None = None
+    refused: list[Refusal] = msgspec.field(default_factory=list)  # left out, by a guard
+    # outside the story's write surface and integrated anyway (policy warn)
+    surface_violations: list[str] = msgspec.field(default_factory=list)
+    surface_policy: SurfacePolicy | None = None
+    nothing_left: bool = False  # every change of the story was dropped or refused
+
+
+class StoryRejected(Message, tag="story.rejected", kw_only=True):
+    """Policy strict: the attempt changed files outside its write surface, so none of it
+    was integrated; it stays at ``story_ref``."""
+
+    story_id: str
+    attempt: int
+    surface_violations: list[str]
+    refused: list[Refusal] = msgspec.field(default_factory=list)
+    dropped_artifacts: list[str] = msgspec.field(default_factory=list)
+    surface_policy: SurfacePolicy = "strict"
     story_ref: str | None = None
 
 
@@ -419,10 +453,14 @@ class RunStory(Message, tag="cmd.run_story", kw_only=True):
     source: RepoSource
     base_commit: str
     base_bundle: str | None = None  # integration head bundle when base_commit is past the source
+    # The run's base: its .baro.toml configures the story (never one a story wrote).
+    run_base: str | None = None
     backend: str = "claude"
     model: str | None = None
     limits: Limits = msgspec.field(default_factory=Limits)
     conflict_note: str | None = None
+    # the previous attempt changed files outside its write surface (policy strict)
+    surface_note: str | None = None
     agent_script: str | None = None
 
 
@@ -433,6 +471,8 @@ class IntegrateStory(Message, tag="cmd.integrate", kw_only=True):
     story_base: str
     head_commit: str
     goal: str
+    mode: Mode | None = None
+    surface: SurfacePolicy | None = None  # the run's own choice; see RunSubmitted.surface
 
 
 class DeliverRun(Message, tag="cmd.deliver", kw_only=True):
@@ -471,6 +511,7 @@ Event = (
     | StoryFinished
     | StoryUpdated
     | StoryIntegrated
+    | StoryRejected
     | MergeConflict
     | IntegrationFailed
     | RunDelivered
@@ -619,6 +660,14 @@ class StoryState(Value, kw_only=True):
     agent_seconds: float = 0.0  # all attempts
     integration_commit: str | None = None
     dropped_artifacts: list[str] = msgspec.field(default_factory=list)
+    # what the merger judged, over every attempt: paths refused by a guard, and paths
+    # changed outside the write surface (integrated under warn, rejected under strict)
+    refused: list[Refusal] = msgspec.field(default_factory=list)
+    surface_violations: list[str] = msgspec.field(default_factory=list)
+    surface_policy: SurfacePolicy | None = None
+    rejections: int = 0  # attempts left out for changes outside the write surface
+    nothing_left: bool = False  # integrated, but every change it made was dropped or refused
+    story_ref: str | None = None  # where the attempt judged last is kept
     refs: list[str] = msgspec.field(default_factory=list)
     counted_attempts: list[str] = msgspec.field(default_factory=list)
     reason: str | None = None

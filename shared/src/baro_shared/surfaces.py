@@ -20,6 +20,27 @@ class UnsafePath(ValueError):
     pass
 
 
+# Code points HFS+ ignores when it compares names: ".g\u200cit" is ".git" there.
+_HFS_IGNORED = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
+
+
+def is_git_like_name(name: str) -> bool:
+    """Would a file system take this one path component for ``.git``?
+
+    Case-insensitively (``.GIT``, ``.Git``), with the characters HFS+ ignores removed,
+    with trailing dots and spaces removed (NTFS drops them: ``.git.``), and the NTFS
+    short name ``git~1``. What a checkout on some machine could read as a repository's
+    own directory (its hooks and config run code).
+    """
+    folded = _HFS_IGNORED.sub("", name).lower().rstrip(". ")
+    return folded in (".git", "git~1")
+
+
+def is_git_like_path(path: str) -> bool:
+    """Does any component of ``path`` (``/`` or ``\\`` separated) look like ``.git``?"""
+    return any(is_git_like_name(part) for part in re.split(r"[/\\]", path) if part)
+
+
 def normalize(path: str) -> str:
     """A repo-relative POSIX path, or raise UnsafePath (absolute, '..', inside .git)."""
     raw = path.strip().replace("\\", "/")

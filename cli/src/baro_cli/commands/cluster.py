@@ -238,6 +238,22 @@ def render_detail(v: RunDetail, out: TextIO) -> None:
             for st in v.stories
         ]
         table(("  ID", "STATUS", "", "TITLE"), rows, out)
+        for st in v.stories:
+            for r in st.refused:
+                w(f"  {st.id} refused {r.path}: {r.rule}, {r.reason}\n")
+            if st.surface_violations:
+                fate = (
+                    "left out"
+                    if st.rejections
+                    else "integrated anyway"
+                    if st.status == "integrated"
+                    else "not integrated"
+                )
+                policy = f", policy {st.surface_policy}" if st.surface_policy else ""
+                w(
+                    f"  {st.id} changed files outside its write surface ({fate}{policy}): "
+                    f"{', '.join(st.surface_violations)}\n"
+                )
     for note in v.enforcement:
         w(f"enforcement: {note}\n")
     tok = v.totals.tokens

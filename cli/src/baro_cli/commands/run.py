@@ -20,6 +20,7 @@ from baro_cli.app import (
     ParallelismOption,
     StallTimeoutOption,
     StoryTimeoutOption,
+    SurfaceOption,
     TokenBudgetOption,
     app,
     fail,
@@ -82,6 +83,7 @@ def run(
     token_budget: TokenBudgetOption = None,
     story_timeout: StoryTimeoutOption = 1800.0,
     stall_timeout: StallTimeoutOption = 600.0,
+    surface: SurfaceOption = None,
     publish: Annotated[
         str,
         typer.Option(
@@ -127,6 +129,7 @@ def run(
             intake=intake or settings.intake,
             planner=planner,
             plan_file=plan_file,
+            surface=surface,
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -169,8 +172,10 @@ def build_request(
     intake: str = "offline",
     planner: str = "auto",
     plan_file: Path | None = None,
+    surface: str | None = None,
 ) -> s.RunSubmitted:
     text = validate.goal_text(goal)
+    surface_policy = validate.surface_policy(surface)
     if mode not in MODE_CHOICES:
         raise UserError(f"unknown mode {mode!r}: choose one of {', '.join(MODE_CHOICES)}")
     if planner not in get_args(s.PlanStrategy):
@@ -221,6 +226,7 @@ def build_request(
         publish=publish,  # type: ignore[arg-type]
         agent_script=agent_script,
         submitted_by=f"{os.environ.get('USER', 'user')}@cli",
+        surface=surface_policy,  # type: ignore[arg-type]
     )
 
 

@@ -28,6 +28,7 @@ from baro_cli.app import (
     ParallelismOption,
     StallTimeoutOption,
     StoryTimeoutOption,
+    SurfaceOption,
     TokenBudgetOption,
     app,
     cluster_settings,
@@ -83,6 +84,7 @@ def submit(
     token_budget: TokenBudgetOption = None,
     story_timeout: StoryTimeoutOption = 1800.0,
     stall_timeout: StallTimeoutOption = 600.0,
+    surface: SurfaceOption = None,
     publish: Annotated[
         str,
         typer.Option(help="local (default: fetch it with baro fetch), or with --url push or pr."),
@@ -120,6 +122,7 @@ def submit(
             slug=slug,
             script=script,
             settings=settings,
+            surface=surface,
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -193,8 +196,10 @@ class SubmitPlan:
         slug: str | None,
         script: Path | None,
         settings: Settings,
+        surface: str | None = None,
     ) -> SubmitPlan:
         text = validate.goal_text(goal)
+        surface_policy = validate.surface_policy(surface)
         if mode not in MODE_CHOICES:
             raise UserError(f"unknown mode {mode!r}: choose one of {', '.join(MODE_CHOICES)}")
         if publish not in ("local", "push", "pr"):
@@ -250,6 +255,7 @@ class SubmitPlan:
             slug=slug,
             agent_script=agent_script,
             submitted_by=f"{os.environ.get('USER', 'user')}@cli",
+            surface=surface_policy,  # type: ignore[arg-type]
         )
         return cls(request, bundle_from, notes)
 

@@ -33,5 +33,7 @@ def build_prompt(cmd: s.RunStory) -> str:
         ]
     if cmd.conflict_note:
         parts += ["", cmd.conflict_note]
+    if cmd.surface_note:
+        parts += ["", cmd.surface_note]
     parts += ["", RULES]
     return "\n".join(parts)

@@ -234,7 +234,9 @@ class _Job:
 
     async def _setup(self, ws: workspace.Workspace) -> None:
         """The repository's [setup], reported as one command event of the attempt."""
-        report = await workspace.setup(ws, self.cmd.source, self.cmd.base_commit)
+        report = await workspace.setup(
+            ws, self.cmd.source, self.cmd.base_commit, config_commit=self.cmd.run_base
+        )
         if report is None:
             return
         log.info("setup of %s/%s: %s", self.cmd.run_id, self.story_id, redact(report.summary()))

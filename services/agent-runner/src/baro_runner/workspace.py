@@ -5,9 +5,9 @@ URL, or a bundle from the object store), then moved to the base commit (fetching
 integration bundle when the base is an integration commit the source does not have). The
 result goes back as a git bundle of base..head.
 
-Before the agent starts, ``setup`` prepares the clone for a real project, as its
-``.baro.toml`` ``[setup]`` says: untracked files such as ``.env`` are copied in from the
-user's working tree (read only), then the setup command runs. Neither the copies nor
+Before the agent starts, ``setup`` prepares the clone for a real project, as the
+``.baro.toml`` ``[setup]`` of the run's base commit says: untracked files such as ``.env``
+are copied in from the user's working tree (read only), then the setup command runs. Neither the copies nor
 anything the command creates may reach the story's commit, which is made with
 ``git add -A``: they are written into the clone's ``.git/info/exclude``, and tracked files
 the command changed are put back to the committed version. See docs/merging.md.
@@ -30,11 +30,10 @@ from baro_shared import schemas as s
 from baro_shared.backends import agent_env
 from baro_shared.gitutil import BARO_IDENTITY, GitError, git
 from baro_shared.repoconfig import (
-    CONFIG_FILE,
     RepoConfigError,
     SetupConfig,
     command_text,
-    read_repo_config_file,
+    read_repo_config_at,
 )
 
 STORY_BRANCH = "baro-story"
@@ -203,16 +202,21 @@ def _listing(items: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
-async def setup(ws: Workspace, source: s.RepoSource, base_commit: str) -> SetupReport | None:
+async def setup(
+    ws: Workspace, source: s.RepoSource, base_commit: str, *, config_commit: str | None = None
+) -> SetupReport | None:
     """Prepare the workspace as the repository's .baro.toml ``[setup]`` says.
 
+    The file is read from ``config_commit``, the run's base (default ``base_commit``): a
+    dependency's story may have written a ``.baro.toml`` into the story's base, and what it
+    wrote must not choose the commands run here or the files copied in.
     None when there is no ``[setup]``. Raises SetupFailed when the file is invalid, the
     command fails or times out, or the command moved the workspace off ``base_commit``.
     """
     try:
-        config = read_repo_config_file(ws.repo / CONFIG_FILE)
+        config = await read_repo_config_at(ws.repo, config_commit or base_commit)
     except RepoConfigError as exc:
-        raise SetupFailed(f"{exc} (at the story's base {base_commit[:12]})") from None
+        raise SetupFailed(str(exc)) from None
     if config.setup is None:
         return None
     report = SetupReport()

@@ -424,6 +424,9 @@ def _story_integrated(tr: Transition, ev: s.StoryIntegrated, now: float) -> bool
     st.status = "integrated"
     st.integration_commit = ev.integration_commit
     st.dropped_artifacts = ev.dropped_artifacts
+    _record_verdicts(st, ev.refused, ev.surface_violations, ev.surface_policy)
+    st.nothing_left = ev.nothing_left
+    st.story_ref = ev.story_ref
     st.reason = None
     rec.integrating = None
     rec.integration_head = ev.integration_commit
@@ -457,6 +460,51 @@ def _merge_conflict(tr: Transition, ev: s.MergeConflict, now: float) -> bool:
     return True
 
 
+def _record_verdicts(
+    st: s.StoryState,
+    refused: list[s.Refusal],
+    outside: list[str],
+    policy: s.SurfacePolicy | None,
+) -> None:
+    """Keep what the merger judged on every attempt of the story (each path once)."""
+    st.refused = st.refused + [r for r in refused if r not in st.refused]
+    st.surface_violations = st.surface_violations + [
+        p for p in outside if p not in st.surface_violations
+    ]
+    st.surface_policy = policy or st.surface_policy
+
+
+def _story_rejected(tr: Transition, ev: s.StoryRejected, now: float) -> bool:
+    """Strict policy: none of the attempt was integrated. Re-run the story once with the
+    violation named in its prompt; a second violation fails it with the list."""
+    rec = tr.record
+    st = _in_integration(rec, ev.story_id, ev.attempt)
+    if st is None:
+        return False
+    rec.integrating = None
+    st.rejections += 1
+    _record_verdicts(st, ev.refused, ev.surface_violations, ev.surface_policy)
+    st.story_ref = ev.story_ref or f"refs/baro/{rec.run_id}/{st.story.id}/{ev.attempt}"
+    listing = ", ".join(ev.surface_violations)
+    if st.rejections <= 1 and rec.state != "cancelled":
+        note = (
+            f"Your previous attempt changed files outside your write surface: {listing}. "
+            "None of that attempt was integrated. Change only files your write surface "
+            f"covers ({', '.join(st.story.write_surface)}), and leave every other file as it is."
+        )
+        st.reason = f"changed files outside its write surface ({listing}); re-running once"
+        _dispatch(tr, st, None, surface_note=note)
+    else:
+        st.status = "failed"
+        st.finished_at = ev.ts
+        st.reason = (
+            f"changed files outside its write surface again ({listing}); "
+            f"nothing of it was integrated, its commits are at {st.story_ref}"
+        )
+    _integration_done(tr, st, now)
+    return True
+
+
 def _integration_failed(tr: Transition, ev: s.IntegrationFailed, now: float) -> bool:
     rec = tr.record
     st = _in_integration(rec, ev.story_id, None)
@@ -484,9 +532,18 @@ def _delivered(tr: Transition, ev: s.RunDelivered, now: float) -> bool:
             f"no story was integrated ({reasons})",
             now,
         )
+    elif ev.head == ev.base:
+        _finish(tr, "needs_attention", _nothing_delivered(rec), now)
     elif ev.verify == "failed":
         _finish(
             tr, "needs_attention", f"verification failed: {ev.verify_output or ''}".strip(), now
+        )
+    elif emptied := [st for st in rec.stories if st.status == "integrated" and st.nothing_left]:
+        _finish(
+            tr,
+            "needs_attention",
+            "delivered a partial result; " + "; ".join(_left_out(st) for st in emptied),
+            now,
         )
     elif incomplete:
         why = "; ".join(
@@ -496,6 +553,31 @@ def _delivered(tr: Transition, ev: s.RunDelivered, now: float) -> bool:
     else:
         _finish(tr, "delivered", None, now)
     return True
+
+
+def _nothing_delivered(rec: s.RunRecord) -> str:
+    """Why a run whose stories were integrated delivered nothing: every change was left out."""
+    integrated = [st for st in rec.stories if st.status == "integrated"]
+    parts = [_left_out(st) for st in integrated if st.nothing_left] or [
+        "the integrated changes add up to no change"
+    ]
+    failed = [
+        f"{st.story.id} {st.status}: {st.reason or ''}".strip()
+        for st in rec.stories
+        if st.status != "integrated"
+    ]
+    return "; ".join(["nothing was delivered: every change was left out", *parts, *failed])
+
+
+def _left_out(st: s.StoryState) -> str:
+    """``S1 delivered nothing: a.txt (refused: ...), prd.json (artifact); kept at REF``."""
+    what = [f"{r.path} ({r.rule}: {r.reason})" for r in st.refused]
+    what += [f"{path} (artifact)" for path in st.dropped_artifacts]
+    where = st.story_ref or f"refs/baro/<run>/{st.story.id}/{st.attempt}"
+    shown = ", ".join(what[:10]) + (f" and {len(what) - 10} more" if len(what) > 10 else "")
+    return (
+        f"{st.story.id} delivered nothing: {shown or 'its changes were left out'}; kept at {where}"
+    )
 
 
 def _delivery_failed(tr: Transition, ev: s.DeliveryFailed, now: float) -> bool:
@@ -572,6 +654,7 @@ _HANDLERS = {
     s.StoryStarted: _story_started,
     s.StoryFinished: _story_finished,
     s.StoryIntegrated: _story_integrated,
+    s.StoryRejected: _story_rejected,
     s.MergeConflict: _merge_conflict,
     s.IntegrationFailed: _integration_failed,
     s.RunDelivered: _delivered,
@@ -620,7 +703,9 @@ def _schedule(tr: Transition, now: float) -> None:
         _deliver_or_fail(tr, now)
 
 
-def _dispatch(tr: Transition, st: s.StoryState, conflict_note: str | None) -> None:
+def _dispatch(
+    tr: Transition, st: s.StoryState, conflict_note: str | None, *, surface_note: str | None = None
+) -> None:
     rec = tr.record
     assert rec.mode is not None and rec.base_commit is not None
     st.attempt += 1
@@ -638,10 +723,12 @@ def _dispatch(tr: Transition, st: s.StoryState, conflict_note: str | None) -> No
             source=req.repo,
             base_commit=head,
             base_bundle=rec.integration_bundle if head != rec.base_commit else None,
+            run_base=rec.base_commit,
             backend=req.backend,
             model=req.model,
             limits=req.limits,
             conflict_note=conflict_note,
+            surface_note=surface_note,
             agent_script=req.agent_script,
         ),
         f"{rec.run_id}.run.{st.story.id}.{st.attempt}",
@@ -669,6 +756,8 @@ def _next_integration(tr: Transition) -> None:
             story_base=res.base_commit,
             head_commit=res.head_commit,
             goal=rec.request.goal,
+            mode=rec.mode,
+            surface=rec.request.surface,
         ),
         f"{rec.run_id}.integrate.{st.story.id}.{res.attempt}",
     )

@@ -458,6 +458,7 @@ def submitted_from(body: m.RunRequest, settings: Settings) -> s.RunSubmitted:
         ),
         confirm=body.confirm,
         publish=body.publish,
+        surface=body.surface,
         slug=body.slug,
         agent_script=json.dumps(script) if script is not None else None,
         submitted_by="api",

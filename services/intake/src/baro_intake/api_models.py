@@ -23,6 +23,8 @@ Backend = Literal["claude", "codex", "opencode", "pi", "scripted"]
 RunState = s.RunState
 StoryStatus = s.StoryStatus
 DecisionSource = s.DecisionSource
+SurfacePolicy = s.SurfacePolicy
+RefusalRule = s.RefusalRule
 
 GOAL_MAX = 20_000
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"
@@ -147,6 +149,12 @@ class RunRequest(Request):
         "remote: nothing is pushed, and the run says so)",
     )
     intake: Literal["offline", "llm", "auto"] | None = None
+    surface: SurfacePolicy | None = Field(
+        default=None,
+        description="strict: a story that changes files outside its write surface is not "
+        "integrated (re-run once, then failed); warn: integrated and reported; default: the "
+        "repository's .baro.toml [surface] policy, else strict for parallel runs",
+    )
     slug: Slug | None = None
     agent_script: dict[str, Any] | None = Field(
         default=None,
@@ -215,6 +223,7 @@ class RequestOut(BaseModel):
     model: str | None = None
     confirm: Literal["auto", "picker"]
     publish: Literal["local", "push", "pr"]
+    surface: SurfacePolicy | None = None
     limits: LimitsOut
     submitted_by: str | None = None
 
@@ -232,6 +241,12 @@ class ModeOut(BaseModel):
     awaiting_confirmation: bool = False
 
 
+class RefusalOut(BaseModel):
+    path: str
+    rule: RefusalRule
+    reason: str
+
+
 class StoryOut(BaseModel):
     id: str
     title: str
@@ -245,6 +260,20 @@ class StoryOut(BaseModel):
     integration_commit: str | None = None
     conflict_paths: list[str] = Field(default_factory=list)
     dropped_artifacts: list[str] = Field(default_factory=list)
+    refused: list[RefusalOut] = Field(
+        default_factory=list,
+        description="paths the merger refused (left out of the branch, kept in the story's "
+        "refs), over every attempt",
+    )
+    surface_violations: list[str] = Field(
+        default_factory=list,
+        description="paths changed outside the write surface, over every attempt "
+        "(integrated under warn, left out under strict)",
+    )
+    surface_policy: SurfacePolicy | None = None
+    rejections: int = Field(
+        default=0, description="attempts left out for changing files outside the write surface"
+    )
 
 
 class TotalsOut(BaseModel):

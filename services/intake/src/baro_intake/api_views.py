@@ -95,6 +95,10 @@ def story_out(st: s.StoryState) -> m.StoryOut:
         integration_commit=st.integration_commit,
         conflict_paths=list(st.conflict_paths),
         dropped_artifacts=list(st.dropped_artifacts),
+        refused=[m.RefusalOut(path=r.path, rule=r.rule, reason=r.reason) for r in st.refused],
+        surface_violations=list(st.surface_violations),
+        surface_policy=st.surface_policy,
+        rejections=st.rejections,
     )
 
 
@@ -163,6 +167,7 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
             model=req.model,
             confirm=req.confirm,
             publish=req.publish,
+            surface=req.surface,
             limits=m.LimitsOut(
                 max_stories=lim.max_stories,
                 parallelism=lim.parallelism,

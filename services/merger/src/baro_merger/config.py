@@ -1,5 +1,8 @@
 """The repository's own settings for the merger, read from ``.baro.toml`` at the run's base.
 
+Only ever at the run's base commit: never the integrated result, whose ``.baro.toml`` a
+story may have written.
+
 Parsing lives in ``baro_shared.repoconfig`` (the runner reads the same file for its
 ``[setup]``); this module reads the file from a commit and turns ``[artifacts]`` into
 hygiene rules. Paths that ``[setup] copy`` puts into workspaces (``.env``...) are always
@@ -19,15 +22,17 @@ from baro_merger.hygiene import (
     ArtifactPattern,
     ArtifactRules,
 )
-from baro_shared.gitutil import git
 from baro_shared.repoconfig import (
     CONFIG_FILE,
+    DEFAULT_SURFACE,
     DEFAULT_VERIFY_TIMEOUT_S,
     ArtifactsConfig,
     RepoConfig,
     RepoConfigError,
     SetupConfig,
+    SurfaceConfig,
     VerifyConfig,
+    config_text_at,
     parse_repo_config,
 )
 
@@ -48,6 +53,7 @@ class BaroConfig:
     artifacts: ArtifactRules = DEFAULT_RULES
     verify: VerifyConfig | None = None
     setup: SetupConfig | None = None
+    surface: SurfaceConfig = DEFAULT_SURFACE
 
 
 DEFAULT_CONFIG = BaroConfig()
@@ -64,10 +70,10 @@ async def read_baro_config(repo: Path, commit: str) -> BaroConfig:
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    shown = await git("cat-file", "blob", f"{commit}:{CONFIG_FILE}", cwd=repo, check=False)
+    text = await config_text_at(repo, commit)
     config = (
-        parse_baro_config(shown.stdout, origin=f"{CONFIG_FILE} at {commit[:12]}")
-        if shown.returncode == 0
+        parse_baro_config(text, origin=f"{CONFIG_FILE} at {commit[:12]}")
+        if text is not None
         else DEFAULT_CONFIG
     )
     _cache[key] = config
@@ -88,6 +94,7 @@ def from_repo_config(config: RepoConfig) -> BaroConfig:
         artifacts=artifact_rules(config.artifacts, copied),
         verify=config.verify,
         setup=config.setup,
+        surface=config.surface,
     )
 
 

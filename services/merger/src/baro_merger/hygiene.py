@@ -146,7 +146,7 @@ def select_dropped(
 ) -> list[Dropped]:
     """The paths of ``changes`` to leave out of the delivered branch, sorted by path."""
     changes = sorted(changes, key=lambda c: c.path)
-    entries = _surface_entries(surface)
+    entries = surface_entries(surface)
     mentions = GoalMentions(goal)
     changed = [c.path for c in changes]
     dropped: list[Dropped] = []
@@ -207,7 +207,8 @@ def _matches_ci(pattern: str, path: str) -> bool:
     return matches(pattern.lower(), path.lower())
 
 
-def _surface_entries(surface: Sequence[str]) -> list[str]:
+def surface_entries(surface: Sequence[str]) -> list[str]:
+    """The surface's entries, normalized; unsafe ones (refused by plan validation) skipped."""
     entries = []
     for raw in surface:
         try:

@@ -11,24 +11,39 @@ twice. Ref names are listed in ``naming``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from baro_merger import naming
-from baro_merger.config import read_baro_config
+from baro_merger.admission import (
+    DELETED_MODE,
+    GITLINK_MODE,
+    SYMLINK_MODE,
+    Entry,
+    Policy,
+    Refused,
+    guard,
+    outside_surface,
+    resolve_policy,
+)
+from baro_merger.config import BaroConfig, read_baro_config
 from baro_merger.errors import BundleError, MergerError, NotPrepared, SourceError
 from baro_merger.hygiene import ArtifactRules, Change, Dropped, select_dropped
 from baro_merger.plumbing import (
+    TREE_MODE,
     ZERO_OID,
     RawChange,
+    blob_texts,
     changed_entries,
     commit_tree,
     list_refs,
+    object_sizes,
     ref_value,
     repo_lock,
     resolve_commit,
     revert_paths,
     three_way_merge,
+    tree_listing,
     tree_of,
     update_refs,
 )
@@ -301,6 +316,10 @@ class Integrated:
     dropped: list[Dropped]
     story_ref: str
     already_integrated: bool
+    refused: list[Refused] = field(default_factory=list)  # by the guards, left out
+    outside_surface: list[str] = field(default_factory=list)  # integrated anyway (warn)
+    policy: Policy = "warn"
+    nothing_left: bool = False  # every change of the story was dropped or refused
 
     @property
     def dropped_paths(self) -> list[str]:
@@ -317,6 +336,37 @@ class Conflict:
     integration_head: str  # unchanged
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """Strict policy: the attempt changed files outside its write surface, so none of
+    it is integrated (it stays at ``story_ref``)."""
+
+    story_id: str
+    attempt: int
+    outside_surface: list[str]
+    refused: list[Refused]
+    dropped: list[Dropped]
+    story_ref: str
+    policy: Policy = "strict"
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """A story attempt's change and what the trust boundary decided about it."""
+
+    head: str  # the attempt's head commit
+    start: str  # the commit it started from
+    raw: list[RawChange]
+    refused: list[Refused]
+    dropped: list[Dropped]
+    outside_surface: list[str]
+
+    @property
+    def left_out(self) -> list[RawChange]:
+        paths = {r.path for r in self.refused} | {d.path for d in self.dropped}
+        return [c for c in self.raw if c.path in paths]
+
+
 async def integrate_story(
     repo: Path,
     run_id: str,
@@ -327,15 +377,22 @@ async def integrate_story(
     goal: str,
     summary: str | None = None,
     rules: ArtifactRules | None = None,
-) -> Integrated | Conflict:
+    policy: Policy | None = None,
+    mode: str | None = None,
+) -> Integrated | Conflict | Rejected:
     """Squash an imported story attempt onto the integration head as ONE commit.
 
-    Three-way merge with base = ``story_base`` (where the attempt started), ours = the
-    integration head, theirs = the attempt's head, after dropping the attempt's
-    artifacts (``hygiene``; ``rules`` default to the base's .baro.toml). The commit's
-    parent is the integration head; its message is the story's title, ``summary`` (or
-    the description) and a ``Baro-Story: <id>`` trailer. On conflict nothing moves and
-    the conflicting paths come back.
+    First the trust boundary (``admission``): the guards refuse paths by rule, hygiene
+    drops artifacts (``rules`` default to the base's .baro.toml), and the paths outside
+    the story's write surface are found. Under the ``strict`` policy (``policy``, else
+    the base's ``[surface] policy``, else strict for a parallel ``mode``) a story with
+    such paths is Rejected and nothing moves.
+
+    Then a three-way merge with base = ``story_base`` (where the attempt started), ours =
+    the integration head, theirs = the attempt's head minus what was refused or dropped.
+    The commit's parent is the integration head; its message is the story's title,
+    ``summary`` (or the description) and a ``Baro-Story: <id>`` trailer. On conflict
+    nothing moves and the conflicting paths come back.
 
     Idempotent: when an attempt of this story is already integrated, that result comes
     back with ``already_integrated`` (its ``attempt`` may differ from the one asked
@@ -346,50 +403,61 @@ async def integrate_story(
     story_ref = naming.attempt_ref(run_id, story.id, attempt)
     async with repo_lock(repo):
         base = await run_base(repo, run_id)
-        if rules is None:
-            rules = (await read_baro_config(repo, base)).artifacts
+        config = await read_baro_config(repo, base)
+        rules = rules or config.artifacts
+        chosen = resolve_policy(policy, config.surface.policy, mode)
+
+        async def judge() -> _Judged:
+            return await _judge(repo, story, attempt, story_ref, story_base, goal, rules, config)
+
         done = await _already_integrated(repo, run_id, story.id)
         if done is not None:
             done_attempt, commit = done
-            dropped: list[Dropped] = []
-            if done_attempt == attempt:
-                _, _, raw = await _story_change(repo, story, attempt, story_ref, story_base)
-                dropped = _select(raw, story, goal, rules)
+            judged = await judge() if done_attempt == attempt else None
             return Integrated(
                 story.id,
                 done_attempt,
                 commit,
                 changed=await _is_story_commit(repo, commit, story.id),
-                dropped=dropped,
+                dropped=judged.dropped if judged else [],
                 story_ref=naming.attempt_ref(run_id, story.id, done_attempt),
                 already_integrated=True,
+                refused=judged.refused if judged else [],
+                outside_surface=judged.outside_surface if judged else [],
+                policy=chosen,
+                nothing_left=await _nothing_left(repo, judged) if judged else False,
             )
 
-        story_head, start, raw = await _story_change(repo, story, attempt, story_ref, story_base)
-        dropped = _select(raw, story, goal, rules)
-        dropped_paths = {d.path for d in dropped}
-        theirs = (
-            await revert_paths(repo, story_head, [c for c in raw if c.path in dropped_paths])
-            if dropped
-            else await tree_of(repo, story_head)
-        )
+        judged = await judge()
+        if judged.outside_surface and chosen == "strict":
+            return Rejected(
+                story.id, attempt, judged.outside_surface, judged.refused, judged.dropped, story_ref
+            )
+        theirs = await _admitted_tree(repo, judged)
+        nothing_left = theirs == await tree_of(repo, judged.start)
         current = await ref_value(repo, naming.integration_ref(run_id))
         head = current or base
         head_tree = await tree_of(repo, head)
-        if head == start:
+        if head == judged.start:
             tree = theirs  # the story started from the integration head: nothing to merge
         else:
-            merged = await three_way_merge(repo, start, head_tree, theirs)
+            merged = await three_way_merge(repo, judged.start, head_tree, theirs)
             if merged.conflicts:
                 return Conflict(
                     story.id, attempt, merged.conflicts, merged.messages, story_ref, head
                 )
             tree = merged.tree
 
+        def result(commit: str, changed: bool) -> Integrated:
+            return Integrated(
+                story.id, attempt, commit, changed, judged.dropped, story_ref, False,
+                judged.refused, judged.outside_surface, chosen, nothing_left,
+            )  # fmt: skip
+
         marker = naming.integrated_marker(run_id, story.id, attempt)
         if tree == head_tree:
             await update_refs(repo, [f"create {marker} {head}"])
-            return Integrated(story.id, attempt, head, False, dropped, story_ref, False)
+            return result(head, False)
         commit = await commit_tree(repo, tree, head, story_commit_message(story, summary))
         await update_refs(
             repo,
@@ -398,25 +466,98 @@ async def integrate_story(
                 f"create {marker} {commit}",
             ],
         )
-        return Integrated(story.id, attempt, commit, True, dropped, story_ref, False)
+        return result(commit, True)
 
 
-async def _story_change(
-    repo: Path, story: Story, attempt: int, story_ref: str, story_base: str
-) -> tuple[str, str, list[RawChange]]:
-    """(attempt head, story base commit, the attempt's changed entries)."""
+async def _judge(
+    repo: Path,
+    story: Story,
+    attempt: int,
+    story_ref: str,
+    story_base: str,
+    goal: str,
+    rules: ArtifactRules,
+    config: BaroConfig,
+) -> _Judged:
     story_head = await ref_value(repo, story_ref)
     if story_head is None:
         raise MergerError(f"story {story.id} attempt {attempt} was not imported ({story_ref})")
     start = await resolve_commit(repo, story_base)
     if start is None:
         raise MergerError(f"story base {story_base} of story {story.id} is unknown here")
-    return story_head, start, await changed_entries(repo, start, story_head)
+    raw = await changed_entries(repo, start, story_head)
+    facts = await _facts(repo, raw, start, story_head)
+    refused = guard(
+        facts.entries,
+        surface=story.write_surface,
+        goal=goal,
+        tracked_at_base=facts.tracked_at_base,
+        links=facts.links,
+        limits=config.surface,
+    )
+    refused_paths = {r.path for r in refused}
+    rest = [c for c in raw if c.path not in refused_paths]
+    dropped = select_dropped(
+        [Change(c.path, c.status) for c in rest], story.write_surface, goal, rules
+    )
+    dropped_paths = {d.path for d in dropped}
+    outside = outside_surface(
+        [c.path for c in rest if c.path not in dropped_paths], story.write_surface
+    )
+    return _Judged(story_head, start, raw, refused, dropped, outside)
 
 
-def _select(raw: list[RawChange], story: Story, goal: str, rules: ArtifactRules) -> list[Dropped]:
-    changes = [Change(c.path, c.status) for c in raw]
-    return select_dropped(changes, story.write_surface, goal, rules)
+async def _admitted_tree(repo: Path, judged: _Judged) -> str:
+    """The attempt's tree without what was refused or dropped."""
+    left_out = judged.left_out
+    if left_out:
+        return await revert_paths(repo, judged.head, left_out)
+    return await tree_of(repo, judged.head)
+
+
+async def _nothing_left(repo: Path, judged: _Judged) -> bool:
+    return await _admitted_tree(repo, judged) == await tree_of(repo, judged.start)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    entries: list[Entry]
+    tracked_at_base: int
+    links: dict[str, str]
+
+
+async def _facts(repo: Path, raw: list[RawChange], start: str, head: str) -> _Facts:
+    """What the guards need to know about a change, read from git in a few processes."""
+    blobs = [
+        oid
+        for c in raw
+        for mode, oid in ((c.old_mode, c.old_oid), (c.new_mode, c.new_oid))
+        if mode not in (DELETED_MODE, GITLINK_MODE, TREE_MODE)
+    ]
+    sizes = await object_sizes(repo, blobs)
+    links: dict[str, str] = {}
+    if any(c.new_mode == SYMLINK_MODE for c in raw):
+        listing = await tree_listing(repo, head)
+        tree_links = [(path, oid) for path, mode, oid in listing if mode == SYMLINK_MODE]
+        texts = await blob_texts(repo, [oid for _, oid in tree_links])
+        links = {path: texts.get(oid, "") for path, oid in tree_links}
+    deletions = sum(1 for c in raw if c.new_mode == DELETED_MODE)
+    tracked = len(await tree_listing(repo, start)) if deletions > 1 else 0
+    entries = [
+        Entry(
+            path=c.path,
+            status=c.status,
+            old_mode=c.old_mode,
+            new_mode=c.new_mode,
+            old_oid=c.old_oid,
+            new_oid=c.new_oid,
+            old_size=sizes.get(c.old_oid) if c.old_mode != DELETED_MODE else None,
+            new_size=sizes.get(c.new_oid) if c.new_mode != DELETED_MODE else None,
+            link_target=links.get(c.path) if c.new_mode == SYMLINK_MODE else None,
+        )
+        for c in raw
+    ]
+    return _Facts(entries, tracked, links)
 
 
 async def _already_integrated(repo: Path, run_id: str, story_id: str) -> tuple[int, str] | None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from baro_shared.gitutil import BARO_IDENTITY, GitError, git
+from baro_shared.gitutil import BARO_IDENTITY, GitError, git, git_env
 
 ZERO_OID = "0" * 40
 
@@ -98,19 +97,133 @@ async def changed_entries(repo: Path, old: str, new: str) -> list[RawChange]:
 
 async def revert_paths(repo: Path, commit: str, originals: list[RawChange]) -> str:
     """The tree of ``commit`` with each given path put back to its ``old`` side
-    (removed when it was added). Works in a bare repository through a throwaway index."""
-    entries = []
-    for change in originals:
-        if change.added:
-            entries.append(f"0 {ZERO_OID}\t{change.path}")
+    (removed when it was added)."""
+    edits: dict[str, tuple[str, str] | None] = {
+        c.path: None if c.added else (c.old_mode, c.old_oid) for c in originals
+    }
+    return await edit_tree(repo, await tree_of(repo, commit), edits)
+
+
+TREE_MODE = "040000"
+
+
+async def edit_tree(repo: Path, tree: str, edits: dict[str, tuple[str, str] | None]) -> str:
+    """``tree`` with each path set to ``(mode, oid)`` or removed (None); empty directories
+    go. Built with ``ls-tree``/``mktree``, not an index: an index refuses the paths an
+    agent may have put into a tree on purpose (``.GIT/hooks/x``), and those are exactly
+    the ones to take out."""
+    edited = await _edit_level(repo, tree, edits)
+    if edited is None:
+        return (await git("mktree", "-z", cwd=repo, input=b"")).out
+    return edited
+
+
+async def _edit_level(
+    repo: Path, tree: str | None, edits: dict[str, tuple[str, str] | None]
+) -> str | None:
+    """One directory level of ``edit_tree``; None when the directory ends up empty."""
+    entries = await _tree_entries(repo, tree) if tree else {}
+    below: dict[str, dict[str, tuple[str, str] | None]] = {}
+    for path, value in edits.items():
+        name, _, rest = path.partition("/")
+        if rest:
+            below.setdefault(name, {})[rest] = value
+        elif value is None:
+            entries.pop(name, None)
         else:
-            entries.append(f"{change.old_mode} {change.old_oid}\t{change.path}")
-    with tempfile.TemporaryDirectory(prefix="baro-index-") as scratch:
-        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index"), "GIT_WORK_TREE": scratch}
-        await git("read-tree", commit, cwd=repo, env=env)
-        payload = "".join(e + "\0" for e in entries).encode()
-        await git("update-index", "-z", "--index-info", cwd=repo, env=env, input=payload)
-        return (await git("write-tree", cwd=repo, env=env)).out
+            entries[name] = value
+    for name, inner in below.items():
+        current = entries.get(name)
+        if current is not None and current[0] != TREE_MODE:
+            if all(v is None for v in inner.values()):
+                continue  # removing paths below what is now a file: nothing to remove
+            current = None
+        subtree = await _edit_level(repo, current[1] if current else None, inner)
+        if subtree is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = (TREE_MODE, subtree)
+    if not entries:
+        return None
+    listing = "".join(
+        f"{mode} {_object_type(mode)} {oid}\t{name}\0" for name, (mode, oid) in entries.items()
+    )
+    return (await git("mktree", "-z", cwd=repo, input=listing.encode())).out
+
+
+async def _tree_entries(repo: Path, tree: str) -> dict[str, tuple[str, str]]:
+    listed = await git("ls-tree", "-z", "--full-tree", tree, cwd=repo)
+    entries = {}
+    for record in listed.stdout.split("\0"):
+        if record:
+            meta, _, name = record.partition("\t")
+            mode, _, oid = meta.split(" ")
+            entries[name] = (mode, oid)
+    return entries
+
+
+def _object_type(mode: str) -> str:
+    return {TREE_MODE: "tree", "160000": "commit"}.get(mode, "blob")
+
+
+async def object_sizes(repo: Path, oids: list[str]) -> dict[str, int]:
+    """Object id -> size in bytes, for the ids that exist (one ``cat-file`` for all)."""
+    if not oids:
+        return {}
+    payload = "".join(f"{oid}\n" for oid in dict.fromkeys(oids)).encode()
+    listed = await git(
+        "cat-file", "--batch-check=%(objectname) %(objectsize)", cwd=repo, input=payload
+    )
+    sizes = {}
+    for line in listed.stdout.splitlines():
+        oid, _, size = line.partition(" ")
+        if size.isdigit():
+            sizes[oid] = int(size)
+    return sizes
+
+
+async def blob_texts(repo: Path, oids: list[str]) -> dict[str, str]:
+    """Object id -> content (decoded, invalid bytes replaced) of small blobs such as link
+    targets (one ``cat-file`` for all)."""
+    if not oids:
+        return {}
+    wanted = list(dict.fromkeys(oids))
+    payload = "".join(f"{oid}\n" for oid in wanted).encode()
+    proc = await asyncio.create_subprocess_exec(
+        "git", "cat-file", "--batch",
+        cwd=repo,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=git_env(),
+    )  # fmt: skip
+    out, _ = await proc.communicate(payload)
+    if proc.returncode != 0:
+        raise GitError(("cat-file", "--batch"), proc.returncode or 1, "cannot read blobs")
+    texts: dict[str, str] = {}
+    at = 0
+    for _ in wanted:
+        header_end = out.index(b"\n", at)
+        oid, kind, *rest = out[at:header_end].decode().split(" ")
+        at = header_end + 1
+        if kind == "missing" or not rest:
+            continue
+        size = int(rest[0])
+        texts[oid] = out[at : at + size].decode("utf-8", "replace")
+        at += size + 1
+    return texts
+
+
+async def tree_listing(repo: Path, rev: str) -> list[tuple[str, str, str]]:
+    """(path, mode, oid) of every file of ``rev``, recursively."""
+    listed = await git("ls-tree", "-r", "-z", "--full-tree", rev, cwd=repo)
+    out = []
+    for record in listed.stdout.split("\0"):
+        if record:
+            meta, _, path = record.partition("\t")
+            mode, _, oid = meta.split(" ")
+            out.append((path, mode, oid))
+    return out
 
 
 async def commit_tree(repo: Path, tree: str, parent: str, message: str) -> str:

@@ -2,7 +2,8 @@
 
 The body holds what a reviewer needs to judge the run: the goal, the mode with its
 confidence and reason, the stories table (status, duration, tokens), the artifacts left
-out of the branch, the verification result, and the totals (tokens, wall-clock, summed
+out of the branch, what the merger refused or found outside the write surfaces, the
+verification result, and the totals (tokens, wall-clock, summed
 agent time, speedup).
 """
 
@@ -49,6 +50,7 @@ def pr_body(
     else:
         lines.append("None.")
     lines.append("")
+    lines += trust_lines(record.stories)
     if verify is not None:
         lines += ["## Verification", "", f"`{verify_command or 'verify'}` {verify}.", ""]
     lines += ["## Totals", "", *totals_table(record, now), ""]
@@ -57,6 +59,35 @@ def pr_body(
         f"{len(files_changed)} file(s) changed.</sub>"
     )
     return "\n".join(lines) + "\n"
+
+
+def trust_lines(stories: Sequence[s.StoryState]) -> list[str]:
+    """What the merger refused or found outside the write surfaces, per story."""
+    rows: list[str] = []
+    for st in stories:
+        for refusal in st.refused:
+            rows.append(
+                f"- {_cell(st.story.id)}: `{refusal.path}` refused ({refusal.rule}: "
+                f"{_inline(refusal.reason)})"
+            )
+        if st.surface_violations:
+            fate = "left out" if st.rejections else "integrated anyway"
+            policy = f", policy {st.surface_policy}" if st.surface_policy else ""
+            paths = ", ".join(f"`{p}`" for p in st.surface_violations[:DROPPED_SHOWN])
+            rows.append(
+                f"- {_cell(st.story.id)}: changed files outside its write surface "
+                f"({fate}{policy}): {paths}"
+            )
+    if not rows:
+        return []
+    return [
+        "## Outside the fences",
+        "",
+        "What the agents changed that a story may not deliver; refused paths are kept in "
+        "the stories' refs, not in this branch:",
+        *rows,
+        "",
+    ]
 
 
 def _mode_lines(record: s.RunRecord) -> list[str]:

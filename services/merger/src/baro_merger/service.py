@@ -19,11 +19,13 @@ import msgspec
 from prometheus_client import Counter, Histogram
 
 from baro_merger import delivery as local_delivery
+from baro_merger.admission import Refused
 from baro_merger.config import read_baro_config
 from baro_merger.delivery import deliver, preserve_refs
 from baro_merger.errors import ConfigError, DeliveryError, MergerError, SourceError
 from baro_merger.integration import (
     Conflict,
+    Rejected,
     create_bundle,
     import_story_bundle,
     integrate_story,
@@ -51,6 +53,9 @@ log = logging.getLogger(__name__)
 integrations = Counter("baro_merger_integrations_total", "Stories integrated", ["outcome"])
 merge_conflicts = Counter("baro_merge_conflicts_total", "Story integrations that conflicted")
 dropped_artifacts = Counter("baro_dropped_artifacts_total", "Files dropped from delivered branches")
+refused_paths = Counter(
+    "baro_merger_refused_paths_total", "Paths of story changes refused by a guard", ["rule"]
+)
 integration_seconds = Histogram(
     "baro_merger_integration_seconds",
     "Time to import and integrate one story",
@@ -142,7 +147,14 @@ class Merger(CommandService):
                     repo, run_id, story_id, cmd.attempt, bundle, head=cmd.head_commit
                 )
                 result = await integrate_story(
-                    repo, run_id, cmd.story, cmd.attempt, story_base=cmd.story_base, goal=cmd.goal
+                    repo,
+                    run_id,
+                    cmd.story,
+                    cmd.attempt,
+                    story_base=cmd.story_base,
+                    goal=cmd.goal,
+                    policy=cmd.surface,
+                    mode=cmd.mode,
                 )
                 if isinstance(result, Conflict):
                     merge_conflicts.inc()
@@ -157,6 +169,23 @@ class Merger(CommandService):
                             story_ref=result.story_ref,
                         ),
                         f"{run_id}.conflict.{story_id}.{cmd.attempt}",
+                    )
+                    return
+                if isinstance(result, Rejected):
+                    integrations.labels(outcome="rejected").inc()
+                    await self._preserve(run_id)
+                    await self.bus.publish(
+                        s.StoryRejected(
+                            run_id=run_id,
+                            story_id=story_id,
+                            attempt=cmd.attempt,
+                            surface_violations=result.outside_surface,
+                            refused=refusals(result.refused),
+                            dropped_artifacts=[d.path for d in result.dropped],
+                            surface_policy=result.policy,
+                            story_ref=result.story_ref,
+                        ),
+                        f"{run_id}.rejected.{story_id}.{cmd.attempt}",
                     )
                     return
                 bundle_name = None
@@ -180,6 +209,8 @@ class Merger(CommandService):
         integrations.labels(outcome="integrated").inc()
         if not result.already_integrated:
             dropped_artifacts.inc(len(result.dropped))
+            for refusal in result.refused:
+                refused_paths.labels(rule=refusal.rule).inc()
         await self.bus.publish(
             s.StoryIntegrated(
                 run_id=run_id,
@@ -189,6 +220,10 @@ class Merger(CommandService):
                 integration_bundle=bundle_name,
                 dropped_artifacts=result.dropped_paths,
                 story_ref=result.story_ref,
+                refused=refusals(result.refused),
+                surface_violations=result.outside_surface,
+                surface_policy=result.policy,
+                nothing_left=result.nothing_left,
             ),
             f"{run_id}.integrated.{story_id}.{cmd.attempt}",
         )
@@ -234,7 +269,7 @@ class Merger(CommandService):
                 continue_branch=cmd.continue_branch,
             )
             verdict, output = (
-                await self._verify(repo, result.head) if result.branch else (None, None)
+                await self._verify(run_id, result.head) if result.branch else (None, None)
             )
         except (MergerError, ConfigError) as exc:
             await self.bus.publish(
@@ -276,7 +311,7 @@ class Merger(CommandService):
                 if name and result.bundle:
                     await self.bus.put_file(name, result.bundle)
             verdict, output = (
-                await self._verify(repo, result.head) if result.changed else (None, None)
+                await self._verify(run_id, result.head) if result.changed else (None, None)
             )
         except (MergerError, ConfigError) as exc:
             await self.bus.publish(
@@ -345,9 +380,11 @@ class Merger(CommandService):
         return Publication(publication.published, note, publication.pr_url)
 
     async def _verify(
-        self, repo: Path, head: str
+        self, run_id: str, head: str
     ) -> tuple[Literal["passed", "failed"] | None, str | None]:
-        config = await read_baro_config(repo, head)
+        """The base's ``[verify]`` on ``head`` (never the command a story wrote into it)."""
+        repo = self.repo(run_id)
+        config = await read_baro_config(repo, await run_base(repo, run_id))
         if config.verify is None:
             return None, None
         result = await verify(
@@ -383,8 +420,15 @@ class Merger(CommandService):
                     f"{here}: {len(missing)} of {len(record.stories)} stories were not "
                     f"integrated ({', '.join(missing)}), so nothing was published",
                 )
+            emptied = [st.story.id for st in record.stories if st.nothing_left]
+            if emptied:
+                return Publication(
+                    "local",
+                    f"{here}: every change of {', '.join(emptied)} was left out (see the "
+                    "refused paths and dropped artifacts), so nothing was published",
+                )
         try:
-            config = await read_baro_config(self.repo(cmd.run_id), result.head)
+            config = await read_baro_config(self.repo(cmd.run_id), result.base)
             body = (
                 pr_body(
                     record,
@@ -415,6 +459,10 @@ class Merger(CommandService):
         if got is None:
             return []
         return sorted({p for st in got[0].stories for p in st.dropped_artifacts})
+
+
+def refusals(refused: list[Refused]) -> list[s.Refusal]:
+    return [s.Refusal(path=r.path, rule=r.rule, reason=r.reason) for r in refused]
 
 
 async def create(bus: Bus, settings: Settings) -> Merger:

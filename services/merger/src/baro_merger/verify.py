@@ -2,7 +2,10 @@
 
 The command runs in a throwaway checkout of the head, made from the integration
 repository (``git clone --shared``: no object is copied), never in the user's checkout.
-It gets its own process group, so a timeout stops everything it started.
+It gets its own process group, so a timeout stops everything it started, and the
+environment of ``baro_shared.backends.check_env``: what agents get (no ``BARO_*`` or
+``NATS_*``), minus every credential-named variable (provider keys, ``GH_TOKEN``...): the
+command runs code the agents wrote.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from baro_merger.errors import MergerError
+from baro_shared.backends import check_env
 from baro_shared.gitutil import git
 
 EXCERPT_CHARS = 4000
-_GIT_LOCATION_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY")
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ async def _run(
     command: str | list[str] | tuple[str, ...], cwd: Path, timeout: float, excerpt_chars: int
 ) -> tuple[int | None, str]:
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_LOCATION_VARS}
+    env = check_env(workdir=cwd)
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,

@@ -1,0 +1,394 @@
+"""Hostile agents: one scripted story per attack on the trust boundary.
+
+Each test runs the whole stack (real nats-server, real git, the scripted agent as a
+subprocess) and checks three things: the attack does not reach the delivered branch or
+the machine, the run names it, and the user's checkout is byte-identical (``run_to_end``
+compares a snapshot of the branch, index, working tree and stash before and after).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from baro_cli import runflow
+from baro_cli.commands.cluster import render_detail
+from baro_intake import api_views
+from baro_merger.prbody import pr_body
+from baro_shared import schemas as s
+from baro_shared.bus import Bus
+from tests.conftest import make_repo
+from tests.e2e.conftest import request_for, run_to_end
+from tests.merger_e2e.conftest import refs_of, show, tree
+
+FILES = {
+    "README.md": "# app\n",
+    "src/one.py": "ONE = 1\n",
+    "src/two.py": "TWO = 2\n",
+    "src/three.py": "THREE = 3\n",
+    "docs/guide.md": "read me\n",
+    "check.py": "print('checked')\n",
+}
+SECRETS = {
+    "BARO_API_TOKEN": "hostile-test-baro-api-token",
+    "BARO_NATS_PASSWORD": "hostile-test-nats-password",
+    "GH_TOKEN": "ghp_hostiletesttoken000000000000000000",
+    "ANTHROPIC_API_KEY": "sk-ant-hostile-test-key-0000000000000000",
+}
+
+
+def plan(*stories: tuple[str, list[str]], chain: bool = False) -> list[s.Story]:
+    out = []
+    for i, (story_id, surface) in enumerate(stories):
+        after = [stories[i - 1][0]] if chain and i else []
+        out.append(
+            s.Story(
+                id=story_id, title=f"work on {story_id}", write_surface=surface, depends_on=after
+            )
+        )
+    return out
+
+
+def by_rule(report: runflow.RunReport) -> dict[str, str]:
+    return {r["path"]: r["rule"] for r in report.refused}
+
+
+async def record_of(bus: Bus, run_id: str) -> s.RunRecord:
+    got = await bus.get_record(run_id)
+    assert got is not None
+    return got[0]
+
+
+async def test_wiping_the_tree_is_refused(bus: Bus, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "user", FILES, dirty=True)
+    wipe = "git ls-files -z | xargs -0 rm -f && rm -rf src docs"
+    script = {
+        "default": {"steps": [{"run": wipe}, {"write": "src/three.py", "content": "THREE = 33\n"}]}
+    }
+    request = request_for(
+        repo,
+        "make three bigger",
+        script,
+        mode_request="focused",
+        plan=plan(("S1", ["src/three.py"])),
+    )
+    report = await run_to_end(bus, request)
+
+    assert report.status == "delivered", report.reason
+    assert set(by_rule(report).values()) == {"mass_deletion"}
+    assert sorted(by_rule(report)) == sorted(set(FILES) - {"src/three.py"})
+    assert report.branch is not None
+    assert tree(repo, report.branch) == sorted(FILES)
+    assert show(repo, report.branch, "src/three.py") == "THREE = 33\n"
+    kept = f"refs/baro/{request.run_id}/S1/1"
+    assert tree(repo, kept) == ["src/three.py"], "the attempt itself is kept, whole"
+
+
+async def test_neighbours_files_stay_out_and_each_story_reruns_once(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """Two stories side by side both write the same file outside their surfaces."""
+    repo = make_repo(tmp_path / "user", FILES, dirty=True)
+
+    def trespass(own: str, value: str) -> list[dict[str, object]]:
+        return [
+            {"write": own, "content": f"{value}\n"},
+            {"write": "shared.txt", "content": f"{own} was here\n"},
+            {"append": "README.md", "content": f"{own} was here\n"},
+        ]
+
+    script = {
+        "stories": [
+            {"match": {"id": "S1"}, "attempts": [1], "steps": trespass("src/one.py", "ONE = 11")},
+            {"match": {"id": "S2"}, "attempts": [1], "steps": trespass("src/two.py", "TWO = 22")},
+            {"match": {"id": "S1"}, "steps": [{"write": "src/one.py", "content": "ONE = 11\n"}]},
+            {"match": {"id": "S2"}, "steps": [{"write": "src/two.py", "content": "TWO = 22\n"}]},
+        ]
+    }
+    stories = plan(("S1", ["src/one.py"]), ("S2", ["src/two.py"]))
+    request = request_for(repo, "change one and two", script, mode_request="parallel", plan=stories)
+    lines = io.StringIO()
+    report = await run_to_end(bus, request, progress=runflow.Progress(lines))
+
+    assert report.status == "delivered", report.reason
+    assert report.branch is not None
+    assert tree(repo, report.branch) == sorted(FILES)
+    shown = lines.getvalue()
+    for story in ("S1", "S2"):
+        assert (
+            f"{story} rejected (surface policy strict): outside its write surface, "
+            "not integrated: README.md, shared.txt"
+        ) in shown
+    assert show(repo, report.branch, "README.md") == FILES["README.md"]
+    assert report.files_changed == ["src/one.py", "src/two.py"]
+    violations = {
+        (v["story"], v["attempt"], v["path"], v["integrated"]) for v in report.surface_violations
+    }
+    assert violations == {
+        (story, 1, path, False) for story in ("S1", "S2") for path in ("README.md", "shared.txt")
+    }
+    for story in ("S1", "S2"):
+        assert show(repo, f"refs/baro/{request.run_id}/{story}/1", "shared.txt") is not None
+
+    record = await record_of(bus, request.run_id)
+    assert {st.story.id: st.rejections for st in record.stories} == {"S1": 1, "S2": 1}
+    # every place a user looks names it: baro status (text and API) and the pull request
+    detail = api_views.detail(record)
+    assert {st.id: st.surface_violations for st in detail.stories} == {
+        "S1": ["README.md", "shared.txt"],
+        "S2": ["README.md", "shared.txt"],
+    }
+    status = _render(detail)
+    assert (
+        "S1 changed files outside its write surface (left out, policy strict): README.md, shared.txt"
+        in status
+    )
+    body = pr_body(
+        record, commits=2, files_changed=[], dropped=[], verify=None, verify_command=None, now=0
+    )
+    assert (
+        "- S2: changed files outside its write surface (left out, policy strict): `README.md`, `shared.txt`"
+        in body
+    )
+
+
+async def test_a_story_that_keeps_trespassing_fails_with_the_list(bus: Bus, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "user", FILES, dirty=True)
+    script = {
+        "stories": [
+            {
+                "match": {"id": "S1"},
+                "steps": [
+                    {"write": "src/one.py", "content": "ONE = 11\n"},
+                    {"write": "src/two.py", "content": "TWO = 'mine'\n"},
+                ],
+            },
+            {"match": {"id": "S2"}, "steps": [{"write": "src/two.py", "content": "TWO = 22\n"}]},
+        ]
+    }
+    stories = plan(("S1", ["src/one.py"]), ("S2", ["src/two.py"]))
+    request = request_for(repo, "change one and two", script, mode_request="parallel", plan=stories)
+    report = await run_to_end(bus, request)
+
+    assert report.status == "needs_attention"
+    assert runflow.exit_code(report) != 0
+    assert report.reason is not None
+    assert "S1 failed: changed files outside its write surface again (src/two.py)" in report.reason
+    assert report.branch is not None and show(repo, report.branch, "src/two.py") == "TWO = 22\n"
+    assert show(repo, report.branch, "src/one.py") == FILES["src/one.py"]
+    assert [v["attempt"] for v in report.surface_violations if v["story"] == "S1"] == [1, 2]
+
+
+async def test_links_out_of_the_repository_are_refused(bus: Bus, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "user", FILES, dirty=True)
+    script = {
+        "default": {
+            "steps": [
+                {"run": "ln -s /etc/passwd passwd && ln -s ../../../../outside escape"},
+                {"run": "mkdir -p docs/v1 && ln -s ../guide.md docs/v1/guide.md"},
+                {"write": "src/one.py", "content": "ONE = 11\n"},
+            ]
+        }
+    }
+    request = request_for(repo, "change one", script, mode_request="focused")
+    report = await run_to_end(bus, request)
+
+    assert report.status == "delivered", report.reason
+    assert by_rule(report) == {"passwd": "symlink_escape", "escape": "symlink_escape"}
+    assert report.branch is not None
+    delivered = tree(repo, report.branch)
+    assert "passwd" not in delivered and "escape" not in delivered
+    assert "docs/v1/guide.md" in delivered, "a link inside the repository is fine"
+    reasons = {r["path"]: r["reason"] for r in report.refused}
+    assert "/etc/passwd" in reasons["passwd"] and "leaves the repository" in reasons["escape"]
+    summary = io.StringIO()
+    runflow.render_summary(report, summary)
+    assert "refused (S1): passwd — symlink_escape: symbolic link to '/etc/passwd' is absolute" in (
+        summary.getvalue()
+    )
+    assert json.loads(json.dumps(report.as_json()))["refused"][0]["story"] == "S1"
+
+
+async def test_a_huge_file_is_refused_and_nothing_of_it_is_left(bus: Bus, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "user", FILES, dirty=True)
+    git_dir_before = _disk_usage(repo / ".git")
+    script = {
+        "default": {
+            "steps": [
+                # sparse: 200 MB to git, almost nothing on this machine's disk
+                {"run": "truncate -s 200M dataset.bin"},
+                {"write": "src/one.py", "content": "ONE = 11\n"},
+            ]
+        }
+    }
+    request = request_for(repo, "change one", script, mode_request="focused")
+    report = await run_to_end(bus, request, timeout=180)
+
+    assert report.status == "delivered", report.reason
+    assert by_rule(report) == {"dataset.bin": "too_large"}
+    assert report.refused[0]["reason"] == "200 MiB, above the 5 MiB limit for one file"
+    assert report.branch is not None and "dataset.bin" not in tree(repo, report.branch)
+    # the attempt (kept for inspection) holds it compressed; the user's .git barely grows
+    assert _disk_usage(repo / ".git") - git_dir_before < 5 << 20
+    leftovers = [p for p in tmp_path.rglob("dataset.bin")]
+    assert leftovers == [], "the agent's workspace is gone"
+
+
+async def test_a_baro_toml_written_by_an_agent_runs_nothing(
+    bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S1 writes a .baro.toml whose setup and verify would leak the environment and copy an
+    untracked file of the user's; S2 runs after it. Nothing of it runs, nothing is copied,
+    and the file itself is refused."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    leak = tmp_path / "leak"
+    leak.mkdir()
+    base_toml = '[verify]\ncommand = "python3 check.py"\n'
+    repo = make_repo(tmp_path / "user", {**FILES, ".baro.toml": base_toml}, dirty=True)
+    evil_toml = (
+        "[setup]\n"
+        f'command = "env > {leak}/setup-env"\n'
+        'copy = ["scratch.txt"]\n'  # the user's untracked notes (make_repo dirty=True)
+        "[verify]\n"
+        f'command = "env > {leak}/verify-env"\n'
+    )
+    script = {
+        "stories": [
+            {
+                "match": {"id": "S1"},
+                "steps": [
+                    {"write": ".baro.toml", "content": evil_toml},
+                    {"write": "src/one.py", "content": "ONE = 11\n"},
+                ],
+            },
+            {
+                "match": {"id": "S2"},
+                "steps": [
+                    {"run": "ls -a > seen.txt"},
+                    {"write": "src/two.py", "content": "TWO = 22\n"},
+                ],
+            },
+        ]
+    }
+    stories = plan(("S1", []), ("S2", []), chain=True)
+    request = request_for(
+        repo, "change one, then two", script, mode_request="sequential", plan=stories
+    )
+    report = await run_to_end(bus, request)
+
+    assert report.status == "delivered", report.reason
+    assert by_rule(report) == {".baro.toml": "baro_config"}
+    assert report.branch is not None
+    assert show(repo, report.branch, ".baro.toml") == base_toml
+    assert "scratch.txt" not in (show(repo, report.branch, "seen.txt") or "")
+    assert "scratch.txt" not in tree(repo, report.branch)
+    assert list(leak.iterdir()) == [], "a command the agent wrote ran"
+
+
+async def test_configuration_comes_from_the_base_even_when_the_goal_asks_to_change_it(
+    bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked for, a new .baro.toml is delivered; this run still uses the base's (its
+    verify runs the agent's code without baro's or the publishing credentials)."""
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    leak = tmp_path / "leak"
+    leak.mkdir()
+    base_toml = '[verify]\ncommand = "python3 check.py"\n'
+    repo = make_repo(tmp_path / "user", {**FILES, ".baro.toml": base_toml}, dirty=True)
+    new_toml = (
+        f'[setup]\ncommand = "env > {leak}/setup-env"\ncopy = ["scratch.txt"]\n'
+        f'[verify]\ncommand = "env > {leak}/verify-env"\n'
+    )
+    dump_env = f"import os\nopen({str(leak / 'check-env')!r}, 'w').write(repr(dict(os.environ)))\n"
+    script = {
+        "stories": [
+            {
+                "match": {"id": "S1"},
+                "steps": [
+                    {"write": ".baro.toml", "content": new_toml},
+                    {"write": "check.py", "content": dump_env},
+                ],
+            },
+            {"match": {"id": "S2"}, "steps": [{"write": "src/two.py", "content": "TWO = 22\n"}]},
+        ]
+    }
+    stories = plan(("S1", []), ("S2", []), chain=True)
+    request = request_for(
+        repo, "rewrite .baro.toml and check.py, then change two", script,
+        mode_request="sequential", plan=stories,
+    )  # fmt: skip
+    report = await run_to_end(bus, request)
+
+    assert report.status == "delivered", report.reason
+    assert report.refused == []
+    assert report.branch is not None and show(repo, report.branch, ".baro.toml") == new_toml
+    assert "scratch.txt" not in tree(repo, report.branch)
+    assert sorted(p.name for p in leak.iterdir()) == ["check-env"], "only the base's verify ran"
+    seen = (leak / "check-env").read_text()
+    assert not any(value in seen for value in SECRETS.values())
+    assert "'CI': '1'" in seen
+
+
+async def test_writing_under_git_like_directories_never_reaches_the_branch(
+    bus: Bus, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "user", FILES, dirty=True)
+    hook = "#!/bin/sh\ntouch /tmp/baro-hostile-hook-ran\n"
+    hfs_git = ".g\u200cit"  # what HFS+ takes for .git; git itself accepts the name
+    script = {
+        "stories": [
+            {
+                "match": {"id": "S1"},
+                "steps": [
+                    {"write": f"{hfs_git}/hooks/post-checkout", "content": hook},
+                    {"write": f"sub/{hfs_git}/config", "content": "[core]\n\thooksPath = /tmp\n"},
+                    {"write": "src/one.py", "content": "ONE = 11\n"},
+                ],
+            },
+            {
+                "match": {"id": "S2"},
+                "steps": [
+                    {"write": ".GIT/hooks/post-checkout", "content": hook},
+                    {"write": "src/two.py", "content": "TWO = 22\n"},
+                ],
+            },
+        ]
+    }
+    stories = plan(
+        ("S1", ["src/**", "sub/**", f"{hfs_git}/**"]), ("S2", ["src/two.py", ".GIT/**"]), chain=True
+    )
+    request = request_for(
+        repo, "change one and two", script, mode_request="sequential", plan=stories
+    )
+    report = await run_to_end(bus, request)
+
+    assert by_rule(report) == {
+        f"{hfs_git}/hooks/post-checkout": "git_path",
+        f"sub/{hfs_git}/config": "git_path",
+    }
+    assert report.branch is not None
+    assert tree(repo, report.branch) == sorted(FILES)
+    assert show(repo, report.branch, "src/one.py") == "ONE = 11\n"
+    # git refuses to record .GIT itself: that story fails, naming the path
+    assert report.status == "needs_attention"
+    assert "S2" in (report.reason or "") and ".GIT/hooks/post-checkout" in (report.reason or "")
+    for ref in refs_of(repo, f"refs/baro/{request.run_id}/"):
+        assert ".GIT/" not in "\n".join(tree(repo, ref))
+    assert not Path("/tmp/baro-hostile-hook-ran").exists()
+
+
+def _render(detail: object) -> str:
+    out = io.StringIO()
+    render_detail(detail, out)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def _disk_usage(path: Path) -> int:
+    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
