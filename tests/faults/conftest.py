@@ -220,9 +220,13 @@ async def wait_final(bus: Bus, cluster: Cluster, run_id: str, timeout: float = 1
         consumers = []
         for name in ("intake", "planner", "agent-runner", "merger"):
             info = await bus.js.consumer_info("BARO_CMD", name)
-            consumers.append(f"{name}: pending={info.num_pending} ack_pending={info.num_ack_pending}")
+            consumers.append(
+                f"{name}: pending={info.num_pending} ack_pending={info.num_ack_pending}"
+            )
         info = await bus.js.consumer_info("BARO_EVT", "conductor")
-        consumers.append(f"conductor: pending={info.num_pending} ack_pending={info.num_ack_pending}")
+        consumers.append(
+            f"conductor: pending={info.num_pending} ack_pending={info.num_ack_pending}"
+        )
         return (
             f"state={rec.state} prepared={rec.prepared} integrating={rec.integrating} "
             f"stories: {stories}\nevents: {kinds}\n" + "; ".join(consumers)

@@ -3,11 +3,15 @@ integration (and in its attempt ref), whatever the agent put into its commits.""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from baro_merger import naming
+from baro_merger.delivery import preserve_refs
 from baro_merger.integration import Integrated, Rejected, integrate_story, record_attempt
 from baro_merger.plumbing import commit_tree, edit_tree, tree_of
+from baro_merger.remote import bundle_result
+from baro_shared.gitutil import git
 from baro_shared.schemas import Story
 
 BASE_FILES = {
@@ -107,6 +111,32 @@ async def test_a_wiped_tree_is_not_integrated(bench: Any) -> None:
     assert sorted(r.path for r in result.refused) == sorted(BASE_FILES)
     assert result.nothing_left and not result.changed
     assert sorted(bench.files_at(prepared.repo, result.commit)) == sorted(BASE_FILES)
+
+
+async def test_an_attempt_with_a_refused_large_file_stays_out_of_the_users_repository(
+    bench: Any,
+) -> None:
+    user = bench.make_repo("user", BASE_FILES)
+    prepared = await bench.prepare("r", user)
+    noise = os.urandom(6 << 20)  # incompressible: git cannot make it small
+    big = await attempt(
+        bench, prepared, "S1", {"noise.bin": (FILE, noise), "src/a.py": (FILE, b"A = 2\n")}
+    )
+    result = await integrate(prepared, story())
+    assert isinstance(result, Integrated) and [r.rule for r in result.refused] == ["too_large"]
+    await attempt(bench, prepared, "S2", {"src/b.py": (FILE, b"B = 2\n")})
+    await integrate(prepared, story("S2"))
+
+    mirrored = await preserve_refs(prepared.repo, "r", user)
+    assert naming.attempt_ref("r", "S2", 1) in mirrored
+    assert naming.attempt_ref("r", "S1", 1) not in mirrored
+    assert not any("oversized" in ref for ref in mirrored)
+    blob = bench.git(prepared.repo, "rev-parse", f"{big}:noise.bin")
+    missing = await git("cat-file", "-e", blob, cwd=user, check=False)
+    assert missing.returncode != 0, "the refused blob was copied into the user's repository"
+    assert bench.git(prepared.repo, "rev-parse", naming.attempt_ref("r", "S1", 1)) == big
+    result_bundle = await bundle_result(prepared.repo, "r", bench.root / "result.bundle")
+    assert naming.attempt_ref("r", "S1", 1) not in result_bundle.refs
 
 
 async def test_limits_come_from_the_base_configuration(bench: Any) -> None:

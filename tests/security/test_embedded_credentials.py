@@ -120,8 +120,6 @@ def test_the_users_own_cli_finds_the_server_and_its_token(baro_up: Up, how: str)
     env = dict(baro_up.env)
     if how == "BARO_NATS_URL exported":
         env["BARO_NATS_URL"] = baro_up.url  # what `baro up` suggests
-    listed = subprocess.run(
-        [BARO, "runs"], env=env, capture_output=True, text=True, timeout=60
-    )
+    listed = subprocess.run([BARO, "runs"], env=env, capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
     assert f"no runs on {baro_up.url}" in listed.stdout

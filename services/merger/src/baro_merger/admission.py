@@ -11,7 +11,8 @@ judged before anything is merged:
     target, ``..`` above the root, also through other links of the tree) or points
     into ``.git``;
   - ``too_large``: a file above the size limit (default 5 MiB) that was not already
-    that large at the story's base;
+    that large at the story's base (the merger then keeps that attempt in its own
+    repository only, so the user's ``.git`` does not grow by it);
   - ``mass_deletion``: the story deletes more than a share of the files tracked at its
     base (default half; files moved elsewhere do not count): every such deletion is
     refused;
@@ -198,7 +199,10 @@ def _too_large(entry: Entry, limit: int) -> str | None:
         return None
     if entry.old_size is not None and entry.old_size >= entry.new_size:
         return None  # it was this large already: the story did not make it so
-    return f"{human_size(entry.new_size)}, above the {human_size(limit)} limit for one file"
+    return (
+        f"{human_size(entry.new_size)}, above the {human_size(limit)} limit for one file "
+        "(its attempt stays in baro's cache, not in your repository, until baro clean)"
+    )
 
 
 def human_size(size: int) -> str:

@@ -95,6 +95,12 @@ async def preserve_refs(repo: Path, run_id: str, user_repo: Path) -> list[str]:
     or conflicting run calls, so that every attempt stays reachable until cleanup."""
     prefix = naming.run_prefix(run_id)
     source = await asyncio.to_thread(repo.resolve)
+    oversized = naming.oversized_prefix(run_id)
+    # an attempt holding a file refused as too large stays in the integration repository
+    # (baro's cache): copying it would grow the user's .git by what the guard refused
+    too_large = [
+        f"^{prefix}{marker.removeprefix(oversized)}" for marker in await list_refs(repo, oversized)
+    ]
     await _user_git(
         user_repo,
         "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules",
@@ -102,7 +108,9 @@ async def preserve_refs(repo: Path, run_id: str, user_repo: Path) -> list[str]:
         str(source),
         f"+{prefix}*:{prefix}*",
         f"^{prefix}integrated/*",
+        f"^{oversized}*",
         f"^{naming.published_ref(run_id)}",
+        *too_large,
     )  # fmt: skip
     mirrored = await list_refs(user_repo, prefix)
     delivered = naming.delivered_prefix(run_id)

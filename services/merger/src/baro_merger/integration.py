@@ -429,6 +429,9 @@ async def integrate_story(
             )
 
         judged = await judge()
+        if any(r.rule == "too_large" for r in judged.refused):
+            marker = naming.oversized_marker(run_id, story.id, attempt)
+            await update_refs(repo, [f"update {marker} {judged.head}"])
         if judged.outside_surface and chosen == "strict":
             return Rejected(
                 story.id, attempt, judged.outside_surface, judged.refused, judged.dropped, story_ref

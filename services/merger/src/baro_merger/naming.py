@@ -7,6 +7,9 @@ Pure functions only. The ref layout of one run, in the integration repository an
     refs/baro/<run>/integration                  the integration head
     refs/baro/<run>/<story>/<attempt>            every imported attempt of every story
     refs/baro/<run>/integrated/<story>/<attempt> which attempt of a story was integrated
+    refs/baro/<run>/oversized/<story>/<attempt>  (integration repository) an attempt with
+                                                 a file refused as too large: it is not
+                                                 mirrored into the user's repository
     refs/baro/<run>/published                    the head of the last bundle handed out
     refs/baro/<run>/delivered/<branch>           (user's repository) the branch delivered
     refs/baro/<run>/source, source-refs/*        scratch, only while the source is fetched
@@ -27,7 +30,16 @@ BRANCH_PREFIX = "baro/"
 FALLBACK_SLUG = "change"
 
 RESERVED_STORY_COMPONENTS = frozenset(
-    {"base", "integration", "integrated", "published", "delivered", "source", "source-refs"}
+    {
+        "base",
+        "integration",
+        "integrated",
+        "oversized",
+        "published",
+        "delivered",
+        "source",
+        "source-refs",
+    }
 )
 
 _SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -145,6 +157,15 @@ def integrated_prefix(run_id: str, story_id: str) -> str:
 
 def integrated_marker(run_id: str, story_id: str, attempt: int) -> str:
     return f"{integrated_prefix(run_id, story_id)}{int(attempt)}"
+
+
+def oversized_prefix(run_id: str) -> str:
+    return run_prefix(run_id) + "oversized/"
+
+
+def oversized_marker(run_id: str, story_id: str, attempt: int) -> str:
+    """Marks ``attempt_ref(run_id, story_id, attempt)`` as too large to mirror."""
+    return f"{oversized_prefix(run_id)}{story_component(story_id)}/{int(attempt)}"
 
 
 def integration_repo_name(run_id: str) -> str:

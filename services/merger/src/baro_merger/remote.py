@@ -21,7 +21,7 @@ from baro_shared.gitutil import git
 
 # scratch or bookkeeping refs of the integration repository that a result never carries
 _NOT_CARRIED = frozenset({"base", "published", "source"})
-_NOT_CARRIED_UNDER = ("integrated/", "delivered/", "source-refs/")
+_NOT_CARRIED_UNDER = ("integrated/", "delivered/", "source-refs/", "oversized/")
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,16 @@ async def bundle_result(repo: Path, run_id: str, out: Path) -> RunResult:
         base = await run_base(repo, run_id)
         head = await integration_head(repo, run_id)
         prefix = naming.run_prefix(run_id)
+        refs = await list_refs(repo, prefix)
+        oversized = naming.oversized_prefix(run_id)
+        # attempts holding a file refused as too large stay here (see delivery.preserve_refs)
+        too_large = {
+            prefix + name.removeprefix(oversized) for name in refs if name.startswith(oversized)
+        }
         carried = sorted(
             name
-            for name, oid in (await list_refs(repo, prefix)).items()
-            if oid != base and _carried(name.removeprefix(prefix))
+            for name, oid in refs.items()
+            if oid != base and _carried(name.removeprefix(prefix)) and name not in too_large
         )
         commits, files, stat = await _stats(repo, base, head)
         if not carried:
