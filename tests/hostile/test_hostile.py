@@ -361,9 +361,8 @@ async def test_writing_under_git_like_directories_never_reaches_the_branch(
             },
         ]
     }
-    stories = plan(
-        ("S1", ["src/**", "sub/**", f"{hfs_git}/**"]), ("S2", ["src/two.py", ".GIT/**"]), chain=True
-    )
+    # the surfaces allow what else they write: the guard refuses whatever a surface says
+    stories = plan(("S1", ["src/**", "sub/**"]), ("S2", ["src/two.py"]), chain=True)
     request = request_for(
         repo, "change one and two", script, mode_request="sequential", plan=stories
     )
