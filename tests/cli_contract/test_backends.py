@@ -29,9 +29,13 @@ TARGET = "greeting.txt"
 RUN_TIMEOUT = 420.0  # a slow, loaded machine; OpenCode alone starts in several seconds
 
 
-def request(repo: Path, backend: str, goal: str, attempts: int = 2) -> s.RunSubmitted:
+def request(
+    repo: Path, backend: str, goal: str, attempts: int = 2, retries: int = 0
+) -> s.RunSubmitted:
     # a retry budget of two agent runs: a transient failure is handed back once
-    limits = s.Limits(story_timeout_s=300, stall_timeout_s=240, retries=1, max_attempts=attempts)
+    limits = s.Limits(
+        story_timeout_s=300, stall_timeout_s=240, retries=retries, max_attempts=attempts
+    )
     return request_for(
         repo,
         goal,
@@ -127,7 +131,8 @@ async def test_a_rejected_request_fails_the_story_without_retrying(
 ) -> None:
     model_server.reset(Script(target=TARGET, fail_status=400))
     repo = make_repo(tmp_path / "user", FILES)
-    req = request(repo, backend, f"create {TARGET} containing a greeting")
+    # a re-run is allowed for the agent's own failures; a rejected request gets none
+    req = request(repo, backend, f"create {TARGET} containing a greeting", retries=1)
     report = await run_to_end(bus, req, timeout=RUN_TIMEOUT)
 
     assert report.status == "failed", report.reason
@@ -183,7 +188,7 @@ async def test_a_refused_key_fails_the_story_once_and_names_the_variable(
 ) -> None:
     model_server.reset(Script(target=TARGET, fail_status=401))
     repo = make_repo(tmp_path / "user", FILES)
-    req = request(repo, backend, f"create {TARGET} containing a greeting", attempts=6)
+    req = request(repo, backend, f"create {TARGET} containing a greeting", attempts=6, retries=1)
     report = await run_to_end(bus, req, timeout=RUN_TIMEOUT)
 
     assert report.status == "failed", report.reason

@@ -27,6 +27,13 @@ def test_backoff_doubles_and_stops_at_the_window() -> None:
     assert b.delay(10, T, 5.0) is None, "every attempt is used"
 
 
+def test_a_window_of_zero_allows_no_retry() -> None:
+    d = one_story(s.Limits(max_attempts=6, retry_window_s=0.0, retries=3))
+    d.feed(finish("S1", status="failed", exit_reason="agent_error", ts=T))
+    assert d.rec.story("S1").status == "failed" and len(d.commands(s.RunStory)) == 1
+    assert budget(window=0.0).delay(1, T, 5.0) is None
+
+
 def test_the_reason_names_the_budget() -> None:
     reason = budget(attempts=3, window=30.0).spent(3, T + 12.4)
     assert reason == "gave up after 3 attempts in 12s (retry budget: 3 attempts within 30s)"

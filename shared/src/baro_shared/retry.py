@@ -37,8 +37,9 @@ class Budget:
         return self.since + self.window_s
 
     def allows_retry(self, attempts: int, now: float) -> bool:
-        """Whether another agent run may start after ``attempts`` runs, at ``now``."""
-        return attempts < self.max_attempts and now <= self.closes_at
+        """Whether another agent run may start after ``attempts`` runs, at ``now`` (a
+        window of 0 allows none)."""
+        return attempts < self.max_attempts and now < self.closes_at
 
     def delay(self, attempts: int, now: float, first_delay: float) -> float | None:
         """The wait before the next attempt after a transient failure, or None when the
