@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -86,8 +87,8 @@ def test_all_waits_for_a_running_baro(tmp_path: Path) -> None:
     lock.parent.mkdir(parents=True)
     with lock.open("a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        held.write("4242")
+        held.write(json.dumps({"pid": os.getpid(), "command": "baro up", "server_pid": None}))
         held.flush()
         out = baro_clean(tmp_path, "--all", cwd=repo)
-    one_line(out, "a baro process (pid 4242) is running on this machine")
+    one_line(out, f"baro up (pid {os.getpid()}) holds this machine's run store")
     assert (tmp_path / "cache" / "workspaces" / "run-1").exists()

@@ -15,9 +15,11 @@ from typing import Any, TextIO
 from nats.js.api import Header
 
 from baro_cli.picker import estimate_json, estimate_line
+from baro_intake import api_views
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import Bus
+from baro_shared.processes import describe_owner
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -81,6 +83,10 @@ class Progress:
         if not self.quiet:
             print(f"[{time.monotonic() - self.started:6.1f}s] {text}", file=self.out, flush=True)
 
+    def note(self, text: str) -> None:
+        """A line the user should see even with --quiet (something about this machine)."""
+        print(f"baro: {text}", file=self.out, flush=True)
+
 
 async def submit(bus: Bus, request: s.RunSubmitted) -> None:
     await bus.publish(request, f"{request.run_id}.submitted")
@@ -100,16 +106,48 @@ async def follow(
     picker: Picker | None,
     *,
     interrupt: asyncio.Event | None = None,
+    quiet_before: float | None = None,
 ) -> RunReport:
-    """Watch the run's events from the start until it finishes; confirm the mode if asked."""
+    """Watch the run's events from the start until it finishes; confirm the mode if asked.
+
+    ``interrupt`` (Ctrl-C) cancels the run, then waits up to ``CANCEL_CONFIRM_S`` for the
+    conductor to record it and for running agents to stop (a second Ctrl-C stops waiting).
+    The report is completed from the run record at the end, so it says what the record
+    says. ``quiet_before``: no progress lines for events older than that (a resumed run's
+    history).
+    """
     report = RunReport(run_id=request.run_id)
-    events = bus.run_events(request.run_id)
     interrupted = interrupt or asyncio.Event()
-    pending_next: asyncio.Task[s.Event] | None = None
+    stopped_agents: dict[str, int] | None = None
     cancel_deadline: float | None = None
     try:
+        stopped_agents, cancel_deadline = await _follow_events(
+            bus, request, report, progress, picker, interrupted, quiet_before
+        )
+    finally:
+        await _complete_from_record(bus, report, stopped_agents, cancel_deadline, interrupted)
+    return report
+
+
+async def _follow_events(
+    bus: Bus,
+    request: s.RunSubmitted,
+    report: RunReport,
+    progress: Progress,
+    picker: Picker | None,
+    interrupted: asyncio.Event,
+    quiet_before: float | None,
+) -> tuple[dict[str, int] | None, float | None]:
+    """Apply the run's events to ``report`` until it ends (or a cancel is not confirmed in
+    time); returns the agents running when a Ctrl-C cancelled the run, and the deadline."""
+    events = bus.run_events(request.run_id)
+    pending_next: asyncio.Future[s.Event] | None = None
+    cancel_deadline: float | None = None
+    stopped_agents: dict[str, int] | None = None
+    try:
         while True:
-            pending_next = asyncio.ensure_future(anext(events))
+            if pending_next is None:
+                pending_next = asyncio.ensure_future(anext(events))
             stop = asyncio.ensure_future(interrupted.wait())
             wait_s = (
                 None if cancel_deadline is None else max(0.0, cancel_deadline - time.monotonic())
@@ -117,25 +155,118 @@ async def follow(
             done, _ = await asyncio.wait(
                 {pending_next, stop}, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED
             )
-            if not done:  # a cancel was sent at the picker and not confirmed in time
-                pending_next.cancel()
-                stop.cancel()
-                return report
             if pending_next not in done:
-                pending_next.cancel()
-                progress.line("interrupted: cancelling the run")
+                stop.cancel()
+                if not done or stopped_agents is not None:
+                    # the cancel was not confirmed in time, or a second Ctrl-C: stop waiting
+                    return stopped_agents, None if done else cancel_deadline
+                interrupted.clear()
+                progress.line("interrupted: cancelling the run (Ctrl-C again to stop waiting)")
+                stopped_agents = await running_agents(bus, request.run_id)
                 await cancel(bus, request.run_id, "interrupted by the user")
                 report.status, report.reason = "cancelled", "interrupted by the user"
-                return report
+                cancel_deadline = time.monotonic() + CANCEL_CONFIRM_S
+                continue  # the next event is still awaited by pending_next
             stop.cancel()
             event = pending_next.result()
-            if await _on_event(bus, request, event, report, progress, picker):
-                return report
+            pending_next = None
+            muted = quiet_before is not None and event.ts < quiet_before
+            was_quiet, progress.quiet = progress.quiet, progress.quiet or muted
+            try:
+                if await _on_event(bus, request, event, report, progress, picker):
+                    return stopped_agents, cancel_deadline
+            finally:
+                progress.quiet = was_quiet
             if report.status == "cancelled" and cancel_deadline is None:
                 cancel_deadline = time.monotonic() + CANCEL_CONFIRM_S
     finally:
+        if pending_next is not None:
+            pending_next.cancel()
         with contextlib.suppress(BaseException):
             await events.aclose()
+
+
+async def running_agents(bus: Bus, run_id: str) -> dict[str, int]:
+    """Stories whose agent runs now, with the attempt it runs."""
+    got = await bus.get_record(run_id)
+    if got is None:
+        return {}
+    return {st.story.id: st.attempt for st in got[0].stories if st.status == "running"}
+
+
+def agents_still_running(record: s.RunRecord, with_agents: dict[str, int]) -> set[str]:
+    """Stories whose agent (of the attempt running at cancel time) has not reported yet."""
+    pending = set()
+    for sid, attempt in with_agents.items():
+        st = record.story(sid)
+        if st is not None and not any(k.startswith(f"{attempt}:") for k in st.counted_attempts):
+            pending.add(sid)
+    return pending
+
+
+async def _complete_from_record(
+    bus: Bus,
+    report: RunReport,
+    stopped_agents: dict[str, int] | None,
+    deadline: float | None,
+    interrupted: asyncio.Event,
+) -> None:
+    """Fill the report from the run record, after the agents a Ctrl-C stopped have
+    reported (their tokens and time count) or the deadline passed."""
+    record = None
+    with contextlib.suppress(Exception):
+        while True:
+            got = await bus.get_record(report.run_id)
+            record = got[0] if got else record
+            settled = record is not None and (
+                record.state in s.TERMINAL_RUN_STATES
+                and not agents_still_running(record, stopped_agents or {})
+            )
+            if (
+                settled
+                or stopped_agents is None
+                or deadline is None
+                or time.monotonic() >= deadline
+                or interrupted.is_set()
+            ):
+                break
+            await asyncio.sleep(0.2)
+    if record is not None:
+        report_from_record(report, record)
+
+
+def report_from_record(report: RunReport, record: s.RunRecord) -> None:
+    """What the record says about the run's end, its stories and its cost."""
+    if record.state in s.TERMINAL_RUN_STATES:
+        report.status, report.reason = record.state, record.reason
+    if record.mode is not None:
+        report.mode = record.mode
+    if record.stories:
+        report.stories = [
+            {
+                "id": st.story.id,
+                "title": st.story.title,
+                "depends_on": list(st.story.depends_on),
+                "status": st.status,
+                "attempt": st.attempt,
+            }
+            for st in record.stories
+        ]
+    totals = api_views.totals_out(record)
+    tok = totals.tokens
+    report.tokens = {
+        "input": tok.input,
+        "cached_input": tok.cached_input,
+        "output": tok.output,
+        "reasoning": tok.reasoning,
+    }
+    report.wall_s, report.agent_s, report.speedup = totals.wall_s, totals.agent_s, totals.speedup
+    delivered = record.delivered
+    if delivered is not None:
+        report.branch, report.base, report.head = delivered.branch, delivered.base, delivered.head
+        report.files_changed = list(delivered.files_changed)
+        report.dropped_artifacts = list(delivered.dropped_artifacts)
+        report.pr_url, report.publish_note = delivered.pr_url, delivered.publish_note
 
 
 async def _on_event(
@@ -242,6 +373,10 @@ async def _on_event(
             report.pr_url, report.publish_note = d.pr_url, d.publish_note
             if d.publish_note:
                 progress.line(d.publish_note)
+        case s.RunInterrupted(reason=reason):
+            progress.line(f"interrupted: {reason}")
+        case s.RunResumed(owner=owner):
+            progress.line(f"resumed by {describe_owner(owner)}")
         case s.RunFinished(status=status, reason=reason, totals=tot):
             report.status, report.reason = status, reason
             report.tokens = {
@@ -326,6 +461,10 @@ def render_summary(report: RunReport, out: TextIO) -> None:
         for est in report.estimates:
             if est.get("mode") == report.mode:
                 w(f"expected for {report.mode} here: {estimate_line(est)}\n")
+    if report.status != "delivered":
+        for st in report.stories:
+            attempt = f" (attempt {st['attempt']})" if st.get("attempt") else ""
+            w(f"  {st['id']}: {st['status']}{attempt}\n")
     if report.branch:
         w(
             f"branch: {report.branch}  ({report.base[:10] if report.base else '?'}..{report.head[:10] if report.head else '?'})\n"

@@ -6,8 +6,11 @@ import asyncio
 import contextlib
 import fcntl
 import importlib
+import json
 import logging
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -15,6 +18,7 @@ from pydantic import SecretStr
 
 from baro_shared.bus import Bus
 from baro_shared.embedded import EmbeddedNats, new_token, publish_client_token
+from baro_shared.processes import process_alive
 from baro_shared.service import Host, Service, ServiceFactory
 from baro_shared.settings import Settings
 
@@ -44,32 +48,103 @@ SERVICES: dict[str, ServiceFactory] = {
 }
 
 
+@dataclass(frozen=True)
+class StoreHolder:
+    """Who holds this machine's embedded store: the baro process that took it and its
+    nats-server (which keeps the lock while it runs, even when that process is gone)."""
+
+    pid: int | None
+    command: str
+    server_pid: int | None
+
+    @property
+    def baro_alive(self) -> bool:
+        return process_alive(self.pid)
+
+    @property
+    def server_alive(self) -> bool:
+        return process_alive(self.server_pid)
+
+    def describe(self) -> str:
+        if self.baro_alive:
+            return f"{self.command} (pid {self.pid})"
+        if self.server_alive:
+            return (
+                f"a nats-server (pid {self.server_pid}) left running by {self.command} "
+                f"(pid {self.pid}, no longer running)"
+            )
+        return f"a baro process (pid {self.pid or 'unknown'})"
+
+
+class StoreHeld(RuntimeError):
+    def __init__(self, holder: StoreHolder | None) -> None:
+        self.holder = holder
+        who = holder.describe() if holder else "another baro process"
+        super().__init__(f"{who} holds this machine's run store")
+
+
 class EmbeddedStore:
     """The embedded server's JetStream store: one per machine, kept between runs.
 
-    Runs on this machine share it (so past runs inform intake estimates and an interrupted
-    run can be resumed by ``baro up``). When another baro process holds it, this one uses a
-    private temporary store instead.
+    Runs on this machine share it (past runs inform intake estimates, an interrupted run
+    can be resumed). One process at a time holds it, by an exclusive lock on
+    ``<state>/nats/lock`` that its nats-server inherits: the store stays held for as long
+    as that server runs, even if the process that started it was killed. The lock file
+    names the holder (JSON: ``pid``, ``command``, ``server_pid``).
     """
 
     def __init__(self, settings: Settings) -> None:
         self.root = settings.state_dir / "nats"
         self._lock: IO[str] | None = None
+        self._owner: dict[str, object] = {}
 
-    def acquire(self) -> Path | None:
+    @property
+    def lock_path(self) -> Path:
+        return self.root / "lock"
+
+    @property
+    def lock_fd(self) -> int | None:
+        return self._lock.fileno() if self._lock else None
+
+    def acquire(self, command: str = "baro") -> Path | None:
         self.root.mkdir(parents=True, exist_ok=True)
-        fh = open(self.root / "lock", "a+")  # noqa: SIM115 - held for the process lifetime
+        fh = open(self.lock_path, "a+")  # noqa: SIM115 - held for the process lifetime
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.close()
             return None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
         self._lock = fh
+        self._owner = {"pid": os.getpid(), "command": command, "server_pid": None}
+        self._write()
         return self.root
+
+    def record_server(self, pid: int | None) -> None:
+        self._owner["server_pid"] = pid
+        self._write()
+
+    def _write(self) -> None:
+        if self._lock is None:
+            return
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(json.dumps(self._owner))
+        self._lock.flush()
+
+    def holder(self) -> StoreHolder | None:
+        """Who holds the store; None when nobody does (or it does not exist yet)."""
+        if self._lock is not None:
+            return _holder_from(json.dumps(self._owner))
+        if not self.lock_path.exists():
+            return None
+        with self.lock_path.open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.seek(0)
+                return _holder_from(handle.read())
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
 
     def release(self) -> None:
         if self._lock:
@@ -77,6 +152,23 @@ class EmbeddedStore:
                 fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
             self._lock = None
+
+
+def _holder_from(text: str) -> StoreHolder:
+    text = text.strip()
+    if text.isdigit():  # written by an older baro: the pid alone
+        return StoreHolder(int(text), "baro", None)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+
+    def pid(key: str) -> int | None:
+        value = data.get(key)
+        return value if isinstance(value, int) else None
+
+    return StoreHolder(pid("pid"), str(data.get("command") or "baro"), pid("server_pid"))
 
 
 def clients_of(settings: Settings, nats: EmbeddedNats, token: str) -> tuple[Settings, Path]:
@@ -96,7 +188,12 @@ def clients_of(settings: Settings, nats: EmbeddedNats, token: str) -> tuple[Sett
 
 
 class LocalStack:
-    """``async with LocalStack(settings) as settings:`` — NATS and every service, running."""
+    """``async with LocalStack(settings) as settings:`` — NATS and every service, running.
+
+    ``persistent``: on this machine's store when it is free. When another process holds
+    it, ``require_store`` raises :class:`StoreHeld`; otherwise the stack runs on a
+    temporary store of its own and ``on_note`` hears one line saying so.
+    """
 
     def __init__(
         self,
@@ -105,24 +202,51 @@ class LocalStack:
         services: dict[str, ServiceFactory] | None = None,
         persistent: bool = True,
         serve_http: bool = False,
+        command: str = "baro",
+        require_store: bool = False,
+        on_note: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.services = services if services is not None else SERVICES
         self.persistent = persistent
         self.serve_http = serve_http
+        self.command = command
+        self.require_store = require_store
+        self.on_note = on_note
         self.nats: EmbeddedNats | None = None
         self.store = EmbeddedStore(settings)
+        self.shared = False  # running on this machine's store
         self.host: Host | None = None
         self.token_file: Path | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Settings:
-        store_dir = self.store.acquire() if self.persistent else None
+        store_dir = self.store.acquire(self.command) if self.persistent else None
+        if self.persistent and store_dir is None:
+            holder = self.store.holder()
+            if self.require_store:
+                raise StoreHeld(holder)
+            if self.on_note is not None:
+                self.on_note(private_store_note(holder, self.command))
+        self.shared = store_dir is not None
+        lock_fd = self.store.lock_fd
         token = new_token()
         self.nats = EmbeddedNats(
-            store_dir=store_dir, sync_always=self.settings.embedded_sync_always, token=token
+            store_dir=store_dir,
+            sync_always=self.settings.embedded_sync_always,
+            token=token,
+            inherit_fds=(lock_fd,) if store_dir is not None and lock_fd is not None else (),
         )
-        await asyncio.to_thread(self.nats.start)
+        # launched from this thread, which lives as long as the stack: the server gets the
+        # parent-death signal when it ends (a kill -9 of this process included)
+        try:
+            self.nats.launch()
+            self.store.record_server(self.nats.pid)
+            await asyncio.to_thread(self.nats.wait_ready)
+        except BaseException:
+            self.nats.stop()
+            self.store.release()
+            raise
         settings = self._clients_of(self.nats, token)
         self.settings = settings
         self.host = Host(self.services, settings, serve_http=self.serve_http, handle_signals=False)
@@ -148,3 +272,17 @@ class LocalStack:
         if self.nats:
             await asyncio.to_thread(self.nats.stop)
         self.store.release()
+
+
+def private_store_note(holder: StoreHolder | None, command: str) -> str:
+    """The one line a stack on a temporary store prints (the machine's store is held)."""
+    who = holder.describe() if holder else "another baro process"
+    if command == "baro up":
+        return (
+            f"{who} holds this machine's run store: this baro up runs on a temporary store "
+            "of its own (stop that process to serve the machine's store)"
+        )
+    return (
+        f"{who} holds this machine's run store: this run uses a temporary store of its own, "
+        "so it cannot be resumed if this process is killed"
+    )

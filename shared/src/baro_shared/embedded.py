@@ -21,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baro_shared.processes import dies_with_parent, process_alive
+
 
 class EmbeddedNatsError(RuntimeError):
     pass
@@ -45,9 +47,21 @@ def find_nats_server() -> str:
     )
 
 
+def _remove_stale_ports_files(ports_dir: Path) -> None:
+    """Remove ports files of servers that no longer run; a live server's file stays."""
+    for stale in ports_dir.glob("*.ports"):
+        pid = stale.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and process_alive(int(pid)):
+            continue
+        stale.unlink(missing_ok=True)
+
+
 @dataclass
 class EmbeddedNats:
     """One nats-server process. ``start()`` waits until JetStream is healthy.
+
+    The server dies with the thread that started it (SIGTERM by the parent-death signal),
+    so a killed ``baro run``, ``baro up`` or test process does not leave it running.
 
     ``store_dir`` keeps JetStream state; restarting on the same store (and port)
     simulates a broker crash and recovery. ``sync_always`` makes the server fsync every
@@ -61,12 +75,23 @@ class EmbeddedNats:
     user: str | None = None
     password: str | None = None
     token: str | None = None
+    # the server keeps these open for as long as it runs (the store's lock, see baro_cli.stack)
+    inherit_fds: tuple[int, ...] = ()
+    die_with_parent: bool = True  # parent-death signal; off only to test its absence
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _launched: float = field(default=0.0, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     url: str = field(default="", init=False)
     monitor_url: str = field(default="", init=False)
 
     def start(self, timeout: float = 20.0) -> EmbeddedNats:
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it. It dies with the thread that calls
+        this (see ``baro_shared.processes``): call it from a thread that lives as long as
+        the server should, as ``start()`` does from the caller's."""
         if self._proc is not None:
             raise EmbeddedNatsError("already started")
         if self.store_dir is None:
@@ -75,20 +100,28 @@ class EmbeddedNats:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         ports_dir = self.store_dir / "ports"
         ports_dir.mkdir(exist_ok=True)
-        for stale in ports_dir.glob("*.ports"):
-            stale.unlink()
+        _remove_stale_ports_files(ports_dir)
         conf = self.store_dir / "nats.conf"
         write_private(conf, self._config())  # it holds the credential
         log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the process
+        self._launched = time.monotonic()
         self._proc = subprocess.Popen(
             [find_nats_server(), "-c", str(conf), "--ports_file_dir", str(ports_dir)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            pass_fds=self.inherit_fds,
+            preexec_fn=dies_with_parent(signal.SIGTERM) if self.die_with_parent else None,
         )
         log.close()
-        deadline = time.monotonic() + timeout
+
+    def wait_ready(self, timeout: float = 20.0) -> EmbeddedNats:
+        """Wait until the launched server reports its ports and JetStream is healthy."""
+        if self._proc is None or self.store_dir is None:
+            raise EmbeddedNatsError("not launched")
+        ports_dir = self.store_dir / "ports"
+        deadline = self._launched + timeout
         ports: dict[str, list[str]] | None = None
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -96,7 +129,7 @@ class EmbeddedNats:
                     f"nats-server exited with {self._proc.returncode}; "
                     f"see {self.store_dir / 'nats-server.log'}"
                 )
-            files = list(ports_dir.glob("*.ports"))
+            files = list(ports_dir.glob(f"*_{self._proc.pid}.ports"))
             if files:
                 try:
                     ports = json.loads(files[0].read_text())

@@ -20,6 +20,7 @@ from baro_shared import schemas as s
 from baro_shared.backends import agent_env, binary_for
 from baro_shared.headless import BackendConfigError, Invocation, invocation
 from baro_shared.mappers import mapper_for
+from baro_shared.processes import dies_with_parent
 from baro_shared.settings import Settings
 
 MAX_OUTPUT_BYTES = 8 << 20
@@ -104,6 +105,7 @@ async def ask(
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                preexec_fn=dies_with_parent(signal.SIGKILL),
             )
         except OSError as exc:
             return OneShotResult(False, error=f"could not start {binary}: {exc}")

@@ -213,6 +213,30 @@ class Refusal(Value, kw_only=True):
     reason: str
 
 
+class RunOwner(Value, kw_only=True):
+    """The process that drives a local run (``baro run`` on its embedded server).
+
+    A run without an owner belongs to its cluster: whichever services run on its NATS
+    drive it. A run whose owner is gone (same host, the process no longer runs) is
+    interrupted: services record what arrives for it but start nothing until
+    ``baro resume`` gives it a new owner (docs/reliability.md).
+    """
+
+    pid: int
+    host: str
+    started: int | None = None  # the process's start time, in clock ticks since boot
+    boot: str | None = None  # the kernel's boot id: pids and start times restart with it
+    command: str = "baro"
+
+
+class Interruption(Value, kw_only=True):
+    """Why and since when a run is parked."""
+
+    at: float
+    reason: str
+    owner: RunOwner | None = None
+
+
 class Totals(Value, kw_only=True):
     tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
     wall_s: float = 0.0
@@ -257,6 +281,8 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     plan: list[Story] | None = None
     # None: .baro.toml's [surface] policy, else strict for parallel runs, warn otherwise.
     surface: SurfacePolicy | None = None
+    # The process driving the run (``baro run`` on its embedded server); None: the cluster.
+    owner: RunOwner | None = None
 
 
 class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):
@@ -271,6 +297,19 @@ class ModeConfirmed(Message, tag="run.mode_confirmed", kw_only=True):
 
 class CancelRequested(Message, tag="run.cancel_requested", kw_only=True):
     reason: str = "cancelled by user"
+
+
+class RunInterrupted(Message, tag="run.interrupted", kw_only=True):
+    """The run's owning process is gone: the run is parked until resumed or cancelled."""
+
+    reason: str
+    owner: RunOwner | None = None
+
+
+class RunResumed(Message, tag="run.resumed", kw_only=True):
+    """``baro resume``: drive a parked run again, owned by ``owner`` (None: the cluster)."""
+
+    owner: RunOwner | None = None
 
 
 class RunPrepared(Message, tag="run.prepared", kw_only=True):
@@ -462,6 +501,7 @@ class RunStory(Message, tag="cmd.run_story", kw_only=True):
     # the previous attempt changed files outside its write surface (policy strict)
     surface_note: str | None = None
     agent_script: str | None = None
+    resumes: int = 0  # the run's resume count when sent: a runner skips older commands
 
 
 class IntegrateStory(Message, tag="cmd.integrate", kw_only=True):
@@ -517,6 +557,8 @@ Event = (
     | RunDelivered
     | DeliveryFailed
     | CommandDeadLettered
+    | RunInterrupted
+    | RunResumed
     | RunFinished
 )
 Command = (
@@ -709,6 +751,9 @@ class RunRecord(Value, kw_only=True):
     totals: Totals = msgspec.field(default_factory=Totals)
     outbox: list[OutboxItem] = msgspec.field(default_factory=list)
     seq: int = 0  # transitions applied; used to name outbox messages
+    owner: RunOwner | None = None  # who drives the run now (the request's, until a resume)
+    interrupted: Interruption | None = None  # parked: its owner died before a final state
+    resumes: int = 0  # how often it was resumed; part of the ids of what it sends after
 
     def story(self, story_id: str) -> StoryState | None:
         for s in self.stories:

@@ -16,8 +16,9 @@ from typing import Protocol
 
 from baro_shared import metrics
 from baro_shared import schemas as s
-from baro_shared.bus import Bus, Delivery, Outcome, Worker, process_name
+from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker, process_name
 from baro_shared.health import HealthServer
+from baro_shared.processes import interruption
 from baro_shared.redact import install_log_redaction
 from baro_shared.settings import Settings
 
@@ -37,11 +38,16 @@ class Service(Protocol):
 ServiceFactory = Callable[[Bus, Settings], Awaitable[Service]]
 
 
+# commands that only keep work reachable: they run for an interrupted run too
+KEEPS_WORK = (s.ArchiveAttempt, s.CleanupRun)
+
+
 class CommandService:
     """A worker service: one durable pull consumer on its command subject, one handler.
 
     Subclasses set ``name``, ``consumer`` and ``slots`` (messages handled at once) and
-    implement ``handle``.
+    implement ``handle``. A command for an interrupted run (its owning process is gone)
+    is acknowledged without being handled: ``baro resume`` sends again what it needs.
     """
 
     name: str
@@ -56,7 +62,7 @@ class CommandService:
             bus,
             self.consumer,
             s.command_decoder,
-            self.handle,
+            self._handle_unless_interrupted,
             slots=self.slots,
             heartbeat_s=self.heartbeat_s,
             service=self.name,
@@ -73,6 +79,19 @@ class CommandService:
 
     async def handle(self, delivery: Delivery[s.Command]) -> Outcome:
         raise NotImplementedError
+
+    async def _handle_unless_interrupted(self, delivery: Delivery[s.Command]) -> Outcome:
+        cmd = delivery.message
+        if not isinstance(cmd, KEEPS_WORK):
+            got = await self.bus.get_record(cmd.run_id)
+            if got is not None and interruption(got[0]) is not None:
+                log.info(
+                    "skipping %s of run %s: the run is interrupted",
+                    cmd.__struct_config__.tag,
+                    cmd.run_id,
+                )
+                return ACK
+        return await self.handle(delivery)
 
 
 class Host:

@@ -126,6 +126,8 @@ EVENT_TOPICS: dict[type, str] = {
     s.RunDelivered: "delivered",
     s.DeliveryFailed: "delivery_failed",
     s.CommandDeadLettered: "dead_lettered",
+    s.RunInterrupted: "interrupted",
+    s.RunResumed: "resumed",
     s.RunFinished: "finished",
 }
 COMMAND_SERVICE: dict[type, str] = {
@@ -138,7 +140,8 @@ COMMAND_SERVICE: dict[type, str] = {
     s.DeliverRun: "merger",
     s.CleanupRun: "merger",
 }
-# events the conductor reacts to (it also publishes plan_accepted, story_updated, finished)
+# events the conductor reacts to (it also publishes plan_accepted, story_updated, interrupted,
+# finished)
 CONDUCTOR_TOPICS = (
     "submitted",
     "intake_decided",
@@ -157,6 +160,7 @@ CONDUCTOR_TOPICS = (
     "delivered",
     "delivery_failed",
     "dead_lettered",
+    "resumed",
 )
 
 

@@ -11,6 +11,7 @@ from baro_cli.commands import (  # noqa: F401
     logs,
     map,
     plan,
+    resume,
     run,
     services,
     submit,

@@ -5,12 +5,17 @@ dispatched); runners stop the agents of a cancelled run (a broadcast, and their 
 look at the run record); each stopped attempt still reports, and its commits are kept
 under ``refs/baro/<run>/<story>/<attempt>`` like every other attempt. The run record and
 its events stay on the bus.
+
+A run interrupted on this machine (its ``baro run`` died) is on this machine's store, which
+no server may be serving: then the conductor and the merger run here for the time of the
+cancel, so it is recorded and the run's attempts are kept all the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -21,10 +26,13 @@ from typing import Annotated, Any, TextIO
 import typer
 
 from baro_cli import runflow
-from baro_cli.app import app, cluster_settings, fail
+from baro_cli.app import app, cluster_settings, embedded_url, fail
+from baro_cli.stack import SERVICES, EmbeddedStore, LocalStack, StoreHeld
 from baro_cli.validate import UserError
 from baro_shared import schemas as s
+from baro_shared import topology as t
 from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.processes import interruption
 from baro_shared.settings import Settings
 
 POLL_S = 0.2
@@ -60,10 +68,21 @@ def cancel(
 ) -> None:
     """Cancel a run: no more stories start, running agents stop, every attempt is kept."""
     settings = cluster_settings(nats_url)
+    unserved = (
+        nats_url is None
+        and "BARO_NATS_URL" not in os.environ
+        and embedded_url(settings) is None
+        and EmbeddedStore(settings).lock_path.exists()
+    )
     try:
-        report = asyncio.run(cancel_run(settings, run_id.strip(), reason, wait))
+        if unserved:
+            report = asyncio.run(cancel_on_this_machine(settings, run_id.strip(), reason, wait))
+        else:
+            report = asyncio.run(cancel_run(settings, run_id.strip(), reason, wait))
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
+    except StoreHeld as exc:
+        raise fail(f"{exc}: try again, or pass --nats-url with the run's NATS") from None
     except BusUnavailable as exc:
         raise fail(f"{exc}: pass --nats-url with the NATS the run is on", 2) from None
     if as_json:
@@ -90,19 +109,51 @@ async def cancel_run(settings: Settings, run_id: str, reason: str, wait: float) 
         await bus.close()
 
 
+async def cancel_on_this_machine(
+    settings: Settings, run_id: str, reason: str, wait: float
+) -> CancelReport:
+    """Cancel a run on this machine's store while no server serves it."""
+    if not run_id:
+        raise UserError("the run id is empty: pass the id baro printed when the run started")
+    services = {name: SERVICES[name] for name in ("conductor", "merger")}
+    stack = LocalStack(settings, services=services, command="baro cancel", require_store=True)
+    async with stack as live:
+        bus = await Bus.open(live, "baro-cancel", ensure=False)
+        try:
+            report = await _cancel(bus, live, run_id, reason, wait, where="this machine")
+            await _until_merger_idle(bus, time.monotonic() + max(wait, 5.0))
+            return report
+        finally:
+            await bus.close()
+
+
+async def _until_merger_idle(bus: Bus, deadline: float) -> None:
+    """Wait until the merger has handled every command (the cancel's archiving)."""
+    while time.monotonic() < deadline:
+        info = await bus.js.consumer_info(t.CMD_STREAM, t.MERGER_CONSUMER)
+        if not info.num_pending and not info.num_ack_pending:
+            return
+        await asyncio.sleep(POLL_S)
+
+
 async def _cancel(
-    bus: Bus, settings: Settings, run_id: str, reason: str, wait: float
+    bus: Bus, settings: Settings, run_id: str, reason: str, wait: float, where: str = ""
 ) -> CancelReport:
     got = await bus.get_record(run_id)
     if got is None:
         raise UserError(
-            f"no run {run_id!r} on NATS at {settings.nats_url}: check the id "
+            f"no run {run_id!r} on {where or f'NATS at {settings.nats_url}'}: check the id "
             "(baro prints it when the run starts)"
         )
     before = got[0]
     if before.state in s.TERMINAL_RUN_STATES:
         raise UserError(f"run {run_id} already finished ({before.state}): nothing to cancel", 1)
-    with_agents = {st.story.id: st.attempt for st in before.stories if st.status == "running"}
+    # an interrupted run's agents died with its baro process: there is none to wait for
+    with_agents = (
+        {}
+        if interruption(before) is not None
+        else {st.story.id: st.attempt for st in before.stories if st.status == "running"}
+    )
     await runflow.cancel(bus, run_id, reason)
     deadline = time.monotonic() + max(wait, 5.0)
     record = await _until(bus, run_id, deadline, lambda r: r.state in s.TERMINAL_RUN_STATES)
@@ -113,9 +164,11 @@ async def _cancel(
             1,
         )
     agent_deadline = time.monotonic() + wait
-    final = await _until(bus, run_id, agent_deadline, lambda r: not _still_running(r, with_agents))
+    final = await _until(
+        bus, run_id, agent_deadline, lambda r: not runflow.agents_still_running(r, with_agents)
+    )
     record = final or record
-    stopping = sorted(_still_running(record, with_agents))
+    stopping = sorted(runflow.agents_still_running(record, with_agents))
     repo = record.request.repo
     return CancelReport(
         run_id=run_id,
@@ -129,16 +182,6 @@ async def _cancel(
         refs=f"refs/baro/{run_id}/",
         repository=repo.location if repo.kind == "path" else None,
     )
-
-
-def _still_running(record: s.RunRecord, with_agents: dict[str, int]) -> set[str]:
-    """Stories whose agent (of the attempt running at cancel time) has not reported yet."""
-    pending = set()
-    for sid, attempt in with_agents.items():
-        st = record.story(sid)
-        if st is not None and not any(k.startswith(f"{attempt}:") for k in st.counted_attempts):
-            pending.add(sid)
-    return pending
 
 
 async def _until(

@@ -7,7 +7,6 @@ Without arguments it lists what is kept and removes nothing. Delivered branches
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Annotated
 import typer
 
 from baro_cli.app import app, fail, load_settings
+from baro_cli.stack import EmbeddedStore
 from baro_merger.delivery import cleanup_run
 from baro_merger.errors import MergerError
 from baro_merger.integration import integration_repo_path
@@ -81,11 +81,11 @@ def clean(
         _list(kept, user_repo)
         return
     if all_runs and not dry_run:
-        holder = _running_baro(settings)
+        holder = EmbeddedStore(settings).holder()
         if holder is not None:
             raise fail(
-                f"a baro process (pid {holder}) is running on this machine and its runs may "
-                "still use what is kept: name the run to clean, or stop that process first"
+                f"{holder.describe()} holds this machine's run store and its runs may still "
+                "use what is kept: name the run to clean, or stop that process first"
             )
     targets = list(kept.values()) if all_runs else [kept.get(run_id or "") or Kept(run_id or "")]
     if not any(_has_anything(k) for k in targets):
@@ -171,18 +171,3 @@ def _remove(settings: Settings, item: Kept, user_repo: Path | None) -> None:
         )
     what = ", ".join(removed) if removed else "nothing (already clean)"
     typer.echo(f"run {item.run_id}: removed {what}")
-
-
-def _running_baro(settings: Settings) -> str | None:
-    """The pid of a `baro run` / `baro up` holding this machine's embedded store, if any."""
-    lock = settings.state_dir / "nats" / "lock"
-    if not lock.exists():
-        return None
-    with lock.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            return handle.read().strip() or "unknown"
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return None

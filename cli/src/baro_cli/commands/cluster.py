@@ -27,6 +27,7 @@ from baro_intake import api_runs, api_views
 from baro_intake.api_models import RunDetail
 from baro_shared import schemas as s
 from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.processes import with_interruption
 from baro_shared.runids import is_run_id
 from baro_shared.settings import Settings
 
@@ -38,6 +39,7 @@ NatsUrl = Annotated[
     str | None,
     typer.Option(help="The cluster's NATS (default: BARO_NATS_URL, else this machine's baro)."),
 ]
+INTERRUPTED = "interrupted"
 RunArg = Annotated[str, typer.Argument(metavar="RUN", help="The run's id (printed at submit).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -142,8 +144,9 @@ def runs(
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 20,
     as_json: AsJson = False,
 ) -> None:
-    """List the runs on the cluster, newest first."""
-    states = s.RunState.__args__  # type: ignore[attr-defined]
+    """List the runs on the cluster, newest first (a local run whose baro process stopped
+    before it finished shows as interrupted)."""
+    states = (*s.RunState.__args__, INTERRUPTED)  # type: ignore[attr-defined]
     if state is not None and state not in states:
         raise fail(f"unknown state {state!r}: choose one of {', '.join(states)}")
     settings = cluster_settings(nats_url)
@@ -151,9 +154,7 @@ def runs(
     if local and not localstore.has_runs(settings):
         records = []
     else:
-        records = on_cluster(
-            settings, lambda bus: api_runs.list_runs(bus, state, limit), this_machine=local
-        )
+        records = on_cluster(settings, lambda bus: list_runs(bus, state, limit), this_machine=local)
     summaries = [api_views.summary(r) for r in records]
     if as_json:
         typer.echo(json.dumps({"runs": [x.model_dump(mode="json") for x in summaries]}))
@@ -164,10 +165,27 @@ def runs(
         return
     now = time.time()
     rows = [
-        (x.run_id, x.state, x.mode or "-", ago(now - x.created_at), x.branch or "-", x.goal[:60])
+        (
+            x.run_id,
+            INTERRUPTED if x.interrupted else x.state,
+            x.mode or "-",
+            ago(now - x.created_at),
+            x.branch or "-",
+            x.goal[:60],
+        )
         for x in summaries
     ]
     table(("RUN", "STATE", "MODE", "AGE", "BRANCH", "GOAL"), rows, sys.stdout)
+
+
+async def list_runs(bus: Bus, state: str | None, limit: int) -> list[s.RunRecord]:
+    """The runs, newest first, each showing whether it is interrupted; ``state``
+    "interrupted" keeps only those."""
+    if state != INTERRUPTED:
+        records = await api_runs.list_runs(bus, state, limit)
+        return [with_interruption(r) for r in records]
+    records = [with_interruption(r) for r in await api_runs.list_runs(bus, None, sys.maxsize)]
+    return [r for r in records if r.interrupted is not None][:limit]
 
 
 def ago(seconds: float) -> str:
@@ -204,7 +222,8 @@ def status(run_id: RunArg, nats_url: NatsUrl = None, as_json: AsJson = False) ->
         raise fail(f"no run {rid!r} on this machine: baro runs lists the runs here")
 
     async def work(bus: Bus) -> RunDetail:
-        return api_views.detail(await find_run(bus, settings, rid, this_machine=local))
+        found = await find_run(bus, settings, rid, this_machine=local)
+        return api_views.detail(with_interruption(found))
 
     view = on_cluster(settings, work, this_machine=local)
     if as_json:
@@ -216,6 +235,11 @@ def status(run_id: RunArg, nats_url: NatsUrl = None, as_json: AsJson = False) ->
 def render_detail(v: RunDetail, out: TextIO) -> None:
     w = out.write
     w(f"run {v.run_id}: {v.state}" + (f" — {v.reason}" if v.reason else "") + "\n")
+    if v.interrupted:
+        w(
+            f"interrupted: {v.interrupted.reason}; baro resume {v.run_id} continues it, "
+            f"baro cancel {v.run_id} ends it\n"
+        )
     w(f"goal: {api_views.first_line(v.goal)}\n")
     at = (
         f" at {v.repo.commit[:12]}" if v.repo.commit else (f" ({v.repo.ref})" if v.repo.ref else "")

@@ -32,6 +32,7 @@ from baro_merger.naming import normalize_baro_branch
 from baro_shared import schemas as s
 from baro_shared.bus import Bus, BusUnavailable
 from baro_shared.gitutil import git_sync
+from baro_shared.processes import current_owner, interruption
 from baro_shared.settings import Settings
 
 INTAKE_CHOICES: tuple[str, ...] = get_args(s.IntakeStrategy)
@@ -227,6 +228,9 @@ def build_request(
         agent_script=agent_script,
         submitted_by=f"{os.environ.get('USER', 'user')}@cli",
         surface=surface_policy,  # type: ignore[arg-type]
+        # a run on this process's embedded server is this process's; one sent to a
+        # cluster (--nats-url) is the cluster's
+        owner=None if remote else current_owner("baro run"),
     )
 
 
@@ -242,8 +246,11 @@ async def _run(
 
     interrupt = runflow.install_interrupt(asyncio.get_running_loop())
     if embedded:
-        async with LocalStack(settings) as live:
-            return await _submit_and_follow(request, live, progress, picker, interrupt)
+        stack = LocalStack(settings, command="baro run", on_note=progress.note)
+        async with stack as live:
+            return await _submit_and_follow(
+                request, live, progress, picker, interrupt, look_for_interrupted=stack.shared
+            )
     return await _submit_and_follow(request, settings, progress, picker, interrupt)
 
 
@@ -253,14 +260,43 @@ async def _submit_and_follow(
     progress: runflow.Progress,
     picker: runflow.Picker | None,
     interrupt: asyncio.Event,
+    *,
+    look_for_interrupted: bool = False,
 ) -> runflow.RunReport:
     bus = await Bus.open(settings, "baro-cli")
     try:
+        if look_for_interrupted:
+            note = interrupted_runs_note(await bus.list_records(), request.repo.location)
+            if note:
+                progress.note(note)
         progress.line(f"run {request.run_id} submitted: {request.goal.splitlines()[0][:100]}")
         await runflow.submit(bus, request)
         return await runflow.follow(bus, request, progress, picker, interrupt=interrupt)
     finally:
         await bus.close()
+
+
+def interrupted_runs_note(records: list[s.RunRecord], repository: str) -> str | None:
+    """One line naming the interrupted runs of ``repository`` (None when there are none)."""
+    found = sorted(
+        rec.run_id
+        for rec in records
+        if rec.request.repo.kind == "path"
+        and rec.request.repo.location == repository
+        and interruption(rec) is not None
+    )
+    if not found:
+        return None
+    if len(found) == 1:
+        run_id = found[0]
+        return (
+            f"run {run_id} of this repository was interrupted (its baro process stopped): "
+            f"baro resume {run_id} continues it, baro cancel {run_id} ends it"
+        )
+    return (
+        f"{len(found)} runs of this repository were interrupted ({', '.join(found)}): "
+        "baro resume RUN continues one, baro cancel RUN ends it"
+    )
 
 
 def baro_branch_to_continue(root: Path, name: str) -> tuple[str, str]:

@@ -67,7 +67,12 @@ async def _up(settings: Settings, *, embedded: bool) -> None:
         await Host(SERVICES, settings).run()
         return
     stop = runflow.install_interrupt(asyncio.get_running_loop())
-    local = LocalStack(settings, serve_http=True)
+    local = LocalStack(
+        settings,
+        serve_http=True,
+        command="baro up",
+        on_note=lambda text: typer.echo(f"baro: {text}", err=True),
+    )
     async with local as live:
         typer.echo(f"baro is up: NATS at {live.nats_url} (Ctrl-C stops)", err=True)
         typer.echo(f"  export BARO_NATS_URL={live.nats_url}", err=True)

@@ -9,23 +9,19 @@ runs, so a runner starting on the same machine kills groups a crashed predecesso
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from baro_shared.processes import process_alive, set_parent_death_signal
 
-PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+log = logging.getLogger(__name__)
 
 
 def die_with_parent() -> None:
     """Runs in the child between fork and exec."""
-    if _libc is not None:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    set_parent_death_signal(signal.SIGKILL)
 
 
 class GroupRegistry:
@@ -51,7 +47,7 @@ class GroupRegistry:
             if not entry.name.isdigit():
                 continue
             owner = entry.read_text().strip()
-            if owner in live_owners or _process_alive(_owner_pid(owner)):
+            if owner in live_owners or process_alive(_owner_pid(owner)):
                 continue
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(int(entry.name), signal.SIGKILL)
@@ -65,15 +61,3 @@ class GroupRegistry:
 def _owner_pid(owner: str) -> int | None:
     tail = owner.rsplit(":", 1)[-1]
     return int(tail) if tail.isdigit() else None
-
-
-def _process_alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

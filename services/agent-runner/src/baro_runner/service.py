@@ -3,7 +3,8 @@
 Stateless: everything a story needs is in the command and the object store. The attempt
 number is the command's attempt plus redeliveries, so a story whose runner died comes back
 as attempt+1. Before starting and while the agent works, the runner checks the run record:
-a cancelled run or a superseded attempt stops the agent.
+a cancelled or interrupted run, a superseded attempt, or a command sent before the run was
+resumed stops the agent.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from baro_shared.backends import auth_advice
 from baro_shared.bus import ACK, Bus, Delivery, Nak, Outcome, Worker, process_name
 from baro_shared.mappers import mapper_for
 from baro_shared.metrics import RUN_SECONDS_BUCKETS
+from baro_shared.processes import interruption
 from baro_shared.redact import redact, redact_struct
 from baro_shared.retry import Budget
 from baro_shared.settings import Settings
@@ -145,6 +147,10 @@ class Runner:
         record = got[0]
         if record.state in s.TERMINAL_RUN_STATES:
             return f"run is {record.state}"
+        if interruption(record) is not None:
+            return "run is interrupted"
+        if cmd.resumes < record.resumes:
+            return "sent before the run was resumed"
         story = record.story(cmd.story.id)
         if story is None:
             return "unknown story"

@@ -6,6 +6,11 @@ in the record, so a crash between the write and the publish loses nothing).
 
 Every transition checks state first, so an event delivered twice changes nothing the second
 time; a result from an attempt older than the one in the record is recorded and ignored.
+
+A run whose owning process died is parked (``RunInterrupted``, decided by the handler, which
+can tell whether a process runs): it still records what arrives, but sends no command that
+moves it forward until ``RunResumed`` gives it a new owner; then it re-sends what the
+record shows in flight, under new message ids.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ RETRY_EXHAUSTING = frozenset({"budget_exceeded", "cancelled"})
 NOT_RETRIED = frozenset(
     {"setup_failed", "backend_unavailable", "rejected", "auth_failed", "retries_exhausted"}
 )
+# commands that move a run forward: a parked run sends none (archiving only keeps work)
+DRIVING = (s.ClassifyGoal, s.PrepareRun, s.PlanGoal, s.RunStory, s.IntegrateStory, s.DeliverRun)
 
 
 @dataclass
@@ -40,31 +47,29 @@ class Transition:
 
     def send(self, message: s.BusMessage, msg_id: str | None = None) -> None:
         rec = self.record
-        self.emit.append((msg_id or f"{rec.run_id}.{rec.seq}.{len(self.emit)}", message))
+        if msg_id is None:
+            msg_id = f"{rec.run_id}.{rec.seq}.{len(self.emit)}"
+        elif rec.resumes:
+            # what a resumed run sends again must not be taken for a duplicate of before
+            msg_id = f"{msg_id}.r{rec.resumes}"
+        self.emit.append((msg_id, message))
 
 
 def new_record(event: s.RunSubmitted, now: float) -> Transition:
-    rec = s.RunRecord(run_id=event.run_id, request=event, created_at=now, updated_at=now, seq=1)
+    rec = s.RunRecord(
+        run_id=event.run_id,
+        request=event,
+        created_at=now,
+        updated_at=now,
+        seq=1,
+        owner=event.owner,
+    )
     tr = Transition(rec)
     run_id = event.run_id
-    tr.send(
-        s.PrepareRun(run_id=run_id, repo=event.repo, continue_branch=event.continue_branch),
-        f"{run_id}.prepare",
-    )
+    _prepare(tr)
     if event.mode_request == "auto":
         rec.state = "classifying"
-        tr.send(
-            s.ClassifyGoal(
-                run_id=run_id,
-                goal=event.goal,
-                strategy=event.intake,
-                backend=event.backend,
-                model=event.model,
-                repo_key=repo_key(event.repo),
-                agent_script=event.agent_script,
-            ),
-            f"{run_id}.classify",
-        )
+        _classify(tr)
     else:
         rec.state = "planning"
         rec.mode = event.mode_request
@@ -76,6 +81,32 @@ def new_record(event: s.RunSubmitted, now: float) -> Transition:
             f"{run_id}.mode",
         )
     return tr
+
+
+def _prepare(tr: Transition) -> None:
+    rec = tr.record
+    req = rec.request
+    tr.send(
+        s.PrepareRun(run_id=rec.run_id, repo=req.repo, continue_branch=req.continue_branch),
+        f"{rec.run_id}.prepare",
+    )
+
+
+def _classify(tr: Transition) -> None:
+    rec = tr.record
+    req = rec.request
+    tr.send(
+        s.ClassifyGoal(
+            run_id=rec.run_id,
+            goal=req.goal,
+            strategy=req.intake,
+            backend=req.backend,
+            model=req.model,
+            repo_key=repo_key(req.repo),
+            agent_script=req.agent_script,
+        ),
+        f"{rec.run_id}.classify",
+    )
 
 
 def repo_key(repo: s.RepoSource) -> str:
@@ -107,9 +138,18 @@ def apply(record: s.RunRecord | None, event: s.Event, now: float) -> Transition 
     rec.outbox = []
     rec.seq += 1
     tr = Transition(rec)
-    handler = _HANDLERS.get(type(event))
-    if handler is None or not handler(tr, event, now):
+    if isinstance(event, s.RunInterrupted):
+        # what the record had decided but not yet sent goes out with the interruption
+        # (less what would move the run forward)
+        tr.emit = [(item.msg_id, item.message) for item in record.outbox]
+        changed = _interrupt(tr, event, now)
+    else:
+        handler = _HANDLERS.get(type(event))
+        changed = handler is not None and handler(tr, event, now)
+    if not changed:
         return None
+    if rec.interrupted is not None:
+        tr.emit = [(mid, msg) for mid, msg in tr.emit if not isinstance(msg, DRIVING)]
     rec.updated_at = now
     return tr
 
@@ -597,6 +637,7 @@ def _cancel(tr: Transition, ev: s.CancelRequested, now: float) -> bool:
     rec = tr.record
     if rec.state in s.TERMINAL_RUN_STATES:
         return False
+    rec.interrupted = None  # ending a parked run: its attempts are archived like any other
     for st in rec.stories:
         if st.status not in DONE_STORY and st.status != "finished":
             st.status = "cancelled"
@@ -644,6 +685,59 @@ def _dead_lettered(tr: Transition, ev: s.CommandDeadLettered, now: float) -> boo
     return True
 
 
+def _interrupt(tr: Transition, ev: s.RunInterrupted, now: float) -> bool:
+    """Park the run: its owner is gone (the handler checked)."""
+    rec = tr.record
+    if rec.interrupted is not None or rec.state in s.TERMINAL_RUN_STATES:
+        return False
+    rec.interrupted = s.Interruption(at=ev.ts, reason=ev.reason, owner=ev.owner)
+    tr.send(ev, f"{rec.run_id}.interrupted")  # for whoever watches the run
+    return True
+
+
+def _resume(tr: Transition, ev: s.RunResumed, now: float) -> bool:
+    """Drive a parked run again under ``ev.owner``: re-send what the record shows in flight.
+
+    Integrated stories stay; stories that were assigned or running start again as a new
+    attempt (the old attempt's process died with its owner); an integration or a delivery
+    in flight is asked again (the merger finds what it did already and answers the same).
+    """
+    rec = tr.record
+    if rec.interrupted is None or rec.state in s.TERMINAL_RUN_STATES:
+        return False
+    rec.interrupted = None
+    rec.owner = ev.owner
+    rec.resumes += 1
+    if not rec.prepared:
+        _prepare(tr)
+    if rec.state == "classifying":
+        _classify(tr)
+    elif rec.state == "planning":
+        _request_plan(tr)
+    elif rec.state == "running":
+        for st in rec.stories:
+            if st.status in ACTIVE_STORY:
+                _restart(tr, st)
+        in_flight = rec.story(rec.integrating) if rec.integrating else None
+        if in_flight is not None and in_flight.status == "finished":
+            _integrate(tr, in_flight)
+        else:
+            rec.integrating = None
+            _next_integration(tr)
+        _schedule(tr, now)
+    elif rec.state == "integrating":
+        _deliver(tr)
+    return True
+
+
+def _restart(tr: Transition, st: s.StoryState) -> None:
+    dispatches = st.dispatches
+    st.reason = "restarted: the run was resumed"
+    _dispatch(tr, st, None)
+    st.dispatches = dispatches  # a restart after a resume is not a retry
+    _story_updated(tr, st)
+
+
 _HANDLERS = {
     s.IntakeDecided: _intake_decided,
     s.ModeConfirmed: _mode_confirmed,
@@ -661,6 +755,7 @@ _HANDLERS = {
     s.DeliveryFailed: _delivery_failed,
     s.CancelRequested: _cancel,
     s.CommandDeadLettered: _dead_lettered,
+    s.RunResumed: _resume,
 }
 
 
@@ -730,6 +825,7 @@ def _dispatch(
             conflict_note=conflict_note,
             surface_note=surface_note,
             agent_script=req.agent_script,
+            resumes=rec.resumes,
         ),
         f"{rec.run_id}.run.{st.story.id}.{st.attempt}",
     )
@@ -743,7 +839,11 @@ def _next_integration(tr: Transition) -> None:
     waiting = [st for st in rec.stories if st.status == "finished" and st.result is not None]
     if not waiting:
         return
-    st = min(waiting, key=lambda x: x.finished_at or 0.0)
+    _integrate(tr, min(waiting, key=lambda x: x.finished_at or 0.0))
+
+
+def _integrate(tr: Transition, st: s.StoryState) -> None:
+    rec = tr.record
     res = st.result
     assert res is not None and res.bundle and res.head_commit and res.base_commit
     rec.integrating = st.story.id
@@ -769,8 +869,12 @@ def _deliver_or_fail(tr: Transition, now: float) -> None:
     Also when nothing was integrated: the merger then keeps every attempt's commits in the
     user's repository (after archiving those still in flight) and delivers no branch.
     """
+    tr.record.state = "integrating"
+    _deliver(tr)
+
+
+def _deliver(tr: Transition) -> None:
     rec = tr.record
-    rec.state = "integrating"
     req = rec.request
     tr.send(
         s.DeliverRun(

@@ -4,6 +4,11 @@ Per event: read the record, publish any outbox left by a crashed predecessor, ap
 pure transition, write the new record (with the messages it decided as its outbox) only
 if the revision is unchanged, publish the outbox with deterministic Nats-Msg-Ids, clear
 it, ack. Events of one run are handled one at a time, in delivery order.
+
+Before that, a run whose owning process is gone is parked: the handler applies
+``RunInterrupted`` first (deciding that needs a look at the machine's processes, which the
+pure core cannot take), and its outbox is published only without the commands that would
+move the run forward.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from baro_conductor.remember import remember_run
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import ACK, Bus, Delivery, Nak, Outcome, Worker
+from baro_shared.processes import describe_owner, owner_gone
 from baro_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,9 +63,12 @@ class Conductor:
         await asyncio.gather(self.worker.run(), self.dead_letters.worker.run())
 
     async def recover(self) -> None:
-        """Publish what a crashed conductor decided but did not get out."""
+        """Park runs whose owner is gone; publish what a crashed conductor decided but did
+        not get out."""
         for record in await self.bus.list_records():
-            if record.outbox:
+            if abandoned(record):
+                await self.apply(interruption_of(record))
+            elif record.outbox:
                 got = await self.bus.get_record(record.run_id)
                 if got:
                     await self.flush(*got)
@@ -80,10 +89,13 @@ class Conductor:
         for _ in range(MAX_CAS_ROUNDS):
             got = await self.bus.get_record(event.run_id)
             record, revision = got if got else (None, 0)
-            if record is not None and record.outbox:
+            step = event
+            if record is not None and abandoned(record):
+                step = interruption_of(record)  # park it first, then apply the event
+            elif record is not None and record.outbox:
                 await self.flush(record, revision)
                 continue
-            transition = core.apply(record, event, time.time())
+            transition = core.apply(record, step, time.time())
             if transition is None:
                 return ACK
             new = transition.record
@@ -94,10 +106,14 @@ class Conductor:
                 written = await self.bus.cas_record(new, revision)
             if written is None:
                 continue
-            observe.transition(record, new, event)
+            observe.transition(record, new, step)
+            if abandoned(new):
+                continue  # a run submitted by a process already gone: park it before it sends
             await self.flush(new, written)
             if history.became_final(record, new):
                 await self.remember(new)
+            if step is not event:
+                continue
             return ACK
         return Nak(1.0, "too many concurrent writers")
 
@@ -113,6 +129,23 @@ class Conductor:
             await self.bus.publish(item.message, item.msg_id)
         record.outbox = []
         await self.bus.cas_record(record, revision)  # if this loses, the winner flushed too
+
+
+def abandoned(record: s.RunRecord) -> bool:
+    """Not finished, not parked yet, and its owning process is gone."""
+    return (
+        record.interrupted is None
+        and record.state not in s.TERMINAL_RUN_STATES
+        and owner_gone(record.owner)
+    )
+
+
+def interruption_of(record: s.RunRecord) -> s.RunInterrupted:
+    return s.RunInterrupted(
+        run_id=record.run_id,
+        reason=f"{describe_owner(record.owner)} stopped before the run finished",
+        owner=record.owner,
+    )
 
 
 async def create(bus: Bus, settings: Settings) -> Conductor:

@@ -299,6 +299,14 @@ class DeliveredOut(BaseModel):
     verify: Literal["passed", "failed"] | None = None
 
 
+class InterruptedOut(BaseModel):
+    """A local run whose owning baro process stopped before the run finished: parked
+    until ``baro resume RUN`` (or ended by ``baro cancel RUN``)."""
+
+    at: float
+    reason: str
+
+
 class RunSummary(BaseModel):
     run_id: str
     goal: str = Field(description="the goal's first line")
@@ -310,6 +318,7 @@ class RunSummary(BaseModel):
     finished_at: float | None = None
     branch: str | None = None
     reason: str | None = None
+    interrupted: InterruptedOut | None = None
 
 
 class RunList(BaseModel):
@@ -331,6 +340,7 @@ class RunDetail(BaseModel):
     enforcement: list[str]
     totals: TotalsOut
     delivered: DeliveredOut | None = None
+    interrupted: InterruptedOut | None = None
     links: Links
 
 

@@ -61,7 +61,12 @@ def summary(rec: s.RunRecord) -> m.RunSummary:
         finished_at=rec.finished_at,
         branch=rec.delivered.branch if rec.delivered else None,
         reason=rec.reason,
+        interrupted=interrupted_out(rec.interrupted),
     )
+
+
+def interrupted_out(found: s.Interruption | None) -> m.InterruptedOut | None:
+    return m.InterruptedOut(at=found.at, reason=found.reason) if found else None
 
 
 def mode_out(rec: s.RunRecord) -> m.ModeOut:
@@ -185,6 +190,7 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
         enforcement=list(rec.enforcement),
         totals=totals_out(rec, now),
         delivered=delivered_out(rec.delivered),
+        interrupted=interrupted_out(rec.interrupted),
         links=links(rec.run_id),
     )
 
