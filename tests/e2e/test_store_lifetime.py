@@ -118,7 +118,9 @@ def test_a_store_held_by_a_left_over_server_is_named_and_not_shared(tmp_path: Pa
         from baro_shared.settings import Settings
         store = EmbeddedStore(Settings())
         root = store.acquire("baro run")
-        server = EmbeddedNats(store_dir=root, inherit_fds=(store.lock_fd,), die_with_parent=False)
+        server = EmbeddedNats(
+            store_dir=root, inherit_fds=store.inherited_fds(), die_with_parent=False
+        )
         server.start()
         store.record_server(server.pid)
         print(server.pid, flush=True)

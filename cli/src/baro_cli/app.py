@@ -13,6 +13,7 @@ import typer
 from pydantic import SecretStr
 
 from baro_shared.embedded import read_client_token
+from baro_shared.processes import process_alive
 from baro_shared.settings import Settings
 
 app = typer.Typer(
@@ -77,6 +78,9 @@ def embedded_url(settings: Settings) -> str | None:
     """The client URL of this machine's embedded server, while a `baro run`/`up` holds it."""
     ports = embedded_store(settings) / "ports"
     for path in sorted(ports.glob("*.ports")) if ports.is_dir() else []:
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            continue  # left by a server that was killed
         try:
             urls = json.loads(path.read_text()).get("nats") or []
         except (OSError, ValueError, AttributeError):

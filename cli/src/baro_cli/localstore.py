@@ -37,23 +37,31 @@ def has_runs(settings: Settings) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def served(settings: Settings, *, wait_s: float = 0.0) -> AsyncIterator[Settings]:
+async def served(
+    settings: Settings, *, wait_s: float = 0.0, command: str = "baro reading its runs"
+) -> AsyncIterator[Settings]:
     """``settings`` for a server on this machine's store, running until the block ends;
     ``wait_s``: how long to wait for a baro that is stopping to let go of the store."""
     store = EmbeddedStore(settings)
     deadline = time.monotonic() + wait_s
-    root = store.acquire()
+    root = store.acquire(command)
     while root is None and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-        root = store.acquire()
+        root = store.acquire(command)
     if root is None:
         raise UserError(
             "another baro on this machine is starting or stopping its server: try again in a moment"
         )
     try:
         token = new_token()
-        nats = EmbeddedNats(store_dir=root, token=token)
-        await asyncio.to_thread(nats.start)
+        nats = EmbeddedNats(store_dir=root, token=token, inherit_fds=store.inherited_fds())
+        nats.launch()  # from this thread: the server dies with it (see baro_shared.processes)
+        store.record_server(nats.pid)
+        try:
+            await asyncio.to_thread(nats.wait_ready)
+        except BaseException:
+            nats.stop()
+            raise
         try:
             yield clients_of(settings, nats, token)[0]  # other baro commands may read too
         finally:

@@ -102,9 +102,9 @@ class EmbeddedStore:
     def lock_path(self) -> Path:
         return self.root / "lock"
 
-    @property
-    def lock_fd(self) -> int | None:
-        return self._lock.fileno() if self._lock else None
+    def inherited_fds(self) -> tuple[int, ...]:
+        """What a server on the store keeps open: the lock, while this process holds it."""
+        return (self._lock.fileno(),) if self._lock else ()
 
     def acquire(self, command: str = "baro") -> Path | None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -229,13 +229,12 @@ class LocalStack:
             if self.on_note is not None:
                 self.on_note(private_store_note(holder, self.command))
         self.shared = store_dir is not None
-        lock_fd = self.store.lock_fd
         token = new_token()
         self.nats = EmbeddedNats(
             store_dir=store_dir,
             sync_always=self.settings.embedded_sync_always,
             token=token,
-            inherit_fds=(lock_fd,) if store_dir is not None and lock_fd is not None else (),
+            inherit_fds=self.store.inherited_fds(),
         )
         # launched from this thread, which lives as long as the stack: the server gets the
         # parent-death signal when it ends (a kill -9 of this process included)

@@ -19,7 +19,14 @@ from typing import Annotated
 import typer
 
 from baro_cli import runflow
-from baro_cli.app import app, embedded_url, fail, load_settings, setup_logging
+from baro_cli.app import (
+    app,
+    embedded_url,
+    fail,
+    load_settings,
+    setup_logging,
+    with_local_credentials,
+)
 from baro_cli.commands.cluster import RunArg, picker_for, run_id_arg
 from baro_cli.stack import EmbeddedStore, LocalStack, StoreHeld
 from baro_cli.validate import UserError
@@ -70,7 +77,7 @@ async def resume_run(
         if holder.command != "baro up" or not holder.baro_alive or url is None:
             raise StoreHeld(holder)
         # baro up serves the store: the run becomes the cluster's, driven by baro up
-        served = settings.model_copy(update={"nats_url": url})
+        served = with_local_credentials(settings.model_copy(update={"nats_url": url}))
         return await _resume_on(served, run_id, None, progress, interrupt)
     async with LocalStack(settings, command=COMMAND, require_store=True) as live:
         return await _resume_on(live, run_id, current_owner(COMMAND), progress, interrupt)
