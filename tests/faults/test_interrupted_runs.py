@@ -85,6 +85,12 @@ class World:
     def store_holder(self) -> dict[str, object]:
         return json.loads((self.root / "state" / "nats" / "lock").read_text())
 
+    def holder_command(self) -> object:
+        try:
+            return self.store_holder().get("command")
+        except (OSError, ValueError):
+            return None  # being written
+
     def branches(self) -> list[str]:
         return run_git(self.repo, "branch", "--list", "baro/*", "--format=%(refname:short)").split()
 
@@ -272,3 +278,24 @@ def test_an_interrupted_run_is_cancelled_with_its_attempts_kept(world: World) ->
     again = world.baro("resume", killed)
     assert again.returncode == 1 and "already finished (cancelled)" in again.stderr
     assert world.reached("S2") == 1
+
+
+def test_baro_up_parks_a_killed_run_and_takes_it_over_on_resume(world: World) -> None:
+    """With baro up serving the machine's store, the killed run is parked there too;
+    `baro resume` hands it to baro up (the cluster owns it from then on)."""
+    killed = killed_while_the_second_story_runs(world)
+    up = world.start("up")
+    try:
+        until(lambda: world.holder_command() == "baro up", 60, "baro up to hold the store", up)
+        until(lambda: world.baro("runs").returncode == 0, 60, "baro up to serve", up)
+        listed = world.baro("runs", "--state", "interrupted", "--json")
+        assert [r["run_id"] for r in json.loads(listed.stdout)["runs"]] == [killed]
+        assert world.reached("S2") == 1, "baro up drove the killed run"
+        report = resume(world, killed)
+        assert report["branch"] == "baro/do-the-plan"
+        status = json.loads(world.baro("status", killed, "--json").stdout)
+        assert status["state"] == "delivered" and status["interrupted"] is None
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.communicate(timeout=60)
+    assert world.branches() == ["baro/do-the-plan"]
