@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Annotated
 
@@ -107,8 +108,10 @@ async def _resume_on(
             )
         resumed = s.RunResumed(run_id=run_id, owner=owner)
         progress.line(f"resuming run {run_id} ({found.reason})")
-        # one id per resume, so two `baro resume` of the same run resume it once
-        await bus.publish(resumed, f"{run_id}.resume.{record.resumes + 1}")
+        # the conductor resumes a parked run once, whoever asks first; the id is this
+        # process's, so a resume asked by a process that died before it was applied does
+        # not shadow this one
+        await bus.publish(resumed, f"{run_id}.resume.{record.resumes + 1}.{os.getpid()}")
         return await runflow.follow(
             bus,
             record.request,
