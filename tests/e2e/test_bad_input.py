@@ -74,6 +74,11 @@ def test_repository_without_commits(tmp_path: Path) -> None:
         ),
         (["run", "fix it", "--mode", "turbo"], {}, ["unknown mode 'turbo'"]),
         (
+            ["run", "fix it", "--backend", "scripted", "--surface", "loose"],
+            {},
+            ["unknown surface policy 'loose'", "strict or warn"],
+        ),
+        (
             ["run", "fix it", "--backend", "scripted", "--nats-url", "nats://127.0.0.1:1"],
             {},
             ["cannot reach NATS"],

@@ -239,6 +239,33 @@ async def test_a_huge_file_is_refused_and_nothing_of_it_is_left(bus: Bus, tmp_pa
     assert leftovers == [], "the agent's workspace is gone"
 
 
+async def test_a_run_whose_every_change_was_left_out_is_not_a_success(
+    bus: Bus, tmp_path: Path
+) -> None:
+    repo = make_repo(tmp_path / "user", FILES, dirty=True)
+    script = {
+        "default": {
+            "steps": [
+                {"write": "prd.json", "content": '{"passes": true}\n'},
+                {"run": "ln -s /etc/passwd passwd"},
+            ]
+        }
+    }
+    request = request_for(repo, "change one", script, mode_request="focused")
+    report = await run_to_end(bus, request)
+
+    assert report.status == "needs_attention"
+    assert runflow.exit_code(report) == runflow.EXIT_ATTENTION
+    assert report.branch is None
+    kept = f"refs/baro/{request.run_id}/S1/1"
+    assert report.reason == (
+        "nothing was delivered: every change was left out; S1 delivered nothing: "
+        "passwd (symlink_escape: symbolic link to '/etc/passwd' is absolute: it points "
+        f"outside the repository), prd.json (artifact); kept at {kept}"
+    )
+    assert show(repo, kept, "prd.json") == '{"passes": true}\n'
+
+
 async def test_a_baro_toml_written_by_an_agent_runs_nothing(
     bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
