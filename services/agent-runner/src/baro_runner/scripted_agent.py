@@ -47,6 +47,8 @@ MESSAGE_USAGE_SNAPSHOT = {
 }
 
 FILE_CONTENT_STEPS = frozenset({"write", "append"})
+# Story ids of the one-shot questions baro asks an agent CLI (baro-intake, baro-planner, ...).
+QUESTION_PREFIX = "baro-"
 
 # How the default change line is marked in a file, by extension ("" = no extension).
 _EXTENSIONS_BY_LINE_PREFIX: dict[str, tuple[str, ...]] = {
@@ -181,7 +183,7 @@ def _step_value_problem(kind: str, value: Any, step: Step) -> str | None:
             return "needs a non-empty path"
         if not isinstance(step.get("content"), str):
             return "needs a string 'content'"
-    elif kind in ("delete", "run", "text", "fail", "stderr"):
+    elif kind in ("delete", "run", "text", "fail", "stderr", "record"):
         if not isinstance(value, str) or not value:
             return "needs a non-empty string"
     elif kind in ("sleep", "spawn_child"):
@@ -346,11 +348,20 @@ def _write_line(data: bytes) -> None:
 
 
 class ScriptedAgent:
-    def __init__(self, story: Story, workspace: str, model: str, session_id: str) -> None:
+    def __init__(
+        self,
+        story: Story,
+        workspace: str,
+        model: str,
+        session_id: str,
+        invocation: dict[str, Any] | None = None,
+    ) -> None:
         self.story = story
         self.workspace = workspace
         self.model = model
         self.session_id = session_id
+        self.invocation = invocation or {}
+        self.last_text: str | None = None
         self.started = time.monotonic()
         self.turns = 0
         self.steps_done = 0
@@ -390,11 +401,16 @@ class ScriptedAgent:
             if isinstance(outcome, Finish):
                 return outcome.exit_code
         story = self.story
-        closing = (
-            f"Finished {self.steps_done} scripted step(s) "
-            f"for story {story.id or '(no id)'}, attempt {story.attempt}."
-        )
-        self.assistant_text(closing)
+        if story.id.startswith(QUESTION_PREFIX) and self.last_text is not None:
+            # a question baro asks (intake, planner, architect): its answer is the last word,
+            # as with a real CLI answering without tools
+            closing = self.last_text
+        else:
+            closing = (
+                f"Finished {self.steps_done} scripted step(s) "
+                f"for story {story.id or '(no id)'}, attempt {story.attempt}."
+            )
+            self.assistant_text(closing)
         self.emit_result(
             subtype="success",
             is_error=False,
@@ -434,6 +450,7 @@ class ScriptedAgent:
         return _anthropic_id("msg_")
 
     def assistant_text(self, text: str) -> None:
+        self.last_text = text
         self.emit(self.assistant_line({"type": "text", "text": text}))
 
     def tool(self, name: str, tool_input: dict[str, Any], perform: Callable[[], Any]) -> None:
@@ -625,6 +642,11 @@ class ScriptedAgent:
     def do_text(self, text: str, step: Step) -> None:
         self.assistant_text(text)
 
+    def do_record(self, path: str, step: Step) -> None:
+        """Write how this agent was started (its prompt and command line) to ``path``."""
+        content = json.dumps(self.invocation, indent=2) + "\n"
+        self.do_write(path, {"write": path, "content": content})
+
     def do_sleep(self, seconds: float, step: Step) -> None:
         time.sleep(seconds)
 
@@ -720,6 +742,7 @@ class ScriptedAgent:
         "delete": do_delete,
         "run": do_run,
         "text": do_text,
+        "record": do_record,
         "sleep": do_sleep,
         "stderr": do_stderr,
         "usage": do_usage,
@@ -879,7 +902,12 @@ def main(argv: list[str] | None = None) -> int:
     except ScriptError as exc:
         print(f"baro-scripted-agent: {exc}", file=sys.stderr)
         return 2
-    agent = ScriptedAgent(story, workspace, args.model, args.session_id or _uuid4())
+    invocation = {
+        "prompt": args.prompt,
+        "model": args.model,
+        "argv": sys.argv[1:] if argv is None else argv,
+    }
+    agent = ScriptedAgent(story, workspace, args.model, args.session_id or _uuid4(), invocation)
     agent.emit_init(args.permission_mode, script_source, rule)
     return agent.run(steps)
 
