@@ -55,10 +55,10 @@ GIVEN = [
 
 def test_a_given_plan_replaces_the_planner_and_is_enforced() -> None:
     d = Driver()
-    d.feed(submitted(plan=GIVEN))
+    d.feed(submitted(plan=GIVEN, quick=True))
     assert not d.of(s.PlanGoal)
     d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
-    assert not d.of(s.PlanGoal), "no planner is asked for a given plan"
+    assert not d.of(s.PlanGoal), "no planner is asked for a given plan (--quick: no design)"
     (proposed,) = d.of(s.PlanProposed)
     assert proposed.planner == "given" and proposed.stories == GIVEN
     d.feed(proposed)  # the conductor reads its own proposal back from the bus
@@ -69,6 +69,15 @@ def test_a_given_plan_replaces_the_planner_and_is_enforced() -> None:
     assert sorted(cmd.story.id for cmd in d.of(s.RunStory)) == ["A", "C"]
 
 
+def test_a_given_parallel_plan_goes_to_the_planner_only_for_its_design_note() -> None:
+    d = Driver()
+    d.feed(submitted(plan=GIVEN))
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    assert not d.of(s.PlanProposed)
+    (cmd,) = d.of(s.PlanGoal)
+    assert cmd.plan == GIVEN and cmd.design
+
+
 def test_an_invalid_given_plan_fails_the_run_with_the_reason() -> None:
     d = Driver()
     d.feed(
@@ -76,7 +85,8 @@ def test_an_invalid_given_plan_fails_the_run_with_the_reason() -> None:
             plan=[
                 s.Story(id="A", title="a", depends_on=["B"]),
                 s.Story(id="B", title="b", depends_on=["A"]),
-            ]
+            ],
+            quick=True,
         )
     )
     d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
@@ -107,7 +117,7 @@ def test_a_failed_plan_counts_its_tokens_and_says_why() -> None:
 
 def test_cancel_keeps_the_refs_of_finished_and_integrated_work() -> None:
     d = Driver()
-    d.feed(submitted(plan=GIVEN))
+    d.feed(submitted(plan=GIVEN, quick=True))
     d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
     d.feed(d.of(s.PlanProposed)[0])
 

@@ -20,12 +20,19 @@ PLAN = {
     ]
 }
 STORY_USAGE = {"usage": {"input": 100, "output": 10}}
+NOTE = (
+    "The flag is spelled `--flag` everywhere; `ARGS` in src/cli.py is the only place it is parsed."
+)
 
 
 async def test_a_model_plan_runs_and_its_tokens_count(bus: Bus, tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "user", FILES)
     script = {
         "stories": [
+            {
+                "match": {"id": "baro-architect"},
+                "steps": [{"text": NOTE}, {"usage": {"input": 30, "output": 10}}],
+            },
             {
                 "match": {"id": "baro-planner"},
                 "steps": [{"text": json.dumps(PLAN)}, {"usage": {"input": 40, "output": 20}}],
@@ -52,15 +59,20 @@ async def test_a_model_plan_runs_and_its_tokens_count(bus: Bus, tmp_path: Path) 
     )
     report = await run_to_end(bus, request, timeout=180)
     assert report.status == "delivered", report.reason
-    assert report.tokens == {"input": 240, "cached_input": 0, "output": 40, "reasoning": None}
+    # two stories, the plan, and the design note asked before it
+    assert report.tokens == {"input": 270, "cached_input": 0, "output": 50, "reasoning": None}
     assert "planned by scripted (2 stories)" in report.enforcement
 
     events = await replay(bus, request.run_id)
     proposed = next(ev for ev in events if isinstance(ev, s.PlanProposed))
     assert proposed.planner == "llm"
     assert proposed.tokens == s.TokenUsage(input=40, cached_input=0, output=20)
+    assert proposed.design == s.DesignNote(
+        text=NOTE, source="model", tokens=s.TokenUsage(input=30, cached_input=0, output=10)
+    )
     accepted = next(ev for ev in events if isinstance(ev, s.PlanAccepted))
     assert accepted.mode == "parallel" and [st.id for st in accepted.stories] == ["S1", "S2"]
+    assert accepted.design == proposed.design
     changed = run_git(repo, "diff", "--name-only", f"{report.base}..{report.branch}").split()
     assert sorted(changed) == ["docs/cli.md", "src/cli.py"]
 

@@ -294,3 +294,60 @@ def test_bad_plan_files_get_one_line_naming_the_problem(
 )
 def test_bad_input_gets_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
     one_line_error(baro(*args, cwd=tmp_path), needle)
+
+
+# --------------------------------------------------------------------------- baro run's door
+
+
+def test_run_refuses_a_story_backend_that_is_not_installed_before_submitting(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "repo", FILES)
+    plan = write_plan(
+        tmp_path / "plan.json",
+        [
+            {"id": "A", "title": "a", "write_surface": ["src/app/a.py"]},
+            {"id": "B", "title": "b", "write_surface": ["src/app/b.py"], "backend": "pi"},
+        ],
+    )
+    env = {"BARO_BACKEND": "scripted", "BARO_PI_BIN": "/nonexistent/pi"}
+    out = baro("run", "two things", "--plan-file", str(plan), "--yes", cwd=repo, env=env)
+    one_line_error(out, "pi")
+    assert (
+        "baro/"
+        not in subprocess.run(
+            ["git", "-C", str(repo), "branch", "--list"], capture_output=True, text=True
+        ).stdout
+    )
+
+
+@pytest.mark.parametrize(
+    ("tiers", "needle"),
+    [
+        ("docs", "is not KIND=MODEL"),
+        ("prose=haiku", "unknown kind 'prose'"),
+        ("docs=--dangerous", "is not a model name"),
+        ("docs=a,docs=b", "docs is given twice"),
+    ],
+)
+def test_run_refuses_bad_model_tiers(tmp_path: Path, tiers: str, needle: str) -> None:
+    repo = make_repo(tmp_path / "repo", FILES)
+    env = {"BARO_BACKEND": "scripted"}
+    out = baro("run", "add a.py", "--model-tiers", tiers, "--yes", cwd=repo, env=env)
+    one_line_error(out, needle)
+
+
+@pytest.mark.parametrize(
+    ("story", "needle"),
+    [
+        ({"backend": "gpt"}, "unknown backend 'gpt'"),
+        ({"model": "-x"}, "is not a model name"),
+        ({"model": 3}, "stories[0].model must be a string"),
+    ],
+)
+def test_a_plan_file_with_a_bad_agent_is_one_line(
+    tmp_path: Path, story: dict[str, object], needle: str
+) -> None:
+    plan = write_plan(tmp_path / "plan.json", [{"id": "A", "title": "a", **story}])
+    out = baro("plan", "--plan-file", str(plan), "--json", cwd=tmp_path)
+    one_line_error(out, needle)

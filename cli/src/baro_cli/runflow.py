@@ -330,11 +330,14 @@ async def _on_event(
                 progress.line(f"  {st.id}: {st.title[:90]}{deps}")
             for note in notes:
                 progress.line(f"  enforcement: {note}")
-        case s.StoryStarted(story_id=sid, attempt=attempt, ts=ts):
+        case s.StoryStarted(story_id=sid, attempt=attempt, ts=ts, backend=backend, model=model):
             if report.first_agent_s is None:
                 report.first_agent_s = round(ts - request.ts, 3)
-            _story(report, sid)["status"] = "running"
-            progress.line(f"{sid} started (attempt {attempt})")
+            entry = _story(report, sid)
+            entry["status"] = "running"
+            entry["backend"], entry["model"] = backend, model
+            agent = f" with {backend}{f' {model}' if model else ''}" if backend else ""
+            progress.line(f"{sid} started (attempt {attempt}){agent}")
         case s.StoryFinished(
             story_id=sid,
             status=status,
@@ -345,6 +348,9 @@ async def _on_event(
         ):
             detail = f"{len(files)} file(s) changed" if status == "success" else (err or status)
             progress.line(f"{sid} agent finished: {status} in {secs:.1f}s, {_tok(tok)}; {detail}")
+            entry = _story(report, sid)
+            spent = s.TokenUsage(**entry.get("tokens", {})) + tok
+            entry["tokens"] = {"input": spent.input, "output": spent.output}
         case s.StoryUpdated(story_id=sid, status=status, reason=reason):
             _story(report, sid)["status"] = status
             if status in ("failed", "blocked", "conflict", "cancelled"):
@@ -494,6 +500,11 @@ def render_summary(report: RunReport, out: TextIO) -> None:
             f"tokens: input {show(tok.get('input'))}, cached {show(tok.get('cached_input'))}, "
             f"output {show(tok.get('output'))}\n"
         )
+    for st in report.stories:
+        agent = " ".join(filter(None, (st.get("backend"), st.get("model")))) or "-"
+        spent = st.get("tokens") or {}
+        used = (spent.get("input") or 0) + (spent.get("output") or 0)
+        w(f"  {st['id']} {st['status']:<10} {agent:<28} tokens: {used:<8} {st['title'][:60]}\n")
     speed = f", speedup {report.speedup:.2f}x" if report.speedup else ""
     w(f"wall-clock: {report.wall_s:.1f}s, summed agent time: {report.agent_s:.1f}s{speed}\n")
     if report.first_agent_s is not None:

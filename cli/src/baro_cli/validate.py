@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from baro_cli.doctor import Check, backend_checks, machine_checks
-from baro_shared.backends import KNOWN_BACKENDS
+from baro_shared import schemas as s
+from baro_shared.backends import KNOWN_BACKENDS, model_problem
 from baro_shared.gitutil import git_sync
 from baro_shared.settings import Settings
 
@@ -95,3 +96,47 @@ def surface_policy(value: str | None) -> str | None:
     if choice not in ("strict", "warn"):
         raise UserError(f"unknown surface policy {value!r}: choose strict or warn")
     return choice
+
+
+TIER_KINDS: tuple[str, ...] = ("docs", "tests", "small", "default")
+
+
+def model_tiers(text: str | None) -> list[s.ModelTier]:
+    """``--model-tiers docs=MODEL,tests=BACKEND:MODEL``, checked."""
+    tiers: list[s.ModelTier] = []
+    for entry in (text or "").split(","):
+        if not entry.strip():
+            continue
+        kind, equals, value = (part.strip() for part in entry.partition("="))
+        if not equals or not value:
+            raise UserError(
+                f"--model-tiers: {entry.strip()!r} is not KIND=MODEL "
+                "(e.g. --model-tiers docs=claude-haiku-4-5,tests=codex:gpt-5-mini)"
+            )
+        if kind not in TIER_KINDS:
+            raise UserError(f"--model-tiers: unknown kind {kind!r}: choose {', '.join(TIER_KINDS)}")
+        if any(t.kind == kind for t in tiers):
+            raise UserError(f"--model-tiers: {kind} is given twice")
+        prefix, colon, rest = value.partition(":")
+        backend = prefix if colon and prefix in KNOWN_BACKENDS else None
+        model = rest if backend else value
+        problem = model_problem(model)
+        if problem:
+            raise UserError(f"--model-tiers {kind}: {problem}")
+        tiers.append(s.ModelTier(kind=kind, model=model, backend=backend))  # type: ignore[arg-type]
+    return tiers
+
+
+def story_agents(
+    stories: list[s.Story], tiers: list[s.ModelTier], run_backend: str
+) -> list[tuple[str, str | None]]:
+    """Every other agent CLI a run will start (a story's own, a tier's), with its model, so
+    each is checked at the door like the run's own."""
+    found: dict[str, str | None] = {}
+    for story in stories:
+        if story.backend and story.backend != run_backend:
+            found.setdefault(story.backend, story.model)
+    for tier in tiers:
+        if tier.backend and tier.backend != run_backend:
+            found.setdefault(tier.backend, tier.model)
+    return list(found.items())

@@ -14,6 +14,20 @@ from baro_shared.gitutil import REPOSITORY_VARIABLES
 from baro_shared.settings import Settings
 
 KNOWN_BACKENDS = ("claude", "codex", "opencode", "pi", "scripted")
+# A model name goes on an agent's command line: letters, digits and . _ : / @ + - only,
+# never a leading "-" (it would read as an option).
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
+
+
+def model_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a model name, or None when it can."""
+    if not _MODEL_NAME.fullmatch(name):
+        return (
+            f"model {name!r} is not a model name: use up to 128 letters, digits and . _ : / @ + -, "
+            "starting with a letter or digit"
+        )
+    return None
+
 
 # Never inherited by agents: baro's own credentials and settings.
 SECRET_PREFIXES = ("BARO_", "NATS_")

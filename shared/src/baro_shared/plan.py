@@ -16,14 +16,24 @@ from collections.abc import Iterable, Sequence
 
 import msgspec
 
-from baro_shared.schemas import Story
-from baro_shared.surfaces import UnsafePath, normalize, surfaces_overlap
+from baro_shared.backends import KNOWN_BACKENDS, model_problem
+from baro_shared.schemas import ModelTier, Story, StoryKind
+from baro_shared.surfaces import UnsafePath, is_glob, normalize, surfaces_overlap
 
 # Story ids become NATS subject tokens (baro.agent.<run>.<story>) and git ref components
 # (refs/baro/<run>/<story>/<attempt>), so dots, wildcards, spaces and slashes are out.
 _STORY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
-_STORY_FIELDS = ("id", "title", "description", "depends_on", "write_surface", "acceptance")
+_STORY_FIELDS = (
+    "id",
+    "title",
+    "description",
+    "depends_on",
+    "write_surface",
+    "acceptance",
+    "backend",
+    "model",
+)
 _LIST_FIELDS = ("depends_on", "write_surface", "acceptance")
 
 
@@ -76,6 +86,15 @@ def _clean_story(position: int, story: Story) -> Story:
             surface.append(normalize(path))
         except UnsafePath as exc:
             raise PlanError(f"story {story_id!r} has an unsafe write surface: {exc}") from None
+    backend = (story.backend or "").strip() or None
+    if backend is not None and backend not in KNOWN_BACKENDS:
+        raise PlanError(
+            f"story {story_id!r} has unknown backend {backend!r}: "
+            f"choose one of {', '.join(KNOWN_BACKENDS)}"
+        )
+    model = (story.model or "").strip() or None
+    if model is not None and (problem := model_problem(model)):
+        raise PlanError(f"story {story_id!r}: {problem}")
     return Story(
         id=story_id,
         title=title,
@@ -83,6 +102,8 @@ def _clean_story(position: int, story: Story) -> Story:
         depends_on=[dep.strip() for dep in story.depends_on],
         write_surface=_unique(surface),
         acceptance=_unique(a.strip() for a in story.acceptance if a.strip()),
+        backend=backend,
+        model=model,
     )
 
 
@@ -261,6 +282,9 @@ def _story_from_data(index: int, item: object) -> Story:
     for key in ("id", "title"):
         if key not in item:
             raise PlanError(f"{where} has no {key!r}")
+    for key in ("backend", "model"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            raise PlanError(f"{where}.{key} must be a string, not {_kind(item[key])}")
     for key in ("id", "title", "description"):
         if key in item and not isinstance(item[key], str):
             raise PlanError(f"{where}.{key} must be a string, not {_kind(item[key])}")
@@ -280,3 +304,51 @@ def _kind(value: object) -> str:
     names = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
     names.update({list: "a list", dict: "an object"})
     return names.get(type(value), type(value).__name__)
+
+
+# --------------------------------------------------------------------------- agents
+
+_DOC_FILE = re.compile(
+    r"(?:^|/)(?:docs?/|README|CHANGELOG|CONTRIBUTING)|\.(?:md|mdx|rst|adoc|txt)$", re.I
+)
+_TEST_FILE = re.compile(
+    r"(?:^|/)(?:tests?|specs?|__tests__|e2e)/|(?:^|/)test_[^/]*$|_test\.[^/.]+$|\.(?:test|spec)\.[^/.]+$",
+    re.I,
+)
+
+
+def story_kind(story: Story) -> StoryKind:
+    """``docs`` or ``tests`` when every file of the story's surface is one, ``small`` for a
+    story of one file, else ``default``. A story without a surface may touch anything."""
+    surface = story.write_surface
+    if not surface:
+        return "default"
+    if all(_DOC_FILE.search(p) for p in surface):
+        return "docs"
+    if all(_TEST_FILE.search(p) for p in surface):
+        return "tests"
+    if len(surface) == 1 and not is_glob(surface[0]) and not surface[0].endswith("/**"):
+        return "small"
+    return "default"
+
+
+def agent_for(
+    story: Story, backend: str, model: str | None, tiers: Sequence[Sequence[ModelTier]]
+) -> tuple[str, str | None]:
+    """The backend and model a story runs with: its own, else its kind's tier (the first
+    list of tiers that has one wins), else the run's."""
+    kind = story_kind(story)
+    tier = None
+    for table in tiers:
+        by_kind = {t.kind: t for t in table}
+        tier = by_kind.get(kind) or by_kind.get("default")
+        if tier is not None:
+            break
+    if story.backend or story.model:
+        chosen_backend = story.backend or backend
+        # a story's own backend needs its own model (or the CLI's default), not the run's
+        same = chosen_backend == backend
+        return chosen_backend, story.model or (model if same else None)
+    if tier is not None:
+        return tier.backend or backend, tier.model
+    return backend, model

@@ -20,10 +20,17 @@
     max_file_size = "5 MiB"          # bytes, or a number with KiB / MiB / GiB
     max_deleted_share = 0.5          # of the files tracked at the story's base
 
+    [models]                         # conductor: which model runs which kind of story
+    docs = "claude-haiku-4-5"        # every file of the story is documentation
+    tests = "claude-haiku-4-5"       # every file of the story is a test
+    small = { model = "gpt-5-mini", backend = "codex" }   # one file
+    default = "claude-sonnet-4-5"    # any other story
+
 Both the runner and the merger read the file from the run's base commit (``read_at``):
 never from a working tree, never from a story's result or the integrated result (a
 story that writes ``.baro.toml`` must not choose the commands baro runs next), and baro
-never writes it.
+never writes it. The merger hands ``[models]`` to the conductor with the prepared run.
+
 Tables baro does not know are ignored (room for newer versions); an unknown key inside a
 known table is an error, so a typo never silently switches something off.
 
@@ -40,7 +47,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from baro_shared.backends import KNOWN_BACKENDS, model_problem
 from baro_shared.gitutil import git
+from baro_shared.schemas import ModelTier
 from baro_shared.surfaces import UnsafePath, normalize
 
 CONFIG_FILE = ".baro.toml"
@@ -93,6 +102,7 @@ class RepoConfig:
     verify: VerifyConfig | None = None
     setup: SetupConfig | None = None
     surface: SurfaceConfig = DEFAULT_SURFACE
+    models: tuple[ModelTier, ...] = ()
 
 
 DEFAULT_REPO_CONFIG = RepoConfig()
@@ -102,6 +112,7 @@ _KEYS = {
     "verify": ("command", "timeout", "timeout_s"),
     "setup": ("command", "copy", "timeout", "timeout_s"),
     "surface": ("policy", "max_file_size", "max_deleted_share"),
+    "models": ("docs", "tests", "small", "default"),
 }
 
 
@@ -115,11 +126,13 @@ def parse_repo_config(text: str, origin: str = CONFIG_FILE) -> RepoConfig:
     verify = _table(data, "verify", origin)
     setup = _table(data, "setup", origin)
     surface = _table(data, "surface", origin)
+    models = _table(data, "models", origin)
     return RepoConfig(
         artifacts=_artifacts(artifacts, origin) if artifacts is not None else None,
         verify=_verify(verify, origin) if verify else None,
         setup=_setup(setup, origin) if setup else None,
         surface=_surface(surface, origin) if surface else DEFAULT_SURFACE,
+        models=_models(models, origin) if models else (),
     )
 
 
@@ -223,6 +236,30 @@ def parse_size(text: str) -> int | None:
         return None
     number, unit = float(found.group(1)), (found.group(2) or "b").lower()
     return int(number * _UNITS.get(unit[0], 1))
+
+
+def _models(table: dict[str, Any], origin: str) -> tuple[ModelTier, ...]:
+    tiers = []
+    for kind, value in table.items():
+        where = f"{origin}: [models] {kind}"
+        if isinstance(value, str):
+            model, backend = value, None
+        elif isinstance(value, dict) and set(value) <= {"model", "backend"} and "model" in value:
+            model, backend = value["model"], value.get("backend")
+        else:
+            raise RepoConfigError(
+                f'{where} must be a model name or {{ model = "...", backend = "..." }}'
+            )
+        if not isinstance(model, str) or (problem := model_problem(model.strip())):
+            raise RepoConfigError(
+                f"{where}: {problem if isinstance(model, str) else 'model must be a string'}"
+            )
+        if backend is not None and backend not in KNOWN_BACKENDS:
+            raise RepoConfigError(
+                f"{where}: unknown backend {backend!r} (choose one of {', '.join(KNOWN_BACKENDS)})"
+            )
+        tiers.append(ModelTier(kind=kind, model=model.strip(), backend=backend))
+    return tuple(tiers)
 
 
 # --------------------------------------------------------------------------- values

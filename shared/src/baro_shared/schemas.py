@@ -202,6 +202,40 @@ class Story(Value, kw_only=True):
     depends_on: list[str] = msgspec.field(default_factory=list)
     write_surface: list[str] = msgspec.field(default_factory=list)
     acceptance: list[str] = msgspec.field(default_factory=list)
+    # This story's agent CLI and model, when not the run's (a given plan, or the tiers).
+    backend: str | None = None
+    model: str | None = None
+
+
+StoryKind = Literal["docs", "tests", "small", "default"]
+
+
+class ModelTier(Value, kw_only=True):
+    """Which model (and optionally which backend) runs stories of one kind: ``docs`` and
+    ``tests`` (every file of the story's surface is one), ``small`` (one file), ``default``."""
+
+    kind: StoryKind
+    model: str
+    backend: str | None = None
+
+
+class DesignNote(Value, kw_only=True):
+    """What parallel stories share, pinned before they start (names, interfaces, layout,
+    conventions), and where it came from: a model's answer or the planner's own summary."""
+
+    text: str
+    source: Literal["model", "offline"]
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+    notes: list[str] = msgspec.field(default_factory=list)
+
+
+class Delivery(Value, kw_only=True):
+    """What one integrated story put on the integration head."""
+
+    story_id: str
+    title: str
+    commit: str
+    files: list[str] = msgspec.field(default_factory=list)
 
 
 class Refusal(Value, kw_only=True):
@@ -283,6 +317,10 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     surface: SurfacePolicy | None = None
     # The process driving the run (``baro run`` on its embedded server); None: the cluster.
     owner: RunOwner | None = None
+    # --quick: no design note before parallel stories start
+    quick: bool = False
+    # story kind -> model (``--model-tiers``); wins over the repository's .baro.toml [models]
+    model_tiers: list[ModelTier] = msgspec.field(default_factory=list)
 
 
 class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):
@@ -317,6 +355,7 @@ class RunPrepared(Message, tag="run.prepared", kw_only=True):
     base_ref: str | None = None
     file_list: str | None = None  # object-store name of the repository's file list
     file_count: int = 0
+    model_tiers: list[ModelTier] = msgspec.field(default_factory=list)  # .baro.toml [models]
 
 
 class RunPrepareFailed(Message, tag="run.prepare_failed", kw_only=True):
@@ -327,7 +366,8 @@ class PlanProposed(Message, tag="run.plan_proposed", kw_only=True):
     stories: list[Story]
     planner: Literal["deterministic", "llm", "single", "given"] = "deterministic"
     notes: list[str] = msgspec.field(default_factory=list)
-    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)  # the planning questions
+    design: DesignNote | None = None  # its tokens are not in ``tokens``
 
 
 class PlanFailed(Message, tag="run.plan_failed", kw_only=True):
@@ -340,6 +380,7 @@ class PlanAccepted(Message, tag="run.plan_accepted", kw_only=True):
     stories: list[Story]
     enforcement: list[str] = msgspec.field(default_factory=list)
     caps: Caps = msgspec.field(default_factory=Caps)
+    design: DesignNote | None = None
 
 
 class StoryStarted(Message, tag="story.started", kw_only=True):
@@ -348,6 +389,8 @@ class StoryStarted(Message, tag="story.started", kw_only=True):
     runner: str
     workspace: str | None = None
     base_commit: str | None = None
+    backend: str | None = None  # the agent CLI and model this attempt runs with
+    model: str | None = None
 
 
 class StoryFinished(Message, tag="story.finished", kw_only=True):
@@ -390,6 +433,7 @@ class StoryIntegrated(Message, tag="story.integrated", kw_only=True):
     surface_violations: list[str] = msgspec.field(default_factory=list)
     surface_policy: SurfacePolicy | None = None
     nothing_left: bool = False  # every change of the story was dropped or refused
+    files: list[str] = msgspec.field(default_factory=list)  # what the commit changed
 
 
 class StoryRejected(Message, tag="story.rejected", kw_only=True):
@@ -482,6 +526,8 @@ class PlanGoal(Message, tag="cmd.plan", kw_only=True):
     model: str | None = None
     strategy: Literal["auto", "deterministic", "llm"] = "auto"
     agent_script: str | None = None  # scripted test/demo backend only
+    design: bool = False  # pin a design note for stories that run side by side
+    plan: list[Story] | None = None  # the submitter's own plan: not planned again
 
 
 class RunStory(Message, tag="cmd.run_story", kw_only=True):
@@ -502,6 +548,10 @@ class RunStory(Message, tag="cmd.run_story", kw_only=True):
     surface_note: str | None = None
     agent_script: str | None = None
     resumes: int = 0  # the run's resume count when sent: a runner skips older commands
+    design_note: str | None = None  # shared by every story of the run
+    delivered: list[Delivery] = msgspec.field(default_factory=list)  # by its dependencies
+    # integrated by other stories, near this story's surface, since its previous attempt began
+    nearby: list[Delivery] = msgspec.field(default_factory=list)
 
 
 class IntegrateStory(Message, tag="cmd.integrate", kw_only=True):
@@ -715,6 +765,10 @@ class StoryState(Value, kw_only=True):
     reason: str | None = None
     first_failure_at: float | None = None  # when the retry budget's time window opened
     conflict_paths: list[str] = msgspec.field(default_factory=list)
+    backend: str | None = None  # what its latest attempt was dispatched to
+    model: str | None = None
+    delivered: Delivery | None = None  # once integrated
+    nearby: list[Delivery] = msgspec.field(default_factory=list)  # told on its next attempt
 
 
 class OutboxItem(Value, kw_only=True):
@@ -740,7 +794,9 @@ class RunRecord(Value, kw_only=True):
     file_list: str | None = None
     prepared: bool = False
     caps: Caps | None = None
-    plan_tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+    plan_tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)  # planning + design
+    design: DesignNote | None = None
+    model_tiers: list[ModelTier] = msgspec.field(default_factory=list)  # .baro.toml [models]
     enforcement: list[str] = msgspec.field(default_factory=list)
     stories: list[StoryState] = msgspec.field(default_factory=list)
     integration_head: str | None = None

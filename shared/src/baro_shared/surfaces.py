@@ -309,3 +309,19 @@ def surfaces_overlap(a: list[str], b: list[str]) -> list[tuple[str, str]]:
 
 def covered(path: str, surface: list[str]) -> bool:
     return any(matches(p, path) for p in surface)
+
+
+def near(path: str, surface: list[str]) -> bool:
+    """Is ``path`` in or next to a surface: named by it, or in a directory it writes in?
+
+    An empty surface (any file) is near everything.
+    """
+    if not surface or covered(path, surface):
+        return True
+    directory = path.rsplit("/", 1)[0] if "/" in path else ""
+    for pattern in surface:
+        fixed = _GLOB_CHARS.split(pattern, 1)[0] if is_glob(pattern) else pattern
+        home = fixed.rsplit("/", 1)[0] if "/" in fixed else ""
+        if directory == home or (home and directory.startswith(home + "/")):
+            return True
+    return False

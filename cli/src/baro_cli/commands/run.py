@@ -105,6 +105,21 @@ def run(
         Path | None, typer.Option(help="Script for the scripted test/demo agent (JSON file).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick", help="No design note before parallel stories start (one question less)."
+        ),
+    ] = False,
+    model_tiers: Annotated[
+        str | None,
+        typer.Option(
+            "--model-tiers",
+            metavar="KIND=MODEL,...",
+            help="A model per kind of story: docs, tests, small (one file), default; "
+            "KIND=BACKEND:MODEL also picks the agent CLI. Wins over .baro.toml [models].",
+        ),
+    ] = None,
 ) -> None:
     """Run GOAL on a repository and deliver the result as a branch baro/<slug>."""
     settings = load_settings(nats_url)
@@ -131,6 +146,8 @@ def run(
             planner=planner,
             plan_file=plan_file,
             surface=surface,
+            quick=quick,
+            model_tiers=model_tiers,
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -174,6 +191,8 @@ def build_request(
     planner: str = "auto",
     plan_file: Path | None = None,
     surface: str | None = None,
+    quick: bool = False,
+    model_tiers: str | None = None,
 ) -> s.RunSubmitted:
     text = validate.goal_text(goal)
     surface_policy = validate.surface_policy(surface)
@@ -200,6 +219,9 @@ def build_request(
         if mode == "auto":
             mode = "focused"  # a follow-up is one change on top of the branch
     validate.backend(backend, settings, local=not remote, model=model)
+    tiers = validate.model_tiers(model_tiers)
+    for other, other_model in validate.story_agents(given_plan or [], tiers, backend):
+        validate.backend(other, settings, local=not remote, model=other_model)
     if not remote:
         validate.machine(settings)
     agent_script = validate.agent_script(script)
@@ -231,6 +253,8 @@ def build_request(
         # a run on this process's embedded server is this process's; one sent to a
         # cluster (--nats-url) is the cluster's
         owner=None if remote else current_owner("baro run"),
+        quick=quick,
+        model_tiers=tiers,
     )
 
 

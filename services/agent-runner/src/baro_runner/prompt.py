@@ -1,6 +1,15 @@
-"""The instructions an agent receives for one story."""
+"""The instructions an agent receives for one story.
+
+The prompt is a list of independent sections, each present only when it has something to
+say: the story itself, the design note parallel stories share, what the story's
+dependencies delivered, what other stories integrated near its files since its previous
+attempt began, why its previous attempt is re-run (a conflict, a change outside its write
+surface), and the rules.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from baro_shared import schemas as s
 
@@ -11,8 +20,10 @@ Rules:
 - Do not push, open pull requests, or contact any remote service.
 - You may commit, but you do not need to: every change left in the working tree is collected."""
 
+MAX_FILES_LISTED = 20
 
-def build_prompt(cmd: s.RunStory) -> str:
+
+def _story(cmd: s.RunStory) -> list[str]:
     story = cmd.story
     parts = [
         "You are working on one story of a larger goal, in a git repository (your working directory).",
@@ -31,9 +42,73 @@ def build_prompt(cmd: s.RunStory) -> str:
             "Your write surface (change files only here):",
             *(f"- {p}" for p in story.write_surface),
         ]
-    if cmd.conflict_note:
-        parts += ["", cmd.conflict_note]
-    if cmd.surface_note:
-        parts += ["", cmd.surface_note]
-    parts += ["", RULES]
-    return "\n".join(parts)
+    return parts
+
+
+def _design(cmd: s.RunStory) -> list[str]:
+    if not cmd.design_note:
+        return []
+    return [
+        "Shared design (every story running beside yours received the same note; follow it "
+        "so the pieces fit together):",
+        cmd.design_note.strip(),
+    ]
+
+
+def _files(delivery: s.Delivery) -> str:
+    shown = ", ".join(delivery.files[:MAX_FILES_LISTED]) or "no files"
+    more = len(delivery.files) - MAX_FILES_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _deliveries(deliveries: list[s.Delivery]) -> list[str]:
+    return [f'- {d.story_id} "{d.title}" (commit {d.commit[:12]}): {_files(d)}' for d in deliveries]
+
+
+def _delivered(cmd: s.RunStory) -> list[str]:
+    if not cmd.delivered:
+        return []
+    return [
+        "What the stories yours depends on delivered (already in your working tree; build on "
+        "it, do not redo it):",
+        *_deliveries(cmd.delivered),
+    ]
+
+
+def _nearby(cmd: s.RunStory) -> list[str]:
+    if not cmd.nearby:
+        return []
+    return [
+        "Since your previous attempt started, other stories merged changes near your files. "
+        "They are in your working tree now: start from them, and do not undo them.",
+        *_deliveries(cmd.nearby),
+    ]
+
+
+def _conflict(cmd: s.RunStory) -> list[str]:
+    return [cmd.conflict_note] if cmd.conflict_note else []
+
+
+def _surface(cmd: s.RunStory) -> list[str]:
+    return [cmd.surface_note] if cmd.surface_note else []
+
+
+def _rules(cmd: s.RunStory) -> list[str]:
+    return [RULES]
+
+
+SECTIONS: tuple[Callable[[s.RunStory], list[str]], ...] = (
+    _story,
+    _design,
+    _delivered,
+    _nearby,
+    _conflict,
+    _surface,
+    _rules,
+)
+
+
+def build_prompt(cmd: s.RunStory) -> str:
+    return "\n\n".join(
+        "\n".join(lines) for lines in (section(cmd) for section in SECTIONS) if lines
+    )

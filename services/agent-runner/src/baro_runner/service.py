@@ -199,6 +199,8 @@ class _Job:
                 runner=self.runner.runner_id,
                 workspace=str(ws.repo) if ws else None,
                 base_commit=cmd.base_commit,
+                backend=cmd.backend,
+                model=cmd.model or self.runner.settings.model,
             ),
             f"{cmd.run_id}.started.{self.story_id}.{self.attempt}",
         )

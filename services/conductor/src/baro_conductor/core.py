@@ -18,10 +18,13 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+import msgspec
+
 from baro_conductor.policy import enforce
 from baro_shared import schemas as s
-from baro_shared.plan import PlanError, validate_plan
+from baro_shared.plan import PlanError, agent_for, validate_plan
 from baro_shared.retry import Budget
+from baro_shared.surfaces import near
 
 DEFAULT_CAPS: dict[str, s.Caps] = {
     "focused": s.Caps(max_stories=1, parallelism=1),
@@ -209,7 +212,9 @@ def _request_plan(tr: Transition) -> None:
     rec = tr.record
     if rec.state != "planning" or not rec.prepared or rec.mode is None or rec.caps is None:
         return
-    if rec.request.plan is not None:  # the submitter's own plan stands in for the planner's
+    design = rec.mode == "parallel" and not rec.request.quick
+    if rec.request.plan is not None and not design:
+        # the submitter's own plan stands in for the planner's
         tr.send(
             s.PlanProposed(
                 run_id=rec.run_id,
@@ -233,6 +238,8 @@ def _request_plan(tr: Transition) -> None:
             model=rec.request.model,
             strategy=rec.request.planner,
             agent_script=rec.request.agent_script,
+            design=design,
+            plan=list(rec.request.plan) if rec.request.plan is not None else None,
         ),
         f"{rec.run_id}.plan",
     )
@@ -245,6 +252,7 @@ def _prepared(tr: Transition, ev: s.RunPrepared, now: float) -> bool:
     rec.prepared = True
     rec.base_commit = ev.base_commit
     rec.file_list = ev.file_list
+    rec.model_tiers = list(ev.model_tiers)
     _request_plan(tr)
     return True
 
@@ -262,6 +270,9 @@ def _plan_proposed(tr: Transition, ev: s.PlanProposed, now: float) -> bool:
     if rec.state != "planning" or rec.stories or rec.mode is None or rec.caps is None:
         return False
     rec.plan_tokens = rec.plan_tokens + ev.tokens
+    if ev.design is not None:
+        rec.design = ev.design
+        rec.plan_tokens = rec.plan_tokens + ev.design.tokens
     try:
         stories = validate_plan(list(ev.stories))
         enforced = enforce(stories, rec.mode, rec.caps, rec.request.goal)
@@ -274,7 +285,9 @@ def _plan_proposed(tr: Transition, ev: s.PlanProposed, now: float) -> bool:
             [f"plan rejected ({exc}); ran the goal as one story"],
         )
         return _accept(tr, rec.mode, enforced_stories, [*ev.notes, *notes], now)
-    return _accept(tr, enforced.mode, enforced.stories, [*ev.notes, *enforced.notes], now)
+    design_notes = ev.design.notes if ev.design is not None else []
+    notes = [*ev.notes, *design_notes, *enforced.notes]
+    return _accept(tr, enforced.mode, enforced.stories, notes, now)
 
 
 def _plan_failed(tr: Transition, ev: s.PlanFailed, now: float) -> bool:
@@ -315,12 +328,23 @@ def _accept(
     rec.state = "running"
     tr.send(
         s.PlanAccepted(
-            run_id=rec.run_id, mode=mode, stories=stories, enforcement=notes, caps=rec.caps
+            run_id=rec.run_id,
+            mode=mode,
+            stories=stories,
+            enforcement=notes,
+            caps=rec.caps,
+            design=_design(rec),
         ),
         f"{rec.run_id}.plan_accepted",
     )
     _schedule(tr, now)
     return True
+
+
+def _design(rec: s.RunRecord) -> s.DesignNote | None:
+    """The design note, for a plan whose stories run side by side (enforcement may have
+    made a chain of it, where each story sees the previous ones' work anyway)."""
+    return rec.design if rec.mode == "parallel" and len(rec.stories) > 1 else None
 
 
 def _story_started(tr: Transition, ev: s.StoryStarted, now: float) -> bool:
@@ -472,8 +496,37 @@ def _story_integrated(tr: Transition, ev: s.StoryIntegrated, now: float) -> bool
     rec.integration_head = ev.integration_commit
     rec.integration_bundle = ev.integration_bundle
     rec.totals.stories_integrated += 1
+    st.delivered = _delivery(st, ev)
+    _tell_neighbours(rec, st)
     _integration_done(tr, st, now)
     return True
+
+
+def _delivery(st: s.StoryState, ev: s.StoryIntegrated) -> s.Delivery:
+    """What the story put on the integration head: the merger's list of files, else the
+    attempt's changed files without the artifacts the merger dropped."""
+    files = list(ev.files)
+    if not files and st.result is not None:
+        dropped = set(ev.dropped_artifacts)
+        files = [f for f in st.result.changed_files if f not in dropped]
+    return s.Delivery(
+        story_id=st.story.id, title=st.story.title, commit=ev.integration_commit, files=files
+    )
+
+
+def _tell_neighbours(rec: s.RunRecord, done: s.StoryState) -> None:
+    """Stories still at work whose surface is near what ``done`` just integrated: their
+    next attempt (a retry, or a re-run after a conflict) is told what landed."""
+    delivered = done.delivered
+    if delivered is None or not delivered.files:
+        return
+    for st in rec.stories:
+        if st is done or st.status not in ("assigned", "running", "finished"):
+            continue
+        surface = st.story.write_surface
+        touching = [f for f in delivered.files if near(f, surface)]
+        if touching and all(d.story_id != done.story.id for d in st.nearby):
+            st.nearby.append(msgspec.structs.replace(delivered, files=touching))
 
 
 def _merge_conflict(tr: Transition, ev: s.MergeConflict, now: float) -> bool:
@@ -808,6 +861,12 @@ def _dispatch(
     st.status = "assigned"
     head = rec.integration_head or rec.base_commit
     req = rec.request
+    st.backend, st.model = agent_for(
+        st.story, req.backend, req.model, [req.model_tiers, rec.model_tiers]
+    )
+    by_id = {other.story.id: other for other in rec.stories}
+    delivered = [d for d in (by_id[dep].delivered for dep in st.story.depends_on) if d is not None]
+    design = _design(rec)
     tr.send(
         s.RunStory(
             run_id=rec.run_id,
@@ -819,16 +878,20 @@ def _dispatch(
             base_commit=head,
             base_bundle=rec.integration_bundle if head != rec.base_commit else None,
             run_base=rec.base_commit,
-            backend=req.backend,
-            model=req.model,
+            backend=st.backend,
+            model=st.model,
             limits=req.limits,
             conflict_note=conflict_note,
             surface_note=surface_note,
             agent_script=req.agent_script,
             resumes=rec.resumes,
+            design_note=design.text if design is not None else None,
+            delivered=delivered,
+            nearby=list(st.nearby),
         ),
         f"{rec.run_id}.run.{st.story.id}.{st.attempt}",
     )
+    st.nearby = []
 
 
 def _next_integration(tr: Transition) -> None:
@@ -972,13 +1035,22 @@ def summary_markdown(rec: s.RunRecord) -> str:
         lines.append("")
         lines.append("**Plan enforcement:**")
         lines.extend(f"- {n}" for n in rec.enforcement)
-    lines += ["", "| story | status | duration | tokens (in/cached/out) |", "|---|---|---|---|"]
+    if rec.design is not None and _design(rec) is not None:
+        source = "a model" if rec.design.source == "model" else "the planner"
+        lines += ["", f"**Design note** (by {source}, shared by every story):", ""]
+        lines += [f"> {line}" if line else ">" for line in rec.design.text.splitlines()]
+    lines += [
+        "",
+        "| story | status | agent | duration | tokens (in/cached/out) |",
+        "|---|---|---|---|---|",
+    ]
     for st in rec.stories:
         dur = (st.finished_at - st.started_at) if st.finished_at and st.started_at else None
         t = st.tokens
         tok = f"{t.input if t.input is not None else '?'}/{t.cached_input if t.cached_input is not None else '?'}/{t.output if t.output is not None else '?'}"
+        agent = f"{st.backend or '-'}{f' {st.model}' if st.model else ''}"
         lines.append(
-            f"| {st.story.id} {st.story.title[:60]} | {st.status} | {f'{dur:.1f}s' if dur else '-'} | {tok} |"
+            f"| {st.story.id} {st.story.title[:60]} | {st.status} | {agent} | {f'{dur:.1f}s' if dur else '-'} | {tok} |"
         )
     tot = totals(rec, rec.updated_at)
     t = tot.tokens

@@ -89,6 +89,7 @@ def _focused(originals: list[Story], goal: str) -> Enforced:
         depends_on=[],
         write_surface=_union_surfaces(originals),
         acceptance=_union(s.acceptance for s in originals),
+        **_shared_agent(originals),
     )
     ids = ", ".join(s.id for s in originals)
     note = (
@@ -371,7 +372,19 @@ def _render(group: Group, owner: dict[str, str]) -> Story:
         depends_on=deps,
         write_surface=_union_surfaces(group),
         acceptance=_union(m.acceptance for m in group),
+        **_shared_agent(group),
     )
+
+
+def _shared_agent(members: Sequence[Story]) -> dict[str, str | None]:
+    """A merged story keeps a backend or model only when every member asked for the same
+    one; otherwise it runs with the run's (or its tier's)."""
+    backends = {m.backend for m in members}
+    models = {m.model for m in members}
+    return {
+        "backend": backends.pop() if len(backends) == 1 else None,
+        "model": models.pop() if len(models) == 1 else None,
+    }
 
 
 def _member_sections(members: Sequence[Story]) -> str:

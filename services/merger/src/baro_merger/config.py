@@ -35,6 +35,7 @@ from baro_shared.repoconfig import (
     config_text_at,
     parse_repo_config,
 )
+from baro_shared.schemas import ModelTier
 
 __all__ = [
     "CONFIG_FILE",
@@ -54,6 +55,7 @@ class BaroConfig:
     verify: VerifyConfig | None = None
     setup: SetupConfig | None = None
     surface: SurfaceConfig = DEFAULT_SURFACE
+    models: tuple[ModelTier, ...] = ()
 
 
 DEFAULT_CONFIG = BaroConfig()
@@ -95,6 +97,7 @@ def from_repo_config(config: RepoConfig) -> BaroConfig:
         verify=config.verify,
         setup=config.setup,
         surface=config.surface,
+        models=config.models,
     )
 
 

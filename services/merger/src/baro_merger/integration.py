@@ -320,6 +320,7 @@ class Integrated:
     outside_surface: list[str] = field(default_factory=list)  # integrated anyway (warn)
     policy: Policy = "warn"
     nothing_left: bool = False  # every change of the story was dropped or refused
+    files: list[str] = field(default_factory=list)  # what the story's commit changed
 
     @property
     def dropped_paths(self) -> list[str]:
@@ -365,6 +366,12 @@ class _Judged:
     def left_out(self) -> list[RawChange]:
         paths = {r.path for r in self.refused} | {d.path for d in self.dropped}
         return [c for c in self.raw if c.path in paths]
+
+    @property
+    def admitted(self) -> list[str]:
+        """The paths of the change that go into the integration."""
+        out = {c.path for c in self.left_out}
+        return [c.path for c in self.raw if c.path not in out]
 
 
 async def integrate_story(
@@ -426,6 +433,7 @@ async def integrate_story(
                 outside_surface=judged.outside_surface if judged else [],
                 policy=chosen,
                 nothing_left=await _nothing_left(repo, judged) if judged else False,
+                files=judged.admitted if judged else [],
             )
 
         judged = await judge()
@@ -454,7 +462,7 @@ async def integrate_story(
         def result(commit: str, changed: bool) -> Integrated:
             return Integrated(
                 story.id, attempt, commit, changed, judged.dropped, story_ref, False,
-                judged.refused, judged.outside_surface, chosen, nothing_left,
+                judged.refused, judged.outside_surface, chosen, nothing_left, judged.admitted,
             )  # fmt: skip
 
         marker = naming.integrated_marker(run_id, story.id, attempt)

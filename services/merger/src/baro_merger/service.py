@@ -122,6 +122,7 @@ class Merger(CommandService):
             listing = Path(tmp) / "files.txt"
             listing.write_text("\n".join(prepared.files))
             await self.bus.put_file(files_name, listing)
+            tiers = await self._model_tiers(cmd.run_id, prepared.base)
         await self.bus.publish(
             s.RunPrepared(
                 run_id=cmd.run_id,
@@ -129,9 +130,19 @@ class Merger(CommandService):
                 base_ref=prepared.base_ref,
                 file_list=files_name,
                 file_count=len(prepared.files),
+                model_tiers=tiers,
             ),
             f"{cmd.run_id}.prepared",
         )
+
+    async def _model_tiers(self, run_id: str, base: str) -> list[s.ModelTier]:
+        """The base's .baro.toml [models], for the conductor to pick each story's model.
+
+        An invalid file is not this step's failure: integration reports it, as always."""
+        try:
+            return list((await read_baro_config(self.repo(run_id), base)).models)
+        except ConfigError:
+            return []
 
     # ---------------------------------------------------------------- integrate
 
@@ -224,6 +235,7 @@ class Merger(CommandService):
                 surface_violations=result.outside_surface,
                 surface_policy=result.policy,
                 nothing_left=result.nothing_left,
+                files=result.files,
             ),
             f"{run_id}.integrated.{story_id}.{cmd.attempt}",
         )

@@ -64,9 +64,15 @@ _RULES = """Rules:
 
 
 def build_plan_prompt(
-    goal: str, mode: Mode, caps: Caps, files: list[str], max_files: int = 400
+    goal: str,
+    mode: Mode,
+    caps: Caps,
+    files: list[str],
+    max_files: int = 400,
+    design_note: str | None = None,
 ) -> str:
-    """The planner prompt: the mode contract, the output shape, a bounded file list, the goal."""
+    """The planner prompt: the mode contract, the output shape, a bounded file list, the
+    shared design note (when there is one), the goal."""
     cap = 1 if mode == "focused" else max(1, caps.max_stories)
     contract = [
         f"Execution mode (already decided; do not reconsider it): {mode}",
@@ -83,13 +89,21 @@ def build_plan_prompt(
             "\n".join(contract),
             _RULES,
             "Answer with exactly one JSON object of this shape, and nothing else:\n" + _SHAPE,
-            _file_section(goal, files, max_files),
+            file_section(goal, files, max_files),
+            *(
+                [
+                    "Shared design (every story will receive it; plan the stories so they "
+                    f"follow it):\n<<<\n{design_note.strip()}\n>>>"
+                ]
+                if design_note
+                else []
+            ),
             f"Goal:\n<<<\n{goal.strip()}\n>>>",
         ]
     )
 
 
-def _file_section(goal: str, files: list[str], max_files: int) -> str:
+def file_section(goal: str, files: list[str], max_files: int) -> str:
     """The repository's files, at most ``max_files`` of them; the rest summarized by directory.
 
     Files the goal mentions come first, then the shallowest ones: they say the most about

@@ -15,22 +15,21 @@ here are tested with the scripted agent as the backend and nothing else in betwe
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+import msgspec
+
+from baro_planner.design import Ask, ask_for_note, offline_note, side_by_side
 from baro_planner.deterministic import plan_goal
 from baro_planner.llm_plan import build_plan_prompt, parse_plan, repair_prompt
 from baro_shared.oneshot import OneShotResult
 from baro_shared.plan import PlanError
-from baro_shared.schemas import Caps, Mode, Story, TokenUsage
+from baro_shared.schemas import Caps, DesignNote, Mode, Story, TokenUsage
 
 Strategy = Literal["auto", "deterministic", "llm"]
 PlannerKind = Literal["deterministic", "llm", "single", "given"]
 
-# (prompt, purpose) -> the backend's answer. The purpose is "planner" for the first
-# question and "planner-repair" for the repair, so a scripted backend can answer each.
-Ask = Callable[[str, str], Awaitable[OneShotResult]]
 
 ASK_PURPOSE = "planner"
 REPAIR_PURPOSE = "planner-repair"
@@ -46,6 +45,7 @@ class Proposal:
     notes: list[str] = field(default_factory=list)
     tokens: TokenUsage = field(default_factory=TokenUsage)
     error: str | None = None
+    design: DesignNote | None = None
 
     @property
     def ok(self) -> bool:
@@ -90,10 +90,12 @@ async def plan_with_model(
     ask: Ask,
     backend: str,
     max_files: int = 400,
+    design_note: str | None = None,
 ) -> Proposal:
     """Ask the model for a plan; one repair attempt when its answer is unusable."""
     tokens = TokenUsage()
-    first = await ask(build_plan_prompt(goal, mode, caps, files, max_files), ASK_PURPOSE)
+    prompt = build_plan_prompt(goal, mode, caps, files, max_files, design_note)
+    first = await ask(prompt, ASK_PURPOSE)
     tokens = tokens + first.usage
     if not first.ok:
         return _failed(f"the {backend} CLI failed while planning: {first.error}", tokens)
@@ -116,8 +118,20 @@ async def plan_with_model(
                 tokens,
             )
         note = f"{backend}'s first plan was not usable ({problem}); its repaired plan was used"
-        return Proposal(stories, "llm", [_planned_by(backend, stories), note], tokens)
-    return Proposal(stories, "llm", [_planned_by(backend, stories)], tokens)
+        return _model_plan(stories, backend, tokens, [note])
+    return _model_plan(stories, backend, tokens, [])
+
+
+def _model_plan(
+    stories: list[Story], backend: str, tokens: TokenUsage, notes: list[str]
+) -> Proposal:
+    """A model's stories run with the run's (or the tiers') agent: which agent and model a
+    story gets is the submitter's choice, never the planning model's."""
+    chosen = [st for st in stories if st.backend or st.model]
+    if chosen:
+        stories = [msgspec.structs.replace(st, backend=None, model=None) for st in stories]
+        notes = [*notes, f"{backend} chose an agent or model for {len(chosen)} stories; ignored"]
+    return Proposal(stories, "llm", [_planned_by(backend, stories), *notes], tokens)
 
 
 def answer_text(result: OneShotResult) -> str:
@@ -139,6 +153,13 @@ def _failed(error: str, tokens: TokenUsage) -> Proposal:
     return Proposal([], "llm", tokens=tokens, error=error)
 
 
+def model_available(strategy: Strategy, backend: str | None, installed: bool) -> bool:
+    """Is there a model to ask (a real one, or the scripted agent when asked for by name)?"""
+    if backend is None or not installed or strategy == "deterministic":
+        return False
+    return backend not in MODEL_FREE_BACKENDS or strategy == "llm"
+
+
 async def propose(
     goal: str,
     mode: Mode,
@@ -149,16 +170,28 @@ async def propose(
     backend: str | None = None,
     installed: bool = False,
     ask: Ask | None = None,
+    design: bool = False,
+    given: list[Story] | None = None,
 ) -> Proposal:
-    """The plan for a goal under the chosen strategy (see the module doc).
+    """The plan for a goal under the chosen strategy (see the module doc), and, when
+    ``design`` is asked for in parallel mode, the design note its side-by-side stories share.
 
     ``installed`` says whether the backend's CLI exists here; ``ask`` is how to reach it.
+    ``given`` is the submitter's own plan: it is not planned again, only given a note.
     """
+    design = design and mode == "parallel"
+    note_by_model = design and ask is not None and model_available(strategy, backend, installed)
+    if given is not None:
+        proposal = Proposal(
+            given, "given", [f"the plan was given with the run ({len(given)} stories)"]
+        )
+        return await _with_design(proposal, goal, files, ask, backend, design, note_by_model)
     structured = None
     if strategy != "llm" or mode == "focused":
         structured = plan_goal(goal, mode, caps, files)
     if not uses_model(strategy, mode, structured is not None, backend, installed):
-        return _from_structure(structured, goal)
+        proposal = _from_structure(structured, goal)
+        return await _with_design(proposal, goal, files, ask, backend, design, note_by_model)
     if backend is None or ask is None or not installed:
         name = backend or "agent"
         return _failed(
@@ -166,4 +199,30 @@ async def propose(
             "(install it, or plan without a model)",
             TokenUsage(),
         )
-    return await plan_with_model(goal, mode, caps, files or [], ask, backend)
+    # the model plans a free-form goal: it writes the design first and plans with it
+    note = await ask_for_note(goal, [], files or [], ask, backend) if note_by_model else None
+    proposal = await plan_with_model(
+        goal, mode, caps, files or [], ask, backend, design_note=note.text if note else None
+    )
+    if note is not None and note.source == "offline" and proposal.ok:
+        note = msgspec.structs.replace(note, text=offline_note(proposal.stories, files))
+    return replace(proposal, design=note)
+
+
+async def _with_design(
+    proposal: Proposal,
+    goal: str,
+    files: list[str] | None,
+    ask: Ask | None,
+    backend: str | None,
+    design: bool,
+    by_model: bool,
+) -> Proposal:
+    """The plan's design note, when two or more of its stories may run side by side."""
+    if not design or not proposal.ok or len(side_by_side(proposal.stories)) < 2:
+        return proposal
+    if by_model and ask is not None and backend is not None:
+        note = await ask_for_note(goal, proposal.stories, files or [], ask, backend)
+    else:
+        note = DesignNote(text=offline_note(proposal.stories, files), source="offline")
+    return replace(proposal, design=note)

@@ -66,6 +66,8 @@ class Planner(CommandService):
                 backend=backend,
                 installed=backend is not None and binary_for(backend, self.settings) is not None,
                 ask=ask,
+                design=cmd.design,
+                given=cmd.plan,
             )
         except PlanError as exc:
             proposal = Proposal([], "single", error=str(exc))
@@ -111,8 +113,10 @@ def outcome_event(run_id: str, proposal: Proposal) -> s.PlanProposed | s.PlanFai
             planner=proposal.planner,
             notes=proposal.notes,
             tokens=proposal.tokens,
+            design=proposal.design,
         )
-    return s.PlanFailed(run_id=run_id, error=proposal.error or "", tokens=proposal.tokens)
+    spent = proposal.tokens + (proposal.design.tokens if proposal.design else s.TokenUsage())
+    return s.PlanFailed(run_id=run_id, error=proposal.error or "", tokens=spent)
 
 
 async def create(bus: Bus, settings: Settings) -> Planner:
