@@ -19,22 +19,17 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
+from baro_planner.asking import Ask, ask_and_read
 from baro_planner.llm_plan import file_section
-from baro_shared.oneshot import OneShotResult
 from baro_shared.schemas import DesignNote, Story, TokenUsage
 from baro_shared.surfaces import is_glob, surfaces_overlap
 
 ASK_PURPOSE = "architect"
-REPAIR_PURPOSE = "architect-repair"
 MAX_NOTE_CHARS = 4000
 MAX_NOTE_WORDS = 400
 MAX_NEIGHBOURS = 3
-
-# (prompt, purpose) -> the backend's answer. The purpose ("planner", "architect", and
-# "<purpose>-repair" for a repair) is the story id the scripted agent answers as.
-Ask = Callable[[str, str], Awaitable[OneShotResult]]
 
 # A note that tells agents to get around the checks is rejected: a design never needs it.
 _SKIP_CHECKS = re.compile(
@@ -164,28 +159,28 @@ async def ask_for_note(
     goal: str, stories: Sequence[Story], files: list[str], ask: Ask, backend: str
 ) -> DesignNote:
     """The model's note, repaired once; else the planner's summary, saying why."""
-    tokens = TokenUsage()
-    first = await ask(design_prompt(goal, stories, files), ASK_PURPOSE)
-    tokens = tokens + first.usage
-    if not first.ok:
-        why = f"the {backend} CLI failed while writing the design note: {first.error}"
-        return _fallback(stories, files, tokens, why)
-    try:
-        text = read_note(first.text)
-        return DesignNote(text=text, source="model", tokens=tokens)
-    except DesignError as problem:
-        second = await ask(repair_prompt(first.text, str(problem)), REPAIR_PURPOSE)
-        tokens = tokens + second.usage
-        if not second.ok:
-            why = f"the {backend} CLI failed while repairing its design note: {second.error}"
-            return _fallback(stories, files, tokens, why)
-        try:
-            text = read_note(second.text)
-        except DesignError as again:
-            why = f"{backend}'s design note was not usable, even after one repair: {again}"
-            return _fallback(stories, files, tokens, why)
-        note = f"{backend}'s first design note was not usable ({problem}); its repair was used"
-        return DesignNote(text=text, source="model", tokens=tokens, notes=[note])
+    answer = await ask_and_read(
+        ask,
+        design_prompt(goal, stories, files),
+        ASK_PURPOSE,
+        lambda result: read_note(result.text),
+        lambda result, problem: repair_prompt(result.text, problem),
+        DesignError,
+    )
+    if answer.value is not None:
+        notes = []
+        if answer.repaired:
+            notes = [
+                f"{backend}'s first design note was not usable ({answer.repaired}); "
+                "its repair was used"
+            ]
+        return DesignNote(text=answer.value, source="model", tokens=answer.tokens, notes=notes)
+    why = {
+        "ask": f"the {backend} CLI failed while writing the design note: {answer.error}",
+        "repair": f"the {backend} CLI failed while repairing its design note: {answer.error}",
+        "read": f"{backend}'s design note was not usable, even after one repair: {answer.error}",
+    }[answer.failure or "read"]
+    return _fallback(stories, files, answer.tokens, why)
 
 
 def _fallback(

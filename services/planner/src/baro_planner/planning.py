@@ -20,7 +20,8 @@ from typing import Literal
 
 import msgspec
 
-from baro_planner.design import Ask, ask_for_note, offline_note, side_by_side
+from baro_planner.asking import Ask, ask_and_read
+from baro_planner.design import ask_for_note, offline_note, side_by_side
 from baro_planner.deterministic import plan_goal
 from baro_planner.llm_plan import build_plan_prompt, parse_plan, repair_prompt
 from baro_shared.oneshot import OneShotResult
@@ -32,7 +33,6 @@ PlannerKind = Literal["deterministic", "llm", "single", "given"]
 
 
 ASK_PURPOSE = "planner"
-REPAIR_PURPOSE = "planner-repair"
 MODEL_FREE_BACKENDS = frozenset({"scripted"})
 
 
@@ -93,33 +93,35 @@ async def plan_with_model(
     design_note: str | None = None,
 ) -> Proposal:
     """Ask the model for a plan; one repair attempt when its answer is unusable."""
-    tokens = TokenUsage()
     prompt = build_plan_prompt(goal, mode, caps, files, max_files, design_note)
-    first = await ask(prompt, ASK_PURPOSE)
-    tokens = tokens + first.usage
-    if not first.ok:
-        return _failed(f"the {backend} CLI failed while planning: {first.error}", tokens)
-    try:
-        stories = parse_plan(answer_text(first))
-    except PlanError as problem:
-        second = await ask(repair_prompt(answer_text(first), str(problem)), REPAIR_PURPOSE)
-        tokens = tokens + second.usage
-        if not second.ok:
-            return _failed(
-                f"the {backend} CLI failed while repairing its plan ({problem}): {second.error}",
-                tokens,
-            )
-        try:
-            stories = parse_plan(answer_text(second))
-        except PlanError as again:
-            return _failed(
-                f"{backend} did not return a usable plan, even after one repair: "
-                f"{again} (retry, or give the stories yourself with --plan-file)",
-                tokens,
-            )
-        note = f"{backend}'s first plan was not usable ({problem}); its repaired plan was used"
-        return _model_plan(stories, backend, tokens, [note])
-    return _model_plan(stories, backend, tokens, [])
+    answer = await ask_and_read(
+        ask,
+        prompt,
+        ASK_PURPOSE,
+        lambda result: parse_plan(answer_text(result)),
+        lambda result, problem: repair_prompt(answer_text(result), problem),
+        PlanError,
+    )
+    if answer.value is not None:
+        notes = []
+        if answer.repaired:
+            notes = [
+                f"{backend}'s first plan was not usable ({answer.repaired}); "
+                "its repaired plan was used"
+            ]
+        return _model_plan(answer.value, backend, answer.tokens, notes)
+    if answer.failure == "ask":
+        error = f"the {backend} CLI failed while planning: {answer.error}"
+    elif answer.failure == "repair":
+        error = (
+            f"the {backend} CLI failed while repairing its plan ({answer.repaired}): {answer.error}"
+        )
+    else:
+        error = (
+            f"{backend} did not return a usable plan, even after one repair: "
+            f"{answer.error} (retry, or give the stories yourself with --plan-file)"
+        )
+    return _failed(error, answer.tokens)
 
 
 def _model_plan(
