@@ -40,7 +40,9 @@ async def _record(store: Path, run_id: str) -> s.RunRecord:
         server.stop()
 
 
-def interrupted_run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], s.RunRecord]:
+def interrupted_run(
+    tmp_path: Path, *args: str
+) -> tuple[subprocess.CompletedProcess[str], s.RunRecord]:
     """A run whose first attempt fails (its tokens count) and whose retry hangs; Ctrl-C
     while the retry runs."""
     repo = make_repo(tmp_path / "user", {"a.txt": "a\n"})
@@ -88,8 +90,18 @@ def test_the_json_summary_after_ctrl_c_is_the_run_record(tmp_path: Path) -> None
     report = json.loads(done.stdout)
     assert rec.state == "cancelled"
     assert report["status"] == "cancelled" and report["reason"] == rec.reason
+    st = rec.story("S1")
     assert report["stories"] == [
-        {"id": "S1", "title": "Change a", "depends_on": [], "status": "cancelled", "attempt": 2}
+        {
+            "id": "S1",
+            "title": "Change a",
+            "depends_on": [],
+            "status": "cancelled",
+            "attempt": 2,
+            "backend": "scripted",
+            "model": st.model,
+            "tokens": {"input": st.tokens.input, "output": st.tokens.output},
+        }
     ]
     assert rec.story("S1").attempt == 2 and rec.story("S1").status == "cancelled"
     tokens = rec.totals.tokens
@@ -103,9 +115,12 @@ def test_the_text_summary_after_ctrl_c_is_the_run_record(tmp_path: Path) -> None
     assert done.returncode == 130, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[0] == f"run {rec.run_id}: cancelled — {rec.reason}"
-    assert "  S1: cancelled (attempt 2)" in lines
+    assert any(line.startswith("  S1: cancelled (attempt 2) — scripted") for line in lines)
     tokens = rec.totals.tokens
-    assert f"tokens: input {tokens.input}, cached {tokens.cached_input}, output {tokens.output}" in lines
+    assert (
+        f"tokens: input {tokens.input}, cached {tokens.cached_input}, output {tokens.output}"
+        in lines
+    )
     assert (
         f"wall-clock: {rec.totals.wall_s:.1f}s, summed agent time: {rec.totals.agent_s:.1f}s"
         in lines

@@ -249,6 +249,9 @@ def report_from_record(report: RunReport, record: s.RunRecord) -> None:
                 "depends_on": list(st.story.depends_on),
                 "status": st.status,
                 "attempt": st.attempt,
+                "backend": st.backend,
+                "model": st.model,
+                "tokens": {"input": st.tokens.input, "output": st.tokens.output},
             }
             for st in record.stories
         ]
@@ -467,10 +470,17 @@ def render_summary(report: RunReport, out: TextIO) -> None:
         for est in report.estimates:
             if est.get("mode") == report.mode:
                 w(f"expected for {report.mode} here: {estimate_line(est)}\n")
-    if report.status != "delivered":
-        for st in report.stories:
-            attempt = f" (attempt {st['attempt']})" if st.get("attempt") else ""
-            w(f"  {st['id']}: {st['status']}{attempt}\n")
+    for st in report.stories:
+        attempt = (
+            f" (attempt {st['attempt']})"
+            if st.get("attempt") and report.status != "delivered"
+            else ""
+        )
+        agent = " ".join(filter(None, (st.get("backend"), st.get("model"))))
+        spent = st.get("tokens") or {}
+        used = (spent.get("input") or 0) + (spent.get("output") or 0)
+        cost = f" — {agent}, tokens: {used}" if agent else ""
+        w(f"  {st['id']}: {st['status']}{attempt}{cost}\n")
     if report.branch:
         w(
             f"branch: {report.branch}  ({report.base[:10] if report.base else '?'}..{report.head[:10] if report.head else '?'})\n"
@@ -500,11 +510,6 @@ def render_summary(report: RunReport, out: TextIO) -> None:
             f"tokens: input {show(tok.get('input'))}, cached {show(tok.get('cached_input'))}, "
             f"output {show(tok.get('output'))}\n"
         )
-    for st in report.stories:
-        agent = " ".join(filter(None, (st.get("backend"), st.get("model")))) or "-"
-        spent = st.get("tokens") or {}
-        used = (spent.get("input") or 0) + (spent.get("output") or 0)
-        w(f"  {st['id']} {st['status']:<10} {agent:<28} tokens: {used:<8} {st['title'][:60]}\n")
     speed = f", speedup {report.speedup:.2f}x" if report.speedup else ""
     w(f"wall-clock: {report.wall_s:.1f}s, summed agent time: {report.agent_s:.1f}s{speed}\n")
     if report.first_agent_s is not None:
