@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from baro_planner.asking import Ask, ask_and_read
 from baro_planner.llm_plan import file_section
+from baro_shared.plan import ancestors, ordered
 from baro_shared.schemas import DesignNote, Story, TokenUsage
 from baro_shared.surfaces import is_glob, surfaces_overlap
 
@@ -76,33 +77,9 @@ def _unfenced(text: str) -> str:
 
 
 def side_by_side(stories: Sequence[Story]) -> list[Story]:
-    """The stories that may run at the same time as another one (no path between them)."""
-    ancestors = _ancestors(stories)
-    return [
-        a
-        for a in stories
-        if any(
-            b is not a and b.id not in ancestors[a.id] and a.id not in ancestors[b.id]
-            for b in stories
-        )
-    ]
-
-
-def _ancestors(stories: Sequence[Story]) -> dict[str, set[str]]:
-    by_id = {s.id: s for s in stories}
-    memo: dict[str, set[str]] = {}
-
-    def walk(story_id: str) -> set[str]:
-        if story_id not in memo:
-            memo[story_id] = set()
-            found: set[str] = set()
-            for dep in by_id[story_id].depends_on:
-                if dep in by_id:
-                    found |= {dep} | walk(dep)
-            memo[story_id] = found
-        return memo[story_id]
-
-    return {s.id: walk(s.id) for s in stories}
+    """The stories that may run at the same time as another one (neither waits for it)."""
+    anc = ancestors(stories)
+    return [a for a in stories if any(b is not a and not ordered(a.id, b.id, anc) for b in stories)]
 
 
 # --------------------------------------------------------------------------- the question
