@@ -21,6 +21,8 @@ pytestmark = pytest.mark.install
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL_PATH = "/usr/local/bin:/usr/bin:/bin"
+# README's install lines, run here in this order
+FRESH_CLONE_TARGETS = ("install-cli", "demo")
 
 
 def _uv_cache_dir() -> Path:
@@ -105,7 +107,7 @@ def test_fresh_clone_installs_puts_baro_on_path_and_runs_the_demo(
         assert "install python3-venv" in failed.stderr, failed.stderr
         pytest.skip(f"{python} has no venv module: make names python3-venv (checked)")
 
-    installed = make(clone, env, "install-cli")
+    installed = make(clone, env, FRESH_CLONE_TARGETS[0])
     assert installed.returncode == 0, installed.stdout + installed.stderr
     if not uv_on_path:
         assert (clone / ".venv-uv" / "bin" / "uv").is_file()
@@ -117,10 +119,10 @@ def test_fresh_clone_installs_puts_baro_on_path_and_runs_the_demo(
     assert link.is_symlink() and link.resolve() == (clone / ".venv" / "bin" / "baro").resolve()
     assert f"{home}/.local/bin is not on your PATH" in installed.stdout
 
-    demo = make(clone, env, "demo")
+    demo = make(clone, env, FRESH_CLONE_TARGETS[1])
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert ": delivered" in demo.stdout
-    assert "baro/fix-the-off-by-one-in-countdown" in demo.stdout
+    assert "branch: baro/fix-the-off-by-one-in-countdown  (" in demo.stdout
 
     on_path = stock_env(home, PATH=f"{home}/.local/bin:{MINIMAL_PATH}")
     helped = subprocess.run(["baro", "--help"], env=on_path, capture_output=True, text=True)

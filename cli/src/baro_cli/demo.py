@@ -13,7 +13,8 @@ from baro_cli.commands.run import _run, build_request
 from baro_shared.gitutil import BARO_IDENTITY, git_sync
 from baro_shared.settings import Settings
 
-GOAL = "Fix the off-by-one in countdown() in countdown.py: countdown(3) must return [3, 2, 1]"
+# README's first example: the demo leaves the branch its follow-up example continues
+GOAL = "fix the off-by-one in countdown()"
 
 COUNTDOWN_BUGGY = '''"""A tiny module with a bug for the baro demo."""
 

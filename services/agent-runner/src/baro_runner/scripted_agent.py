@@ -859,6 +859,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--dangerously-skip-permissions", action="store_true", help="accepted, ignored"
     )
     parser.add_argument("--max-turns", type=int, help="accepted, ignored")
+    # the rest of the command lines baro gives the real Claude Code (baro_shared.headless),
+    # so the scripted agent can stand in for the `claude` binary (BARO_CLAUDE_BIN)
+    parser.add_argument("--allowedTools", help="accepted, ignored")
+    parser.add_argument("--tools", help="accepted, ignored")
+    parser.add_argument("--no-session-persistence", action="store_true", help="accepted, ignored")
     parser.add_argument("--version", action="version", version=f"{VERSION} ({LABEL})")
     args = parser.parse_args(argv)
     if args.output_format != "stream-json":
