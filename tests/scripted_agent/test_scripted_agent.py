@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+from baro_runner.prompt import build_prompt
+from baro_shared import schemas as s
+
 
 def _find_agent() -> str:
     beside_python = Path(sys.executable).with_name("baro-scripted-agent")
@@ -728,3 +731,31 @@ def test_unsupported_command_lines_are_usage_errors(workspace: Path, args: list[
     run = run_agent(workspace, None, args=args)
     assert run.returncode == 2
     assert run.stdout == b""
+
+
+def test_standing_in_for_claude_it_reads_the_story_from_baros_prompt(workspace: Path) -> None:
+    """Run as `claude` (BARO_CLAUDE_BIN), the runner gives it Claude Code's command line and
+    environment, no BARO_* variables: the story comes from the prompt baro writes."""
+    story = s.Story(id="S2", title="Add tests for b.py", write_surface=["tests/test_b.py"])
+    prompt = build_prompt(
+        s.RunStory(
+            run_id="r",
+            story=story,
+            attempt=1,
+            goal="add tests for a.py, b.py and c.py",
+            mode="parallel",
+            source=s.RepoSource(kind="path", location=str(workspace)),
+            base_commit="0" * 40,
+        )
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("BARO_")}
+    claude_line = [
+        "-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits",
+        "--allowedTools", "Bash", "--", prompt,
+    ]  # fmt: skip
+    completed = subprocess.run(
+        [AGENT, *claude_line], cwd=workspace, env=env, capture_output=True, timeout=60
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert (workspace / "tests" / "test_b.py").read_text() == "# - Add tests for b.py\n"
+    assert not (workspace / "CHANGES.md").exists()

@@ -873,6 +873,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+_PROMPT_STORY = re.compile(r"^Your story \(([^)\n]*)\): (.*)$", re.M)
+_PROMPT_SURFACE = re.compile(
+    r"^Your write surface \(change files only here\):\n((?:- .*\n?)+)", re.M
+)
+
+
+def story_from_prompt(prompt: str) -> dict[str, str]:
+    """What a real agent learns from baro's story prompt (baro_runner.prompt): the story's
+    id, title and write surface, as the BARO_* variables the scripted backend gets."""
+    found: dict[str, str] = {}
+    story = _PROMPT_STORY.search(prompt)
+    if story:
+        found["BARO_STORY_ID"], found["BARO_STORY_TITLE"] = story.group(1), story.group(2)
+    surface = _PROMPT_SURFACE.search(prompt)
+    if surface:
+        entries = [line[2:] for line in surface.group(1).splitlines() if line.startswith("- ")]
+        found["BARO_WRITE_SURFACE"] = json.dumps(entries)
+    return found
+
+
 def story_from_env(env: Mapping[str, str]) -> Story:
     attempt_text = env.get("BARO_ATTEMPT", "1") or "1"
     try:
@@ -901,7 +921,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workspace = os.path.realpath(os.getcwd())
     try:
-        story = story_from_env(os.environ)
+        # standing in for `claude` (no BARO_* from the runner), it reads the story's prompt
+        story = story_from_env({**story_from_prompt(args.prompt), **os.environ})
         script, script_source = load_script(os.environ)
         steps, rule = select_steps(script, story, workspace)
     except ScriptError as exc:
