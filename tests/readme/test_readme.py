@@ -59,6 +59,8 @@ WHEN_IT_FAILS = [
     "baro status RUN",
     "baro logs RUN",
     "baro logs RUN S1 --attempt 1 --raw",
+    "baro resume RUN",
+    "baro cancel RUN",
     "baro clean",
 ]
 ON_A_CLUSTER = [
@@ -222,7 +224,62 @@ def test_the_readme_commands_run_in_order(tmp_path: Path) -> None:
     assert "finished: ok" in ok(shell.run(WHEN_IT_FAILS[2])).stdout
     raw = ok(shell.run(WHEN_IT_FAILS[3]))
     assert json.loads(raw.stdout.splitlines()[-1])["type"] == "result"
-    ok(shell.run(WHEN_IT_FAILS[4]))
+
+    # a run whose `baro run` was killed while its agent worked, then resumed
+    killed = GatedRun(shell, tmp_path / "killed", "fix the typo in README.md")
+    killed.process.kill()
+    killed.process.wait(timeout=60)
+    shell.placeholders["RUN"] = killed.run_id
+    assert "\ninterrupted: baro run (pid " in ok(shell.run(WHEN_IT_FAILS[1])).stdout
+    killed.open()
+    resumed = ok(shell.run(WHEN_IT_FAILS[4]))
+    assert f"run {killed.run_id}: delivered" in resumed.stdout
+
+    # a run stopped while its agent works
+    stopped = GatedRun(shell, tmp_path / "stopped", "add a line to README.md")
+    try:
+        shell.placeholders["RUN"] = stopped.run_id
+        cancelled = ok(shell.run(WHEN_IT_FAILS[5]))
+        assert f"run {stopped.run_id}: cancelled (was running)" in cancelled.stdout
+        assert "agents stopped: S1" in cancelled.stdout
+        assert stopped.process.wait(timeout=120) == 130, "baro run ends as cancelled"
+    finally:
+        stopped.open()
+        if stopped.process.poll() is None:
+            stopped.process.kill()
+
+    kept = ok(shell.run(WHEN_IT_FAILS[6]))
+    assert stopped.run_id in kept.stdout
+
+
+class GatedRun:
+    """`baro run` with the scripted agent waiting at a gate file: a run caught mid-story."""
+
+    def __init__(self, shell: Shell, marks: Path, goal: str) -> None:
+        marks.mkdir()
+        self.gate = marks / "gate"
+        reached = marks / "reached"
+        script = marks / "script.json"
+        wait = f"echo x >> {reached}; while [ ! -e {self.gate} ]; do sleep 0.05; done"
+        script.write_text(
+            json.dumps(
+                {"default": {"steps": [{"run": wait}, {"append": "README.md", "content": "+\n"}]}}
+            )
+        )
+        self.process = shell.start(
+            f"baro run {shlex.quote(goal)} --backend scripted --script {script} --yes"
+        )
+        assert self.process.stderr is not None
+        first = self.process.stderr.readline()
+        assert " submitted: " in first, first
+        self.run_id = first.split("run ", 1)[1].split(" ", 1)[0]
+        deadline = time.monotonic() + 120
+        while not reached.exists():
+            assert time.monotonic() < deadline and self.process.poll() is None, "agent started"
+            time.sleep(0.05)
+
+    def open(self) -> None:
+        self.gate.touch()
 
 
 def free_port() -> int:

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
+from nats.errors import Error as NatsError
 
-from baro_cli import runflow
+from baro_cli import localstore, runflow
 from baro_cli.app import app, cluster_settings, embedded_url, fail
+from baro_cli.commands.cluster import LOCAL_HANDOVER_S
 from baro_cli.stack import SERVICES, EmbeddedStore, LocalStack, StoreHeld
 from baro_cli.validate import UserError
 from baro_shared import schemas as s
@@ -36,6 +38,7 @@ from baro_shared.processes import interruption
 from baro_shared.settings import Settings
 
 POLL_S = 0.2
+LOCAL_READ_S = 3.0  # one read from a local baro's server; longer means it is going away
 
 
 @dataclass
@@ -74,11 +77,20 @@ def cancel(
         and embedded_url(settings) is None
         and EmbeddedStore(settings).lock_path.exists()
     )
+    # a local `baro run` stops its server once the cancel has ended its run
+    local_url = (
+        settings.nats_url
+        if nats_url is None and "BARO_NATS_URL" not in os.environ and not unserved
+        and embedded_url(settings) == settings.nats_url
+        else None
+    )  # fmt: skip
     try:
         if unserved:
             report = asyncio.run(cancel_on_this_machine(settings, run_id.strip(), reason, wait))
         else:
-            report = asyncio.run(cancel_run(settings, run_id.strip(), reason, wait))
+            report = asyncio.run(
+                cancel_run(settings, run_id.strip(), reason, wait, local_url=local_url)
+            )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
     except StoreHeld as exc:
@@ -92,7 +104,9 @@ def cancel(
     raise typer.Exit(0 if report.state == "cancelled" else 1)
 
 
-async def cancel_run(settings: Settings, run_id: str, reason: str, wait: float) -> CancelReport:
+async def cancel_run(
+    settings: Settings, run_id: str, reason: str, wait: float, *, local_url: str | None = None
+) -> CancelReport:
     if not run_id:
         raise UserError("the run id is empty: pass the id baro printed when the run started")
     try:
@@ -104,7 +118,7 @@ async def cancel_run(settings: Settings, run_id: str, reason: str, wait: float) 
             f"NATS at {settings.nats_url} holds no baro runs: pass --nats-url with the run's NATS"
         ) from None
     try:
-        return await _cancel(bus, settings, run_id, reason, wait)
+        return await _cancel(bus, settings, run_id, reason, wait, local_url=local_url)
     finally:
         await bus.close()
 
@@ -137,7 +151,14 @@ async def _until_merger_idle(bus: Bus, deadline: float) -> None:
 
 
 async def _cancel(
-    bus: Bus, settings: Settings, run_id: str, reason: str, wait: float, where: str = ""
+    bus: Bus,
+    settings: Settings,
+    run_id: str,
+    reason: str,
+    wait: float,
+    where: str = "",
+    *,
+    local_url: str | None = None,
 ) -> CancelReport:
     got = await bus.get_record(run_id)
     if got is None:
@@ -155,8 +176,9 @@ async def _cancel(
         else {st.story.id: st.attempt for st in before.stories if st.status == "running"}
     )
     await runflow.cancel(bus, run_id, reason)
+    reader = _RecordReader(bus, settings, local_url)
     deadline = time.monotonic() + max(wait, 5.0)
-    record = await _until(bus, run_id, deadline, lambda r: r.state in s.TERMINAL_RUN_STATES)
+    record = await _until(reader, run_id, deadline, lambda r: r.state in s.TERMINAL_RUN_STATES)
     if record is None or record.state not in s.TERMINAL_RUN_STATES:
         raise UserError(
             f"cancel of run {run_id} requested, but the conductor did not confirm it in time: "
@@ -165,10 +187,16 @@ async def _cancel(
         )
     agent_deadline = time.monotonic() + wait
     final = await _until(
-        bus, run_id, agent_deadline, lambda r: not runflow.agents_still_running(r, with_agents)
+        reader,
+        run_id,
+        agent_deadline,
+        lambda r: reader.owner_gone or not runflow.agents_still_running(r, with_agents),
     )
     record = final or record
-    stopping = sorted(runflow.agents_still_running(record, with_agents))
+    # a stopped local `baro run` took its runners and their agents with it
+    stopping = (
+        [] if reader.owner_gone else sorted(runflow.agents_still_running(record, with_agents))
+    )
     repo = record.request.repo
     return CancelReport(
         run_id=run_id,
@@ -184,13 +212,47 @@ async def _cancel(
     )
 
 
+class _RecordReader:
+    """Reads the run record. A run owned by a local ``baro run`` ends when the cancel is
+    recorded, and that process stops its server then: the record is read on from the store
+    it leaves (nothing changes it any more), instead of asking a server that is gone."""
+
+    def __init__(self, bus: Bus, settings: Settings, local_url: str | None) -> None:
+        self.bus = bus
+        self.settings = settings
+        self.local_url = local_url
+        self._left: s.RunRecord | None = None
+        self.owner_gone = False
+
+    async def get(self, run_id: str) -> s.RunRecord | None:
+        if self._left is not None:
+            return self._left
+        if self.local_url is None:
+            got = await self.bus.get_record(run_id)
+            return got[0] if got else None
+        if embedded_url(self.settings) != self.local_url:  # its baro has stopped
+            async with localstore.served(self.settings, wait_s=LOCAL_HANDOVER_S) as local:
+                bus = await Bus.open(local, "baro-cancel", ensure=False)
+                try:
+                    got = await bus.get_record(run_id)
+                finally:
+                    await bus.close()
+            self._left = got[0] if got else None
+            self.owner_gone = True
+            return self._left
+        try:
+            got = await asyncio.wait_for(self.bus.get_record(run_id), LOCAL_READ_S)
+        except (NatsError, OSError, TimeoutError):
+            return None  # stopping: the next read goes to the store
+        return got[0] if got else None
+
+
 async def _until(
-    bus: Bus, run_id: str, deadline: float, done: Callable[[s.RunRecord], bool]
+    reader: _RecordReader, run_id: str, deadline: float, done: Callable[[s.RunRecord], bool]
 ) -> s.RunRecord | None:
     record = None
     while True:
-        got = await bus.get_record(run_id)
-        record = got[0] if got else record
+        record = await reader.get(run_id) or record
         if record is not None and done(record):
             return record
         if time.monotonic() >= deadline:
