@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from baro_intake.classifier import classify
@@ -158,6 +158,9 @@ _pieces = st.sampled_from(
 @given(
     st.lists(st.one_of(_pieces, st.text(max_size=12)), max_size=12), st.sampled_from(sorted(REPOS))
 )
+@example(["\n- ", " then ", "\n- ", "Add tests for"], sorted(REPOS)[0])
+@example(["Add tests for", "\n1. ", ","], sorted(REPOS)[0])
+@example(["1. Add tests for", "\n2. -"], sorted(REPOS)[0])
 def test_any_goal_splits_without_error_into_disjoint_parts(pieces: list[str], repo: str) -> None:
     goal = "".join(pieces)
     split = split_goal(goal, REPOS[repo])

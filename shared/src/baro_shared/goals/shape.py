@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from baro_shared.goals.text import ACTION_VERBS, FAILURE, clauses, parse_count, verb_of
@@ -147,6 +148,7 @@ _ORDERING = re.compile(
     """,
     re.X | re.I | re.M,
 )
+_WORD = re.compile(r"[^\W_]")
 _NUMBERED_ITEM = re.compile(
     r"^[ \t]*(?:\d{1,2}[.)]|step\s+\d{1,2}\s*[:.)-]?)[ \t]+(.+)$", re.I | re.M
 )
@@ -309,12 +311,17 @@ def _step_parts(
 ) -> tuple[str | None, tuple[str, ...]]:
     if len(numbered) >= 2:
         head = prose[:first_number].strip(" \t\n:") if first_number > 0 else ""
-        return head or None, tuple(step_text(item) for item in numbered)
+        return head or None, _worded(step_text(item) for item in numbered)
     head, body = _split_head(prose)
     bullets = _LINE_ITEM.findall(body)
     if len(bullets) >= 2:
-        return head, tuple(step_text(b) for b in bullets if any(map(_starts_step, clauses(b))))
-    return head, tuple(_clause_steps(body))
+        return head, _worded(step_text(b) for b in bullets if any(map(_starts_step, clauses(b))))
+    return head, _worded(_clause_steps(body))
+
+
+def _worded(steps: Iterable[str]) -> tuple[str, ...]:
+    """The steps that say something: "1. ," or a lone "-" is not a step."""
+    return tuple(step for step in steps if _WORD.search(_summary(step)))
 
 
 def ordered_steps(prose: str) -> Steps:
@@ -325,6 +332,7 @@ def ordered_steps(prose: str) -> Steps:
         first_number = line_hits[0].start()
     else:
         numbered_all, first_number = _inline_numbered(prose)
+    numbered_all = tuple(item for item in numbered_all if _WORD.search(_summary(item)))
     numbered = tuple(item for item in numbered_all if not _STARTS_WITH_NAME.match(item.strip()))
     if len(numbered) != len(numbered_all):
         numbered = ()  # a numbered list of names is a list of units, not steps
