@@ -165,7 +165,7 @@ async def test_two_stories_on_different_files_make_a_linear_branch(bench: Any) -
     assert bench.show(prepared.repo, head, "src/a.py") == "A = 2\n"
     assert bench.show(prepared.repo, head, "src/b.py") == "B = 2\n"
     assert bench.git(prepared.repo, "log", "-1", "--format=%B", first.commit) == (
-        "Improve S1\n\nRaise A.\n\nBaro-Story: S1"
+        "Improve S1\n\nRaise A.\n\nBaro-Story: S1\nCo-Authored-By: baro <baro@localhost>"
     )
     assert (
         bench.git(prepared.repo, "log", "-1", "--format=%s", second.commit) == "Raise B and tidy it"

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from baro_shared.gitutil import REPOSITORY_VARIABLES
+from baro_shared.gitutil import BARO_IDENTITY, REPOSITORY_VARIABLES
 from baro_shared.settings import Settings
 
 KNOWN_BACKENDS = ("claude", "codex", "opencode", "pi", "scripted")
@@ -73,6 +73,8 @@ def agent_env(
     if away_from is not None:
         env = _away_from(env, away_from)
     env.update(NON_INTERACTIVE)
+    # an agent's own commits are baro's: the user's identity is only on delivered commits
+    env.update(BARO_IDENTITY)
     if workdir is not None:
         env["PWD"] = env["OLDPWD"] = str(workdir)
     if scratch is not None:

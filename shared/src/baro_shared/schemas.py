@@ -356,6 +356,10 @@ class RunPrepared(Message, tag="run.prepared", kw_only=True):
     file_list: str | None = None  # object-store name of the repository's file list
     file_count: int = 0
     model_tiers: list[ModelTier] = msgspec.field(default_factory=list)  # .baro.toml [models]
+    # who the delivered commits are by ("Name <email>") and whether they are signed
+    author: str | None = None
+    signed: bool = False
+    notes: list[str] = msgspec.field(default_factory=list)  # e.g. why signing is off
 
 
 class RunPrepareFailed(Message, tag="run.prepare_failed", kw_only=True):
@@ -563,6 +567,7 @@ class IntegrateStory(Message, tag="cmd.integrate", kw_only=True):
     goal: str
     mode: Mode | None = None
     surface: SurfacePolicy | None = None  # the run's own choice; see RunSubmitted.surface
+    agent: str | None = None  # the story's agent CLI, named in the commit's co-author trailer
 
 
 class DeliverRun(Message, tag="cmd.deliver", kw_only=True):

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # merger: who delivered commits are by when the user's git config cannot be read (a
+    # cluster); see docs/configuration.md "Commit identity"
+    git_author_name: str | None = None
+    git_author_email: str | None = None
+
     # agent backends
     backend: str = "claude"
     model: str | None = None

@@ -921,6 +921,7 @@ def _integrate(tr: Transition, st: s.StoryState) -> None:
             goal=rec.request.goal,
             mode=rec.mode,
             surface=rec.request.surface,
+            agent=st.backend,
         ),
         f"{rec.run_id}.integrate.{st.story.id}.{res.attempt}",
     )

@@ -29,6 +29,14 @@ from baro_merger.admission import (
 from baro_merger.config import BaroConfig, read_baro_config
 from baro_merger.errors import BundleError, MergerError, NotPrepared, SourceError
 from baro_merger.hygiene import ArtifactRules, Change, Dropped, select_dropped
+from baro_merger.identity import (
+    BARO,
+    CommitIdentity,
+    co_author_trailer,
+    load_identity,
+    resolve_identity,
+    store_identity,
+)
 from baro_merger.plumbing import (
     TREE_MODE,
     ZERO_OID,
@@ -65,6 +73,7 @@ class PreparedRun:
     base_ref: str | None  # what the base was resolved from (None: pinned by commit)
     files: list[str]  # files tracked at the base, for the planner
     already_prepared: bool
+    identity: CommitIdentity = BARO  # who the run's story commits are by (identity.py)
 
 
 def integration_repo_path(root: Path, run_id: str) -> Path:
@@ -72,14 +81,23 @@ def integration_repo_path(root: Path, run_id: str) -> Path:
 
 
 async def prepare_run(
-    root: Path, run_id: str, source: RepoSource, *, continue_branch: str | None = None
+    root: Path,
+    run_id: str,
+    source: RepoSource,
+    *,
+    continue_branch: str | None = None,
+    author_name: str | None = None,
+    author_email: str | None = None,
 ) -> PreparedRun:
     """Create the run's bare integration repository under ``root`` and fetch its base.
 
     The base is the head of ``continue_branch`` (a baro branch of the source, for
     --continue), else ``source.commit``, else ``source.ref``, else the source's HEAD. A second call for
-    the same run finds it prepared and returns the same base.
-    Raises SourceError when the source, ref or commit cannot be read.
+    the same run finds it prepared and returns the same base and identity.
+    The run's commit identity is resolved here (``author_*``: BARO_GIT_AUTHOR_*), see
+    ``identity``.
+    Raises SourceError when the source, ref or commit cannot be read, SigningError when
+    the user's signing key cannot sign.
     """
     repo = integration_repo_path(root, run_id)
     base_ref = naming.base_ref(run_id)
@@ -92,19 +110,24 @@ async def prepare_run(
         if _is_dir(repo):
             base = await ref_value(repo, base_ref)
             if base is not None:
-                return PreparedRun(repo, base, wanted_ref, await _files_at(repo, base), True)
+                files = await _files_at(repo, base)
+                return PreparedRun(repo, base, wanted_ref, files, True, await load_identity(repo))
         repo.mkdir(parents=True, exist_ok=True)
         await git("init", "--quiet", "--bare", cwd=repo)
         # reflogs in the bare repository keep every integration head reachable for a while
         await git("config", "core.logAllRefUpdates", "always", cwd=repo)
         location = _location(source)
+        identity = await resolve_identity(
+            repo, source, author_name=author_name, author_email=author_email
+        )
+        await store_identity(repo, identity)
         base = await _fetch_base(repo, run_id, source, location, wanted)
         await update_refs(
             repo,
             [f"create {base_ref} {base}"]
             + [f"delete {ref}" for ref in await _scratch_refs(repo, run_id)],
         )
-        return PreparedRun(repo, base, wanted_ref, await _files_at(repo, base), False)
+        return PreparedRun(repo, base, wanted_ref, await _files_at(repo, base), False, identity)
 
 
 def _wanted(source: RepoSource, continue_branch: str | None) -> tuple[str, str | None]:
@@ -386,6 +409,7 @@ async def integrate_story(
     rules: ArtifactRules | None = None,
     policy: Policy | None = None,
     mode: str | None = None,
+    agent: str | None = None,
 ) -> Integrated | Conflict | Rejected:
     """Squash an imported story attempt onto the integration head as ONE commit.
 
@@ -398,7 +422,9 @@ async def integrate_story(
     Then a three-way merge with base = ``story_base`` (where the attempt started), ours =
     the integration head, theirs = the attempt's head minus what was refused or dropped.
     The commit's parent is the integration head; its message is the story's title,
-    ``summary`` (or the description) and a ``Baro-Story: <id>`` trailer. On conflict
+    ``summary`` (or the description), a ``Baro-Story: <id>`` trailer and a
+    ``Co-Authored-By`` trailer naming baro and the ``agent``; it is by the identity the
+    run was prepared with, signed when that identity signs. On conflict
     nothing moves and the conflicting paths come back.
 
     Idempotent: when an attempt of this story is already integrated, that result comes
@@ -469,7 +495,8 @@ async def integrate_story(
         if tree == head_tree:
             await update_refs(repo, [f"create {marker} {head}"])
             return result(head, False)
-        commit = await commit_tree(repo, tree, head, story_commit_message(story, summary))
+        message = story_commit_message(story, summary, agent)
+        commit = await commit_tree(repo, tree, head, message, await load_identity(repo))
         await update_refs(
             repo,
             [
@@ -588,13 +615,14 @@ async def _is_story_commit(repo: Path, commit: str, story_id: str) -> bool:
     return trailer.out == " ".join(story_id.split())
 
 
-def story_commit_message(story: Story, summary: str | None = None) -> str:
-    """Title line, a blank line, the summary (or description), and the story trailer."""
+def story_commit_message(story: Story, summary: str | None = None, agent: str | None = None) -> str:
+    """Title line, a blank line, the summary (or description), the story and co-author
+    trailers."""
     title = " ".join((story.title or "").split())[:TITLE_MAX] or f"Story {story.id}"
     body = (summary if summary is not None else story.description).strip()
     if len(body) > BODY_MAX:
         body = body[:BODY_MAX].rstrip() + "\n[...]"
-    trailer = f"Baro-Story: {' '.join(story.id.split())}"
+    trailer = f"Baro-Story: {' '.join(story.id.split())}\n{co_author_trailer(agent)}"
     return "\n\n".join(part for part in (title, body, trailer) if part) + "\n"
 
 

@@ -6,7 +6,8 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from baro_shared.gitutil import BARO_IDENTITY, GitError, git, git_env
+from baro_merger.identity import BARO, CommitIdentity, SigningError, signing_failure
+from baro_shared.gitutil import GitError, git, git_env
 
 ZERO_OID = "0" * 40
 
@@ -226,18 +227,26 @@ async def tree_listing(repo: Path, rev: str) -> list[tuple[str, str, str]]:
     return out
 
 
-async def commit_tree(repo: Path, tree: str, parent: str, message: str) -> str:
-    result = await git(
-        "commit-tree",
-        tree,
-        "-p",
-        parent,
-        "-F",
-        "-",
-        cwd=repo,
-        env=BARO_IDENTITY,
-        input=message.encode(),
-    )
+async def commit_tree(
+    repo: Path, tree: str, parent: str, message: str, identity: CommitIdentity = BARO
+) -> str:
+    try:
+        result = await git(
+            *identity.commit_tree_args(),
+            tree,
+            "-p",
+            parent,
+            "-F",
+            "-",
+            cwd=repo,
+            env=identity.env(),
+            input=message.encode(),
+        )
+    except GitError as exc:
+        if identity.signing is None:
+            raise
+        reason = exc.stderr.splitlines()[0] if exc.stderr else "the signing program failed"
+        raise SigningError(signing_failure(reason)) from None
     return result.out
 
 

@@ -110,7 +110,12 @@ class Merger(CommandService):
                 )
             try:
                 prepared = await prepare_run(
-                    self.root, cmd.run_id, source, continue_branch=cmd.continue_branch
+                    self.root,
+                    cmd.run_id,
+                    source,
+                    continue_branch=cmd.continue_branch,
+                    author_name=self.settings.git_author_name,
+                    author_email=self.settings.git_author_email,
                 )
             except (SourceError, DeliveryError) as exc:
                 await self.bus.publish(
@@ -131,6 +136,9 @@ class Merger(CommandService):
                 file_list=files_name,
                 file_count=len(prepared.files),
                 model_tiers=tiers,
+                author=f"{prepared.identity.name} <{prepared.identity.email}>",
+                signed=prepared.identity.signing is not None,
+                notes=[prepared.identity.note] if prepared.identity.note else [],
             ),
             f"{cmd.run_id}.prepared",
         )
@@ -166,6 +174,7 @@ class Merger(CommandService):
                     goal=cmd.goal,
                     policy=cmd.surface,
                     mode=cmd.mode,
+                    agent=cmd.agent,
                 )
                 if isinstance(result, Conflict):
                     merge_conflicts.inc()
