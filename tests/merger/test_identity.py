@@ -90,6 +90,14 @@ async def _story_commit(bench: Any, prepared: Any, agent: str | None = "claude")
     return done.commit  # type: ignore[union-attr]
 
 
+async def _prepare_as_cluster(bench: Any, user: Path) -> Any:
+    """As a cluster merger prepares a run: from a URL, with BARO_GIT_AUTHOR_* set."""
+    source = RepoSource(kind="url", location=f"file://{user}")
+    return await prepare_run(
+        bench.cache, "r", source, author_name="Team Bot", author_email="bot@example.com"
+    )
+
+
 def _people(bench: Any, repo: Path, commit: str) -> str:
     return bench.git(repo, "log", "-1", "--format=%an <%ae>|%cn <%ce>", commit)
 
@@ -131,13 +139,7 @@ async def test_a_cluster_run_commits_as_baro_git_author(bench: Any) -> None:
     user = bench.make_repo("user", FILES)
     bench.git(user, "config", "user.name", "Not Read")
     bench.git(user, "config", "user.email", "not-read@example.com")
-    prepared = await prepare_run(
-        bench.cache,
-        "r",
-        RepoSource(kind="url", location=f"file://{user}"),
-        author_name="Team Bot",
-        author_email="bot@example.com",
-    )
+    prepared = await _prepare_as_cluster(bench, user)
     commit = await _story_commit(bench, prepared, agent="codex")
     assert _people(bench, prepared.repo, commit) == (
         "Team Bot <bot@example.com>|Team Bot <bot@example.com>"
@@ -218,13 +220,7 @@ async def test_a_cluster_without_the_key_delivers_unsigned_with_a_note(
         "[commit]\n\tgpgsign = true\n[gpg]\n\tformat = ssh\n"
         f"[user]\n\tsigningkey = {tmp_path / 'no-such-key'}\n"
     )
-    prepared = await prepare_run(
-        bench.cache,
-        "r",
-        RepoSource(kind="url", location=f"file://{user}"),
-        author_name="Team Bot",
-        author_email="bot@example.com",
-    )
+    prepared = await _prepare_as_cluster(bench, user)
     assert prepared.identity.signing is None
     assert prepared.identity.note and prepared.identity.note.startswith("commits are not signed")
     merger_config.unlink()  # the test's stand-in for the runner signs nothing either
