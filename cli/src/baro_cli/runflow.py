@@ -107,6 +107,7 @@ async def follow(
     *,
     interrupt: asyncio.Event | None = None,
     quiet_before: float | None = None,
+    live: bool = True,
 ) -> RunReport:
     """Watch the run's events from the start until it finishes; confirm the mode if asked.
 
@@ -114,7 +115,7 @@ async def follow(
     conductor to record it and for running agents to stop (a second Ctrl-C stops waiting).
     The report is completed from the run record at the end, so it says what the record
     says. ``quiet_before``: no progress lines for events older than that (a resumed run's
-    history).
+    history). ``live=False``: only the events there are now (a store no server serves).
     """
     report = RunReport(run_id=request.run_id)
     interrupted = interrupt or asyncio.Event()
@@ -122,7 +123,7 @@ async def follow(
     cancel_deadline: float | None = None
     try:
         stopped_agents, cancel_deadline = await _follow_events(
-            bus, request, report, progress, picker, interrupted, quiet_before
+            bus, request, report, progress, picker, interrupted, quiet_before, live
         )
     finally:
         await _complete_from_record(bus, report, stopped_agents, cancel_deadline, interrupted)
@@ -137,13 +138,16 @@ async def _follow_events(
     picker: Picker | None,
     interrupted: asyncio.Event,
     quiet_before: float | None,
+    live: bool = True,
 ) -> tuple[dict[str, int] | None, float | None]:
     """Apply the run's events to ``report`` until it ends (or a cancel is not confirmed in
-    time); returns the agents running when a Ctrl-C cancelled the run, and the deadline."""
-    events = bus.run_events(request.run_id)
+    time, or, not ``live``, the events run out); returns the agents a cancel stopped, and
+    how long to wait for them."""
+    events = bus.run_events(request.run_id, follow=live)
     pending_next: asyncio.Future[s.Event] | None = None
     cancel_deadline: float | None = None
     stopped_agents: dict[str, int] | None = None
+    working: dict[str, int] = {}  # stories whose agent runs, by the events: their attempt
     try:
         while True:
             if pending_next is None:
@@ -168,12 +172,21 @@ async def _follow_events(
                 cancel_deadline = time.monotonic() + CANCEL_CONFIRM_S
                 continue  # the next event is still awaited by pending_next
             stop.cancel()
-            event = pending_next.result()
+            try:
+                event = pending_next.result()
+            except StopAsyncIteration:  # not live: every event there is has been read
+                pending_next = None
+                return stopped_agents, cancel_deadline
             pending_next = None
             muted = quiet_before is not None and event.ts < quiet_before
             was_quiet, progress.quiet = progress.quiet, progress.quiet or muted
+            _track_agents(working, event)
             try:
                 if await _on_event(bus, request, event, report, progress, picker):
+                    if stopped_agents is None and working and report.status == "cancelled":
+                        # cancelled from elsewhere (baro cancel): the agents it stopped
+                        # still report, and their attempts are archived after that
+                        return dict(working), time.monotonic() + CANCEL_CONFIRM_S
                     return stopped_agents, cancel_deadline
             finally:
                 progress.quiet = was_quiet
@@ -184,6 +197,16 @@ async def _follow_events(
             pending_next.cancel()
         with contextlib.suppress(BaseException):
             await events.aclose()
+
+
+def _track_agents(working: dict[str, int], event: s.Event) -> None:
+    match event:
+        case s.StoryStarted(story_id=sid, attempt=attempt):
+            working[sid] = max(attempt, working.get(sid, 0))
+        case s.StoryFinished(story_id=sid, attempt=attempt) if working.get(sid) == attempt:
+            del working[sid]
+        case _:
+            pass
 
 
 async def running_agents(bus: Bus, run_id: str) -> dict[str, int]:
@@ -233,6 +256,30 @@ async def _complete_from_record(
             await asyncio.sleep(0.2)
     if record is not None:
         report_from_record(report, record)
+
+
+async def until_attempts_kept(bus: Bus, run_id: str, deadline: float) -> None:
+    """Wait until what the run's end asked of the merger is done: the conductor has sent
+    every command it decided (the record's outbox is empty) and the merger has handled
+    them (its consumer has nothing pending), so the attempts a cancel or a failure keeps
+    are under refs/baro/<run>/ before this process stops the services it runs."""
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            got = await bus.get_record(run_id)
+            if got is None or not got[0].outbox:
+                info = await bus.js.consumer_info(t.CMD_STREAM, t.MERGER_CONSUMER)
+                if not info.num_pending and not info.num_ack_pending:
+                    return
+        await asyncio.sleep(0.2)
+
+
+async def keep_attempts_before_stopping(
+    bus: Bus, report: RunReport, interrupt: asyncio.Event
+) -> None:
+    """For a process about to stop the services it runs the run on: once the run has
+    ended, let the merger keep its attempts first (unless Ctrl-C said stop waiting)."""
+    if report.status in s.TERMINAL_RUN_STATES and not interrupt.is_set():
+        await until_attempts_kept(bus, report.run_id, time.monotonic() + CANCEL_CONFIRM_S)
 
 
 def report_from_record(report: RunReport, record: s.RunRecord) -> None:

@@ -32,7 +32,6 @@ from baro_cli.commands.cluster import LOCAL_HANDOVER_S
 from baro_cli.stack import SERVICES, EmbeddedStore, LocalStack, StoreHeld
 from baro_cli.validate import UserError
 from baro_shared import schemas as s
-from baro_shared import topology as t
 from baro_shared.bus import Bus, BusUnavailable
 from baro_shared.processes import interruption
 from baro_shared.settings import Settings
@@ -135,19 +134,10 @@ async def cancel_on_this_machine(
         bus = await Bus.open(live, "baro-cancel", ensure=False)
         try:
             report = await _cancel(bus, live, run_id, reason, wait, where="this machine")
-            await _until_merger_idle(bus, time.monotonic() + max(wait, 5.0))
+            await runflow.until_attempts_kept(bus, run_id, time.monotonic() + max(wait, 5.0))
             return report
         finally:
             await bus.close()
-
-
-async def _until_merger_idle(bus: Bus, deadline: float) -> None:
-    """Wait until the merger has handled every command (the cancel's archiving)."""
-    while time.monotonic() < deadline:
-        info = await bus.js.consumer_info(t.CMD_STREAM, t.MERGER_CONSUMER)
-        if not info.num_pending and not info.num_ack_pending:
-            return
-        await asyncio.sleep(POLL_S)
 
 
 async def _cancel(

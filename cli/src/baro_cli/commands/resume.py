@@ -112,7 +112,7 @@ async def _resume_on(
         # process's, so a resume asked by a process that died before it was applied does
         # not shadow this one
         await bus.publish(resumed, f"{run_id}.resume.{record.resumes + 1}.{os.getpid()}")
-        return await runflow.follow(
+        report = await runflow.follow(
             bus,
             record.request,
             progress,
@@ -120,5 +120,8 @@ async def _resume_on(
             interrupt=interrupt,
             quiet_before=resumed.ts,
         )
+        if owner is not None:  # this process runs the services: they stop when it returns
+            await runflow.keep_attempts_before_stopping(bus, report, interrupt)
+        return report
     finally:
         await bus.close()

@@ -273,7 +273,13 @@ async def _run(
         stack = LocalStack(settings, command="baro run", on_note=progress.note)
         async with stack as live:
             return await _submit_and_follow(
-                request, live, progress, picker, interrupt, look_for_interrupted=stack.shared
+                request,
+                live,
+                progress,
+                picker,
+                interrupt,
+                look_for_interrupted=stack.shared,
+                owns_services=True,
             )
     return await _submit_and_follow(request, settings, progress, picker, interrupt)
 
@@ -286,6 +292,7 @@ async def _submit_and_follow(
     interrupt: asyncio.Event,
     *,
     look_for_interrupted: bool = False,
+    owns_services: bool = False,
 ) -> runflow.RunReport:
     bus = await Bus.open(settings, "baro-cli")
     try:
@@ -295,7 +302,10 @@ async def _submit_and_follow(
                 progress.note(note)
         progress.line(f"run {request.run_id} submitted: {request.goal.splitlines()[0][:100]}")
         await runflow.submit(bus, request)
-        return await runflow.follow(bus, request, progress, picker, interrupt=interrupt)
+        report = await runflow.follow(bus, request, progress, picker, interrupt=interrupt)
+        if owns_services:
+            await runflow.keep_attempts_before_stopping(bus, report, interrupt)
+        return report
     finally:
         await bus.close()
 
