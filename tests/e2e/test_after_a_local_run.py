@@ -4,16 +4,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from subprocess import CompletedProcess
 
 import pytest
 
+from baro_shared.bus import Bus
+from baro_shared.embedded import EmbeddedNats
+from baro_shared.settings import Settings
 from tests.conftest import make_repo, run_baro
+from tests.e2e.test_interrupted_listing import gone_owner, record
 
 pytestmark = pytest.mark.slow
 
@@ -235,3 +241,96 @@ def test_a_failed_attempt_keeps_its_agent_log_in_the_workspace(tmp_path: Path) -
     shown = baro(env, "logs", run_id, "S1", "--attempt", "1")
     assert "finished: failed: cannot reach the model" in shown.stdout
     assert shown.stdout.splitlines()[-1] == "  | error: the provider refused the key"
+
+
+def test_watch_after_the_run_with_no_server_running(
+    finished_run: tuple[dict[str, str], str],
+) -> None:
+    env, run_id = finished_run
+    watched = baro(env, "watch", run_id)
+    assert watched.returncode == 0, watched.stderr
+    assert f"run {run_id}: delivered" in watched.stdout
+    assert "branch: baro/fix-the-typo-in-hello-py" in watched.stdout
+    assert "S1 integrated" in watched.stderr, "the run's progress, replayed from its events"
+    as_json = json.loads(baro(env, "watch", run_id, "--json", "--quiet").stdout)
+    assert as_json["status"] == "delivered" and as_json["stories"][0]["status"] == "integrated"
+    assert as_json["tokens"]["input"] == 1000
+    unknown = baro(env, "watch", "20200101-000000-abcdef")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip() == (
+        "baro: no run '20200101-000000-abcdef' on this machine: list the runs there with baro runs"
+    )
+    assert not list((Path(env["BARO_STATE_DIR"]) / "nats" / "ports").glob("*.ports"))
+
+
+def test_watch_of_an_interrupted_run_with_no_server_running(tmp_path: Path) -> None:
+    """Nothing moves a run no baro serves: watch shows what happened and how to go on."""
+    env = env_for(tmp_path)
+    dead = record("killed goal", gone_owner())
+
+    async def store() -> None:
+        server = EmbeddedNats(store_dir=tmp_path / "state" / "nats").start()
+        try:
+            bus = await Bus.open(Settings(nats_url=server.url), "test")
+            try:
+                assert await bus.create_record(dead)
+                await bus.publish(dead.request, f"{dead.run_id}.submitted")
+            finally:
+                await bus.close()
+        finally:
+            server.stop()
+
+    asyncio.run(store())
+    watched = baro(env, "watch", dead.run_id)
+    assert watched.returncode == 1, watched.stderr
+    assert watched.stdout.splitlines()[1].startswith(f"run {dead.run_id}: interrupted — baro run")
+    assert (
+        f"baro resume {dead.run_id} continues it, baro cancel {dead.run_id} ends it"
+        in watched.stdout
+    )
+    assert "Traceback" not in watched.stderr
+
+
+def test_watch_reads_the_rest_from_the_store_when_the_run_is_killed(tmp_path: Path) -> None:
+    env = env_for(tmp_path)
+    repo = make_repo(tmp_path / "repo", {"hello.py": "print('helo')\n"})
+    reached = tmp_path / "reached"
+    script = tmp_path / "script.json"
+    script.write_text(
+        json.dumps({"default": {"steps": [{"run": f"touch {reached}"}, {"hang": None}]}})
+    )
+    run = subprocess.Popen(
+        [BARO, "run", "fix the typo in hello.py", "--backend", "scripted", "--script",
+         str(script), "--yes"],
+        cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    watch = None
+    try:
+        assert run.stderr is not None
+        first = run.stderr.readline()
+        assert " submitted: " in first, first
+        run_id = first.split("run ", 1)[1].split(" ", 1)[0]
+        watch = subprocess.Popen(
+            [BARO, "watch", run_id], env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert watch.stderr is not None
+        for line in watch.stderr:
+            if "S1 started (attempt 1)" in line:
+                break
+        while not reached.exists():
+            assert run.poll() is None, "the agent started"
+            time.sleep(0.05)
+        run.kill()
+        run.wait(timeout=60)
+        out, err = watch.communicate(timeout=120)
+        assert watch.returncode == 1, err
+        assert f"run {run_id}: interrupted — baro run (pid {run.pid}" in out
+        assert f"baro resume {run_id} continues it" in out
+        assert "S1 started" not in err, "what the server showed is not shown again"
+    finally:
+        for proc in (run, watch):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()

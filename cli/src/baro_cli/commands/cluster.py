@@ -1,8 +1,8 @@
 """`baro runs`, `baro status RUN`, `baro watch RUN`: the runs on a cluster's NATS.
 
 Which NATS: ``--nats-url``, else ``BARO_NATS_URL``, else the embedded server of a
-``baro run``/``baro up`` running on this machine; ``runs`` and ``status`` read this
-machine's store themselves when none is running (``localstore``). These commands only read
+``baro run``/``baro up`` running on this machine; ``runs``, ``status`` and ``watch`` read
+this machine's store themselves when none is running (``localstore``). These commands only read
 the bus (and, for ``watch``, answer the mode picker of a run waiting for it); they never
 start services.
 """
@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
+from nats.errors import ConnectionClosedError
 from nats.errors import Error as NatsError
 
 from baro_cli import localstore, runflow
@@ -322,13 +324,38 @@ def watch(
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
     progress = runflow.Progress(sys.stderr, quiet=quiet)
+    local = localstore.wanted(nats_url, settings)
+    if local and not localstore.has_runs(settings):
+        raise fail(f"no run {rid!r} on this machine: baro runs lists the runs here")
+    # watching a local run: its server stops with it, then the rest is read from its store
+    live_here = nats_url is None and "BARO_NATS_URL" not in os.environ and not local
 
     async def work(bus: Bus) -> runflow.RunReport | None:
-        rec = await find_run(bus, settings, rid)
-        return await follow_detachable(bus, rec.request, progress, picker_for(rec))
+        rec = await find_run(bus, settings, rid, this_machine=local)
+        if local or bus.settings.nats_url != settings.nats_url:
+            # from the store alone: nothing moves the run, what it holds is all there is
+            again = not local  # what the server showed before it stopped is not repeated
+            shown = runflow.Progress(progress.out, quiet=progress.quiet or again)
+            report = await runflow.follow(bus, rec.request, shown, None, live=False)
+            return unserved(report, with_interruption(rec))
+        gone = _server_gone(bus, settings) if live_here else None
+        return await follow_detachable(bus, rec.request, progress, picker_for(rec), gone)
 
-    report = on_cluster(settings, work)
+    report = on_cluster(settings, work, this_machine=local, then_this_machine=live_here)
     finish_watch(rid, report, as_json)
+
+
+def unserved(report: runflow.RunReport, rec: s.RunRecord) -> runflow.RunReport:
+    """The report of a run read from a store nothing serves: a run that has not finished
+    there is interrupted (or waits for a baro to serve it)."""
+    if rec.state in s.TERMINAL_RUN_STATES:
+        return report
+    if rec.interrupted is not None:
+        report.status, report.reason = INTERRUPTED, rec.interrupted.reason
+    else:
+        report.status = rec.state
+        report.reason = "no baro serves this machine's store now (baro up serves it)"
+    return report
 
 
 def picker_for(rec: s.RunRecord) -> runflow.Picker | None:
@@ -350,19 +377,37 @@ async def follow_detachable(
     request: s.RunSubmitted,
     progress: runflow.Progress,
     picker: runflow.Picker | None,
+    gone: Awaitable[None] | None = None,
 ) -> runflow.RunReport | None:
-    """Follow the run to its end; None when Ctrl-C stopped the watching (the run goes on)."""
+    """Follow the run to its end; None when Ctrl-C stopped the watching (the run goes on).
+    ``gone`` raises when the server is gone for good (a local baro's that was killed): the
+    follow stops there and the caller reads the rest elsewhere."""
     stop = runflow.install_interrupt(asyncio.get_running_loop())
     following = asyncio.ensure_future(runflow.follow(bus, request, progress, picker))
     stopper = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait({following, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    lost = asyncio.ensure_future(gone) if gone is not None else None
+    waited = {following, stopper} | ({lost} if lost is not None else set())
+    done, _ = await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
+    if lost is not None:
+        lost.cancel()
     if following in done:
         return following.result()
     following.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await following
+    if lost is not None and lost in done:
+        lost.result()  # raises: the server went away
     return None
+
+
+async def _server_gone(bus: Bus, settings: Settings) -> None:
+    """Raise once ``bus`` has lost this machine's embedded server and no baro serves the
+    store any more (its ``baro run`` was killed: nothing says the run ended)."""
+    while True:
+        await asyncio.sleep(0.25)
+        if not bus.nc.is_connected and embedded_url(settings) != bus.settings.nats_url:
+            raise ConnectionClosedError
 
 
 def finish_watch(run_id: str, report: runflow.RunReport | None, as_json: bool) -> None:
@@ -378,4 +423,6 @@ def finish_watch(run_id: str, report: runflow.RunReport | None, as_json: bool) -
         typer.echo(json.dumps(payload))
     else:
         runflow.render_summary(report, sys.stdout)
+        if report.status == INTERRUPTED:
+            typer.echo(f"baro resume {run_id} continues it, baro cancel {run_id} ends it")
     raise typer.Exit(runflow.exit_code(report))
