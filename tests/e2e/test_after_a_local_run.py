@@ -46,6 +46,26 @@ def baro(env: dict[str, str], *args: str, cwd: Path | None = None) -> CompletedP
     return run_baro(*args, env=env, cwd=cwd)
 
 
+def start_run(
+    env: dict[str, str], repo: Path, goal: str, steps: list[dict[str, object]], *extra: str
+) -> tuple[subprocess.Popen[str], str]:
+    """``baro run`` in the background with a scripted agent doing ``steps``; its run id."""
+    script = repo.parent / "script.json"
+    script.write_text(json.dumps({"default": {"steps": steps}}))
+    run = subprocess.Popen(
+        [BARO, "run", goal, "--backend", "scripted", "--script", str(script), "--yes", *extra],
+        cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert run.stderr is not None
+    first = run.stderr.readline()
+    if " submitted: " not in first:
+        run.kill()
+        run.wait()
+        raise AssertionError(first)
+    return run, first.split("run ", 1)[1].split(" ", 1)[0]
+
+
 @pytest.fixture
 def finished_run(tmp_path: Path) -> tuple[dict[str, str], str]:
     """A local run that has ended; its server is gone with it."""
@@ -150,34 +170,16 @@ def test_logs_follow_a_run_while_it_works(tmp_path: Path) -> None:
     env = env_for(tmp_path)
     repo = make_repo(tmp_path / "repo", {"hello.py": "print('helo')\n"})
     release = tmp_path / "release"
-    script = tmp_path / "script.json"
-    script.write_text(
-        json.dumps(
-            {
-                "default": {
-                    "steps": [
-                        {"text": "Waiting to be released."},
-                        {"run": f"while [ ! -e {release} ]; do sleep 0.1; done"},
-                        {"write": "hello.py", "content": "print('hello, world')\n"},
-                        {"stderr": "note: released"},
-                        {"text": "Released and done."},
-                    ]
-                }
-            }
-        )
-    )
-    run = subprocess.Popen(
-        [BARO, "run", "fix the typo in hello.py", "--backend", "scripted", "--script",
-         str(script), "--yes"],
-        cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    steps: list[dict[str, object]] = [
+        {"text": "Waiting to be released."},
+        {"run": f"while [ ! -e {release} ]; do sleep 0.1; done"},
+        {"write": "hello.py", "content": "print('hello, world')\n"},
+        {"stderr": "note: released"},
+        {"text": "Released and done."},
+    ]
+    run, run_id = start_run(env, repo, "fix the typo in hello.py", steps)
     follow = raw = None
     try:
-        assert run.stderr is not None
-        first = run.stderr.readline()
-        assert " submitted: " in first, first
-        run_id = first.split("run ", 1)[1].split(" ", 1)[0]
         follow = subprocess.Popen(
             [BARO, "logs", run_id, "--follow"], env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -295,22 +297,10 @@ def test_watch_reads_the_rest_from_the_store_when_the_run_is_killed(tmp_path: Pa
     env = env_for(tmp_path)
     repo = make_repo(tmp_path / "repo", {"hello.py": "print('helo')\n"})
     reached = tmp_path / "reached"
-    script = tmp_path / "script.json"
-    script.write_text(
-        json.dumps({"default": {"steps": [{"run": f"touch {reached}"}, {"hang": None}]}})
-    )
-    run = subprocess.Popen(
-        [BARO, "run", "fix the typo in hello.py", "--backend", "scripted", "--script",
-         str(script), "--yes"],
-        cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    steps = [{"run": f"touch {reached}"}, {"hang": None}]
+    run, run_id = start_run(env, repo, "fix the typo in hello.py", steps)
     watch = None
     try:
-        assert run.stderr is not None
-        first = run.stderr.readline()
-        assert " submitted: " in first, first
-        run_id = first.split("run ", 1)[1].split(" ", 1)[0]
         watch = subprocess.Popen(
             [BARO, "watch", run_id], env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -5,7 +5,6 @@ repository before that `baro run` stops its services, as the cancel says."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_repo, run_baro, run_git
-from tests.e2e.test_after_a_local_run import env_for
+from tests.e2e.test_after_a_local_run import env_for, start_run
 
 pytestmark = pytest.mark.slow
 
@@ -24,31 +23,13 @@ def test_cancel_from_another_terminal_keeps_the_stopped_attempt(tmp_path: Path) 
     env = env_for(tmp_path)
     repo = make_repo(tmp_path / "repo", {"README.md": "# cancel me\n"})
     reached = tmp_path / "reached"
-    script = tmp_path / "script.json"
-    script.write_text(
-        json.dumps(
-            {
-                "default": {
-                    "steps": [
-                        {"write": "partial.txt", "content": "work in progress\n"},
-                        {"run": f"touch {reached}"},
-                        {"hang": None},
-                    ]
-                }
-            }
-        )
-    )
-    run = subprocess.Popen(
-        [BARO, "run", "add partial.txt", "--backend", "scripted", "--script", str(script),
-         "--yes", "--json"],
-        cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    steps = [
+        {"write": "partial.txt", "content": "work in progress\n"},
+        {"run": f"touch {reached}"},
+        {"hang": None},
+    ]
+    run, run_id = start_run(env, repo, "add partial.txt", steps, "--json")
     try:
-        assert run.stderr is not None
-        first = run.stderr.readline()
-        assert " submitted: " in first, first
-        run_id = first.split("run ", 1)[1].split(" ", 1)[0]
         deadline = time.monotonic() + 120
         while not reached.exists():
             assert run.poll() is None and time.monotonic() < deadline, "the agent started"
