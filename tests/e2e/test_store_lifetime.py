@@ -3,6 +3,7 @@ machine's run store is never served by two servers at once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from baro_cli.stack import EmbeddedStore
+from baro_cli.stack import EmbeddedStore, StoreHolder
 from baro_shared.processes import process_alive
 from baro_shared.settings import Settings
 from tests.conftest import make_repo, run_git
@@ -167,3 +168,64 @@ def test_a_store_held_by_a_left_over_server_is_named_and_not_shared(tmp_path: Pa
     finally:
         os.kill(server, signal.SIGTERM)
         until(lambda: not process_alive(server), 30, "the left-over server to stop")
+
+
+def test_a_run_waits_for_a_reader_of_the_store(tmp_path: Path) -> None:
+    """`baro status` (or runs/logs/watch) holds the store for a moment when no baro serves
+    it; a `baro run` started then waits for it and runs on the machine's store."""
+    env = env_for(tmp_path)
+    reader = python(
+        """
+        import asyncio, time
+        from baro_cli import localstore
+        from baro_shared.settings import Settings
+
+        async def read() -> None:
+            async with localstore.served(Settings()):
+                print("reading", flush=True)
+                time.sleep(5.0)  # a slow read: the store stays held
+
+        asyncio.run(read())
+        """,
+        env,
+    )
+    assert reader.stdout is not None
+    assert reader.stdout.readline().strip() == "reading"
+    repo = make_repo(tmp_path / "user", {"a.txt": "a\n"})
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"default": {"steps": [{"write": "b.txt", "content": "b"}]}}))
+    run = subprocess.run(
+        [BARO, "run", "add b", "--mode", "focused", "--yes", "--backend", "scripted",
+         "--script", str(script), "--json"],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert reader.wait(timeout=30) == 0, reader.stderr.read() if reader.stderr else ""
+    assert run.returncode == 0, run.stderr
+    assert not [line for line in run.stderr.splitlines() if line.startswith("baro: ")]
+    run_id = json.loads(run.stdout)["run_id"]
+    listed = subprocess.run(
+        [BARO, "runs", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert [r["run_id"] for r in json.loads(listed.stdout)["runs"]] == [run_id], (
+        "the run is in this machine's store, not a temporary one"
+    )
+
+
+async def test_only_a_reader_is_waited_for(tmp_path: Path) -> None:
+    from baro_cli.stack import READER
+
+    settings = Settings(state_dir=tmp_path / "state")
+    held, starting = EmbeddedStore(settings), EmbeddedStore(settings)
+    assert held.acquire("baro run") is not None
+    began = time.monotonic()
+    assert await starting.acquire_after_readers("baro up", wait_s=30) is None
+    assert time.monotonic() - began < 5, "a baro run holding the store is not waited for"
+    held.release()
+
+    assert held.acquire(READER) is not None
+    assert await starting.acquire_after_readers("baro up", wait_s=0.3) is None, "bounded"
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.3, held.release)
+    assert await starting.acquire_after_readers("baro up", wait_s=30) is not None
+    assert starting.holder() == StoreHolder(os.getpid(), "baro up", None)
+    starting.release()

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator
 
 from baro_cli.app import embedded_url
-from baro_cli.stack import EmbeddedStore, clients_of
+from baro_cli.stack import READER, EmbeddedStore, clients_of
 from baro_cli.validate import UserError
 from baro_shared.embedded import EmbeddedNats, new_token
 from baro_shared.settings import Settings
@@ -38,13 +38,14 @@ def has_runs(settings: Settings) -> bool:
 
 @contextlib.asynccontextmanager
 async def served(
-    settings: Settings, *, wait_s: float = 0.0, command: str = "baro reading its runs"
+    settings: Settings, *, wait_s: float = 0.0, command: str = READER
 ) -> AsyncIterator[Settings]:
     """``settings`` for a server on this machine's store, running until the block ends;
-    ``wait_s``: how long to wait for a baro that is stopping to let go of the store."""
+    ``wait_s``: how long to wait for a baro that is stopping to let go of the store
+    (another command reading it is waited for in any case)."""
     store = EmbeddedStore(settings)
     deadline = time.monotonic() + wait_s
-    root = store.acquire(command)
+    root = await store.acquire_after_readers(command)
     while root is None and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
         root = store.acquire(command)

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,12 @@ from baro_shared.service import Host, Service, ServiceFactory
 from baro_shared.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# the command name of a process that holds this machine's store only while it reads it
+# (``baro runs``/``status``/``logs``/``watch`` with no baro serving it, 0.2 to 0.4 s)
+READER = "baro reading its runs"
+# how long a start waits for such a reader to let go before it gives up on the store
+READER_WAIT_S = 10.0
 
 
 def _imported_on_start(module: str) -> ServiceFactory:
@@ -120,6 +127,23 @@ class EmbeddedStore:
         self._write()
         return self.root
 
+    async def acquire_after_readers(
+        self, command: str = "baro", wait_s: float = READER_WAIT_S
+    ) -> Path | None:
+        """:meth:`acquire`, waiting up to ``wait_s`` while the holder is a reader (it lets
+        go in a moment) or is only now taking the store (its name not written yet). Any
+        other holder, and a reader still there after ``wait_s``: None at once."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            root = self.acquire(command)
+            if root is not None:
+                return root
+            holder = self.holder()
+            brief = holder is None or holder.pid is None or holder.command == READER
+            if not brief or time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(0.05)
+
     def record_server(self, pid: int | None) -> None:
         self._owner["server_pid"] = pid
         self._write()
@@ -213,9 +237,10 @@ async def unserve(host: Host | None, task: asyncio.Task[None] | None) -> None:
 class LocalStack:
     """``async with LocalStack(settings) as settings:`` — NATS and every service, running.
 
-    ``persistent``: on this machine's store when it is free. When another process holds
-    it, ``require_store`` raises :class:`StoreHeld`; otherwise the stack runs on a
-    temporary store of its own and ``on_note`` hears one line saying so.
+    ``persistent``: on this machine's store when it is free, or once a command reading it
+    lets go (``READER_WAIT_S`` at most). When another process holds it,
+    ``require_store`` raises :class:`StoreHeld`; otherwise the stack runs on a temporary
+    store of its own and ``on_note`` hears one line saying so.
     """
 
     def __init__(
@@ -244,7 +269,9 @@ class LocalStack:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Settings:
-        store_dir = self.store.acquire(self.command) if self.persistent else None
+        store_dir = (
+            await self.store.acquire_after_readers(self.command) if self.persistent else None
+        )
         if self.persistent and store_dir is None:
             holder = self.store.holder()
             if self.require_store:
