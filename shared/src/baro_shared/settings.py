@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     # each attempt's raw agent stdout and stderr, kept per stream up to this size (the start
     # and the latest part; see docs/backends.md "Logs")
     agent_log_max_bytes: int = Field(default=16 << 20, ge=1 << 16)
+    # each running story's own TCP ports: blocks of port_block_size from port_range_start
+    # (BARO_PORT_BASE / BARO_PORT_COUNT / PORT in its environment; docs/configuration.md)
+    port_range_start: int = Field(default=20000, ge=1, le=65535)
+    port_block_size: int = Field(default=10, ge=1, le=1000)
+    port_blocks: int = Field(default=100, ge=1)
 
     # where baro keeps its own files (never inside the user's repository)
     cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "baro")
@@ -100,6 +105,16 @@ class Settings(BaseSettings):
     # the intake serves the API only when a port is set (0 = a free port); see docs/api.md
     api_port: int | None = Field(default=None, ge=0, le=65535)
     api_host: str | None = None  # default: http_host
+
+    @model_validator(mode="after")
+    def _ports_fit(self) -> Settings:
+        last = self.port_range_start + self.port_block_size * self.port_blocks - 1
+        if last > 65535:
+            raise ValueError(
+                f"BARO_PORT_RANGE_START + BARO_PORT_BLOCK_SIZE * BARO_PORT_BLOCKS reaches port "
+                f"{last}, past 65535: lower one of them"
+            )
+        return self
 
     @property
     def heartbeat_s(self) -> float:

@@ -31,9 +31,9 @@ class BackendUnavailable(RuntimeError):
 
 def _environment(ws: Workspace, cmd: s.RunStory) -> dict[str, str]:
     """The agent's base environment: started in its clone, pointed away from the user's
-    repository when the run's source is one on this machine."""
+    repository when the run's source is one on this machine, with the story's ports."""
     user_repo = Path(cmd.source.location) if cmd.source.kind == "path" else None
-    return agent_env(ws.scratch, workdir=ws.repo, away_from=user_repo)
+    return agent_env(ws.scratch, workdir=ws.repo, away_from=user_repo) | ws.env
 
 
 def _scripted(binary: str, prompt: str, ws: Workspace, cmd: s.RunStory) -> AgentCommand:

@@ -22,6 +22,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from baro_runner import agent, observe, workspace
 from baro_runner.backends import BackendUnavailable, agent_command
+from baro_runner.ports import NoFreePorts, PortBlocks, PortLease, PortRange
 from baro_runner.prompt import build_prompt
 from baro_runner.rawlog import STREAMS, AgentLogs
 from baro_runner.reaper import GroupRegistry
@@ -86,6 +87,10 @@ class Runner:
         )
         self.max_deliver = bus.topology.consumer(t.RUNNER_CONSUMER).max_deliver
         self.groups = GroupRegistry(settings.cache_dir / "agent-groups")
+        self.ports = PortBlocks(
+            settings.cache_dir / "ports",
+            PortRange(settings.port_range_start, settings.port_block_size, settings.port_blocks),
+        )
 
     def ready(self) -> bool:
         return (
@@ -210,9 +215,18 @@ class _Job:
         root = workspace.workspace_path(
             self.settings.workspaces_dir, cmd.run_id, self.story_id, self.attempt
         )
+        try:
+            with self.runner.ports.lease() as ports:
+                return await self._in_workspace(root, ports)
+        except NoFreePorts as exc:
+            return Nak(5.0, str(exc))
+
+    async def _in_workspace(self, root: Path, ports: PortLease) -> Outcome:
+        cmd = self.cmd
         with tempfile.TemporaryDirectory(prefix="baro-dl-") as tmp:
             try:
                 ws = await self._prepare(root, Path(tmp))
+                ws.env.update(ports.env)
                 await self._setup(ws)
             except workspace.SetupFailed as exc:
                 log.info(

@@ -46,6 +46,8 @@ class WorkspaceError(RuntimeError):
 @dataclass
 class Workspace:
     root: Path  # per attempt: repo/ the clone, home/ the agent's config home, logs/ its output
+    # given to the setup command and the agent on top of agent_env (the story's ports)
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def repo(self) -> Path:
@@ -418,7 +420,7 @@ async def _run_setup_command(
     # the command runs the project's own tooling (install scripts included): it gets what
     # an agent gets, not baro's credentials
     user_repo = Path(source.location) if source.kind == "path" else None
-    env = agent_env(ws.scratch, workdir=ws.repo, away_from=user_repo)
+    env = agent_env(ws.scratch, workdir=ws.repo, away_from=user_repo) | ws.env
     env["BARO_WORKSPACE"] = str(ws.repo)
     started = time.monotonic()
     try:
