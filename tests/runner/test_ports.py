@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from baro_runner.ports import NoFreePorts, PortBlocks, PortRange, first_free, port_env
 from baro_shared.bus import Bus
-from baro_shared.embedded import EmbeddedNats
 from baro_shared.settings import Settings
 from tests.conftest import make_repo, run_git
 from tests.e2e.conftest import request_for, run_to_end
@@ -141,17 +140,11 @@ sys.exit("no other story's server came up")
 
 
 @pytest.fixture
-def settings(nats_server: EmbeddedNats, tmp_path: Path) -> Settings:
+def settings(settings: Settings) -> Settings:
     """The suite's settings with a small port range of this test's own."""
-    return Settings(
-        nats_url=nats_server.url,
-        cache_dir=tmp_path / "cache",
-        state_dir=tmp_path / "state",
-        runner_ack_wait_s=5.0,
-        http_port=0,
-        port_range_start=random.randrange(30000, 60000, 100),
-        port_block_size=2,
-        port_blocks=4,
+    start = random.randrange(30000, 60000, 100)
+    return settings.model_copy(
+        update={"port_range_start": start, "port_block_size": 2, "port_blocks": 4}
     )
 
 
