@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from baro_merger.verify import verify
+from baro_shared.processes import process_alive
 
 
 async def test_verify_passes_and_runs_in_a_checkout_of_the_head(bench: Any) -> None:
@@ -41,13 +44,55 @@ async def test_verify_failure_reports_the_exit_code_and_the_output_tail(bench: A
 async def test_verify_timeout_kills_the_command(bench: Any) -> None:
     user = bench.make_repo("user", {"a": "1\n"})
     prepared = await bench.prepare("r", user)
+    pids = bench.root / "pids"
     started = time.monotonic()
     outcome = await verify(
-        prepared.repo, prepared.base, "echo started; sleep 30 & sleep 30", timeout=1
+        prepared.repo,
+        prepared.base,
+        f"echo started; {RECORDED_SLEEP.format(pids=pids)} & {RECORDED_SLEEP.format(pids=pids)}",
+        timeout=1,
     )
     assert time.monotonic() - started < 10
     assert not outcome.ok and outcome.timed_out and outcome.exit_code is None
     assert "started" in outcome.output and "timed out" in outcome.output
+    await gone(pids, 2)
+
+
+async def test_a_cancelled_verify_leaves_nothing_running(bench: Any) -> None:
+    """The merger stopping mid-verify (its task cancelled) takes the whole command along,
+    what it started in the background included."""
+    user = bench.make_repo("user", {"a": "1\n"})
+    prepared = await bench.prepare("r", user)
+    pids = bench.root / "pids"
+    sleep = RECORDED_SLEEP.format(pids=pids)
+    task = asyncio.create_task(
+        verify(prepared.repo, prepared.base, f"{sleep} & {sleep}", timeout=300)
+    )
+    deadline = time.monotonic() + 30
+    while len(recorded(pids)) < 2:
+        assert time.monotonic() < deadline and not task.done(), "the command started"
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await gone(pids, 2)
+
+
+RECORDED_SLEEP = "sh -c 'echo $$ >> {pids}; exec sleep 300'"
+
+
+def recorded(pids: Path) -> list[int]:
+    return [int(x) for x in pids.read_text().split()] if pids.exists() else []
+
+
+async def gone(pids: Path, count: int) -> None:
+    """Every one of the ``count`` processes recorded in ``pids`` has stopped."""
+    listed = recorded(pids)
+    assert len(listed) == count, listed
+    deadline = time.monotonic() + 30
+    while alive := [pid for pid in listed if process_alive(pid)]:
+        assert time.monotonic() < deadline, f"still running: {alive}"
+        await asyncio.sleep(0.05)
 
 
 async def test_verify_with_a_missing_program(bench: Any) -> None:

@@ -130,6 +130,23 @@ async def test_a_hanging_command_times_out_and_leaves_nothing_running(tmp_path: 
     assert gone, "the setup's background process outlived it"
 
 
+async def test_a_cancelled_setup_leaves_nothing_running(tmp_path: Path) -> None:
+    """A runner stopping mid-setup (its task cancelled) takes the command's whole group."""
+    toml = '[setup]\ncommand = "sleep 300 & echo $! > bg.pid; sleep 300"\n'
+    repo = user_repo(tmp_path, toml)
+    ws, head = await prepared(tmp_path, repo)
+    task = asyncio.create_task(workspace.setup(ws, source_of(repo), head))
+    deadline = time.monotonic() + 30
+    while not (ws.repo / "bg.pid").exists() or not (ws.repo / "bg.pid").read_text():
+        assert time.monotonic() < deadline and not task.done(), "the command started"
+        await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    child = int((ws.repo / "bg.pid").read_text())
+    assert await asyncio.to_thread(_gone_within, child, 30.0), "the background process lived on"
+
+
 def _gone_within(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while _alive(pid):

@@ -8,17 +8,26 @@ A local run is owned by the ``baro run`` process that drives it on its embedded 
 Its owner is recorded as pid, host, the process's start time and the kernel's boot id, so
 "is the owner still running?" is answered exactly on the same machine (a reused pid has
 another start time) and never guessed from another one.
+
+The repository's own commands (merger verify, runner setup) run as a process group whose
+leader is a small guard shell (``run_in_group``): it gets the parent-death signal and then
+kills its whole group, so what the command started dies with the service too, not only the
+command itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -144,3 +153,98 @@ def with_interruption(record: s.RunRecord) -> s.RunRecord:
     if found is None or record.interrupted is not None:
         return record
     return msgspec.structs.replace(record, interrupted=found)
+
+
+# ---- commands that take everything they started with them
+
+# The group's leader: it runs the command in the background of its own group and waits for
+# it; on SIGTERM (the parent-death signal) the trap kills the whole group, itself included.
+_GROUP_GUARD = 'trap "kill -KILL 0" TERM; "$@" & wait $!'
+READ_REST_S = 2.0  # after the command exits, how long output still open elsewhere is read
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    exit_code: int | None  # None: it ran past its timeout
+    output: str  # the last characters of its stdout and stderr, interleaved
+
+
+class OutputTail:
+    """The last ``limit`` characters of a stream (decoded at the end)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit * 4  # bytes; a character is at most four of them
+        self._data = bytearray()
+
+    def add(self, chunk: bytes) -> None:
+        self._data += chunk
+        if len(self._data) > 2 * self._limit:
+            del self._data[: -self._limit]
+
+    def text(self) -> str:
+        return self._data.decode("utf-8", "replace")[-self._limit // 4 :]
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+async def run_in_group(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    keep_chars: int,
+    on_timeout: str = "",
+) -> GroupResult:
+    """Run ``argv`` in a process group of its own that nothing it starts outlives.
+
+    The group is killed when the command exits (what it left in the background goes with
+    it), when ``timeout`` passes, when the caller is cancelled, and, through the guard's
+    parent-death signal, when the thread that started it dies (a kill -9 of the service
+    included). A command that leaves the group on purpose (setsid) is not covered.
+    A program that cannot be found is exit code 127 with a line saying so.
+    """
+    if not _findable(argv[0], cwd, env.get("PATH", os.defpath)):
+        return GroupResult(127, f"cannot start {argv[0]}: no such program")
+    tail = OutputTail(keep_chars)
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/sh", "-c", _GROUP_GUARD, "baro", *argv,
+        cwd=cwd,
+        env=dict(env),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=dies_with_parent(signal.SIGTERM),
+    )  # fmt: skip
+    assert proc.stdout is not None
+    reading = asyncio.ensure_future(_read_into(proc.stdout, tail))
+    code: int | None = None
+    try:
+        code = await asyncio.wait_for(proc.wait(), timeout=timeout)
+    except TimeoutError:
+        pass
+    finally:
+        kill_group(proc.pid)
+        await proc.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(reading), READ_REST_S)
+        reading.cancel()
+    if code is None:
+        tail.add(on_timeout.encode())
+    return GroupResult(code, tail.text())
+
+
+def _findable(program: str, cwd: Path, path: str) -> bool:
+    if "/" in program:  # a path: relative to where the command runs, not to this process
+        target = cwd / program
+        return target.is_file() and os.access(target, os.X_OK)
+    return shutil.which(program, path=path) is not None
+
+
+async def _read_into(stream: asyncio.StreamReader, tail: OutputTail) -> None:
+    while chunk := await stream.read(65536):
+        tail.add(chunk)

@@ -16,12 +16,9 @@ the command changed are put back to the committed version. See docs/merging.md.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import glob
-import os
 import re
 import shutil
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +26,7 @@ from pathlib import Path
 from baro_shared import schemas as s
 from baro_shared.backends import agent_env
 from baro_shared.gitutil import BARO_IDENTITY, GitError, git
+from baro_shared.processes import run_in_group
 from baro_shared.repoconfig import (
     RepoConfigError,
     SetupConfig,
@@ -423,43 +421,9 @@ async def _run_setup_command(
     env = agent_env(ws.scratch, workdir=ws.repo, away_from=user_repo) | ws.env
     env["BARO_WORKSPACE"] = str(ws.repo)
     started = time.monotonic()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=ws.repo,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        report.exit_code, report.output = 127, f"cannot start {argv[0]}: {exc}"
-        return
-    tail = bytearray()
-    try:
-        report.exit_code = await asyncio.wait_for(_drain(proc, tail), timeout=config.timeout_s)
-    except TimeoutError:
-        report.timed_out = True
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
-    finally:
-        if proc.returncode is None:  # cancelled: leave nothing running
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-    # whatever the command left running in its group goes with it
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    result = await run_in_group(
+        argv, cwd=ws.repo, env=env, timeout=config.timeout_s, keep_chars=SETUP_EXCERPT_CHARS
+    )
     report.seconds = time.monotonic() - started
-    report.output = tail.decode("utf-8", "replace")[-SETUP_EXCERPT_CHARS:]
-
-
-async def _drain(proc: asyncio.subprocess.Process, tail: bytearray) -> int:
-    assert proc.stdout is not None
-    limit = SETUP_EXCERPT_CHARS * 4
-    while chunk := await proc.stdout.read(65536):
-        tail += chunk
-        if len(tail) > 2 * limit:
-            del tail[:-limit]
-    return await proc.wait()
+    report.exit_code, report.timed_out = result.exit_code, result.exit_code is None
+    report.output = result.output

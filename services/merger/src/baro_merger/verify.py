@@ -2,7 +2,8 @@
 
 The command runs in a throwaway checkout of the head, made from the integration
 repository (``git clone --shared``: no object is copied), never in the user's checkout.
-It gets its own process group, so a timeout stops everything it started, and the
+It runs as a process group of its own (``baro_shared.processes.run_in_group``): its end,
+a timeout, a cancel or the merger's death stops everything it started. It gets the
 environment of ``baro_shared.backends.check_env``: what agents get (no ``BARO_*`` or
 ``NATS_*``), minus every credential-named variable (provider keys, ``GH_TOKEN``...): the
 command runs code the agents wrote.
@@ -11,10 +12,7 @@ command runs code the agents wrote.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import shutil
-import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from pathlib import Path
 from baro_merger.errors import MergerError
 from baro_shared.backends import check_env
 from baro_shared.gitutil import git
+from baro_shared.processes import run_in_group
 
 EXCERPT_CHARS = 4000
 
@@ -89,55 +88,12 @@ async def _run(
     command: str | list[str] | tuple[str, ...], cwd: Path, timeout: float, excerpt_chars: int
 ) -> tuple[int | None, str]:
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-    env = check_env(workdir=cwd)
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return 127, f"cannot start {argv[0]}: {exc}"
-    tail = _Tail(excerpt_chars)
-    code: int | None
-    try:
-        code = await asyncio.wait_for(_drain_and_wait(proc, tail), timeout=timeout)
-    except TimeoutError:
-        _kill_group(proc.pid)
-        await proc.wait()
-        code = None
-        tail.add(f"\n[baro: verify command timed out after {timeout:g}s]\n".encode())
-    return code, tail.text()
-
-
-async def _drain_and_wait(proc: asyncio.subprocess.Process, tail: _Tail) -> int:
-    assert proc.stdout is not None
-    while chunk := await proc.stdout.read(65536):
-        tail.add(chunk)
-    return await proc.wait()
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-class _Tail:
-    """Keeps the last ``limit`` characters of a stream (decoded at the end)."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit * 4  # bytes; a character is at most four of them
-        self._data = bytearray()
-
-    def add(self, chunk: bytes) -> None:
-        self._data += chunk
-        if len(self._data) > 2 * self._limit:
-            del self._data[: -self._limit]
-
-    def text(self) -> str:
-        text = self._data.decode("utf-8", "replace")
-        return text[-self._limit // 4 :]
+    result = await run_in_group(
+        argv,
+        cwd=cwd,
+        env=check_env(workdir=cwd),
+        timeout=timeout,
+        keep_chars=excerpt_chars,
+        on_timeout=f"\n[baro: verify command timed out after {timeout:g}s]\n",
+    )
+    return result.exit_code, result.output
