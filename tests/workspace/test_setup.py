@@ -36,7 +36,9 @@ def user_repo(tmp_path: Path, baro_toml: str | None, **extra: str) -> Path:
 async def prepared(tmp_path: Path, repo: Path) -> tuple[workspace.Workspace, str]:
     head = run_git(repo, "rev-parse", "HEAD")
     source = s.RepoSource(kind="path", location=str(repo), commit=head)
-    ws = await workspace.prepare(tmp_path / "ws" / "run" / "S1-1", source, head)
+    ws = await workspace.prepare(
+        tmp_path / "ws" / "run" / "S1-1", source, head, sources=tmp_path / "sources"
+    )
     return ws, head
 
 
@@ -97,7 +99,9 @@ async def test_the_setup_comes_from_the_run_base_not_from_the_story_base(tmp_pat
     run_git(repo, "commit", "-q", "-am", "a story's .baro.toml")
     story_base = run_git(repo, "rev-parse", "HEAD")
     source = s.RepoSource(kind="path", location=str(repo), commit=story_base)
-    ws = await workspace.prepare(tmp_path / "ws" / "run" / "S2-1", source, story_base)
+    ws = await workspace.prepare(
+        tmp_path / "ws" / "run" / "S2-1", source, story_base, sources=tmp_path / "sources"
+    )
 
     report = await workspace.setup(ws, source_of(repo), story_base, config_commit=run_base)
 

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "baro")
     state_dir: Path = Field(default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "baro")
     keep_workspaces: bool = False
+    # per-source object caches (cache_dir/sources): least recently used ones nothing
+    # borrows from are removed while what they alone hold on disk is above this
+    # (docs/configuration.md, "Source caches")
+    source_cache_max_bytes: int = Field(default=20 << 30, ge=0)
 
     # health and metrics endpoint of a service process; port 0 picks a free one
     http_host: str = "127.0.0.1"
@@ -127,3 +131,7 @@ class Settings(BaseSettings):
     @property
     def integration_dir(self) -> Path:
         return self.cache_dir / "integration"
+
+    @property
+    def sources_dir(self) -> Path:
+        return self.cache_dir / "sources"

@@ -1,7 +1,11 @@
-"""`baro clean`: remove what runs kept — workspaces, integration repositories, refs/baro/<run>/.
+"""`baro clean`: remove what runs kept — workspaces, integration repositories, refs/baro/<run>/
+— and the per-source object caches runs borrow from.
 
-Without arguments it lists what is kept and removes nothing. Delivered branches
-(``baro/<slug>``) are the result, never cleaned.
+Without arguments it lists what is kept (each source cache with its size) and removes
+nothing. Delivered branches (``baro/<slug>``) are the result, never cleaned. A source cache
+goes only when nothing borrows from it: cleaning runs trims the caches to
+``BARO_SOURCE_CACHE_MAX_BYTES``, least recently used first; ``--caches`` removes every one
+nothing borrows.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from baro_merger.delivery import cleanup_run
 from baro_merger.errors import MergerError
 from baro_merger.integration import integration_repo_path
 from baro_merger.naming import ref_component
+from baro_shared import objectcache
 from baro_shared.gitutil import GitError, git_sync
+from baro_shared.objectcache import age, describe_bytes
 from baro_shared.settings import Settings
 
 
@@ -65,10 +71,17 @@ def clean(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would be removed; remove nothing.")
     ] = False,
+    all_caches: Annotated[
+        bool,
+        typer.Option(
+            "--caches", help="Remove every source object cache no kept run or workspace uses."
+        ),
+    ] = False,
 ) -> None:
-    """Remove kept workspaces, integration repositories and refs/baro/<run>/ of finished runs.
+    """Remove kept workspaces, integration repositories and refs/baro/<run>/ of finished runs,
+    and source object caches nothing uses.
 
-    Without RUN or --all: list what is kept. Delivered branches stay.
+    Without RUN, --all or --caches: list what is kept. Delivered branches stay.
     """
     settings = load_settings()
     if run_id is not None and all_runs:
@@ -77,8 +90,12 @@ def clean(
         raise fail(f"{run_id!r} is not a run id: `baro clean` lists the runs it keeps")
     user_repo = _user_repository(repo)
     kept = _inventory(settings, user_repo)
-    if run_id is None and not all_runs:
+    if run_id is None and not all_runs and not all_caches:
         _list(kept, user_repo)
+        _list_caches(settings)
+        return
+    if all_caches and run_id is None and not all_runs:
+        _clean_caches(settings, 0, dry_run)
         return
     if all_runs and not dry_run:
         holder = EmbeddedStore(settings).holder()
@@ -90,12 +107,14 @@ def clean(
     targets = list(kept.values()) if all_runs else [kept.get(run_id or "") or Kept(run_id or "")]
     if not any(_has_anything(k) for k in targets):
         typer.echo(f"nothing to clean for run {run_id}" if run_id else "nothing to clean")
-        return
     for item in targets:
+        if not _has_anything(item):
+            continue
         if dry_run:
             typer.echo(f"would remove for run {item.run_id}: {item.describe()}")
             continue
         _remove(settings, item, user_repo)
+    _clean_caches(settings, 0 if all_caches else settings.source_cache_max_bytes, dry_run)
     if user_repo is None:
         typer.echo("(not in a git repository: no refs/baro/ were looked at; pass --repo PATH)")
 
@@ -152,6 +171,8 @@ def _remove(settings: Settings, item: Kept, user_repo: Path | None) -> None:
     removed = []
     if item.workspaces:
         run_dir = settings.workspaces_dir / item.run_id
+        for ws in item.workspaces:
+            objectcache.release(ws / "repo" / ".git")
         shutil.rmtree(run_dir, ignore_errors=True)
         removed.append(f"{len(item.workspaces)} workspace(s) ({run_dir})")
     try:
@@ -171,3 +192,50 @@ def _remove(settings: Settings, item: Kept, user_repo: Path | None) -> None:
         )
     what = ", ".join(removed) if removed else "nothing (already clean)"
     typer.echo(f"run {item.run_id}: removed {what}")
+
+
+# --------------------------------------------------------------------------- source caches
+
+
+def _cache_line(info: objectcache.CacheInfo) -> str:
+    size = describe_bytes(info.bytes)
+    if info.shared_bytes:
+        size += (
+            f" ({describe_bytes(info.shared_bytes)} of it shared with the repository by hard links)"
+        )
+    users = len(info.borrowers)
+    used_by = f"used by {users} run repositor{'y' if users == 1 else 'ies'} or workspace(s)"
+    return f"  {info.source}: {size}, last used {age(info.last_used)}, " + (
+        used_by if users else "no run uses it"
+    )
+
+
+def _list_caches(settings: Settings) -> None:
+    infos = objectcache.inventory(settings.sources_dir)
+    if not infos:
+        return
+    own = sum(i.own_bytes for i in infos)
+    typer.echo(
+        f"source object caches in {settings.sources_dir} ({describe_bytes(own)} of their own "
+        f"on disk, limit {describe_bytes(settings.source_cache_max_bytes)} "
+        "(BARO_SOURCE_CACHE_MAX_BYTES); `baro clean --caches` removes those no run uses):"
+    )
+    for info in reversed(infos):
+        typer.echo(_cache_line(info))
+
+
+def _clean_caches(settings: Settings, limit: int, dry_run: bool) -> None:
+    """Remove the least recently used caches nothing borrows, down to ``limit`` bytes."""
+    root = settings.sources_dir
+    if dry_run:
+        for info in objectcache.trim(root, limit, dry_run=True):
+            typer.echo(
+                f"would remove the source cache of {info.source} "
+                f"({describe_bytes(info.own_bytes)} freed)"
+            )
+        return
+    objectcache.remove_leftovers(root)
+    for info in objectcache.trim(root, limit):
+        typer.echo(
+            f"removed the source cache of {info.source} ({describe_bytes(info.own_bytes)} freed)"
+        )

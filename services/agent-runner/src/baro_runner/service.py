@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -234,24 +233,36 @@ class _Job:
                 )
                 return await self._finish("failed", "setup_failed", str(exc), kept=root)
             except (workspace.WorkspaceError, OSError, msgspec.DecodeError) as exc:
+                workspace.Workspace(root).remove()
                 return await self._finish("failed", "workspace_error", str(exc))
             except Exception as exc:  # object store or bus trouble: hand the story back
                 log.warning("workspace for %s/%s failed: %s", cmd.run_id, self.story_id, exc)
-                shutil.rmtree(root, ignore_errors=True)
+                workspace.Workspace(root).remove()
                 return Nak(5.0, f"workspace: {exc}")
         return await self._run_agent(ws)
 
     async def _prepare(self, root: Path, tmp: Path) -> workspace.Workspace:
         cmd = self.cmd
-        source_bundle = base_bundle = None
-        if cmd.source.kind == "bundle":
-            source_bundle = tmp / "source.bundle"
-            await self.bus.get_file(cmd.source.location, source_bundle)
+        base_bundle = None
         if cmd.base_bundle:
             base_bundle = tmp / "base.bundle"
             await self.bus.get_file(cmd.base_bundle, base_bundle)
+
+        async def source_bundle() -> Path:
+            # only when this runner's cache lacks the commit: a warm runner downloads nothing
+            path = tmp / "source.bundle"
+            await self.bus.get_file(cmd.source.location, path)
+            return path
+
         return await workspace.prepare(
-            root, cmd.source, cmd.base_commit, source_bundle=source_bundle, base_bundle=base_bundle
+            root,
+            cmd.source,
+            cmd.base_commit,
+            sources=self.settings.sources_dir,
+            run_base=cmd.run_base,
+            base_bundle=base_bundle,
+            source_bundle=source_bundle,
+            identity=cmd.source.location if cmd.source.kind == "bundle" else None,
         )
 
     async def _setup(self, ws: workspace.Workspace) -> None:

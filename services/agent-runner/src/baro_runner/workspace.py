@@ -1,9 +1,11 @@
-"""A story's workspace: a private clone at the story's base commit, under baro's cache.
+"""A story's workspace: a private repository at the story's base commit, under baro's cache.
 
-Never the user's working tree: the clone is made from the run's source (a local path, a git
-URL, or a bundle from the object store), then moved to the base commit (fetching the
-integration bundle when the base is an integration commit the source does not have). The
-result goes back as a git bundle of base..head.
+Never the user's working tree: the workspace borrows the source's objects from the
+source's cache (``baro_shared.objectcache``; filled from a local path, a git URL, or a
+bundle from the object store, with only what it lacks), then checks out the base commit
+(fetching the integration bundle into its own objects when the base is an integration
+commit the source does not have). Whatever the agent writes stays in the workspace's own
+object store. The result goes back as a git bundle of base..head.
 
 Before the agent starts, ``setup`` prepares the clone for a real project, as the
 ``.baro.toml`` ``[setup]`` of the run's base commit says: untracked files such as ``.env``
@@ -20,9 +22,11 @@ import glob
 import re
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baro_shared import objectcache
 from baro_shared import schemas as s
 from baro_shared.backends import agent_env
 from baro_shared.gitutil import BARO_IDENTITY, GitError, git
@@ -64,7 +68,12 @@ class Workspace:
         """The agent's raw stdout and stderr (``rawlog``), next to the clone, never in it."""
         return self.root / "logs"
 
+    @property
+    def git_dir(self) -> Path:
+        return self.repo / ".git"
+
     def remove(self) -> None:
+        objectcache.release(self.git_dir)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -78,23 +87,57 @@ async def prepare(
     source: s.RepoSource,
     base_commit: str,
     *,
-    source_bundle: Path | None = None,
+    sources: Path,
+    run_base: str | None = None,
     base_bundle: Path | None = None,
+    source_bundle: Callable[[], Awaitable[Path]] | None = None,
+    identity: str | None = None,
 ) -> Workspace:
-    """Clone ``source`` into ``root/repo`` and check out ``base_commit`` on a story branch."""
+    """Make ``root/repo``: a repository borrowing the source's objects from its cache
+    under ``sources``, with ``base_commit`` checked out on the story branch.
+
+    The source is read only when its cache lacks the commit the story needs: the run's
+    base ``run_base`` when ``base_bundle`` (the integration head past it) comes along,
+    else ``base_commit``. ``source_bundle`` downloads a bundle source, and is called only
+    then; ``identity`` names its cache (the bundle's object-store name).
+    """
     ws = Workspace(root)
     if root.exists():
-        shutil.rmtree(root)
-    for d in (ws.home, ws.scratch, ws.logs):
+        ws.remove()
+    for d in (ws.home, ws.scratch, ws.logs, ws.repo):
         d.mkdir(parents=True, exist_ok=True)
-    origin = str(source_bundle) if source.kind == "bundle" and source_bundle else source.location
+    if base_bundle is None:
+        wanted, need = base_commit, base_commit
+    elif run_base is not None:
+        wanted, need = run_base, run_base
+    else:  # a command without run_base: whatever the source's own base is
+        wanted, need = source.commit or source.ref or "HEAD", source.commit
+
+    async def locate() -> str:
+        if source.kind != "bundle":
+            return source.location
+        if source_bundle is None:
+            raise WorkspaceError("the run's source bundle was not provided")
+        return str(await source_bundle())
+
+    cache = objectcache.cache_of(sources, source, identity)
     try:
-        # one process per step: on short stories, git start-up is most of a workspace's cost
-        await git(
-            "clone", "--quiet", "--no-checkout", "--origin", "source",
-            "--config", "remote.source.pushurl=baro-agents-push-nowhere",
-            origin, str(ws.repo), timeout=900,
-        )  # fmt: skip
+        await git("init", "--quiet", str(ws.repo))
+        obtained = await objectcache.obtain(
+            cache,
+            objectcache.describe(source, identity),
+            locate,
+            wanted,
+            commit=need,
+            seed=Path(source.location).expanduser() if source.kind == "path" else None,
+            borrower=ws.git_dir,
+        )
+        if obtained.fetched.commit is None:
+            raise WorkspaceError(
+                f"base commit {(need or wanted)[:12]} is not in the source: "
+                f"{objectcache.git_line(obtained.fetched.stderr)}"
+            )
+        objectcache.attach(cache, ws.git_dir)
         if base_bundle is not None:
             await git(
                 "fetch",

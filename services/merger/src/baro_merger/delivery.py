@@ -24,6 +24,7 @@ from baro_merger import naming
 from baro_merger.errors import DeliveryError, NotFastForward
 from baro_merger.integration import integration_head, run_base
 from baro_merger.plumbing import forget_repo_lock, list_refs, ref_value, repo_lock
+from baro_shared import objectcache
 from baro_shared.gitutil import GitResult, git
 
 _QUIET_USER_GIT = (
@@ -236,6 +237,7 @@ async def cleanup_run(repo: Path, run_id: str, user_repo: Path | None = None) ->
     exists = await asyncio.to_thread(repo.is_dir)
     if exists:
         async with repo_lock(repo):
+            objectcache.release(repo)  # its source cache may go once nothing borrows
             await asyncio.to_thread(shutil.rmtree, repo)
     forget_repo_lock(repo)
     return Cleanup(removed, exists)

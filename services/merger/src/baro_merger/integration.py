@@ -11,6 +11,7 @@ twice. Ref names are listed in ``naming``.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,7 @@ from baro_merger.plumbing import (
     tree_of,
     update_refs,
 )
+from baro_shared import objectcache
 from baro_shared.gitutil import GitError, git
 from baro_shared.schemas import RepoSource, Story
 
@@ -74,6 +76,7 @@ class PreparedRun:
     files: list[str]  # files tracked at the base, for the planner
     already_prepared: bool
     identity: CommitIdentity = BARO  # who the run's story commits are by (identity.py)
+    cache_created: bool = False  # the source had no cache yet (a cold start)
 
 
 def integration_repo_path(root: Path, run_id: str) -> Path:
@@ -88,14 +91,20 @@ async def prepare_run(
     continue_branch: str | None = None,
     author_name: str | None = None,
     author_email: str | None = None,
+    sources: Path | None = None,
+    identity: str | None = None,
 ) -> PreparedRun:
-    """Create the run's bare integration repository under ``root`` and fetch its base.
+    """Create the run's bare integration repository under ``root``, borrowing the
+    source's objects from its cache under ``sources`` (default ``root``'s sibling
+    ``sources``; see ``baro_shared.objectcache``), and record its base.
 
     The base is the head of ``continue_branch`` (a baro branch of the source, for
-    --continue), else ``source.commit``, else ``source.ref``, else the source's HEAD. A second call for
-    the same run finds it prepared and returns the same base and identity.
+    --continue), else ``source.commit``, else ``source.ref``, else the source's HEAD. The
+    source is read only for what the cache lacks. ``identity`` names the cache of a
+    source whose location is a temporary file (a downloaded bundle). A second call for
+    the same run finds it prepared and returns the same base and commit identity.
     The run's commit identity is resolved here (``author_*``: BARO_GIT_AUTHOR_*), see
-    ``identity``.
+    ``baro_merger.identity``.
     Raises SourceError when the source, ref or commit cannot be read, SigningError when
     the user's signing key cannot sign.
     """
@@ -112,22 +121,39 @@ async def prepare_run(
             if base is not None:
                 files = await _files_at(repo, base)
                 return PreparedRun(repo, base, wanted_ref, files, True, await load_identity(repo))
+        location = _location(source)
+        cache = objectcache.cache_of(sources or root.parent / "sources", source, identity)
         repo.mkdir(parents=True, exist_ok=True)
+        try:
+            obtained = await objectcache.obtain(
+                cache,
+                objectcache.describe(source, identity),
+                lambda: _ready(location),
+                wanted,
+                commit=source.commit,
+                seed=Path(location) if source.kind == "path" else None,
+                borrower=repo,
+            )
+            base = _base_of(obtained.fetched, source, location, wanted)
+        except BaseException:
+            objectcache.release(repo)
+            shutil.rmtree(repo, ignore_errors=True)
+            raise
         await git("init", "--quiet", "--bare", cwd=repo)
         # reflogs in the bare repository keep every integration head reachable for a while
         await git("config", "core.logAllRefUpdates", "always", cwd=repo)
-        location = _location(source)
-        identity = await resolve_identity(
+        objectcache.attach(cache, repo)
+        author = await resolve_identity(
             repo, source, author_name=author_name, author_email=author_email
         )
-        await store_identity(repo, identity)
-        base = await _fetch_base(repo, run_id, source, location, wanted)
-        await update_refs(
-            repo,
-            [f"create {base_ref} {base}"]
-            + [f"delete {ref}" for ref in await _scratch_refs(repo, run_id)],
-        )
-        return PreparedRun(repo, base, wanted_ref, await _files_at(repo, base), False, identity)
+        await store_identity(repo, author)
+        await update_refs(repo, [f"create {base_ref} {base}"])
+        files = await _files_at(repo, base)
+        return PreparedRun(repo, base, wanted_ref, files, False, author, obtained.created)
+
+
+async def _ready(location: str) -> str:
+    return location
 
 
 def _wanted(source: RepoSource, continue_branch: str | None) -> tuple[str, str | None]:
@@ -155,53 +181,29 @@ def _location(source: RepoSource) -> str:
     return str(path)
 
 
-async def _fetch_base(
-    repo: Path, run_id: str, source: RepoSource, location: str, wanted: str
-) -> str:
-    scratch = naming.source_ref(run_id)
-    direct = await git(*_FETCH, location, f"+{wanted}:{scratch}", cwd=repo, check=False)
-    if direct.returncode == 0:
-        base = await resolve_commit(repo, scratch)
-        if base is not None and (source.commit is None or base.startswith(source.commit.lower())):
-            return base
-    # An abbreviated commit, a commit a bundle cannot serve (a bundle only serves its
-    # tips), or a bundle without HEAD: fetch every ref of the source, then look.
-    everything = f"+refs/*:{naming.source_refs_prefix(run_id)}*"
-    fetched_all = await git(*_FETCH, location, everything, cwd=repo, check=False)
-    if fetched_all.returncode != 0:
-        raise SourceError(_fetch_failure(location, wanted, direct.stderr or fetched_all.stderr))
+def _base_of(found: objectcache.Fetched, source: RepoSource, location: str, wanted: str) -> str:
+    """The run's base from what the cache found, or the SourceError saying why not."""
+    if found.commit is not None:
+        return found.commit
+    if found.failed:
+        raise SourceError(_fetch_failure(location, wanted, found.stderr))
     if source.commit:
-        base = await resolve_commit(repo, source.commit)
-        if base is None:
-            raise SourceError(f"commit {source.commit} is not in {location}")
-        return base
+        raise SourceError(f"commit {source.commit} is not in {location}")
     if source.kind == "bundle" and wanted == "HEAD":
-        return await _only_tip(repo, run_id, location)
-    raise SourceError(_fetch_failure(location, wanted, direct.stderr))
-
-
-async def _only_tip(repo: Path, run_id: str, location: str) -> str:
-    tips = set((await list_refs(repo, naming.source_refs_prefix(run_id))).values())
-    commits = {await resolve_commit(repo, tip) for tip in tips} - {None}
-    if len(commits) != 1:
-        raise SourceError(
-            f"source bundle {location} has no HEAD and {len(commits)} heads: "
-            "name the ref or commit to start from"
-        )
-    return str(commits.pop())
+        if len(found.tips) != 1:
+            raise SourceError(
+                f"source bundle {location} has no HEAD and {len(found.tips)} heads: "
+                "name the ref or commit to start from"
+            )
+        return found.tips[0]
+    raise SourceError(_fetch_failure(location, wanted, found.stderr))
 
 
 def _fetch_failure(location: str, wanted: str, stderr: str) -> str:
-    detail = stderr.strip().splitlines()[-1] if stderr.strip() else "no details"
+    detail = objectcache.git_line(stderr)
     if "couldn't find remote ref" in stderr or "not our ref" in stderr:
         return f"{location} has no {wanted!r} to start from (an empty repository, or a misspelled ref?)"
     return f"cannot read {wanted!r} from {location}: {detail}"
-
-
-async def _scratch_refs(repo: Path, run_id: str) -> list[str]:
-    refs = await list_refs(repo, naming.source_refs_prefix(run_id))
-    scratch = naming.source_ref(run_id)
-    return sorted(refs) + ([scratch] if await ref_value(repo, scratch) else [])
 
 
 async def _files_at(repo: Path, commit: str) -> list[str]:

@@ -12,7 +12,8 @@ Pure functions only. The ref layout of one run, in the integration repository an
                                                  mirrored into the user's repository
     refs/baro/<run>/published                    the head of the last bundle handed out
     refs/baro/<run>/delivered/<branch>           (user's repository) the branch delivered
-    refs/baro/<run>/source, source-refs/*        scratch, only while the source is fetched
+    refs/baro/<run>/source, source-refs/*        (reserved; older versions fetched the
+                                                 source through them)
 
 A story whose id is one of the reserved names below gets a hashed suffix so that its
 attempt refs can never collide with the run's own refs.
@@ -135,16 +136,6 @@ def published_ref(run_id: str) -> str:
 
 def delivered_prefix(run_id: str) -> str:
     return run_prefix(run_id) + "delivered/"
-
-
-def source_ref(run_id: str) -> str:
-    """Scratch ref used while a run's source is fetched (removed when prepared)."""
-    return run_prefix(run_id) + "source"
-
-
-def source_refs_prefix(run_id: str) -> str:
-    """Scratch namespace for all of a source's refs, when one commit must be found."""
-    return run_prefix(run_id) + "source-refs/"
 
 
 def attempt_ref(run_id: str, story_id: str, attempt: int) -> str:

@@ -38,6 +38,7 @@ from baro_merger.prbody import pr_body, pr_title
 from baro_merger.publish import Publication, publish
 from baro_merger.remote import RunResult, bundle_result, pushed_branch_name, stage_push
 from baro_merger.verify import verify
+from baro_shared import objectcache
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import ACK, Bus, Delivery, Outcome
@@ -116,6 +117,8 @@ class Merger(CommandService):
                     continue_branch=cmd.continue_branch,
                     author_name=self.settings.git_author_name,
                     author_email=self.settings.git_author_email,
+                    sources=self.settings.sources_dir,
+                    identity=cmd.repo.location if cmd.repo.kind == "bundle" else None,
                 )
             except (SourceError, DeliveryError) as exc:
                 await self.bus.publish(
@@ -123,6 +126,12 @@ class Merger(CommandService):
                     f"{cmd.run_id}.prepare_failed",
                 )
                 return
+            if prepared.cache_created:
+                await asyncio.to_thread(
+                    objectcache.trim,
+                    self.settings.sources_dir,
+                    self.settings.source_cache_max_bytes,
+                )
             files_name = f"runs/{cmd.run_id}/files.txt"
             listing = Path(tmp) / "files.txt"
             listing.write_text("\n".join(prepared.files))
