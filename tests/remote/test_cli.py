@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from baro_cli.commands.submit import repository_key
 from baro_shared.bus import Bus
 from baro_shared.embedded import EmbeddedNats
 from baro_shared.settings import Settings
+from baro_shared.sources import snapshot_name
 from tests.conftest import make_repo, run_git, snapshot
 from tests.remote.conftest import FILES, FIX, GOAL, baro, branches, remote_repo
 
@@ -51,7 +53,7 @@ async def test_submit_uploads_head_and_fetch_brings_the_result_back(
     assert view["state"] == "delivered"
     assert view["repo"] == {
         "kind": "bundle",
-        "location": f"runs/{run_id}/source.bundle",
+        "location": snapshot_name(repository_key(repo), head),
         "commit": head,
         "ref": None,
     }

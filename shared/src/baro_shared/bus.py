@@ -26,7 +26,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy, Header
+from nats.js.api import DeliverPolicy, Header, ObjectMeta
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
@@ -242,8 +242,9 @@ class Bus:
 
     # ---- objects
 
-    async def put_file(self, name: str, path: Path) -> None:
+    async def put_file(self, name: str, path: Path, *, description: str | None = None) -> None:
         """Store ``path`` as ``name``; a no-op when the same content is already there.
+        ``description`` travels in the object's metadata (``object_description``).
 
         Rewriting an object purges its old chunks, which would strand a reader that has
         just read the old metadata: redelivered commands must not rewrite what they wrote.
@@ -253,8 +254,18 @@ class Bus:
             info = await self.objects.get_info(name)
             if info.digest and info.digest.lower() == digest.lower():
                 return
+        meta = ObjectMeta(name=name, description=description) if description else None
         with open(path, "rb") as fh:
-            await self.objects.put(name, fh)
+            await self.objects.put(name, fh, meta=meta)
+
+    async def object_description(self, name: str) -> str | None:
+        """The description stored with object ``name`` ("" when none), None when there is
+        no such object."""
+        try:
+            info = await self.objects.get_info(name)
+        except (NotFoundError, nats.js.errors.ObjectNotFoundError):
+            return None
+        return info.description or ""
 
     async def get_file(self, name: str, path: Path, timeout: float = OBJECT_TIMEOUT_S) -> None:
         """Fetch object ``name`` into ``path``; raises TimeoutError instead of waiting forever."""

@@ -47,10 +47,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from baro_shared.gitutil import git
 from baro_shared.schemas import RepoSource
-from baro_shared.sources import redact_url
+from baro_shared.sources import redact_url, snapshot_name, snapshot_parts
 
 CACHE_SUFFIX = ".git"
 LOCK_SUFFIX = ".lock"
@@ -118,22 +119,26 @@ def path_identity(location: str) -> str:
     return str(Path(location).expanduser().resolve())
 
 
-def cache_of(root: Path, source: RepoSource, identity: str | None = None) -> SourceCache:
-    """The cache of a run's source. ``identity`` names a source whose ``location`` is
-    not its identity (a bundle downloaded to a temporary file: its object-store name)."""
-    return cache_for(root, source.kind, identity or _identity(source))
+def cache_of(root: Path, source: RepoSource) -> SourceCache:
+    """The cache of a run's source: per local path, per URL, and for bundles per
+    repository (every ``sources/<key>/<commit>.bundle`` upload of one repository shares
+    one cache; any other bundle name has its own)."""
+    return cache_for(root, source.kind, _identity(source))
 
 
-def describe(source: RepoSource, identity: str | None = None) -> str:
+def describe(source: RepoSource) -> str:
     """What ``baro clean`` shows for the cache of ``source`` (never a URL's secrets)."""
     if source.kind == "url":
         return f"url {redact_url(source.location)}"
-    return f"{source.kind} {identity or _identity(source)}"
+    return f"{source.kind} {_identity(source)}"
 
 
 def _identity(source: RepoSource) -> str:
     if source.kind == "url":
         return source.location.rstrip("/")
+    if source.kind == "bundle":
+        snapshot = snapshot_parts(source.location)
+        return f"sources/{snapshot[0]}" if snapshot else source.location
     return path_identity(source.location)
 
 
@@ -340,14 +345,20 @@ def attach(cache: SourceCache, git_dir: Path) -> None:
 
 def borrowed_cache(git_dir: Path) -> SourceCache | None:
     """The cache the repository at ``git_dir`` borrows from, if it is one."""
+    for objects in borrowed_objects(git_dir):
+        if objects.name == "objects" and objects.parent.name.endswith(CACHE_SUFFIX):
+            return SourceCache(objects.parent)
+    return None
+
+
+def borrowed_objects(git_dir: Path) -> list[Path]:
+    """The object directories the repository at ``git_dir`` reads besides its own (its
+    alternates): a process working in it must be able to read them."""
     try:
-        line = (git_dir / "objects" / "info" / "alternates").read_text().splitlines()[0]
-    except (OSError, IndexError):
-        return None
-    objects = Path(line.strip())
-    if objects.name != "objects" or not objects.parent.name.endswith(CACHE_SUFFIX):
-        return None
-    return SourceCache(objects.parent)
+        lines = (git_dir / "objects" / "info" / "alternates").read_text().splitlines()
+    except OSError:
+        return []
+    return [Path(line.strip()) for line in lines if line.strip() and not line.startswith("#")]
 
 
 def release(git_dir: Path) -> None:
@@ -539,3 +550,69 @@ async def obtain(
             register(cache, borrower)
         touch(cache)
     return Obtained(found, created, read)
+
+
+# --------------------------------------------------------------------------- bundles
+
+
+class ObjectFiles(Protocol):
+    """The object store, as far as source bundles need it (``Bus`` is one)."""
+
+    async def get_file(self, name: str, path: Path) -> None: ...
+
+    async def object_description(self, name: str) -> str | None: ...
+
+
+MAX_CHAIN = 64
+_AGAINST = re.compile(r"\bagainst ([0-9a-f]{40}(?:[0-9a-f]{24})?)\b")
+
+
+def snapshot_description(against: str | None) -> str:
+    """The object description of a snapshot bundle: which earlier snapshot it builds on
+    (its history minus that one's), or that it holds the whole history."""
+    return f"baro source snapshot; against {against}" if against else "baro source snapshot; full"
+
+
+def parse_against(description: str | None) -> str | None:
+    matched = _AGAINST.search(description or "")
+    return matched.group(1) if matched else None
+
+
+async def locate_bundle(cache: SourceCache, name: str, store: ObjectFiles, scratch: Path) -> str:
+    """Download the source bundle ``name`` into ``scratch`` and return its path (call under
+    ``locked``, as ``obtain``'s ``locate``).
+
+    A snapshot that builds on an earlier one needs that one's history first: every
+    earlier snapshot of its chain the cache lacks is fetched into the cache, oldest first,
+    so a cache that has seen the repository downloads only the newest increments, and one
+    that never has pays once for the chain. Raises CacheError when a link is missing."""
+    links: list[tuple[str, str]] = []
+    description = await store.object_description(name)
+    if description is None:
+        raise CacheError(f"source bundle {name} is not in the object store")
+    snapshot = snapshot_parts(name)
+    if snapshot is not None:
+        against = parse_against(description)
+        while against is not None and not await has_commit(cache, against):
+            if len(links) >= MAX_CHAIN:
+                raise CacheError(f"source bundle {name} builds on more than {MAX_CHAIN} others")
+            link = snapshot_name(snapshot[0], against)
+            links.append((link, against))
+            description = await store.object_description(link)
+            if description is None:
+                raise CacheError(
+                    f"source bundle {link}, which {name} builds on, is no longer in the "
+                    "object store: submit the run again (the upload is then complete)"
+                )
+            against = parse_against(description)
+    scratch.mkdir(parents=True, exist_ok=True)
+    for link, tip in reversed(links):
+        path = scratch / f"{tip}.bundle"
+        await store.get_file(link, path)
+        got = await fetch(cache, str(path), tip, commit=tip)
+        path.unlink(missing_ok=True)
+        if got.commit is None:
+            raise CacheError(f"source bundle {link} does not hold {tip}: {git_line(got.stderr)}")
+    top = scratch / "source.bundle"
+    await store.get_file(name, top)
+    return str(top)

@@ -131,8 +131,27 @@ def check_object_name(name: str) -> str:
 
 
 def source_bundle_name(run_id: str) -> str:
-    """Where ``baro submit`` uploads the bundle of the local HEAD."""
+    """A run's own source bundle (what API clients may upload; ``baro submit`` uploads
+    ``snapshot_name`` bundles instead)."""
     return f"runs/{run_id}/source.bundle"
+
+
+_SNAPSHOT = re.compile(
+    r"^sources/([0-9a-f]{40}(?:[0-9a-f]{24})?)/([0-9a-f]{40}(?:[0-9a-f]{24})?)\.bundle$"
+)
+
+
+def snapshot_name(key: str, commit: str) -> str:
+    """Where ``baro submit`` uploads a repository's history up to ``commit``: one name per
+    commit, under the repository's ``key`` (its root commit), so that a later upload of
+    the same repository carries only what came after an earlier one (docs/api.md)."""
+    return f"sources/{key}/{commit}.bundle"
+
+
+def snapshot_parts(name: str) -> tuple[str, str] | None:
+    """(key, commit) of a ``snapshot_name``, None for any other object name."""
+    matched = _SNAPSHOT.match(name)
+    return (matched.group(1), matched.group(2)) if matched else None
 
 
 def result_bundle_name(run_id: str) -> str:

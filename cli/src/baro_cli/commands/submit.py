@@ -2,7 +2,8 @@
 
 The cluster cannot read this machine's disk, so the code travels with the run: ``--url``
 names a git URL the cluster clones, or (the default) ``--repo`` uploads a bundle of the
-local HEAD to the cluster's object store. Uncommitted changes are not part of it: a run
+local HEAD to the cluster's object store: after a first complete upload, only the
+commits since an earlier upload of the same repository that is still there. Uncommitted changes are not part of it: a run
 starts from a commit. The result comes back with ``baro fetch RUN`` (or is pushed, for a
 URL with ``--publish push|pr``).
 """
@@ -10,6 +11,7 @@ URL with ``--publish push|pr``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -40,10 +42,10 @@ from baro_cli.commands.cluster import (
     open_cluster,
 )
 from baro_cli.validate import UserError
+from baro_shared import objectcache, sources
 from baro_shared import schemas as s
-from baro_shared import sources
 from baro_shared.bus import Bus, BusUnavailable
-from baro_shared.gitutil import git, git_sync
+from baro_shared.gitutil import GitResult, git, git_sync
 from baro_shared.runids import new_run_id
 from baro_shared.settings import Settings
 
@@ -230,7 +232,9 @@ class SubmitPlan:
                     )
                 root, head = validate.repository(repo or Path("."))
                 source = s.RepoSource(
-                    kind="bundle", location=sources.source_bundle_name(run_id), commit=head
+                    kind="bundle",
+                    location=sources.snapshot_name(repository_key(root), head),
+                    commit=head,
                 )
                 bundle_from = root
                 if _has_uncommitted(root):
@@ -273,7 +277,9 @@ async def _submit(
         for note in plan.notes:
             typer.echo(note, err=True)
         if plan.bundle_from is not None:
-            await upload_head(bus, plan.bundle_from, plan.request.repo)
+            await upload_head(
+                bus, plan.bundle_from, plan.request.repo, uploads=settings.state_dir / "uploads"
+            )
         progress.line(
             f"run {plan.request.run_id} submitted: {plan.request.goal.splitlines()[0][:100]}"
         )
@@ -290,11 +296,98 @@ async def _submit(
         await bus.close()
 
 
-async def upload_head(bus: Bus, root: Path, source: s.RepoSource) -> None:
-    """Bundle the repository's history up to ``source.commit`` into ``source.location``."""
+async def upload_head(
+    bus: Bus, root: Path, source: s.RepoSource, *, uploads: Path | None = None
+) -> None:
+    """Bundle the repository's history up to HEAD (``source.commit``) into
+    ``source.location``.
+
+    A snapshot name (``sources.snapshot_name``) already in the object store is not
+    uploaded again. Otherwise the bundle holds only the commits since the latest earlier
+    upload recorded in ``uploads`` whose chain of snapshots is still complete in the store
+    (a merger or runner that lacks those fetches them from there, once); the first upload
+    of a repository, or one whose earlier uploads expired, holds the whole history.
+    """
+    snapshot = sources.snapshot_parts(source.location)
+    if snapshot is not None and await bus.has_object(source.location):
+        _remember(uploads, *snapshot)
+        return
+    against = await _earlier_upload(bus, root, snapshot, uploads) if snapshot else None
     with tempfile.TemporaryDirectory(prefix="baro-submit-") as tmp:
         bundle = Path(tmp) / "source.bundle"
-        made = await git("bundle", "create", "--quiet", str(bundle), "HEAD", cwd=root, check=False)
+        made = await _bundle(root, bundle, against)
+        if made.returncode != 0 and against is not None:
+            # e.g. HEAD is already part of that upload's history: send the whole history
+            against = None
+            made = await _bundle(root, bundle, None)
         if made.returncode != 0:
             raise UserError(f"cannot bundle {root}: {made.stderr.strip() or 'git bundle failed'}")
-        await bus.put_file(source.location, bundle)
+        description = objectcache.snapshot_description(against) if snapshot else None
+        await bus.put_file(source.location, bundle, description=description)
+    if snapshot is not None:
+        _remember(uploads, *snapshot)
+
+
+async def _bundle(root: Path, out: Path, against: str | None) -> GitResult:
+    since = [f"^{against}"] if against else []
+    return await git("bundle", "create", "--quiet", str(out), "HEAD", *since, cwd=root, check=False)
+
+
+def repository_key(root: Path) -> str:
+    """What names a repository's uploads in the object store: its root commit (the
+    smallest id, when its history has several), the same on every clone of it."""
+    roots = git_sync("-C", str(root), "rev-list", "--max-parents=0", "HEAD", timeout=300)
+    return min(roots.out.split())
+
+
+UPLOADS_KEPT = 16
+
+
+def _remember(uploads: Path | None, key: str, commit: str) -> None:
+    if uploads is None:
+        return
+    record = uploads / key
+    earlier = [c for c in _recorded(uploads, key) if c != commit]
+    with contextlib.suppress(OSError):
+        uploads.mkdir(parents=True, exist_ok=True)
+        record.write_text("".join(f"{c}\n" for c in [*earlier, commit][-UPLOADS_KEPT:]))
+
+
+def _recorded(uploads: Path | None, key: str) -> list[str]:
+    if uploads is None:
+        return []
+    try:
+        lines = (uploads / key).read_text().split()
+    except OSError:
+        return []
+    return [line for line in lines if len(line) in (40, 64)]
+
+
+async def _earlier_upload(
+    bus: Bus, root: Path, snapshot: tuple[str, str], uploads: Path | None
+) -> str | None:
+    """The latest recorded upload of this repository that is an ancestor here and whose
+    chain is complete in the object store."""
+    key, head = snapshot
+    for commit in reversed(_recorded(uploads, key)):
+        if commit == head:
+            continue
+        here = await git("cat-file", "-e", f"{commit}^{{commit}}", cwd=root, check=False)
+        if here.returncode == 0 and await _chain_complete(bus, key, commit):
+            return commit
+    return None
+
+
+async def _chain_complete(bus: Bus, key: str, commit: str) -> bool:
+    """Is the snapshot of ``commit`` in the store with every snapshot it builds on, within
+    the chain length a merger or runner follows?"""
+    against: str | None = commit
+    for _ in range(objectcache.MAX_CHAIN):
+        assert against is not None
+        description = await bus.object_description(sources.snapshot_name(key, against))
+        if description is None:
+            return False
+        against = objectcache.parse_against(description)
+        if against is None:
+            return True
+    return False

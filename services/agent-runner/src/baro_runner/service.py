@@ -248,12 +248,6 @@ class _Job:
             base_bundle = tmp / "base.bundle"
             await self.bus.get_file(cmd.base_bundle, base_bundle)
 
-        async def source_bundle() -> Path:
-            # only when this runner's cache lacks the commit: a warm runner downloads nothing
-            path = tmp / "source.bundle"
-            await self.bus.get_file(cmd.source.location, path)
-            return path
-
         return await workspace.prepare(
             root,
             cmd.source,
@@ -261,8 +255,8 @@ class _Job:
             sources=self.settings.sources_dir,
             run_base=cmd.run_base,
             base_bundle=base_bundle,
-            source_bundle=source_bundle,
-            identity=cmd.source.location if cmd.source.kind == "bundle" else None,
+            store=self.bus,  # a bundle source is downloaded only where the cache lacks it
+            downloads=tmp,
         )
 
     async def _setup(self, ws: workspace.Workspace) -> None:

@@ -22,7 +22,6 @@ import glob
 import re
 import shutil
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,16 +89,19 @@ async def prepare(
     sources: Path,
     run_base: str | None = None,
     base_bundle: Path | None = None,
-    source_bundle: Callable[[], Awaitable[Path]] | None = None,
-    identity: str | None = None,
+    store: objectcache.ObjectFiles | None = None,
+    downloads: Path | None = None,
 ) -> Workspace:
     """Make ``root/repo``: a repository borrowing the source's objects from its cache
     under ``sources``, with ``base_commit`` checked out on the story branch.
 
     The source is read only when its cache lacks the commit the story needs: the run's
     base ``run_base`` when ``base_bundle`` (the integration head past it) comes along,
-    else ``base_commit``. ``source_bundle`` downloads a bundle source, and is called only
-    then; ``identity`` names its cache (the bundle's object-store name).
+    else ``base_commit``. A bundle source is an object of ``store``, downloaded into
+    ``downloads`` (with the earlier snapshots it builds on that the cache lacks) only then.
+
+    Whatever works in the workspace must be able to read ``objectcache.borrowed_objects``
+    of its ``.git`` (the cache's object directory), and need not write there.
     """
     ws = Workspace(root)
     if root.exists():
@@ -113,19 +115,23 @@ async def prepare(
     else:  # a command without run_base: whatever the source's own base is
         wanted, need = source.commit or source.ref or "HEAD", source.commit
 
+    cache = objectcache.cache_of(sources, source)
+
     async def locate() -> str:
         if source.kind != "bundle":
             return source.location
-        if source_bundle is None:
-            raise WorkspaceError("the run's source bundle was not provided")
-        return str(await source_bundle())
+        if store is None or downloads is None:
+            raise WorkspaceError("the run's source bundle cannot be read: no object store")
+        try:
+            return await objectcache.locate_bundle(cache, source.location, store, downloads)
+        except objectcache.CacheError as exc:
+            raise WorkspaceError(str(exc)) from None
 
-    cache = objectcache.cache_of(sources, source, identity)
     try:
         await git("init", "--quiet", str(ws.repo))
         obtained = await objectcache.obtain(
             cache,
-            objectcache.describe(source, identity),
+            objectcache.describe(source),
             locate,
             wanted,
             commit=need,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,7 +93,8 @@ async def prepare_run(
     author_name: str | None = None,
     author_email: str | None = None,
     sources: Path | None = None,
-    identity: str | None = None,
+    store: objectcache.ObjectFiles | None = None,
+    scratch: Path | None = None,
 ) -> PreparedRun:
     """Create the run's bare integration repository under ``root``, borrowing the
     source's objects from its cache under ``sources`` (default ``root``'s sibling
@@ -100,11 +102,11 @@ async def prepare_run(
 
     The base is the head of ``continue_branch`` (a baro branch of the source, for
     --continue), else ``source.commit``, else ``source.ref``, else the source's HEAD. The
-    source is read only for what the cache lacks. ``identity`` names the cache of a
-    source whose location is a temporary file (a downloaded bundle). A second call for
-    the same run finds it prepared and returns the same base and commit identity.
-    The run's commit identity is resolved here (``author_*``: BARO_GIT_AUTHOR_*), see
-    ``baro_merger.identity``.
+    source is read only for what the cache lacks: a bundle source names an object of
+    ``store``, downloaded into ``scratch`` only then (a local bundle file without
+    ``store``). A second call for the same run finds it prepared and returns the same base
+    and commit identity. The run's commit identity is resolved here (``author_*``:
+    BARO_GIT_AUTHOR_*), see ``baro_merger.identity``.
     Raises SourceError when the source, ref or commit cannot be read, SigningError when
     the user's signing key cannot sign.
     """
@@ -121,14 +123,30 @@ async def prepare_run(
             if base is not None:
                 files = await _files_at(repo, base)
                 return PreparedRun(repo, base, wanted_ref, files, True, await load_identity(repo))
-        location = _location(source)
-        cache = objectcache.cache_of(sources or root.parent / "sources", source, identity)
+        cache = objectcache.cache_of(sources or root.parent / "sources", source)
+        from_store = source.kind == "bundle" and store is not None
+        location = source.location if from_store else _location(source)
+
+        made: list[Path] = []
+
+        async def locate() -> str:
+            if store is None or not from_store:
+                return location
+            if scratch is None:
+                made.append(Path(tempfile.mkdtemp(prefix="baro-src-")))
+            try:
+                return await objectcache.locate_bundle(
+                    cache, source.location, store, scratch or made[-1]
+                )
+            except objectcache.CacheError as exc:
+                raise SourceError(str(exc)) from None
+
         repo.mkdir(parents=True, exist_ok=True)
         try:
             obtained = await objectcache.obtain(
                 cache,
-                objectcache.describe(source, identity),
-                lambda: _ready(location),
+                objectcache.describe(source),
+                locate,
                 wanted,
                 commit=source.commit,
                 seed=Path(location) if source.kind == "path" else None,
@@ -139,6 +157,9 @@ async def prepare_run(
             objectcache.release(repo)
             shutil.rmtree(repo, ignore_errors=True)
             raise
+        finally:
+            for downloads in made:
+                shutil.rmtree(downloads, ignore_errors=True)
         await git("init", "--quiet", "--bare", cwd=repo)
         # reflogs in the bare repository keep every integration head reachable for a while
         await git("config", "core.logAllRefUpdates", "always", cwd=repo)
@@ -150,10 +171,6 @@ async def prepare_run(
         await update_refs(repo, [f"create {base_ref} {base}"])
         files = await _files_at(repo, base)
         return PreparedRun(repo, base, wanted_ref, files, False, author, obtained.created)
-
-
-async def _ready(location: str) -> str:
-    return location
 
 
 def _wanted(source: RepoSource, continue_branch: str | None) -> tuple[str, str | None]:

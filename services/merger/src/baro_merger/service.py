@@ -102,23 +102,17 @@ class Merger(CommandService):
 
     async def prepare(self, cmd: s.PrepareRun) -> None:
         with tempfile.TemporaryDirectory(prefix="baro-src-") as tmp:
-            source = cmd.repo
-            if source.kind == "bundle":
-                local = Path(tmp) / "source.bundle"
-                await self.bus.get_file(source.location, local)
-                source = s.RepoSource(
-                    kind="bundle", location=str(local), commit=source.commit, ref=source.ref
-                )
             try:
                 prepared = await prepare_run(
                     self.root,
                     cmd.run_id,
-                    source,
+                    cmd.repo,
                     continue_branch=cmd.continue_branch,
                     author_name=self.settings.git_author_name,
                     author_email=self.settings.git_author_email,
                     sources=self.settings.sources_dir,
-                    identity=cmd.repo.location if cmd.repo.kind == "bundle" else None,
+                    store=self.bus,
+                    scratch=Path(tmp) / "bundles",
                 )
             except (SourceError, DeliveryError) as exc:
                 await self.bus.publish(
