@@ -213,27 +213,50 @@ async def test_links_out_of_the_repository_are_refused(bus: Bus, tmp_path: Path)
     assert json.loads(json.dumps(report.as_json()))["refused"][0]["story"] == "S1"
 
 
-async def test_a_huge_file_is_refused_and_nothing_of_it_is_left(bus: Bus, tmp_path: Path) -> None:
+HUGE = "truncate -s 200M dataset.bin"  # sparse: 200 MB to git, almost nothing on this disk
+COMMIT = "git add -A && git -c user.name=a -c user.email=a@a commit -qm"
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [{"run": HUGE}, {"write": "src/one.py", "content": "ONE = 11\n"}],
+        # committed by the agent, then removed: it is in the story's history only
+        [
+            {"run": f"{HUGE} && {COMMIT} data"},
+            {"run": f"git rm -q dataset.bin && {COMMIT} 'no data'"},
+            {"write": "src/one.py", "content": "ONE = 11\n"},
+        ],
+    ],
+    ids=["left-uncommitted", "committed-then-removed"],
+)
+async def test_a_huge_file_is_never_bundled_nor_delivered(
+    bus: Bus, tmp_path: Path, steps: list[dict[str, str]]
+) -> None:
     repo = make_repo(tmp_path / "user", FILES, dirty=True)
     git_dir_before = _disk_usage(repo / ".git")
-    script = {
-        "default": {
-            "steps": [
-                # sparse: 200 MB to git, almost nothing on this machine's disk
-                {"run": "truncate -s 200M dataset.bin"},
-                {"write": "src/one.py", "content": "ONE = 11\n"},
-            ]
-        }
-    }
-    request = request_for(repo, "change one", script, mode_request="focused")
-    report = await run_to_end(bus, request, timeout=180)
+    request = request_for(repo, "change one", {"default": {"steps": steps}}, mode_request="focused")
+    lines = io.StringIO()
+    report = await run_to_end(bus, request, timeout=180, progress=runflow.Progress(lines))
 
     assert report.status == "delivered", report.reason
     assert by_rule(report) == {"dataset.bin": "too_large"}
-    assert report.refused[0]["reason"].startswith("200 MiB, above the 5 MiB limit for one file")
+    assert report.refused[0]["reason"] == (
+        "200 MiB, above the 5 MiB limit for one file: left out of the story's result before "
+        "it was bundled"
+    )
+    assert "S1 left out of its result: refused dataset.bin: too_large, 200 MiB" in lines.getvalue()
+    record = await record_of(bus, request.run_id)
+    assert [r.rule for r in record.stories[0].refused] == ["too_large"], "shown by baro status"
+    # the runner bundled the story without it: the object store holds a small bundle
+    result = record.stories[0].result
+    assert result is not None and result.bundle is not None
+    bundle = tmp_path / "result.bundle"
+    await bus.get_file(result.bundle, bundle)
+    assert bundle.stat().st_size < 1 << 20
     assert report.branch is not None and "dataset.bin" not in tree(repo, report.branch)
-    # the attempt holding it stays in baro's cache: the user's .git does not grow by it
-    assert f"refs/baro/{request.run_id}/S1/1" not in refs_of(repo, "refs/baro/")
+    kept = f"refs/baro/{request.run_id}/S1/1"
+    assert show(repo, kept, "src/one.py") == "ONE = 11\n", "the attempt is kept, without it"
     assert _disk_usage(repo / ".git") - git_dir_before < 1 << 20
     leftovers = [p for p in tmp_path.rglob("dataset.bin")]
     assert leftovers == [], "the agent's workspace is gone"

@@ -388,16 +388,19 @@ async def _on_event(
             entry["backend"], entry["model"] = backend, model
             agent = f" with {backend}{f' {model}' if model else ''}" if backend else ""
             progress.line(f"{sid} started (attempt {attempt}){agent}")
-        case s.StoryFinished(
-            story_id=sid,
-            status=status,
-            tokens=tok,
-            agent_seconds=secs,
-            changed_files=files,
-            error=err,
-        ):
-            detail = f"{len(files)} file(s) changed" if status == "success" else (err or status)
-            progress.line(f"{sid} agent finished: {status} in {secs:.1f}s, {_tok(tok)}; {detail}")
+        case s.StoryFinished(story_id=sid, status=status, tokens=tok) as ev:
+            detail = (
+                f"{len(ev.changed_files)} file(s) changed"
+                if status == "success"
+                else (ev.error or status)
+            )
+            progress.line(
+                f"{sid} agent finished: {status} in {ev.agent_seconds:.1f}s, {_tok(tok)}; {detail}"
+            )
+            if ev.refused:
+                _refused(report, sid, ev.attempt, ev.refused)
+                notes = _judgement_notes(ev.refused, [], "")
+                progress.line(f"{sid} left out of its result: {'; '.join(notes)}")
             entry = _story(report, sid)
             spent = s.TokenUsage(**entry.get("tokens", {})) + tok
             entry["tokens"] = {"input": spent.input, "output": spent.output}
@@ -463,13 +466,24 @@ def _judged(
     def other(item: dict[str, Any]) -> bool:
         return (item["story"], item["attempt"]) != (sid, attempt)
 
-    report.refused = [r for r in report.refused if other(r)] + [
-        {"story": sid, "attempt": attempt, "path": r.path, "rule": r.rule, "reason": r.reason}
-        for r in refused
-    ]
+    _refused(report, sid, attempt, refused)
     report.surface_violations = [v for v in report.surface_violations if other(v)] + [
         {"story": sid, "attempt": attempt, "path": p, "policy": policy, "integrated": integrated}
         for p in outside
+    ]
+
+
+def _refused(report: RunReport, sid: str, attempt: int, refused: list[s.Refusal]) -> None:
+    """Record what a guard left out of one attempt (the runner's before bundling, the
+    merger's at integration), each path once."""
+    paths = {r.path for r in refused}
+    report.refused = [
+        r
+        for r in report.refused
+        if (r["story"], r["attempt"]) != (sid, attempt) or r["path"] not in paths
+    ] + [
+        {"story": sid, "attempt": attempt, "path": r.path, "rule": r.rule, "reason": r.reason}
+        for r in refused
     ]
 
 

@@ -238,6 +238,14 @@ def parse_size(text: str) -> int | None:
     return int(number * _UNITS.get(unit[0], 1))
 
 
+def human_size(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{size} bytes"
+
+
 def _models(table: dict[str, Any], origin: str) -> tuple[ModelTier, ...]:
     tiers = []
     for kind, value in table.items():

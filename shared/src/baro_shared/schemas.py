@@ -239,8 +239,9 @@ class Delivery(Value, kw_only=True):
 
 
 class Refusal(Value, kw_only=True):
-    """A path of a story's change the merger refused: left out of the integration and
-    kept in the story's attempt ref."""
+    """A path of a story's change left out by a guard: by the merger (left out of the
+    integration, kept in the story's attempt ref) or, for a file above the size limit, by
+    the runner before bundling (never bundled, so nowhere but the attempt's workspace)."""
 
     path: str
     rule: RefusalRule
@@ -405,6 +406,8 @@ class StoryFinished(Message, tag="story.finished", kw_only=True):
     error: str | None = None
     changed_files: list[str] = msgspec.field(default_factory=list)
     surface_violations: list[str] = msgspec.field(default_factory=list)
+    # left out of the result by the runner before bundling (files above the size limit)
+    refused: list[Refusal] = msgspec.field(default_factory=list)
     bundle: str | None = None  # object-store name: git bundle base..head
     base_commit: str | None = None
     head_commit: str | None = None

@@ -349,7 +349,10 @@ class _Job:
         cmd = self.cmd
         status, reason, error = outcome.status, outcome.exit_reason, outcome.error
         try:
-            change = await workspace.commit_result(ws, cmd.base_commit, cmd.story.title)
+            limit = await workspace.max_file_bytes_at(ws.repo, cmd.run_base or cmd.base_commit)
+            change = await workspace.commit_result(
+                ws, cmd.base_commit, cmd.story.title, max_file_bytes=limit
+            )
         except Exception as exc:
             return await self._finish(
                 "failed",
@@ -359,10 +362,13 @@ class _Job:
                 kept=ws.root,
             )
         if status == "success" and not change.changed_files:
+            left_out = "; ".join(f"{r.path} ({r.reason})" for r in change.left_out)
             status, reason, error = (
                 "failed",
                 "no_changes",
-                "the agent finished without changing any file",
+                f"the agent's only changes were left out: {left_out}"
+                if left_out
+                else "the agent finished without changing any file",
             )
         bundle_name = None
         if change.changed_files:
@@ -387,6 +393,7 @@ class _Job:
             outcome=outcome,
             changed=change.changed_files,
             violations=violations,
+            refused=change.left_out,
             bundle=bundle_name,
             head=change.head,
             kept=ws.root if keep else None,
@@ -404,6 +411,7 @@ class _Job:
         outcome: agent.AgentOutcome | None = None,
         changed: list[str] | None = None,
         violations: list[str] | None = None,
+        refused: list[s.Refusal] | None = None,
         bundle: str | None = None,
         head: str | None = None,
         kept: Path | None = None,
@@ -429,6 +437,7 @@ class _Job:
             error=redact(error) if error else None,
             changed_files=changed or [],
             surface_violations=violations or [],
+            refused=refused or [],
             bundle=bundle,
             base_commit=cmd.base_commit,
             head_commit=head,

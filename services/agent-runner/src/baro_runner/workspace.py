@@ -21,6 +21,7 @@ import asyncio
 import glob
 import re
 import shutil
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +29,14 @@ from pathlib import Path
 from baro_shared import objectcache
 from baro_shared import schemas as s
 from baro_shared.backends import agent_env
-from baro_shared.gitutil import BARO_IDENTITY, GitError, git
+from baro_shared.gitutil import BARO_IDENTITY, GitError, git, tree_listing
 from baro_shared.processes import run_in_group
 from baro_shared.repoconfig import (
+    DEFAULT_MAX_FILE_BYTES,
     RepoConfigError,
     SetupConfig,
     command_text,
+    human_size,
     read_repo_config_at,
 )
 
@@ -168,12 +171,23 @@ async def prepare(
 class Change:
     head: str
     changed_files: list[str]
+    # files above the size limit, left out of the commit and of the bundle
+    left_out: list[s.Refusal] = field(default_factory=list)
 
 
-async def commit_result(ws: Workspace, base_commit: str, title: str) -> Change:
-    """Commit whatever the agent left uncommitted; return the head and the files it changed."""
+async def commit_result(
+    ws: Workspace, base_commit: str, title: str, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> Change:
+    """Commit whatever the agent left uncommitted; return the head and the files it changed.
+
+    A file above ``max_file_bytes`` that was not that large at the base is left out: not
+    staged (so not even hashed) when the agent left it uncommitted, and taken out of the
+    story's history when the agent committed it (the story then becomes one commit of its
+    final tree without it), so the bundle never carries it.
+    """
     repo = ws.repo
-    await git("add", "-A", cwd=repo)
+    large = await _large_uncommitted(repo, base_commit, max_file_bytes)
+    await git("add", "-A", "--", ".", *(f":(exclude,literal){p}" for p in large), cwd=repo)
     staged = await git("diff", "--cached", "--quiet", cwd=repo, check=False)
     if staged.returncode == 1:
         await git(
@@ -186,13 +200,125 @@ async def commit_result(ws: Workspace, base_commit: str, title: str) -> Change:
             env=BARO_IDENTITY,
         )
     head = (await git("rev-parse", "HEAD", cwd=repo)).out
+    committed = await _large_committed(repo, base_commit, head, max_file_bytes)
+    if committed:
+        head = await _without(repo, base_commit, head, set(committed), title)
     await git(
         "update-ref", f"refs/heads/{STORY_BRANCH}", head, cwd=repo
     )  # the agent may have switched
+    left_out = [
+        s.Refusal(path=path, rule="too_large", reason=_too_large(size, max_file_bytes))
+        for path, size in sorted({**large, **committed}.items())
+    ]
     if head == base_commit:
-        return Change(head, [])
+        return Change(head, [], left_out)
     diff = await git("diff", "--name-only", "--no-renames", base_commit, head, cwd=repo)
-    return Change(head, [line for line in diff.stdout.splitlines() if line])
+    return Change(head, [line for line in diff.stdout.splitlines() if line], left_out)
+
+
+async def max_file_bytes_at(repo: Path, commit: str) -> int:
+    """The one-file size limit of the ``.baro.toml`` at ``commit`` (the run's base), as the
+    merger applies it; the default when the file does not say or cannot be read (setup has
+    reported an invalid file already)."""
+    try:
+        return (await read_repo_config_at(repo, commit)).surface.max_file_bytes
+    except (RepoConfigError, GitError):
+        return DEFAULT_MAX_FILE_BYTES
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"{human_size(size)}, above the {human_size(limit)} limit for one file: left out of "
+        "the story's result before it was bundled"
+    )
+
+
+async def _large_uncommitted(repo: Path, base_commit: str, limit: int) -> dict[str, int]:
+    """Path -> size of the files in the working tree, changed or new, above ``limit`` and
+    larger than at ``base_commit`` (a file that large already is not the agent's doing)."""
+    listed = await git(
+        "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", cwd=repo
+    )
+    sizes = {}
+    for record in listed.stdout.split("\0"):
+        path = record[3:]
+        if len(record) < 4 or record[1] == "D" or record[0] == "D":
+            continue
+        try:
+            info = (repo / path).lstat()
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_size > limit:
+            sizes[path] = info.st_size
+    return await _larger_than_at_base(repo, base_commit, sizes)
+
+
+async def _large_committed(repo: Path, base_commit: str, head: str, limit: int) -> dict[str, int]:
+    """Path -> size of the blobs the story's commits add above ``limit`` (in any commit,
+    not only the last: the bundle would carry each of them)."""
+    if head == base_commit:
+        return {}
+    objects = await git("rev-list", "--objects", head, f"^{base_commit}", cwd=repo)
+    described = await git(
+        "cat-file",
+        "--batch-check=%(objecttype) %(objectsize) %(rest)",
+        cwd=repo,
+        input=objects.stdout.encode(),
+    )
+    sizes: dict[str, int] = {}
+    for line in described.stdout.splitlines():
+        kind, _, rest = line.partition(" ")
+        size, _, path = rest.partition(" ")
+        if kind == "blob" and size.isdigit() and int(size) > limit and path:
+            sizes[path] = max(int(size), sizes.get(path, 0))
+    return await _larger_than_at_base(repo, base_commit, sizes)
+
+
+async def _larger_than_at_base(
+    repo: Path, base_commit: str, sizes: dict[str, int]
+) -> dict[str, int]:
+    if not sizes:
+        return {}
+    listed = await git(
+        "--literal-pathspecs", "ls-tree", "-z", "--long", "--full-tree", base_commit, "--",
+        *sizes,
+        cwd=repo,
+    )  # fmt: skip
+    at_base = {}
+    for record in listed.stdout.split("\0"):
+        meta, _, path = record.partition("\t")
+        size = meta.split()[-1] if meta else ""
+        if size.isdigit():
+            at_base[path] = int(size)
+    return {path: size for path, size in sizes.items() if at_base.get(path, -1) < size}
+
+
+async def _without(repo: Path, base_commit: str, head: str, paths: set[str], title: str) -> str:
+    """One commit on ``base_commit`` with ``head``'s tree, but ``paths`` as at the base."""
+    at_base = {path: (mode, oid) for path, mode, oid in await tree_listing(repo, base_commit)}
+    entries = []
+    for path, mode, oid in await tree_listing(repo, head):
+        if path in paths:
+            if path not in at_base:
+                continue
+            mode, oid = at_base[path]
+        entries.append(f"{mode} {oid}\t{path}\0")
+    index = repo.parent / "left-out.index"
+    try:
+        env = {"GIT_INDEX_FILE": str(index)}
+        await git("read-tree", "--empty", cwd=repo, env=env)
+        await git("update-index", "-z", "--index-info", cwd=repo, env=env,
+                  input="".join(entries).encode())  # fmt: skip
+        tree = (await git("write-tree", cwd=repo, env=env)).out
+    finally:
+        index.unlink(missing_ok=True)
+    message = f"{title[:200] or 'story'}\n\nbaro left out files above the size limit: " + (
+        ", ".join(sorted(paths))
+    )
+    commit = await git(
+        "commit-tree", tree, "-p", base_commit, "-m", message, cwd=repo, env=BARO_IDENTITY
+    )
+    return commit.out
 
 
 async def write_bundle(ws: Workspace, base_commit: str, out: Path) -> None:

@@ -385,6 +385,7 @@ def _story_finished(tr: Transition, ev: s.StoryFinished, now: float) -> bool:
         exit_reason=ev.exit_reason,
         error=ev.error,
     )
+    _record_verdicts(st, ev.refused, [], None)
     if not (ev.status == "success" and rec.state != "cancelled"):
         _archive(tr, st, ev)
     if ev.status not in ("success", "cancelled") and st.first_failure_at is None:

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from baro_merger.hygiene import GoalMentions, surface_entries
-from baro_shared.repoconfig import CONFIG_FILE, DEFAULT_SURFACE, SurfaceConfig
+from baro_shared.repoconfig import CONFIG_FILE, DEFAULT_SURFACE, SurfaceConfig, human_size
 from baro_shared.schemas import RefusalRule, SurfacePolicy
 from baro_shared.surfaces import covered, is_git_like_name
 
@@ -203,14 +203,6 @@ def _too_large(entry: Entry, limit: int) -> str | None:
         f"{human_size(entry.new_size)}, above the {human_size(limit)} limit for one file "
         "(its attempt stays in baro's cache, not in your repository, until baro clean)"
     )
-
-
-def human_size(size: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale:
-            value = size / scale
-            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
-    return f"{size} bytes"
 
 
 # --------------------------------------------------------------------------- deletions

@@ -47,18 +47,16 @@ from baro_merger.plumbing import (
     changed_entries,
     commit_tree,
     list_refs,
-    object_sizes,
     ref_value,
     repo_lock,
     resolve_commit,
     revert_paths,
     three_way_merge,
-    tree_listing,
     tree_of,
     update_refs,
 )
 from baro_shared import objectcache
-from baro_shared.gitutil import GitError, git
+from baro_shared.gitutil import GitError, git, object_sizes, tree_listing
 from baro_shared.schemas import RepoSource, Story
 
 _FETCH = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules")

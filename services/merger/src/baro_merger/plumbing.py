@@ -167,22 +167,6 @@ def _object_type(mode: str) -> str:
     return {TREE_MODE: "tree", "160000": "commit"}.get(mode, "blob")
 
 
-async def object_sizes(repo: Path, oids: list[str]) -> dict[str, int]:
-    """Object id -> size in bytes, for the ids that exist (one ``cat-file`` for all)."""
-    if not oids:
-        return {}
-    payload = "".join(f"{oid}\n" for oid in dict.fromkeys(oids)).encode()
-    listed = await git(
-        "cat-file", "--batch-check=%(objectname) %(objectsize)", cwd=repo, input=payload
-    )
-    sizes = {}
-    for line in listed.stdout.splitlines():
-        oid, _, size = line.partition(" ")
-        if size.isdigit():
-            sizes[oid] = int(size)
-    return sizes
-
-
 async def blob_texts(repo: Path, oids: list[str]) -> dict[str, str]:
     """Object id -> content (decoded, invalid bytes replaced) of small blobs such as link
     targets (one ``cat-file`` for all)."""
@@ -213,18 +197,6 @@ async def blob_texts(repo: Path, oids: list[str]) -> dict[str, str]:
         texts[oid] = out[at : at + size].decode("utf-8", "replace")
         at += size + 1
     return texts
-
-
-async def tree_listing(repo: Path, rev: str) -> list[tuple[str, str, str]]:
-    """(path, mode, oid) of every file of ``rev``, recursively."""
-    listed = await git("ls-tree", "-r", "-z", "--full-tree", rev, cwd=repo)
-    out = []
-    for record in listed.stdout.split("\0"):
-        if record:
-            meta, _, path = record.partition("\t")
-            mode, _, oid = meta.split(" ")
-            out.append((path, mode, oid))
-    return out
 
 
 async def commit_tree(
