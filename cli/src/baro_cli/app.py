@@ -30,13 +30,16 @@ ParallelismOption = Annotated[
     int | None, typer.Option(min=1, help="Hard cap on agents running at once.")
 ]
 TokenBudgetOption = Annotated[int | None, typer.Option(min=1, help="Per-story token budget.")]
-StoryTimeoutOption = Annotated[float, typer.Option(min=1, help="Seconds one agent may run.")]
+StoryTimeoutOption = Annotated[
+    float | None, typer.Option(min=1, help="Seconds one agent may run (default 1800).")
+]
 ModelOption = Annotated[str | None, typer.Option(help="Model passed to the agent CLI.")]
 ModeOption = Annotated[
     str, typer.Option(help="auto lets intake decide; or force focused/sequential/parallel.")
 ]
 StallTimeoutOption = Annotated[
-    float, typer.Option(min=1, help="Seconds without agent output before it is stopped.")
+    float | None,
+    typer.Option(min=1, help="Seconds without agent output before it is stopped (default 600)."),
 ]
 SurfaceOption = Annotated[
     str | None,

@@ -26,6 +26,18 @@
     small = { model = "gpt-5-mini", backend = "codex" }   # one file
     default = "claude-sonnet-4-5"    # any other story
 
+    [defaults]                       # baro run: the team's defaults for a run
+    backend = "codex"                # any flag's BARO_* variable wins over these,
+    model = "gpt-5-codex"            # and the flag over both (baro_shared.defaults)
+    intake = "auto"                  # offline | llm | auto
+    planner = "auto"                 # auto | deterministic | llm
+    publish = "pr"                   # local | push | pr
+    max_stories = 6
+    parallelism = 3
+    token_budget = 400000            # per story
+    story_timeout = 1200             # seconds
+    stall_timeout = 300              # seconds
+
 Both the runner and the merger read the file from the run's base commit (``read_at``):
 never from a working tree, never from a story's result or the integrated result (a
 story that writes ``.baro.toml`` must not choose the commands baro runs next), and baro
@@ -103,6 +115,7 @@ class RepoConfig:
     setup: SetupConfig | None = None
     surface: SurfaceConfig = DEFAULT_SURFACE
     models: tuple[ModelTier, ...] = ()
+    defaults: tuple[tuple[str, object], ...] = ()  # [defaults], checked, in file order
 
 
 DEFAULT_REPO_CONFIG = RepoConfig()
@@ -113,7 +126,11 @@ _KEYS = {
     "setup": ("command", "copy", "timeout", "timeout_s"),
     "surface": ("policy", "max_file_size", "max_deleted_share"),
     "models": ("docs", "tests", "small", "default"),
-}
+    "defaults": (
+        "backend", "model", "intake", "planner", "publish", "max_stories", "parallelism",
+        "token_budget", "story_timeout", "stall_timeout",
+    ),
+}  # fmt: skip
 
 
 def parse_repo_config(text: str, origin: str = CONFIG_FILE) -> RepoConfig:
@@ -127,13 +144,31 @@ def parse_repo_config(text: str, origin: str = CONFIG_FILE) -> RepoConfig:
     setup = _table(data, "setup", origin)
     surface = _table(data, "surface", origin)
     models = _table(data, "models", origin)
+    defaults = _table(data, "defaults", origin)
     return RepoConfig(
         artifacts=_artifacts(artifacts, origin) if artifacts is not None else None,
         verify=_verify(verify, origin) if verify else None,
         setup=_setup(setup, origin) if setup else None,
         surface=_surface(surface, origin) if surface else DEFAULT_SURFACE,
         models=_models(models, origin) if models else (),
+        defaults=_defaults(defaults, origin) if defaults else (),
     )
+
+
+def parse_defaults(text: str, origin: str = CONFIG_FILE) -> dict[str, object]:
+    """The run defaults a .baro.toml gives: its [defaults] and its [surface] policy.
+
+    Only these tables are checked (a mistake elsewhere is reported by the step that reads
+    it, as for any run); raises RepoConfigError naming ``origin``."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RepoConfigError(f"{origin} is not valid TOML: {exc}") from None
+    values: dict[str, object] = dict(_defaults(_table(data, "defaults", origin) or {}, origin))
+    surface = _table(data, "surface", origin)
+    if surface and (policy := _surface(surface, origin).policy):
+        values["surface"] = policy
+    return values
 
 
 async def config_text_at(repo: Path, commit: str) -> str | None:
@@ -268,6 +303,40 @@ def _models(table: dict[str, Any], origin: str) -> tuple[ModelTier, ...]:
             )
         tiers.append(ModelTier(kind=kind, model=model.strip(), backend=backend))
     return tuple(tiers)
+
+
+_CHOICES = {
+    "backend": KNOWN_BACKENDS,
+    "intake": ("offline", "llm", "auto"),
+    "planner": ("auto", "deterministic", "llm"),
+    "publish": ("local", "push", "pr"),
+}
+_COUNTS = ("max_stories", "parallelism", "token_budget")
+_SECONDS = ("story_timeout", "stall_timeout")
+
+
+def _defaults(table: dict[str, Any], origin: str) -> tuple[tuple[str, object], ...]:
+    out: list[tuple[str, object]] = []
+    for key, value in table.items():
+        where = f"{origin}: [defaults] {key}"
+        if key in _CHOICES:
+            if value not in _CHOICES[key]:
+                choices = ", ".join(_CHOICES[key])
+                raise RepoConfigError(f"{where} must be one of {choices} (not {value!r})")
+        elif key == "model":
+            if not isinstance(value, str) or (problem := model_problem(value.strip())):
+                reason = problem if isinstance(value, str) else "model must be a string"
+                raise RepoConfigError(f"{where}: {reason}")
+            value = value.strip()
+        elif key in _COUNTS:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RepoConfigError(f"{where} must be a whole number of at least 1")
+        elif key in _SECONDS:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
+                raise RepoConfigError(f"{where} must be a number of seconds of at least 1")
+            value = float(value)
+        out.append((key, value))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- values

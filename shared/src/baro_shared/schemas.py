@@ -295,6 +295,15 @@ class Message(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True
 # ---- events: baro.evt.<run_id>.<topic>  (BARO_EVT)
 
 
+class ChosenSetting(Value, kw_only=True):
+    """One of a run's defaults as the submitter resolved it (baro_shared.defaults)."""
+
+    name: str
+    value: str | None  # None: left to later (the mode, the agent CLI)
+    source: Literal["flag", "environment", "repository", "built-in"]
+    where: str  # the flag, the BARO_* variable, the .baro.toml table, or "built-in"
+
+
 class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     goal: str
     repo: RepoSource
@@ -322,6 +331,8 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     quick: bool = False
     # story kind -> model (``--model-tiers``); wins over the repository's .baro.toml [models]
     model_tiers: list[ModelTier] = msgspec.field(default_factory=list)
+    # how ``baro run`` chose its defaults (flag > environment > .baro.toml > built-in)
+    defaults: list[ChosenSetting] = msgspec.field(default_factory=list)
 
 
 class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):

@@ -104,6 +104,17 @@ class Settings(BaseSettings):
     intake_llm_threshold: float = Field(default=0.6, ge=0.0, le=1.0)  # auto: below this, ask
     intake_llm_timeout_s: float = Field(default=120.0, gt=0.0)
 
+    # defaults of `baro run` (docs/configuration.md, "Defaults"): a flag wins over these,
+    # these over the repository's .baro.toml [defaults]
+    planner: Literal["auto", "deterministic", "llm"] | None = None
+    publish: Literal["local", "push", "pr"] | None = None
+    surface: Literal["strict", "warn"] | None = None
+    max_stories: int | None = Field(default=None, ge=1)
+    parallelism: int | None = Field(default=None, ge=1)
+    token_budget: int | None = Field(default=None, ge=1)
+    story_timeout_s: float | None = Field(default=None, ge=1)
+    stall_timeout_s: float | None = Field(default=None, ge=1)
+
     # HTTP API (intake)
     api_token: SecretStr | None = None
     # the intake serves the API only when a port is set (0 = a free port); see docs/api.md

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Annotated
 
+import msgspec
 import typer
 
-from baro_cli import doctor, validate
+from baro_cli import defaults, doctor, validate
 from baro_cli.app import ModelOption, app, embedded_url, fail, load_settings, setup_logging
 from baro_cli.validate import UserError
+from baro_shared.defaults import Resolved
+from baro_shared.settings import Settings
 
 MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "--  "}
 
@@ -26,15 +30,20 @@ def doctor_command(
         str | None, typer.Option(help="Check this NATS instead of the embedded server.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    repo: Annotated[
+        Path, typer.Option("--repo", help="Show the defaults of this repository's runs.")
+    ] = Path("."),
 ) -> None:
-    """Check git, the agent CLIs and their credentials, NATS, baro's directories and disk.
+    """Check git, the agent CLIs and their credentials, NATS, baro's directories and disk,
+    and show the defaults a run here gets and where each comes from.
 
     Exits 1 when something the chosen backend needs is missing; each failing line says
     what to do. Credentials are named, never shown.
     """
     settings = load_settings(nats_url)
     setup_logging(settings, quiet=True)
-    chosen = backend or settings.backend
+    chosen_defaults, defaults_problem = _defaults(repo, backend, model, settings)
+    chosen = backend or str(chosen_defaults["backend"].value)
     try:
         validate.backend_name(chosen)
     except UserError as exc:
@@ -43,6 +52,8 @@ def doctor_command(
     checks = doctor.diagnose(
         settings, chosen, model, remote=remote, local_url=None if remote else embedded_url(settings)
     )
+    if defaults_problem is not None:
+        checks.append(doctor.Check("defaults", "fail", defaults_problem))
     failed = [c for c in checks if c.status == "fail"]
     if as_json:
         typer.echo(
@@ -51,6 +62,9 @@ def doctor_command(
                     "ok": not failed,
                     "backend": chosen,
                     "checks": [c.as_json() for c in checks],
+                    "defaults": [
+                        msgspec.to_builtins(r.as_setting()) for r in chosen_defaults.values()
+                    ],
                 }
             )
         )
@@ -58,8 +72,27 @@ def doctor_command(
         typer.echo(f"baro doctor (backend: {chosen})")
         for check in checks:
             typer.echo(f"  {MARKS[check.status]}  {check.line()}")
+        typer.echo("defaults (flag > environment > .baro.toml > built-in):")
+        for resolved in chosen_defaults.values():
+            typer.echo(f"  {resolved.name:<14} {resolved.shown():<24} {resolved.where}")
         if failed:
             typer.echo(f"{len(failed)} problem(s): baro run --backend {chosen} cannot run here yet")
         else:
             typer.echo(f"ready: baro run --backend {chosen} can run here")
     raise typer.Exit(1 if failed else 0)
+
+
+def _defaults(
+    repo: Path, backend: str | None, model: str | None, settings: Settings
+) -> tuple[dict[str, Resolved], str | None]:
+    """The defaults of a run in ``repo`` (none of its file outside a repository), and the
+    problem with its .baro.toml [defaults], if any."""
+    flags = {"backend": backend, "model": model}
+    try:
+        root, head = validate.repository(repo)
+    except UserError:
+        root = head = None
+    try:
+        return defaults.choose(flags, settings, root, head), None
+    except UserError as exc:
+        return defaults.choose(flags, settings, None, None), str(exc)

@@ -11,7 +11,7 @@ from typing import Annotated, get_args
 
 import typer
 
-from baro_cli import runflow, validate
+from baro_cli import defaults, runflow, validate
 from baro_cli.app import (
     MODE_CHOICES,
     MaxStoriesOption,
@@ -64,11 +64,11 @@ def run(
         bool, typer.Option("--json", help="Print the final summary as one JSON object.")
     ] = False,
     planner: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="auto (the goal's structure, else a model), deterministic (never a model), or llm."
         ),
-    ] = "auto",
+    ] = None,
     plan_file: Annotated[
         Path | None,
         typer.Option(
@@ -82,16 +82,16 @@ def run(
     max_stories: MaxStoriesOption = None,
     parallelism: ParallelismOption = None,
     token_budget: TokenBudgetOption = None,
-    story_timeout: StoryTimeoutOption = 1800.0,
-    stall_timeout: StallTimeoutOption = 600.0,
+    story_timeout: StoryTimeoutOption = None,
+    stall_timeout: StallTimeoutOption = None,
     surface: SurfaceOption = None,
     publish: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="local (default); push: push the branch; pr: push it and open a pull request "
             "(only where a remote and credentials exist)."
         ),
-    ] = "local",
+    ] = None,
     continue_branch: Annotated[
         str | None,
         typer.Option(
@@ -121,33 +121,48 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run GOAL on a repository and deliver the result as a branch baro/<slug>."""
+    """Run GOAL on a repository and deliver the result as a branch baro/<slug>.
+
+    Defaults come from the flags, else BARO_* variables, else the repository's
+    .baro.toml [defaults] (at the commit the run starts from); `baro doctor` shows them."""
     settings = load_settings(nats_url)
     setup_logging(settings, quiet=True)
+    flags = {
+        "backend": backend, "model": model, "intake": intake, "planner": planner,
+        "publish": publish, "surface": surface, "max_stories": max_stories,
+        "parallelism": parallelism, "token_budget": token_budget,
+        "story_timeout": story_timeout, "stall_timeout": stall_timeout,
+    }  # fmt: skip
     try:
+        root, head = validate.repository(repo)
+        if continue_branch:
+            head = baro_branch_to_continue(root, continue_branch)[1]
+        chosen = defaults.choose(flags, settings, root, head)
+        value = {name: resolved.value for name, resolved in chosen.items()}
         request = build_request(
             goal,
             repo,
-            backend or settings.backend,
-            model,
+            str(value["backend"]),
+            value["model"],  # type: ignore[arg-type]
             mode,
             yes,
             nats_url is not None,
             settings,
-            max_stories,
-            parallelism,
-            token_budget,
-            story_timeout,
-            stall_timeout,
-            publish,
+            value["max_stories"],  # type: ignore[arg-type]
+            value["parallelism"],  # type: ignore[arg-type]
+            value["token_budget"],  # type: ignore[arg-type]
+            float(value["story_timeout"]),  # type: ignore[arg-type]
+            float(value["stall_timeout"]),  # type: ignore[arg-type]
+            str(value["publish"]),
             script,
             continue_branch=continue_branch,
-            intake=intake or settings.intake,
-            planner=planner,
+            intake=str(value["intake"]),
+            planner=str(value["planner"]),
             plan_file=plan_file,
-            surface=surface,
+            surface=value["surface"],  # type: ignore[arg-type]
             quick=quick,
             model_tiers=model_tiers,
+            defaults=[resolved.as_setting() for resolved in chosen.values()],
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -193,6 +208,7 @@ def build_request(
     surface: str | None = None,
     quick: bool = False,
     model_tiers: str | None = None,
+    defaults: list[s.ChosenSetting] | None = None,
 ) -> s.RunSubmitted:
     text = validate.goal_text(goal)
     surface_policy = validate.surface_policy(surface)
@@ -255,6 +271,7 @@ def build_request(
         owner=None if remote else current_owner("baro run"),
         quick=quick,
         model_tiers=tiers,
+        defaults=defaults or [],
     )
 
 
