@@ -17,7 +17,7 @@ STAMP := $(VENV)/.installed
 # where `make install-cli` links the baro command
 BINDIR ?= $(shell echo ~)/.local/bin
 
-.PHONY: install install-cli uv python demo test test-fast test-faults test-cluster test-cli test-install lint bench clean-venv
+.PHONY: install install-cli uv python demo test test-fast test-faults test-cluster test-cli test-install lint bench bench-cluster clean-venv
 
 install: $(STAMP)
 
@@ -77,6 +77,10 @@ lint: install
 
 bench: install
 	$(PY) -m bench
+
+# baro on a three-server cluster under load and failover (about 8 minutes on 2 cores)
+bench-cluster: install
+	$(PY) -m bench --only cluster
 
 clean-venv:
 	rm -rf $(VENV) $(UV_HOME)

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from baro_shared import topology as t
-from baro_shared.bus import Bus
 from baro_shared.embedded import EmbeddedNats, NatsCluster
 
 FAULTS = ("meta", t.CMD_STREAM, t.EVT_STREAM, f"KV_{t.RUNS_BUCKET}", "most", "pause")
@@ -32,48 +31,43 @@ PAUSE_S = 10.0
 class Injected:
     fault: str
     member: str
-    # from the fault until the stream (or meta group) it hit has a leader again
+    # from the fault until every group the member led has another leader (as the other
+    # members see it)
     leader_back_s: float | None
 
 
-def replicated_streams(bus: Bus) -> list[str]:
-    topo = bus.topology
-    return [
-        *(cfg.name for cfg in topo.streams),
-        *(f"KV_{kv.bucket}" for kv in topo.kv),
-        *(f"OBJ_{obj.bucket}" for obj in topo.objects),
-    ]
+def group_leaders(cluster: NatsCluster, skip: str | None = None) -> dict[str, str]:
+    """The leader of the meta group (``meta``) and of every stream, as the first member
+    that answers sees them (``skip``: a member not to ask, e.g. a paused one)."""
+    for node in cluster.nodes:
+        if not node.running() or node.server_name == skip:
+            continue
+        try:
+            url = f"{node.monitor_url}/jsz?acc=$G&streams=true"
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                data = json.load(resp)
+        except (OSError, ValueError):
+            continue
+        out: dict[str, str] = {}
+        meta = (data.get("meta_cluster") or {}).get("leader")
+        if meta:
+            out["meta"] = meta
+        for acc in data.get("account_details") or []:
+            for stream in acc.get("stream_detail") or []:
+                leader = (stream.get("cluster") or {}).get("leader")
+                if leader:
+                    out[stream["name"]] = leader
+        return out
+    return {}
 
 
-async def stream_leader(bus: Bus, stream: str) -> str | None:
-    with contextlib.suppress(Exception):
-        info = await bus.js.stream_info(stream)
-        return info.cluster.leader if info.cluster else None
-    return None
-
-
-async def leaders(bus: Bus, cluster: NatsCluster) -> Counter[str]:
-    """How many groups (the meta group and every stream) each member leads."""
-    counts: Counter[str] = Counter()
-    meta = await asyncio.to_thread(cluster.meta_leader)
-    if meta:
-        counts[meta] += 1
-    for stream in replicated_streams(bus):
-        leader = await stream_leader(bus, stream)
-        if leader:
-            counts[leader] += 1
-    return counts
-
-
-async def target_of(bus: Bus, cluster: NatsCluster, fault: str) -> str:
-    if fault == "meta":
-        leader = await asyncio.to_thread(cluster.meta_leader)
-    elif fault in ("most", "pause"):
-        leader = (await leaders(bus, cluster)).most_common(1)[0][0]
-    else:
-        leader = await stream_leader(bus, fault)
-    assert leader is not None, f"no leader for {fault}"
-    return leader
+def target_of(cluster: NatsCluster, fault: str) -> str:
+    """The member a fault takes down: the leader it names, or the one leading the most."""
+    now = group_leaders(cluster)
+    if fault in ("most", "pause"):
+        return Counter(now.values()).most_common(1)[0][0]
+    assert fault in now, f"no leader for {fault}: {now}"
+    return now[fault]
 
 
 async def _until(check: Callable[[], Awaitable[bool]], timeout: float) -> float | None:
@@ -85,27 +79,28 @@ async def _until(check: Callable[[], Awaitable[bool]], timeout: float) -> float 
     return None
 
 
-async def inject(bus: Bus, cluster: NatsCluster, fault: str) -> Injected:
+async def inject(cluster: NatsCluster, fault: str) -> Injected:
     """Take the fault's member down and bring it back; returns once it is back."""
-    name = await target_of(bus, cluster, fault)
+    name = await asyncio.to_thread(target_of, cluster, fault)
     node = cluster.node(name)
-    watched = "meta" if fault in ("meta", "most", "pause") else fault
+    led = {
+        group
+        for group, leader in (await asyncio.to_thread(group_leaders, cluster)).items()
+        if leader == name
+    }
 
-    async def new_leader() -> bool:
-        if watched == "meta":
-            leader = await asyncio.to_thread(cluster.meta_leader)
-        else:
-            leader = await stream_leader(bus, watched)
-        return leader is not None and leader != name
+    async def moved() -> bool:
+        now = await asyncio.to_thread(group_leaders, cluster, name)
+        return all(now.get(group) not in (None, name) for group in led)
 
     if fault == "pause":
         node.pause()
-        back = await _until(new_leader, PAUSE_S)
+        back = await _until(moved, PAUSE_S)
         await asyncio.sleep(max(0.0, PAUSE_S - (back or PAUSE_S)))
         node.resume()
     else:
         await asyncio.to_thread(node.kill)
-        back = await _until(new_leader, 30.0)
+        back = await _until(moved, 30.0)
         await asyncio.sleep(max(0.0, DOWN_S - (back or 0.0)))
         await asyncio.to_thread(node.start)
     return Injected(fault, name, back)
@@ -125,3 +120,32 @@ def connected(cluster: NatsCluster) -> set[str]:
             with contextlib.suppress(OSError, ValueError):
                 names |= connection_names(node)
     return names
+
+
+def consumer_lag(node: EmbeddedNats) -> tuple[bool, int] | None:
+    """(is this member the consumer's leader, pending + ack pending) from its ``/jsz``, the
+    query KEDA's scaler makes."""
+    url = f"{node.monitor_url}/jsz?acc=$G&consumers=true&config=true"
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        data = json.load(resp)
+    for acc in data.get("account_details") or []:
+        for stream in acc.get("stream_detail") or []:
+            if stream.get("name") != t.CMD_STREAM:
+                continue
+            for c in stream.get("consumer_detail") or []:
+                if c.get("name") == t.RUNNER_CONSUMER:
+                    lead = (c.get("cluster") or {}).get("leader") == node.server_name
+                    return lead, int(c.get("num_pending", 0)) + int(c.get("num_ack_pending", 0))
+    return None
+
+
+def keda_lag(cluster: NatsCluster) -> int | None:
+    """The number KEDA's nats-jetstream scaler acts on: pending + ack pending of the runner
+    consumer, from ``/jsz`` of the member leading that consumer (the others lag behind)."""
+    for node in cluster.nodes:
+        if node.running():
+            with contextlib.suppress(OSError, ValueError):
+                got = consumer_lag(node)
+                if got is not None and got[0]:
+                    return got[1]
+    return None

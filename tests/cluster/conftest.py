@@ -10,6 +10,7 @@ results can only travel through the object store. See docs/reliability.md "Clust
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,19 +89,55 @@ def cluster(tmp_path: Path) -> Iterator[ClusterWorld]:
         yield world  # type: ignore[misc]
 
 
-async def submit_bundle(client: Bus, repo: Path, goal: str, script: dict, **kw: object) -> str:
-    """Submit a run the way ``baro submit --repo`` does: HEAD uploaded as a bundle to the
-    object store, the run naming only that object. Returns the run id."""
+async def bundle_request(
+    client: Bus, repo: Path, goal: str, script: dict, **kw: object
+) -> s.RunSubmitted:
+    """A run the way ``baro submit --repo`` makes one: HEAD uploaded as a bundle to the
+    object store, the run naming only that object (not yet submitted)."""
     request = submit_request(repo, goal, script, **kw)
     source = s.RepoSource(
         kind="bundle",
         location=sources.source_bundle_name(request.run_id),
         commit=request.repo.commit,
     )
-    request = msgspec.structs.replace(request, repo=source)
     await upload_head(client, repo, source)
+    return msgspec.structs.replace(request, repo=source, ts=s.now())
+
+
+async def submit_bundle(client: Bus, repo: Path, goal: str, script: dict, **kw: object) -> str:
+    """Upload and submit a run (see ``bundle_request``); returns its id."""
+    request = await bundle_request(client, repo, goal, script, **kw)
     await client.publish(request, f"{request.run_id}.submitted")
     return request.run_id
+
+
+def parallel_run(sleeps: dict[str, float]) -> dict[str, object]:
+    """The script, plan and limits of a parallel run of independent stories: story ``id``
+    sleeps ``sleeps[id]`` seconds, then writes ``<id>.txt``."""
+    plan = [
+        s.Story(id=sid, title=f"write {sid.lower()}.txt", write_surface=[f"{sid.lower()}.txt"])
+        for sid in sleeps
+    ]
+    script = {
+        "stories": [
+            {
+                "match": {"id": sid},
+                "steps": [{"sleep": secs}, {"write": f"{sid.lower()}.txt", "content": f"{sid}\n"}],
+            }
+            for sid, secs in sleeps.items()
+        ]
+    }
+    n = len(sleeps)
+    limits = s.Limits(max_stories=n, parallelism=n, story_timeout_s=300, stall_timeout_s=120)
+    return {"script": script, "plan": plan, "mode_request": "parallel", "limits": limits}
+
+
+async def poll(bus: Bus, run_id: str) -> s.RunRecord | None:
+    """The run record, or None while the cluster cannot answer (mid-election)."""
+    with contextlib.suppress(Exception):
+        got = await bus.get_record(run_id)
+        return got[0] if got else None
+    return None
 
 
 async def fetched_branch(client: Bus, world: ClusterWorld, run_id: str, repo: Path) -> str:

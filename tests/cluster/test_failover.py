@@ -12,16 +12,20 @@ What each failover costs in time is measured by the benchmark (``make bench``), 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from pathlib import Path
 
 import pytest
 
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from tests.cluster.chaos import FAULTS, connected, inject
-from tests.cluster.conftest import ClusterWorld, fetched_branch, submit_bundle
+from tests.cluster.conftest import (
+    ClusterWorld,
+    fetched_branch,
+    parallel_run,
+    poll,
+    submit_bundle,
+)
 from tests.conftest import make_repo, run_git
 from tests.faults.conftest import events_of, story_commits
 
@@ -42,32 +46,6 @@ HISTORY = (
     s.RunFinished,
 )
 PER_STORY = (s.StoryStarted, s.StoryFinished, s.StoryIntegrated)
-
-
-def two_stories(repo: Path) -> dict[str, object]:
-    plan = [
-        s.Story(id=sid, title=f"write {sid.lower()}.txt", write_surface=[f"{sid.lower()}.txt"])
-        for sid in STORIES
-    ]
-    script = {
-        "stories": [
-            {
-                "match": {"id": sid},
-                "steps": [{"sleep": 3.0}, {"write": f"{sid.lower()}.txt", "content": f"{sid}\n"}],
-            }
-            for sid in STORIES
-        ]
-    }
-    limits = s.Limits(max_stories=2, parallelism=2, story_timeout_s=300, stall_timeout_s=120)
-    return {"script": script, "plan": plan, "mode_request": "parallel", "limits": limits}
-
-
-async def poll(bus: Bus, run_id: str) -> s.RunRecord | None:
-    """The run record, or None while the cluster cannot answer (mid-election)."""
-    with contextlib.suppress(Exception):
-        got = await bus.get_record(run_id)
-        return got[0] if got else None
-    return None
 
 
 async def until(bus: Bus, run_id: str, done: object, timeout: float, world: ClusterWorld) -> s.RunRecord:
@@ -92,13 +70,13 @@ async def test_runs_survive_leaders_killed_and_a_member_paused(
     report = []
     for fault in FAULTS:
         repo = make_repo(cluster.root / f"user-{fault}", {"README.md": "# app\n"})
-        spec = two_stories(repo)
+        spec = parallel_run(dict.fromkeys(STORIES, 3.0))
         script = spec.pop("script")
         run_id = await submit_bundle(client, repo, "write s1.txt and s2.txt", script, **spec)  # type: ignore[arg-type]
         await until(
             client, run_id, lambda r: any(x.status == "running" for x in r.stories), 90, cluster
         )
-        injected = await inject(client, cluster.nats, fault)
+        injected = await inject(cluster.nats, fault)
         report.append(injected)
         final = await until(client, run_id, lambda r: r.state in s.TERMINAL_RUN_STATES, 180, cluster)
         why = f"after {fault} ({injected.member} down)"

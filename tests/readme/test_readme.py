@@ -78,6 +78,7 @@ WHERE: dict[str, str] = {  # in README order
     **{line: CLUSTER for line in ON_A_CLUSTER},
     "make test": CI,
     "make test-faults": CI,
+    "make test-cluster": CI,
     "make test-cli": CI,
     "make test-install": CI,
 }
