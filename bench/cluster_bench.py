@@ -48,7 +48,14 @@ from baro_shared.embedded import NatsCluster
 from bench.__main__ import figure
 from bench.cluster import make_repo, peak_rss_mb, wait_ready
 from tests.cluster.chaos import FAULTS, consumer_lag, inject, target_of
-from tests.cluster.conftest import REPLICAS, ClusterWorld, bundle_request, parallel_run, poll
+from tests.cluster.conftest import (
+    REPLICAS,
+    ClusterWorld,
+    bundle_request,
+    fence_works,
+    parallel_run,
+    poll,
+)
 from tests.faults.conftest import running, service_env
 
 SLOTS = 2
@@ -68,7 +75,7 @@ def world(root: Path, runners: int) -> Iterator[ClusterWorld]:
         log_level="WARNING",
         max_running_agents="64",
     )
-    with running(ClusterWorld(nats, root, env)) as w:
+    with running(ClusterWorld(nats, root, env, fenced=fence_works())) as w:
         w.start_core()
         for _ in range(runners):
             w.start("agent-runner")
@@ -158,9 +165,21 @@ class LagSample:
     api: int  # the same from the JetStream API
     baro: int  # stories dispatched and not yet answered, from the run records
     followers: list[int] = field(default_factory=list)  # what /jsz of the other members says
+    steady: bool = False
+
+
+async def api_lag(bus: Bus) -> int | None:
+    try:
+        info = await bus.js.consumer_info(t.CMD_STREAM, t.RUNNER_CONSUMER)
+    except Exception:
+        return None
+    return (info.num_pending or 0) + (info.num_ack_pending or 0)
 
 
 async def sample_lag(bus: Bus, w: ClusterWorld, run_ids: list[str]) -> LagSample | None:
+    """One sample of the three counts; ``steady`` when the consumer did not move while it
+    was taken (the API read the same before and after), so they can be compared exactly."""
+    before = await api_lag(bus)
     keda, followers = None, []
     for node in w.nats.nodes:
         if not node.running():
@@ -171,17 +190,14 @@ async def sample_lag(bus: Bus, w: ClusterWorld, run_ids: list[str]) -> LagSample
                 keda = got[1]
             elif got is not None:
                 followers.append(got[1])
-    try:
-        info = await bus.js.consumer_info(t.CMD_STREAM, t.RUNNER_CONSUMER)
-    except Exception:
-        return None
     active = 0
     for run_id in run_ids:
         rec = await poll(bus, run_id)
         active += sum(1 for x in rec.stories if x.status in ACTIVE) if rec else 0
-    if keda is None:
+    after = await api_lag(bus)
+    if keda is None or before is None:
         return None
-    return LagSample(keda, (info.num_pending or 0) + (info.num_ack_pending or 0), active, followers)
+    return LagSample(keda, before, active, followers, steady=before == after)
 
 
 def load(runs: int, runners: int, kill: bool) -> dict[str, Any]:
@@ -253,16 +269,20 @@ async def _load(w: ClusterWorld, runs: int, kill: bool) -> dict[str, Any]:
             "dispatch_p50_s": figure([quantile(dispatch, 0.5)], "s", 2),
             "dispatch_p99_s": figure([quantile(dispatch, 0.99)], "s", 2),
         }
+        steady = [x for x in samples if x.steady]
         if samples:
             out["keda_lag_max"] = figure([max(x.keda for x in samples)], "stories", 0)
+            out["keda_lag_samples"] = figure([len(samples)], "samples", 0)
+            out["keda_lag_steady_samples"] = figure([len(steady)], "samples", 0)
+        if steady:
             out["keda_vs_api_max_diff"] = figure(
-                [max(abs(x.keda - x.api) for x in samples)], "stories", 0
+                [max(abs(x.keda - x.api) for x in steady)], "stories", 0
             )
             out["keda_vs_baro_max_diff"] = figure(
-                [max(abs(x.keda - x.baro) for x in samples)], "stories", 0
+                [max(abs(x.keda - x.baro) for x in steady)], "stories", 0
             )
+        if samples:
             followers = [f for x in samples for f in x.followers]
-            out["keda_lag_samples"] = figure([len(samples)], "samples", 0)
             if followers:
                 out["follower_jsz_lag_max"] = figure([max(followers)], "stories", 0)
         return out
