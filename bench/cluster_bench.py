@@ -129,7 +129,9 @@ async def _failover(w: ClusterWorld, baselines: int) -> dict[str, Any]:
     try:
         repo = make_repo(w.root / "user")
 
-        async def one(fault: str | None) -> tuple[float, float | None]:
+        async def one(fault: str | None) -> tuple[float, float, float | None]:
+            """The run's wall time, its submit-to-first-agent time, and how long the
+            fault's member took to lose its leaderships."""
             spec = parallel_run({"S1": 3.0, "S2": 3.0})
             script = spec.pop("script")
             req = await bundle_request(bus, repo, "two stories", script, **spec)  # type: ignore[arg-type]
@@ -141,12 +143,17 @@ async def _failover(w: ClusterWorld, baselines: int) -> dict[str, Any]:
             await until_final(bus, [req.run_id], 300)
             events = await history(bus, req.run_id)
             end = next(e.ts for e in events if isinstance(e, s.RunFinished))
-            return end - req.ts, leader_back
+            first = min(e.ts for e in events if isinstance(e, s.StoryStarted))
+            return end - req.ts, first - req.ts, leader_back
 
-        base = [(await one(None))[0] for _ in range(baselines)]
-        out: dict[str, Any] = {"run_without_fault_s": figure(base, "s", 2)}
+        quiet = [await one(None) for _ in range(baselines)]
+        base = [took for took, _, _ in quiet]
+        out: dict[str, Any] = {
+            "run_without_fault_s": figure(base, "s", 2),
+            "first_agent_s": figure([first for _, first, _ in quiet], "s", 2),
+        }
         for fault in FAULTS:
-            took, back = await one(fault)
+            took, _, back = await one(fault)
             name = fault.lower().removeprefix("kv_").removeprefix("baro_")
             out[f"added_by_{name}_s"] = figure([took - statistics.median(base)], "s", 2)
             if back is not None:
