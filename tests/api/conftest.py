@@ -110,13 +110,21 @@ async def wait_for_state(
 
 
 async def sse_events(
-    client: httpx.AsyncClient, run_id: str, *, follow: bool = True, last_id: int | None = None
+    client: httpx.AsyncClient,
+    run_id: str,
+    *,
+    follow: bool = True,
+    last_id: int | str | None = None,
+    agent: bool = False,
 ) -> list[dict]:
-    """Read the run's event stream to its end: [{id, event, data}]."""
+    """Read the run's event stream to its end: [{id, event, data}] (``id`` an int, or with
+    ``agent`` the text ``N-M``)."""
     headers = {"Last-Event-ID": str(last_id)} if last_id is not None else {}
     events: list[dict] = []
     current: dict[str, Any] = {}
     params = {"follow": "true" if follow else "false"}
+    if agent:
+        params["agent"] = "true"
     async with client.stream(
         "GET", f"/v1/runs/{run_id}/events", params=params, headers=headers
     ) as resp:
@@ -134,7 +142,7 @@ async def sse_events(
                 if key == "data":
                     current["data"] = json.loads(value)
                 elif key == "id":
-                    current["id"] = int(value)
+                    current["id"] = value if agent else int(value)
                 elif key == "event":
                     current["event"] = value
     return events

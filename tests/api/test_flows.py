@@ -72,6 +72,33 @@ async def test_events_replay_from_the_start_and_resume_after_an_id(
     resumed = await sse_events(api.client, run_id, last_id=ids[2])
     assert [e["id"] for e in resumed] == ids[3:]
 
+    # with the agents' events: the same run events, each agent event inside its attempt
+    both = await sse_events(api.client, run_id, agent=True)
+    assert [e for e in both if e["event"] != "agent.event"] == [
+        {**e, "id": f"{e['id']}-{m}"} for e, m in zip(live, _agent_marks(both), strict=True)
+    ]
+    agents = [e for e in both if e["event"] == "agent.event"]
+    assert agents and {e["data"]["story_id"] for e in agents} == {"S1"}
+    kinds = [e["data"]["event"]["kind"] for e in agents]
+    assert kinds[0] == "session" and "file_changed" in kinds and kinds[-1] == "finished"
+    order = [e["event"] for e in both]
+    assert order.index("story.started") < order.index("agent.event")
+    assert len(order) - order[::-1].index("agent.event") <= order.index("story.finished")
+    positions = [tuple(map(int, e["id"].split("-"))) for e in both]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    middle = agents[len(agents) // 2]["id"]
+    rest = await sse_events(api.client, run_id, agent=True, last_id=middle)
+    assert [e["id"] for e in rest] == [e["id"] for e in both][
+        [e["id"] for e in both].index(middle) + 1 :
+    ]
+    bad = await api.client.get(f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": "x"})
+    assert bad.status_code == 422
+
+
+def _agent_marks(events: list[dict]) -> list[int]:
+    """The agent part of each run event's id."""
+    return [int(e["id"].split("-")[1]) for e in events if e["event"] != "agent.event"]
+
 
 async def test_picker_run_waits_then_confirm_takes_the_suggestion(api: Api, tmp_path: Path) -> None:
     bare, _ = bare_remote(tmp_path)

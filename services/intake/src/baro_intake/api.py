@@ -30,6 +30,7 @@ from starlette.routing import Match
 
 from baro_intake import api_models as m
 from baro_intake import api_runs, api_views
+from baro_shared import runstream
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.runids import new_run_id
@@ -356,8 +357,9 @@ def create_app(
         response_class=StreamingResponse,
         responses={
             200: {
-                "description": "server-sent events: `id` is the stream sequence, `event` the "
-                "event type, `data` the event as JSON",
+                "description": "server-sent events (docs/events.md): `id` is where the stream "
+                "stands (the run's event sequence, with `agent` also the agents' event "
+                "sequence, as `N-M`), `event` the event type, `data` the event as JSON",
                 "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
             },
             **_errors(401, 404, 422, 503),
@@ -370,23 +372,35 @@ def create_app(
         follow: Annotated[
             bool, Query(description="keep the stream open for live events until the run ends")
         ] = True,
+        agent: Annotated[
+            bool,
+            Query(description="include the agents' normalized events (`agent.event`)"),
+        ] = False,
         last_event_id: Annotated[
-            int,
+            str,
             Header(
                 alias="Last-Event-ID",
-                ge=0,
-                le=2**63 - 1,
-                description="resume after this event id (0: from the start)",
+                pattern=runstream.POSITION_PATTERN,
+                description="resume after this event id: `N`, or `N-M` with `agent` "
+                "(0: from the start)",
             ),
-        ] = 0,
+        ] = "0",
     ) -> StreamingResponse:
         """The run's events from the start (or after Last-Event-ID), then live ones; the
         stream ends after the run's `run.finished` event."""
         await found(run_id)
         ended = asyncio.Event()  # the client left, or the server is stopping
-        stream = api_runs.run_events(bus, run_id, after=last_event_id, follow=follow, stop=ended)
+        stream = runstream.run_stream(
+            bus,
+            run_id,
+            agent=agent,
+            after=runstream.Position.parse(last_event_id),
+            follow=follow,
+            stop=ended,
+            keepalive_s=runstream.KEEPALIVE_S,
+        )
         return StreamingResponse(
-            _sse(stream, ended, request, stop),
+            _sse(stream, ended, request, stop, agent),
             media_type=SSE_MEDIA_TYPE,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -395,10 +409,11 @@ def create_app(
 
 
 async def _sse(
-    stream: AsyncIterator[api_runs.StreamedEvent | None],
+    stream: AsyncIterator[runstream.Streamed | None],
     ended: asyncio.Event,
     request: Request,
     stopping: asyncio.Event,
+    agent: bool,
 ) -> AsyncIterator[bytes]:
     """The stream as server-sent events. Writing to a client that left does not fail, so
     the client's disconnect (and the server's stop) is watched for and ends the stream."""
@@ -416,7 +431,8 @@ async def _sse(
                 continue
             event = api_views.public_event(item.event)
             tag = event.__struct_config__.tag
-            yield f"id: {item.seq}\nevent: {tag}\ndata: ".encode() + s.encode(event) + b"\n\n"
+            where = item.position.text(agent)
+            yield f"id: {where}\nevent: {tag}\ndata: ".encode() + s.encode(event) + b"\n\n"
     finally:
         for watcher in watchers:
             watcher.cancel()

@@ -1,4 +1,5 @@
-"""What the API does on the bus: read run records, submit, confirm, cancel, stream events.
+"""What the API does on the bus: read run records, submit, confirm, cancel (a run's events
+come from ``baro_shared.runstream``, as for every other view of a run).
 
 Submitting a run is publishing RunSubmitted, as the CLI does; the conductor creates the
 record. Only the conductor writes records, so confirming and cancelling are events too.
@@ -8,29 +9,16 @@ command racing for the same run are deduplicated by the server: the first one wi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
-from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from baro_intake.api_views import pending_record
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import Bus
-
-log = logging.getLogger(__name__)
-
-KEEPALIVE_S = 15.0
-CONSUMER_IDLE_S = 60.0  # an event stream's consumer outlives a vanished client this long
 
 
 class Conflict(Exception):
@@ -112,105 +100,3 @@ async def cancel(bus: Bus, rec: s.RunRecord, reason: str) -> None:
     with contextlib.suppress(Exception):  # runners also see it on the record; this is faster
         await bus.nc.publish(t.cancel_subject(rec.run_id), b"")
         await bus.nc.flush()
-
-
-@dataclass(frozen=True)
-class StreamedEvent:
-    seq: int  # stream sequence: the SSE id, and where a reconnecting client resumes
-    event: s.Event
-
-
-async def run_events(
-    bus: Bus,
-    run_id: str,
-    *,
-    after: int = 0,
-    follow: bool = True,
-    stop: asyncio.Event | None = None,
-    keepalive_s: float = KEEPALIVE_S,
-) -> AsyncIterator[StreamedEvent | None]:
-    """The run's events in stream order, from the start (or after stream sequence ``after``).
-
-    Yields None every ``keepalive_s`` without an event while following. Ends after
-    RunFinished, when ``stop`` is set, or (``follow`` False) when the history is read.
-    """
-    config = ConsumerConfig(
-        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after else DeliverPolicy.ALL,
-        opt_start_seq=after + 1 if after else None,
-    )
-    sub = await bus.js.subscribe(
-        t.run_events_filter(run_id),
-        stream=t.EVT_STREAM,
-        config=config,
-        ordered_consumer=True,
-        inactive_threshold=CONSUMER_IDLE_S,
-    )
-    stopped = stop or asyncio.Event()
-    try:
-        while not stopped.is_set():
-            msg = await _next(sub, keepalive_s if follow else 2.0, stopped)
-            if msg is None:
-                if not follow or stopped.is_set():
-                    return
-                yield None  # keepalive
-                continue
-            seq = msg.metadata.sequence.stream if msg.metadata else 0
-            try:
-                event = s.event_decoder.decode(msg.data)
-            except msgspec.DecodeError:
-                log.warning("undecodable event on %s", msg.subject)
-                continue
-            yield StreamedEvent(seq, event)
-            if isinstance(event, s.RunFinished):
-                return
-            if not follow and msg.metadata and msg.metadata.num_pending == 0:
-                return
-    finally:
-        # no await here: a stream closed by a client that left is cancelled, and every
-        # await of a cancelled stream is cancelled again (anyio), so cleanup runs apart
-        _in_background(_drop(bus, sub))
-
-
-_background: set[asyncio.Task[None]] = set()
-
-
-def _in_background(work: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.create_task(work)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
-async def _drop(bus: Bus, sub: JetStreamContext.PushSubscription) -> None:
-    """Unsubscribe and delete the stream's consumer now (else the server keeps it until it
-    has been idle for CONSUMER_IDLE_S)."""
-    with contextlib.suppress(Exception):
-        name = (await sub.consumer_info()).name
-        await sub.unsubscribe()
-        await bus.js.delete_consumer(t.EVT_STREAM, name)
-    with contextlib.suppress(Exception):
-        await sub.unsubscribe()
-
-
-def _retrieved(future: asyncio.Future[Msg]) -> None:
-    if not future.cancelled():
-        future.exception()  # a timeout nobody waits for any more is not an error
-
-
-async def _next(
-    sub: JetStreamContext.PushSubscription, timeout: float, stop: asyncio.Event
-) -> Msg | None:
-    nxt = asyncio.ensure_future(sub.next_msg(timeout=timeout))
-    nxt.add_done_callback(_retrieved)
-    halt = asyncio.ensure_future(stop.wait())
-    try:
-        done, _ = await asyncio.wait({nxt, halt}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        halt.cancel()
-        if not nxt.done():
-            nxt.cancel()
-    if nxt not in done:
-        return None
-    try:
-        return nxt.result()
-    except NatsTimeoutError:
-        return None

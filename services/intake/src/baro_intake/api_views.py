@@ -13,6 +13,7 @@ import msgspec
 
 from baro_intake import api_models as m
 from baro_shared import schemas as s
+from baro_shared.runstream import WatchedEvent
 from baro_shared.sources import redact_url
 
 GOAL_LINE_MAX = 200
@@ -195,7 +196,7 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
     )
 
 
-def public_event(event: s.Event) -> s.Event:
+def public_event(event: WatchedEvent) -> WatchedEvent:
     """The event as a client may see it: a submitted run's URL without credentials."""
     if isinstance(event, s.RunSubmitted) and event.repo.kind == "url":
         repo = msgspec.structs.replace(event.repo, location=redact_url(event.repo.location))
