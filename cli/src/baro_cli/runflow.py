@@ -8,18 +8,20 @@ import secrets
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from nats.js.api import Header
 
 from baro_cli.picker import estimate_json, estimate_line
+from baro_cli.runview import generic
 from baro_intake import api_views
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import Bus
 from baro_shared.processes import describe_owner
+from baro_shared.runstream import Streamed, WatchedEvent, run_stream
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -72,20 +74,44 @@ class RunReport:
 
 
 class Progress:
-    """Line-oriented progress on stderr (safe in logs and pipes)."""
+    """Line-oriented progress on stderr (safe in logs and pipes). Each line says when it
+    happened, in seconds since the run was submitted (``origin``): an event's line its
+    event's time, so a replayed run reads as it went.
+
+    With a ``view`` (the terminal view), lines go into the view instead of the stream.
+    """
 
     def __init__(self, out: TextIO, quiet: bool = False) -> None:
         self.out = out
         self.quiet = quiet
-        self.started = time.monotonic()
+        self.origin = time.time()
+        self.at: float | None = None  # the time of the event being reported
+        self.view: LineSink | None = None
 
     def line(self, text: str) -> None:
-        if not self.quiet:
-            print(f"[{time.monotonic() - self.started:6.1f}s] {text}", file=self.out, flush=True)
+        if self.quiet:
+            return
+        offset = (self.at if self.at is not None else time.time()) - self.origin
+        stamped = f"[{offset:6.1f}s] {text}"
+        if self.view is not None and self.view.take_line(stamped):
+            return
+        print(stamped, file=self.out, flush=True)
 
     def note(self, text: str) -> None:
         """A line the user should see even with --quiet (something about this machine)."""
         print(f"baro: {text}", file=self.out, flush=True)
+
+
+class LineSink(Protocol):
+    def take_line(self, text: str) -> bool:
+        """Show a progress line; False when it should be printed as it is."""
+        ...
+
+
+class Watcher(Protocol):
+    """Sees every event of the run, agents' events included, as a client would."""
+
+    def event(self, event: WatchedEvent) -> None: ...
 
 
 async def submit(bus: Bus, request: s.RunSubmitted) -> None:
@@ -108,6 +134,7 @@ async def follow(
     interrupt: asyncio.Event | None = None,
     quiet_before: float | None = None,
     live: bool = True,
+    watchers: Sequence[Watcher] = (),
 ) -> RunReport:
     """Watch the run's events from the start until it finishes; confirm the mode if asked.
 
@@ -116,14 +143,17 @@ async def follow(
     The report is completed from the run record at the end, so it says what the record
     says. ``quiet_before``: no progress lines for events older than that (a resumed run's
     history). ``live=False``: only the events there are now (a store no server serves).
+    ``watchers`` see every event as a client of the API would, and with them the agents'
+    events too.
     """
     report = RunReport(run_id=request.run_id)
+    progress.origin = request.ts
     interrupted = interrupt or asyncio.Event()
     stopped_agents: dict[str, int] | None = None
     cancel_deadline: float | None = None
     try:
         stopped_agents, cancel_deadline = await _follow_events(
-            bus, request, report, progress, picker, interrupted, quiet_before, live
+            bus, request, report, progress, picker, interrupted, quiet_before, live, watchers
         )
     finally:
         await _complete_from_record(bus, report, stopped_agents, cancel_deadline, interrupted)
@@ -139,12 +169,15 @@ async def _follow_events(
     interrupted: asyncio.Event,
     quiet_before: float | None,
     live: bool = True,
+    watchers: Sequence[Watcher] = (),
 ) -> tuple[dict[str, int] | None, float | None]:
     """Apply the run's events to ``report`` until it ends (or a cancel is not confirmed in
     time, or, not ``live``, the events run out); returns the agents a cancel stopped, and
-    how long to wait for them."""
-    events = bus.run_events(request.run_id, follow=live)
-    pending_next: asyncio.Future[s.Event] | None = None
+    how long to wait for them. With ``watchers``, the agents' last events (read after the
+    run's end) are handed to them before it returns."""
+    events = run_stream(bus, request.run_id, agent=bool(watchers), follow=live)
+    pending_next: asyncio.Future[Streamed | None] | None = None
+    ended = False
     cancel_deadline: float | None = None
     stopped_agents: dict[str, int] | None = None
     working: dict[str, int] = {}  # stories whose agent runs, by the events: their attempt
@@ -161,7 +194,7 @@ async def _follow_events(
             )
             if pending_next not in done:
                 stop.cancel()
-                if not done or stopped_agents is not None:
+                if ended or not done or stopped_agents is not None:
                     # the cancel was not confirmed in time, or a second Ctrl-C: stop waiting
                     return stopped_agents, None if done else cancel_deadline
                 interrupted.clear()
@@ -173,30 +206,40 @@ async def _follow_events(
                 continue  # the next event is still awaited by pending_next
             stop.cancel()
             try:
-                event = pending_next.result()
-            except StopAsyncIteration:  # not live: every event there is has been read
+                item = pending_next.result()
+            except StopAsyncIteration:  # the stream ended: after run.finished, or not live
                 pending_next = None
                 return stopped_agents, cancel_deadline
             pending_next = None
+            if item is None:
+                continue
+            event = api_views.public_event(item.event)
+            for watcher in watchers:
+                watcher.event(event)
+            if isinstance(event, s.AgentEventMsg):
+                continue
             muted = quiet_before is not None and event.ts < quiet_before
             was_quiet, progress.quiet = progress.quiet, progress.quiet or muted
             _track_agents(working, event)
+            progress.at = event.ts
             try:
                 if await _on_event(bus, request, event, report, progress, picker):
                     if stopped_agents is None and working and report.status == "cancelled":
                         # cancelled from elsewhere (baro cancel): the agents it stopped
                         # still report, and their attempts are archived after that
                         return dict(working), time.monotonic() + CANCEL_CONFIRM_S
-                    return stopped_agents, cancel_deadline
+                    if not watchers:
+                        return stopped_agents, cancel_deadline
+                    ended = True  # the stream ends once the agents' last events are read
             finally:
-                progress.quiet = was_quiet
+                progress.quiet, progress.at = was_quiet, None
             if report.status == "cancelled" and cancel_deadline is None:
                 cancel_deadline = time.monotonic() + CANCEL_CONFIRM_S
     finally:
         if pending_next is not None:
             pending_next.cancel()
         with contextlib.suppress(BaseException):
-            await events.aclose()
+            await events.aclose()  # type: ignore[attr-defined]
 
 
 def _track_agents(working: dict[str, int], event: s.Event) -> None:
@@ -446,8 +489,14 @@ async def _on_event(
             }
             report.wall_s, report.agent_s, report.speedup = tot.wall_s, tot.agent_s, tot.speedup
             return True
+        case (
+            s.RunSubmitted() | s.RunPrepared() | s.PlanProposed() | s.CancelRequested()
+            | s.RunPrepareFailed() | s.PlanFailed() | s.IntegrationFailed()
+            | s.DeliveryFailed() | s.CommandDeadLettered()
+        ):  # fmt: skip
+            pass  # told by what follows from them (a story's or the run's end says why)
         case _:
-            pass
+            progress.line(generic(ev))  # a kind of event this view does not know by name
     return False
 
 

@@ -16,13 +16,13 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TextIO, TypeVar
+from typing import Annotated, TextIO, TypeVar
 
 import typer
 from nats.errors import ConnectionClosedError
 from nats.errors import Error as NatsError
 
-from baro_cli import localstore, runflow
+from baro_cli import localstore, runflow, watching
 from baro_cli.app import app, cluster_settings, embedded_url, fail
 from baro_cli.validate import UserError
 from baro_intake import api_runs, api_views
@@ -316,6 +316,7 @@ def watch(
         bool, typer.Option("--json", help="Print the final summary as one JSON object.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+    events: watching.EventsOption = False,
 ) -> None:
     """Follow a run from its first event to its end (Ctrl-C stops watching, not the run)."""
     settings = cluster_settings(nats_url)
@@ -323,7 +324,7 @@ def watch(
         rid = run_id_arg(run_id)
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
-    progress = runflow.Progress(sys.stderr, quiet=quiet)
+    shown = watching.Shown(quiet=quiet, as_json=as_json, events=events)
     local = localstore.wanted(nats_url, settings)
     if local and not localstore.has_runs(settings):
         raise fail(f"no run {rid!r} on this machine: baro runs lists the runs here")
@@ -335,14 +336,14 @@ def watch(
         if local or bus.settings.nats_url != settings.nats_url:
             # from the store alone: nothing moves the run, what it holds is all there is
             again = not local  # what the server showed before it stopped is not repeated
-            shown = runflow.Progress(progress.out, quiet=progress.quiet or again)
-            report = await runflow.follow(bus, rec.request, shown, None, live=False)
-            return unserved(report, with_interruption(rec))
+            return unserved(
+                await shown.replay(bus, rec.request, again=again), with_interruption(rec)
+            )
         gone = _server_gone(bus, settings) if live_here else None
-        return await follow_detachable(bus, rec.request, progress, picker_for(rec), gone)
+        return await follow_detachable(bus, rec.request, shown, picker_for(rec), gone)
 
     report = on_cluster(settings, work, this_machine=local, then_this_machine=live_here)
-    finish_watch(rid, report, as_json)
+    finish_watch(rid, report, shown)
 
 
 def unserved(report: runflow.RunReport, rec: s.RunRecord) -> runflow.RunReport:
@@ -375,7 +376,7 @@ def picker_for(rec: s.RunRecord) -> runflow.Picker | None:
 async def follow_detachable(
     bus: Bus,
     request: s.RunSubmitted,
-    progress: runflow.Progress,
+    shown: watching.Shown,
     picker: runflow.Picker | None,
     gone: Awaitable[None] | None = None,
 ) -> runflow.RunReport | None:
@@ -383,7 +384,9 @@ async def follow_detachable(
     ``gone`` raises when the server is gone for good (a local baro's that was killed): the
     follow stops there and the caller reads the rest elsewhere."""
     stop = runflow.install_interrupt(asyncio.get_running_loop())
-    following = asyncio.ensure_future(runflow.follow(bus, request, progress, picker))
+    following = asyncio.ensure_future(
+        runflow.follow(bus, request, shown.progress, picker, watchers=shown.watchers)
+    )
     stopper = asyncio.ensure_future(stop.wait())
     lost = asyncio.ensure_future(gone) if gone is not None else None
     waited = {following, stopper} | ({lost} if lost is not None else set())
@@ -410,7 +413,7 @@ async def _server_gone(bus: Bus, settings: Settings) -> None:
             raise ConnectionClosedError
 
 
-def finish_watch(run_id: str, report: runflow.RunReport | None, as_json: bool) -> None:
+def finish_watch(run_id: str, report: runflow.RunReport | None, shown: watching.Shown) -> None:
     if report is None:
         typer.echo(
             f"stopped watching; run {run_id} goes on (baro watch {run_id} to follow it again, "
@@ -418,11 +421,7 @@ def finish_watch(run_id: str, report: runflow.RunReport | None, as_json: bool) -
             err=True,
         )
         raise typer.Exit(runflow.EXIT_CANCELLED)
-    if as_json:
-        payload: dict[str, Any] = report.as_json()
-        typer.echo(json.dumps(payload))
-    else:
-        runflow.render_summary(report, sys.stdout)
-        if report.status == INTERRUPTED:
-            typer.echo(f"baro resume {run_id} continues it, baro cancel {run_id} ends it")
+    shown.summary(report)
+    if report.status == INTERRUPTED and not (shown.as_json or shown.lines):
+        typer.echo(f"baro resume {run_id} continues it, baro cancel {run_id} ends it")
     raise typer.Exit(runflow.exit_code(report))

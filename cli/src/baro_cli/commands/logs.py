@@ -29,13 +29,13 @@ from baro_cli.commands.cluster import (
     on_cluster,
     run_id_arg,
 )
+from baro_cli.runview import agent_action
 from baro_cli.validate import UserError
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import Bus
 
 STDERR_TAIL_LINES = 20
-EXCERPT = 400
 
 
 @app.command()
@@ -181,47 +181,7 @@ def describe(msg: s.AgentEventMsg) -> str:
     """One line of ``baro logs`` for one normalized event."""
     stamp = time.strftime("%H:%M:%S", time.localtime(msg.ts))
     prefix = f"{msg.story_id}#{msg.attempt} {stamp}"
-    return f"{prefix}  {_what(msg.event)}"
-
-
-def _what(event: s.NormalizedEvent) -> str:
-    match event:
-        case s.SessionStarted(session_id=sid, model=model):
-            return f"session {sid}" + (f" ({model})" if model else "")
-        case s.AssistantText(text=text):
-            return f"text: {_flat(text)}"
-        case s.Thinking(text=text):
-            return f"thinking: {_flat(text)}"
-        case s.ToolStarted(name=name, input=given):
-            return f"tool {name} started: {_flat(given)}"
-        case s.ToolFinished(name=name, ok=ok, output=output):
-            return f"tool {name or '?'} {'ok' if ok else 'failed'}: {_flat(output)}"
-        case s.FileChanged(path=path, change=change):
-            return f"file {change}: {path}"
-        case s.CommandRun(command=command, exit_code=code, output=output):
-            shown = f"command {_flat(command)} -> exit {'?' if code is None else code}"
-            return shown + (f": {_flat(output)}" if output and code else "")
-        case s.Usage(usage=tok, model=model, cost_usd=cost):
-            spent = (
-                f"tokens in {_n(tok.input)} (cached {_n(tok.cached_input)}) out {_n(tok.output)}"
-            )
-            return spent + (f", ${cost:.4f}" if cost is not None else "")
-        case s.AgentError(message=message, retryable=retryable, status=status):
-            kind = "retryable" if retryable else "not retryable"
-            code = f" {status}" if status else ""
-            return f"error{code} ({kind}): {_flat(message)}"
-        case s.AgentFinished(ok=ok, error=error):
-            return "finished: " + ("ok" if ok else f"failed: {_flat(error or '')}")
-    return f"{type(event).__name__}"
-
-
-def _flat(text: str) -> str:
-    one = " ".join(text.split())
-    return one if len(one) <= EXCERPT else one[: EXCERPT - 1] + "…"
-
-
-def _n(value: int | None) -> str:
-    return "?" if value is None else str(value)
+    return f"{prefix}  {agent_action(msg.event)}"
 
 
 async def _stderr_lines(bus: Bus, run_id: str, story_id: str, attempt: int) -> list[str]:

@@ -12,14 +12,12 @@ serves this machine's store, the run is handed to it instead.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import sys
 from typing import Annotated
 
 import typer
 
-from baro_cli import runflow
+from baro_cli import runflow, watching
 from baro_cli.app import (
     app,
     embedded_url,
@@ -46,31 +44,27 @@ def resume(
         bool, typer.Option("--json", help="Print the final summary as one JSON object.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+    events: watching.EventsOption = False,
 ) -> None:
     """Continue an interrupted run (baro runs lists them): integrated stories stay, running
     ones start again as a new attempt."""
     settings = load_settings()
     setup_logging(settings, quiet=True)
-    progress = runflow.Progress(sys.stderr, quiet=quiet)
+    shown = watching.Shown(quiet=quiet, as_json=as_json, events=events)
     try:
         rid = run_id_arg(run_id)
-        report = asyncio.run(resume_run(settings, rid, progress))
+        report = asyncio.run(resume_run(settings, rid, shown))
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
     except StoreHeld as exc:
         raise fail(f"{exc}: resume {run_id.strip()} when it has finished") from None
     except BusUnavailable as exc:
         raise fail(f"{exc}: is baro up still starting?") from None
-    if as_json:
-        typer.echo(json.dumps(report.as_json()))
-    else:
-        runflow.render_summary(report, sys.stdout)
+    shown.summary(report)
     raise typer.Exit(runflow.exit_code(report))
 
 
-async def resume_run(
-    settings: Settings, run_id: str, progress: runflow.Progress
-) -> runflow.RunReport:
+async def resume_run(settings: Settings, run_id: str, shown: watching.Shown) -> runflow.RunReport:
     interrupt = runflow.install_interrupt(asyncio.get_running_loop())
     holder = EmbeddedStore(settings).holder()
     if holder is not None:
@@ -79,18 +73,19 @@ async def resume_run(
             raise StoreHeld(holder)
         # baro up serves the store: the run becomes the cluster's, driven by baro up
         served = with_local_credentials(settings.model_copy(update={"nats_url": url}))
-        return await _resume_on(served, run_id, None, progress, interrupt)
+        return await _resume_on(served, run_id, None, shown, interrupt)
     async with LocalStack(settings, command=COMMAND, require_store=True) as live:
-        return await _resume_on(live, run_id, current_owner(COMMAND), progress, interrupt)
+        return await _resume_on(live, run_id, current_owner(COMMAND), shown, interrupt)
 
 
 async def _resume_on(
     settings: Settings,
     run_id: str,
     owner: s.RunOwner | None,
-    progress: runflow.Progress,
+    shown: watching.Shown,
     interrupt: asyncio.Event,
 ) -> runflow.RunReport:
+    progress = shown.progress
     bus = await Bus.open(settings, "baro-resume", ensure=False)
     try:
         got = await bus.get_record(run_id)
@@ -119,6 +114,7 @@ async def _resume_on(
             picker_for(record),
             interrupt=interrupt,
             quiet_before=resumed.ts,
+            watchers=shown.watchers,
         )
         if owner is not None:  # this process runs the services: they stop when it returns
             await runflow.keep_attempts_before_stopping(bus, report, interrupt)

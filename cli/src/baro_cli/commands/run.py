@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Annotated, get_args
 
 import typer
 
-from baro_cli import defaults, runflow, validate
+from baro_cli import defaults, runflow, validate, watching
 from baro_cli.app import (
     MODE_CHOICES,
     MaxStoriesOption,
@@ -105,6 +104,7 @@ def run(
         Path | None, typer.Option(help="Script for the scripted test/demo agent (JSON file).")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+    events: watching.EventsOption = False,
     quick: Annotated[
         bool,
         typer.Option(
@@ -171,17 +171,14 @@ def run(
         from baro_cli.picker import pick_mode
 
         picker = pick_mode
-    progress = runflow.Progress(sys.stderr, quiet=quiet)
+    shown = watching.Shown(quiet=quiet, as_json=as_json, events=events)
     try:
-        report = asyncio.run(_run(request, settings, progress, picker, embedded=nats_url is None))
+        report = asyncio.run(_run(request, settings, shown, picker, embedded=nats_url is None))
     except BusUnavailable as exc:
         raise fail(
             f"{exc}: start NATS there, or omit --nats-url to use the embedded server", 2
         ) from None
-    if as_json:
-        typer.echo(json.dumps(report.as_json(), indent=None))
-    else:
-        runflow.render_summary(report, sys.stdout)
+    shown.summary(report)
     raise typer.Exit(runflow.exit_code(report))
 
 
@@ -278,7 +275,7 @@ def build_request(
 async def _run(
     request: s.RunSubmitted,
     settings: Settings,
-    progress: runflow.Progress,
+    shown: watching.Shown,
     picker: runflow.Picker | None,
     *,
     embedded: bool,
@@ -287,30 +284,31 @@ async def _run(
 
     interrupt = runflow.install_interrupt(asyncio.get_running_loop())
     if embedded:
-        stack = LocalStack(settings, command="baro run", on_note=progress.note)
+        stack = LocalStack(settings, command="baro run", on_note=shown.progress.note)
         async with stack as live:
             return await _submit_and_follow(
                 request,
                 live,
-                progress,
+                shown,
                 picker,
                 interrupt,
                 look_for_interrupted=stack.shared,
                 owns_services=True,
             )
-    return await _submit_and_follow(request, settings, progress, picker, interrupt)
+    return await _submit_and_follow(request, settings, shown, picker, interrupt)
 
 
 async def _submit_and_follow(
     request: s.RunSubmitted,
     settings: Settings,
-    progress: runflow.Progress,
+    shown: watching.Shown,
     picker: runflow.Picker | None,
     interrupt: asyncio.Event,
     *,
     look_for_interrupted: bool = False,
     owns_services: bool = False,
 ) -> runflow.RunReport:
+    progress = shown.progress
     bus = await Bus.open(settings, "baro-cli")
     try:
         if look_for_interrupted:
@@ -319,7 +317,9 @@ async def _submit_and_follow(
                 progress.note(note)
         progress.line(f"run {request.run_id} submitted: {request.goal.splitlines()[0][:100]}")
         await runflow.submit(bus, request)
-        report = await runflow.follow(bus, request, progress, picker, interrupt=interrupt)
+        report = await runflow.follow(
+            bus, request, progress, picker, interrupt=interrupt, watchers=shown.watchers
+        )
         if owns_services:
             await runflow.keep_attempts_before_stopping(bus, report, interrupt)
         return report

@@ -21,7 +21,7 @@ from typing import Annotated
 
 import typer
 
-from baro_cli import runflow, validate
+from baro_cli import runflow, validate, watching
 from baro_cli.app import (
     MODE_CHOICES,
     MaxStoriesOption,
@@ -128,9 +128,9 @@ def submit(
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
-    progress = runflow.Progress(sys.stderr, quiet=quiet or not watch)
+    shown = watching.Shown(quiet=quiet or not watch, as_json=as_json, events=False)
     try:
-        report = asyncio.run(_submit(plan, settings, progress, watch=watch))
+        report = asyncio.run(_submit(plan, settings, shown, watch=watch))
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
     except BusUnavailable as exc:
@@ -139,7 +139,7 @@ def submit(
         ) from None
     run_id = plan.request.run_id
     if watch:
-        finish_watch(run_id, report, as_json)
+        finish_watch(run_id, report, shown)
         return
     if as_json:
         typer.echo(
@@ -270,8 +270,9 @@ def _has_uncommitted(root: Path) -> bool:
 
 
 async def _submit(
-    plan: SubmitPlan, settings: Settings, progress: runflow.Progress, *, watch: bool
+    plan: SubmitPlan, settings: Settings, shown: watching.Shown, *, watch: bool
 ) -> runflow.RunReport | None:
+    progress = shown.progress
     bus = await open_cluster(settings, "baro-submit")
     try:
         for note in plan.notes:
@@ -291,7 +292,7 @@ async def _submit(
             from baro_cli.picker import pick_mode
 
             picker = pick_mode
-        return await follow_detachable(bus, plan.request, progress, picker)
+        return await follow_detachable(bus, plan.request, shown, picker)
     finally:
         await bus.close()
 
