@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from baro_cli import runflow
+from baro_cli import runflow, watching
 from baro_cli.commands.run import _run, build_request
 from baro_shared.gitutil import BARO_IDENTITY, git_sync
 from baro_shared.settings import Settings
@@ -92,19 +92,16 @@ def run_demo(*, keep: bool = True, as_json: bool = False) -> int:
         "local",
         script,
     )
-    progress = runflow.Progress(sys.stderr)
-    report = asyncio.run(_run(request, settings, progress, None, embedded=True))
-    if as_json:
-        print(json.dumps(report.as_json()))
-    else:
-        runflow.render_summary(report, sys.stdout)
-        if report.branch:
-            log = git_sync("-C", str(repo), "log", "--oneline", f"main..{report.branch}").out
-            stat = git_sync("-C", str(repo), "diff", "--stat", f"main...{report.branch}").out
-            print(f"\n$ git log --oneline main..{report.branch}\n{log}")
-            print(f"$ git diff --stat main...{report.branch}\n{stat}")
-            status = git_sync("-C", str(repo), "status", "--short").out
-            print(f"$ git status --short   (your checkout, untouched)\n{status}")
+    shown = watching.Shown(quiet=False, as_json=as_json, events=False)
+    report = asyncio.run(_run(request, settings, shown, None, embedded=True))
+    shown.summary(report)
+    if not as_json and report.branch:
+        log = git_sync("-C", str(repo), "log", "--oneline", f"main..{report.branch}").out
+        stat = git_sync("-C", str(repo), "diff", "--stat", f"main...{report.branch}").out
+        print(f"\n$ git log --oneline main..{report.branch}\n{log}")
+        print(f"$ git diff --stat main...{report.branch}\n{stat}")
+        status = git_sync("-C", str(repo), "status", "--short").out
+        print(f"$ git status --short   (your checkout, untouched)\n{status}")
     if not keep:
         import shutil
 
