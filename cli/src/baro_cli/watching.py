@@ -13,7 +13,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from baro_cli import runflow
+from baro_cli import live, runflow
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.runstream import WatchedEvent
@@ -59,16 +59,20 @@ def summary_line(report: runflow.RunReport) -> dict[str, Any]:
 
 
 class Shown:
-    """The progress, the watchers and the ending of one followed run."""
+    """The progress, the watchers and the ending of one followed run. In a terminal the
+    progress is the live view (``baro_cli.live``), else lines."""
 
     def __init__(self, *, quiet: bool, as_json: bool, events: bool) -> None:
         self.progress = runflow.Progress(sys.stderr, quiet=quiet)
         self.as_json = as_json
         self.lines = EventLines(sys.stdout) if events else None
+        self.live = (
+            live.attach(self.progress, sys.stderr) if live.wanted(sys.stderr, quiet=quiet) else None
+        )
 
     @property
     def watchers(self) -> list[runflow.Watcher]:
-        return [self.lines] if self.lines is not None else []
+        return [w for w in (self.lines, self.live) if w is not None]
 
     async def replay(self, bus: Bus, request: s.RunSubmitted, *, again: bool) -> runflow.RunReport:
         """The run as a store nothing serves holds it: the events there are, shown as
@@ -79,6 +83,8 @@ class Shown:
         return await runflow.follow(bus, request, progress, None, live=False, watchers=watchers)
 
     def summary(self, report: runflow.RunReport) -> None:
+        if self.live is not None:
+            self.live.stop()
         if self.lines is not None:
             self.lines.summary(report)
         elif self.as_json:
