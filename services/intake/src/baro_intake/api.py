@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from baro_intake import api_models as m
-from baro_intake import api_runs, api_views
+from baro_intake import api_runs, api_views, dashboard
 from baro_shared import runstream
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
@@ -405,6 +405,7 @@ def create_app(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    dashboard.mount(app)
     return app
 
 

@@ -319,6 +319,11 @@ class RunSummary(BaseModel):
     branch: str | None = None
     reason: str | None = None
     interrupted: InterruptedOut | None = None
+    tokens: Tokens = Field(
+        default_factory=Tokens,
+        description="tokens spent so far (intake, planning and every attempt); final once "
+        "the run has finished",
+    )
 
 
 class RunList(BaseModel):

@@ -13,6 +13,7 @@ import msgspec
 
 from baro_intake import api_models as m
 from baro_shared import schemas as s
+from baro_shared.redact import redact_struct
 from baro_shared.runstream import WatchedEvent
 from baro_shared.sources import redact_url
 
@@ -63,6 +64,7 @@ def summary(rec: s.RunRecord) -> m.RunSummary:
         branch=rec.delivered.branch if rec.delivered else None,
         reason=rec.reason,
         interrupted=interrupted_out(rec.interrupted),
+        tokens=totals_out(rec).tokens,
     )
 
 
@@ -197,7 +199,11 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
 
 
 def public_event(event: WatchedEvent) -> WatchedEvent:
-    """The event as a client may see it: a submitted run's URL without credentials."""
+    """The event as a client may see it: a submitted run's URL without credentials, an
+    agent's event redacted (the runner redacts it before publishing; this process masks
+    its own secrets too)."""
+    if isinstance(event, s.AgentEventMsg):
+        return msgspec.structs.replace(event, event=redact_struct(event.event))
     if isinstance(event, s.RunSubmitted) and event.repo.kind == "url":
         repo = msgspec.structs.replace(event.repo, location=redact_url(event.repo.location))
         return msgspec.structs.replace(event, repo=repo)
