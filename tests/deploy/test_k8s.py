@@ -357,3 +357,20 @@ def test_nats_and_baro_share_the_credentials() -> None:
     )
     assert pairs["BARO_NATS_USER"] == user["user"]
     assert variable.group(1) in pairs
+
+
+def test_the_ingress_reaches_the_api_and_passes_event_streams_on_unbuffered(
+    overlay: list[Resource],
+) -> None:
+    """The dashboard and its server-sent events work behind the example Ingress."""
+    ingress = _of(overlay, "Ingress")["baro-api"]
+    (rule,) = ingress["spec"]["rules"]
+    (path,) = rule["http"]["paths"]
+    assert path["path"] == "/" and path["pathType"] == "Prefix"  # /v1 and /ui/ alike
+    service = _of(overlay, "Service")[path["backend"]["service"]["name"]]
+    assert path["backend"]["service"]["port"]["name"] in {
+        p["name"] for p in service["spec"]["ports"]
+    }
+    notes = ingress["metadata"]["annotations"]
+    assert notes["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+    assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > 15  # the keepalive
