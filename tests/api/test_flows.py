@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import Bus
 from tests.api.conftest import Api, bare_remote, run_body, sse_events, wait_for_state
@@ -179,3 +180,29 @@ async def test_a_client_leaving_the_event_stream_releases_its_consumer(
         await bus.close()
     cancelled = await api.client.post(f"/v1/runs/{run_id}/cancel")
     assert cancelled.status_code == 202
+
+
+async def test_agent_events_reach_clients_redacted(api: Api, tmp_path: Path) -> None:
+    """An agent event that carries a key (say, one a runner of an older version let
+    through) is masked by the API before any client sees it, like every other view."""
+    bare, _ = bare_remote(tmp_path)
+    run_id = (
+        await api.client.post("/v1/runs", json=run_body(f"file://{bare}", confirm="picker"))
+    ).json()["run_id"]
+    await wait_for_state(api.client, run_id, {"awaiting_confirmation"})
+    key = "sk-ant-" + "a1B2" * 8
+    bus = await Bus.open(api.settings, "api-test", ensure=False)
+    try:
+        await bus.publish_agent_event(
+            s.AgentEventMsg(
+                run_id=run_id, story_id="S1", attempt=1, seq=1,
+                event=s.AssistantText(text=f"using ANTHROPIC_API_KEY={key} now"),
+            )
+        )  # fmt: skip
+    finally:
+        await bus.close()
+    seen = await sse_events(api.client, run_id, follow=False, agent=True)
+    (said,) = [e for e in seen if e["event"] == "agent.event"]
+    assert key not in said["data"]["event"]["text"]
+    assert "[redacted]" in said["data"]["event"]["text"]
+    await api.client.post(f"/v1/runs/{run_id}/cancel")
