@@ -17,7 +17,6 @@ from typing import TextIO
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from baro_cli import runflow
@@ -25,7 +24,7 @@ from baro_cli.runview import RunView, StoryView, apply
 from baro_shared import schemas as s
 from baro_shared.runstream import WatchedEvent
 
-REFRESH_PER_S = 4
+REFRESH_PER_S = 2
 ACTION_WIDTH = 60
 STYLE = {
     "running": "yellow",
@@ -78,8 +77,8 @@ class LiveView:
             atexit.register(self.stop)  # a run that ends in an error leaves a usable terminal
         if isinstance(event, s.RunFinished):
             self.stop()
-        elif self.live is not None:
-            self.live.refresh()
+        # otherwise the next frame shows it: frames are drawn REFRESH_PER_S times a second,
+        # not once an event (an agent can report dozens a second)
 
     def take_line(self, text: str) -> bool:
         if self.live is None:
@@ -127,33 +126,58 @@ def _heading(view: RunView) -> Text:
     return line
 
 
-def _stories(view: RunView, now: float) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for name, justify in (
-        ("story", "left"),
-        ("after", "left"),
-        ("state", "left"),
-        ("try", "right"),
-        ("elapsed", "right"),
-        ("tokens in/out", "right"),
-        ("cost", "right"),
-        ("last agent action", "left"),
-        ("surface", "left"),
-    ):
-        table.add_column(name, justify=justify, no_wrap=name != "last agent action")  # type: ignore[arg-type]
-    for st in view.stories.values():
-        table.add_row(
-            f"{st.id} {st.title}"[:40],
+COLUMNS = (
+    ("story", 32),
+    ("after", 10),
+    ("state", 10),
+    ("try", 3),
+    ("elapsed", 8),
+    ("tokens in/out", 14),
+    ("cost", 8),
+    ("surface", 30),
+    ("last agent action", ACTION_WIDTH),
+)
+
+
+def _stories(view: RunView, now: float) -> Text:
+    """The stories as fixed columns: plain text with one style per state, cheap to draw
+    (a frame is drawn in the process that runs the services)."""
+    rows = [
+        (
+            f"{st.id} {st.title}",
             ",".join(st.depends_on) or "-",
-            Text(st.status, style=STYLE.get(st.status, "")),
+            st.status,
             str(st.attempt or ""),
             _seconds(st.elapsed(now)),
             _tokens(st),
             f"${st.cost_usd:.4f}" if st.cost_usd is not None else "",
-            Text(st.last_action[:ACTION_WIDTH], overflow="ellipsis"),
             st.surface(),
+            st.last_action,
         )
-    return table
+        for st in view.stories.values()
+    ]
+    widths = [
+        min(limit, max([len(name), *(len(row[i]) for row in rows)]))
+        for i, (name, limit) in enumerate(COLUMNS)
+    ]
+    out = Text()
+    out.append(_cells([name for name, _ in COLUMNS], widths), style="bold")
+    for row in rows:
+        out.append("\n")
+        cells = _cells(list(row), widths)
+        start = sum(widths[:2]) + 4
+        out.append(cells[:start])
+        out.append(cells[start : start + widths[2]], style=STYLE.get(row[2], ""))
+        out.append(cells[start + widths[2] :])
+    return out
+
+
+def _cells(values: list[str], widths: list[int]) -> str:
+    cells = []
+    for value, width in zip(values, widths, strict=True):
+        cut = value if len(value) <= width else value[: width - 1] + "…"
+        cells.append(cut.ljust(width))
+    return "  ".join(cells).rstrip()
 
 
 def _summary(view: RunView) -> Panel:

@@ -397,6 +397,9 @@ const GAP_Y = 12;
 
 function drawDag(view) {
   const root = $("dag");
+  const shape = [...view.stories.values()].map((s) => `${s.id}:${s.status}:${s.deps}`).join(" ");
+  if (root.dataset.shape === shape) return; // nothing to draw again
+  root.dataset.shape = shape;
   const columns = layers(view);
   const where = new Map();
   columns.forEach((ids, col) => ids.forEach((id, row) => where.set(id, {
@@ -528,6 +531,9 @@ function drawStories(view) {
     for (const path of story.outside) violations.push(`${story.id}: ${path}`);
   }
   list("violations", violations.length ? violations : ["none"]);
+  const heard = [...view.stories.values()].map((s) => `${s.id}:${s.tail.length}:${s.tail[s.tail.length - 1] || ""}`).join("\n");
+  if ($("tails").dataset.heard === heard) return;
+  $("tails").dataset.heard = heard;
   const open = new Set([...document.querySelectorAll("#tails details[open]")].map((d) => d.dataset.story));
   $("tails").replaceChildren(...[...view.stories.values()].map((story) => el("details",
     { "data-story": story.id, ...(open.has(story.id) ? { open: "" } : {}) },
@@ -535,20 +541,26 @@ function drawStories(view) {
     el("pre", {}, story.tail.join("\n")))));
 }
 
+// at most one frame per FRAME_MS: a run's events can come dozens a second, and the
+// browser shares the machine with the agents
+const FRAME_MS = 250;
+
 function drawer(view) {
   let queued = false;
+  let last = 0;
   const draw = () => {
     queued = false;
+    last = performance.now();
     drawFacts(view);
     drawDag(view);
     drawGantt(view);
     drawStories(view);
   };
   return () => {
-    if (!queued) {
-      queued = true;
-      requestAnimationFrame(draw);
-    }
+    if (queued) return;
+    queued = true;
+    const wait = Math.max(0, last + FRAME_MS - performance.now());
+    setTimeout(() => requestAnimationFrame(draw), wait);
   };
 }
 
