@@ -137,6 +137,12 @@ def memory(quick: bool) -> dict[str, Figure]:
     return measure(stories=20, repeat=1)
 
 
+def live(quick: bool) -> dict[str, Figure]:
+    from bench.live_bench import measure
+
+    return measure(repeat=3 if quick else 5)
+
+
 def cluster(quick: bool) -> dict[str, Figure]:
     from bench.cluster_bench import measure
 
@@ -151,6 +157,7 @@ SCENARIOS: dict[str, Callable[[bool], dict[str, Figure]]] = {
     "scaleout": scaleout,
     "integration": integration,
     "memory": memory,
+    "live": live,
 }
 # run only when named (make bench-cluster): minutes of their own, on a three-server cluster
 SEPARATE: dict[str, Callable[[bool], dict[str, Figure]]] = {"cluster": cluster}

@@ -1,0 +1,269 @@
+"""Benchmark (not a test): watching a run live does not slow it, and the dashboard paints a
+large run quickly.
+
+A warm stack in this process (embedded nats-server, the five services, the intake serving
+the API and its dashboard), the scripted agent, a given plan (no planner variance):
+
+- **run wall-clock, live over headless**: a four-story parallel run (each agent works
+  1 s), its own wall-clock (``run.finished``'s ``wall_s``), followed headless (progress
+  lines muted) and followed with every live view on: the terminal view drawing it
+  (``baro_cli.live`` on a terminal-like sink, in this same process, as ``baro run`` does)
+  and the dashboard open on it in headless Chromium. The two alternate; the figure is the
+  ratio of their medians (target <= 1.05).
+- **dashboard first paint, 50 stories**: on a finished 50-story run's page, from the
+  start of the navigation until the page has drawn its plan graph with all 50 stories
+  (the page's own ``baro:plan-drawn`` mark; target < 1 s); the same seen from outside
+  the browser (until Playwright finds the 50th node); and until its whole history
+  (every event and agent event: a bar per attempt) is drawn.
+
+Needs Debian's ``chromium`` (or ``BARO_CHROMIUM``).
+
+    .venv/bin/python -m bench.live_bench [--repeat N] [--parts terminal,dashboard]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from baro_cli import runflow
+from baro_cli.live import LiveView
+from baro_cli.stack import SERVICES
+from baro_intake.api_host import ApiHostedIntake
+from baro_shared import schemas as s
+from baro_shared.bus import Bus
+from baro_shared.embedded import EmbeddedNats
+from baro_shared.gitutil import BARO_IDENTITY, git_env
+from baro_shared.service import Host
+from baro_shared.settings import Settings
+
+TOKEN = "bench-token-0123456789abcdef"
+WORK_S = 1.0
+PARTS = {"terminal", "dashboard"}
+
+
+class TerminalSink(io.StringIO):
+    """Where the terminal view draws: a terminal to rich, discarded."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def _git(cwd: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, check=True, env=git_env(BARO_IDENTITY)
+    )
+    return out.stdout.decode().strip()
+
+
+def _repo(root: Path, files: int) -> Path:
+    repo = root / "repo"
+    repo.mkdir()
+    _git(repo, "init", "--quiet", "--initial-branch=main")
+    for i in range(1, files + 1):
+        (repo / f"m{i:02}.py").write_text(f"V = {i}\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "--quiet", "-m", "bench repository")
+    return repo
+
+
+def _request(repo: Path, stories: int, sleep_s: float) -> s.RunSubmitted:
+    plan = [
+        s.Story(id=f"S{i}", title=f"update m{i:02}.py", write_surface=[f"m{i:02}.py"])
+        for i in range(1, stories + 1)
+    ]
+    script = {
+        "stories": [
+            {
+                "match": {"id": story.id},
+                "steps": [
+                    {"text": f"working on {story.write_surface[0]}"},
+                    *([{"sleep": sleep_s}] if sleep_s else []),
+                    {"write": story.write_surface[0], "content": f'"""{story.id}."""\n'},
+                    {"usage": {"input": 300, "cached": 100, "output": 30}},
+                ],
+            }
+            for story in plan
+        ]
+    }
+    return s.RunSubmitted(
+        run_id=runflow.new_run_id(),
+        goal=f"update {stories} modules",
+        repo=s.RepoSource(kind="path", location=str(repo), commit=_git(repo, "rev-parse", "HEAD")),
+        mode_request="parallel",
+        backend="scripted",
+        agent_script=json.dumps(script),
+        plan=plan,
+        limits=s.Limits(
+            max_stories=stories, parallelism=4, story_timeout_s=300, stall_timeout_s=120
+        ),
+    )
+
+
+async def _run(
+    bus: Bus, request: s.RunSubmitted, watchers: list[Any], page: Any = None, url: str = ""
+) -> float:
+    """The run's own wall-clock; ``page`` opens the dashboard on it once it is submitted."""
+    progress = runflow.Progress(open(os.devnull, "w"), quiet=True)  # noqa: SIM115
+    await runflow.submit(bus, request)
+    if page is not None:
+        await page.goto(f"{url}/ui/?run={request.run_id}")
+    report = await runflow.follow(bus, request, progress, None, watchers=watchers)
+    if report.status != "delivered":
+        raise RuntimeError(f"bench run ended {report.status}: {report.reason}")
+    return report.wall_s
+
+
+async def _measure(
+    repeat: int, root: Path, chromium: str, parts: set[str]
+) -> dict[str, list[float]]:
+    from playwright.async_api import async_playwright
+
+    repo = _repo(root, 50)
+    server = EmbeddedNats(store_dir=root / "nats").start()
+    settings = Settings(
+        nats_url=server.url,
+        cache_dir=root / "cache",
+        state_dir=root / "state",
+        log_level="WARNING",
+        api_port=0,
+        api_token=SecretStr(TOKEN),
+    )
+    host = Host(SERVICES, settings, serve_http=False, handle_signals=False)
+    task = asyncio.create_task(host.run())
+    samples: dict[str, list[float]] = {
+        "headless_wall_s": [],
+        "live_wall_s": [],
+        "first_paint_50_s": [],
+        "plan_seen_50_s": [],
+        "history_drawn_50_s": [],
+    }
+    try:
+        await asyncio.wait_for(host.started.wait(), 30)
+        front = next(svc for svc in host.services if isinstance(svc, ApiHostedIntake))
+        bus = await Bus.open(settings, "bench", ensure=False)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=chromium, headless=True, args=["--no-sandbox"]
+            )
+            context = await browser.new_context()
+            await context.add_init_script(f"sessionStorage.setItem('baro.api-token', '{TOKEN}')")
+            try:
+                await _run(bus, _request(repo, 4, WORK_S), [])  # warm the stack
+                for _ in range(repeat):
+                    samples["headless_wall_s"].append(
+                        await _run(bus, _request(repo, 4, WORK_S), [])
+                    )
+                    request = _request(repo, 4, WORK_S)
+                    page = await context.new_page() if "dashboard" in parts else None
+                    terminal = LiveView(TerminalSink())
+                    try:
+                        samples["live_wall_s"].append(
+                            await _run(
+                                bus,
+                                request,
+                                [terminal] if "terminal" in parts else [],
+                                page,
+                                front.url,
+                            )
+                        )
+                        if page is not None:
+                            await page.locator("#phase[data-phase='delivered']").wait_for()
+                    finally:
+                        terminal.stop()
+                        if page is not None:
+                            await page.close()
+
+                big = _request(repo, 50, 0.0)
+                await _run(bus, big, [])
+                for _ in range(repeat):
+                    page = await context.new_page()
+                    started = time.perf_counter()
+                    await page.goto(f"{front.url}/ui/?run={big.run_id}")
+                    await page.locator("#dag .node").nth(49).wait_for()
+                    samples["plan_seen_50_s"].append(time.perf_counter() - started)
+                    drawn = await page.evaluate(
+                        "performance.getEntriesByName('baro:plan-drawn')[0].startTime"
+                    )
+                    samples["first_paint_50_s"].append(drawn / 1000)
+                    await page.locator("#gantt .bar.success").nth(49).wait_for()
+                    samples["history_drawn_50_s"].append(time.perf_counter() - started)
+                    await page.close()
+            finally:
+                await browser.close()
+                await bus.close()
+    finally:
+        host.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
+        server.stop()
+    return samples
+
+
+def _figure(values: list[float], unit: str, target: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+        "n": len(values),
+        "unit": unit,
+    }
+    if target:
+        out["target"] = target
+    return out
+
+
+def measure(repeat: int = 5, parts: set[str] = PARTS) -> dict[str, Any]:
+    chromium = os.environ.get("BARO_CHROMIUM") or shutil.which("chromium")
+    if chromium is None:
+        raise RuntimeError("no chromium on this machine: apt-get install chromium")
+    with tempfile.TemporaryDirectory(prefix="baro-live-bench-") as tmp:
+        samples = asyncio.run(_measure(repeat, Path(tmp), chromium, parts))
+    headless = statistics.median(samples["headless_wall_s"])
+    ratios = [live / headless for live in samples["live_wall_s"]]
+    return {
+        "live_vs_headless_wall": {
+            **_figure(ratios, "x", "<= 1.05"),
+            "median": round(statistics.median(samples["live_wall_s"]) / headless, 3),
+        },
+        "headless_wall_s": _figure(samples["headless_wall_s"], "s"),
+        "live_wall_s": _figure(samples["live_wall_s"], "s"),
+        "first_paint_50_s": _figure(samples["first_paint_50_s"], "s", "< 1"),
+        "plan_seen_50_s": _figure(samples["plan_seen_50_s"], "s"),
+        "history_drawn_50_s": _figure(samples["history_drawn_50_s"], "s"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--parts", default=",".join(sorted(PARTS)), help="which live views to turn on"
+    )
+    args = parser.parse_args()
+    for name, fig in measure(args.repeat, set(args.parts.split(","))).items():
+        print(
+            f"{name:<24} median {fig['median']:.3f} {fig['unit']}  (min {fig['min']:.3f}, "
+            f"max {fig['max']:.3f}, n={fig['n']})"
+            + (f"  target {fig['target']}" if "target" in fig else "")
+        )
+
+
+if __name__ == "__main__":
+    main()
