@@ -402,3 +402,46 @@ def test_caps_and_disjoint_surfaces_hold_while_running(
     assert all(st.status == "integrated" for st in d.rec.stories)
     titles = " ".join(st.story.title + " " + st.story.description for st in d.rec.stories)
     assert all(story.title in titles for story in stories), "no story lost"
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def test_a_person_is_notified_once_per_state_they_act_on() -> None:
+    d = Driver()
+    d.feed(submitted(confirm="picker", notify_webhook="https://hooks.example.com/x"))
+    d.feed(decided())
+    assert [n.state for n in d.commands(s.NotifyRun)] == ["awaiting_confirmation"]
+    d.feed(s.ModeConfirmed(run_id=RUN, mode="focused", source="user"))
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    d.feed(s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="fix")]))
+    d.feed(s.StoryStarted(run_id=RUN, story_id="S1", attempt=1, runner="x"))
+    d.feed(finish("S1"))
+    d.feed(integrated("S1"))
+    delivered = s.RunDelivered(run_id=RUN, branch="baro/fix", base="base", head="i-S1")
+    d.feed(delivered)
+    d.feed(delivered)  # redelivered: no second notification
+    notes = d.commands(s.NotifyRun)
+    assert [n.state for n in notes] == ["awaiting_confirmation", "delivered"]
+    last = notes[-1]
+    assert last.branch == "baro/fix" and last.webhook == "https://hooks.example.com/x"
+    assert last.totals.tokens.input == 100 and last.repository == "/repo"
+    ids = [mid for mid, m in d.sent if isinstance(m, s.NotifyRun)]
+    assert ids == [f"{RUN}.notify.awaiting_confirmation", f"{RUN}.notify.delivered"]
+
+
+def test_a_failed_run_is_notified_with_its_reason() -> None:
+    d = Driver()
+    d.feed(submitted())
+    d.feed(decided())
+    d.feed(s.RunPrepareFailed(run_id=RUN, error="commit signing is on but git cannot sign"))
+    (note,) = d.commands(s.NotifyRun)
+    assert note.state == "failed" and note.reason and "cannot sign" in note.reason
+
+
+def test_a_notification_the_bus_gave_up_on_does_not_fail_the_run() -> None:
+    d = Driver()
+    d.feed(submitted(confirm="picker"))
+    d.feed(decided())
+    lost = s.CommandDeadLettered(run_id=RUN, command="cmd.notify", deliveries=6, reason="x")
+    assert d.feed(lost) == [] and d.rec.state == "awaiting_confirmation"

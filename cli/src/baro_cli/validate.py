@@ -9,6 +9,7 @@ from baro_cli.doctor import Check, backend_checks, machine_checks
 from baro_shared import schemas as s
 from baro_shared.backends import KNOWN_BACKENDS, model_problem
 from baro_shared.gitutil import git_sync
+from baro_shared.repoconfig import webhook_problem
 from baro_shared.settings import Settings
 
 
@@ -86,6 +87,17 @@ def agent_script(path: Path | None) -> str | None:
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot use the agent script {path}: {exc}") from None
     return text
+
+
+def notify(values: list[str]) -> tuple[str | None, bool]:
+    """``--notify`` values: at most one webhook URL, and ``desktop``."""
+    urls = [v.strip() for v in values if v.strip() != "desktop"]
+    for url in urls:
+        if problem := webhook_problem(url):
+            raise UserError(f"--notify {url!r}: a webhook {problem}, or the word desktop")
+    if len(urls) > 1:
+        raise UserError("--notify takes one webhook URL (and desktop): more than one was given")
+    return (urls[0] if urls else None), len(urls) < len(values)
 
 
 def surface_policy(value: str | None) -> str | None:

@@ -38,6 +38,10 @@
     story_timeout = 1200             # seconds
     stall_timeout = 300              # seconds
 
+    [notify]                         # merger: who hears when a run needs a person or ends
+    webhook = "https://hooks.example.com/baro"   # a JSON POST per state (--notify URL wins)
+    desktop = true                   # a desktop notification for local runs
+
 Both the runner and the merger read the file from the run's base commit (``read_at``):
 never from a working tree, never from a story's result or the integrated result (a
 story that writes ``.baro.toml`` must not choose the commands baro runs next), and baro
@@ -109,6 +113,12 @@ DEFAULT_SURFACE = SurfaceConfig()
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    webhook: str | None = None
+    desktop: bool = False
+
+
+@dataclass(frozen=True)
 class RepoConfig:
     artifacts: ArtifactsConfig | None = None  # None: no [artifacts] table
     verify: VerifyConfig | None = None
@@ -116,6 +126,7 @@ class RepoConfig:
     surface: SurfaceConfig = DEFAULT_SURFACE
     models: tuple[ModelTier, ...] = ()
     defaults: tuple[tuple[str, object], ...] = ()  # [defaults], checked, in file order
+    notify: NotifyConfig | None = None
 
 
 DEFAULT_REPO_CONFIG = RepoConfig()
@@ -126,6 +137,7 @@ _KEYS = {
     "setup": ("command", "copy", "timeout", "timeout_s"),
     "surface": ("policy", "max_file_size", "max_deleted_share"),
     "models": ("docs", "tests", "small", "default"),
+    "notify": ("webhook", "desktop"),
     "defaults": (
         "backend", "model", "intake", "planner", "publish", "max_stories", "parallelism",
         "token_budget", "story_timeout", "stall_timeout",
@@ -145,6 +157,7 @@ def parse_repo_config(text: str, origin: str = CONFIG_FILE) -> RepoConfig:
     surface = _table(data, "surface", origin)
     models = _table(data, "models", origin)
     defaults = _table(data, "defaults", origin)
+    notify = _table(data, "notify", origin)
     return RepoConfig(
         artifacts=_artifacts(artifacts, origin) if artifacts is not None else None,
         verify=_verify(verify, origin) if verify else None,
@@ -152,6 +165,7 @@ def parse_repo_config(text: str, origin: str = CONFIG_FILE) -> RepoConfig:
         surface=_surface(surface, origin) if surface else DEFAULT_SURFACE,
         models=_models(models, origin) if models else (),
         defaults=_defaults(defaults, origin) if defaults else (),
+        notify=_notify(notify, origin) if notify else None,
     )
 
 
@@ -303,6 +317,20 @@ def _models(table: dict[str, Any], origin: str) -> tuple[ModelTier, ...]:
             )
         tiers.append(ModelTier(kind=kind, model=model.strip(), backend=backend))
     return tuple(tiers)
+
+
+def _notify(table: dict[str, Any], origin: str) -> NotifyConfig:
+    webhook = table.get("webhook")
+    if webhook is not None and (problem := webhook_problem(webhook)):
+        raise RepoConfigError(f"{origin}: [notify] webhook {problem}")
+    return NotifyConfig(webhook, _bool(table, "notify", "desktop", False, origin))
+
+
+def webhook_problem(url: object) -> str | None:
+    """Why ``url`` cannot be a webhook (None: it can)."""
+    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+(/\S*)?$", url.strip()):
+        return "must be an http:// or https:// URL"
+    return None
 
 
 _CHOICES = {

@@ -333,6 +333,10 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     model_tiers: list[ModelTier] = msgspec.field(default_factory=list)
     # how ``baro run`` chose its defaults (flag > environment > .baro.toml > built-in)
     defaults: list[ChosenSetting] = msgspec.field(default_factory=list)
+    # ``--notify``: a webhook for this run (over .baro.toml [notify] webhook), and a desktop
+    # notification (local runs)
+    notify_webhook: str | None = None
+    notify_desktop: bool = False
 
 
 class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):
@@ -602,6 +606,24 @@ class ArchiveAttempt(Message, tag="cmd.archive", kw_only=True):
     bundle: str
 
 
+class NotifyRun(Message, tag="cmd.notify", kw_only=True):
+    """Tell people a run reached a state they act on (docs/configuration.md, Notifications).
+
+    Sent by the conductor when the run enters the state; the merger reads the run base's
+    .baro.toml [notify] and posts (the webhook) and shows (the desktop) it."""
+
+    state: RunState
+    goal: str
+    reason: str | None = None
+    branch: str | None = None
+    pr_url: str | None = None
+    totals: Totals = msgspec.field(default_factory=Totals)
+    repository: str | None = None  # a local run's repository path, or the source URL
+    webhook: str | None = None  # the run's own (--notify URL)
+    desktop: bool = False  # the run asked for a desktop notification (--notify desktop)
+    local: bool = False  # a run owned by a `baro run` on this machine
+
+
 class CleanupRun(Message, tag="cmd.cleanup", kw_only=True):
     keep_refs: bool = True
 
@@ -639,6 +661,7 @@ Command = (
     | ArchiveAttempt
     | DeliverRun
     | CleanupRun
+    | NotifyRun
 )
 BusMessage = Event | Command
 

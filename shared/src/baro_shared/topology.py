@@ -139,6 +139,7 @@ COMMAND_SERVICE: dict[type, str] = {
     s.ArchiveAttempt: "merger",
     s.DeliverRun: "merger",
     s.CleanupRun: "merger",
+    s.NotifyRun: "merger",
 }
 # events the conductor reacts to (it also publishes plan_accepted, story_updated, interrupted,
 # finished)

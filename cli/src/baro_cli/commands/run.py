@@ -111,6 +111,15 @@ def run(
             "--quick", help="No design note before parallel stories start (one question less)."
         ),
     ] = False,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify",
+            metavar="URL|desktop",
+            help="When the run ends or waits for you: POST to this webhook (over .baro.toml "
+            "[notify] webhook), and/or show a desktop notification. May be given twice.",
+        ),
+    ] = None,
     model_tiers: Annotated[
         str | None,
         typer.Option(
@@ -137,6 +146,7 @@ def run(
         root, head = validate.repository(repo)
         if continue_branch:
             head = baro_branch_to_continue(root, continue_branch)[1]
+        webhook, desktop = validate.notify(notify or [])
         chosen = defaults.choose(flags, settings, root, head)
         value = {name: resolved.value for name, resolved in chosen.items()}
         request = build_request(
@@ -163,6 +173,7 @@ def run(
             quick=quick,
             model_tiers=model_tiers,
             defaults=[resolved.as_setting() for resolved in chosen.values()],
+            notify=(webhook, desktop),
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -206,6 +217,7 @@ def build_request(
     quick: bool = False,
     model_tiers: str | None = None,
     defaults: list[s.ChosenSetting] | None = None,
+    notify: tuple[str | None, bool] = (None, False),
 ) -> s.RunSubmitted:
     text = validate.goal_text(goal)
     surface_policy = validate.surface_policy(surface)
@@ -269,6 +281,8 @@ def build_request(
         quick=quick,
         model_tiers=tiers,
         defaults=defaults or [],
+        notify_webhook=notify[0],
+        notify_desktop=notify[1],
     )
 
 

@@ -151,10 +151,38 @@ def apply(record: s.RunRecord | None, event: s.Event, now: float) -> Transition 
         changed = handler is not None and handler(tr, event, now)
     if not changed:
         return None
+    if rec.state != record.state and rec.state in NOTIFY_STATES and rec.interrupted is None:
+        _notify(tr)  # a parked run sends nothing (its owner is gone; baro runs shows it)
     if rec.interrupted is not None:
         tr.emit = [(mid, msg) for mid, msg in tr.emit if not isinstance(msg, DRIVING)]
     rec.updated_at = now
     return tr
+
+
+# the states a person acts on: notified once each as the run enters them
+NOTIFY_STATES = frozenset({"awaiting_confirmation", "delivered", "needs_attention", "failed"})
+
+
+def _notify(tr: Transition) -> None:
+    rec = tr.record
+    delivered = rec.delivered
+    req = rec.request
+    tr.send(
+        s.NotifyRun(
+            run_id=rec.run_id,
+            state=rec.state,
+            goal=req.goal,
+            reason=rec.reason,
+            branch=delivered.branch if delivered else None,
+            pr_url=delivered.pr_url if delivered else None,
+            totals=rec.totals,
+            repository=req.repo.location if req.repo.kind != "bundle" else None,
+            webhook=req.notify_webhook,
+            desktop=req.notify_desktop,
+            local=rec.owner is not None,
+        ),
+        f"{rec.run_id}.notify.{rec.state}",
+    )
 
 
 # --------------------------------------------------------------------------- handlers
@@ -735,6 +763,8 @@ def _dead_lettered(tr: Transition, ev: s.CommandDeadLettered, now: float) -> boo
         return _integration_failed(tr, failed_integration, now)
     if ev.command == "cmd.archive":
         return False  # the attempt's bundle stays in the object store; nothing else depends on it
+    if ev.command == "cmd.notify":
+        return False  # a notification that could not be delivered never changes the run
     _finish(tr, "failed", ev.reason, now)
     return True
 

@@ -27,6 +27,7 @@ from baro_shared.repoconfig import (
     DEFAULT_SURFACE,
     DEFAULT_VERIFY_TIMEOUT_S,
     ArtifactsConfig,
+    NotifyConfig,
     RepoConfig,
     RepoConfigError,
     SetupConfig,
@@ -56,6 +57,7 @@ class BaroConfig:
     setup: SetupConfig | None = None
     surface: SurfaceConfig = DEFAULT_SURFACE
     models: tuple[ModelTier, ...] = ()
+    notify: NotifyConfig | None = None
 
 
 DEFAULT_CONFIG = BaroConfig()
@@ -98,6 +100,7 @@ def from_repo_config(config: RepoConfig) -> BaroConfig:
         setup=config.setup,
         surface=config.surface,
         models=config.models,
+        notify=config.notify,
     )
 
 

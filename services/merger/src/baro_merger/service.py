@@ -34,6 +34,7 @@ from baro_merger.integration import (
     run_base,
 )
 from baro_merger.naming import slugify
+from baro_merger.notify import notify
 from baro_merger.prbody import pr_body, pr_title
 from baro_merger.publish import Publication, publish
 from baro_merger.remote import RunResult, bundle_result, pushed_branch_name, stage_push
@@ -81,6 +82,10 @@ class Merger(CommandService):
 
     async def handle(self, delivery: Delivery[s.Command]) -> Outcome:
         cmd = delivery.message
+        if isinstance(cmd, s.NotifyRun):
+            # outside the run's lock: a slow receiver never holds up the run's git work
+            await self.notify(cmd)
+            return ACK
         async with self._locks[cmd.run_id]:
             match cmd:
                 case s.PrepareRun():
@@ -154,6 +159,17 @@ class Merger(CommandService):
             return list((await read_baro_config(self.repo(run_id), base)).models)
         except ConfigError:
             return []
+
+    # ---------------------------------------------------------------- notify
+
+    async def notify(self, cmd: s.NotifyRun) -> None:
+        """Where the run's base .baro.toml [notify] and the run itself ask (notify.py)."""
+        try:
+            repo = self.repo(cmd.run_id)
+            config = (await read_baro_config(repo, await run_base(repo, cmd.run_id))).notify
+        except MergerError:  # not prepared (or an invalid file): the run's own target only
+            config = None
+        await notify(cmd, config)
 
     # ---------------------------------------------------------------- integrate
 
