@@ -78,7 +78,7 @@ lint: install
 bench: install
 	$(PY) -m bench
 
-# baro on a three-server cluster under load and failover (about 8 minutes on 2 cores)
+# baro on a three-server cluster under load and failover (about 5 minutes on 2 cores)
 bench-cluster: install
 	$(PY) -m bench --only cluster
 

@@ -294,12 +294,16 @@ def cluster_table(results: dict[str, Any]) -> list[str]:
 
 
 def update_cluster_readme(results: dict[str, Any]) -> None:
-    m, when = results["machine"], results["measured"]["cluster"]
+    m, measured = results["machine"], results["measured"]
+    when = measured["cluster"]
+    alone = measured.get("scaleout", {}).get("load_at_start")
     lines = [
         f"On a three-server JetStream cluster (R3, runners on disks of their own), measured "
         f"{when['date']} at `{when['revision']}` on {m['cpu']} ({m['cores']} cores) by "
         "`make bench-cluster`; scaled down for two cores (see docs/performance.md). The "
-        "single-server column is the nearest figure of the table above (its own workload).",
+        "single-server column is the nearest figure of the table above (its own workload), "
+        f"measured with the machine's load average at {alone}; the cluster's at "
+        f"{when.get('load_at_start')}: compare the columns with that in mind.",
         "",
         *cluster_table(results),
     ]
@@ -355,7 +359,11 @@ def main(argv: list[str]) -> int:
     for name in chosen:
         started = time.perf_counter()
         print(f"== {name}", flush=True)
-        results["measured"][name] = {"date": results["date"], "revision": results["revision"]}
+        results["measured"][name] = {
+            "date": results["date"],
+            "revision": results["revision"],
+            "load_at_start": round(os.getloadavg()[0], 2),
+        }
         try:
             results["scenarios"][name] = known[name](args.quick)
         except Exception as exc:  # one broken scenario must not hide the others' numbers
@@ -380,8 +388,10 @@ def keep_others(results: dict[str, Any]) -> dict[str, Any]:
     except (OSError, ValueError):
         return results
     old = previous.get("scenarios", {})
+    load = (previous.get("machine") or {}).get("load_at_start")
     when = previous.get("measured") or {
-        name: {"date": previous.get("date"), "revision": previous.get("revision")} for name in old
+        name: {"date": previous.get("date"), "revision": previous.get("revision"), "load_at_start": load}
+        for name in old
     }
     merged = {**results, "scenarios": dict(results["scenarios"]), "measured": dict(results["measured"])}
     for name, figs in old.items():
