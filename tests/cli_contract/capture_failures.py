@@ -29,7 +29,14 @@ from tests.cli_contract.model_server import Script, ScriptedModelServer
 
 OUT = Path(__file__).resolve().parents[1] / "mappers" / "cli_failures"
 PROMPT = "create hello.txt containing hi"
-CREDENTIALS = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "CODEX_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
+CREDENTIALS = (
+    "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY",
+    "CODEX_API_KEY",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "GEMINI_API_KEY",
+    "GOOGLE_GENERATIVE_AI_API_KEY",
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,13 @@ CASES = {
     "opencode_401": Case("opencode", "the endpoint answers 401", Script(fail_status=401)),
     "opencode_cut": Case(
         "opencode", "the response is cut mid-stream", Script(cut_stream="chunked")
+    ),
+    "opencode_no_key": Case("opencode", "no endpoint, no key", model="google/gemini-2.5-flash"),
+    "opencode_cut_close": Case(
+        "opencode",
+        "the stream ends early, connection-delimited",
+        Script(cut_stream="close"),
+        kill_after_s=60,
     ),
     "pi_401": Case("pi", "the endpoint answers 401", Script(fail_status=401)),
     "pi_no_key": Case("pi", "no endpoint, no key", model="anthropic/claude-sonnet-4-5"),

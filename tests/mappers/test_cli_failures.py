@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from baro_shared import schemas as s
+from baro_shared.backends import missing_provider_key
+from baro_shared.mappers import mapper_for
 from baro_shared.mappers.base import classify
+from baro_shared.mappers.opencode import MAX_UNFINISHED_STEPS
 
 from .conftest import run
 
@@ -27,6 +30,8 @@ STREAM_SAYS: dict[str, s.ErrorKind | None] = {
     "codex_cut": "transient",
     "opencode_401": "auth",
     "opencode_cut": "transient",
+    "opencode_cut_close": "transient",  # a loop, stopped by the runner (killed here)
+    "opencode_no_key": None,  # "Unexpected server error": its stderr says why
     "pi_401": "auth",
     "pi_cut": "transient",
     "pi_cut_close": "transient",
@@ -71,6 +76,41 @@ def test_pi_without_a_key_says_so_only_on_stderr() -> None:
     assert not mapper.explained
     assert stderr.startswith("No API key found for anthropic.")
     assert classify(stderr) == "auth"
+
+
+def test_opencode_without_a_key_says_which_provider_only_on_stderr() -> None:
+    lines, stderr, exit_code = capture("opencode_no_key")
+    mapper, _ = run("opencode", lines, exit_code)
+    assert mapper.error == "Unexpected server error. Check server logs for details."
+    assert not mapper.explained and mapper.failure_kind is None, "not transient: no retry"
+    assert missing_provider_key("opencode", stderr, {}) == (
+        "opencode has no key for the google provider (GOOGLE_GENERATIVE_AI_API_KEY or "
+        "GEMINI_API_KEY is not set in the agent's environment), so it does not know the model "
+        "google/gemini-2.5-flash"
+    )
+    # with the key set, "not found" means the model itself: no advice about keys
+    assert missing_provider_key("opencode", stderr, {"GEMINI_API_KEY": "k"}) is None
+    assert missing_provider_key("pi", stderr, {}) is None
+
+
+def test_opencode_calling_a_model_whose_stream_never_finishes_is_a_loop() -> None:
+    """The stream ends without a finish reason: OpenCode calls the model again, for ever
+    (15 calls until the capture was killed). The third such step in a row is a loop."""
+    lines, _, _ = capture("opencode_cut_close")
+    mapper = mapper_for("opencode")
+    steps = 0
+    for line in lines:
+        mapper.feed(line)
+        steps += b'"type":"step_finish"' in line
+        if mapper.looping is not None:
+            break
+    assert steps == MAX_UNFINISHED_STEPS == 3
+    assert mapper.looping == (
+        "opencode: the model's stream ended without a finish reason 3 times in a row, "
+        "and opencode kept calling it again"
+    )
+    finished = [e for e in mapper.finish(None) if isinstance(e, s.AgentFinished)]
+    assert finished and finished[0].error == mapper.looping
 
 
 def test_reconnect_notices_are_not_progress() -> None:

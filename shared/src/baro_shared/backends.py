@@ -162,6 +162,40 @@ PROVIDER_KEYS = {
 }
 
 
+# where OpenCode reads a provider's key from other variables than Pi does (models.dev)
+_OPENCODE_KEYS = {"google": ("GOOGLE_GENERATIVE_AI_API_KEY", "GEMINI_API_KEY")}
+
+
+def provider_keys(backend: str, provider: str) -> tuple[str, ...]:
+    """The variables ``backend`` reads the key of a known ``provider`` from."""
+    if backend == "opencode" and provider in _OPENCODE_KEYS:
+        return _OPENCODE_KEYS[provider]
+    return (PROVIDER_KEYS[provider],)
+
+
+# OpenCode loads only the providers whose key is set: a model of any other one is "not found"
+_UNLOADED_PROVIDER = re.compile(
+    r"ProviderModelNotFoundError: Model not found: ([\w-]+)/(\S+?)\.?(?=[\s\"]|$)"
+)
+
+
+def missing_provider_key(backend: str, stderr: str, env: Mapping[str, str]) -> str | None:
+    """Why an agent could not start its model when the reason is a provider key missing from
+    its environment (OpenCode's "Model not found" for a known provider whose key is unset),
+    in one sentence; None otherwise."""
+    found = _UNLOADED_PROVIDER.search(stderr) if backend == "opencode" else None
+    if found is None or found.group(1) not in PROVIDER_KEYS:
+        return None
+    provider, model = found.group(1), found.group(2)
+    names = provider_keys(backend, provider)
+    if any(env.get(name) for name in names):
+        return None  # the key is there: the model itself is unknown
+    return (
+        f"{backend} has no key for the {provider} provider ({' or '.join(names)} is not set "
+        f"in the agent's environment), so it does not know the model {provider}/{model}"
+    )
+
+
 @dataclass(frozen=True)
 class Credentials:
     """What a backend needs in the environment: any one of ``names``."""
@@ -203,8 +237,8 @@ def credentials_for(backend: str, settings: Settings, model: str | None = None) 
             return Credentials(names, False, f"the endpoint's key as {names[0]}")
         provider = model.split("/", 1)[0] if model and "/" in model else None
         if provider in PROVIDER_KEYS:
-            name = PROVIDER_KEYS[provider]
-            return Credentials((name,), True, f"export {name}=... (the {provider} key)")
+            names = provider_keys(backend, provider)
+            return Credentials(names, True, f"export {names[0]}=... (the {provider} key)")
         names = tuple(dict.fromkeys(PROVIDER_KEYS.values()))
         return Credentials(
             names,

@@ -241,7 +241,9 @@ def _opencode(r: _Request) -> Invocation:
     path = home / "opencode.json"
     path.write_text(json.dumps(config, indent=2))
     env["OPENCODE_CONFIG"] = str(path)
-    argv = [r.binary, "run", "--format", "json"]
+    # its errors (a provider without a key, a model it does not know) reach the stream only
+    # as "Unexpected server error"; the log lines on stderr say what happened
+    argv = [r.binary, "run", "--format", "json", "--print-logs", "--log-level", "ERROR"]
     if model:
         argv += ["--model", model]
     return Invocation([*argv, "--", r.prompt], env)

@@ -20,13 +20,14 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from baro_runner.backends import AgentCommand
 from baro_runner.reaper import die_with_parent
 from baro_shared import schemas as s
+from baro_shared.backends import missing_provider_key
 from baro_shared.mappers import StreamMapper
 from baro_shared.mappers.base import classify
 from baro_shared.redact import redact
@@ -139,6 +140,8 @@ async def run_agent(
                 stopped = _Stop(
                     "budget_exceeded", f"token budget of {limits.token_budget} exceeded"
                 )
+            elif mapper.looping is not None:
+                stopped = _Stop("stalled", mapper.looping, "transient")
             elif now - state.last_progress > limits.stall_timeout:
                 stopped = _stall(mapper, limits)
             elif now - started > limits.wall_timeout:
@@ -161,7 +164,7 @@ async def run_agent(
         await _emit(event, mapper, sink, state, limits)
     stderr_tail = state.stderr_tail.decode("utf-8", "replace")
     status, reason, error, failure = _verdict(
-        stopped, state, mapper, limits, exit_code, stderr_tail
+        stopped, state, mapper, limits, exit_code, stderr_tail, command.env
     )
     return AgentOutcome(
         status,
@@ -203,6 +206,7 @@ def _verdict(
     limits: Limits,
     exit_code: int | None,
     stderr_tail: str,
+    env: Mapping[str, str],
 ) -> tuple[s.AttemptStatus, str, str | None, s.ErrorKind | None]:
     """(status, exit reason, error, failure) of a finished agent: a stop wins, then the
     stream, then the exit code with the agent's stderr."""
@@ -224,6 +228,9 @@ def _verdict(
     )
     failure = mapper.failure_kind
     if not mapper.explained:  # the stream did not say why: the agent's stderr may
+        missing = missing_provider_key(mapper.backend, stderr_tail, env)
+        if missing is not None:  # neither the agent's failure nor the model's: set the key
+            return "failed", "auth_failed", missing, "auth"
         shown = stderr_summary(stderr_tail)
         if shown:
             error = f"{error}; its stderr ends: {shown}"

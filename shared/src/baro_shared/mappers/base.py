@@ -346,6 +346,9 @@ class StreamMapper:
         # False when the stream ended without saying how the run went (the exit code
         # decided): the agent's stderr is then the only explanation there is
         self.explained = True
+        # set when the stream shows the CLI in a loop that does not end by itself (why, in
+        # one sentence): the runner stops the agent, as a transient failure
+        self.looping: str | None = None
 
     # ---- public API
 

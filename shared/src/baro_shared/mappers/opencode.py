@@ -43,6 +43,12 @@ from baro_shared.schemas import (
 SHELL_TOOLS = frozenset({"bash"})
 _PATCH_TOOLS = frozenset({"patch", "apply_patch"})
 _FINISHED_REASONS = frozenset({"stop", "length", "end_turn"})  # a step that ended the turn
+# A model call whose stream ended without a finish reason is a step with reason "unknown";
+# OpenCode calls the model again and again after it. This many in a row is a loop.
+MAX_UNFINISHED_STEPS = 3
+# OpenCode's stream says only this when it failed before a model call (a provider without
+# its key, an unknown model): its log lines on stderr say what happened
+_GENERIC_ERROR = "check server logs"
 _PATCH_FILE = re.compile(r"^\*\*\* (Add|Update|Delete) File: (.+?)\s*$", re.MULTILINE)
 _PATCH_KINDS: dict[str, ChangeKind] = {"Add": "add", "Update": "update", "Delete": "delete"}
 
@@ -54,6 +60,8 @@ class OpenCodeMapper(StreamMapper):
         super().__init__()
         self._session_error: Verdict | None = None
         self._last_step_reason: str | None = None
+        self._unfinished_steps = 0
+        self._generic_error = False
         self._started_calls: set[str] = set()
 
     def _map(self, obj: JsonObject) -> list[NormalizedEvent]:
@@ -78,6 +86,13 @@ class OpenCodeMapper(StreamMapper):
 
     def _step_finish(self, part: JsonObject) -> list[NormalizedEvent]:
         self._last_step_reason = as_str(part.get("reason"))
+        unfinished = self._last_step_reason in (None, "unknown")
+        self._unfinished_steps = self._unfinished_steps + 1 if unfinished else 0
+        if self._unfinished_steps >= MAX_UNFINISHED_STEPS and self.looping is None:
+            self.looping = (
+                f"opencode: the model's stream ended without a finish reason "
+                f"{self._unfinished_steps} times in a row, and opencode kept calling it again"
+            )
         tokens = as_dict(part.get("tokens"))
         cache = as_dict(tokens.get("cache"))
         cache_read = as_count(cache.get("read"))
@@ -105,6 +120,10 @@ class OpenCodeMapper(StreamMapper):
             explicit = data.get("isRetryable")
         status = status if status is not None else status_in(message)
         kind = classify(message, status)
+        if _GENERIC_ERROR in message.lower() and status is None:
+            # not the provider's error but OpenCode's own wrapper of one: nothing to classify
+            # here, stderr explains it (``finish`` leaves the run unexplained)
+            kind, self._generic_error = None, True
         if explicit is True:
             kind = "transient"  # OpenCode's own verdict (after its own retries)
         elif explicit is False and kind == "transient":
@@ -147,7 +166,15 @@ class OpenCodeMapper(StreamMapper):
             events.extend(_file_changes(name, tool_input, metadata))
         return events
 
+    def finish(self, exit_code: int | None = None) -> list[NormalizedEvent]:
+        events = super().finish(exit_code)
+        if self._generic_error:
+            self.explained = False
+        return events
+
     def _stream_verdict(self) -> Verdict | None:
+        if self.looping is not None:
+            return Verdict(ok=False, error=self.looping, kind="transient")
         if self._session_error is not None:
             return self._session_error
         if self._last_step_reason in _FINISHED_REASONS:
