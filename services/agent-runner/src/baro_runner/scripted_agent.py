@@ -49,6 +49,11 @@ MESSAGE_USAGE_SNAPSHOT = {
 FILE_CONTENT_STEPS = frozenset({"write", "append"})
 # Story ids of the one-shot questions baro asks an agent CLI (baro-intake, baro-planner, ...).
 QUESTION_PREFIX = "baro-"
+# extra keys a step kind takes besides its own
+STEP_OPTIONS: dict[str, frozenset[str]] = {
+    **dict.fromkeys(FILE_CONTENT_STEPS, frozenset({"content"})),
+    "probe": frozenset({"paths"}),
+}
 
 # How the default change line is marked in a file, by extension ("" = no extension).
 _EXTENSIONS_BY_LINE_PREFIX: dict[str, tuple[str, ...]] = {
@@ -170,7 +175,7 @@ def _validate_step(step: Any, where: str) -> None:
             f"{where} must have exactly one of {sorted(STEP_KINDS)} (got {sorted(step)})"
         )
     kind = kinds[0]
-    _reject_unknown_keys(step, {kind, "content"} if kind in FILE_CONTENT_STEPS else {kind}, where)
+    _reject_unknown_keys(step, {kind, *STEP_OPTIONS.get(kind, ())}, where)
     value = step[kind]
     problem = _step_value_problem(kind, value, step)
     if problem:
@@ -186,6 +191,12 @@ def _step_value_problem(kind: str, value: Any, step: Step) -> str | None:
     elif kind in ("delete", "run", "text", "fail", "stderr", "record"):
         if not isinstance(value, str) or not value:
             return "needs a non-empty string"
+    elif kind == "probe":
+        if not isinstance(value, str) or not value:
+            return "needs a non-empty report path"
+        paths = step.get("paths", [])
+        if not (isinstance(paths, list) and all(isinstance(p, str) and p for p in paths)):
+            return "paths must be a list of paths"
     elif kind in ("sleep", "spawn_child"):
         if not _is_seconds(value):
             return "needs a number of seconds >= 0"
@@ -736,6 +747,31 @@ class ScriptedAgent:
         }
         self.tool("Bash", tool_input, perform)
 
+    def do_probe(self, report: str, step: Step) -> None:
+        paths: list[str] = step.get("paths", [])
+        shown = self.display_path(report)
+
+        def perform() -> tuple[str, dict[str, Any]]:
+            from baro_runner.scripted_probe import probe  # only probing scripts load it
+
+            real = self.resolve_inside(report)
+            found = probe(paths)
+            try:
+                with open(real, "w", encoding="utf-8") as file:
+                    json.dump(found, file, indent=1, sort_keys=True)
+            except OSError as exc:
+                raise ToolFailure(f"{exc.strerror or exc}: {shown}") from exc
+            ports = [p for p in found["ports"] if p.get("kind") == "nats"]
+            summary = (
+                f"{len(found['processes'])} process(es) visible, "
+                f"{sum(len(t.get('files') or {}) for t in found['paths'].values())} file(s) "
+                f"under the given paths, {len(ports)} NATS server(s); report in {shown}"
+            )
+            return summary, _bash_tool_use_result(summary, "")
+
+        command = f"baro-probe > {shlex.quote(report)}"
+        self.tool("Bash", {"command": command, "description": "Probe for secrets"}, perform)
+
     STEP_HANDLERS: dict[str, Callable[[ScriptedAgent, Any, Step], Finish | None]] = {
         "write": do_write,
         "append": do_append,
@@ -752,6 +788,7 @@ class ScriptedAgent:
         "crash": do_crash,
         "flood": do_flood,
         "spawn_child": do_spawn_child,
+        "probe": do_probe,
     }
 
 
