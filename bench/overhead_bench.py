@@ -5,7 +5,8 @@ zero-work scripted agent (it writes one small file) on a warm stack: an embedded
 nats-server and the five services in this process, started once and warmed with one run.
 Beside it, in the same process, the same scripted agent runs directly in a fresh clone of
 the same repository, followed by the commit a user would make. The difference is baro's
-overhead; the time from submit to the agent process starting is reported too.
+overhead; the time from submit to the agent process starting is reported too, and what the
+agent sandbox adds (the same direct run inside it).
 
     .venv/bin/python bench/overhead_bench.py [--repeat N]
 """
@@ -27,7 +28,7 @@ from typing import Any
 from baro_cli import runflow
 from baro_cli.stack import SERVICES
 from baro_shared import schemas as s
-from baro_shared.backends import agent_env, scripted_binary
+from baro_shared.backends import agent_env, agent_fence, scripted_binary
 from baro_shared.bus import Bus
 from baro_shared.embedded import EmbeddedNats
 from baro_shared.gitutil import BARO_IDENTITY, git_env
@@ -55,8 +56,11 @@ def _repo(root: Path) -> Path:
     return repo
 
 
-def direct_agent_seconds(repo: Path, settings: Settings, work: Path) -> float:
-    """The agent alone: a clone exists; run it there and commit what it changed."""
+def direct_agent_seconds(
+    repo: Path, settings: Settings, work: Path, *, fenced: bool = False
+) -> float:
+    """The agent alone: a clone exists; run it there (inside the agent sandbox when
+    ``fenced``) and commit what it changed."""
     clone = work / f"clone-{time.monotonic_ns()}"
     _git(work, "clone", "--quiet", str(repo), str(clone))
     binary = scripted_binary(settings)
@@ -66,9 +70,11 @@ def direct_agent_seconds(repo: Path, settings: Settings, work: Path) -> float:
         "BARO_AGENT_SCRIPT": json.dumps(SCRIPT),
         "BARO_STORY_ID": "S1",
     }
+    argv = [binary, "-p", "write bench.txt", "--output-format", "stream-json", "--verbose"]
+    fence = agent_fence(settings, keep=clone) if fenced else None
     started = time.perf_counter()
     subprocess.run(
-        [binary, "-p", "write bench.txt", "--output-format", "stream-json", "--verbose"],
+        fence.command(argv) if fence is not None else argv,
         cwd=clone,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -113,6 +119,8 @@ async def _measure(repeat: int, root: Path) -> dict[str, list[float]]:
         "agent_direct_s": [],
         "overhead_s": [],
         "first_agent_s": [],
+        "agent_fenced_s": [],
+        "sandbox_s": [],
     }
     try:
         await asyncio.wait_for(host.started.wait(), 30)
@@ -127,6 +135,11 @@ async def _measure(repeat: int, root: Path) -> dict[str, list[float]]:
                 samples["agent_direct_s"].append(direct)
                 samples["overhead_s"].append(pipeline - direct)
                 samples["first_agent_s"].append(first_agent)
+                fenced = await asyncio.to_thread(
+                    direct_agent_seconds, repo, settings, root, fenced=True
+                )
+                samples["agent_fenced_s"].append(fenced)
+                samples["sandbox_s"].append(fenced - direct)
         finally:
             await bus.close()
     finally:

@@ -6,11 +6,12 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from baro_shared.gitutil import BARO_IDENTITY, REPOSITORY_VARIABLES
+from baro_shared import sandbox
+from baro_shared.gitutil import BARO_IDENTITY, BARO_PREFIXES, REPOSITORY_VARIABLES
 from baro_shared.settings import Settings
 
 KNOWN_BACKENDS = ("claude", "codex", "opencode", "pi", "scripted")
@@ -29,8 +30,15 @@ def model_problem(name: str) -> str | None:
     return None
 
 
-# Never inherited by agents: baro's own credentials and settings.
-SECRET_PREFIXES = ("BARO_", "NATS_")
+# Never inherited by agents: baro's own credentials and settings, and the credentials the
+# merger publishes with (what an agent writes is pushed by baro, never by the agent).
+SECRET_PREFIXES = BARO_PREFIXES
+PUBLISHING_CREDENTIALS = (
+    "GH_TOKEN",
+    "GITHUB_TOKEN",
+    "GH_ENTERPRISE_TOKEN",
+    "GITHUB_ENTERPRISE_TOKEN",
+)
 NON_INTERACTIVE = {
     "CI": "1",
     "npm_config_yes": "true",
@@ -67,6 +75,7 @@ def agent_env(
         k: v
         for k, v in os.environ.items()
         if not k.startswith(SECRET_PREFIXES)
+        and k not in PUBLISHING_CREDENTIALS
         and k not in REPOSITORY_VARIABLES
         and k not in ("PWD", "OLDPWD")
     }
@@ -113,6 +122,40 @@ def check_env(
     credential, so code an agent wrote cannot publish, call a provider, or read a token."""
     env = agent_env(scratch, workdir=workdir, away_from=away_from)
     return {k: v for k, v in env.items() if not CREDENTIAL_NAME.search(k)}
+
+
+class SandboxRequired(RuntimeError):
+    """BARO_AGENT_SANDBOX=require on a machine that cannot fence agents in."""
+
+
+def sandbox_unavailable(settings: Settings) -> str | None:
+    """Why agents run unfenced on this machine (None: they are fenced); tried once."""
+    if settings.agent_sandbox == "off":
+        return "BARO_AGENT_SANDBOX=off"
+    return sandbox.unavailable_reason(sandbox.fence([settings.state_dir, settings.cache_dir], []))
+
+
+def agent_fence(
+    settings: Settings,
+    *,
+    keep: Path | None = None,
+    away_from: Path | None = None,
+    read_only: Sequence[Path] = (),
+) -> sandbox.Fence | None:
+    """The fence an agent runs in: baro's state and cache directories, the user's
+    repository (``away_from``) and ``BARO_AGENT_HIDDEN_PATHS`` hidden, ``keep`` (its
+    workspace) kept, ``read_only`` (the object cache its clone borrows from) readable.
+    None when agents run unfenced (off, or auto where the machine cannot); raises
+    SandboxRequired when they must not."""
+    reason = sandbox_unavailable(settings)
+    if reason is not None:
+        if settings.agent_sandbox == "require":
+            raise SandboxRequired(
+                f"agents must run sandboxed (BARO_AGENT_SANDBOX=require) and cannot here: {reason}"
+            )
+        return None
+    hidden = [settings.state_dir, settings.cache_dir, away_from, *settings.agent_hidden_paths]
+    return sandbox.fence(hidden, [keep] if keep is not None else [], read_only)
 
 
 def scripted_binary(settings: Settings) -> str | None:

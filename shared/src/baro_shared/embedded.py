@@ -119,6 +119,7 @@ class EmbeddedNats:
             start_new_session=True,
             pass_fds=self.inherit_fds,
             preexec_fn=dies_with_parent(signal.SIGTERM) if self.die_with_parent else None,
+            env=server_environment(),
         )
         log.close()
 
@@ -405,3 +406,10 @@ def read_client_token(store_dir: Path) -> str | None:
         return (store_dir / CLIENT_TOKEN_FILE).read_text().strip() or None
     except OSError:
         return None
+
+
+def server_environment() -> dict[str, str]:
+    """The nats-server's environment: nothing of the user's. A server process can be read
+    by other processes of the user (it is not baro's code), so it gets no credential,
+    no provider key, no ``BARO_*`` setting."""
+    return {k: os.environ[k] for k in ("PATH", "TZ", "LANG") if k in os.environ}

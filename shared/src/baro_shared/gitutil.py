@@ -30,6 +30,9 @@ REPOSITORY_VARIABLES = (
     "GIT_COMMON_DIR",
 )
 
+# baro's own settings and credentials: git needs none of them
+BARO_PREFIXES = ("BARO_", "NATS_")
+
 BARO_IDENTITY = {
     "GIT_AUTHOR_NAME": "baro",
     "GIT_AUTHOR_EMAIL": "baro@localhost",
@@ -58,7 +61,11 @@ class GitResult:
 
 
 def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in REPOSITORY_VARIABLES}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in REPOSITORY_VARIABLES and not k.startswith(BARO_PREFIXES)
+    }
     env.update(
         GIT_TERMINAL_PROMPT="0",
         GIT_PAGER="cat",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from baro_shared import schemas as s
-from baro_shared.backends import agent_env, binary_for
+from baro_shared.backends import SandboxRequired, agent_env, agent_fence, binary_for
 from baro_shared.headless import BackendConfigError, Invocation, invocation
 from baro_shared.mappers import mapper_for
 from baro_shared.processes import dies_with_parent
@@ -97,8 +97,13 @@ async def ask(
         except BackendConfigError as exc:
             return OneShotResult(False, error=str(exc))
         try:
+            fence = agent_fence(settings)
+        except SandboxRequired as exc:
+            return OneShotResult(False, error=str(exc))
+        argv = fence.command(run.argv) if fence is not None else run.argv
+        try:
             proc = await asyncio.create_subprocess_exec(
-                *run.argv,
+                *argv,
                 cwd=tmp,
                 env=run.env,
                 stdin=asyncio.subprocess.DEVNULL,

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from baro_shared import metrics
 from baro_shared import schemas as s
+from baro_shared.backends import sandbox_unavailable
 from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker, process_name
 from baro_shared.health import HealthServer
 from baro_shared.processes import interruption
@@ -36,6 +37,25 @@ class Service(Protocol):
 
 
 ServiceFactory = Callable[[Bus, Settings], Awaitable[Service]]
+
+# the services that start agent CLIs (stories, one-shot questions)
+AGENT_STARTING_SERVICES = {"agent-runner", "intake", "planner"}
+
+
+def announce_sandbox(settings: Settings) -> None:
+    """Say once, at start, whether agents run fenced in (and try the fence, so the first
+    agent does not wait for that)."""
+    reason = sandbox_unavailable(settings)
+    if reason is None:
+        log.info("agents run sandboxed: no other process, no baro state or cache visible")
+    elif settings.agent_sandbox == "require":
+        log.error("agents cannot run sandboxed (%s): every story will fail", reason)
+    elif settings.agent_sandbox == "auto":
+        log.warning(
+            "agents run without the sandbox (%s): they can read what this user can read "
+            "(docs/backends.md, The agent sandbox)",
+            reason,
+        )
 
 
 # commands that only keep work reachable: they run for an interrupted run too
@@ -123,6 +143,8 @@ class Host:
 
     async def start(self) -> None:
         install_log_redaction()
+        if AGENT_STARTING_SERVICES & set(self.factories):
+            await asyncio.to_thread(announce_sandbox, self.settings)
         first = True
         for name, factory in self.factories.items():
             bus = await Bus.open(self.settings, process_name(name), ensure=first)

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     pi_api: Literal["chat", "responses", "messages"] = "chat"
     codex_sandbox: Literal["workspace-write", "danger-full-access"] = "workspace-write"
     agent_max_retries: int | None = Field(default=None, ge=0)  # None: each CLI's default
+    # the fence around agents (docs/backends.md, "The agent sandbox"): auto = where the
+    # machine allows it; require = a story fails rather than run unfenced; off
+    agent_sandbox: Literal["auto", "require", "off"] = "auto"
+    agent_hidden_paths: list[Path] = Field(default_factory=list)  # hidden from agents too
 
     # intake: offline classifier, LLM refinement (see docs/intake.md)
     intake: Literal["offline", "llm", "auto"] = "offline"  # default of `baro run --intake`

@@ -8,13 +8,21 @@ test/demo agent.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from baro_runner.workspace import Workspace
+from baro_shared import objectcache
 from baro_shared import schemas as s
-from baro_shared.backends import KNOWN_BACKENDS, agent_env, binary_for
+from baro_shared.backends import (
+    KNOWN_BACKENDS,
+    SandboxRequired,
+    agent_env,
+    agent_fence,
+    binary_for,
+)
 from baro_shared.headless import BackendConfigError, invocation
+from baro_shared.sandbox import Fence
 from baro_shared.settings import Settings
 
 
@@ -29,11 +37,36 @@ class BackendUnavailable(RuntimeError):
     pass
 
 
+def user_repository(cmd: s.RunStory) -> Path | None:
+    """The user's repository when the run's source is one on this machine."""
+    return Path(cmd.source.location) if cmd.source.kind == "path" else None
+
+
 def _environment(ws: Workspace, cmd: s.RunStory) -> dict[str, str]:
     """The agent's base environment: started in its clone, pointed away from the user's
     repository when the run's source is one on this machine, with the story's ports."""
-    user_repo = Path(cmd.source.location) if cmd.source.kind == "path" else None
-    return agent_env(ws.scratch, workdir=ws.repo, away_from=user_repo) | ws.env
+    return agent_env(ws.scratch, workdir=ws.repo, away_from=user_repository(cmd)) | ws.env
+
+
+def story_fence(ws: Workspace, cmd: s.RunStory, settings: Settings) -> Fence | None:
+    """The fence for whatever runs in this story's workspace (the agent, the setup
+    command): nothing of baro's or of the user's repository visible, the workspace kept,
+    the source objects its clone borrows readable and nothing more."""
+    try:
+        return agent_fence(
+            settings,
+            keep=ws.root,
+            away_from=user_repository(cmd),
+            read_only=objectcache.borrowed_objects(ws.git_dir),
+        )
+    except SandboxRequired as exc:
+        raise BackendUnavailable(str(exc)) from None
+
+
+def fenced(command: AgentCommand, fence: Fence | None) -> AgentCommand:
+    if fence is None:
+        return command
+    return replace(command, argv=fence.command(command.argv))
 
 
 def _scripted(binary: str, prompt: str, ws: Workspace, cmd: s.RunStory) -> AgentCommand:

@@ -20,7 +20,7 @@ import msgspec
 from prometheus_client import Counter, Gauge, Histogram
 
 from baro_runner import agent, observe, workspace
-from baro_runner.backends import BackendUnavailable, agent_command
+from baro_runner.backends import BackendUnavailable, agent_command, fenced, story_fence
 from baro_runner.ports import NoFreePorts, PortBlocks, PortLease, PortRange
 from baro_runner.prompt import build_prompt
 from baro_runner.rawlog import STREAMS, AgentLogs
@@ -261,8 +261,12 @@ class _Job:
 
     async def _setup(self, ws: workspace.Workspace) -> None:
         """The repository's [setup], reported as one command event of the attempt."""
+        try:
+            fence = story_fence(ws, self.cmd, self.settings)
+        except BackendUnavailable as exc:
+            raise workspace.SetupFailed(str(exc)) from None
         report = await workspace.setup(
-            ws, self.cmd.source, self.cmd.base_commit, config_commit=self.cmd.run_base
+            ws, self.cmd.source, self.cmd.base_commit, config_commit=self.cmd.run_base, fence=fence
         )
         if report is None:
             return
@@ -287,7 +291,10 @@ class _Job:
     async def _run_agent(self, ws: workspace.Workspace) -> Outcome:
         cmd = self.cmd
         try:
-            command = agent_command(cmd.backend, build_prompt(cmd), ws, cmd, self.settings)
+            command = fenced(
+                agent_command(cmd.backend, build_prompt(cmd), ws, cmd, self.settings),
+                story_fence(ws, cmd, self.settings),
+            )
         except BackendUnavailable as exc:
             ws.remove()
             return await self._finish("failed", "backend_unavailable", str(exc))

@@ -39,6 +39,7 @@ from baro_shared.repoconfig import (
     human_size,
     read_repo_config_at,
 )
+from baro_shared.sandbox import Fence
 
 STORY_BRANCH = "baro-story"
 
@@ -378,9 +379,15 @@ def _listing(items: list[str], limit: int = 5) -> str:
 
 
 async def setup(
-    ws: Workspace, source: s.RepoSource, base_commit: str, *, config_commit: str | None = None
+    ws: Workspace,
+    source: s.RepoSource,
+    base_commit: str,
+    *,
+    config_commit: str | None = None,
+    fence: Fence | None = None,
 ) -> SetupReport | None:
-    """Prepare the workspace as the repository's .baro.toml ``[setup]`` says.
+    """Prepare the workspace as the repository's .baro.toml ``[setup]`` says; the command
+    runs inside ``fence``, as the agent will.
 
     The file is read from ``config_commit``, the run's base (default ``base_commit``): a
     dependency's story may have written a ``.baro.toml`` into the story's base, and what it
@@ -400,7 +407,7 @@ async def setup(
         await _copy_from_source(ws.repo, source, config.setup.copy, tracked, report)
     await _exclude(ws.repo, report.copied)
     if config.setup.command is not None:
-        await _run_setup_command(ws, config.setup, report, source)
+        await _run_setup_command(ws, config.setup, report, source, fence)
         await _contain_outputs(ws.repo, base_commit, report)
         if not report.ok:
             raise SetupFailed(_failure_message(report))
@@ -584,12 +591,18 @@ def _porcelain_paths(output: str) -> list[str]:
 
 
 async def _run_setup_command(
-    ws: Workspace, config: SetupConfig, report: SetupReport, source: s.RepoSource
+    ws: Workspace,
+    config: SetupConfig,
+    report: SetupReport,
+    source: s.RepoSource,
+    fence: Fence | None,
 ) -> None:
     assert config.command is not None
     command = config.command
     report.command = command_text(command)
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    if fence is not None:
+        argv = fence.command(argv)
     # the command runs the project's own tooling (install scripts included): it gets what
     # an agent gets, not baro's credentials
     user_repo = Path(source.location) if source.kind == "path" else None

@@ -1,0 +1,133 @@
+"""The launcher that fences an agent in: what it hides, what it keeps, how it ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from baro_shared import sandbox
+from baro_shared.backends import SandboxRequired, agent_fence
+from baro_shared.settings import Settings
+
+
+@pytest.fixture
+def dirs(tmp_path: Path) -> dict[str, Path]:
+    state, cache, repo = tmp_path / "state", tmp_path / "cache", tmp_path / "user"
+    workspace = cache / "workspaces" / "run" / "S1-1"
+    for folder in (state / "nats", workspace / "repo", cache / "workspaces" / "other", repo):
+        folder.mkdir(parents=True)
+    (state / "nats" / "client.token").write_text("secret\n")
+    (cache / "workspaces" / "other" / "file").write_text("another story's\n")
+    (workspace / "repo" / "mine.txt").write_text("mine\n")
+    (repo / ".env").write_text("USER=secret\n")
+    return {"state": state, "cache": cache, "repo": repo, "workspace": workspace}
+
+
+def fenced(dirs: dict[str, Path], script: str, *args: object) -> subprocess.CompletedProcess[str]:
+    """``sh -c script`` with ``args`` as $0, $1, ..., fenced in as a story's agent is."""
+    fence = sandbox.fence([dirs["state"], dirs["cache"], dirs["repo"]], [dirs["workspace"]])
+    return subprocess.run(
+        fence.command(["/bin/sh", "-c", script, *map(str, args)]),
+        cwd=dirs["workspace"] / "repo",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_this_machine_can_fence_agents_in(dirs: dict[str, Path]) -> None:
+    assert sandbox.unavailable_reason(sandbox.fence([dirs["state"]], [])) is None
+
+
+def test_hidden_directories_are_empty_and_the_workspace_is_kept(dirs: dict[str, Path]) -> None:
+    done = fenced(
+        dirs,
+        'ls -A "$0"; echo --; ls -A "$1"; echo --; ls -A "$2"; echo --; ls "$2/workspaces"; '
+        "echo --; pwd; cat mine.txt; echo new > made.txt",
+        dirs["state"], dirs["repo"], dirs["cache"],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    state, repo, cache, workspaces, rest = done.stdout.split("--\n")
+    assert state == "" and repo == "" and cache == "workspaces\n"
+    assert workspaces == "run\n", "other stories' workspaces are not there"
+    assert rest == f"{dirs['workspace'] / 'repo'}\nmine\n"
+    assert (dirs["workspace"] / "repo" / "made.txt").read_text() == "new\n"
+    assert (dirs["state"] / "nats" / "client.token").exists(), "outside, nothing changed"
+
+
+def test_no_other_process_no_capability_and_the_mounts_stay(dirs: dict[str, Path]) -> None:
+    done = fenced(
+        dirs,
+        "ls /proc | grep -c '^[0-9]'; grep CapEff /proc/self/status; id -u; "
+        f"umount {dirs['state']} 2>/dev/null && echo unmounted; "
+        f"mount --bind / {dirs['state']} 2>/dev/null && echo mounted; "
+        f"ls -A {dirs['state']}",
+    )
+    assert done.returncode == 0, done.stderr
+    count, caps, uid, *rest = done.stdout.splitlines()
+    assert int(count) <= 4  # its init, the shell, ls, grep
+    assert caps.split() == ["CapEff:", "0000000000000000"]
+    assert int(uid) != 0, "root outside is not root inside"
+    assert rest == []
+
+
+def test_exit_codes_and_signals_come_through(dirs: dict[str, Path]) -> None:
+    assert fenced(dirs, "exit 3").returncode == 3
+    assert fenced(dirs, "kill -TERM $$").returncode == -signal.SIGTERM
+    missing = subprocess.run(
+        sandbox.fence([dirs["state"]], []).command(["no-such-agent-binary"]),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 127
+    assert "baro sandbox: cannot start no-such-agent-binary" in missing.stderr
+
+
+def test_what_the_agent_started_dies_with_it_even_in_a_session_of_its_own(
+    dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    marker = tmp_path / "survivor"
+    done = fenced(dirs, f"setsid sh -c 'sleep 3; touch {marker}' >/dev/null 2>&1 & exit 0")
+    assert done.returncode == 0
+    time.sleep(4)
+    assert not marker.exists()
+
+
+def test_terminating_the_group_stops_the_agent(dirs: dict[str, Path]) -> None:
+    fence = sandbox.fence([dirs["state"]], [])
+    proc = subprocess.Popen(
+        fence.command(["sleep", "60"]), start_new_session=True, stdout=subprocess.DEVNULL
+    )
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=10) == -signal.SIGTERM
+
+
+def test_a_fence_that_cannot_be_put_up_says_why(tmp_path: Path) -> None:
+    broken = sandbox.Fence(hidden=(str(tmp_path / "missing"),))
+    reason = sandbox.unavailable_reason(broken)
+    assert reason is not None and "missing" in reason and "No such file" in reason
+
+
+def test_agent_fence_follows_the_setting(
+    dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(state_dir=dirs["state"], cache_dir=dirs["cache"])
+    fence = agent_fence(settings, keep=dirs["workspace"], away_from=dirs["repo"])
+    assert fence is not None
+    assert set(fence.hidden) == {str(dirs[k].resolve()) for k in ("state", "cache", "repo")}
+    assert fence.kept == (str(dirs["workspace"].resolve()),)
+    off = settings.model_copy(update={"agent_sandbox": "off"})
+    assert agent_fence(off, keep=dirs["workspace"]) is None
+
+    monkeypatch.setattr(sandbox, "unavailable_reason", lambda fence: "no user namespaces")
+    assert agent_fence(settings, keep=dirs["workspace"]) is None  # auto: unfenced, warned
+    required = settings.model_copy(update={"agent_sandbox": "require"})
+    with pytest.raises(SandboxRequired, match="no user namespaces"):
+        agent_fence(required, keep=dirs["workspace"])
