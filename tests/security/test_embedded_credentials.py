@@ -18,7 +18,9 @@ import nats
 import nats.errors
 import pytest
 
+from baro_cli.stack import EmbeddedStore, LocalStack
 from baro_shared.embedded import CLIENT_TOKEN_FILE
+from baro_shared.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -123,3 +125,21 @@ def test_the_users_own_cli_finds_the_server_and_its_token(baro_up: Up, how: str)
     listed = subprocess.run([BARO, "runs"], env=env, capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
     assert f"no runs on {baro_up.url}" in listed.stdout
+
+
+async def test_a_private_store_stays_where_agents_cannot_look(tmp_path: Path) -> None:
+    """A second `baro run` while the machine's store is taken gets a store of its own:
+    inside the state directory (hidden from agents), not in the shared /tmp."""
+    settings = Settings(state_dir=tmp_path / "state", cache_dir=tmp_path / "cache")
+    holder = EmbeddedStore(settings)
+    assert holder.acquire() is not None
+    try:
+        stack = LocalStack(settings, services={})
+        async with stack:
+            assert stack.nats is not None and stack.nats.store_dir is not None
+            private = stack.nats.store_dir
+            assert private.parent == settings.state_dir and private != holder.root
+            assert (private / "nats.conf").stat().st_mode & 0o077 == 0
+        assert not private.exists()
+    finally:
+        holder.release()

@@ -234,6 +234,13 @@ async def unserve(host: Host | None, task: asyncio.Task[None] | None) -> None:
             await task
 
 
+def _hidden_from_agents(settings: Settings) -> Path:
+    """Where a private store goes when the machine's is taken: inside the state directory,
+    which agents never see (a temporary directory's would be in their /tmp)."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return settings.state_dir
+
+
 class LocalStack:
     """``async with LocalStack(settings) as settings:`` — NATS and every service, running.
 
@@ -285,6 +292,7 @@ class LocalStack:
             sync_always=self.settings.embedded_sync_always,
             token=token,
             inherit_fds=self.store.inherited_fds(),
+            scratch_parent=_hidden_from_agents(self.settings),
         )
         # launched from this thread, which lives as long as the stack: the server gets the
         # parent-death signal when it ends (a kill -9 of this process included)

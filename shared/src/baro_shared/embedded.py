@@ -84,6 +84,9 @@ class EmbeddedNats:
     # clustered: this server's route port and the route ports of every member (see NatsCluster)
     cluster_port: int | None = None
     routes: tuple[int, ...] = ()
+    # where a store of its own (no ``store_dir``) is made: somewhere agents cannot see, as
+    # its config holds the token (default: the system's temporary directory)
+    scratch_parent: Path | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _launched: float = field(default=0.0, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
@@ -101,7 +104,7 @@ class EmbeddedNats:
         if self._proc is not None:
             raise EmbeddedNatsError("already started")
         if self.store_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="baro-nats-")
+            self._tmp = tempfile.TemporaryDirectory(prefix="baro-nats-", dir=self.scratch_parent)
             self.store_dir = Path(self._tmp.name)
         self.store_dir.mkdir(parents=True, exist_ok=True)
         ports_dir = self.store_dir / "ports"
