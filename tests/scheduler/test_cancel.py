@@ -66,19 +66,25 @@ async def test_cancel_stops_the_agent_and_dispatch_and_keeps_the_attempt(
     bus: Bus, stack: Settings, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path / "user", FILES)
-    pidfile = tmp_path / "agent.pid"
     script = {
         "stories": [
             {
                 "match": {"id": "S1"},
                 "steps": [
                     {"write": "partial.txt", "content": "work in progress\n"},
-                    {"run": f"echo $PPID > {pidfile}"},
                     {"hang": None},
                 ],
             }
         ]
     }
+    # the agent's process group, as the runner records it (inside its sandbox the agent
+    # sees only its own namespace's pids)
+    groups = stack.cache_dir / "agent-groups"
+
+    def agent_group() -> int | None:
+        found = [int(p.name) for p in groups.glob("*")] if groups.is_dir() else []
+        return found[0] if len(found) == 1 else None
+
     plan = [story("S1", "Start the work", ["partial.txt"]), story("S2", "Go on", [], ["S1"])]
     request = request_for(
         repo, "start the work, then go on", script, mode_request="sequential", plan=plan
@@ -88,12 +94,13 @@ async def test_cancel_stops_the_agent_and_dispatch_and_keeps_the_attempt(
     async def agent_running() -> bool:
         got = await bus.get_record(request.run_id)
         first = got[0].story("S1") if got else None
-        return first is not None and first.status == "running" and pidfile.exists()
+        partial = next(iter(stack.cache_dir.rglob("partial.txt")), None)
+        return first is not None and first.status == "running" and partial is not None
 
     await eventually(agent_running)
-    await eventually(lambda: pidfile.read_text().strip().isdigit())
-    pid = int(pidfile.read_text())
-    assert alive(pid)
+    await eventually(lambda: agent_group() is not None)
+    pid = agent_group()
+    assert pid is not None and alive(pid)
 
     code, out, err = await baro(
         "cancel", request.run_id, "--nats-url", stack.nats_url, "--json", cwd=tmp_path
