@@ -4,12 +4,14 @@ token; the user's own CLI on the machine finds the token, nobody else sees it.""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import stat
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +117,17 @@ def test_the_token_is_readable_by_the_user_only_and_on_no_command_line(baro_up: 
             except OSError:
                 continue
     assert seen == []
+
+
+def test_the_monitoring_port_does_not_give_the_token_away(baro_up: Up) -> None:
+    """The server's HTTP monitoring port (loopback, no authentication, as nats-server has
+    none for it) shows names and counts, never the credential."""
+    ports = json.loads(next((baro_up.store / "ports").glob("*.ports")).read_text())
+    monitor = ports["monitoring"][0]
+    for endpoint in ("varz", "connz?subs=1&auth=1", "subsz?subs=1", "accountz",
+                     "jsz?accounts=1&streams=1&consumers=1&config=1"):  # fmt: skip
+        with urllib.request.urlopen(f"{monitor}/{endpoint}", timeout=10) as resp:
+            assert baro_up.token not in resp.read().decode(), endpoint
 
 
 @pytest.mark.parametrize("how", ["found by the CLI", "BARO_NATS_URL exported"])
