@@ -131,3 +131,25 @@ def test_agent_fence_follows_the_setting(
     required = settings.model_copy(update={"agent_sandbox": "require"})
     with pytest.raises(SandboxRequired, match="no user namespaces"):
         agent_fence(required, keep=dirs["workspace"])
+
+
+def test_a_read_only_directory_inside_a_hidden_one_is_readable_and_stays(
+    dirs: dict[str, Path],
+) -> None:
+    objects = dirs["cache"] / "sources" / "user.git" / "objects"
+    objects.mkdir(parents=True)
+    (objects / "pack").write_text("the user's objects\n")
+    (dirs["cache"] / "sources" / "user.git" / "config").write_text("hidden\n")
+    fence = sandbox.fence([dirs["cache"]], [dirs["workspace"]], [objects])
+    done = subprocess.run(
+        fence.command(
+            ["/bin/sh", "-c", 'cat "$0/pack"; ls -A "$0/.."; chmod u+w "$0/pack" '
+             '|| echo refused; echo x > "$0/new" || echo refused', str(objects)]
+        ),
+        cwd=dirs["workspace"] / "repo", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["the user's objects", "objects", "refused", "refused"]
+    assert "Read-only file system" in done.stderr
+    assert (objects / "pack").read_text() == "the user's objects\n"
+    assert not (objects / "new").exists()
