@@ -126,10 +126,20 @@ def test_a_fenced_agent_reaches_no_secret_no_process_no_file_of_baro_and_not_the
     paths = report["paths"]
     assert paths[str(probed.state)]["entries"] == []
     assert paths[str(probed.repo)]["entries"] == [], "the user's repository is hidden"
-    assert paths[str(probed.cache)]["entries"] == ["workspaces"]
+    # of the cache: its own workspace, and the object directory of the source cache its
+    # clone borrows from (read-only), nothing else of that cache
+    assert paths[str(probed.cache)]["entries"] == ["sources", "workspaces"]
     own_workspace = str(Path(report["identity"]["cwd"]).parent)
-    workspace_files = list(paths[str(probed.cache)]["files"])
-    assert workspace_files and all(f.startswith(own_workspace + "/") for f in workspace_files)
+    cache_files = list(paths[str(probed.cache)]["files"])
+    borrowed = {
+        str(Path(f).relative_to(probed.cache / "sources")).split("/objects/")[0]
+        for f in cache_files
+        if not f.startswith(own_workspace + "/")
+    }
+    assert len(borrowed) == 1 and next(iter(borrowed)).endswith(".git"), borrowed
+    assert all(f.startswith(own_workspace + "/") or "/objects/" in f for f in cache_files), (
+        cache_files
+    )
     assert "in-the-checkout" not in probed.text
 
     # the bus: found, wants credentials, refuses every attempt (none, and every value found)
