@@ -21,7 +21,7 @@ from baro_intake import api_views
 from baro_merger.prbody import pr_body
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
-from tests.conftest import make_repo
+from tests.conftest import make_repo, run_git
 from tests.e2e.conftest import request_for, run_to_end
 from tests.merger_e2e.conftest import refs_of, show, tree
 
@@ -260,6 +260,33 @@ async def test_a_huge_file_is_never_bundled_nor_delivered(
     assert _disk_usage(repo / ".git") - git_dir_before < 1 << 20
     leftovers = [p for p in tmp_path.rglob("dataset.bin")]
     assert leftovers == [], "the agent's workspace is gone"
+
+
+async def test_a_repository_made_inside_the_workspace_is_refused(bus: Bus, tmp_path: Path) -> None:
+    """The agent clones (here: makes) a repository inside its workspace: `git add -A`
+    records it as a gitlink, a commit pointer without its files. It is refused by name."""
+    repo = make_repo(tmp_path / "user", FILES, dirty=True)
+    nested = (
+        "git init -q vendor/lib && echo 'x = 1' > vendor/lib/lib.py && "
+        "git -C vendor/lib add -A && "
+        "git -C vendor/lib -c user.name=a -c user.email=a@a commit -qm lib"
+    )
+    script = {
+        "default": {"steps": [{"run": nested}, {"write": "src/one.py", "content": "ONE = 11\n"}]}
+    }
+    request = request_for(repo, "change one", script, mode_request="focused")
+    lines = io.StringIO()
+    report = await run_to_end(bus, request, progress=runflow.Progress(lines))
+
+    assert report.status == "delivered", report.reason
+    assert by_rule(report) == {"vendor/lib": "gitlink"}
+    assert report.refused[0]["reason"].startswith("a submodule entry (gitlink to ")
+    assert "S1 integrated (refused vendor/lib: gitlink, a submodule entry" in lines.getvalue()
+    assert report.branch is not None
+    delivered = tree(repo, report.branch)
+    assert "vendor/lib" not in delivered and not any(p.startswith("vendor/") for p in delivered)
+    assert show(repo, report.branch, "src/one.py") == "ONE = 11\n"
+    assert "160000" not in run_git(repo, "ls-tree", "-r", report.branch)
 
 
 async def test_a_run_whose_every_change_was_left_out_is_not_a_success(

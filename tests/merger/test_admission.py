@@ -107,7 +107,19 @@ def test_large_files_are_refused_unless_they_were_already_that_large() -> None:
     assert rules([grown, same]) == {"d.bin": "too_large"}
     roomy = SurfaceConfig(max_file_bytes=300 * MIB)
     assert rules([big], limits=roomy) == {}
-    assert rules([added("lib", size=300 * MIB, mode=GITLINK_MODE)]) == {}
+    assert rules([added("lib", size=300 * MIB, mode=GITLINK_MODE)]) == {"lib": "gitlink"}
+
+
+def test_gitlinks_a_story_adds_are_refused_a_moved_submodule_is_not() -> None:
+    new = added("vendor/lib", mode=GITLINK_MODE, oid="0123456789abcdef")
+    (refusal,) = guard([new], surface=[], goal="", tracked_at_base=1, links={})
+    assert (refusal.path, refusal.rule) == ("vendor/lib", "gitlink")
+    assert refusal.reason.startswith("a submodule entry (gitlink to 0123456789ab): a repository")
+    replaced = Entry("tool", "T", FILE, GITLINK_MODE, "o", "n", old_size=10)
+    assert rules([replaced]) == {"tool": "gitlink"}
+    moved = Entry("sub", "M", GITLINK_MODE, GITLINK_MODE, "o", "n")
+    assert rules([moved]) == {}
+    assert rules([Entry("sub", "D", old_mode=GITLINK_MODE, old_oid="o")]) == {}
 
 
 def test_mass_deletion_refuses_every_lost_deletion_but_not_moves() -> None:

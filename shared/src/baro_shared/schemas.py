@@ -30,7 +30,9 @@ SourceKind = Literal["path", "url", "bundle"]
 # out of the integration (re-run once, then failed); warn integrates them and reports.
 SurfacePolicy = Literal["strict", "warn"]
 # Why the merger refused a path of a story's change, whatever the policy.
-RefusalRule = Literal["git_path", "symlink_escape", "too_large", "mass_deletion", "baro_config"]
+RefusalRule = Literal[
+    "git_path", "symlink_escape", "gitlink", "too_large", "mass_deletion", "baro_config"
+]
 
 RunState = Literal[
     "submitted",

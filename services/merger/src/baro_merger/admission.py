@@ -10,6 +10,10 @@ judged before anything is merged:
   - ``symlink_escape``: a symbolic link whose target leaves the repository (an absolute
     target, ``..`` above the root, also through other links of the tree) or points
     into ``.git``;
+  - ``gitlink``: a submodule entry (mode 160000) the story added, or a file it turned into
+    one: a repository the agent cloned or made inside the workspace, which ``git add -A``
+    records as a bare commit pointer; its files are not in the change and the pointer
+    leads nowhere (an existing submodule's pointer moved is judged like any change);
   - ``too_large``: a file above the size limit (default 5 MiB) that was not already
     that large at the story's base (the merger then keeps that attempt in its own
     repository only, so the user's ``.git`` does not grow by it);
@@ -119,6 +123,9 @@ def guard(
             if why is not None:
                 refuse(entry, "symlink_escape", f"symbolic link to {entry.link_target!r} {why}")
     for entry in entries:
+        if entry.new_mode == GITLINK_MODE and entry.old_mode != GITLINK_MODE:
+            refuse(entry, "gitlink", _gitlink_reason(entry))
+    for entry in entries:
         reason = _too_large(entry, limits.max_file_bytes)
         if reason is not None:
             refuse(entry, "too_large", reason)
@@ -187,6 +194,19 @@ def link_escape(path: str, target: str, links: Mapping[str, str]) -> str | None:
 
 def _parts(target: str) -> list[str]:
     return [p for p in target.split("/") if p not in ("", ".")]
+
+
+# --------------------------------------------------------------------------- gitlinks
+
+
+def _gitlink_reason(entry: Entry) -> str:
+    commit = entry.new_oid[:12] or "a commit"
+    was = "" if entry.old_mode == DELETED_MODE else ", in place of a file"
+    return (
+        f"a submodule entry (gitlink to {commit}{was}): a repository made or cloned inside "
+        "the workspace, recorded as a commit pointer without its files; add a submodule "
+        "yourself with git submodule add"
+    )
 
 
 # --------------------------------------------------------------------------- sizes
