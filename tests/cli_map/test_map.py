@@ -49,7 +49,13 @@ HAND_READ = {
         "tool_calls": 1,
         "files_changed": ["/scrubbed/hello.txt"],
         "commands": 0,
-        "usage": {"input": 69028, "cached_input": 63600, "output": 171, "reasoning": None},
+        "usage": {
+            "input": 69028,
+            "cached_input": 63600,
+            "output": 171,
+            "reasoning": None,
+            "cost_usd": 0.054201,
+        },
         "outcome": "success",
         "error": None,
         "skipped_lines": 0,
@@ -60,7 +66,13 @@ HAND_READ = {
         "tool_calls": 1,
         "files_changed": [],
         "commands": 1,
-        "usage": {"input": 6040, "cached_input": 4992, "output": 129, "reasoning": None},
+        "usage": {
+            "input": 6040,
+            "cached_input": 4992,
+            "output": 129,
+            "reasoning": None,
+            "cost_usd": None,
+        },  # codex reports no price
         "outcome": "success",
         "error": None,
         "skipped_lines": 0,
@@ -71,7 +83,13 @@ HAND_READ = {
         "tool_calls": 0,
         "files_changed": [],
         "commands": 0,
-        "usage": {"input": 19577, "cached_input": 1664, "output": 38, "reasoning": 29},
+        "usage": {
+            "input": 19577,
+            "cached_input": 1664,
+            "output": 38,
+            "reasoning": 29,
+            "cost_usd": 0.0,
+        },
         "outcome": "success",
         "error": None,
         "skipped_lines": 0,
@@ -82,7 +100,7 @@ HAND_READ = {
         "tool_calls": 1,
         "files_changed": [],
         "commands": 1,
-        "usage": {"input": 200, "cached_input": 80, "output": 40, "reasoning": 10},
+        "usage": {"input": 200, "cached_input": 80, "output": 40, "reasoning": 10, "cost_usd": 0.0},
         "outcome": "success",
         "error": None,
         "skipped_lines": 0,
@@ -182,6 +200,7 @@ def test_an_empty_stream_is_an_error_outcome(tmp_path: Path) -> None:
         "cached_input": None,
         "output": None,
         "reasoning": None,
+        "cost_usd": None,
     }
 
 

@@ -90,7 +90,8 @@ def test_the_json_summary_after_ctrl_c_is_the_run_record(tmp_path: Path) -> None
     report = json.loads(done.stdout)
     assert rec.state == "cancelled"
     assert report["status"] == "cancelled" and report["reason"] == rec.reason
-    st = rec.story("S1")
+    story = rec.story("S1")
+    assert story is not None and story.attempt == 2 and story.status == "cancelled"
     assert report["stories"] == [
         {
             "id": "S1",
@@ -99,15 +100,23 @@ def test_the_json_summary_after_ctrl_c_is_the_run_record(tmp_path: Path) -> None
             "status": "cancelled",
             "attempt": 2,
             "backend": "scripted",
-            "model": st.model,
-            "tokens": {"input": st.tokens.input, "output": st.tokens.output},
+            "model": story.model,
+            "agent_s": round(story.agent_seconds, 3),
+            "tokens": {
+                "input": story.tokens.input,
+                "cached_input": story.tokens.cached_input,
+                "output": story.tokens.output,
+                "reasoning": story.tokens.reasoning,
+                "cost_usd": story.tokens.cost_usd,
+            },
         }
     ]
-    assert rec.story("S1").attempt == 2 and rec.story("S1").status == "cancelled"
     tokens = rec.totals.tokens
     assert report["tokens"]["input"] == tokens.input and tokens.input >= 300
+    assert report["cost_usd"] == tokens.cost_usd
     assert report["wall_s"] == rec.totals.wall_s > 0
     assert report["agent_s"] == rec.totals.agent_s > 0
+    assert report["speedup"] == rec.totals.speedup
 
 
 def test_the_text_summary_after_ctrl_c_is_the_run_record(tmp_path: Path) -> None:
@@ -118,10 +127,10 @@ def test_the_text_summary_after_ctrl_c_is_the_run_record(tmp_path: Path) -> None
     assert any(line.startswith("  S1: cancelled (attempt 2) — scripted") for line in lines)
     tokens = rec.totals.tokens
     assert (
-        f"tokens: input {tokens.input}, cached {tokens.cached_input}, output {tokens.output}"
-        in lines
-    )
+        f"tokens: input {tokens.input}, cached {tokens.cached_input}, output {tokens.output}; "
+        f"cost ${tokens.cost_usd:.4f}"
+    ) in lines
     assert (
-        f"wall-clock: {rec.totals.wall_s:.1f}s, summed agent time: {rec.totals.agent_s:.1f}s"
-        in lines
-    )
+        f"wall-clock: {rec.totals.wall_s:.1f}s, summed agent time: {rec.totals.agent_s:.1f}s, "
+        f"speedup {rec.totals.speedup:.2f}x"
+    ) in lines

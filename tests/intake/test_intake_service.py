@@ -84,7 +84,7 @@ async def test_llm_intake_answers_with_its_cost(intake_bus: Bus) -> None:
     decision = await decide_on_bus(intake_bus, UNSURE_GOAL, strategy="llm", agent_script=ANSWERING)
     assert (decision.mode, decision.confidence, decision.source) == ("parallel", 0.81, "llm")
     assert decision.reason == "two independent modules"
-    assert decision.tokens == s.TokenUsage(input=300, cached_input=0, output=20)
+    assert decision.tokens == s.TokenUsage(input=300, cached_input=0, output=20, cost_usd=0.0)
     assert llm_calls("answered") == before + 1
 
 

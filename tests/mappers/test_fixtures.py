@@ -202,6 +202,32 @@ EXPECTED: dict[str, Expected] = {
     ),
 }
 
+# The price in dollars each stream reports, summed (read off the files): Claude Code's
+# result.total_cost_usd, OpenCode's step_finish.part.cost per step, Pi's
+# message_end.message.usage.cost.total per message. Codex reports no price: unknown, not 0.
+COSTS: dict[str, float | None] = {
+    "claude/archistrator_success_with_tools.jsonl": 0.054201,
+    "claude/archistrator_success_with_subagent.jsonl": 0.11543595,
+    "claude/archistrator_failure_model_not_found.jsonl": 0.0,
+    "codex/SYNTHETIC_takopi_all_item_types_and_turn_failed.jsonl": None,
+    "codex/agentcmd_command_execution_cat.jsonl": None,
+    "codex/agentcmd_command_execution_ls.jsonl": None,
+    "codex/agentcmd_command_execution_zsh.jsonl": None,
+    "codex/agentcmd_file_change_add.jsonl": None,
+    "codex/agentcmd_simple_reasoning_usage.jsonl": None,
+    "opencode/SYNTHETIC_takopi_tool_use_and_api_error.jsonl": 0.0123,
+    "opencode/noldor_1.17.20_text_step_tokens.jsonl": 0.0,
+    "opencode/takopi_tool_use_bash_two_steps.jsonl": 0.0 + 0.001,
+    "pi/SYNTHETIC_takopi_pi0x_tool_use_compaction_retry.jsonl": 0.001604
+    + 0.000936
+    + 0.00032
+    + 0.000602,
+    "pi/causeflow_error_anthropic_400_out_of_usage.jsonl": 0.0,
+    "pi/causeflow_error_openai_codex_usage_limit.jsonl": 0.0,
+    "pi/scripted_model_pi1.6.0_tool_call.jsonl": 0.0,
+    "pi/tpp_recorded_text_only_usage.jsonl": 0.0,
+}
+
 # pi and opencode exit 0 even when the stream says otherwise; claude and codex exit 1.
 EXIT_CODES = {"claude": 1, "codex": 1, "opencode": 1, "pi": 0}
 
@@ -210,7 +236,7 @@ def test_every_fixture_file_has_expectations() -> None:
     if not FIXTURES.is_dir():
         pytest.fail(f"fixture directory {FIXTURES} is missing", pytrace=False)
     on_disk = {str(path.relative_to(FIXTURES)) for path in FIXTURES.glob("*/*.jsonl")}
-    assert on_disk == set(EXPECTED)
+    assert on_disk == set(EXPECTED) == set(COSTS)
     assert {name.split("/")[0] for name in on_disk} == set(BACKENDS)
     assert (FIXTURES / "SOURCES.md").is_file()
 
@@ -246,8 +272,10 @@ def test_fixture_maps_as_read_by_hand(relative: str, exit_code: int | str | None
 
     usage = mapper.usage
     assert (usage.input, usage.cached_input, usage.output, usage.reasoning) == expected.usage
-    summed = sum((e.usage for e in events if isinstance(e, Usage)), start=type(usage)())
-    assert summed == usage
+    cost = COSTS[relative]
+    assert usage.cost_usd == (None if cost is None else pytest.approx(cost, abs=1e-9))
+    reported = (e.usage + type(usage)(cost_usd=e.cost_usd) for e in events if isinstance(e, Usage))
+    assert sum(reported, start=type(usage)()) == usage
 
     errors = [e for e in events if isinstance(e, AgentError)]
     assert len(errors) == len(expected.errors)
@@ -298,7 +326,8 @@ def test_summary_of_each_fixture(relative: str) -> None:
     assert as_json["files_changed"] == list(dict.fromkeys(path for path, _ in expected.files))
     assert as_json["commands"] == len(expected.commands)
     assert as_json["usage"] == dict(
-        zip(("input", "cached_input", "output", "reasoning"), expected.usage, strict=True)
+        zip(("input", "cached_input", "output", "reasoning"), expected.usage, strict=True),
+        cost_usd=COSTS[relative],
     )
     assert as_json["outcome"] == ("success" if expected.ok else "error")
     assert (as_json["error"] is None) is expected.ok

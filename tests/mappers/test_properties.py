@@ -168,9 +168,8 @@ def check_stream(backend: str, lines: list[bytes | str], exit_code: int | None =
     (finished,) = (e for e in events if isinstance(e, AgentFinished))
     assert mapper.outcome_ok is finished.ok
     assert mapper.error == finished.error
-    assert (
-        sum((e.usage for e in events if isinstance(e, Usage)), start=TokenUsage()) == mapper.usage
-    )
+    reported = (e.usage + TokenUsage(cost_usd=e.cost_usd) for e in events if isinstance(e, Usage))
+    assert sum(reported, start=TokenUsage()) == mapper.usage
     for event in events:
         assert roundtrip(event) == event
         if isinstance(event, ToolStarted):

@@ -761,6 +761,7 @@ def test_summary_keeps_unknown_usage_as_null() -> None:
         "cached_input": None,
         "output": None,
         "reasoning": None,
+        "cost_usd": None,
     }
     assert (as_json["outcome"], as_json["error"], as_json["session_id"]) == ("success", None, "t")
     assert summarize("scripted", []).backend == "scripted"

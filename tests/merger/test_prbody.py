@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from baro_merger.prbody import pr_body, pr_title, run_speedup
+from baro_merger.prbody import pr_body, pr_title
 from baro_shared import schemas as s
 
 
@@ -41,11 +41,11 @@ def record() -> s.RunRecord:
         stories=[
             story(
                 "S1", "Tests for a.py", "integrated", 1001.0, 1011.0,
-                s.TokenUsage(input=1000, cached_input=700, output=50), 9.5,
+                s.TokenUsage(input=1000, cached_input=700, output=50, cost_usd=0.25), 9.5,
             ),
             story(
                 "S2", "Tests | for b.py", "integrated", 1001.0, 1021.0,
-                s.TokenUsage(input=2000, cached_input=1400, output=100), 19.0,
+                s.TokenUsage(input=2000, cached_input=1400, output=100, cost_usd=0.5), 19.0,
             ),
         ],
     )  # fmt: skip
@@ -64,15 +64,21 @@ def test_body_holds_mode_stories_dropped_and_totals() -> None:
     assert "> add tests for a.py and b.py" in body
     assert "**Mode:** parallel (85% confident), decided by offline — two independent units" in body
     assert "- serialized S2 after S1 (shared surface)" in body
-    assert "| story | title | status | duration | tokens in / cached / out |" in body
-    assert "| S1 | Tests for a.py | integrated | 10.0s | 1,000 / 700 / 50 |" in body
-    assert "| S2 | Tests \\| for b.py | integrated | 20.0s | 2,000 / 1,400 / 100 |" in body
+    assert (
+        "| story | title | status | duration | agent time | tokens in / cached / out | cost |"
+        in body
+    )
+    assert "| S1 | Tests for a.py | integrated | 10.0s | 9.5s | 1,000 / 700 / 50 | $0.2500 |" in body
+    assert (
+        "| S2 | Tests \\| for b.py | integrated | 20.0s | 19.0s | 2,000 / 1,400 / 100 | $0.5000 |"
+        in body
+    )
     assert "- `prd.json`\n- `docs/adr/0001-x.md`" in body
     assert "`refs/baro/r1/<story>/<attempt>`" in body
     assert "`make test` passed." in body
-    # tokens: stories plus the intake's 10 in / 2 out; wall 30s; agent 28.5s;
-    # speedup: (10 + 20) busy seconds over a 20 s span
-    assert "| 3,010 | 2,100 | 152 | 30.0s | 28.5s | 1.50x |" in body
+    # tokens: stories plus the intake's 10 in / 2 out (which reported no price: the cost is
+    # the stories' 0.25 + 0.5); wall 30s; agent time 9.5 + 19 = 28.5s; speedup 28.5 / 30
+    assert "| 3,010 | 2,100 | 152 | $0.7500 | 30.0s | 28.5s | 0.95x |" in body
     assert "2 commit(s), 2 file(s) changed" in body
 
 
@@ -83,15 +89,21 @@ def test_nothing_dropped_and_unknown_tokens() -> None:
         rec, commits=1, files_changed=[], dropped=[], verify=None, verify_command=None, now=1100.0
     )
     assert "## Dropped artifacts\n\nNone." in body
-    assert "| S1 | Tests for a.py | integrated | 10.0s | ? / ? / ? |" in body
+    assert "| S1 | Tests for a.py | integrated | 10.0s | 9.5s | ? / ? / ? | ? |" in body
+    assert "| 2,010 | 1,400 | 102 | $0.5000 | 1m 40s | 28.5s | 0.28x |" in body
     assert "## Verification" not in body
     assert "1m 40s" in body  # wall-clock over a minute
 
 
-def test_speedup_of_one_story_is_one_and_unknown_without_timings() -> None:
+def test_no_price_reported_is_unknown_not_zero() -> None:
     rec = record()
-    assert run_speedup(rec.stories[:1]) == 1.0
-    assert run_speedup([s.StoryState(story=s.Story(id="x", title="x"))]) is None
+    for st in rec.stories:
+        st.tokens = s.TokenUsage(input=st.tokens.input, output=st.tokens.output)
+    body = pr_body(
+        rec, commits=1, files_changed=[], dropped=[], verify=None, verify_command=None, now=1030.0
+    )
+    assert "| 3,010 | ? | 152 | ? | 30.0s | 28.5s | 0.95x |" in body
+    assert "$0.0000" not in body
 
 
 def test_title_is_the_goal_s_first_line_cut_short() -> None:

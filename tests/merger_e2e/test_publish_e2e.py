@@ -126,16 +126,30 @@ async def test_a_remote_and_gh_push_and_open_the_pull_request(
     )
     body = Path(f"{gh_on_path}.body").read_text()
     assert "**Mode:** focused, decided by flag" in body
-    assert "| story | title | status | duration | tokens in / cached / out |" in body
+    assert (
+        "| story | title | status | duration | agent time | tokens in / cached / out | cost |"
+        in body
+    )
     row = re.search(
-        r"^\| S1 \| Fix the typo in app\.py \| integrated \| ([\d.]+s) \| 1,000 / 600 / 70 \|$",
+        r"^\| S1 \| Fix the typo in app\.py \| integrated \| ([\d.]+s) \| ([\d.]+s) \| "
+        r"1,000 / 600 / 70 \| \$0\.0000 \|$",
         body,
         re.M,
     )
     assert row is not None, body
     assert "- `prd.json`" in body
     totals = body.split("## Totals", 1)[1]
-    assert "| tokens in | cached | out | wall-clock | summed agent time | speedup |" in totals
-    assert re.search(
-        r"^\| 1,000 \| 600 \| 70 \| [\dms. ]+ \| [\d.]+s \| 1\.00x \|$", totals, re.M
-    ), totals
+    assert (
+        "| tokens in | cached | out | cost | wall-clock | summed agent time | speedup |" in totals
+    )
+    figures = re.search(
+        r"^\| 1,000 \| 600 \| 70 \| \$0\.0000 \| ([\d.]+)s \| ([\d.]+)s \| ([\d.]+)x \|$",
+        totals,
+        re.M,
+    )
+    assert figures is not None, totals
+    wall, agent, speedup = (float(x) for x in figures.groups())
+    # speedup is summed agent time over wall-clock (both shown to a tenth of a second)
+    assert (
+        (agent - 0.05) / (wall + 0.05) - 0.005 <= speedup <= (agent + 0.05) / (wall - 0.05) + 0.005
+    )

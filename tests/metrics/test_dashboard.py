@@ -117,6 +117,8 @@ def test_the_dashboard_answers_the_operators_questions(dashboard: dict[str, Any]
 
     assert uses("baro_tokens_total", by=frozenset({"backend", "kind"})), "tokens by kind"
     assert uses("baro_run_tokens_total", by=frozenset({"mode"})), "cost of parallel vs focused"
+    assert uses("baro_cost_usd_total", by=frozenset({"backend"})), "dollars by backend"
+    assert uses("baro_run_cost_usd_total", by=frozenset({"mode"})), "dollars per run by mode"
     assert uses("baro_run_wall_seconds_bucket", containing="histogram_quantile(0.5")
     assert uses("baro_run_wall_seconds_bucket", containing="histogram_quantile(0.95")
     assert uses("baro_run_speedup_ratio_sum"), "speedup"

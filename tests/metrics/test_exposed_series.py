@@ -40,7 +40,7 @@ SCRIPT = {
         "steps": [
             {"write": "app.py", "content": "def greet():\n    return 'hello'\n"},
             {"write": "progress.md", "content": "- fixed greet\n"},  # an artifact to drop
-            {"usage": {"input": 500, "cached": 300, "output": 80}},
+            {"usage": {"input": 500, "cached": 300, "output": 80, "cost_usd": 0.375}},
         ]
     }
 }
@@ -239,6 +239,8 @@ def _assert_the_run_was_counted(scrapes: dict[str, Exposition]) -> None:
     )
     assert runner.value("baro_tokens_total", kind="cached_input", mode="focused") == 300
     assert runner.value("baro_tokens_total", kind="output", mode="focused") == 80
+    assert runner.value("baro_cost_usd_total", backend="scripted", mode="focused") == 0.375
+    assert conductor.value("baro_run_cost_usd_total", mode="focused") == 0.375
 
     assert runner.value("baro_story_attempts_total", status="success", reason="completed") == 1
     assert runner.value("baro_runner_agent_runs_total", backend="scripted", status="success") == 1

@@ -64,7 +64,7 @@ def test_llm_intake_decides_and_its_tokens_count(workspace: Workspace) -> None:
     stored = stored_run(workspace, report["run_id"])
     decision = stored.record.decision
     assert decision is not None and decision.source == "llm"
-    assert decision.tokens == s.TokenUsage(input=500, cached_input=100, output=30)
+    assert decision.tokens == s.TokenUsage(input=500, cached_input=100, output=30, cost_usd=0.0)
     # the story's 880 (500 + 300 cached, 80 out) plus the intake question's 530
     assert (report["tokens"]["input"], report["tokens"]["output"]) == (1300, 110)
     assert stored.record.mode_source == "llm"

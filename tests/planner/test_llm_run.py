@@ -66,9 +66,11 @@ async def test_a_model_plan_runs_and_its_tokens_count(bus: Bus, tmp_path: Path) 
     events = await replay(bus, request.run_id)
     proposed = next(ev for ev in events if isinstance(ev, s.PlanProposed))
     assert proposed.planner == "llm"
-    assert proposed.tokens == s.TokenUsage(input=40, cached_input=0, output=20)
+    assert proposed.tokens == s.TokenUsage(input=40, cached_input=0, output=20, cost_usd=0.0)
     assert proposed.design == s.DesignNote(
-        text=NOTE, source="model", tokens=s.TokenUsage(input=30, cached_input=0, output=10)
+        text=NOTE,
+        source="model",
+        tokens=s.TokenUsage(input=30, cached_input=0, output=10, cost_usd=0.0),
     )
     accepted = next(ev for ev in events if isinstance(ev, s.PlanAccepted))
     assert accepted.mode == "parallel" and [st.id for st in accepted.stories] == ["S1", "S2"]

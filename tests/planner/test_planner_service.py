@@ -115,7 +115,7 @@ async def test_the_model_sees_goal_contract_and_files_and_its_tokens_are_reporte
     ev = await outcome(planner_bus, run_id)
     assert isinstance(ev, s.PlanProposed), ev
     assert ev.planner == "llm" and [st.id for st in ev.stories] == ["S1", "S2"]
-    assert ev.tokens == s.TokenUsage(input=500, cached_input=0, output=60)
+    assert ev.tokens == s.TokenUsage(input=500, cached_input=0, output=60, cost_usd=0.0)
     assert ev.notes == ["planned by scripted (2 stories)"]
     prompt = prompt_copy.read_text()
     assert "Execution mode (already decided; do not reconsider it): parallel" in prompt
@@ -140,7 +140,7 @@ async def test_a_plan_that_cannot_be_repaired_is_a_plan_failure_with_its_tokens(
     ev = await outcome(planner_bus, run_id)
     assert isinstance(ev, s.PlanFailed)
     assert ev.error.startswith("scripted did not return a usable plan, even after one repair")
-    assert ev.tokens == s.TokenUsage(input=140, cached_input=0, output=14)
+    assert ev.tokens == s.TokenUsage(input=140, cached_input=0, output=14, cost_usd=0.0)
 
 
 async def test_a_run_no_longer_planning_costs_no_model_call(

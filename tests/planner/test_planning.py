@@ -106,7 +106,7 @@ async def test_the_model_plan_is_read_and_its_tokens_counted(tmp_path: Path) -> 
     assert proposal.ok and proposal.planner == "llm"
     assert [st.id for st in proposal.stories] == ["S1", "S2"]
     assert proposal.notes == ["planned by scripted (2 stories)"]
-    assert proposal.tokens == TokenUsage(input=300, cached_input=0, output=40)
+    assert proposal.tokens == TokenUsage(input=300, cached_input=0, output=40, cost_usd=0.0)
 
 
 async def test_an_unusable_answer_is_repaired_once(tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ async def test_an_unusable_answer_is_repaired_once(tmp_path: Path) -> None:
         "scripted's first plan was not usable (the answer contains no JSON object); "
         "its repaired plan was used"
     )
-    assert proposal.tokens == TokenUsage(input=250, cached_input=0, output=40)
+    assert proposal.tokens == TokenUsage(input=250, cached_input=0, output=40, cost_usd=0.0)
 
 
 async def test_two_unusable_answers_fail_clearly_and_count_their_tokens(tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ async def test_two_unusable_answers_fail_clearly_and_count_their_tokens(tmp_path
         "scripted did not return a usable plan, even after one repair: dependency cycle: "
         "S1 -> S2 -> S1 (retry, or give the stories yourself with --plan-file)"
     )
-    assert proposal.tokens == TokenUsage(input=220, cached_input=0, output=22)
+    assert proposal.tokens == TokenUsage(input=220, cached_input=0, output=22, cost_usd=0.0)
 
 
 async def test_a_failing_cli_is_not_asked_to_repair(tmp_path: Path) -> None:

@@ -454,6 +454,39 @@ def test_usage_steps_are_summed_and_replace_the_default(workspace: Path) -> None
     assert usage["output_tokens"] == 6
 
 
+def test_priced_usage_is_the_result_s_cost(workspace: Path) -> None:
+    run = run_agent(workspace, steps({"usage": {"input": 10, "cost_usd": 0.25}}))
+    assert run.result["total_cost_usd"] == 0.25
+    assert run.result["modelUsage"]["baro-scripted"]["costUSD"] == 0.25
+    assert run_agent(workspace, steps({"text": "no price"})).result["total_cost_usd"] == 0
+
+
+def test_model_calls_stream_their_input_and_add_to_the_result(workspace: Path) -> None:
+    run = run_agent(
+        workspace,
+        steps(
+            {"model_call": {"input": 100, "cached": 900, "output": 40, "cost_usd": 0.5}},
+            {"model_call": {"input": 10, "cache_write": 5, "output": 7}},
+        ),
+    )
+    calls = [
+        e["message"]
+        for e in run.events
+        if e["type"] == "assistant" and "Scripted model call" in str(e["message"]["content"])
+    ]
+    assert len(calls) == 2 and calls[0]["id"] != calls[1]["id"]
+    # each line carries its call's message_start snapshot: the whole input, 1 output token
+    assert [
+        (u["input_tokens"], u["cache_read_input_tokens"], u["cache_creation_input_tokens"])
+        for u in (c["usage"] for c in calls)
+    ] == [(100, 900, 0), (10, 0, 5)]
+    assert {c["usage"]["output_tokens"] for c in calls} == {1}
+    usage = run.result["usage"]
+    assert (usage["input_tokens"], usage["cache_read_input_tokens"]) == (110, 900)
+    assert (usage["cache_creation_input_tokens"], usage["output_tokens"]) == (5, 47)
+    assert run.result["total_cost_usd"] == 0.5
+
+
 def test_fail_ends_the_run_with_an_error_result(workspace: Path) -> None:
     run = run_agent(
         workspace,

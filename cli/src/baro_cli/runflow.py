@@ -22,6 +22,7 @@ from baro_shared import topology as t
 from baro_shared.bus import Bus
 from baro_shared.processes import describe_owner
 from baro_shared.runstream import Streamed, WatchedEvent, run_stream
+from baro_shared.totals import dollars
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -63,10 +64,12 @@ class RunReport:
     surface_violations: list[dict[str, Any]] = field(default_factory=list)
     pr_url: str | None = None
     publish_note: str | None = None
+    # the run's figures (docs/architecture.md, "What a run took and cost")
     tokens: dict[str, int | None] = field(default_factory=dict)
+    cost_usd: float | None = None  # None: no backend reported a price
     wall_s: float = 0.0
     agent_s: float = 0.0
-    speedup: float | None = None
+    speedup: float | None = None  # agent_s / wall_s
     first_agent_s: float | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -341,7 +344,8 @@ def report_from_record(report: RunReport, record: s.RunRecord) -> None:
                 "attempt": st.attempt,
                 "backend": st.backend,
                 "model": st.model,
-                "tokens": {"input": st.tokens.input, "output": st.tokens.output},
+                "agent_s": round(st.agent_seconds, 3),
+                "tokens": api_views.tokens_out(st.tokens).model_dump(),
             }
             for st in record.stories
         ]
@@ -353,6 +357,7 @@ def report_from_record(report: RunReport, record: s.RunRecord) -> None:
         "output": tok.output,
         "reasoning": tok.reasoning,
     }
+    report.cost_usd = tok.cost_usd
     report.wall_s, report.agent_s, report.speedup = totals.wall_s, totals.agent_s, totals.speedup
     delivered = record.delivered
     if delivered is not None:
@@ -487,6 +492,7 @@ async def _on_event(
                 "output": tot.tokens.output,
                 "reasoning": tot.tokens.reasoning,
             }
+            report.cost_usd = tot.tokens.cost_usd
             report.wall_s, report.agent_s, report.speedup = tot.wall_s, tot.agent_s, tot.speedup
             return True
         case (
@@ -612,18 +618,32 @@ def render_summary(report: RunReport, out: TextIO) -> None:
         w(f"outside {v['story']}'s write surface ({fate}, policy {v['policy']}): {v['path']}\n")
     tok = report.tokens
     if tok:
-
-        def show(v: int | None) -> str:
-            return "unknown" if v is None else str(v)
-
         w(
-            f"tokens: input {show(tok.get('input'))}, cached {show(tok.get('cached_input'))}, "
-            f"output {show(tok.get('output'))}\n"
+            tokens_line(
+                tok.get("input"), tok.get("cached_input"), tok.get("output"), report.cost_usd
+            )
         )
-    speed = f", speedup {report.speedup:.2f}x" if report.speedup else ""
-    w(f"wall-clock: {report.wall_s:.1f}s, summed agent time: {report.agent_s:.1f}s{speed}\n")
+    w(time_line(report.wall_s, report.agent_s, report.speedup))
     if report.first_agent_s is not None:
         w(f"first agent started {report.first_agent_s * 1000:.0f} ms after submit\n")
+
+
+def tokens_line(
+    input: int | None, cached: int | None, output: int | None, cost_usd: float | None
+) -> str:
+    def show(v: int | None) -> str:
+        return "unknown" if v is None else str(v)
+
+    return (
+        f"tokens: input {show(input)}, cached {show(cached)}, output {show(output)}; "
+        f"cost {dollars(cost_usd)}\n"
+    )
+
+
+def time_line(wall_s: float, agent_s: float, speedup: float | None) -> str:
+    """The run's time figures: summed agent time over wall-clock is the speedup."""
+    speed = f", speedup {speedup:.2f}x" if speedup else ""
+    return f"wall-clock: {wall_s:.1f}s, summed agent time: {agent_s:.1f}s{speed}\n"
 
 
 def install_interrupt(loop: asyncio.AbstractEventLoop) -> asyncio.Event:

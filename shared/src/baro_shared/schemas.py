@@ -11,7 +11,7 @@ free-form (a tool's input, a command's output) travels as a bounded string excer
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -81,33 +81,46 @@ class Value(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Plain value objects nested inside messages (not tagged)."""
 
 
+_N = TypeVar("_N", int, float)
+
+
+def _add_known(a: _N | None, b: _N | None) -> _N | None:
+    """The sum of what is known: unknown plus a figure is that figure."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+def _cents(dollars: float | None) -> float | None:
+    """Dollars without the float noise of summing (a nano-dollar is far below any price)."""
+    return None if dollars is None else round(dollars, 9)
+
+
 class TokenUsage(Value, kw_only=True):
-    """Tokens of one or more model calls.
+    """Tokens of one or more model calls, and what they cost.
 
     ``input`` counts every prompt token, cache reads and cache writes included;
     ``cached_input`` is the cache-read part of it; ``output`` counts every generated
-    token, reasoning included; ``reasoning`` is that part. ``None`` means unknown,
-    which is not the same as zero.
+    token, reasoning included; ``reasoning`` is that part. ``cost_usd`` is the price in
+    US dollars as the backend reported it (Claude Code, OpenCode and Pi do; Codex does
+    not). ``None`` means unknown, which is not the same as zero.
     """
 
     input: int | None = None
     cached_input: int | None = None
     output: int | None = None
     reasoning: int | None = None
+    cost_usd: float | None = None
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
-        def add(a: int | None, b: int | None) -> int | None:
-            if a is None:
-                return b
-            if b is None:
-                return a
-            return a + b
-
         return TokenUsage(
-            input=add(self.input, other.input),
-            cached_input=add(self.cached_input, other.cached_input),
-            output=add(self.output, other.output),
-            reasoning=add(self.reasoning, other.reasoning),
+            input=_add_known(self.input, other.input),
+            cached_input=_add_known(self.cached_input, other.cached_input),
+            output=_add_known(self.output, other.output),
+            reasoning=_add_known(self.reasoning, other.reasoning),
+            cost_usd=_cents(_add_known(self.cost_usd, other.cost_usd)),
         )
 
     @property

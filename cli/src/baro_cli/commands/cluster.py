@@ -283,16 +283,8 @@ def render_detail(v: RunDetail, out: TextIO) -> None:
     for note in v.enforcement:
         w(f"enforcement: {note}\n")
     tok = v.totals.tokens
-
-    def show(x: int | None) -> str:
-        return "unknown" if x is None else str(x)
-
-    speed = f", speedup {v.totals.speedup:.2f}x" if v.totals.speedup else ""
-    w(
-        f"tokens: input {show(tok.input)}, cached {show(tok.cached_input)}, output "
-        f"{show(tok.output)}; wall-clock {v.totals.wall_s:.1f}s, agent time "
-        f"{v.totals.agent_s:.1f}s{speed}\n"
-    )
+    w(runflow.tokens_line(tok.input, tok.cached_input, tok.output, tok.cost_usd))
+    w(runflow.time_line(v.totals.wall_s, v.totals.agent_s, v.totals.speedup))
     d = v.delivered
     if d is not None:
         if d.branch:

@@ -206,11 +206,16 @@ def _step_value_problem(kind: str, value: Any, step: Step) -> str | None:
     elif kind == "crash":
         if not (_is_int(value) and 0 <= value <= 255):
             return "needs an exit code 0..255"
-    elif kind == "usage":
-        if not isinstance(value, dict) or not set(value) <= set(USAGE_FIELDS):
-            return f"needs an object with keys among {sorted(USAGE_FIELDS)}"
-        if not all(_is_int(count) and count >= 0 for count in value.values()):
+    elif kind in ("usage", "model_call"):
+        keys = {*USAGE_FIELDS, "cost_usd"}
+        if not isinstance(value, dict) or not set(value) <= keys:
+            return f"needs an object with keys among {sorted(keys)}"
+        counts = [count for name, count in value.items() if name != "cost_usd"]
+        if not all(_is_int(count) and count >= 0 for count in counts):
             return "counts must be integers >= 0"
+        cost = value.get("cost_usd", 0)
+        if not (isinstance(cost, int | float) and not isinstance(cost, bool) and cost >= 0):
+            return "cost_usd must be a number >= 0"
     elif kind == "api_error":
         if not isinstance(value, dict) or not set(value) <= {"status", "message"}:
             return "needs an object {status, message}"
@@ -377,6 +382,7 @@ class ScriptedAgent:
         self.turns = 0
         self.steps_done = 0
         self.usage: dict[str, int] | None = None
+        self.cost_usd = 0.0  # total_cost_usd: what `usage` and `model_call` steps priced
 
     def emit(self, event: dict[str, Any]) -> None:
         _write_line(_encode(event))
@@ -517,7 +523,7 @@ class ScriptedAgent:
             "result": f"{text} [{LABEL}]",
             "stop_reason": stop_reason,
             "session_id": self.session_id,
-            "total_cost_usd": 0,
+            "total_cost_usd": self.cost_usd,
             "usage": {
                 **usage,
                 "server_tool_use": {"web_search_requests": 0, "web_fetch_requests": 0},
@@ -530,7 +536,7 @@ class ScriptedAgent:
                     "cacheReadInputTokens": usage["cache_read_input_tokens"],
                     "cacheCreationInputTokens": usage["cache_creation_input_tokens"],
                     "webSearchRequests": 0,
-                    "costUSD": 0,
+                    "costUSD": self.cost_usd,
                 }
             },
             "permission_denials": [],
@@ -672,11 +678,28 @@ class ScriptedAgent:
         while True:
             time.sleep(3600)
 
-    def do_usage(self, counts: dict[str, int], step: Step) -> None:
+    def do_usage(self, counts: dict[str, Any], step: Step) -> None:
         if self.usage is None:
             self.usage = dict.fromkeys(USAGE_FIELDS, 0)
         for name, count in counts.items():
-            self.usage[name] += count
+            if name == "cost_usd":
+                self.cost_usd += count
+            else:
+                self.usage[name] += count
+
+    def do_model_call(self, counts: dict[str, Any], step: Step) -> None:
+        """One model call as Claude Code streams it: an assistant line whose usage is the
+        call's message_start snapshot (its whole input, 1 output token so far); the
+        call's counts join the result's totals."""
+        line = self.assistant_line(
+            {"type": "text", "text": f"Scripted model call {self.turns + 1}."}
+        )
+        snapshot = {
+            wire: counts.get(name, 0) for name, wire in USAGE_FIELDS.items() if name != "output"
+        }
+        line["message"]["usage"] = {**MESSAGE_USAGE_SNAPSHOT, **snapshot, "output_tokens": 1}
+        self.emit(line)
+        self.do_usage(counts, step)
 
     def do_fail(self, message: str, step: Step) -> Finish:
         self.assistant_text(message)
@@ -782,6 +805,7 @@ class ScriptedAgent:
         "sleep": do_sleep,
         "stderr": do_stderr,
         "usage": do_usage,
+        "model_call": do_model_call,
         "fail": do_fail,
         "api_error": do_api_error,
         "hang": do_hang,

@@ -54,6 +54,11 @@ tokens = Counter(
     "Tokens reported by agents, by backend and kind",
     ["backend", "kind", "mode"],
 )
+cost = Counter(
+    "baro_cost_usd_total",
+    "US dollars agents reported for their model calls, by backend and mode",
+    ["backend", "mode"],
+)
 mapper_errors = Counter(
     "baro_mapper_skipped_lines_total", "Wire lines a mapper could not parse", ["backend"]
 )
@@ -542,6 +547,8 @@ class _Job:
         ):
             if value:
                 tokens.labels(backend=self.cmd.backend, kind=kind, mode=self.cmd.mode).inc(value)
+        if usage.cost_usd is not None:  # a backend that reports no price counts nothing
+            cost.labels(backend=self.cmd.backend, mode=self.cmd.mode).inc(usage.cost_usd)
 
 
 async def create(bus: Bus, settings: Settings) -> Runner:

@@ -25,6 +25,7 @@ from baro_shared import schemas as s
 from baro_shared.plan import PlanError, agent_for, validate_plan
 from baro_shared.retry import Budget
 from baro_shared.surfaces import near
+from baro_shared.totals import dollars, run_totals
 
 DEFAULT_CAPS: dict[str, s.Caps] = {
     "focused": s.Caps(max_stories=1, parallelism=1),
@@ -156,6 +157,7 @@ def apply(record: s.RunRecord | None, event: s.Event, now: float) -> Transition 
     if rec.interrupted is not None:
         tr.emit = [(mid, msg) for mid, msg in tr.emit if not isinstance(msg, DRIVING)]
     rec.updated_at = now
+    rec.totals = run_totals(rec, now)
     return tr
 
 
@@ -487,8 +489,6 @@ def _count_attempt(rec: s.RunRecord, st: s.StoryState, ev: s.StoryFinished) -> b
     st.counted_attempts.append(key)
     st.tokens = st.tokens + ev.tokens
     st.agent_seconds += ev.agent_seconds
-    rec.totals.tokens = rec.totals.tokens + ev.tokens
-    rec.totals.agent_s += ev.agent_seconds
     return True
 
 
@@ -524,7 +524,6 @@ def _story_integrated(tr: Transition, ev: s.StoryIntegrated, now: float) -> bool
     rec.integrating = None
     rec.integration_head = ev.integration_commit
     rec.integration_bundle = ev.integration_bundle
-    rec.totals.stories_integrated += 1
     st.delivered = _delivery(st, ev)
     _tell_neighbours(rec, st)
     _integration_done(tr, st, now)
@@ -992,47 +991,11 @@ def _finish(tr: Transition, status: s.RunState, reason: str | None, now: float) 
     rec.reason = reason
     rec.finished_at = now
     rec.integrating = None
-    rec.totals = totals(rec, now)
+    rec.totals = run_totals(rec, now)
     tr.send(
         s.RunFinished(run_id=rec.run_id, status=status, reason=reason, totals=rec.totals),
         f"{rec.run_id}.finished",
     )
-
-
-def totals(rec: s.RunRecord, now: float) -> s.Totals:
-    wall = max(0.0, (rec.finished_at or now) - rec.created_at)
-    agent = sum(st.agent_seconds for st in rec.stories)
-    tokens = s.TokenUsage()
-    for st in rec.stories:
-        tokens = tokens + st.tokens
-    tokens = tokens + rec.plan_tokens
-    if rec.decision is not None:
-        tokens = tokens + rec.decision.tokens
-    span = _agent_span(rec)
-    busy = sum(
-        st.finished_at - st.started_at for st in rec.stories if st.started_at and st.finished_at
-    )
-    return s.Totals(
-        tokens=tokens,
-        wall_s=round(wall, 3),
-        agent_s=round(agent, 3),
-        speedup=round(busy / span, 3) if span > 0 and busy > 0 else None,
-        stories=len(rec.stories),
-        stories_integrated=sum(1 for st in rec.stories if st.status == "integrated"),
-    )
-
-
-def _agent_span(rec: s.RunRecord) -> float:
-    """Wall-clock from the first story start to the last story finish.
-
-    Speedup is the stories' summed start-to-finish time over this span: 1.0 for one story
-    or a chain, up to the parallelism for independent stories that overlap fully.
-    """
-    starts = [st.started_at for st in rec.stories if st.started_at]
-    ends = [st.finished_at for st in rec.stories if st.finished_at]
-    if not starts or not ends:
-        return 0.0
-    return max(ends) - min(starts)
 
 
 def _story_updated(tr: Transition, st: s.StoryState) -> None:
@@ -1073,8 +1036,8 @@ def summary_markdown(rec: s.RunRecord) -> str:
         lines += [f"> {line}" if line else ">" for line in rec.design.text.splitlines()]
     lines += [
         "",
-        "| story | status | agent | duration | tokens (in/cached/out) |",
-        "|---|---|---|---|---|",
+        "| story | status | agent | duration | tokens (in/cached/out) | cost |",
+        "|---|---|---|---|---|---|",
     ]
     for st in rec.stories:
         dur = (st.finished_at - st.started_at) if st.finished_at and st.started_at else None
@@ -1082,14 +1045,15 @@ def summary_markdown(rec: s.RunRecord) -> str:
         tok = f"{t.input if t.input is not None else '?'}/{t.cached_input if t.cached_input is not None else '?'}/{t.output if t.output is not None else '?'}"
         agent = f"{st.backend or '-'}{f' {st.model}' if st.model else ''}"
         lines.append(
-            f"| {st.story.id} {st.story.title[:60]} | {st.status} | {agent} | {f'{dur:.1f}s' if dur else '-'} | {tok} |"
+            f"| {st.story.id} {st.story.title[:60]} | {st.status} | {agent} | {f'{dur:.1f}s' if dur else '-'} | {tok} | {dollars(t.cost_usd)} |"
         )
-    tot = totals(rec, rec.updated_at)
+    tot = run_totals(rec, rec.updated_at)
     t = tot.tokens
     lines += [
         "",
-        f"**Tokens:** input {t.input or 0}, cached {t.cached_input or 0}, output {t.output or 0}",
-        f"**Agent time:** {tot.agent_s:.1f}s"
+        f"**Tokens:** input {t.input or 0}, cached {t.cached_input or 0}, output {t.output or 0}; "
+        f"cost {dollars(t.cost_usd)}",
+        f"**Wall-clock:** {tot.wall_s:.1f}s, **summed agent time:** {tot.agent_s:.1f}s"
         + (f", speedup {tot.speedup:.2f}x" if tot.speedup else ""),
     ]
     return "\n".join(lines)

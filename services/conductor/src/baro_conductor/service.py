@@ -65,7 +65,9 @@ class Conductor:
     async def recover(self) -> None:
         """Park runs whose owner is gone; publish what a crashed conductor decided but did
         not get out."""
-        for record in await self.bus.list_records():
+        records = await self.bus.list_records()
+        observe.active_runs(records)
+        for record in records:
             if abandoned(record):
                 await self.apply(interruption_of(record))
             elif record.outbox:

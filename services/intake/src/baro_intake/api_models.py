@@ -204,6 +204,11 @@ class Tokens(BaseModel):
     cached_input: int | None = None
     output: int | None = None
     reasoning: int | None = None
+    cost_usd: float | None = Field(
+        default=None,
+        description="US dollars the backends reported; null when none reported a price "
+        "(unknown, not free)",
+    )
 
 
 class LimitsOut(BaseModel):
@@ -277,10 +282,16 @@ class StoryOut(BaseModel):
 
 
 class TotalsOut(BaseModel):
-    tokens: Tokens
-    wall_s: float
-    agent_s: float
-    speedup: float | None = None
+    """docs/architecture.md, "What a run took and cost"."""
+
+    tokens: Tokens = Field(description="every story attempt, planning and intake")
+    wall_s: float = Field(description="from the run's first record to its final state (or now)")
+    agent_s: float = Field(
+        description="summed lifetime of every attempt's agent process, start to exit"
+    )
+    speedup: float | None = Field(
+        default=None, description="agent_s / wall_s; null before any agent ran"
+    )
     stories: int
     stories_integrated: int
 

@@ -16,6 +16,7 @@ from baro_shared import schemas as s
 from baro_shared.redact import redact_struct
 from baro_shared.runstream import WatchedEvent
 from baro_shared.sources import redact_url
+from baro_shared.totals import run_totals
 
 GOAL_LINE_MAX = 200
 
@@ -43,6 +44,7 @@ def tokens_out(tokens: s.TokenUsage) -> m.Tokens:
         cached_input=tokens.cached_input,
         output=tokens.output,
         reasoning=tokens.reasoning,
+        cost_usd=tokens.cost_usd,
     )
 
 
@@ -111,31 +113,16 @@ def story_out(st: s.StoryState) -> m.StoryOut:
 
 
 def totals_out(rec: s.RunRecord, now: float | None = None) -> m.TotalsOut:
-    """The final totals of a finished run; running figures while it runs."""
-    if rec.finished_at is not None:
-        t = rec.totals
-        return m.TotalsOut(
-            tokens=tokens_out(t.tokens),
-            wall_s=t.wall_s,
-            agent_s=t.agent_s,
-            speedup=t.speedup,
-            stories=t.stories or len(rec.stories),
-            stories_integrated=t.stories_integrated
-            or sum(st.status == "integrated" for st in rec.stories),
-        )
-    tokens = rec.plan_tokens
-    if rec.decision is not None:
-        tokens = tokens + rec.decision.tokens
-    for st in rec.stories:
-        tokens = tokens + st.tokens
-    current = time.time() if now is None else now
+    """The run's figures (``baro_shared.totals``): final once it finished, as of ``now``
+    while it runs."""
+    t = run_totals(rec, time.time() if now is None else now)
     return m.TotalsOut(
-        tokens=tokens_out(tokens),
-        wall_s=round(max(0.0, current - rec.created_at), 3),
-        agent_s=round(sum(st.agent_seconds for st in rec.stories), 3),
-        speedup=None,
-        stories=len(rec.stories),
-        stories_integrated=sum(st.status == "integrated" for st in rec.stories),
+        tokens=tokens_out(t.tokens),
+        wall_s=t.wall_s,
+        agent_s=t.agent_s,
+        speedup=t.speedup,
+        stories=t.stories,
+        stories_integrated=t.stories_integrated,
     )
 
 

@@ -3,8 +3,8 @@
 The body holds what a reviewer needs to judge the run: the goal, the mode with its
 confidence and reason, the stories table (status, duration, tokens), the artifacts left
 out of the branch, what the merger refused or found outside the write surfaces, the
-verification result, and the totals (tokens, wall-clock, summed
-agent time, speedup).
+verification result, and the totals (tokens, cost, wall-clock, summed agent time,
+speedup: ``baro_shared.totals``, the figures every view of a run shows).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from baro_shared import schemas as s
+from baro_shared.totals import dollars, run_totals
 
 TITLE_MAX = 72
 GOAL_MAX = 2000
@@ -111,8 +112,8 @@ def _mode_lines(record: s.RunRecord) -> list[str]:
 
 def stories_table(stories: Sequence[s.StoryState]) -> list[str]:
     rows = [
-        "| story | title | status | duration | tokens in / cached / out |",
-        "|---|---|---|---:|---:|",
+        "| story | title | status | duration | agent time | tokens in / cached / out | cost |",
+        "|---|---|---|---:|---:|---:|---:|",
     ]
     for st in stories:
         duration = (
@@ -123,47 +124,32 @@ def stories_table(stories: Sequence[s.StoryState]) -> list[str]:
         tokens = st.tokens
         rows.append(
             f"| {_cell(st.story.id)} | {_cell(st.story.title[:80])} | {st.status} | {duration} | "
-            f"{_count(tokens.input)} / {_count(tokens.cached_input)} / {_count(tokens.output)} |"
+            f"{_duration(st.agent_seconds)} | "
+            f"{_count(tokens.input)} / {_count(tokens.cached_input)} / {_count(tokens.output)} | "
+            f"{_cost(tokens.cost_usd)} |"
         )
     return rows
 
 
 def totals_table(record: s.RunRecord, now: float) -> list[str]:
-    tokens = _total_tokens(record)
-    wall = max(0.0, now - record.created_at)
-    agent = sum(st.agent_seconds for st in record.stories)
-    speedup = run_speedup(record.stories)
+    """The run's figures as of ``now`` (delivery is the last step: the run is all but over)."""
+    totals = run_totals(record, now)
+    tokens = totals.tokens
+    speedup = totals.speedup
     return [
-        "| tokens in | cached | out | wall-clock | summed agent time | speedup |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| tokens in | cached | out | cost | wall-clock | summed agent time | speedup |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
         f"| {_count(tokens.input)} | {_count(tokens.cached_input)} | {_count(tokens.output)} | "
-        f"{_duration(wall)} | {_duration(agent)} | "
+        f"{_cost(tokens.cost_usd)} | {_duration(totals.wall_s)} | {_duration(totals.agent_s)} | "
         f"{f'{speedup:.2f}x' if speedup is not None else '-'} |",
+        "",
+        "<sub>Summed agent time adds up every attempt's agent process, from its start to its "
+        "exit; speedup is that over the wall-clock.</sub>",
     ]
 
 
-def _total_tokens(record: s.RunRecord) -> s.TokenUsage:
-    tokens = record.plan_tokens
-    for st in record.stories:
-        tokens = tokens + st.tokens
-    if record.decision is not None:
-        tokens = tokens + record.decision.tokens
-    return tokens
-
-
-def run_speedup(stories: Sequence[s.StoryState]) -> float | None:
-    """The stories' summed start-to-finish time over the span from the first start to the
-    last finish: 1.0 for one story or a chain, up to the parallelism when they overlap."""
-    spans = [
-        (st.started_at, st.finished_at)
-        for st in stories
-        if st.started_at is not None and st.finished_at is not None
-    ]
-    if not spans:
-        return None
-    busy = sum(end - start for start, end in spans)
-    span = max(end for _, end in spans) - min(start for start, _ in spans)
-    return round(busy / span, 2) if span > 0 and busy > 0 else None
+def _cost(cost_usd: float | None) -> str:
+    return "?" if cost_usd is None else dollars(cost_usd)
 
 
 def _duration(seconds: float) -> str:

@@ -450,7 +450,7 @@ class StreamMapper:
                     continue
                 self._finished = event
             elif isinstance(event, Usage):
-                self.usage = self.usage + event.usage
+                self.usage = self.usage + event.usage + TokenUsage(cost_usd=event.cost_usd)
             elif isinstance(event, AgentError):
                 self._errors_emitted += 1
                 self._error_kind = event.category

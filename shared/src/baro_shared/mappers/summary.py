@@ -23,6 +23,7 @@ class SummaryUsage(msgspec.Struct, kw_only=True):
     cached_input: int | None = None
     output: int | None = None
     reasoning: int | None = None
+    cost_usd: float | None = None  # US dollars, where the backend reports a price
 
 
 class MapSummary(msgspec.Struct, kw_only=True):
@@ -78,6 +79,7 @@ def summarize_stream(
             cached_input=usage.cached_input,
             output=usage.output,
             reasoning=usage.reasoning,
+            cost_usd=usage.cost_usd,
         ),
         outcome="success" if ok else "error",
         error=None if ok else mapper.error,
