@@ -71,6 +71,7 @@ publish = "pr"
 max_stories = 6
 parallelism = 3
 token_budget = 400000
+run_token_budget = 2000000
 story_timeout = 1200
 stall_timeout = 300
 
@@ -83,7 +84,8 @@ def test_a_teams_defaults_are_read_and_checked() -> None:
     assert parse_defaults(TEAM) == {
         "backend": "codex", "model": "gpt-5-codex", "intake": "auto", "planner": "deterministic",
         "publish": "pr", "max_stories": 6, "parallelism": 3, "token_budget": 400000,
-        "story_timeout": 1200.0, "stall_timeout": 300.0, "surface": "warn",
+        "run_token_budget": 2_000_000, "story_timeout": 1200.0, "stall_timeout": 300.0,
+        "surface": "warn",
     }  # fmt: skip
     assert dict(parse_repo_config(TEAM).defaults)["publish"] == "pr"
 
@@ -95,6 +97,7 @@ def test_a_teams_defaults_are_read_and_checked() -> None:
         ('publish = "force"', "[defaults] publish must be one of local, push, pr"),
         ("parallelism = 0", "[defaults] parallelism must be a whole number of at least 1"),
         ("max_stories = true", "[defaults] max_stories must be a whole number"),
+        ("run_token_budget = 0", "[defaults] run_token_budget must be a whole number"),
         ('story_timeout = "1h"', "[defaults] story_timeout must be a number of seconds"),
         ("review = true", "[defaults] has no key 'review' (valid keys: backend, model"),
     ],

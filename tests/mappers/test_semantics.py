@@ -30,7 +30,7 @@ from baro_shared.schemas import (
     Usage,
 )
 
-from .conftest import roundtrip, run
+from .conftest import fixture_lines, roundtrip, run
 
 
 def lines(*objects: object) -> list[str]:
@@ -112,6 +112,57 @@ def test_claude_counts_only_the_result_usage_not_the_per_message_snapshots() -> 
     assert len(of(Usage, events)) == 1
     # input 10 + cache writes 200 + cache reads 3000; output 70 already holds thinking 30
     assert usage_tuple(mapper.usage) == (3210, 3000, 70, 30)
+
+
+def test_claude_spending_is_known_as_its_model_calls_stream() -> None:
+    """Budgets cannot wait for the result line: each model call's snapshot (once per
+    message id) says what its input cost while the agent runs."""
+    mapper = mapper_for("claude")
+
+    def call(message_id: str, cache_read: int) -> bytes:
+        snapshot = {
+            "input_tokens": 2,
+            "cache_creation_input_tokens": 100,
+            "cache_read_input_tokens": cache_read,
+            "output_tokens": 1,
+        }
+        return json.dumps(
+            {
+                "type": "assistant",
+                "session_id": "s1",
+                "message": {
+                    "id": message_id,
+                    "content": [{"type": "text", "text": "working"}],
+                    "usage": snapshot,
+                },
+            }
+        ).encode()
+
+    assert mapper.spent == 0
+    mapper.feed(call("msg_1", 1000))
+    mapper.feed(call("msg_1", 1000))  # another content block of the same call
+    assert mapper.spent == 1102
+    mapper.feed(call("msg_2", 5000))
+    assert mapper.spent == 1102 + 5102
+    assert not mapper.usage.is_known(), "snapshots are never taken for the totals"
+    # the result's totals take over once they come
+    result = claude_result(usage={"input_tokens": 10, "cache_read_input_tokens": 9000,
+                                  "output_tokens": 300})  # fmt: skip
+    mapper.feed(json.dumps(result))
+    assert mapper.spent == max(9310, 6204) == mapper.usage.total
+
+
+def test_claude_stopped_before_its_result_reports_what_its_calls_streamed() -> None:
+    """A stopped agent writes no result line: its tokens are the snapshots' input, and its
+    output stays unknown rather than 1 token per call."""
+    tools = fixture_lines("claude/archistrator_success_with_tools.jsonl")
+    cut = [line for line in tools if b'"type":"result"' not in line]
+    mapper, events = run("claude", cut, -15)
+    (usage,) = of(Usage, events)
+    # two model calls: 2 + 5244 + 29178 and 2 + 180 + 34422 (the result says 69028 too)
+    assert usage_tuple(usage.usage) == (69028, 29178 + 34422, None, None)
+    assert mapper.usage == usage.usage and mapper.spent == 69028
+    assert of(AgentFinished, events)[0].ok is False
 
 
 def test_claude_prefers_model_usage_which_includes_sub_agents() -> None:

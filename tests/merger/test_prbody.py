@@ -68,7 +68,9 @@ def test_body_holds_mode_stories_dropped_and_totals() -> None:
         "| story | title | status | duration | agent time | tokens in / cached / out | cost |"
         in body
     )
-    assert "| S1 | Tests for a.py | integrated | 10.0s | 9.5s | 1,000 / 700 / 50 | $0.2500 |" in body
+    assert (
+        "| S1 | Tests for a.py | integrated | 10.0s | 9.5s | 1,000 / 700 / 50 | $0.2500 |" in body
+    )
     assert (
         "| S2 | Tests \\| for b.py | integrated | 20.0s | 19.0s | 2,000 / 1,400 / 100 | $0.5000 |"
         in body

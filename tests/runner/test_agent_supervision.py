@@ -125,6 +125,49 @@ async def test_token_budget_stops_the_story(tmp_path: Path) -> None:
     assert outcome.status == "budget_exceeded"
 
 
+def slow_spender(calls: int, tokens: int, pause: float) -> dict:
+    """An agent that spends ``tokens`` per model call, ``calls`` times, pausing between."""
+    steps: list[dict] = []
+    for _ in range(calls):
+        steps += [{"model_call": {"input": tokens}}, {"sleep": pause}]
+    return {"default": {"steps": [*steps, {"write": "done.txt", "content": "x"}]}}
+
+
+async def test_a_story_budget_stops_the_agent_as_its_usage_streams(tmp_path: Path) -> None:
+    script = slow_spender(calls=20, tokens=1000, pause=1.0)
+    outcome, events = await supervise(
+        command(tmp_path, script), agent.Limits(30, 60, token_budget=2500, check_every=0.1)
+    )
+    assert outcome.status == "budget_exceeded" and outcome.exit_reason == "budget_exceeded"
+    assert outcome.error == "token budget of 2,500 exceeded (3,000 spent)"  # at the third call
+    assert not (tmp_path / "ws" / "done.txt").exists(), "stopped mid-story"
+    # no result line came: the tokens are what its calls streamed (the third, or one more
+    # if the machine was too slow to stop it within a second)
+    assert outcome.usage.input in (3000, 4000) and outcome.usage.output is None
+    assert [e.usage for e in events if isinstance(e, s.Usage)] == [outcome.usage]
+
+
+async def test_the_run_s_allowance_stops_the_agent_and_says_so(tmp_path: Path) -> None:
+    outcome, _ = await supervise(
+        command(tmp_path, slow_spender(calls=20, tokens=1000, pause=1.0)),
+        agent.Limits(30, 60, run_allowance=1500, run_budget=9000, check_every=0.1),
+    )
+    assert outcome.status == "budget_exceeded"
+    assert outcome.exit_reason == s.RUN_BUDGET_EXCEEDED
+    assert outcome.error == (
+        "the run's token budget of 9,000: this story's share of 1,500 tokens is spent (2,000 spent)"
+    )
+
+
+async def test_a_budget_the_agent_stays_under_lets_it_finish(tmp_path: Path) -> None:
+    outcome, _ = await supervise(
+        command(tmp_path, slow_spender(calls=2, tokens=1000, pause=0.0)),
+        agent.Limits(30, 60, token_budget=5000, run_allowance=5000, check_every=0.1),
+    )
+    assert outcome.status == "success"
+    assert outcome.usage.input == 2000
+
+
 async def test_flood_keeps_lines_bounded(tmp_path: Path) -> None:
     script = {"default": {"steps": [{"flood": {"lines": 50, "bytes": 6_000_000}}]}}
     outcome, events = await supervise(command(tmp_path, script))

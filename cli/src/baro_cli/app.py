@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from baro_shared.embedded import read_client_token
 from baro_shared.processes import process_alive
@@ -29,7 +29,30 @@ MaxStoriesOption = Annotated[int | None, typer.Option(min=1, help="Hard cap on s
 ParallelismOption = Annotated[
     int | None, typer.Option(min=1, help="Hard cap on agents running at once.")
 ]
-TokenBudgetOption = Annotated[int | None, typer.Option(min=1, help="Per-story token budget.")]
+TokenBudgetOption = Annotated[
+    int | None, typer.Option(min=1, help="Token budget of one agent run of a story.")
+]
+RunTokenBudgetOption = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Token budget of the whole run (intake, planning and every agent): agents are "
+        "stopped as it is reached and no further story starts. Default: "
+        "BARO_RUN_TOKEN_BUDGET, else none.",
+    ),
+]
+MaxAttemptsOption = Annotated[
+    int,
+    typer.Option(min=1, max=20, help="Agent runs a story may take in all (its retry budget)."),
+]
+RetryWindowOption = Annotated[
+    float,
+    typer.Option(
+        "--retry-window",
+        min=0,
+        help="Seconds after a story's first failed attempt in which it may still be retried.",
+    ),
+]
 StoryTimeoutOption = Annotated[
     float | None, typer.Option(min=1, help="Seconds one agent may run (default 1800).")
 ]
@@ -70,8 +93,10 @@ def setup_logging(settings: Settings, quiet: bool) -> None:
 def load_settings(nats_url: str | None = None) -> Settings:
     try:
         settings = Settings()
-    except Exception as exc:  # pydantic's message names the bad variable
-        raise fail(f"invalid BARO_* setting: {str(exc).splitlines()[0]}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = f"BARO_{str(first['loc'][0]).upper()}" if first.get("loc") else "BARO_* setting"
+        raise fail(f"invalid {name}: {first['msg']}") from None
     if nats_url:
         settings = settings.model_copy(update={"nats_url": nats_url})
     return settings

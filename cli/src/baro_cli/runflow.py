@@ -67,6 +67,7 @@ class RunReport:
     # the run's figures (docs/architecture.md, "What a run took and cost")
     tokens: dict[str, int | None] = field(default_factory=dict)
     cost_usd: float | None = None  # None: no backend reported a price
+    run_token_budget: int | None = None
     wall_s: float = 0.0
     agent_s: float = 0.0
     speedup: float | None = None  # agent_s / wall_s
@@ -149,7 +150,7 @@ async def follow(
     ``watchers`` see every event as a client of the API would, and with them the agents'
     events too.
     """
-    report = RunReport(run_id=request.run_id)
+    report = RunReport(run_id=request.run_id, run_token_budget=request.limits.run_token_budget)
     progress.origin = request.ts
     interrupted = interrupt or asyncio.Event()
     stopped_agents: dict[str, int] | None = None
@@ -620,7 +621,11 @@ def render_summary(report: RunReport, out: TextIO) -> None:
     if tok:
         w(
             tokens_line(
-                tok.get("input"), tok.get("cached_input"), tok.get("output"), report.cost_usd
+                tok.get("input"),
+                tok.get("cached_input"),
+                tok.get("output"),
+                report.cost_usd,
+                report.run_token_budget,
             )
         )
     w(time_line(report.wall_s, report.agent_s, report.speedup))
@@ -629,14 +634,23 @@ def render_summary(report: RunReport, out: TextIO) -> None:
 
 
 def tokens_line(
-    input: int | None, cached: int | None, output: int | None, cost_usd: float | None
+    input: int | None,
+    cached: int | None,
+    output: int | None,
+    cost_usd: float | None,
+    run_budget: int | None = None,
 ) -> str:
     def show(v: int | None) -> str:
         return "unknown" if v is None else str(v)
 
+    budget = (
+        f"; {(input or 0) + (output or 0):,} of the run's token budget of {run_budget:,}"
+        if run_budget is not None
+        else ""
+    )
     return (
         f"tokens: input {show(input)}, cached {show(cached)}, output {show(output)}; "
-        f"cost {dollars(cost_usd)}\n"
+        f"cost {dollars(cost_usd)}{budget}\n"
     )
 
 

@@ -40,6 +40,7 @@ DEFAULTS: tuple[Default, ...] = (
     Default("max_stories", "--max-stories", "BARO_MAX_STORIES", None),
     Default("parallelism", "--parallelism", "BARO_PARALLELISM", None),
     Default("token_budget", "--token-budget", "BARO_TOKEN_BUDGET", None),
+    Default("run_token_budget", "--run-token-budget", "BARO_RUN_TOKEN_BUDGET", None),
     Default("story_timeout", "--story-timeout", "BARO_STORY_TIMEOUT_S", 1800.0),
     Default("stall_timeout", "--stall-timeout", "BARO_STALL_TIMEOUT_S", 600.0),
 )
@@ -51,6 +52,7 @@ BUILTIN_NOTES = {
     "max_stories": "by the mode",
     "parallelism": "by the mode",
     "token_budget": "none",
+    "run_token_budget": "none",
 }
 
 

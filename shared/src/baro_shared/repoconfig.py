@@ -140,7 +140,7 @@ _KEYS = {
     "notify": ("webhook", "desktop"),
     "defaults": (
         "backend", "model", "intake", "planner", "publish", "max_stories", "parallelism",
-        "token_budget", "story_timeout", "stall_timeout",
+        "token_budget", "run_token_budget", "story_timeout", "stall_timeout",
     ),
 }  # fmt: skip
 
@@ -339,7 +339,7 @@ _CHOICES = {
     "planner": ("auto", "deterministic", "llm"),
     "publish": ("local", "push", "pr"),
 }
-_COUNTS = ("max_stories", "parallelism", "token_budget")
+_COUNTS = ("max_stories", "parallelism", "token_budget", "run_token_budget")
 _SECONDS = ("story_timeout", "stall_timeout")
 
 

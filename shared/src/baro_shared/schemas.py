@@ -68,6 +68,9 @@ ErrorKind = Literal["transient", "rejected", "auth"]
 AttemptStatus = Literal[
     "success", "failed", "retryable", "budget_exceeded", "timeout", "stalled", "cancelled"
 ]
+# The exit reason of an attempt stopped at its share of the run's token budget (status
+# budget_exceeded; the story's own budget is exit reason "budget_exceeded").
+RUN_BUDGET_EXCEEDED = "run_budget_exceeded"
 
 
 def now() -> float:
@@ -150,7 +153,11 @@ class RepoSource(Value, kw_only=True):
 class Limits(Value, kw_only=True):
     max_stories: int | None = None
     parallelism: int | None = None
+    # Token budgets (TokenUsage.total: input + output), checked as usage streams in
+    # (docs/backends.md, "Token budgets"): one agent run of a story, and the whole run
+    # (intake, planning and every attempt together).
     token_budget: int | None = None
+    run_token_budget: int | None = None
     story_timeout_s: float = 1800.0
     stall_timeout_s: float = 600.0
     # The story's retry budget (docs/backends.md, "Failures and the retry budget"): every
@@ -589,6 +596,9 @@ class RunStory(Message, tag="cmd.run_story", kw_only=True):
     delivered: list[Delivery] = msgspec.field(default_factory=list)  # by its dependencies
     # integrated by other stories, near this story's surface, since its previous attempt began
     nearby: list[Delivery] = msgspec.field(default_factory=list)
+    # With a run token budget: the most this attempt may spend of it (the runner stops its
+    # agent past it). A redelivery of this command spends from the same allowance.
+    token_allowance: int | None = None
 
 
 class IntegrateStory(Message, tag="cmd.integrate", kw_only=True):
@@ -821,6 +831,10 @@ class StoryState(Value, kw_only=True):
     counted_attempts: list[str] = msgspec.field(default_factory=list)
     reason: str | None = None
     first_failure_at: float | None = None  # when the retry budget's time window opened
+    # With a run token budget: what the latest dispatch may spend of it, counted from the
+    # story's tokens when it was granted (allowance_from)
+    allowance: int | None = None
+    allowance_from: int = 0
     conflict_paths: list[str] = msgspec.field(default_factory=list)
     backend: str | None = None  # what its latest attempt was dispatched to
     model: str | None = None
@@ -862,6 +876,8 @@ class RunRecord(Value, kw_only=True):
     delivered: RunDelivered | None = None
     reason: str | None = None
     totals: Totals = msgspec.field(default_factory=Totals)
+    # the run's token budget stopped a story or kept one from starting
+    budget_reached: bool = False
     outbox: list[OutboxItem] = msgspec.field(default_factory=list)
     seq: int = 0  # transitions applied; used to name outbox messages
     owner: RunOwner | None = None  # who drives the run now (the request's, until a resume)

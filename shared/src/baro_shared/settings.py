@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     max_stories: int | None = Field(default=None, ge=1)
     parallelism: int | None = Field(default=None, ge=1)
     token_budget: int | None = Field(default=None, ge=1)
+    # also the default of API runs whose limits name none
+    run_token_budget: int | None = Field(default=None, ge=1)
     story_timeout_s: float | None = Field(default=None, ge=1)
     stall_timeout_s: float | None = Field(default=None, ge=1)
 

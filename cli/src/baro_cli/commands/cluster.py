@@ -283,7 +283,8 @@ def render_detail(v: RunDetail, out: TextIO) -> None:
     for note in v.enforcement:
         w(f"enforcement: {note}\n")
     tok = v.totals.tokens
-    w(runflow.tokens_line(tok.input, tok.cached_input, tok.output, tok.cost_usd))
+    budget = v.request.limits.run_token_budget
+    w(runflow.tokens_line(tok.input, tok.cached_input, tok.output, tok.cost_usd, budget))
     w(runflow.time_line(v.totals.wall_s, v.totals.agent_s, v.totals.speedup))
     d = v.delivered
     if d is not None:

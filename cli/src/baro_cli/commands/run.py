@@ -13,10 +13,13 @@ import typer
 from baro_cli import defaults, runflow, validate, watching
 from baro_cli.app import (
     MODE_CHOICES,
+    MaxAttemptsOption,
     MaxStoriesOption,
     ModelOption,
     ModeOption,
     ParallelismOption,
+    RetryWindowOption,
+    RunTokenBudgetOption,
     StallTimeoutOption,
     StoryTimeoutOption,
     SurfaceOption,
@@ -81,8 +84,11 @@ def run(
     max_stories: MaxStoriesOption = None,
     parallelism: ParallelismOption = None,
     token_budget: TokenBudgetOption = None,
+    run_token_budget: RunTokenBudgetOption = None,
     story_timeout: StoryTimeoutOption = None,
     stall_timeout: StallTimeoutOption = None,
+    max_attempts: MaxAttemptsOption = s.Limits().max_attempts,
+    retry_window: RetryWindowOption = s.Limits().retry_window_s,
     surface: SurfaceOption = None,
     publish: Annotated[
         str | None,
@@ -140,6 +146,7 @@ def run(
         "backend": backend, "model": model, "intake": intake, "planner": planner,
         "publish": publish, "surface": surface, "max_stories": max_stories,
         "parallelism": parallelism, "token_budget": token_budget,
+        "run_token_budget": run_token_budget,
         "story_timeout": story_timeout, "stall_timeout": stall_timeout,
     }  # fmt: skip
     try:
@@ -174,6 +181,9 @@ def run(
             model_tiers=model_tiers,
             defaults=[resolved.as_setting() for resolved in chosen.values()],
             notify=(webhook, desktop),
+            run_token_budget=value["run_token_budget"],  # type: ignore[arg-type]
+            max_attempts=max_attempts,
+            retry_window=retry_window,
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -218,6 +228,10 @@ def build_request(
     model_tiers: str | None = None,
     defaults: list[s.ChosenSetting] | None = None,
     notify: tuple[str | None, bool] = (None, False),
+    *,
+    run_token_budget: int | None = None,
+    max_attempts: int = s.Limits().max_attempts,
+    retry_window: float = s.Limits().retry_window_s,
 ) -> s.RunSubmitted:
     text = validate.goal_text(goal)
     surface_policy = validate.surface_policy(surface)
@@ -267,8 +281,11 @@ def build_request(
             max_stories=max_stories,
             parallelism=parallelism,
             token_budget=token_budget,
+            run_token_budget=run_token_budget,
             story_timeout_s=story_timeout,
             stall_timeout_s=stall_timeout,
+            max_attempts=max_attempts,
+            retry_window_s=retry_window,
         ),
         confirm=confirm,
         publish=publish,  # type: ignore[arg-type]

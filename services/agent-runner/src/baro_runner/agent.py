@@ -2,9 +2,13 @@
 
 The agent runs in its own process group; its stdout is read line by line (each line capped)
 and fed to the backend's stream mapper. The run ends when the stream ends, or is stopped for
-a stall (no progress for ``stall_timeout``), the wall timeout, the token budget, or an
+a stall (no progress for ``stall_timeout``), the wall timeout, a token budget, or an
 outside reason (cancellation, shutdown). On every path the whole process group is
 terminated, so no child outlives the story.
+
+Token budgets are checked on every line, against what the stream shows spent so far
+(``StreamMapper.spent``): the story's own budget, and the attempt's share of the run's
+budget (docs/backends.md, "Token budgets").
 
 Progress is what the mapper counts as the model or its tools at work (text, thinking, tool
 calls, files, commands, tokens, streamed deltas), not any output: a CLI printing
@@ -71,17 +75,45 @@ class AgentOutcome:
 class Limits:
     stall_timeout: float
     wall_timeout: float
-    token_budget: int | None = None
+    token_budget: int | None = None  # the story's own budget (Limits.token_budget)
+    # what this attempt may spend of the run's budget (RunStory.token_allowance, less what
+    # earlier attempts of the command spent)
+    run_allowance: int | None = None
+    run_budget: int | None = None  # the run's whole budget, for the message
     check_every: float = 0.5
+
+    def over_budget(self, spent: int) -> _Stop | None:
+        """The stop a spending of ``spent`` tokens calls for, if any."""
+        if self.token_budget is not None and spent > self.token_budget:
+            return _Stop(
+                "budget_exceeded",
+                f"token budget of {self.token_budget:,} exceeded ({spent:,} spent)",
+                reason="budget_exceeded",
+            )
+        if self.run_allowance is not None and spent > self.run_allowance:
+            whole = f" of {self.run_budget:,}" if self.run_budget is not None else ""
+            return _Stop(
+                "budget_exceeded",
+                f"the run's token budget{whole}: this story's share of {self.run_allowance:,} "
+                f"tokens is spent ({spent:,} spent)",
+                reason=s.RUN_BUDGET_EXCEEDED,
+            )
+        return None
 
 
 class _Stop(Exception):
     def __init__(
-        self, status: s.AttemptStatus, reason: str, failure: s.ErrorKind | None = None
+        self,
+        status: s.AttemptStatus,
+        message: str,
+        failure: s.ErrorKind | None = None,
+        *,
+        reason: str | None = None,
     ) -> None:
         self.status = status
-        self.reason = reason
+        self.message = message
         self.failure = failure
+        self.exit_reason = reason or status
 
 
 async def run_agent(
@@ -136,10 +168,8 @@ async def run_agent(
                 if now - exited_at > EXIT_GRACE_S:
                     break
                 continue
-            if state.budget_hit:
-                stopped = _Stop(
-                    "budget_exceeded", f"token budget of {limits.token_budget} exceeded"
-                )
+            if state.over_budget is not None:
+                stopped = state.over_budget
             elif mapper.looping is not None:
                 stopped = _Stop("stalled", mapper.looping, "transient")
             elif now - state.last_progress > limits.stall_timeout:
@@ -161,7 +191,7 @@ async def run_agent(
                 await task
     exit_code = proc.returncode
     for event in mapper.finish(exit_code):
-        await _emit(event, mapper, sink, state, limits)
+        await sink(event)
     stderr_tail = state.stderr_tail.decode("utf-8", "replace")
     status, reason, error, failure = _verdict(
         stopped, state, mapper, limits, exit_code, stderr_tail, command.env
@@ -212,15 +242,11 @@ def _verdict(
     stream, then the exit code with the agent's stderr."""
     if stopped is not None:
         if stopped.failure == "transient":
-            return "retryable", stopped.status, stopped.reason, stopped.failure
-        return stopped.status, stopped.status, stopped.reason, stopped.failure
-    if state.budget_hit:
-        return (
-            "budget_exceeded",
-            "budget_exceeded",
-            f"token budget of {limits.token_budget} exceeded",
-            None,
-        )
+            return "retryable", stopped.exit_reason, stopped.message, stopped.failure
+        return stopped.status, stopped.exit_reason, stopped.message, stopped.failure
+    over = state.over_budget or limits.over_budget(mapper.spent)
+    if over is not None:  # e.g. Codex: its usage comes at the end of its turn
+        return over.status, over.exit_reason, over.message, None
     if mapper.outcome_ok:
         return "success", "completed", None, None
     error = mapper.error or (
@@ -246,7 +272,7 @@ class _ReadState:
     last_progress: float  # when the mapper last counted progress (monotonic)
     lines: int = 0
     oversize: int = 0
-    budget_hit: bool = False
+    over_budget: _Stop | None = None  # the first budget the stream's spending passed
     stderr_tail: bytes = b""
     recorder: Recorder | None = None
 
@@ -301,21 +327,11 @@ async def _feed(
         state.recorder.stdout(line)
     progress = mapper.progress
     for event in mapper.feed(line):
-        await _emit(event, mapper, sink, state, limits)
+        await sink(event)
     if mapper.progress != progress:
         state.last_progress = time.monotonic()
-
-
-async def _emit(
-    event: s.NormalizedEvent, mapper: StreamMapper, sink: Sink, state: _ReadState, limits: Limits
-) -> None:
-    if (
-        isinstance(event, s.Usage)
-        and limits.token_budget
-        and mapper.usage.total > limits.token_budget
-    ):
-        state.budget_hit = True
-    await sink(event)
+    if state.over_budget is None:
+        state.over_budget = limits.over_budget(mapper.spent)
 
 
 async def _read_stderr(stream: asyncio.StreamReader, state: _ReadState) -> None:

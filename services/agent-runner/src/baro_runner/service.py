@@ -187,6 +187,7 @@ class _Job:
         self._last_check = 0.0
         self._stop_reason: str | None = None
         self.pgid: int | None = None
+        self.allowance: int | None = None  # of the run's token budget, for this attempt
 
     @property
     def story_id(self) -> str:
@@ -216,6 +217,14 @@ class _Job:
 
     async def execute(self) -> Outcome:
         cmd = self.cmd
+        self.allowance = await self._allowance_left()
+        if self.allowance is not None and self.allowance <= 0:
+            return await self._finish(
+                "budget_exceeded",
+                s.RUN_BUDGET_EXCEEDED,
+                f"the run's token budget: this story's share of {cmd.token_allowance:,} tokens "
+                "was spent by its earlier attempts",
+            )
         root = workspace.workspace_path(
             self.settings.workspaces_dir, cmd.run_id, self.story_id, self.attempt
         )
@@ -309,6 +318,8 @@ class _Job:
             stall_timeout=cmd.limits.stall_timeout_s,
             wall_timeout=cmd.limits.story_timeout_s,
             token_budget=cmd.limits.token_budget,
+            run_allowance=self.allowance,
+            run_budget=cmd.limits.run_token_budget,
         )
         logs = AgentLogs(ws.logs, self.settings.agent_log_max_bytes)
         try:
@@ -464,6 +475,22 @@ class _Job:
         if retry_after is not None:
             return Nak(retry_after, error or "retryable")
         return ACK
+
+    # ------------------------------------------------------------------ token budget
+
+    async def _allowance_left(self) -> int | None:
+        """What this attempt may spend of the run's token budget: the command's allowance,
+        less what earlier attempts of the same command spent (a story handed back after a
+        transient failure comes back with the same command), as the run record counts it."""
+        granted = self.cmd.token_allowance
+        if granted is None:
+            return None
+        with contextlib.suppress(Exception):
+            got = await self.bus.get_record(self.cmd.run_id)
+            story = got[0].story(self.story_id) if got else None
+            if story is not None and story.allowance == granted:
+                return granted - max(0, story.tokens.total - story.allowance_from)
+        return granted
 
     # ------------------------------------------------------------------ retry budget
 

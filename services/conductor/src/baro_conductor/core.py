@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from baro_conductor import run_budget
 from baro_conductor.policy import enforce
 from baro_shared import schemas as s
 from baro_shared.plan import PlanError, agent_for, validate_plan
@@ -418,6 +419,8 @@ def _story_finished(tr: Transition, ev: s.StoryFinished, now: float) -> bool:
     _record_verdicts(st, ev.refused, [], None)
     if not (ev.status == "success" and rec.state != "cancelled"):
         _archive(tr, st, ev)
+    if ev.exit_reason == s.RUN_BUDGET_EXCEEDED:
+        rec.budget_reached = True
     if ev.status not in ("success", "cancelled") and st.first_failure_at is None:
         st.first_failure_at = ev.ts  # the story's retry budget starts counting time
     budget = Budget.of(rec.request.limits, st.first_failure_at or ev.ts)
@@ -874,6 +877,11 @@ def _schedule(tr: Transition, now: float) -> None:
         if st.status == "pending" and all(
             by_id[d].status == "integrated" for d in st.story.depends_on
         ):
+            share = run_budget.allowance(rec, st)
+            if share is not None and share <= 0:
+                if not run_budget.running(rec):  # nothing more will come back to share
+                    _out_of_budget(tr)
+                break  # the ready stories share what the running ones leave
             _dispatch(tr, st, None)
             _story_updated(tr, st)
             active += 1
@@ -886,6 +894,13 @@ def _dispatch(
 ) -> None:
     rec = tr.record
     assert rec.mode is not None and rec.base_commit is not None
+    share = run_budget.allowance(rec, st)
+    if share is not None and share <= 0:
+        st.status = "failed"
+        st.reason = f"not run again: {run_budget.reached(rec)}"
+        rec.budget_reached = True
+        return
+    run_budget.grant(st, share)
     st.attempt += 1
     st.dispatches += 1
     st.status = "assigned"
@@ -918,10 +933,22 @@ def _dispatch(
             design_note=design.text if design is not None else None,
             delivered=delivered,
             nearby=list(st.nearby),
+            token_allowance=share,
         ),
         f"{rec.run_id}.run.{st.story.id}.{st.attempt}",
     )
     st.nearby = []
+
+
+def _out_of_budget(tr: Transition) -> None:
+    """Nothing is left of the run's token budget: the stories not started never will."""
+    rec = tr.record
+    rec.budget_reached = True
+    for st in rec.stories:
+        if st.status == "pending":
+            st.status = "cancelled"
+            st.reason = f"not started: {run_budget.reached(rec)}"
+            _story_updated(tr, st)
 
 
 def _next_integration(tr: Transition) -> None:
@@ -987,6 +1014,8 @@ def _deliver(tr: Transition) -> None:
 
 def _finish(tr: Transition, status: s.RunState, reason: str | None, now: float) -> None:
     rec = tr.record
+    if rec.budget_reached:  # lead with it: it is why the rest did not happen
+        reason = run_budget.reached(rec) + (f"; {reason}" if reason else "")
     rec.state = status
     rec.reason = reason
     rec.finished_at = now

@@ -467,6 +467,7 @@ def submitted_from(body: m.RunRequest, settings: Settings) -> s.RunSubmitted:
             max_stories=limits.max_stories,
             parallelism=limits.parallelism,
             token_budget=limits.token_budget,
+            run_token_budget=limits.run_token_budget or settings.run_token_budget,
             story_timeout_s=limits.story_timeout_s,
             stall_timeout_s=limits.stall_timeout_s,
             retries=limits.retries,

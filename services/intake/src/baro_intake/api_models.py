@@ -120,7 +120,14 @@ Attempts = json_int(1, 20)
 class LimitsIn(Request):
     max_stories: StoryCap | None = None
     parallelism: ParallelismCap | None = None
-    token_budget: TokenBudget | None = None
+    token_budget: TokenBudget | None = Field(
+        default=None, description="tokens one agent run of a story may use"
+    )
+    run_token_budget: TokenBudget | None = Field(
+        default=None,
+        description="tokens the whole run may use (intake, planning, every agent); agents "
+        "are stopped as it is reached. Default: the server's BARO_RUN_TOKEN_BUDGET",
+    )
     story_timeout_s: Annotated[float, Field(ge=1, le=86_400)] = 1800.0
     stall_timeout_s: Annotated[float, Field(ge=1, le=86_400)] = 600.0
     retries: Retries = 1
@@ -215,6 +222,7 @@ class LimitsOut(BaseModel):
     max_stories: int | None = None
     parallelism: int | None = None
     token_budget: int | None = None
+    run_token_budget: int | None = None
     story_timeout_s: float
     stall_timeout_s: float
     retries: int

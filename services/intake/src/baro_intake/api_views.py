@@ -167,6 +167,7 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
                 max_stories=lim.max_stories,
                 parallelism=lim.parallelism,
                 token_budget=lim.token_budget,
+                run_token_budget=lim.run_token_budget,
                 story_timeout_s=lim.story_timeout_s,
                 stall_timeout_s=lim.stall_timeout_s,
                 retries=lim.retries,

@@ -393,9 +393,24 @@ class StreamMapper:
             events.append(
                 error_event(verdict.error or f"{self.backend} failed", verdict.kind, verdict.status)
             )
+        unreported = self._unreported_usage()
+        if unreported is not None:
+            events.append(Usage(usage=unreported))
         result = excerpt(self._last_text, TEXT_CHARS) if self._last_text else None
         events.append(AgentFinished(ok=verdict.ok, error=verdict.error, result=result))
         return self._record(events)
+
+    @property
+    def spent(self) -> int:
+        """Tokens the run used so far, as far as the stream tells while it runs: what the
+        token budgets are checked against. The reported usage, or more where the stream
+        shows model calls before it reports their totals (Claude Code)."""
+        return self.usage.total
+
+    def _unreported_usage(self) -> TokenUsage | None:
+        """At the end of a stream that never reported its usage (the agent was stopped or
+        died before its totals): what the stream showed of it, if anything."""
+        return None
 
     @property
     def outcome_ok(self) -> bool | None:

@@ -92,6 +92,12 @@ class ClaudeMapper(StreamMapper):
         self._api_error: str | None = None  # text of a synthetic API-error message
         self._api_error_kind: ErrorKind | None = None
         self._did_work = False  # a file changed or a command ran
+        # Each model call shows its message_start usage snapshot on its assistant lines
+        # (repeated on every line of one message.id): the call's whole input, but only the
+        # first output tokens. Totals come only on the result line; until then, and when a
+        # stopped agent never writes it, the snapshots are what is known of the spending.
+        self._calls: set[str] = set()
+        self._streamed = TokenUsage()
 
     def _map(self, obj: JsonObject) -> list[NormalizedEvent]:
         kind = as_str(obj.get("type"))
@@ -140,6 +146,7 @@ class ClaudeMapper(StreamMapper):
             self._api_error_kind = _ERROR_CODES.get(error_code or "") or classify(self._api_error)
             self._failure = self._api_error
             return []
+        self._snapshot(message)
         events: list[NormalizedEvent] = []
         for block in content:
             if not isinstance(block, dict):
@@ -154,6 +161,35 @@ class ClaudeMapper(StreamMapper):
             elif block_type == "tool_use":
                 events.append(self._tool_started(block))
         return events
+
+    def _snapshot(self, message: JsonObject) -> None:
+        call = as_str(message.get("id"))
+        if call is None or call in self._calls:
+            return
+        self._calls.add(call)
+        usage = as_dict(message.get("usage"))
+        cache_read = as_count(usage.get("cache_read_input_tokens"))
+        seen = token_usage(
+            input=plus(
+                as_count(usage.get("input_tokens")),
+                as_count(usage.get("cache_creation_input_tokens")),
+                cache_read,
+            ),
+            cached_input=cache_read,
+            output=None,  # the snapshot's 1 or 2 output tokens say nothing of the call's output
+            reasoning=None,
+        )
+        if seen is not None:
+            self._streamed = self._streamed + seen
+
+    @property
+    def spent(self) -> int:
+        return max(self.usage.total, self._streamed.total)
+
+    def _unreported_usage(self) -> TokenUsage | None:
+        if self.usage.is_known() or not self._streamed.is_known():
+            return None
+        return self._streamed
 
     def _tool_started(self, block: JsonObject) -> ToolStarted:
         call_id = as_str(block.get("id"))
