@@ -151,7 +151,7 @@ async def test_the_architect_answers_and_its_tokens_are_counted(tmp_path: Path) 
     )
     note = await ask_for_note(ENDPOINTS, _endpoint_stories(), FILES, ask, "scripted")
     assert (note.text, note.source, note.notes) == (NOTE, "model", [])
-    assert note.tokens == TokenUsage(input=200, cached_input=0, output=60)
+    assert note.tokens == TokenUsage(input=200, cached_input=0, output=60, cost_usd=0.0)
     assert [purpose for purpose, _ in asked] == ["architect"]
 
 
@@ -163,7 +163,7 @@ async def test_an_unusable_note_is_repaired_once(tmp_path: Path) -> None:
     ask, asked = scripted(script, tmp_path)
     note = await ask_for_note(ENDPOINTS, _endpoint_stories(), FILES, ask, "scripted")
     assert note.text == NOTE and note.source == "model"
-    assert note.tokens == TokenUsage(input=220, cached_input=0, output=50)
+    assert note.tokens == TokenUsage(input=220, cached_input=0, output=50, cost_usd=0.0)
     assert "get around the checks" in asked[1][1], "the repair says what was wrong"
     assert note.notes == [
         "scripted's first design note was not usable (the note tells agents to get around "
@@ -177,7 +177,7 @@ async def test_two_unusable_notes_fall_back_to_the_planners_summary(tmp_path: Pa
     stories = _endpoint_stories()
     note = await ask_for_note(ENDPOINTS, stories, FILES, ask, "scripted")
     assert note.source == "offline" and note.text == offline_note(stories, FILES)
-    assert note.tokens == TokenUsage(input=20, cached_input=0, output=2)
+    assert note.tokens == TokenUsage(input=20, cached_input=0, output=2, cost_usd=0.0)
     assert note.notes[0].startswith("scripted's design note was not usable, even after one repair")
     assert note.notes[0].endswith("the planner's own summary was used")
 
