@@ -124,7 +124,13 @@ def test_the_text_summary_after_ctrl_c_is_the_run_record(tmp_path: Path) -> None
     assert done.returncode == 130, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[0] == f"run {rec.run_id}: cancelled — {rec.reason}"
-    assert any(line.startswith("  S1: cancelled (attempt 2) — scripted") for line in lines)
+    (s1,) = [line for line in lines if line.startswith("  S1: cancelled (attempt 2) — scripted")]
+    story = rec.story("S1")
+    assert story is not None
+    assert s1.endswith(
+        f", tokens: {(story.tokens.input or 0) + (story.tokens.output or 0)}, "
+        f"cost ${story.tokens.cost_usd:.4f}"
+    )
     tokens = rec.totals.tokens
     assert (
         f"tokens: input {tokens.input}, cached {tokens.cached_input}, output {tokens.output}; "

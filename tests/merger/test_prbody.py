@@ -91,7 +91,7 @@ def test_nothing_dropped_and_unknown_tokens() -> None:
         rec, commits=1, files_changed=[], dropped=[], verify=None, verify_command=None, now=1100.0
     )
     assert "## Dropped artifacts\n\nNone." in body
-    assert "| S1 | Tests for a.py | integrated | 10.0s | 9.5s | ? / ? / ? | ? |" in body
+    assert "| S1 | Tests for a.py | integrated | 10.0s | 9.5s | ? / ? / ? | unknown |" in body
     assert "| 2,010 | 1,400 | 102 | $0.5000 | 1m 40s | 28.5s | 0.28x |" in body
     assert "## Verification" not in body
     assert "1m 40s" in body  # wall-clock over a minute
@@ -104,7 +104,7 @@ def test_no_price_reported_is_unknown_not_zero() -> None:
     body = pr_body(
         rec, commits=1, files_changed=[], dropped=[], verify=None, verify_command=None, now=1030.0
     )
-    assert "| 3,010 | ? | 152 | ? | 30.0s | 28.5s | 0.95x |" in body
+    assert "| 3,010 | ? | 152 | unknown | 30.0s | 28.5s | 0.95x |" in body
     assert "$0.0000" not in body
 
 

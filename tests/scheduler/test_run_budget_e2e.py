@@ -93,3 +93,15 @@ def test_the_run_budget_stops_a_story_mid_way_and_the_run_says_so(tmp_path: Path
     text = baro("status", report["run_id"], cwd=repo)
     assert text.returncode == 0, text.stderr
     assert "5,502 of the run's token budget of 5,000" in text.stdout
+    # per story: what it spent, in tokens and in dollars. S1 finished and its result priced
+    # it ($0 from the scripted agent); S2 was stopped before its result: its price is unknown
+    rows = {
+        line.split()[0]: " ".join(line.split())
+        for line in text.stdout.splitlines()
+        if line.startswith("  ")
+    }
+    assert rows["ID"].split()[:5] == ["ID", "STATUS", "TOKENS", "COST", "TITLE"]
+    spent = s2["tokens"]["input"] + (s2["tokens"]["output"] or 0)
+    assert s2["tokens"]["cost_usd"] is None
+    assert rows["S2"] == f"S2 failed attempt 1 {spent:,} unknown Change b.txt"
+    assert rows["S1"].startswith("S1 integrated attempt 1 ") and " $0.0000 " in rows["S1"]

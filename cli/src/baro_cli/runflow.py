@@ -596,7 +596,7 @@ def render_summary(report: RunReport, out: TextIO) -> None:
         agent = " ".join(filter(None, (st.get("backend"), st.get("model"))))
         spent = st.get("tokens") or {}
         used = (spent.get("input") or 0) + (spent.get("output") or 0)
-        cost = f" — {agent}, tokens: {used}" if agent else ""
+        cost = f" — {agent}, tokens: {used}, cost {dollars(spent.get('cost_usd'))}" if agent else ""
         w(f"  {st['id']}: {st['status']}{attempt}{cost}\n")
     if report.branch:
         w(

@@ -32,6 +32,7 @@ from baro_shared.bus import Bus, BusUnavailable
 from baro_shared.processes import with_interruption
 from baro_shared.runids import is_run_id
 from baro_shared.settings import Settings
+from baro_shared.totals import dollars
 
 T = TypeVar("T")
 
@@ -260,10 +261,17 @@ def render_detail(v: RunDetail, out: TextIO) -> None:
     if v.stories:
         w(f"stories ({v.totals.stories_integrated}/{len(v.stories)} integrated):\n")
         rows = [
-            (f"  {st.id}", st.status, f"attempt {st.attempt}" if st.attempt else "", st.title[:70])
+            (
+                f"  {st.id}",
+                st.status,
+                f"attempt {st.attempt}" if st.attempt else "",
+                f"{(st.tokens.input or 0) + (st.tokens.output or 0):,}",
+                dollars(st.tokens.cost_usd),
+                st.title[:70],
+            )
             for st in v.stories
         ]
-        table(("  ID", "STATUS", "", "TITLE"), rows, out)
+        table(("  ID", "STATUS", "", "TOKENS", "COST", "TITLE"), rows, out)
         for st in v.stories:
             for r in st.refused:
                 w(f"  {st.id} refused {r.path}: {r.rule}, {r.reason}\n")

@@ -126,7 +126,7 @@ def stories_table(stories: Sequence[s.StoryState]) -> list[str]:
             f"| {_cell(st.story.id)} | {_cell(st.story.title[:80])} | {st.status} | {duration} | "
             f"{_duration(st.agent_seconds)} | "
             f"{_count(tokens.input)} / {_count(tokens.cached_input)} / {_count(tokens.output)} | "
-            f"{_cost(tokens.cost_usd)} |"
+            f"{dollars(tokens.cost_usd)} |"
         )
     return rows
 
@@ -140,16 +140,12 @@ def totals_table(record: s.RunRecord, now: float) -> list[str]:
         "| tokens in | cached | out | cost | wall-clock | summed agent time | speedup |",
         "|---:|---:|---:|---:|---:|---:|---:|",
         f"| {_count(tokens.input)} | {_count(tokens.cached_input)} | {_count(tokens.output)} | "
-        f"{_cost(tokens.cost_usd)} | {_duration(totals.wall_s)} | {_duration(totals.agent_s)} | "
+        f"{dollars(tokens.cost_usd)} | {_duration(totals.wall_s)} | {_duration(totals.agent_s)} | "
         f"{f'{speedup:.2f}x' if speedup is not None else '-'} |",
         "",
         "<sub>Summed agent time adds up every attempt's agent process, from its start to its "
         "exit; speedup is that over the wall-clock.</sub>",
     ]
-
-
-def _cost(cost_usd: float | None) -> str:
-    return "?" if cost_usd is None else dollars(cost_usd)
 
 
 def _duration(seconds: float) -> str:
