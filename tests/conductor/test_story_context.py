@@ -176,3 +176,53 @@ def test_a_story_runs_with_its_own_model_else_its_tier_else_the_runs() -> None:
     table = core.summary_markdown(d.rec)
     assert "| story | status | agent | duration | tokens (in/cached/out) |" in table
     assert "| D d | assigned | scripted cheap-docs |" in table
+
+
+# --------------------------------------------------------------------------- the goal's context
+
+READING = "Make one small, behaviour-preserving cleanup in the most obvious spot."
+
+
+def _decided(vague: bool) -> s.IntakeDecided:
+    return s.IntakeDecided(
+        run_id=RUN,
+        decision=s.IntakeDecision(
+            mode="focused",
+            confidence=0.7,
+            reason="r",
+            vague=vague,
+            interpretation=READING if vague else None,
+            caps=s.Caps(max_stories=1, parallelism=1),
+        ),
+    )
+
+
+def test_a_vague_goal_s_reading_reaches_every_attempt() -> None:
+    d = Driver()
+    d.feed(submitted(goal="make it better"))
+    d.feed(_decided(vague=True))
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    d.feed(s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="make it better")]))
+    d.feed(finish("S1", status="failed"))
+    assert [(m.attempt, m.interpretation) for m in d.commands(s.RunStory)] == [
+        (1, READING),
+        (2, READING),
+    ]
+
+
+def test_a_concrete_goal_has_no_reading() -> None:
+    d = Driver()
+    d.feed(submitted())
+    d.feed(_decided(vague=False))
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    d.feed(s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="fix")]))
+    assert [m.interpretation for m in d.commands(s.RunStory)] == [None]
+
+
+def test_a_follow_up_s_stories_are_told_what_the_branch_holds() -> None:
+    held = s.FollowUp(goals=["fix the off-by-one"], commits=["abc1234 Fix the off-by-one"])
+    d = Driver()
+    d.feed(submitted(mode_request="focused", continue_branch="baro/fix", follow_up=held))
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    d.feed(s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="also the empty list")]))
+    assert [m.follow_up for m in d.commands(s.RunStory)] == [held]

@@ -260,6 +260,16 @@ class Delivery(Value, kw_only=True):
     files: list[str] = msgspec.field(default_factory=list)
 
 
+class FollowUp(Value, kw_only=True):
+    """What a ``--continue`` run builds on, as the submitter saw its branch: the goals of
+    the earlier runs that made or moved it (oldest first) and the branch's commits that
+    the submitter's checkout does not have (newest first, ``<short hash> <subject>``)."""
+
+    goals: list[str] = msgspec.field(default_factory=list)
+    commits: list[str] = msgspec.field(default_factory=list)
+    more_commits: int = 0  # left out of ``commits``
+
+
 class Refusal(Value, kw_only=True):
     """A path of a story's change left out by a guard: by the merger (left out of the
     integration, kept in the story's attempt ref) or, for a file above the size limit, by
@@ -338,6 +348,7 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     publish: Publish = "local"
     slug: str | None = None
     continue_branch: str | None = None
+    follow_up: FollowUp | None = None  # with continue_branch: what the branch already holds
     # Only read by the scripted test/demo agent: its JSON script, inline.
     agent_script: str | None = None
     submitted_by: str | None = None
@@ -599,6 +610,9 @@ class RunStory(Message, tag="cmd.run_story", kw_only=True):
     # With a run token budget: the most this attempt may spend of it (the runner stops its
     # agent past it). A redelivery of this command spends from the same allowance.
     token_allowance: int | None = None
+    # A vague goal's smallest safe reading (the intake's): what the agent is to do of it
+    interpretation: str | None = None
+    follow_up: FollowUp | None = None  # a --continue run: the earlier goals and commits
 
 
 class IntegrateStory(Message, tag="cmd.integrate", kw_only=True):

@@ -37,6 +37,8 @@ from baro_shared.gitutil import git_sync
 from baro_shared.processes import current_owner, interruption
 from baro_shared.settings import Settings
 
+MAX_FOLLOW_UP_COMMITS = 20  # of a --continue branch, listed in the agents' prompt
+
 INTAKE_CHOICES: tuple[str, ...] = get_args(s.IntakeStrategy)
 
 
@@ -252,9 +254,11 @@ def build_request(
     validate.backend_name(backend)
     root, head = validate.repository(repo)
     follow_up = None
+    held = None
     if continue_branch:
         # the follow-up starts from the branch's head as it is now
         follow_up, head = baro_branch_to_continue(root, continue_branch)
+        held = branch_commits(root, head)
         if mode == "auto":
             mode = "focused"  # a follow-up is one change on top of the branch
     validate.backend(backend, settings, local=not remote, model=model)
@@ -271,6 +275,7 @@ def build_request(
         goal=text,
         repo=s.RepoSource(kind="path", location=str(root), commit=head, ref=_current_branch(root)),
         continue_branch=follow_up,
+        follow_up=held,
         mode_request=mode,  # type: ignore[arg-type]
         intake=intake,  # type: ignore[arg-type]
         planner=planner,  # type: ignore[arg-type]
@@ -346,6 +351,10 @@ async def _submit_and_follow(
             note = interrupted_runs_note(await bus.list_records(), request.repo.location)
             if note:
                 progress.note(note)
+        if request.follow_up is not None and request.continue_branch:
+            request.follow_up.goals = earlier_goals(
+                await bus.list_records(), request.repo.location, request.continue_branch
+            )
         progress.line(f"run {request.run_id} submitted: {request.goal.splitlines()[0][:100]}")
         await runflow.submit(bus, request)
         report = await runflow.follow(
@@ -379,6 +388,33 @@ def interrupted_runs_note(records: list[s.RunRecord], repository: str) -> str | 
         f"{len(found)} runs of this repository were interrupted ({', '.join(found)}): "
         "baro resume RUN continues one, baro cancel RUN ends it"
     )
+
+
+def earlier_goals(records: list[s.RunRecord], repository: str, branch: str) -> list[str]:
+    """The goals of the runs that delivered ``branch`` of ``repository``, oldest first."""
+    made = sorted(
+        (rec for rec in records if rec.delivered is not None and rec.delivered.branch == branch),
+        key=lambda rec: rec.created_at,
+    )
+    return [
+        rec.request.goal
+        for rec in made
+        if rec.request.repo.kind == "path" and rec.request.repo.location == repository
+    ]
+
+
+def branch_commits(root: Path, head: str) -> s.FollowUp:
+    """The commits a follow-up's branch holds that the checkout's HEAD does not, newest
+    first (what earlier runs added), at most MAX_FOLLOW_UP_COMMITS of them."""
+    span = (head, "--not", "HEAD", "--")
+    listed = git_sync(
+        "-C", str(root), "log", f"--max-count={MAX_FOLLOW_UP_COMMITS}", "--format=%h %s", *span,
+        check=False,
+    )  # fmt: skip
+    counted = git_sync("-C", str(root), "rev-list", "--count", *span, check=False)
+    commits = listed.out.splitlines() if listed.returncode == 0 else []
+    total = int(counted.out) if counted.returncode == 0 and counted.out.isdigit() else 0
+    return s.FollowUp(commits=commits, more_commits=max(0, total - len(commits)))
 
 
 def baro_branch_to_continue(root: Path, name: str) -> tuple[str, str]:

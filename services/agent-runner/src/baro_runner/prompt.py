@@ -1,7 +1,8 @@
 """The instructions an agent receives for one story.
 
 The prompt is a list of independent sections, each present only when it has something to
-say: the story itself, the design note parallel stories share, what the story's
+say: the story itself (with a vague goal's reading), what an earlier run left on the
+branch a follow-up continues, the design note parallel stories share, what the story's
 dependencies delivered, what other stories integrated near its files since its previous
 attempt began, why its previous attempt is re-run (a conflict, a change outside its write
 surface), and the rules.
@@ -21,6 +22,7 @@ Rules:
 - You may commit, but you do not need to: every change left in the working tree is collected."""
 
 MAX_FILES_LISTED = 20
+MAX_GOAL_CHARS = 500  # of each earlier goal of a follow-up
 
 
 def _story(cmd: s.RunStory) -> list[str]:
@@ -29,9 +31,14 @@ def _story(cmd: s.RunStory) -> list[str]:
         "You are working on one story of a larger goal, in a git repository (your working directory).",
         "",
         f"Goal of the whole run: {cmd.goal.strip()}",
-        "",
-        f"Your story ({story.id}): {story.title}",
     ]
+    if cmd.interpretation:
+        parts += [
+            "",
+            "The goal is vague; it is read as follows, and this reading is the whole task: "
+            + cmd.interpretation.strip(),
+        ]
+    parts += ["", f"Your story ({story.id}): {story.title}"]
     if story.description and story.description.strip() != story.title.strip():
         parts += ["", story.description.strip()]
     if story.acceptance:
@@ -42,6 +49,29 @@ def _story(cmd: s.RunStory) -> list[str]:
             "Your write surface (change files only here):",
             *(f"- {p}" for p in story.write_surface),
         ]
+    return parts
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _follow_up(cmd: s.RunStory) -> list[str]:
+    follow = cmd.follow_up
+    if follow is None or not (follow.goals or follow.commits):
+        return []
+    parts = [
+        "This run follows up on earlier work: your working tree is a branch that earlier runs "
+        "made. Build on what it holds; do not redo or undo it unless the goal asks for that."
+    ]
+    if follow.goals:
+        parts += ["Earlier goals of this branch (oldest first):"]
+        parts += [f"- {_one_line(goal, MAX_GOAL_CHARS)}" for goal in follow.goals]
+    if follow.commits:
+        parts += ["The branch's commits (newest first):", *(f"- {c}" for c in follow.commits)]
+        if follow.more_commits:
+            parts.append(f"- and {follow.more_commits} older")
     return parts
 
 
@@ -99,6 +129,7 @@ def _rules(cmd: s.RunStory) -> list[str]:
 
 SECTIONS: tuple[Callable[[s.RunStory], list[str]], ...] = (
     _story,
+    _follow_up,
     _design,
     _delivered,
     _nearby,

@@ -934,10 +934,18 @@ def _dispatch(
             delivered=delivered,
             nearby=list(st.nearby),
             token_allowance=share,
+            interpretation=_interpretation(rec),
+            follow_up=req.follow_up,
         ),
         f"{rec.run_id}.run.{st.story.id}.{st.attempt}",
     )
     st.nearby = []
+
+
+def _interpretation(rec: s.RunRecord) -> str | None:
+    """The reading of a vague goal the agent works from (None for a concrete goal)."""
+    decision = rec.decision
+    return decision.interpretation if decision is not None and decision.vague else None
 
 
 def _out_of_budget(tr: Transition) -> None:
