@@ -25,7 +25,7 @@ SCRIPT = {
                 {"text": f"working on {name}.py"},
                 {"sleep": 1.5},
                 {"write": f"{name}.py", "content": f'"""{name}."""\n{name.upper()} = 1\n'},
-                {"usage": {"input": 300, "cached": 100, "output": 30}},
+                {"usage": {"input": 300, "cached": 100, "output": 30, "cost_usd": 0.0125}},
             ],
         }
         for name in NAMES
@@ -111,6 +111,8 @@ async def test_sign_in_and_watch_a_parallel_run_to_its_branch(
     assert all(any(f"working on {n}.py" in t for t in tails) for n in NAMES), tails
     tokens = run["totals"]["tokens"]
     assert await page.locator("#tokens").inner_text() == f"{tokens['input']} / {tokens['output']}"
+    assert tokens["cost_usd"] == pytest.approx(0.05)  # four stories at $0.0125
+    assert await page.locator("#cost").inner_text() == "$0.0500"
     assert await page.locator("#story-rows tr").count() == 4
     assert errors == []
 
@@ -120,6 +122,7 @@ async def test_sign_in_and_watch_a_parallel_run_to_its_branch(
     await listed.wait_for()
     assert "delivered" in await listed.inner_text()
     assert f"{tokens['input']} / {tokens['output']}" in await listed.inner_text()
+    assert "$0.0500" in await listed.inner_text()
     await page.click("#logout")
     await page.wait_for_selector("#login:not([hidden])")
     assert await page.evaluate("sessionStorage.length") == 0

@@ -173,7 +173,7 @@ async function listRuns() {
         el("td", {}, r.mode || ""),
         el("td", {}, seconds(now - r.created_at)),
         el("td", {}, tokens(r.tokens)),
-        el("td", {}, dollars(r.cost_usd))));
+        el("td", {}, dollars(r.tokens.cost_usd))));
     $("run-rows").replaceChildren(...rows);
     $("runs-empty").hidden = runs.length > 0;
     await sleep(LIST_REFRESH_MS);
@@ -489,7 +489,7 @@ function drawFacts(view) {
   const speedup = view.totals ? view.totals.speedup : null;
   $("speedup").textContent = speedup ? `${speedup.toFixed(2)}×` : "";
   $("tokens").textContent = tokens(view.spent());
-  $("cost").textContent = dollars(view.cost);
+  $("cost").textContent = dollars(view.totals ? view.totals.tokens.cost_usd : view.cost);
   const d = view.delivered;
   const delivered = [];
   if (d) {
