@@ -203,3 +203,24 @@ def test_baro_run_with_a_wrong_default_stops_in_one_line(tmp_path: Path, monkeyp
         f"baro: .baro.toml at {run_git(repo, 'rev-parse', 'HEAD')[:12]}: [defaults] intake must "
         "be one of offline, llm, auto (not 1) (fix it and commit)"
     ]
+
+
+def test_the_run_token_budget_is_a_default_like_the_others(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    repo = make_repo(
+        tmp_path / "repo",
+        {"a.txt": "a\n", ".baro.toml": '[defaults]\nbackend = "scripted"\nrun_token_budget = 70000\n'},
+    )
+    from_file = submitted(monkeypatch, clean_env(tmp_path), repo)
+    from_env = submitted(monkeypatch, clean_env(tmp_path, BARO_RUN_TOKEN_BUDGET="50000"), repo)
+    from_flag = submitted(
+        monkeypatch,
+        clean_env(tmp_path, BARO_RUN_TOKEN_BUDGET="50000"),
+        repo,
+        "--run-token-budget",
+        "30000",
+    )
+    got = [r.limits.run_token_budget for r in (from_file, from_env, from_flag)]
+    assert got == [70_000, 50_000, 30_000]
+    assert {d.name: d.source for d in from_flag.defaults}["run_token_budget"] == "flag"
