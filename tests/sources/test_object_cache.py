@@ -231,3 +231,28 @@ async def test_trim_removes_least_recently_used_caches_nothing_borrows(tmp_path:
     again = await prepare_run(cache_dir / "integration", "r4", path_source(repos[0]))
     assert again.cache_created
     fsck(again.repo)
+
+
+async def test_a_cache_fetched_into_run_after_run_keeps_a_bounded_number_of_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every run fetches the user's new commit: the loose objects and small packs that
+    leaves are packed into one, and only the newest fetched bases keep a ref, while every
+    run's base stays readable in every repository that borrows it."""
+    monkeypatch.setattr(objectcache, "MAX_LOOSE", 4)
+    monkeypatch.setattr(objectcache, "MAX_SMALL_PACKS", 1)
+    monkeypatch.setattr(objectcache, "KEPT_FETCHED", 2)
+    user = make_repo(tmp_path / "user", FILES)
+    cache_dir = tmp_path / "cache"
+    runs = []
+    for i in range(6):
+        commit_file(user, f"notes/{i}.md", f"note {i}\n")
+        runs.append(await prepare_run(cache_dir / "integration", f"r{i}", path_source(user)))
+        cache = only_cache(cache_dir / "sources")
+        loose = [f for d in cache.objects.glob("[0-9a-f][0-9a-f]") for f in d.iterdir()]
+        assert len(loose) <= 4 and len(list((cache.objects / "pack").glob("*.pack"))) <= 2
+        assert len(run_git(cache.path, "for-each-ref", "refs/baro/fetched/").splitlines()) <= 2
+    assert object_count(cache.path) == object_count(user), "every object, each stored once"
+    for run in runs:
+        fsck(run.repo)
+        assert run_git(run.repo, "cat-file", "-t", run.base) == "commit"

@@ -341,6 +341,24 @@ class Bus:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
+    async def delete_objects(self, prefix: str) -> int:
+        """Delete every object whose name starts with ``prefix``; how many went."""
+        try:
+            infos = await self.objects.list(ignore_deletes=True)
+        except (NotFoundError, nats.js.errors.ObjectNotFoundError):
+            return 0
+        gone = 0
+        for info in infos:
+            if info.name.startswith(prefix):
+                with contextlib.suppress(
+                    NotFoundError,
+                    nats.js.errors.ObjectNotFoundError,
+                    nats.js.errors.ObjectDeletedError,
+                ):
+                    await self.objects.delete(info.name)
+                    gone += 1
+        return gone
+
     async def has_object(self, name: str) -> bool:
         try:
             await self.objects.get_info(name)

@@ -57,6 +57,7 @@ CACHE_SUFFIX = ".git"
 LOCK_SUFFIX = ".lock"
 FETCHED_PREFIX = "refs/baro/fetched/"
 SCRATCH_PREFIX = "refs/baro/scratch/"
+KEPT_FETCHED = 16  # refs/baro/fetched/ kept per cache (``_bound_fetched``)
 _FETCH = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules")
 _LOCK_POLL_S = (0.005, 0.25)  # first and longest wait between tries of a held lock
 _FULL_OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -311,6 +312,35 @@ async def _keep(cache: SourceCache, commits: Iterable[str]) -> None:
             lines.append(f"update {FETCHED_PREFIX}{oid} {oid}\n")
     if lines:
         await git("update-ref", "--stdin", cwd=cache.path, input="".join(lines).encode())
+        await _bound_fetched(cache)
+
+
+def _has_fetched_ref(cache: SourceCache, commit: str) -> bool:
+    """Is ``refs/baro/fetched/<commit>`` there, loose or packed (read without git)?"""
+    ref = FETCHED_PREFIX + commit
+    if (cache.path / ref).is_file():
+        return True
+    try:
+        packed = (cache.path / "packed-refs").read_text()
+    except OSError:
+        return False
+    return f"{commit} {ref}\n" in packed
+
+
+async def _bound_fetched(cache: SourceCache) -> None:
+    """Keep the refs of the newest ``KEPT_FETCHED`` fetched commits, packed into one file:
+    enough for a fetch to tell the source what the cache has, and no ref file per run.
+    Objects stay (the cache is never pruned), so a run borrowing an older base loses
+    nothing."""
+    listed = await git(
+        "for-each-ref", "--sort=-committerdate", "--format=%(refname)", FETCHED_PREFIX,
+        cwd=cache.path,
+    )  # fmt: skip
+    stale = listed.out.splitlines()[KEPT_FETCHED:]
+    if stale:
+        payload = "".join(f"delete {name}\n" for name in stale).encode()
+        await git("update-ref", "--stdin", cwd=cache.path, input=payload, check=False)
+    await git("pack-refs", "--all", cwd=cache.path, check=False)
 
 
 async def _drop_refs(cache: SourceCache, prefix: str) -> None:
@@ -318,6 +348,55 @@ async def _drop_refs(cache: SourceCache, prefix: str) -> None:
     if refs:
         payload = "".join(f"delete {name}\n" for name in refs).encode()
         await git("update-ref", "--stdin", cwd=cache.path, input=payload, check=False)
+
+
+# --------------------------------------------------------------------------- consolidating
+
+MAX_SMALL_PACKS = 32  # small packs a cache may hold before they are packed into one
+MAX_LOOSE = 512  # loose objects likewise (a fetch of a few commits leaves them loose)
+SMALL_PACK_BYTES = 32 << 20  # larger packs (the first clone's) are never rewritten
+
+
+async def consolidate(cache: SourceCache) -> bool:
+    """Pack what incremental fetches left (small packs, loose objects) into one pack,
+    so a cache fetched into on every run does not grow by files per run (call under
+    ``locked``). Every object stays: the new pack holds all of them before the old files
+    go, as ``git repack`` does on a live repository, and a borrower that looks in the
+    meantime finds each object in one or the other. True when it packed."""
+    pack_dir = cache.objects / "pack"
+    small = [
+        p
+        for p in sorted(pack_dir.glob("pack-*.pack"))
+        if p.with_suffix(".idx").is_file()
+        and not p.with_suffix(".keep").exists()
+        and p.stat().st_size < SMALL_PACK_BYTES
+    ]
+    loose = [
+        f"{d.name}{f.name}"
+        for d in cache.objects.glob("[0-9a-f][0-9a-f]")
+        for f in d.iterdir()
+        if _FULL_OID.match(d.name + f.name)
+    ]
+    if len(small) <= MAX_SMALL_PACKS and len(loose) <= MAX_LOOSE:
+        return False
+    oids = set(loose)
+    for pack in small:
+        listed = await git(
+            "show-index", cwd=cache.path, input=pack.with_suffix(".idx").read_bytes()
+        )
+        oids.update(line.split()[1] for line in listed.stdout.splitlines() if line.strip())
+    made = await git(
+        "pack-objects", "--quiet", "--delta-base-offset", str(pack_dir / "pack"),
+        cwd=cache.path, input="".join(f"{oid}\n" for oid in sorted(oids)).encode(),
+        timeout=3600,
+    )  # fmt: skip
+    kept = f"pack-{made.out}"
+    for pack in small:
+        if pack.stem != kept:
+            for part in sorted(pack_dir.glob(pack.stem + ".*"), key=lambda p: p.suffix != ".idx"):
+                part.unlink(missing_ok=True)  # the index first: no reader opens a lone pack
+    await git("prune-packed", "--quiet", cwd=cache.path)
+    return True
 
 
 # --------------------------------------------------------------------------- borrowing
@@ -542,10 +621,12 @@ async def obtain(
         known = await resolve(cache, commit) if commit else None
         if known is not None and commit is not None and known.startswith(commit.lower()):
             found, read = Fetched(known, [], "", False), False
-            if not (cache.path / FETCHED_PREFIX / known).exists():
+            if not _has_fetched_ref(cache, known):
                 await _keep(cache, [known])  # a commit the cold clone brought: keep it too
         else:
             found, read = await fetch(cache, await locate(), wanted, commit=commit), True
+        if created or read:
+            await consolidate(cache)
         if borrower is not None and found.commit is not None:
             register(cache, borrower)
         touch(cache)

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "baro")
     state_dir: Path = Field(default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "baro")
     keep_workspaces: bool = False
+    # finished runs whose integration repository, kept workspaces, refs/baro/<run>/ and
+    # objects each machine keeps; older ones are forgotten when a new run arrives
+    # (docs/configuration.md, "What a machine keeps")
+    keep_runs: int = Field(default=20, ge=0)
     # per-source object caches (cache_dir/sources): least recently used ones nothing
     # borrows from are removed while what they alone hold on disk is above this
     # (docs/configuration.md, "Source caches")

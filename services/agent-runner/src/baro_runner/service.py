@@ -25,6 +25,7 @@ from baro_runner.ports import NoFreePorts, PortBlocks, PortLease, PortRange
 from baro_runner.prompt import build_prompt
 from baro_runner.rawlog import STREAMS, AgentLogs
 from baro_runner.reaper import GroupRegistry
+from baro_shared import retention
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.backends import auth_advice
@@ -253,7 +254,22 @@ class _Job:
                 log.warning("workspace for %s/%s failed: %s", cmd.run_id, self.story_id, exc)
                 workspace.Workspace(root).remove()
                 return Nak(5.0, f"workspace: {exc}")
-        return await self._run_agent(ws)
+        outcome = await self._run_agent(ws)
+        await self._forget_finished_runs()
+        return outcome
+
+    async def _forget_finished_runs(self) -> None:
+        """Remove the workspaces that finished runs beyond the newest ``BARO_KEEP_RUNS``
+        left on this runner (``baro_shared.retention``)."""
+        root = self.settings.workspaces_dir
+        try:
+            run_ids = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+            for record in await retention.to_forget(
+                self.bus, run_ids, self.settings.keep_runs, current=self.cmd.run_id
+            ):
+                retention.remove_workspaces(root, record.run_id)
+        except Exception as exc:  # the next story tries again
+            log.warning("could not forget the workspaces of finished runs: %s", exc)
 
     async def _prepare(self, root: Path, tmp: Path) -> workspace.Workspace:
         cmd = self.cmd

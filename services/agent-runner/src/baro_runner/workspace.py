@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from baro_shared import objectcache
+from baro_shared import objectcache, retention
 from baro_shared import schemas as s
 from baro_shared.backends import agent_env
 from baro_shared.gitutil import BARO_IDENTITY, GitError, git, tree_listing
@@ -78,6 +78,7 @@ class Workspace:
     def remove(self) -> None:
         objectcache.release(self.git_dir)
         shutil.rmtree(self.root, ignore_errors=True)
+        retention.drop_if_empty(self.root.parent)
 
 
 def workspace_path(base: Path, run_id: str, story_id: str, attempt: int) -> Path:

@@ -39,7 +39,7 @@ from baro_merger.prbody import pr_body, pr_title
 from baro_merger.publish import Publication, publish
 from baro_merger.remote import RunResult, bundle_result, pushed_branch_name, stage_push
 from baro_merger.verify import verify
-from baro_shared import objectcache
+from baro_shared import objectcache, retention
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import ACK, Bus, Delivery, Outcome
@@ -150,6 +150,33 @@ class Merger(CommandService):
             ),
             f"{cmd.run_id}.prepared",
         )
+        await self._forget_finished_runs(cmd.run_id)
+
+    async def _forget_finished_runs(self, current: str) -> None:
+        """Keep what the newest ``BARO_KEEP_RUNS`` finished runs left on this machine and
+        forget older ones as ``baro clean RUN`` would, so disk does not grow per run
+        (``baro_shared.retention``). A local run's refs/baro/<run>/ go only when it was
+        delivered: otherwise they are the only copy of its agents' work."""
+        run_ids = [p.name.removesuffix(".git") for p in self.root.glob("*.git")]
+        try:
+            doomed = await retention.to_forget(
+                self.bus, run_ids, self.settings.keep_runs, current=current
+            )
+            for record in doomed:
+                source = record.request.repo
+                local = source.kind == "path"
+                user_repo = Path(source.location) if local and record.state == "delivered" else None
+                async with self._locks[record.run_id]:
+                    await local_delivery.cleanup_run(
+                        self.repo(record.run_id), record.run_id, user_repo
+                    )
+                    retention.remove_workspaces(self.settings.workspaces_dir, record.run_id)
+                self._locks.pop(record.run_id, None)
+                if local:  # a cluster run's result stays for `baro fetch` until it expires
+                    await self.bus.delete_objects(f"runs/{record.run_id}/")
+                log.info("forgot finished run %s (BARO_KEEP_RUNS)", record.run_id)
+        except Exception as exc:  # a later run tries again; this one is prepared
+            log.warning("could not forget finished runs: %s", exc)
 
     async def _model_tiers(self, run_id: str, base: str) -> list[s.ModelTier]:
         """The base's .baro.toml [models], for the conductor to pick each story's model.
