@@ -1,23 +1,28 @@
 """A small cluster for benchmarks: an embedded nats-server and each service as its own
-``baro service NAME`` process, so runners can be counted and each process measured."""
+``baro service NAME`` process, so runners can be counted and each process measured; or
+every service in the benchmark's own process (``local_stack``), as ``baro run`` runs them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from baro_cli import runflow
+from baro_cli.stack import SERVICES
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.embedded import EmbeddedNats
 from baro_shared.gitutil import BARO_IDENTITY, git_env
+from baro_shared.service import Host
 from baro_shared.settings import Settings
 
 BARO = str(Path(sys.executable).parent / "baro")
@@ -123,6 +128,43 @@ class BenchCluster:
                     proc.kill()
         if self.nats:
             self.nats.stop()
+
+
+@contextlib.asynccontextmanager
+async def local_stack(root: Path) -> AsyncIterator[tuple[Settings, Bus]]:
+    """Every service in this process on an embedded nats-server (its store, cache and
+    state under ``root``), like ``baro run``, and a bus to submit to it."""
+    server = EmbeddedNats(store_dir=root / "nats").start()
+    settings = Settings(
+        nats_url=server.url, cache_dir=root / "cache", state_dir=root / "state", log_level="WARNING"
+    )
+    host = Host(SERVICES, settings, serve_http=False, handle_signals=False)
+    task = asyncio.create_task(host.run())
+    try:
+        await asyncio.wait_for(host.started.wait(), 60)
+        bus = await Bus.open(settings, "bench", ensure=False)
+        try:
+            yield settings, bus
+        finally:
+            await bus.close()
+    finally:
+        host.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
+        server.stop()
+
+
+async def timed_run(bus: Bus, request: s.RunSubmitted) -> tuple[float, float]:
+    """Submit ``request`` and follow it to the end: (submit -> delivered, submit -> first
+    agent) in seconds; anything but a delivered run is an error."""
+    progress = runflow.Progress(open(os.devnull, "w"), quiet=True)  # noqa: SIM115
+    started = time.perf_counter()
+    await runflow.submit(bus, request)
+    report = await runflow.follow(bus, request, progress, None)
+    elapsed = time.perf_counter() - started
+    if report.status != "delivered" or report.first_agent_s is None:
+        raise RuntimeError(f"bench run ended {report.status}: {report.reason}")
+    return elapsed, report.first_agent_s
 
 
 def peak_rss_mb(pid: int) -> float:

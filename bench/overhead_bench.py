@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import statistics
 import subprocess
 import tempfile
@@ -26,14 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from baro_cli import runflow
-from baro_cli.stack import SERVICES
 from baro_shared import schemas as s
 from baro_shared.backends import agent_env, agent_fence, scripted_binary
 from baro_shared.bus import Bus
-from baro_shared.embedded import EmbeddedNats
 from baro_shared.gitutil import BARO_IDENTITY, git_env
-from baro_shared.service import Host
 from baro_shared.settings import Settings
+from bench.cluster import local_stack, timed_run
 
 SCRIPT = {"default": {"steps": [{"write": "bench.txt", "content": "x\n"}, {"usage": {}}]}}
 
@@ -96,24 +92,11 @@ async def _pipeline(bus: Bus, repo: Path, n: int) -> tuple[float, float]:
         agent_script=json.dumps(SCRIPT),
         limits=s.Limits(story_timeout_s=120, stall_timeout_s=60),
     )
-    progress = runflow.Progress(open(os.devnull, "w"), quiet=True)  # noqa: SIM115
-    started = time.perf_counter()
-    await runflow.submit(bus, request)
-    report = await runflow.follow(bus, request, progress, None)
-    elapsed = time.perf_counter() - started
-    if report.status != "delivered" or report.first_agent_s is None:
-        raise RuntimeError(f"bench run ended {report.status}: {report.reason}")
-    return elapsed, report.first_agent_s
+    return await timed_run(bus, request)
 
 
 async def _measure(repeat: int, root: Path) -> dict[str, list[float]]:
     repo = _repo(root)
-    server = EmbeddedNats(store_dir=root / "nats").start()
-    settings = Settings(
-        nats_url=server.url, cache_dir=root / "cache", state_dir=root / "state", log_level="WARNING"
-    )
-    host = Host(SERVICES, settings, serve_http=False, handle_signals=False)
-    task = asyncio.create_task(host.run())
     samples: dict[str, list[float]] = {
         "pipeline_s": [],
         "agent_direct_s": [],
@@ -122,31 +105,21 @@ async def _measure(repeat: int, root: Path) -> dict[str, list[float]]:
         "agent_fenced_s": [],
         "sandbox_s": [],
     }
-    try:
-        await asyncio.wait_for(host.started.wait(), 30)
-        bus = await Bus.open(settings, "bench", ensure=False)
-        try:
-            await _pipeline(bus, repo, 0)  # warm the stack
-            direct_agent_seconds(repo, settings, root)
-            for n in range(1, repeat + 1):
-                pipeline, first_agent = await _pipeline(bus, repo, n)
-                direct = await asyncio.to_thread(direct_agent_seconds, repo, settings, root)
-                samples["pipeline_s"].append(pipeline)
-                samples["agent_direct_s"].append(direct)
-                samples["overhead_s"].append(pipeline - direct)
-                samples["first_agent_s"].append(first_agent)
-                fenced = await asyncio.to_thread(
-                    direct_agent_seconds, repo, settings, root, fenced=True
-                )
-                samples["agent_fenced_s"].append(fenced)
-                samples["sandbox_s"].append(fenced - direct)
-        finally:
-            await bus.close()
-    finally:
-        host.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 30)
-        server.stop()
+    async with local_stack(root) as (settings, bus):
+        await _pipeline(bus, repo, 0)  # warm the stack
+        direct_agent_seconds(repo, settings, root)
+        for n in range(1, repeat + 1):
+            pipeline, first_agent = await _pipeline(bus, repo, n)
+            direct = await asyncio.to_thread(direct_agent_seconds, repo, settings, root)
+            samples["pipeline_s"].append(pipeline)
+            samples["agent_direct_s"].append(direct)
+            samples["overhead_s"].append(pipeline - direct)
+            samples["first_agent_s"].append(first_agent)
+            fenced = await asyncio.to_thread(
+                direct_agent_seconds, repo, settings, root, fenced=True
+            )
+            samples["agent_fenced_s"].append(fenced)
+            samples["sandbox_s"].append(fenced - direct)
     return samples
 
 
