@@ -445,3 +445,13 @@ def test_a_notification_the_bus_gave_up_on_does_not_fail_the_run() -> None:
     d.feed(decided())
     lost = s.CommandDeadLettered(run_id=RUN, command="cmd.notify", deliveries=6, reason="x")
     assert d.feed(lost) == [] and d.rec.state == "awaiting_confirmation"
+
+
+def test_a_submission_that_skipped_the_door_is_recorded_as_refused() -> None:
+    d = Driver()
+    msgs = d.feed(submitted(goal="fix\x00it", model="--foo"))
+    assert [type(m) for m in msgs] == [s.RunFinished]
+    assert d.rec.state == "failed"
+    assert d.rec.reason is not None
+    assert d.rec.reason.startswith("the submission was refused: the goal contains U+0000")
+    assert not d.feed(submitted(goal="fix\x00it")), "a redelivery changes nothing"

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from baro_shared.inputs import MAX_PLAN_STORIES
 from baro_shared.plan import (
     PlanError,
     ancestors,
@@ -103,6 +104,15 @@ def test_two_story_cycle() -> None:
         ("src/../../x.py", "leaves the repository"),
         (".git/config", "inside .git"),
         ("./.git/hooks/", "inside .git"),
+        (".GIT/hooks/x", "inside .git"),
+        ("src/.Git/config", "inside .git"),
+        (".git. /hooks/x", "inside .git"),
+        ("GIT~1/hooks", "inside .git"),
+        (".g\u200cit/hooks", "inside .git"),
+        (".gi?/hooks/x", "could name a .git directory"),
+        ("src/.[Gg][Ii][Tt]/**", "could name a .git directory"),
+        ("src/a\x00.py", "contains a control character"),
+        ("src/\x1b[31m.py", "contains a control character"),
         ("", "empty path"),
         (".", "names the repository root"),
     ],
@@ -111,6 +121,36 @@ def test_unsafe_paths(path: str, words: str) -> None:
     message = rejection([story("S1", surface=("ok.py", path))])
     assert message.startswith("story 'S1' has an unsafe write surface: ")
     assert words in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("title", "fix\x00it"),
+        ("title", "\x1b]0;owned\x07"),
+        ("description", "line\rover"),
+        ("description", "bad \ud800 half"),
+        ("acceptance", "done\x9b"),
+    ],
+)
+def test_control_characters_in_prose_are_refused(field: str, value: str) -> None:
+    fields: dict[str, object] = {"id": "S1", "title": "t"}
+    fields[field] = [value] if field == "acceptance" else value
+    message = rejection([Story(**fields)])  # type: ignore[arg-type]
+    assert message.startswith("story 'S1': ")
+    assert "U+" in message and "only newlines and tabs" in message
+
+
+def test_newlines_and_tabs_are_prose() -> None:
+    (cleaned,) = validate_plan([Story(id="S1", title="t", description="a\n\tb")])
+    assert cleaned.description == "a\n\tb"
+
+
+def test_too_many_stories_are_refused() -> None:
+    many = [story(f"S{i}") for i in range(MAX_PLAN_STORIES + 1)]
+    message = rejection(many)
+    assert f"baro takes at most {MAX_PLAN_STORIES}" in message
+    assert validate_plan(many[:MAX_PLAN_STORIES])
 
 
 # --------------------------------------------------------------------------- what passes

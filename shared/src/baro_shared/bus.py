@@ -419,6 +419,8 @@ class Worker(Generic[M]):
     not decode is terminated (poison) and recorded on the DLQ stream. On ``stop()``
     the loop stops fetching, signals handlers through ``Delivery.shutdown`` and waits
     for them; their outcomes (typically ``Nak``) are applied before the loop exits.
+    ``check`` may refuse a decoded message (it returns why): it is poison as well, so a
+    message no handler could carry out is recorded once instead of failing every delivery.
     """
 
     def __init__(
@@ -431,8 +433,10 @@ class Worker(Generic[M]):
         slots: int = 1,
         heartbeat_s: float = 5.0,
         service: str,
+        check: Callable[[M], str | None] | None = None,
     ) -> None:
         self.bus = bus
+        self.check = check
         self.spec = bus.topology.consumer(consumer)
         self.decoder = decoder
         self.handler = handler
@@ -505,6 +509,10 @@ class Worker(Generic[M]):
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self._poison(msg, f"undecodable message: {exc}")
             return
+        problem = self.check(message) if self.check is not None else None
+        if problem is not None:
+            await self._refuse(msg, message, problem)
+            return
         delivery = Delivery(
             message=message,
             attempt=meta.num_delivered or 1,
@@ -549,6 +557,22 @@ class Worker(Generic[M]):
         except Exception as exc:
             log.warning("could not settle %s: %s", msg.subject, exc)
 
+    async def _refuse(self, msg: Msg, message: M, problem: str) -> None:
+        """Poison, and for a command the run's failure: its run must not wait for it."""
+        await self._poison(msg, f"refused message: {problem}")
+        if not isinstance(message, s.Command):
+            return
+        meta = msg.metadata
+        tag = message.__struct_config__.tag
+        event = gave_up(
+            message,
+            (meta.num_delivered if meta else None) or 1,
+            f"the {self.service} service refused {tag}: {problem}",
+        )
+        seq = meta.sequence.stream if meta else 0
+        with contextlib.suppress(Exception):
+            await self.bus.publish(event, f"{message.run_id}.refused.{seq}")
+
     async def _poison(self, msg: Msg, reason: str) -> None:
         log.error("terminating message on %s: %s", msg.subject, reason)
         metrics.poison_messages.labels(service=self.service).inc()
@@ -563,6 +587,23 @@ class Worker(Generic[M]):
         )
         with contextlib.suppress(Exception):
             await self.bus.js.publish(t.dlq_subject(self.service), s.encode(record))
+
+
+def gave_up(command: s.Command, deliveries: int, reason: str) -> s.CommandDeadLettered:
+    """The event saying a command will not be carried out, for the story or run it served."""
+    story_id = attempt = None
+    if isinstance(command, s.RunStory):  # every delivery of a story command is an attempt
+        story_id, attempt = command.story.id, command.attempt + deliveries - 1
+    elif isinstance(command, s.IntegrateStory):
+        story_id, attempt = command.story.id, command.attempt
+    return s.CommandDeadLettered(
+        run_id=command.run_id,
+        command=str(command.__struct_config__.tag),
+        deliveries=deliveries,
+        reason=reason,
+        story_id=story_id,
+        attempt=attempt,
+    )
 
 
 def process_name(service: str) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 import msgspec
 
 from baro_shared.backends import KNOWN_BACKENDS, model_problem
+from baro_shared.inputs import MAX_PLAN_STORIES, InputProblem, check_prose
 from baro_shared.schemas import ModelTier, Story, StoryKind
 from baro_shared.surfaces import UnsafePath, is_glob, normalize, surfaces_overlap
 
@@ -47,14 +48,21 @@ class PlanError(ValueError):
 def validate_plan(stories: Sequence[Story]) -> list[Story]:
     """The stories, stripped and with normalized write surfaces, or a ``PlanError``.
 
-    Rejects: no stories, empty or duplicate or unusable ids, empty titles, unknown, self
-    or duplicate dependencies, dependency cycles (named), and unsafe write-surface paths
-    (absolute, '..', inside .git). Blank acceptance entries and repeated surface or
+    Rejects: no stories or more than ``MAX_PLAN_STORIES``, empty or duplicate or unusable
+    ids, empty titles, control characters in titles, descriptions and acceptance criteria
+    (newlines and tabs aside), unknown, self or duplicate dependencies, dependency cycles
+    (named), and unsafe write-surface paths (absolute, '..', a .git component in any
+    spelling, control characters). Blank acceptance entries and repeated surface or
     acceptance entries are removed; nothing else is changed.
     """
     if not stories:
         raise PlanError("the plan has no stories")
-    cleaned = [_clean_story(position, story) for position, story in enumerate(stories, 1)]
+    if len(stories) > MAX_PLAN_STORIES:
+        raise PlanError(
+            f"the plan has {len(stories)} stories; baro takes at most {MAX_PLAN_STORIES}: "
+            "split the goal into several runs"
+        )
+    cleaned = [clean_story(story, position) for position, story in enumerate(stories, 1)]
     seen: set[str] = set()
     for story in cleaned:
         if story.id in seen:
@@ -68,7 +76,9 @@ def validate_plan(stories: Sequence[Story]) -> list[Story]:
     return cleaned
 
 
-def _clean_story(position: int, story: Story) -> Story:
+def clean_story(story: Story, position: int = 1) -> Story:
+    """One story checked on its own (id, texts, write surface), stripped and normalized;
+    its dependencies are checked against the plan by ``validate_plan``."""
     story_id = story.id.strip()
     if not story_id:
         raise PlanError(f"story #{position} has an empty id")
@@ -77,6 +87,13 @@ def _clean_story(position: int, story: Story) -> Story:
             f"story id {story_id!r} is not usable: use up to 64 letters, digits, '-' or '_' "
             "(ids name bus subjects and git refs)"
         )
+    try:
+        check_prose(f"story {story_id!r}: the title", story.title)
+        check_prose(f"story {story_id!r}: the description", story.description)
+        for entry in story.acceptance:
+            check_prose(f"story {story_id!r}: an acceptance criterion", entry)
+    except InputProblem as exc:
+        raise PlanError(str(exc)) from None
     title = " ".join(story.title.split())
     if not title:
         raise PlanError(f"story {story_id!r} has an empty title")

@@ -19,6 +19,7 @@ from baro_shared import schemas as s
 from baro_shared.backends import sandbox_unavailable
 from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker, process_name
 from baro_shared.health import HealthServer
+from baro_shared.inputs import command_problem
 from baro_shared.processes import interruption
 from baro_shared.redact import install_log_redaction
 from baro_shared.settings import Settings
@@ -86,6 +87,7 @@ class CommandService:
             slots=self.slots,
             heartbeat_s=self.heartbeat_s,
             service=self.name,
+            check=command_problem,
         )
 
     def ready(self) -> bool:

@@ -41,8 +41,19 @@ def is_git_like_path(path: str) -> bool:
     return any(is_git_like_name(part) for part in re.split(r"[/\\]", path) if part)
 
 
+def has_control_character(text: str) -> bool:
+    """A C0 or C1 control character, or DEL: never part of a path, ref or name."""
+    return _CONTROL.search(text) is not None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def normalize(path: str) -> str:
-    """A repo-relative POSIX path, or raise UnsafePath (absolute, '..', inside .git)."""
+    """A repo-relative POSIX path, or raise UnsafePath (absolute, '..', a .git component,
+    control characters)."""
+    if has_control_character(path):
+        raise UnsafePath(f"path {path!r} contains a control character")
     raw = path.strip().replace("\\", "/")
     if not raw:
         raise UnsafePath("empty path")
@@ -51,14 +62,30 @@ def normalize(path: str) -> str:
     parts = [p for p in raw.split("/") if p not in ("", ".")]
     if any(p == ".." for p in parts):
         raise UnsafePath(f"path {path!r} leaves the repository ('..')")
-    if parts and parts[0] == ".git":
-        raise UnsafePath(f"path {path!r} is inside .git")
+    if any(is_git_like_name(p) for p in parts):
+        raise UnsafePath(
+            f"path {path!r} is inside .git (in any spelling): git's own files are off limits"
+        )
+    if any(_glob_names_git_dir(p) for p in parts):
+        raise UnsafePath(
+            f"pattern {path!r} could name a .git directory: name the files instead "
+            "(e.g. .gitignore)"
+        )
     if not parts:
         raise UnsafePath(f"path {path!r} names the repository root")
     norm = "/".join(parts)
     if raw.endswith("/") and not _GLOB_CHARS.search(norm):
         norm += "/**"
     return norm
+
+
+def _glob_names_git_dir(component: str) -> bool:
+    """A wildcard component written to reach ``.git`` (``.gi?``, ``.[Gg]it``); a bare
+    ``*`` or ``**`` is not, or no surface could say "everything below src"."""
+    if component in ("*", "**") or not is_glob(component):
+        return False
+    pattern = re.compile(_glob_re(component).pattern, re.IGNORECASE)
+    return any(pattern.match(name) for name in (".git", "git~1"))
 
 
 def is_glob(pattern: str) -> bool:

@@ -30,6 +30,7 @@ from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.backends import auth_advice
 from baro_shared.bus import ACK, Bus, Delivery, Nak, Outcome, Worker, process_name
+from baro_shared.inputs import command_problem
 from baro_shared.mappers import mapper_for
 from baro_shared.metrics import RUN_SECONDS_BUCKETS
 from baro_shared.processes import interruption
@@ -89,6 +90,7 @@ class Runner:
             slots=settings.runner_slots,
             heartbeat_s=settings.heartbeat_s,
             service=self.name,
+            check=command_problem,
         )
         self.max_deliver = bus.topology.consumer(t.RUNNER_CONSUMER).max_deliver
         self.groups = GroupRegistry(settings.cache_dir / "agent-groups")

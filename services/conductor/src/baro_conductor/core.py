@@ -23,6 +23,7 @@ import msgspec
 from baro_conductor import run_budget
 from baro_conductor.policy import enforce
 from baro_shared import schemas as s
+from baro_shared.inputs import InputProblem, check_submission
 from baro_shared.plan import PlanError, agent_for, validate_plan
 from baro_shared.retry import Budget
 from baro_shared.surfaces import near
@@ -71,6 +72,13 @@ def new_record(event: s.RunSubmitted, now: float) -> Transition:
     )
     tr = Transition(rec)
     run_id = event.run_id
+    try:
+        check_submission(event)
+    except InputProblem as exc:
+        # a producer that skipped the door (the CLI and the API check the same): the run
+        # is recorded as refused, so whoever follows it sees why, and nothing is started
+        _finish(tr, "failed", f"the submission was refused: {exc}", now)
+        return tr
     _prepare(tr)
     if event.mode_request == "auto":
         rec.state = "classifying"

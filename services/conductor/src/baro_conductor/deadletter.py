@@ -17,7 +17,7 @@ from nats.js.errors import NotFoundError
 
 from baro_shared import schemas as s
 from baro_shared import topology as t
-from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker
+from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker, gave_up
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +79,4 @@ class DeadLetters:
 def dead_lettered(command: s.Command, entry: DlqEntry) -> s.CommandDeadLettered:
     tag = str(command.__struct_config__.tag)
     reason = f"the {entry.consumer} service gave up on {tag} after {entry.deliveries} deliveries"
-    story_id = attempt = None
-    if isinstance(command, s.RunStory):
-        story_id, attempt = command.story.id, command.attempt + entry.deliveries - 1
-    elif isinstance(command, s.IntegrateStory):
-        story_id, attempt = command.story.id, command.attempt
-    return s.CommandDeadLettered(
-        run_id=command.run_id,
-        command=tag,
-        deliveries=entry.deliveries,
-        reason=reason,
-        story_id=story_id,
-        attempt=attempt,
-    )
+    return gave_up(command, entry.deliveries, reason)
