@@ -131,6 +131,27 @@ def integration(quick: bool) -> dict[str, Figure]:
     }
 
 
+def policy(quick: bool) -> dict[str, Figure]:
+    from baro_shared.inputs import MAX_PLAN_STORIES
+    from bench.policy_bench import SHAPES, measure
+
+    result = measure(repeat=3 if quick else 7)
+    out: dict[str, Figure] = {}
+    for shape in SHAPES:
+        for size in (100, MAX_PLAN_STORIES):
+            row = result[f"{shape}_{size}"]
+            ms = {name: [t * 1000 for t in times] for name, times in row.items()}
+            target = "< 1000 ms" if size == MAX_PLAN_STORIES else None
+            out[f"{shape}_{size}_ms"] = figure(ms["capped"], "ms", 1, target)
+            out[f"{shape}_{size}_uncapped_ms"] = figure(ms["uncapped"], "ms", 1, target)
+            out[f"{shape}_{size}_vs_validate"] = figure(
+                [c / max(v, 1e-9) for c, v in zip(ms["capped"], ms["validate"], strict=True)],
+                "x",
+                1,
+            )
+    return out
+
+
 def memory(quick: bool) -> dict[str, Figure]:
     from bench.memory_bench import measure
 
@@ -180,6 +201,7 @@ SCENARIOS: dict[str, Callable[[bool], dict[str, Figure]]] = {
     "live": live,
     "sources": sources,
     "prepare": prepare,
+    "policy": policy,
 }
 # run only when named (make bench-cluster): minutes of their own, on a three-server cluster
 SEPARATE: dict[str, Callable[[bool], dict[str, Figure]]] = {"cluster": cluster}
@@ -270,6 +292,7 @@ HEADLINES = {
         "1gb_warm_prepare_vs_1mb",
         "1gb_warm_prepare_vs_100mb",
     ),
+    "policy": ("units_500_ms", "globs_500_ms", "undeclared_500_ms", "layered_500_ms"),
 }
 
 

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from baro_shared.surfaces import matches, normalize, overlap, surfaces_overlap
+from baro_shared.surfaces import (
+    matches,
+    normalize,
+    overlap,
+    overlapping_surfaces,
+    surfaces_overlap,
+)
 
 _TOKENS = ["a", "b", "c", ".", "*", "?", "[ab]", "[!a]", "[a-c]", "**"]
 _segment = st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=4).map("".join)
@@ -68,3 +74,32 @@ def test_surfaces_overlap_lists_the_pairs() -> None:
     assert surfaces_overlap(["src/a.py", "docs/**"], ["src/*.py", "x"]) == [
         ("src/a.py", "src/*.py")
     ]
+
+
+_surface = st.lists(st.one_of(_pattern, _path), max_size=3)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_surface, max_size=6))
+def test_the_overlap_index_finds_exactly_the_overlapping_surfaces(
+    surfaces: list[list[str]],
+) -> None:
+    expected = {
+        (i, j)
+        for i in range(len(surfaces))
+        for j in range(i + 1, len(surfaces))
+        if surfaces_overlap(surfaces[i], surfaces[j])
+    }
+    assert overlapping_surfaces(surfaces) == expected
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_pattern, _pattern)
+def test_the_quick_paths_agree_with_the_automata(a: str, b: str) -> None:
+    """The literal-prefix and component-by-component shortcuts decide as the product
+    automaton does (used here on every pair, shortcuts or not)."""
+    from baro_shared.surfaces import _automaton, _intersect, is_glob
+
+    if a == b or not (is_glob(a) or is_glob(b)):
+        return
+    assert overlap(a, b) == _intersect(_automaton(a), _automaton(b))

@@ -78,7 +78,7 @@ def test_a_given_parallel_plan_goes_to_the_planner_only_for_its_design_note() ->
     assert cmd.plan == GIVEN and cmd.design
 
 
-def test_an_invalid_given_plan_fails_the_run_with_the_reason() -> None:
+def test_an_invalid_given_plan_is_refused_with_the_submission() -> None:
     d = Driver()
     d.feed(
         submitted(
@@ -89,10 +89,9 @@ def test_an_invalid_given_plan_fails_the_run_with_the_reason() -> None:
             quick=True,
         )
     )
-    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
-    d.feed(d.of(s.PlanProposed)[0])
     assert d.rec.state == "failed"
-    assert d.rec.reason == "the plan was rejected: dependency cycle: A -> B -> A"
+    assert d.rec.reason == "the submission was refused: the plan: dependency cycle: A -> B -> A"
+    assert not d.of(s.PrepareRun) and not d.of(s.PlanProposed), "nothing was started"
 
 
 def test_the_planner_strategy_travels_with_the_plan_request() -> None:

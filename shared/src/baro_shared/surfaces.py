@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -84,8 +84,22 @@ def _glob_names_git_dir(component: str) -> bool:
     ``*`` or ``**`` is not, or no surface could say "everything below src"."""
     if component in ("*", "**") or not is_glob(component):
         return False
-    pattern = re.compile(_glob_re(component).pattern, re.IGNORECASE)
-    return any(pattern.match(name) for name in (".git", "git~1"))
+    head = literal_prefix(component).casefold()
+    tail = component[max(component.rfind(c) for c in "*?]") + 1 :].casefold()
+    if not any(n.startswith(head) and n.endswith(tail) for n in (".git", "git~1")):
+        return False  # cheaper than the regex, which would say the same
+    pattern = _glob_re(component)
+    return any(pattern.match(name) for name in _GIT_DIR_SPELLINGS)
+
+
+# every case of the two names, for matching wildcards against them
+_GIT_DIR_SPELLINGS = tuple(
+    dict.fromkeys(
+        "".join(c.upper() if mask >> k & 1 else c for k, c in enumerate(name))
+        for name in (".git", "git~1")
+        for mask in range(1 << len(name))
+    )
+)
 
 
 def is_glob(pattern: str) -> bool:
@@ -146,14 +160,94 @@ def overlap(a: str, b: str) -> bool:
     """
     if a == b:
         return True
+    if not _may_meet(a, b):
+        return False
     if not is_glob(a) and not is_glob(b):
         return matches(a, b) or matches(b, a)
     return _overlap(a, b) if a < b else _overlap(b, a)
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=65536)
 def _overlap(a: str, b: str) -> bool:
-    return _intersect(_automaton(a), _automaton(b))
+    comps_a, comps_b = _shape(a)[1], _shape(b)[1]
+    if comps_a is None or comps_b is None:
+        return _intersect(_automaton(a), _automaton(b))
+    # Without ``**`` and brackets no wildcard crosses a '/': a pattern of k components
+    # names a path exactly when the path's first k components match them one by one
+    # (what lies below is free), so two such patterns share a path exactly when each
+    # pair of components they both have shares a name.
+    return all(_components_meet(x, y) for x, y in zip(comps_a, comps_b, strict=False))
+
+
+def _components_meet(x: _Component, y: _Component) -> bool:
+    """Do two components (no '/', no ``**``, no brackets), which ``_may_meet`` found
+    compatible, match a common name?"""
+    if x.text == y.text:
+        return True
+    if x.single_star and y.single_star:
+        # head*tail meets head'*tail' exactly when heads and tails are compatible: the
+        # longer head followed by the longer tail matches both
+        return True
+    if (x.literal and y.single_star) or (y.literal and x.single_star):
+        name, star = (x, y) if x.literal else (y, x)
+        return len(name.text) >= len(star.head) + len(star.tail)
+    return _intersect(_automaton(x.text), _automaton(y.text))
+
+
+class _Component(NamedTuple):
+    text: str
+    head: str  # literal text before its first wildcard
+    tail: str  # literal text after its last wildcard
+    literal: bool
+    single_star: bool  # head*tail, one '*' and no '?'
+
+
+@functools.lru_cache(maxsize=65536)
+def _shape(pattern: str) -> tuple[str, tuple[_Component, ...] | None]:
+    """A pattern's literal prefix, and its components when they can be compared one by
+    one (no ``**``, no brackets)."""
+    if "**" in pattern or "[" in pattern:
+        return literal_prefix(pattern), None
+    text = pattern if is_glob(pattern) else pattern.rstrip("/")
+    parts = tuple(
+        _Component(
+            part,
+            literal_prefix(part),
+            _literal_suffix(part),
+            not is_glob(part),
+            part.count("*") == 1 and "?" not in part,
+        )
+        for part in text.split("/")
+    )
+    return literal_prefix(pattern), parts
+
+
+def _may_meet(a: str, b: str) -> bool:
+    """A quick necessary condition for ``overlap``: every path a pattern names starts
+    with its literal prefix, and (component by component, where that applies) a name a
+    component matches starts with its head and ends with its tail."""
+    prefix_a, comps_a = _shape(a)
+    prefix_b, comps_b = _shape(b)
+    if not (prefix_a.startswith(prefix_b) or prefix_b.startswith(prefix_a)):
+        return False
+    if comps_a is None or comps_b is None:
+        return True
+    for x, y in zip(comps_a, comps_b, strict=False):
+        if x.literal and y.literal:
+            if x.text != y.text:
+                return False
+        elif not (
+            (x.head.startswith(y.head) or y.head.startswith(x.head))
+            and (x.tail.endswith(y.tail) or y.tail.endswith(x.tail))
+        ):
+            return False
+    return True
+
+
+def _literal_suffix(pattern: str) -> str:
+    """The text every match of a bracket-free pattern ends with: after its last wildcard."""
+    cut = max(pattern.rfind("*"), pattern.rfind("?"))
+    return pattern[cut + 1 :]
 
 
 class _CharTest(NamedTuple):
@@ -332,6 +426,88 @@ def _intersect(a: _Automaton, b: _Automaton) -> bool:
 def surfaces_overlap(a: list[str], b: list[str]) -> list[tuple[str, str]]:
     """Pairs of patterns, one from each surface, that may name the same file."""
     return [(x, y) for x in a for y in b if overlap(x, y)]
+
+
+def literal_prefix(pattern: str) -> str:
+    """Text every path a pattern names starts with: up to its first wildcard (a plain
+    path names itself and what is below it, with or without its trailing '/')."""
+    found = _GLOB_CHARS.search(pattern)
+    return pattern.rstrip("/") if found is None else pattern[: found.start()]
+
+
+def overlapping_surfaces(surfaces: Sequence[Sequence[str]]) -> set[tuple[int, int]]:
+    """Every pair ``(i, j)``, ``i < j``, of surfaces (by position) that may name the same
+    file, as ``surfaces_overlap`` would find, without comparing every pair.
+
+    Two patterns can only share a path when one's literal prefix is a prefix of the
+    other's (every path a pattern names starts with its literal prefix), so patterns are
+    bucketed by literal prefix and only a bucket and the buckets along its own prefix are
+    compared exactly; inside a bucket, patterns compared component by component are also
+    told apart by the literal tail of their last component (``src/*_1.py``,
+    ``src/*_2.py``). An empty surface names nothing here; what an undeclared surface
+    means is the caller's business.
+    """
+    holders: dict[str, list[int]] = {}
+    for index, surface in enumerate(surfaces):
+        for pattern in dict.fromkeys(surface):
+            holders.setdefault(pattern, []).append(index)
+    buckets: dict[str, list[str]] = {}
+    for pattern in holders:
+        buckets.setdefault(literal_prefix(pattern), []).append(pattern)
+
+    pairs: set[tuple[int, int]] = set()
+
+    def record(x: str, y: str) -> None:
+        for i in holders[x]:
+            for j in holders[y]:
+                if i != j:
+                    pairs.add((i, j) if i < j else (j, i))
+
+    for pattern in holders:
+        record(pattern, pattern)
+    for prefix, patterns in buckets.items():
+        for x, y in _bucket_candidates(patterns):
+            if overlap(x, y):
+                record(x, y)
+        for cut in range(len(prefix)):
+            for y in buckets.get(prefix[:cut], ()):
+                for x in patterns:
+                    if overlap(x, y):
+                        record(x, y)
+    return pairs
+
+
+def _bucket_candidates(patterns: list[str]) -> Iterable[tuple[str, str]]:
+    """Pairs of distinct patterns (sharing a literal prefix) that ``_may_meet`` could pass,
+    each once: patterns with the same number of components can only meet when the tail
+    of one's last component ends the other's, so those are paired through an index of
+    their tails; every other pair is given as is."""
+    by_depth: dict[int, list[str]] = {}
+    rest: list[str] = []
+    for pattern in patterns:
+        comps = _shape(pattern)[1]
+        if comps is None:
+            rest.append(pattern)
+        else:
+            by_depth.setdefault(len(comps), []).append(pattern)
+    for k, x in enumerate(rest):
+        yield from ((x, y) for y in rest[k + 1 :])
+        yield from ((x, y) for group in by_depth.values() for y in group)
+    depths = sorted(by_depth)
+    for k, depth in enumerate(depths):
+        for other in depths[k + 1 :]:
+            yield from ((x, y) for x in by_depth[depth] for y in by_depth[other])
+        by_tail: dict[str, list[str]] = {}
+        for pattern in by_depth[depth]:
+            comps = _shape(pattern)[1]
+            assert comps is not None
+            by_tail.setdefault(comps[-1].tail[::-1], []).append(pattern)
+        for reversed_tail, group in by_tail.items():
+            for j, x in enumerate(group):
+                yield from ((x, y) for y in group[j + 1 :])
+            for cut in range(len(reversed_tail)):
+                for y in by_tail.get(reversed_tail[:cut], ()):
+                    yield from ((x, y) for x in group)
 
 
 def covered(path: str, surface: list[str]) -> bool:

@@ -15,12 +15,14 @@ stories carry every original title, description, acceptance criterion and write 
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
-from baro_shared.plan import ancestors, topological_order, validate_plan, with_dependencies
+from baro_shared.plan import topological_order, validate_plan, with_dependencies
 from baro_shared.schemas import Caps, Mode, Story
-from baro_shared.surfaces import surfaces_overlap
+from baro_shared.surfaces import overlapping_surfaces, surfaces_overlap
 
 _TITLE_LIMIT = 100
 
@@ -111,84 +113,226 @@ Group = list[Story]  # original stories merged into one, in dependency order
 def _fit_cap(originals: list[Story], cap: int, mode: Mode, notes: list[str]) -> list[Group]:
     """Merge stories until at most ``cap`` remain, keeping the plan acyclic.
 
-    Each step merges the pair that costs least: first a story with one it directly
-    depends on, or one it would have to wait for anyway (overlapping or undeclared write
-    surfaces); then a pair that stays within an even share of the stories (the fullest
-    such pair, so groups fill one by one and none grows past its share); then the pair
-    closest together in plan order.
+    In parallel mode, merges that cost no parallelism come first: a story with one it
+    directly depends on, or with one it would have to wait for anyway (overlapping or
+    undeclared write surfaces), closest in plan order first, as long as no merged story
+    grows past an even share of the plan. Then (and in the other modes, where stories run
+    one at a time anyway) runs of neighbours in dependency order are merged, split so
+    that the largest merged story is as small as it can be.
+
+    Every step costs at most a pass over the stories (relations are bitsets), so
+    enforcing a plan of ``MAX_PLAN_STORIES`` stays fast; see bench/policy_bench.py.
     """
-    groups: list[Group] = [[s] for s in originals]
-    if len(groups) <= cap:
-        return groups
+    if len(originals) <= cap:
+        return [[s] for s in originals]
     notes.append(
         f"the plan has {len(originals)} stories and the story cap is {cap}: "
         f"merged {len(originals) - cap} of them into neighbouring stories "
         "(nothing is dropped; a merged story lists every original title and description)"
     )
-    rank = {s.id: i for i, s in enumerate(originals)}
-    clashes = _clashes(originals) if mode == "parallel" else None
+    graph = _MergeGraph(originals)
     share = -(-len(originals) // cap)  # ceiling division
-    while len(groups) > cap:
-        i, j, ordered = _cheapest_merge(groups, rank, clashes, share)
-        notes.append(_merge_note(groups, i, j, ordered, mode))
-        groups[i] = sorted(groups[i] + groups[j], key=lambda s: rank[s.id])
-        del groups[j]
-        groups.sort(key=lambda g: rank[g[0].id])
-    return groups
+    if mode == "parallel":
+        graph.merge_free_pairs(_free_pairs(originals), cap, share, notes)
+    graph.merge_neighbours(cap, notes, mode)
+    return graph.groups()
 
 
-def _clashes(originals: list[Story]) -> list[int]:
-    """For each story (by position), the bitset of stories it must not run beside."""
-    bits = [0] * len(originals)
-    for i, a in enumerate(originals):
-        for j in range(i + 1, len(originals)):
-            if _conflict(a, originals[j]) is not None:
-                bits[i] |= 1 << j
-                bits[j] |= 1 << i
-    return bits
+def _free_pairs(originals: list[Story]) -> list[tuple[int, int]]:
+    """Pairs of stories (by position, in dependency order) whose merge costs no
+    parallelism: one depends on the other, or they could not run side by side anyway.
+    Closest first (then earliest)."""
+    count = len(originals)
+    rank = {s.id: i for i, s in enumerate(originals)}
+
+    def key(i: int, j: int) -> int:  # sorts by distance, then position
+        low, high = (i, j) if i < j else (j, i)
+        return (high - low) * count + low
+
+    keys = {key(rank[d], i) for i, s in enumerate(originals) for d in s.depends_on}
+    keys.update(key(i, j) for i, j in overlapping_surfaces([s.write_surface for s in originals]))
+    for i, story in enumerate(originals):
+        if not story.write_surface:  # it could change any file: it clashes with every story
+            keys.update((i - j) * count + j for j in range(i))
+            keys.update((j - i) * count + i for j in range(i + 1, count))
+    return [(k % count, k % count + k // count) for k in sorted(keys)]
 
 
-def _cheapest_merge(
-    groups: list[Group], rank: dict[str, int], clashes: list[int] | None, share: int
-) -> tuple[int, int, bool]:
-    """The pair of groups to merge next (i < j), and whether one waits for the other.
+class _MergeGraph:
+    """Groups of original stories and the dependency relation between groups.
 
-    Relations are bitsets: over group positions for ordering, over original story
-    positions for clashes, so each of the O(n^2) candidate pairs costs O(1).
+    Each group is named by its first member's position. While pairs chosen anywhere in
+    the plan are merged, ``closure`` holds per live group the bitsets of groups it waits
+    for and of groups that wait for it (transitively), to tell whether a merge would
+    close a cycle; merging neighbours in dependency order never can, and needs none.
     """
-    owner = {m.id: gi for gi, g in enumerate(groups) for m in g}
-    deps = [{owner[d] for m in g for d in m.depends_on} - {gi} for gi, g in enumerate(groups)]
-    anc = _ancestor_bits(deps)
-    desc = [0] * len(groups)
-    for gi, bits in enumerate(anc):
-        for gj in _bit_positions(bits):
-            desc[gj] |= 1 << gi
-    members = [sum(1 << rank[m.id] for m in g) for g in groups]
-    clash = [0] * len(groups)
-    if clashes is not None:
-        for gi, g in enumerate(groups):
-            for m in g:
-                clash[gi] |= clashes[rank[m.id]]
 
-    best: tuple[tuple[int, bool, int, int, int], int, int, bool] | None = None
-    for i in range(len(groups)):
-        for j in range(i + 1, len(groups)):
-            if anc[i] >> j & 1 or anc[j] >> i & 1:
-                later, earlier = (i, j) if anc[i] >> j & 1 else (j, i)
-                if anc[later] & desc[earlier]:
-                    continue  # a story in between would end up both before and after
-                ordered, cost = True, 0
-            else:
-                ordered = False
-                cost = 0 if clashes is None or clash[i] & members[j] else 1
-            size = len(groups[i]) + len(groups[j])
-            over = size > share
-            key = (cost, over, size if over else -size, j - i, i)
-            if best is None or key < best[0]:
-                best = (key, i, j, ordered)
-    if best is None:  # unreachable: the last two groups in dependency order can merge
-        raise AssertionError("no mergeable pair of stories")
-    return best[1], best[2], best[3]
+    def __init__(self, originals: list[Story]) -> None:
+        self.originals = originals
+        rank = {s.id: i for i, s in enumerate(originals)}
+        self.deps = [{rank[d] for d in s.depends_on} for s in originals]
+        self.members: dict[int, list[int]] = {i: [i] for i in range(len(originals))}
+        self.owner = list(range(len(originals)))
+        self.closure: tuple[list[int], list[int]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def groups(self) -> list[Group]:
+        return [self.group(g) for g in sorted(self.members)]
+
+    def group(self, g: int) -> Group:
+        return [self.originals[m] for m in self.members[g]]
+
+    def _direct_edges(self) -> set[tuple[int, int]]:
+        """(group, group it directly waits for), between live groups."""
+        return {
+            (self.owner[m], self.owner[d])
+            for m, deps in enumerate(self.deps)
+            for d in deps
+            if self.owner[m] != self.owner[d]
+        }
+
+    def _closures(self) -> tuple[list[int], list[int]]:
+        if self.closure is None:
+            waits: list[set[int]] = [set() for _ in self.owner]
+            for g, d in self._direct_edges():
+                waits[g].add(d)
+            anc = _ancestor_bits(waits)
+            desc = [0] * len(anc)
+            for node, bits in enumerate(anc):
+                for other in _bit_positions(bits):
+                    desc[other] |= 1 << node
+            self.closure = (anc, desc)
+        return self.closure
+
+    def _depends_directly(self, a: int, b: int) -> bool:
+        """Does a story of one group directly depend on a story of the other?"""
+        return any(self.owner[d] == b for m in self.members[a] for d in self.deps[m]) or any(
+            self.owner[d] == a for m in self.members[b] for d in self.deps[m]
+        )
+
+    def mergeable(self, a: int, b: int) -> bool:
+        """Would merging the two groups keep the plan acyclic? Not when a third group
+        waits for one of them and is waited for by the other."""
+        anc, desc = self._closures()
+        if anc[a] >> b & 1:
+            return not anc[a] & desc[b]
+        if anc[b] >> a & 1:
+            return not anc[b] & desc[a]
+        return True
+
+    def merge(self, a: int, b: int, notes: list[str], mode: Mode) -> int:
+        """Merge groups ``a`` and ``b`` (named by the smaller) and note why. The groups
+        are either unordered or one directly waits for the other (nothing in between)."""
+        keep, gone = (a, b) if a < b else (b, a)
+        ordered = self._depends_directly(keep, gone)
+        notes.append(_merge_note([self.group(keep), self.group(gone)], 0, 1, ordered, mode))
+        if self.closure is not None:
+            anc, desc = self.closure
+            both = (1 << keep) | (1 << gone)
+            ancestors = (anc[keep] | anc[gone]) & ~both
+            descendants = (desc[keep] | desc[gone]) & ~both
+            for g in _bit_positions(descendants):
+                anc[g] = (anc[g] & ~both) | ancestors | (1 << keep)
+            for g in _bit_positions(ancestors):
+                desc[g] = (desc[g] & ~both) | descendants | (1 << keep)
+            anc[keep], desc[keep] = ancestors, descendants
+            anc[gone] = desc[gone] = 0
+        merged = sorted(self.members[keep] + self.members.pop(gone))
+        self.members[keep] = merged
+        for m in merged:
+            self.owner[m] = keep
+        return keep
+
+    def merge_free_pairs(
+        self, pairs: list[tuple[int, int]], cap: int, share: int, notes: list[str]
+    ) -> None:
+        """Merge the pairs in order while they fit in ``share``; a pair refused because a
+        third group sat between them is tried again after the merges it waited for."""
+        retry = True
+        while retry:
+            merged = refused = False
+            for x, y in pairs:
+                a, b = self.owner[x], self.owner[y]
+                if a == b or len(self.members[a]) + len(self.members[b]) > share:
+                    continue
+                if not self.mergeable(a, b):
+                    refused = True
+                    continue
+                self.merge(a, b, notes, "parallel")
+                merged = True
+                if len(self) <= cap:
+                    break
+            retry = merged and refused and len(self) > cap
+        self.closure = None  # merging neighbours needs none
+
+    def merge_neighbours(self, cap: int, notes: list[str], mode: Mode) -> None:
+        """Merge runs of neighbours in dependency order into ``cap`` groups, the largest
+        as small as it can be. Neighbours in a dependency order can always merge: nothing
+        can wait for one of them and be waited for by the other."""
+        order = self._dependency_order()
+        if len(order) <= cap:
+            return
+        sizes = [len(self.members[g]) for g in order]
+        bound = _smallest_bound(sizes, cap)
+        runs: list[list[int]] = []
+        run: list[int] = []
+        total = 0
+        for position, (group, size) in enumerate(zip(order, sizes, strict=True)):
+            # close the run when the bound says so, or when every group left must make
+            # a story of its own for the plan to keep ``cap`` stories
+            left = len(order) - position
+            if run and (total + size > bound or left <= cap - len(runs) - 1):
+                runs.append(run)
+                run, total = [], 0
+            run.append(group)
+            total += size
+        runs.append(run)
+        for members in runs:
+            merged = members[0]
+            for group in members[1:]:
+                merged = self.merge(merged, group, notes, mode)
+
+    def _dependency_order(self) -> list[int]:
+        """The groups, each after every group it waits for; by first member otherwise."""
+        waiting = dict.fromkeys(self.members, 0)
+        dependents: dict[int, list[int]] = {g: [] for g in self.members}
+        for g, d in self._direct_edges():
+            waiting[g] += 1
+            dependents[d].append(g)
+        ready = [g for g, n in waiting.items() if n == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            g = heapq.heappop(ready)
+            order.append(g)
+            for child in dependents[g]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(ready, child)
+        return order
+
+
+def _smallest_bound(sizes: list[int], parts: int) -> int:
+    """The smallest largest sum of any split of ``sizes`` into at most ``parts`` runs."""
+
+    def runs_needed(bound: int) -> int:
+        count, total = 1, 0
+        for size in sizes:
+            if total + size > bound:
+                count, total = count + 1, 0
+            total += size
+        return count
+
+    low, high = max(sizes), sum(sizes)
+    while low < high:
+        middle = (low + high) // 2
+        if runs_needed(middle) <= parts:
+            high = middle
+        else:
+            low = middle + 1
+    return low
 
 
 def _ancestor_bits(deps: list[set[int]]) -> list[int]:
@@ -215,11 +359,12 @@ def _ancestor_bits(deps: list[set[int]]) -> list[int]:
 
 
 def _bit_positions(bits: int) -> list[int]:
+    digits = bin(bits)[:1:-1]  # lowest bit first, without "0b"
     out = []
-    while bits:
-        low = bits & -bits
-        out.append(low.bit_length() - 1)
-        bits ^= low
+    found = digits.find("1")
+    while found >= 0:
+        out.append(found)
+        found = digits.find("1", found + 1)
     return out
 
 
@@ -268,29 +413,36 @@ def _serialize_conflicts(stories: list[Story], notes: list[str]) -> list[Story]:
 
     Edges always point from a later story to an earlier one in a fixed dependency order,
     so the plan stays acyclic. Closer stories are considered first, so an ordering that
-    already follows from an added edge is not added again.
+    already follows from an added edge is not added again. Only pairs that can clash are
+    looked at (``overlapping_surfaces``), and what a story waits for is a bitset.
     """
-    anc: dict[str, set[str]] = {}
+    index = {s.id: i for i, s in enumerate(stories)}
+    clashing: list[set[int]] = [set() for _ in stories]
+    for i, j in overlapping_surfaces([s.write_surface for s in stories]):
+        clashing[j].add(i)
+    undeclared = [i for i, s in enumerate(stories) if not s.write_surface]
+    anc: list[int] = []
     result: list[Story] = []
-    for story in stories:
+    for k, story in enumerate(stories):
         deps = list(story.depends_on)
-        waits_for: set[str] = set()
+        waits_for = 0
         for dep in deps:
-            waits_for |= {dep} | anc[dep]
+            waits_for |= (1 << index[dep]) | anc[index[dep]]
+        candidates = range(k) if not story.write_surface else clashing[k].union(undeclared)
         added: dict[str, list[str]] = {}  # reason -> ids of the stories it now waits for
-        for earlier in reversed(result):
-            if earlier.id in waits_for:
+        for i in sorted((i for i in candidates if i < k), reverse=True):
+            if waits_for >> i & 1:
                 continue
-            reason = _conflict(story, earlier)
+            reason = _conflict(story, stories[i])
             if reason is None:
                 continue
-            deps.append(earlier.id)
-            waits_for |= {earlier.id} | anc[earlier.id]
-            added.setdefault(reason, []).append(earlier.id)
+            deps.append(stories[i].id)
+            waits_for |= (1 << i) | anc[i]
+            added.setdefault(reason, []).append(stories[i].id)
         if added:
             why = "; ".join(f"{_join(ids)} ({reason})" for reason, ids in added.items())
             notes.append(f"{story.id} now runs after {why}")
-        anc[story.id] = waits_for
+        anc.append(waits_for)
         result.append(with_dependencies(story, deps))
     return result
 
@@ -307,9 +459,11 @@ def _conflict(a: Story, b: Story) -> str | None:
 
 
 def _has_independent_pair(stories: list[Story]) -> bool:
-    anc = ancestors(stories)
-    ids = [s.id for s in stories]
-    return any(b not in anc[a] and a not in anc[b] for i, a in enumerate(ids) for b in ids[i + 1 :])
+    """Can two stories run side by side? Exactly when the dependency order is not forced:
+    when some story does not directly depend on the one before it in that order."""
+    by_id = {s.id: s for s in stories}
+    order = topological_order(stories)
+    return any(prev not in by_id[sid].depends_on for prev, sid in pairwise(order))
 
 
 def _why_not_parallel(stories: list[Story]) -> str:
