@@ -4,8 +4,10 @@ scripted agent as a subprocess, repositories reached by file:// URL."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from baro_shared import schemas as s
@@ -13,6 +15,7 @@ from baro_shared import topology as t
 from baro_shared.bus import Bus
 from tests.api.conftest import Api, bare_remote, run_body, sse_events, wait_for_state
 from tests.conftest import run_git
+from tests.e2e.conftest import replay
 
 pytestmark = pytest.mark.slow
 
@@ -207,3 +210,29 @@ async def test_agent_events_reach_clients_redacted(api: Api, tmp_path: Path) -> 
     assert key not in said["data"]["event"]["text"]
     assert "[redacted]" in said["data"]["event"]["text"]
     await api.client.post(f"/v1/runs/{run_id}/cancel")
+
+
+async def test_a_token_in_the_repository_url_never_leaves_a_service(api: Api) -> None:
+    """A clone that fails prints its URL; the token in it is masked in every event on the
+    bus and in every answer of the API."""
+    token = "ghp_" + "Z9y8X7w6" * 5
+    url = f"https://{token}@127.0.0.1:9/owner/app.git"  # nothing listens on port 9
+    got = await api.client.post("/v1/runs", json=run_body(url))
+    assert got.status_code == 202, got.text
+    run_id = got.json()["run_id"]
+    view = await wait_for_state(api.client, run_id, {"failed"})
+    assert view["reason"].startswith("could not prepare the repository: ")
+    answers = [
+        json.dumps(view),
+        (await api.client.get("/v1/runs")).text,
+        json.dumps(await sse_events(api.client, run_id, follow=False)),
+    ]
+    bus = await Bus.open(api.settings, "redaction-test", ensure=False)
+    try:
+        stored = [msgspec.json.encode(e).decode() for e in await replay(bus, run_id)]
+    finally:
+        await bus.close()
+    assert any("prepare_failed" in e for e in stored)
+    for text in [*answers, *stored[1:]]:  # [0] is the submitted request itself
+        assert token not in text
+    assert "[redacted]@127.0.0.1:9" in answers[0]

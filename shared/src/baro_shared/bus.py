@@ -34,6 +34,7 @@ from nats.js.object_store import ObjectStore
 from baro_shared import metrics
 from baro_shared import schemas as s
 from baro_shared import topology as t
+from baro_shared.redact import redact, scrub
 from baro_shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -177,19 +178,23 @@ class Bus:
     # ---- publishing
 
     async def publish(self, msg: s.BusMessage, msg_id: str) -> bool:
-        """Publish a message with a Nats-Msg-Id; returns False when the server saw it already."""
+        """Publish a message with a Nats-Msg-Id; returns False when the server saw it already.
+
+        Everything published is redacted here (``redact.scrub``): errors and reasons carry
+        what git, agents and providers printed, credentials in URLs included."""
         subject = t.subject_for(msg)
         ack = await self.js.publish(
-            subject, s.encode(msg), headers={Header.MSG_ID: msg_id}, timeout=10
+            subject, s.encode(scrub(msg)), headers={Header.MSG_ID: msg_id}, timeout=10
         )
         metrics.published.labels(kind=msg.__struct_config__.tag).inc()
         return not ack.duplicate
 
     async def publish_agent_event(self, msg: s.AgentEventMsg) -> None:
+        """Publish one normalized agent event, redacted (agents echo environments and files)."""
         subject = t.agent_subject(msg.run_id, msg.story_id)
         await self.js.publish(
             subject,
-            s.encode(msg),
+            s.encode(scrub(msg)),
             headers={Header.MSG_ID: f"{msg.run_id}.{msg.story_id}.{msg.attempt}.{msg.seq}"},
             timeout=10,
         )
@@ -581,8 +586,8 @@ class Worker(Generic[M]):
         record = s.PoisonRecord(
             service=self.service,
             subject=msg.subject,
-            reason=reason[:2000],
-            payload=msg.data[:4096].decode("utf-8", "replace"),
+            reason=redact(reason[:2000]),
+            payload=redact(msg.data[:4096].decode("utf-8", "replace")),
             stream_seq=msg.metadata.sequence.stream if msg.metadata else 0,
         )
         with contextlib.suppress(Exception):

@@ -1,8 +1,15 @@
-"""Keep credentials out of logs and events.
+"""Keep credentials out of logs, events and API answers.
 
-Two nets: well-known key shapes (provider API keys, GitHub tokens, bearer headers,
-``key=value`` assignments of secret-looking names), and the exact values of the secrets
-this process knows about (its credential environment variables).
+Three nets: well-known key shapes (provider API keys, GitHub tokens, bearer headers,
+``key=value`` assignments of secret-looking names), credentials inside URLs
+(``https://TOKEN@host``, ``https://user:password@host``), and the exact values of the
+secrets this process knows about (its credential environment variables).
+
+It is applied where text leaves a service, not by each caller: ``Bus.publish`` (every
+event and command), ``Bus.publish_agent_event``, the API's views of runs and events, and
+the log handlers (``install_log_redaction``). ``scrub`` leaves alone what a run needs
+verbatim: the submitted request, stories (an agent's instructions), repository sources
+(a clone needs their URL), and repository paths.
 """
 
 from __future__ import annotations
@@ -11,8 +18,13 @@ import logging
 import os
 import re
 from functools import lru_cache
+from typing import TypeVar
 
 import msgspec
+
+from baro_shared import schemas as s
+
+T = TypeVar("T")
 
 MASK = "[redacted]"
 
@@ -39,6 +51,10 @@ _LABELLED = re.compile(
 )
 _LABEL_STARTS = ("authorization", "bearer", "api", "token", "secret", "passw")
 _SECRET_ENV = re.compile(r"(?i)(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)")
+# the user-info part of a URL: "https://<this>@host"
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s@'\"<>]+)@")
+# a plain user name (git@, ssh://deploy@) names nobody's secret
+_USER_NAME_SCHEMES = frozenset({"ssh://", "git://", "git+ssh://", "ssh+git://"})
 
 
 @lru_cache(maxsize=1)
@@ -52,6 +68,19 @@ def refresh() -> None:
     _known_values.cache_clear()
 
 
+def _mask_userinfo(match: re.Match[str]) -> str:
+    scheme, userinfo = match.group(1), match.group(2)
+    if scheme.lower() in _USER_NAME_SCHEMES and ":" not in userinfo:
+        return match.group(0)
+    return f"{scheme}{MASK}@"
+
+
+def mask_url_credentials(text: str) -> str:
+    """``text`` with every URL's user information masked (an https user name is often a
+    token); a plain ssh or git user name stays."""
+    return _URL_USERINFO.sub(_mask_userinfo, text)
+
+
 def redact(text: str) -> str:
     if not text:
         return text
@@ -61,6 +90,8 @@ def redact(text: str) -> str:
     for shape, literals in _SHAPES:
         if any(literal in text for literal in literals):
             text = shape.sub(MASK, text)
+    if "@" in text:
+        text = mask_url_credentials(text)
     return _mask_labelled(text)
 
 
@@ -92,22 +123,66 @@ def _occurrences(text: str, word: str) -> list[int]:
     return found
 
 
-def redact_struct(obj: msgspec.Struct) -> msgspec.Struct:
-    """A copy of ``obj`` with every string field redacted (one level deep)."""
-    changes = {
-        name: redact(value)
-        for name in obj.__struct_fields__
-        if isinstance(value := getattr(obj, name), str) and value
+# what scrub leaves verbatim: the run needs it exactly as given, and none of it is
+# produced from secrets (ids, paths in the repository, the goal and the model)
+_KEPT_FIELDS = frozenset(
+    {
+        "run_id",
+        "story_id",
+        "goal",
+        "agent_script",
+        "model",
+        "slug",
+        "changed_files",
+        "surface_violations",
+        "files_changed",
+        "dropped_artifacts",
+        "paths",
+        "conflict_paths",
     }
-    return msgspec.structs.replace(obj, **changes) if changes else obj
+)
+
+
+def scrub(value: T) -> T:
+    """``value`` (a bus message, a run record, a list or dict of them) with every string
+    redacted, except what the run needs verbatim (see the module doc)."""
+    if isinstance(value, str):
+        return redact(value)  # type: ignore[return-value]
+    if isinstance(value, s.RunSubmitted | s.Story | s.RepoSource):
+        return value
+    if isinstance(value, msgspec.Struct):
+        changes = {}
+        for name in value.__struct_fields__:
+            if name in _KEPT_FIELDS:
+                continue
+            field = getattr(value, name)
+            cleaned = scrub(field)
+            if cleaned is not field:
+                changes[name] = cleaned
+        return msgspec.structs.replace(value, **changes) if changes else value
+    if isinstance(value, list):
+        items = [scrub(item) for item in value]
+        same = all(a is b for a, b in zip(items, value, strict=True))
+        return value if same else items  # type: ignore[return-value]
+    if isinstance(value, dict):
+        pairs = {key: scrub(item) for key, item in value.items()}
+        same = all(pairs[key] is item for key, item in value.items())
+        return value if same else pairs  # type: ignore[return-value]
+    return value
 
 
 class RedactingFilter(logging.Filter):
+    """Redacts a record's message and, formatted once here, its traceback."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
         return True
 
 

@@ -10,7 +10,9 @@ option-looking text, no exotic transports, no password inside it.
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from baro_shared.redact import mask_url_credentials
 
 URL_SCHEMES = ("https", "http", "ssh", "git", "file")
 URL_MAX = 2048
@@ -88,19 +90,7 @@ def check_git_url(url: str) -> str:
 
 def redact_url(url: str) -> str:
     """The URL without secrets: an https user name is often a token, so it goes too."""
-    if "://" not in url:
-        return url
-    try:
-        parsed = urlsplit(url)
-    except ValueError:
-        return "[unparsable URL]"
-    if "@" not in parsed.netloc:
-        return url
-    userinfo, _, hostport = parsed.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    keep_user = parsed.scheme.lower() in ("ssh", "git") and ":" not in userinfo
-    netloc = f"{user}@{hostport}" if keep_user else f"***@{hostport}"
-    return urlunsplit((parsed.scheme, netloc, parsed.path, parsed.query, parsed.fragment))
+    return mask_url_credentials(url)
 
 
 def check_ref(ref: str) -> str:

@@ -34,7 +34,6 @@ from baro_shared.inputs import command_problem
 from baro_shared.mappers import mapper_for
 from baro_shared.metrics import RUN_SECONDS_BUCKETS
 from baro_shared.processes import interruption
-from baro_shared.redact import redact, redact_struct
 from baro_shared.retry import Budget
 from baro_shared.settings import Settings
 from baro_shared.surfaces import covered
@@ -302,7 +301,7 @@ class _Job:
         )
         if report is None:
             return
-        log.info("setup of %s/%s: %s", self.cmd.run_id, self.story_id, redact(report.summary()))
+        log.info("setup of %s/%s: %s", self.cmd.run_id, self.story_id, report.summary())
         self.seq += 1
         event = s.CommandRun(
             command=f"baro setup: {report.summary()}",
@@ -316,7 +315,7 @@ class _Job:
                     story_id=self.story_id,
                     attempt=self.attempt,
                     seq=self.seq,
-                    event=redact_struct(event),
+                    event=event,
                 )
             )
 
@@ -475,7 +474,7 @@ class _Job:
             attempt=self.attempt,
             status=status,
             exit_reason=reason,
-            error=redact(error) if error else None,
+            error=error or None,
             changed_files=changed or [],
             surface_violations=violations or [],
             refused=refused or [],
@@ -553,10 +552,6 @@ class _Job:
         return self._stop_reason
 
     async def _sink(self, event: s.NormalizedEvent) -> None:
-        if not isinstance(event, s.Usage):
-            event = redact_struct(
-                event
-            )  # agents echo environment and files; keys stay out of events
         if self.queue.full():
             if not isinstance(event, ESSENTIAL):
                 dropped_events.inc()

@@ -2,7 +2,8 @@
 
 A run the conductor has not recorded yet (it was just submitted) is shown from its
 RunSubmitted event, as a record in state ``submitted``. Repository URLs never show
-credentials.
+credentials, and every other text goes through the redactor (``redact.scrub``) on its
+way out, whatever the record holds (it may predate the redaction of its events).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import msgspec
 
 from baro_intake import api_models as m
 from baro_shared import schemas as s
-from baro_shared.redact import redact_struct
+from baro_shared.redact import scrub
 from baro_shared.runstream import WatchedEvent
 from baro_shared.sources import redact_url
 from baro_shared.totals import run_totals
@@ -54,6 +55,7 @@ def first_line(goal: str) -> str:
 
 
 def summary(rec: s.RunRecord) -> m.RunSummary:
+    rec = scrub(rec)
     return m.RunSummary(
         run_id=rec.run_id,
         goal=first_line(rec.request.goal),
@@ -145,6 +147,7 @@ def delivered_out(d: s.RunDelivered | None) -> m.DeliveredOut | None:
 
 
 def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
+    rec = scrub(rec)
     req = rec.request
     lim = req.limits
     return m.RunDetail(
@@ -187,12 +190,10 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
 
 
 def public_event(event: WatchedEvent) -> WatchedEvent:
-    """The event as a client may see it: a submitted run's URL without credentials, an
-    agent's event redacted (the runner redacts it before publishing; this process masks
-    its own secrets too)."""
-    if isinstance(event, s.AgentEventMsg):
-        return msgspec.structs.replace(event, event=redact_struct(event.event))
+    """The event as a client may see it: redacted (an agent's event too: the runner
+    redacts it before publishing, this process masks its own secrets as well), a
+    submitted run's URL without credentials."""
     if isinstance(event, s.RunSubmitted) and event.repo.kind == "url":
         repo = msgspec.structs.replace(event.repo, location=redact_url(event.repo.location))
         return msgspec.structs.replace(event, repo=repo)
-    return event
+    return scrub(event)
