@@ -28,7 +28,7 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
@@ -101,6 +101,8 @@ class ScriptedModelServer:
     def __init__(self) -> None:
         self.script = Script()
         self.exchanges: list[Exchange] = []
+        # called with every model request's body (tests look into what a CLI sent)
+        self.on_body: Callable[[dict[str, Any]], None] | None = None
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         handler = type("Handler", (_Handler,), {"model_server": self})
@@ -125,6 +127,7 @@ class ScriptedModelServer:
         with self._lock:
             self.script = script
             self.exchanges = []
+            self.on_body = None
 
     def record(self, exchange: Exchange) -> None:
         with self._lock:
@@ -395,6 +398,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": f"no route {path}"}})
             return
         script = self.model_server.script
+        if self.model_server.on_body is not None:
+            self.model_server.on_body(body)
         model = str(body.get("model") or "mock-model")
         exchange = Exchange(
             api,

@@ -41,12 +41,14 @@ def run(
 
 @pytest.mark.parametrize("backend", ["claude", "codex", "opencode", "pi"])
 @pytest.mark.parametrize("purpose", ["story", "question"])
-def test_the_prompt_is_last_after_an_end_of_options_marker(
+def test_the_prompt_goes_on_stdin_never_on_the_command_line(
     backend: str, purpose: str, tmp_path: Path
 ) -> None:
-    argv = run(backend, tmp_path, purpose=purpose).argv
-    assert argv[-2:] == ["--", PROMPT]
-    assert argv[0] == f"/bin/{backend}"
+    invoked = run(backend, tmp_path, purpose=purpose)
+    assert invoked.stdin_text == PROMPT
+    assert not any(PROMPT in arg for arg in invoked.argv)
+    assert "--" not in invoked.argv
+    assert invoked.argv[0] == f"/bin/{backend}"
 
 
 @pytest.mark.parametrize(

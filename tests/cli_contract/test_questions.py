@@ -9,7 +9,7 @@ import pytest
 
 from baro_shared import oneshot
 from tests.cli_contract.conftest import BACKENDS, contract_settings
-from tests.cli_contract.model_server import Script, ScriptedModelServer
+from tests.cli_contract.model_server import Script, ScriptedModelServer, strings_in
 
 pytestmark = [pytest.mark.cli, pytest.mark.timeout(300)]
 
@@ -50,3 +50,25 @@ async def test_a_question_is_answered_without_tools(
     assert result.usage.input == reported["input"]
     assert result.usage.cached_input == reported["cached_input"]
     assert result.usage.output == reported["output"]
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+async def test_a_prompt_longer_than_one_argument_may_be_reaches_the_model(
+    backend: str,
+    model_server: ScriptedModelServer,
+    credentials: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """240 KB: past the kernel's 128 KiB limit on one argument, so only stdin carries it;
+    its last words reach the model."""
+    model_server.reset(Script(answer_text=ANSWER, text_only=True))
+    settings = contract_settings("nats://127.0.0.1:1", tmp_path, model_server)
+    marker = "the-last-words-of-the-prompt"
+    prompt = "Answer in JSON. " + "context line\n" * 18_000 + marker
+    seen: list[str] = []
+    model_server.on_body = lambda body: seen.extend(strings_in(body))
+    result = await oneshot.ask(
+        backend, prompt, settings, purpose="intake", model=BACKENDS[backend].model, timeout=240
+    )
+    assert result.ok, result.error
+    assert any(marker in text for text in seen), "the end of the prompt never reached the model"

@@ -5,6 +5,11 @@ working directory and run commands there, nothing asks for permission, nothing p
 A ``question`` (intake and planner, through ``oneshot``): one answer, without tools where
 the CLI can run without them, read-only where it cannot (Codex).
 
+The prompt never goes on the command line: every CLI reads it from standard input when
+no prompt argument is given (``claude -p``, ``codex exec``, ``opencode run``, ``pi
+--mode json``), so a long one cannot hit the kernel's limit on one argument (128 KiB)
+or on a whole command line, and it never shows in a process listing.
+
 Every CLI gets its own config home under ``home`` (a workspace's ``home/``, or a
 question's temporary folder), so parallel agents never share CLI state. The files written
 there hold settings only: credentials reach a CLI through the environment
@@ -39,6 +44,7 @@ class BackendConfigError(ValueError):
 class Invocation:
     argv: list[str]
     env: dict[str, str]
+    stdin_text: str = ""  # what the CLI reads on standard input: the prompt
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ def _claude(r: _Request) -> Invocation:
         argv += ["--tools", "", "--permission-mode", "dontAsk", "--no-session-persistence"]
     if r.model:
         argv += ["--model", r.model]
-    return Invocation([*argv, "--", r.prompt], env)
+    return Invocation(argv, env, r.prompt)
 
 
 # --------------------------------------------------------------------------- Codex
@@ -177,7 +183,7 @@ def _codex(r: _Request) -> Invocation:
         argv.append("--ephemeral")
     if r.model:
         argv += ["--model", r.model]
-    return Invocation([*argv, "--", r.prompt], env)
+    return Invocation(argv, env, r.prompt)
 
 
 # --------------------------------------------------------------------------- OpenCode
@@ -246,7 +252,7 @@ def _opencode(r: _Request) -> Invocation:
     argv = [r.binary, "run", "--format", "json", "--print-logs", "--log-level", "ERROR"]
     if model:
         argv += ["--model", model]
-    return Invocation([*argv, "--", r.prompt], env)
+    return Invocation(argv, env, r.prompt)
 
 
 # --------------------------------------------------------------------------- Pi
@@ -287,7 +293,7 @@ def _pi(r: _Request) -> Invocation:
         argv += ["--provider", PROVIDER, "--model", model_id]
     elif r.model:
         argv += ["--model", r.model]
-    return Invocation([*argv, "--", r.prompt], env)
+    return Invocation(argv, env, r.prompt)
 
 
 _BUILDERS: dict[str, Callable[[_Request], Invocation]] = {

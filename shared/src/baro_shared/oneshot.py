@@ -50,8 +50,8 @@ def command(
     """The headless, tool-less command line and environment for one question (the real
     CLIs' in ``baro_shared.headless``); the CLI's config home is written under ``home``."""
     if backend == "scripted":
-        argv = [binary, "-p", prompt, "--output-format", "stream-json", "--verbose"]
-        return Invocation(argv + (["--model", model] if model else []), env)
+        argv = [binary, "-p", "--output-format", "stream-json", "--verbose"]
+        return Invocation(argv + (["--model", model] if model else []), env, prompt)
     return invocation(
         backend,
         binary,
@@ -106,7 +106,7 @@ async def ask(
                 *argv,
                 cwd=tmp,
                 env=run.env,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,  # the prompt (see baro_shared.headless)
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
@@ -115,7 +115,9 @@ async def ask(
         except OSError as exc:
             return OneShotResult(False, error=f"could not start {binary}: {exc}")
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+            out, err = await asyncio.wait_for(
+                proc.communicate(run.stdin_text.encode()), timeout=timeout
+            )
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -127,16 +127,17 @@ async def run_agent(
 ) -> AgentOutcome:
     started = time.monotonic()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *command.argv,
-            cwd=str(command.cwd),
-            env=command.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
+        with open(command.stdin or os.devnull, "rb") as stdin:
+            proc = await asyncio.create_subprocess_exec(
+                *command.argv,
+                cwd=str(command.cwd),
+                env=command.env,
+                stdin=stdin,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
     except OSError as exc:
         return AgentOutcome(
             "failed",

@@ -31,6 +31,15 @@ class AgentCommand:
     argv: list[str]
     env: dict[str, str]
     cwd: Path
+    stdin: Path | None = None  # a file the agent reads on standard input: its prompt
+
+
+def _prompt_file(ws: Workspace, prompt: str) -> Path:
+    """The prompt, in the attempt's folder beside (not inside) the clone; the agent reads
+    it on standard input, never from its command line (see baro_shared.headless)."""
+    path = ws.root / "prompt.md"
+    path.write_text(prompt, encoding="utf-8")
+    return path
 
 
 class BackendUnavailable(RuntimeError):
@@ -71,7 +80,7 @@ def fenced(command: AgentCommand, fence: Fence | None) -> AgentCommand:
 
 def _scripted(binary: str, prompt: str, ws: Workspace, cmd: s.RunStory) -> AgentCommand:
     env = _environment(ws, cmd)
-    argv = [binary, "-p", prompt, "--output-format", "stream-json", "--verbose"]
+    argv = [binary, "-p", "--output-format", "stream-json", "--verbose"]
     if cmd.model:
         argv += ["--model", cmd.model]
     if cmd.agent_script:
@@ -80,7 +89,7 @@ def _scripted(binary: str, prompt: str, ws: Workspace, cmd: s.RunStory) -> Agent
     env["BARO_STORY_TITLE"] = cmd.story.title
     env["BARO_ATTEMPT"] = str(cmd.attempt)
     env["BARO_WRITE_SURFACE"] = json.dumps(cmd.story.write_surface)
-    return AgentCommand(argv, env, ws.repo)
+    return AgentCommand(argv, env, ws.repo, _prompt_file(ws, prompt))
 
 
 def agent_command(
@@ -106,4 +115,4 @@ def agent_command(
         )
     except BackendConfigError as exc:
         raise BackendUnavailable(str(exc)) from exc
-    return AgentCommand(run.argv, run.env, ws.repo)
+    return AgentCommand(run.argv, run.env, ws.repo, _prompt_file(ws, run.stdin_text))

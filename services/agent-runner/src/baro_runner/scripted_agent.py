@@ -909,7 +909,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "file of its write surface (or CHANGES.md). See docs/scripted-agent.md."
         ),
     )
-    parser.add_argument("prompt", nargs="?", default="", help="the prompt (only recorded)")
+    parser.add_argument(
+        "prompt", nargs="?", default="", help="the prompt (else read from stdin; unused)"
+    )
     parser.add_argument("-p", "--print", action="store_true", help="headless mode (accepted)")
     parser.add_argument("--output-format", default="text", help="must be stream-json")
     parser.add_argument("--verbose", action="store_true", help="required with stream-json")
@@ -980,6 +982,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
     args = parse_args(argv)
+    if not args.prompt and not sys.stdin.isatty():
+        sys.stdin.read()  # as Claude Code takes it; baro's runner passes it this way
     workspace = os.path.realpath(os.getcwd())
     try:
         # standing in for `claude` (no BARO_* from the runner), it reads the story's prompt
