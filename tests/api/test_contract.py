@@ -58,7 +58,7 @@ async def test_bad_requests_get_one_clear_line(api: Api, tmp_path: Path) -> None
     assert "password" in await error(run_body("https://me:hunter2@example.com/app.git"))
     assert "starts with '-'" in await error(run_body("--upload-pack=/tmp/x"))
     assert "not a git URL" in await error(run_body("ext::sh"))
-    assert "blank" in await error(run_body(f"file://{bare}", goal="   "))
+    assert "goal is empty" in await error(run_body(f"file://{bare}", goal="   "))
     assert "color" in await error({**run_body(f"file://{bare}"), "color": "red"})
     assert "goal" in await error({"repo": {"kind": "url", "location": f"file://{bare}"}})
     assert "valid integer" in await error(

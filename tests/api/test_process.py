@@ -95,3 +95,66 @@ def test_sigterm_ends_open_event_streams_and_exits_cleanly(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def peak_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_a_streamed_body_is_cut_off_at_the_limit_while_it_arrives(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """A chunked upload (no Content-Length) of 256 MiB: answered 413 once the first MiB
+    is passed, the rest never read into memory, /healthz answered meanwhile."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "baro"), "service", "intake"],
+        env=service_env(nats_server, tmp_path, port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.1)
+            before = peak_rss_kb(proc.pid)
+            chunk = b"x" * (64 << 10)
+            sent = 0
+            head = (
+                f"POST /v1/runs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                sock.sendall(head.encode())
+                try:
+                    while sent < 256 << 20:
+                        sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        sent += len(chunk)
+                        if sent == 4 << 20:  # well past the limit: the server is still there
+                            assert client.get("/healthz").status_code == 200
+                except OSError:
+                    pass  # the server answered and closed the connection
+                answer = sock.recv(4096).decode("latin-1")
+            assert answer.startswith("HTTP/1.1 413"), answer[:200]
+            assert "larger than 1048576 bytes" in answer
+            assert sent < 256 << 20, "the server read the whole body"
+            assert client.get("/healthz").status_code == 200
+        grown_mb = (peak_rss_kb(proc.pid) - before) / 1024
+        assert grown_mb < 32, f"the intake grew by {grown_mb:.0f} MB reading a refused body"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -34,7 +34,7 @@ def _check(rc: int, what: str) -> None:
 
 
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str) -> None:
-    enc = (lambda v: v.encode() if v is not None else None)  # noqa: E731
+    enc = lambda v: v.encode() if v is not None else None  # noqa: E731
     _check(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
 
 

@@ -42,7 +42,9 @@ async def test_fenced_runners_deliver_through_the_object_store_alone(
     cluster: ClusterWorld, client: Bus
 ) -> None:
     if not cluster.fenced:
-        pytest.skip("this kernel refuses the fence's mount namespace (not root, no user namespaces)")
+        pytest.skip(
+            "this kernel refuses the fence's mount namespace (not root, no user namespaces)"
+        )
     cluster.start_core()
     runners = [cluster.start("agent-runner"), cluster.start("agent-runner")]
     repo = make_repo(cluster.root / "user", {"app.py": "VALUE = 0\n", "README.md": "# app\n"})

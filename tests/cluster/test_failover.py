@@ -48,7 +48,9 @@ HISTORY = (
 PER_STORY = (s.StoryStarted, s.StoryFinished, s.StoryIntegrated)
 
 
-async def until(bus: Bus, run_id: str, done: object, timeout: float, world: ClusterWorld) -> s.RunRecord:
+async def until(
+    bus: Bus, run_id: str, done: object, timeout: float, world: ClusterWorld
+) -> s.RunRecord:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rec = await poll(bus, run_id)
@@ -78,7 +80,9 @@ async def test_runs_survive_leaders_killed_and_a_member_paused(
         )
         injected = await inject(cluster.nats, fault)
         report.append(injected)
-        final = await until(client, run_id, lambda r: r.state in s.TERMINAL_RUN_STATES, 180, cluster)
+        final = await until(
+            client, run_id, lambda r: r.state in s.TERMINAL_RUN_STATES, 180, cluster
+        )
         why = f"after {fault} ({injected.member} down)"
         assert final.state == "delivered", f"{why}: {final.state} {final.reason}"
 

@@ -47,7 +47,9 @@ def test_baro_up_cluster_serves_a_run_on_three_servers(tmp_path: Path) -> None:
 
         repo = make_repo(tmp_path / "repo", {"app.py": "VALUE = 0\n"})
         script = tmp_path / "script.json"
-        script.write_text(json.dumps({"default": {"steps": [{"write": "app.py", "content": "VALUE = 1\n"}]}}))
+        script.write_text(
+            json.dumps({"default": {"steps": [{"write": "app.py", "content": "VALUE = 1\n"}]}})
+        )
         client = {
             **env,
             "BARO_NATS_URL": url.group(1),
@@ -64,4 +66,6 @@ def test_baro_up_cluster_serves_a_run_on_three_servers(tmp_path: Path) -> None:
         rc = up.wait(timeout=60)
     assert rc == 0, log.read_text()
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )

@@ -455,3 +455,16 @@ def test_a_submission_that_skipped_the_door_is_recorded_as_refused() -> None:
     assert d.rec.reason is not None
     assert d.rec.reason.startswith("the submission was refused: the goal contains U+0000")
     assert not d.feed(submitted(goal="fix\x00it")), "a redelivery changes nothing"
+
+
+def test_a_failed_verification_without_output_still_says_so() -> None:
+    d = Driver()
+    d.feed(submitted(mode_request="focused"))
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    d.feed(s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="fix")]))
+    d.feed(s.StoryStarted(run_id=RUN, story_id="S1", attempt=1, runner="x"))
+    d.feed(finish("S1"))
+    d.feed(integrated("S1"))
+    d.feed(s.RunDelivered(run_id=RUN, branch="baro/fix", base="base", head="i-S1", verify="failed"))
+    assert d.rec.state == "needs_attention"
+    assert d.rec.reason == "verification failed (no output)"

@@ -73,7 +73,9 @@ def test_runs_and_status_show_an_interrupted_run(settings: Settings) -> None:
     assert [r["run_id"] for r in runs] == [dead.run_id]
     assert "stopped before the run finished" in runs[0]["interrupted"]["reason"]
     shown = baro(settings, "status", dead.run_id)
-    assert f"baro resume {dead.run_id} continues it, baro cancel {dead.run_id} ends it" in shown.stdout
+    assert (
+        f"baro resume {dead.run_id} continues it, baro cancel {dead.run_id} ends it" in shown.stdout
+    )
     assert json.loads(baro(settings, "status", live.run_id, "--json").stdout)["interrupted"] is None
 
 

@@ -137,7 +137,9 @@ def kill_at(world: World, proc: subprocess.Popen[str], moment: str) -> str:
 
 def another_run_leaves_it_alone(world: World, killed: str) -> None:
     """A new `baro run` in the same repository names the killed run, does not drive it."""
-    script = world.write_json("other.json", {"default": {"steps": [{"write": "c.txt", "content": "c\n"}]}})
+    script = world.write_json(
+        "other.json", {"default": {"steps": [{"write": "c.txt", "content": "c\n"}]}}
+    )
     out = world.baro(
         "run", OTHER_GOAL, "--mode", "focused", "--yes", "--backend", "scripted",
         "--script", str(script), "--json",
@@ -244,7 +246,9 @@ def test_killed_while_planning_is_resumed_once(world: World) -> None:
 def test_killed_while_delivering_keeps_one_branch(world: World) -> None:
     """The merger makes the branch, then verifies it: killed during the verification, the
     branch is there, and resuming finishes the run on that same branch."""
-    (world.repo / ".baro.toml").write_text(f"[verify]\ncommand = {json.dumps(world.gate('verify'))}\n")
+    (world.repo / ".baro.toml").write_text(
+        f"[verify]\ncommand = {json.dumps(world.gate('verify'))}\n"
+    )
     run_git(world.repo, "add", ".baro.toml")
     run_git(world.repo, "commit", "-qm", "verify")
     script = world.write_json(

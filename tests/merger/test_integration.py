@@ -366,3 +366,25 @@ async def test_bundle_of_the_integration_head_carries_a_dependent_story(bench: A
     assert bench.git(workspace, "cat-file", "-t", first.commit) == "commit"
     with pytest.raises(MergerError, match="unknown commit"):
         await create_bundle(prepared.repo, "r", prepared.base, "f" * 40, out)
+
+
+async def test_an_unreadable_bundle_is_named_as_the_user_knows_it(bench: Any) -> None:
+    """Not "cannot read 'HEAD' from <temp dir>/source.bundle: and the repository exists.":
+    the source as submitted, and git's reason rather than its closing advice."""
+    garbage = bench.root / "tmp-download" / "source.bundle"
+    garbage.parent.mkdir()
+    garbage.write_bytes(b"this is not a bundle\n")
+    with pytest.raises(SourceError) as caught:
+        await prepare_run(
+            bench.cache,
+            "r-garbage",
+            RepoSource(kind="bundle", location=str(garbage)),
+            shown_as="the uploaded bundle runs/r-garbage/source.bundle",
+        )
+    message = str(caught.value)
+    assert message.startswith(
+        "cannot read 'HEAD' from the uploaded bundle runs/r-garbage/source.bundle: "
+    )
+    assert str(garbage.parent) not in message
+    assert "repository exists" not in message
+    assert "bundle" in message.split(": ", 1)[1]

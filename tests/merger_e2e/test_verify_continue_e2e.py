@@ -120,3 +120,16 @@ def test_continue_mistakes_are_one_line(settings: Settings, tmp_path: Path) -> N
     assert "it is checked out in" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     run_git(repo, "checkout", "--quiet", "main")
     assert snapshot(repo) == before
+
+
+async def test_a_verify_that_fails_silently_says_how_it_failed(bus: Bus, tmp_path: Path) -> None:
+    files = {**FILES, ".baro.toml": '[verify]\ncommand = "exit 3"\n'}
+    repo = make_repo(tmp_path / "user", files, dirty=True)
+    report = await run_to_end(
+        bus, request_for(repo, "set VALUE to 2 in app.py", writes(2), mode_request="focused")
+    )
+    assert report.status == "needs_attention"
+    assert report.reason == (
+        "verification failed: the verify command of .baro.toml exited with code 3 "
+        "and printed nothing"
+    )

@@ -71,13 +71,16 @@ def test_a_hand_written_plan_runs_with_enforcement(tmp_path: Path) -> None:
         str(script),
         "--yes",
         "--json",
-        "--quiet",
         cwd=repo,
     )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["status"] == "delivered", report["reason"]
     assert report["mode"] == "parallel"
+    # no --mode was given: the plan's shape chose the mode, not a flag
+    assert "mode: parallel (the plan's shape)" in out.stderr
+    assert "(flag)" not in out.stderr
+    assert report["mode_source"] == "the plan's shape"
     assert [st["id"] for st in report["stories"]] == ["lib", "use", "both"]
     assert {st["id"]: st["depends_on"] for st in report["stories"]}["both"] == ["lib"]
     assert report["enforcement"][0] == "the plan was given with the run (3 stories)"

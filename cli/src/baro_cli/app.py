@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr, ValidationError
 
+from baro_cli.terminal import printable
+from baro_shared import inputs
 from baro_shared.embedded import read_client_token
 from baro_shared.processes import process_alive
 from baro_shared.settings import Settings
@@ -53,16 +55,42 @@ RetryWindowOption = Annotated[
         help="Seconds after a story's first failed attempt in which it may still be retried.",
     ),
 ]
+
+
+def _seconds(value: float | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return inputs.check_seconds("the value", value)
+    except inputs.InputProblem as exc:
+        raise typer.BadParameter(str(exc).removeprefix("the value is ")) from None
+
+
 StoryTimeoutOption = Annotated[
-    float | None, typer.Option(min=1, help="Seconds one agent may run (default 1800).")
+    float | None,
+    typer.Option(callback=_seconds, help="Seconds one agent may run (1 to 86400; default 1800)."),
 ]
 ModelOption = Annotated[str | None, typer.Option(help="Model passed to the agent CLI.")]
+GoalArgument = Annotated[
+    str | None,
+    typer.Argument(
+        help="What to change, in plain words; - reads it from standard input.",
+        show_default=False,
+    ),
+]
+GoalFileOption = Annotated[
+    Path | None,
+    typer.Option("--goal-file", metavar="FILE", help="Read the goal from FILE (UTF-8 text)."),
+]
 ModeOption = Annotated[
     str, typer.Option(help="auto lets intake decide; or force focused/sequential/parallel.")
 ]
 StallTimeoutOption = Annotated[
     float | None,
-    typer.Option(min=1, help="Seconds without agent output before it is stopped (default 600)."),
+    typer.Option(
+        callback=_seconds,
+        help="Seconds without agent output before it is stopped (1 to 86400; default 600).",
+    ),
 ]
 SurfaceOption = Annotated[
     str | None,
@@ -78,7 +106,7 @@ MODE_CHOICES = ("auto", "focused", "sequential", "parallel")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"baro: {message}", err=True)
+    typer.echo(f"baro: {printable(message)}", err=True)
     return typer.Exit(code)
 
 

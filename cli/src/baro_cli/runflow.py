@@ -16,6 +16,7 @@ from nats.js.api import Header
 
 from baro_cli.picker import estimate_json, estimate_line
 from baro_cli.runview import generic
+from baro_cli.terminal import safe
 from baro_intake import api_views
 from baro_shared import schemas as s
 from baro_shared import topology as t
@@ -86,7 +87,7 @@ class Progress:
     """
 
     def __init__(self, out: TextIO, quiet: bool = False) -> None:
-        self.out = out
+        self.out = safe(out)
         self.quiet = quiet
         self.origin = time.time()
         self.at: float | None = None  # the time of the event being reported
@@ -139,6 +140,7 @@ async def follow(
     quiet_before: float | None = None,
     live: bool = True,
     watchers: Sequence[Watcher] = (),
+    mode_chosen_by: str | None = None,
 ) -> RunReport:
     """Watch the run's events from the start until it finishes; confirm the mode if asked.
 
@@ -149,6 +151,9 @@ async def follow(
     history). ``live=False``: only the events there are now (a store no server serves).
     ``watchers`` see every event as a client of the API would, and with them the agents'
     events too.
+    ``mode_chosen_by`` says who chose a mode the request carries when it was not
+    the user's --mode (e.g. "the plan's shape"); the run records any requested mode as a
+    flag.
     """
     report = RunReport(run_id=request.run_id, run_token_budget=request.limits.run_token_budget)
     progress.origin = request.ts
@@ -157,7 +162,16 @@ async def follow(
     cancel_deadline: float | None = None
     try:
         stopped_agents, cancel_deadline = await _follow_events(
-            bus, request, report, progress, picker, interrupted, quiet_before, live, watchers
+            bus,
+            request,
+            report,
+            progress,
+            picker,
+            interrupted,
+            quiet_before,
+            live,
+            watchers,
+            mode_chosen_by,
         )
     finally:
         await _complete_from_record(bus, report, stopped_agents, cancel_deadline, interrupted)
@@ -174,6 +188,7 @@ async def _follow_events(
     quiet_before: float | None,
     live: bool = True,
     watchers: Sequence[Watcher] = (),
+    mode_chosen_by: str | None = None,
 ) -> tuple[dict[str, int] | None, float | None]:
     """Apply the run's events to ``report`` until it ends (or a cancel is not confirmed in
     time, or, not ``live``, the events run out); returns the agents a cancel stopped, and
@@ -227,7 +242,7 @@ async def _follow_events(
             _track_agents(working, event)
             progress.at = event.ts
             try:
-                if await _on_event(bus, request, event, report, progress, picker):
+                if await _on_event(bus, request, event, report, progress, picker, mode_chosen_by):
                     if stopped_agents is None and working and report.status == "cancelled":
                         # cancelled from elsewhere (baro cancel): the agents it stopped
                         # still report, and their attempts are archived after that
@@ -375,6 +390,7 @@ async def _on_event(
     report: RunReport,
     progress: Progress,
     picker: Picker | None,
+    mode_chosen_by: str | None = None,
 ) -> bool:
     """Update the report from one event; True when the run is over."""
     match ev:
@@ -407,10 +423,13 @@ async def _on_event(
                     f"{request.run_id}.mode",
                 )
         case s.ModeConfirmed(mode=mode, source=source, decided_by=decided_by):
+            who = mode_chosen_by if source == "flag" and mode_chosen_by else source
             if report.mode != mode or source != "intake":
-                progress.line(f"mode: {mode} ({source})")
+                progress.line(f"mode: {mode} ({who})")
             report.mode = mode
-            if decided_by is not None:
+            if source == "flag" and mode_chosen_by:
+                report.mode_source = mode_chosen_by
+            elif decided_by is not None:
                 report.mode_source = decided_by
             elif source in ("user", "flag"):
                 report.mode_source = source
@@ -574,7 +593,7 @@ def exit_code(report: RunReport) -> int:
 
 
 def render_summary(report: RunReport, out: TextIO) -> None:
-    w = out.write
+    w = safe(out).write
     w("\n")
     w(
         f"run {report.run_id}: {report.status}"

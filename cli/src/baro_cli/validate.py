@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+from typing import BinaryIO
 
 from baro_cli.doctor import Check, backend_checks, machine_checks
+from baro_shared import inputs
 from baro_shared import schemas as s
 from baro_shared.backends import KNOWN_BACKENDS, model_problem
 from baro_shared.gitutil import git_sync
@@ -22,12 +25,68 @@ class UserError(Exception):
 
 
 def goal_text(goal: str) -> str:
-    text = goal.strip()
-    if not text:
+    """The goal, stripped, checked as every door checks it (baro_shared.inputs)."""
+    try:
+        return inputs.check_goal(goal)
+    except inputs.InputProblem as exc:
+        raise UserError(str(exc)) from None
+
+
+def read_goal(goal: str | None, goal_file: Path | None, stdin: BinaryIO | None = None) -> str:
+    """The goal from the argument, from standard input (GOAL ``-``) or from ``--goal-file``."""
+    if goal is not None and goal_file is not None:
+        raise UserError("give the goal as GOAL or with --goal-file, not both")
+    if goal_file is not None:
+        try:
+            with goal_file.open("rb") as fh:
+                data = fh.read(inputs.GOAL_MAX_BYTES + 1)
+        except OSError as exc:
+            raise UserError(
+                f"cannot read the goal file {goal_file}: {exc.strerror or exc}"
+            ) from None
+        return goal_text(_goal_from_bytes(data, f"the goal file {goal_file}"))
+    if goal == "-":
+        source = stdin if stdin is not None else sys.stdin.buffer
+        return goal_text(_goal_from_bytes(source.read(inputs.GOAL_MAX_BYTES + 1), "standard input"))
+    if goal is None:
         raise UserError(
-            'the goal is empty: say what to change, e.g. baro run "fix the typo in README.md"'
+            'no goal: say what to change (baro run "fix the typo in README.md"), '
+            "or pass - to read it from standard input, or --goal-file FILE"
         )
-    return text
+    return goal_text(goal)
+
+
+def _goal_from_bytes(data: bytes, where: str) -> str:
+    if len(data) > inputs.GOAL_MAX_BYTES:
+        raise UserError(
+            f"the goal in {where} is longer than {inputs.GOAL_MAX_BYTES} bytes: shorten it, or "
+            "put the details in a file in the repository and name that file in the goal"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"the goal in {where} is not UTF-8 text (byte 0x{data[exc.start]:02x} at {exc.start})"
+        ) from None
+    # a file saved on Windows or with a byte-order mark is still a plain goal
+    return text.removeprefix("\ufeff").replace("\r\n", "\n")
+
+
+def model_name(model: str | None) -> str | None:
+    if model is None:
+        return None
+    try:
+        return inputs.check_model(model)
+    except inputs.InputProblem as exc:
+        raise UserError(str(exc)) from None
+
+
+def submission(request: s.RunSubmitted) -> s.RunSubmitted:
+    """The whole request, checked as the conductor will check it when it reads it."""
+    try:
+        return inputs.check_submission(request)
+    except inputs.InputProblem as exc:
+        raise UserError(str(exc)) from None
 
 
 def repository(path: Path) -> tuple[Path, str]:
@@ -37,6 +96,13 @@ def repository(path: Path) -> tuple[Path, str]:
         raise UserError(f"{target} does not exist: pass --repo with the path of a git repository")
     top = git_sync("-C", str(target), "rev-parse", "--show-toplevel", check=False)
     if top.returncode != 0:
+        bare = git_sync("-C", str(target), "rev-parse", "--is-bare-repository", check=False)
+        if bare.returncode == 0 and bare.out == "true":
+            raise UserError(
+                f"{target.resolve()} is a bare repository (it has no working tree): run baro "
+                f"in a clone of it (git clone {target.resolve()} DIR), or submit it to a "
+                "cluster by URL (baro submit --url)"
+            )
         raise UserError(
             f"{target.resolve()} is not a git repository: run baro inside one, or pass --repo PATH"
         )
@@ -49,6 +115,29 @@ def repository(path: Path) -> tuple[Path, str]:
             f"{root} has no commits yet: commit your code first (baro starts from a commit)"
         )
     return root, head.out
+
+
+def refs_free(root: Path, run_id: str, *, new_branch: bool) -> None:
+    """Refs that sit where baro needs a directory of refs: ``refs/baro`` and
+    ``refs/baro/<run>`` (the run keeps its attempts under ``refs/baro/<run>/``), and a
+    branch ``baro`` when the result is a new ``baro/<name>`` branch. Git cannot make a
+    ref below another ref, so the run would fail at its first write; it fails here."""
+    listed = git_sync(
+        "-C", str(root), "for-each-ref", "--format=%(refname)", "refs/baro", "refs/heads/baro",
+        check=False,
+    )  # fmt: skip
+    existing = set(listed.stdout.split())
+    for name in ("refs/baro", f"refs/baro/{run_id}"):
+        if name in existing:
+            raise UserError(
+                f"{root} has a ref named {name}, where baro keeps the run's refs "
+                f"({name}/...): rename or delete it (git update-ref -d {name}) and run again"
+            )
+    if new_branch and "refs/heads/baro" in existing:
+        raise UserError(
+            f"{root} has a branch named 'baro', and the result goes to a branch baro/<name>: "
+            "rename it (git branch -m baro <other-name>) and run again"
+        )
 
 
 def backend_name(name: str) -> str:

@@ -18,6 +18,7 @@ terminal raw.
 
 from __future__ import annotations
 
+import math
 import re
 
 from baro_shared import schemas as s
@@ -26,6 +27,7 @@ from baro_shared.surfaces import has_control_character
 
 GOAL_MAX_BYTES = 32 * 1024
 MODEL_MAX = 200
+MAX_TIMEOUT_S = 86_400.0  # a story's wall-clock and stall timeouts: a day at most
 SLUG_MAX = 48
 MAX_PLAN_STORIES = 500
 
@@ -80,8 +82,13 @@ def utf8_size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
+# what prose may hold around its words (every other control character is refused)
+BLANK = " \t\n"
+
+
 def check_goal(text: str) -> str:
-    """The goal, stripped; refuses blank goals, control characters and oversized ones."""
+    """The goal without surrounding blanks; refuses blank goals, control characters and
+    oversized ones."""
     check_prose("the goal", text)
     size = utf8_size(text)
     if size > GOAL_MAX_BYTES:
@@ -89,17 +96,17 @@ def check_goal(text: str) -> str:
             f"the goal is {size} bytes of UTF-8, more than the limit of {GOAL_MAX_BYTES}: "
             "shorten it, or put the details in a file in the repository and name that file"
         )
-    stripped = text.strip()
+    stripped = text.strip(BLANK)
     if not stripped:
         raise InputProblem(
-            'the goal is empty: say what to change, e.g. baro run "fix the typo in README.md"'
+            'the goal is empty: say what to change, e.g. "fix the typo in README.md"'
         )
     return stripped
 
 
 def check_model(name: str) -> str:
     check_name("the model name", name)
-    if not name or name != name.strip() or any(c.isspace() for c in name):
+    if not name or any(sources.is_control_or_space(c) for c in name):
         raise InputProblem(f"the model name {name!r} is empty or contains spaces")
     if name.startswith("-"):
         raise InputProblem(
@@ -166,6 +173,15 @@ def command_problem(command: s.Command) -> str | None:
     return None
 
 
+def check_seconds(field: str, value: float) -> float:
+    """A timeout: a finite number of seconds from 1 to ``MAX_TIMEOUT_S``."""
+    if not math.isfinite(value):
+        raise InputProblem(f"{field} is {value}, not a number of seconds (e.g. 1800)")
+    if not 1 <= value <= MAX_TIMEOUT_S:
+        raise InputProblem(f"{field} is {value:g} s: give 1 to {MAX_TIMEOUT_S:g} seconds")
+    return value
+
+
 def check_submission(request: s.RunSubmitted) -> s.RunSubmitted:
     """Every text field of a submitted run, checked as the CLI and the API check them.
 
@@ -177,6 +193,8 @@ def check_submission(request: s.RunSubmitted) -> s.RunSubmitted:
 
     check_goal(request.goal)
     check_repo(request.repo)
+    check_seconds("the story timeout", request.limits.story_timeout_s)
+    check_seconds("the stall timeout", request.limits.stall_timeout_s)
     check_option_safe("the backend", request.backend)
     if request.model is not None:
         check_model(request.model)

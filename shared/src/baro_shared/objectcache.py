@@ -587,9 +587,15 @@ def age(seconds_since_epoch: float, now: float | None = None) -> str:
 
 
 def git_line(stderr: str) -> str:
-    """The last line git wrote (its error), for a one-line message."""
-    text = stderr.strip()
-    return text.splitlines()[-1] if text else "no details"
+    """The line of git's error output that says what went wrong, for a one-line message:
+    its first ``fatal:`` or ``error:`` line (the last line is often advice such as "and the
+    repository exists.")."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        for prefix in ("fatal: ", "error: "):
+            if line.startswith(prefix):
+                return line.removeprefix(prefix)
+    return lines[0] if lines else "git gave no reason"
 
 
 # --------------------------------------------------------------------------- one step

@@ -63,6 +63,11 @@ def announce_sandbox(settings: Settings) -> None:
 KEEPS_WORK = (s.ArchiveAttempt, s.CleanupRun)
 
 
+class StartupError(RuntimeError):
+    """A service cannot start for a reason its operator must fix (a port in use, a bad
+    setting); the message is one line saying what and what to do."""
+
+
 class CommandService:
     """A worker service: one durable pull consumer on its command subject, one handler.
 

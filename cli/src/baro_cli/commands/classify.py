@@ -53,6 +53,7 @@ def classify(
     try:
         name = _checked_backend(intake, backend or settings.backend, settings)
         agent_script = validate.agent_script(script)
+        validate.model_name(model)
         goals = _goals(goal)
     except UserError as exc:
         raise fail(str(exc), exc.code) from None

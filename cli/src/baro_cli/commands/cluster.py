@@ -24,6 +24,7 @@ from nats.errors import Error as NatsError
 
 from baro_cli import localstore, runflow, watching
 from baro_cli.app import app, cluster_settings, embedded_url, fail
+from baro_cli.terminal import printable, safe
 from baro_cli.validate import UserError
 from baro_intake import api_runs, api_views
 from baro_intake.api_models import RunDetail
@@ -202,6 +203,7 @@ def ago(seconds: float) -> str:
 
 
 def table(header: tuple[str, ...], rows: list[tuple[str, ...]], out: TextIO) -> None:
+    rows = [tuple(printable(str(c)) for c in row) for row in rows]  # widths as shown
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         cells = [str(c).ljust(w) for c, w in zip(row, widths, strict=True)]
@@ -236,6 +238,7 @@ def status(run_id: RunArg, nats_url: NatsUrl = None, as_json: AsJson = False) ->
 
 
 def render_detail(v: RunDetail, out: TextIO) -> None:
+    out = safe(out)
     w = out.write
     w(f"run {v.run_id}: {v.state}" + (f" — {v.reason}" if v.reason else "") + "\n")
     if v.interrupted:

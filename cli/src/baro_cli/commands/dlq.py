@@ -12,6 +12,7 @@ import nats.errors
 import typer
 
 from baro_cli.app import app, fail, load_settings
+from baro_cli.terminal import printable
 from baro_shared import topology as t
 from baro_shared.bus import Bus, BusUnavailable
 from baro_shared.settings import Settings
@@ -54,7 +55,8 @@ def dlq(
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts)) if e.ts else "-"
         if e.type == "dlq.poison":
             typer.echo(
-                f"{when}  poison  {e.service:<13} {e.subject}: {e.reason}  payload={e.payload[:80]!r}"
+                f"{when}  poison  {e.service:<13} {e.subject}: {printable(e.reason)}  "
+                f"payload={e.payload[:80]!r}"
             )
         elif e.type.endswith("max_deliver"):
             typer.echo(

@@ -33,6 +33,7 @@ from baro_cli.commands.cluster import (
     on_cluster,
     run_id_arg,
 )
+from baro_cli.terminal import safe
 from baro_cli.validate import UserError
 from baro_merger import naming
 from baro_merger.delivery import deliver
@@ -71,6 +72,7 @@ def fetch(
     try:
         rid = run_id_arg(run_id)
         root, _ = validate.repository(repo)
+        validate.refs_free(root, rid, new_branch=True)
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
     got = on_cluster(settings, lambda bus: fetch_run(bus, settings, rid, root))
@@ -81,7 +83,7 @@ def fetch(
 
 
 def render(got: Fetched) -> None:
-    out = sys.stdout.write
+    out = safe(sys.stdout).write
     if got.branch is None:
         out(f"run {got.run_id} ({got.state}) delivered no branch")
     elif got.already_fetched:

@@ -18,6 +18,7 @@ import typer
 
 from baro_cli import validate
 from baro_cli.app import MODE_CHOICES, app, fail, load_settings
+from baro_cli.terminal import safe
 from baro_cli.validate import UserError
 from baro_conductor.core import caps_for
 from baro_conductor.policy import enforce
@@ -170,6 +171,7 @@ def make_plan(
             "or --plan-file FILE"
         )
     text = validate.goal_text(goal) if goal is not None else ""
+    validate.model_name(model)
     limits = s.Limits(max_stories=max_stories, parallelism=parallelism)
     if plan_file is not None:
         given = read_plan_file(plan_file)
@@ -304,7 +306,7 @@ def accept(goal: str, choice: ModeChoice, proposal: Proposal, limits: s.Limits) 
 
 
 def render(accepted: AcceptedPlan, out: TextIO) -> None:
-    w = out.write
+    w = safe(out).write
     choice, d = accepted.choice, accepted.choice.decision
     how = {"flag": "decided by --mode", "plan": "from the plan's shape"}.get(choice.source, "")
     if d is not None:

@@ -13,6 +13,8 @@ import typer
 from baro_cli import defaults, runflow, validate, watching
 from baro_cli.app import (
     MODE_CHOICES,
+    GoalArgument,
+    GoalFileOption,
     MaxAttemptsOption,
     MaxStoriesOption,
     ModelOption,
@@ -35,6 +37,7 @@ from baro_shared import schemas as s
 from baro_shared.bus import Bus, BusUnavailable
 from baro_shared.gitutil import git_sync
 from baro_shared.processes import current_owner, interruption
+from baro_shared.service import StartupError
 from baro_shared.settings import Settings
 
 MAX_FOLLOW_UP_COMMITS = 20  # of a --continue branch, listed in the agents' prompt
@@ -44,7 +47,8 @@ INTAKE_CHOICES: tuple[str, ...] = get_args(s.IntakeStrategy)
 
 @app.command()
 def run(
-    goal: Annotated[str, typer.Argument(help="What to change, in plain words.")],
+    goal: GoalArgument = None,
+    goal_file: GoalFileOption = None,
     repo: Annotated[
         Path, typer.Option("--repo", help="The git repository (default: the current one).")
     ] = Path("."),
@@ -159,7 +163,7 @@ def run(
         chosen = defaults.choose(flags, settings, root, head)
         value = {name: resolved.value for name, resolved in chosen.items()}
         request = build_request(
-            goal,
+            validate.read_goal(goal, goal_file),
             repo,
             str(value["backend"]),
             value["model"],  # type: ignore[arg-type]
@@ -195,12 +199,18 @@ def run(
 
         picker = pick_mode
     shown = watching.Shown(quiet=quiet, as_json=as_json, events=events)
+    # a plan file without --mode: the mode comes from the plan's shape, not from a flag
+    chosen_by = "the plan's shape" if plan_file is not None and mode == "auto" else None
     try:
-        report = asyncio.run(_run(request, settings, shown, picker, embedded=nats_url is None))
+        report = asyncio.run(
+            _run(request, settings, shown, picker, embedded=nats_url is None, chosen_by=chosen_by)
+        )
     except BusUnavailable as exc:
         raise fail(
             f"{exc}: start NATS there, or omit --nats-url to use the embedded server", 2
         ) from None
+    except StartupError as exc:  # e.g. BARO_API_PORT in use
+        raise fail(str(exc), 2) from None
     shown.summary(report)
     raise typer.Exit(runflow.exit_code(report))
 
@@ -261,6 +271,7 @@ def build_request(
         held = branch_commits(root, head)
         if mode == "auto":
             mode = "focused"  # a follow-up is one change on top of the branch
+    validate.model_name(model)
     validate.backend(backend, settings, local=not remote, model=model)
     tiers = validate.model_tiers(model_tiers)
     for other, other_model in validate.story_agents(given_plan or [], tiers, backend):
@@ -270,7 +281,7 @@ def build_request(
     agent_script = validate.agent_script(script)
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     confirm: s.Confirm = "picker" if (mode == "auto" and not yes and interactive) else "auto"
-    return s.RunSubmitted(
+    request = s.RunSubmitted(
         run_id=runflow.new_run_id(),
         goal=text,
         repo=s.RepoSource(kind="path", location=str(root), commit=head, ref=_current_branch(root)),
@@ -306,6 +317,8 @@ def build_request(
         notify_webhook=notify[0],
         notify_desktop=notify[1],
     )
+    validate.refs_free(root, request.run_id, new_branch=follow_up is None)
+    return validate.submission(request)
 
 
 async def _run(
@@ -315,6 +328,7 @@ async def _run(
     picker: runflow.Picker | None,
     *,
     embedded: bool,
+    chosen_by: str | None = None,
 ) -> runflow.RunReport:
     from baro_cli.stack import LocalStack
 
@@ -330,8 +344,11 @@ async def _run(
                 interrupt,
                 look_for_interrupted=stack.shared,
                 owns_services=True,
+                chosen_by=chosen_by,
             )
-    return await _submit_and_follow(request, settings, shown, picker, interrupt)
+    return await _submit_and_follow(
+        request, settings, shown, picker, interrupt, chosen_by=chosen_by
+    )
 
 
 async def _submit_and_follow(
@@ -343,6 +360,7 @@ async def _submit_and_follow(
     *,
     look_for_interrupted: bool = False,
     owns_services: bool = False,
+    chosen_by: str | None = None,
 ) -> runflow.RunReport:
     progress = shown.progress
     bus = await Bus.open(settings, "baro-cli")
@@ -358,7 +376,13 @@ async def _submit_and_follow(
         progress.line(f"run {request.run_id} submitted: {request.goal.splitlines()[0][:100]}")
         await runflow.submit(bus, request)
         report = await runflow.follow(
-            bus, request, progress, picker, interrupt=interrupt, watchers=shown.watchers
+            bus,
+            request,
+            progress,
+            picker,
+            interrupt=interrupt,
+            watchers=shown.watchers,
+            mode_chosen_by=chosen_by,
         )
         if owns_services:
             await runflow.keep_attempts_before_stopping(bus, report, interrupt)

@@ -17,6 +17,7 @@ from baro_cli.app import (
     with_local_credentials,
 )
 from baro_shared.bus import BusUnavailable
+from baro_shared.service import StartupError
 from baro_shared.settings import Settings
 
 
@@ -33,14 +34,13 @@ def service(
     settings = with_local_credentials(load_settings(nats_url))
     setup_logging(settings, quiet=False)
     from baro_cli.stack import SERVICES
-    from baro_intake.api_host import ApiUnavailable
     from baro_shared.service import Host
 
     try:
         asyncio.run(Host({name: SERVICES[name]}, settings).run())
     except BusUnavailable as exc:
         raise fail(f"{exc}: is NATS running? set BARO_NATS_URL or --nats-url", 2) from None
-    except ApiUnavailable as exc:
+    except StartupError as exc:
         raise fail(str(exc), 2) from None
 
 
@@ -71,6 +71,8 @@ def up(
             asyncio.run(_up(settings, embedded=nats_url is None))
     except BusUnavailable as exc:
         raise fail(f"{exc}: is NATS running there?", 2) from None
+    except StartupError as exc:
+        raise fail(str(exc), 2) from None
 
 
 async def _up_cluster(settings: Settings, size: int) -> None:

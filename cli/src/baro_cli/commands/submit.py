@@ -24,6 +24,8 @@ import typer
 from baro_cli import runflow, validate, watching
 from baro_cli.app import (
     MODE_CHOICES,
+    GoalArgument,
+    GoalFileOption,
     MaxAttemptsOption,
     MaxStoriesOption,
     ModelOption,
@@ -55,7 +57,8 @@ from baro_shared.settings import Settings
 
 @app.command()
 def submit(
-    goal: Annotated[str, typer.Argument(help="What to change, in plain words.")],
+    goal: GoalArgument = None,
+    goal_file: GoalFileOption = None,
     repo: Annotated[
         Path | None,
         typer.Option(help="Upload this repository's HEAD (default: the current repository)."),
@@ -108,7 +111,7 @@ def submit(
     settings = cluster_settings(nats_url)
     try:
         plan = SubmitPlan.build(
-            goal,
+            validate.read_goal(goal, goal_file),
             repo=repo,
             url=url,
             ref=ref,
@@ -216,6 +219,7 @@ class SubmitPlan:
         if publish not in ("local", "push", "pr"):
             raise UserError(f"unknown publish policy {publish!r}: choose local, push or pr")
         validate.backend(backend, settings, local=False)
+        validate.model_name(model)
         run_id = new_run_id()
         notes: list[str] = []
         try:
@@ -270,7 +274,7 @@ class SubmitPlan:
             submitted_by=f"{os.environ.get('USER', 'user')}@cli",
             surface=surface_policy,  # type: ignore[arg-type]
         )
-        return cls(request, bundle_from, notes)
+        return cls(validate.submission(request), bundle_from, notes)
 
 
 def _has_uncommitted(root: Path) -> bool:

@@ -667,8 +667,12 @@ def _delivered(tr: Transition, ev: s.RunDelivered, now: float) -> bool:
     elif ev.head == ev.base:
         _finish(tr, "needs_attention", _nothing_delivered(rec), now)
     elif ev.verify == "failed":
+        output = (ev.verify_output or "").strip()
         _finish(
-            tr, "needs_attention", f"verification failed: {ev.verify_output or ''}".strip(), now
+            tr,
+            "needs_attention",
+            f"verification failed: {output}" if output else "verification failed (no output)",
+            now,
         )
     elif emptied := [st for st in rec.stories if st.status == "integrated" and st.nothing_left]:
         _finish(

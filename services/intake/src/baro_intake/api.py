@@ -30,7 +30,7 @@ from starlette.routing import Match
 
 from baro_intake import api_models as m
 from baro_intake import api_runs, api_views, dashboard
-from baro_shared import runstream
+from baro_shared import inputs, runstream
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.runids import new_run_id
@@ -86,7 +86,13 @@ _RUN_LINKS = {
 
 
 class Gate:
-    """Outermost ASGI layer: body size, bearer token on /v1, request metrics."""
+    """Outermost ASGI layer: body size, bearer token on /v1, request metrics.
+
+    A body announced longer than ``MAX_BODY_BYTES`` is refused before it is read. A body
+    without a length (chunked) is read here, counted as it arrives, and refused (413) as
+    soon as it passes the limit, so no request holds more than the limit in memory and
+    the event loop goes on answering /healthz meanwhile.
+    """
 
     def __init__(self, app: ASGIApp, token: bytes | None) -> None:
         self.app = app
@@ -106,6 +112,8 @@ class Gate:
         refusal: Response | None = None
         try:
             refusal = self._refusal(scope)
+            if refusal is None and _streamed(scope):
+                receive, refusal = await _read_capped(receive)
             if refusal is not None:
                 await refusal(scope, receive, send_counted)
             else:
@@ -125,7 +133,7 @@ class Gate:
         headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
         length = headers.get("content-length", b"0")
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            return _error(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+            return _too_large()
         path: str = scope.get("path", "")
         if not (path == "/v1" or path.startswith("/v1/")):
             return None
@@ -145,6 +153,48 @@ class Gate:
                 **{"WWW-Authenticate": 'Bearer realm="baro"'},
             )
         return None
+
+
+def _too_large() -> Response:
+    # closing the connection stops the server from reading (and discarding) the rest
+    return _error(
+        413, f"the request body is larger than {MAX_BODY_BYTES} bytes", Connection="close"
+    )
+
+
+def _streamed(scope: Scope) -> bool:
+    """A body that comes without a Content-Length (Transfer-Encoding: chunked)."""
+    return any(k.lower() == b"transfer-encoding" for k, _ in scope.get("headers", []))
+
+
+async def _read_capped(receive: Receive) -> tuple[Receive, Response | None]:
+    """Read a streamed body up to ``MAX_BODY_BYTES``: a ``receive`` that hands the app
+    the body read so far (then the connection's own messages), or a 413 to answer."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client left: let the app see it
+            first = message
+            break
+        body = message.get("body", b"")
+        size += len(body)
+        if size > MAX_BODY_BYTES:
+            return receive, _too_large()
+        chunks.append(body)
+        if not message.get("more_body", False):
+            first = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            break
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return first
+        return await receive()
+
+    return replay, None
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
@@ -280,7 +330,10 @@ def create_app(
                 f"no bundle {body.repo.location!r} in the object store: upload it first "
                 "(baro submit --repo does), or name the repository by URL",
             )
-        submitted = submitted_from(body, settings)
+        try:
+            submitted = inputs.check_submission(submitted_from(body, settings))
+        except inputs.InputProblem as exc:  # what the model let through, the conductor would refuse
+            raise ApiError(422, str(exc)) from None
         await api_runs.submit(bus, submitted)
         accepted = m.RunAccepted(
             run_id=submitted.run_id, state="submitted", links=api_views.links(submitted.run_id)
@@ -452,7 +505,7 @@ def submitted_from(body: m.RunRequest, settings: Settings) -> s.RunSubmitted:
     script = body.agent_script if backend == "scripted" else None
     return s.RunSubmitted(
         run_id=new_run_id(),
-        goal=body.goal.strip(),
+        goal=body.goal,
         repo=s.RepoSource(
             kind=repo.kind,
             location=repo.location,

@@ -18,7 +18,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from baro_shared.bus import Bus
-from baro_shared.service import Service
+from baro_shared.service import Service, StartupError
 from baro_shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ SHORT_TOKEN = 16
 GRACEFUL_SHUTDOWN_S = 5
 
 
-class ApiUnavailable(RuntimeError):
+class ApiUnavailable(StartupError):
     """The API's port could not be bound."""
 
 

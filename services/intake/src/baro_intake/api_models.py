@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from baro_shared import inputs, sources
 from baro_shared import schemas as s
-from baro_shared import sources
 from baro_shared.runids import RUN_ID_PATTERN, is_run_id
 
 # the bus vocabulary is the API's too (baro_shared.schemas is the single source)
@@ -26,7 +26,7 @@ DecisionSource = s.DecisionSource
 SurfacePolicy = s.SurfacePolicy
 RefusalRule = s.RefusalRule
 
-GOAL_MAX = 20_000
+GOAL_MAX_BYTES = inputs.GOAL_MAX_BYTES
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"
 _SLUG = re.compile(SLUG_PATTERN)
 
@@ -40,15 +40,15 @@ def _checked(pattern: str, check: Callable[[str], str], **field: Any) -> Any:
 
 
 def _goal(text: str) -> str:
-    if all(sources.is_control_or_space(c) for c in text):
-        raise ValueError("the goal is blank: say what to change")
-    return text
+    return inputs.check_goal(text)  # an InputProblem is a ValueError: a 422 naming it
 
 
 def _model(text: str) -> str:
-    if any(sources.is_control_or_space(c) for c in text):
-        raise ValueError("a model name has no spaces or control characters")
-    return text
+    return inputs.check_model(text)
+
+
+def _prose(text: str) -> str:
+    return inputs.check_prose("the text", text)
 
 
 def _slug(text: str) -> str:
@@ -69,9 +69,26 @@ ObjectName = _checked(
 )
 RefName = _checked(sources.REF_PATTERN, sources.check_ref, max_length=sources.REF_MAX)
 CommitId = _checked(sources.COMMIT_PATTERN, sources.check_commit, max_length=64)
-Goal = _checked(r"[^\x00-\x20\x7f-\x9f]", _goal, min_length=1, max_length=GOAL_MAX)
-ModelName = _checked(r"^[^\x00-\x20\x7f-\x9f]+$", _model, min_length=1, max_length=200)
+# prose: no control characters but tab and newline; a goal has a visible character too.
+# maxLength counts characters: the limit itself is GOAL_MAX_BYTES of UTF-8, checked by _goal.
+_PROSE = r"[^\x00-\x08\x0b-\x1f\x7f-\x9f]"
+PROSE_PATTERN = rf"^{_PROSE}*$"
+GOAL_PATTERN = rf"^{_PROSE}*[^\x00-\x20\x7f-\x9f]{_PROSE}*$"
+Goal = _checked(
+    GOAL_PATTERN,
+    _goal,
+    min_length=1,
+    max_length=GOAL_MAX_BYTES,
+    description=f"what to change, at most {GOAL_MAX_BYTES} bytes of UTF-8",
+)
+ModelName = _checked(
+    r"^[^-\x00-\x20\x7f-\x9f][^\x00-\x20\x7f-\x9f]*$",
+    _model,
+    min_length=1,
+    max_length=inputs.MODEL_MAX,
+)
 Slug = _checked(SLUG_PATTERN, _slug, max_length=48)
+CancelReason = _checked(PROSE_PATTERN, _prose, max_length=500)
 
 
 class Request(BaseModel):
@@ -110,6 +127,8 @@ def json_int(ge: int, le: int | None = None) -> Any:
     return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_json_int)]
 
 
+# NaN and infinities are not numbers of seconds (JSON has neither; Python's reader takes both)
+Seconds = Annotated[float, Field(ge=1, le=inputs.MAX_TIMEOUT_S, allow_inf_nan=False)]
 StoryCap = json_int(1, 100)
 ParallelismCap = json_int(1, 64)
 TokenBudget = json_int(1, 10**12)
@@ -128,8 +147,8 @@ class LimitsIn(Request):
         description="tokens the whole run may use (intake, planning, every agent); agents "
         "are stopped as it is reached. Default: the server's BARO_RUN_TOKEN_BUDGET",
     )
-    story_timeout_s: Annotated[float, Field(ge=1, le=86_400)] = 1800.0
-    stall_timeout_s: Annotated[float, Field(ge=1, le=86_400)] = 600.0
+    story_timeout_s: Seconds = 1800.0
+    stall_timeout_s: Seconds = 600.0
     retries: Retries = 1
     max_attempts: Attempts = 6
     retry_window_s: Annotated[float, Field(ge=0, le=86_400)] = 600.0
@@ -176,7 +195,7 @@ class ModeChoice(Request):
 
 
 class CancelRequest(Request):
-    reason: Annotated[str | None, Field(max_length=500)] = None
+    reason: CancelReason | None = None
 
 
 # --------------------------------------------------------------------------- responses

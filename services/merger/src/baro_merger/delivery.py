@@ -102,7 +102,7 @@ async def preserve_refs(repo: Path, run_id: str, user_repo: Path) -> list[str]:
     too_large = [
         f"^{prefix}{marker.removeprefix(oversized)}" for marker in await list_refs(repo, oversized)
     ]
-    await _user_git(
+    fetched = await _user_git(
         user_repo,
         "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules",
         "--no-auto-maintenance", "--no-auto-gc",
@@ -112,7 +112,15 @@ async def preserve_refs(repo: Path, run_id: str, user_repo: Path) -> list[str]:
         f"^{oversized}*",
         f"^{naming.published_ref(run_id)}",
         *too_large,
+        check=False,
     )  # fmt: skip
+    if fetched.returncode != 0:
+        # e.g. a ref named refs/baro where baro needs a directory of refs: a condition
+        # of the user's repository that another try would meet again
+        raise DeliveryError(
+            f"cannot write the run's refs under {prefix} in {user_repo}: "
+            f"{objectcache.git_line(fetched.stderr)} (rename or delete the ref in the way and run again)"
+        )
     mirrored = await list_refs(user_repo, prefix)
     delivered = naming.delivered_prefix(run_id)
     return sorted(name for name in mirrored if not name.startswith(delivered))

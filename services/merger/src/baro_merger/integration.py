@@ -93,6 +93,7 @@ async def prepare_run(
     sources: Path | None = None,
     store: objectcache.ObjectFiles | None = None,
     scratch: Path | None = None,
+    shown_as: str | None = None,
 ) -> PreparedRun:
     """Create the run's bare integration repository under ``root``, borrowing the
     source's objects from its cache under ``sources`` (default ``root``'s sibling
@@ -105,8 +106,9 @@ async def prepare_run(
     ``store``). A second call for the same run finds it prepared and returns the same base
     and commit identity. The run's commit identity is resolved here (``author_*``:
     BARO_GIT_AUTHOR_*), see ``baro_merger.identity``.
-    Raises SourceError when the source, ref or commit cannot be read, SigningError when
-    the user's signing key cannot sign.
+    Raises SourceError when the source, ref or commit cannot be read (its message names
+    the source as ``shown_as`` when given: what the user knows it as, e.g. the uploaded
+    bundle's object-store name), SigningError when the user's signing key cannot sign.
     """
     repo = integration_repo_path(root, run_id)
     base_ref = naming.base_ref(run_id)
@@ -151,6 +153,12 @@ async def prepare_run(
                 borrower=repo,
             )
             base = _base_of(obtained.fetched, source, location, wanted)
+        except SourceError as exc:
+            objectcache.release(repo)
+            shutil.rmtree(repo, ignore_errors=True)
+            if shown_as is None:
+                raise
+            raise SourceError(str(exc).replace(location, shown_as)) from None
         except BaseException:
             objectcache.release(repo)
             shutil.rmtree(repo, ignore_errors=True)
@@ -215,10 +223,9 @@ def _base_of(found: objectcache.Fetched, source: RepoSource, location: str, want
 
 
 def _fetch_failure(location: str, wanted: str, stderr: str) -> str:
-    detail = objectcache.git_line(stderr)
     if "couldn't find remote ref" in stderr or "not our ref" in stderr:
         return f"{location} has no {wanted!r} to start from (an empty repository, or a misspelled ref?)"
-    return f"cannot read {wanted!r} from {location}: {detail}"
+    return f"cannot read {wanted!r} from {location}: {objectcache.git_line(stderr)}"
 
 
 async def _files_at(repo: Path, commit: str) -> list[str]:

@@ -118,6 +118,9 @@ class Merger(CommandService):
                     sources=self.settings.sources_dir,
                     store=self.bus,
                     scratch=Path(tmp) / "bundles",
+                    shown_as=f"the uploaded bundle {cmd.repo.location}"
+                    if cmd.repo.kind == "bundle"
+                    else None,
                 )
             except (SourceError, DeliveryError) as exc:
                 await self.bus.publish(
@@ -461,7 +464,16 @@ class Merger(CommandService):
             timeout=config.verify.timeout_s,
             work_root=self.settings.cache_dir / "verify",
         )
-        return ("passed" if result.ok else "failed"), redact(result.output)
+        if result.ok:
+            return "passed", result.output
+        if result.output.strip():
+            return "failed", result.output
+        how = (
+            f"timed out after {config.verify.timeout_s:g}s"
+            if result.timed_out
+            else f"exited with code {result.exit_code}"
+        )
+        return "failed", f"the verify command of .baro.toml {how} and printed nothing"
 
     async def _publish(
         self,
