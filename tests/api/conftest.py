@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +74,27 @@ async def api_without_token(settings: Settings) -> AsyncIterator[Api]:
     cfg = settings.model_copy(update={"api_port": 0, "api_token": None})
     async for served in serve(cfg, {"intake": SERVICES["intake"]}):
         yield served
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the API process at ``url`` answers /readyz (or exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"the API at {url} never became ready")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def bare_remote(tmp_path: Path, files: dict[str, str] = FILES) -> tuple[Path, str]:

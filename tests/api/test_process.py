@@ -7,15 +7,13 @@ import os
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from baro_shared.embedded import EmbeddedNats
-from tests.api.conftest import TOKEN
+from tests.api.conftest import TOKEN, stop, wait_ready
 from tests.api.test_schemathesis import BIN
 from tests.e2e.test_entrypoints import free_port
 
@@ -31,14 +29,6 @@ def service_env(nats_server: EmbeddedNats, tmp_path: Path, port: int) -> dict[st
         "BARO_CACHE_DIR": str(tmp_path / "cache"),
         "BARO_STATE_DIR": str(tmp_path / "state"),
     }
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(1)
-        yield sock.getsockname()[1]
 
 
 def test_port_in_use_is_one_line(
@@ -70,15 +60,8 @@ def test_sigterm_ends_open_event_streams_and_exits_cleanly(
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {TOKEN}"}
     try:
+        wait_ready(url, proc)
         with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
             body = {"goal": "fix x", "repo": {"kind": "url", "location": "file:///srv/x.git"}}
             run_id = client.post("/v1/runs", json=body).json()["run_id"]
             # nothing else runs, so the run stays submitted and its stream stays open
@@ -118,15 +101,8 @@ def test_a_streamed_body_is_cut_off_at_the_limit_while_it_arrives(
     )
     url = f"http://127.0.0.1:{port}"
     try:
+        wait_ready(url, proc)
         with httpx.Client(base_url=url, timeout=60) as client:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
             before = peak_rss_kb(proc.pid)
             chunk = b"x" * (64 << 10)
             sent = 0
@@ -152,9 +128,4 @@ def test_a_streamed_body_is_cut_off_at_the_limit_while_it_arrives(
         grown_mb = (peak_rss_kb(proc.pid) - before) / 1024
         assert grown_mb < 32, f"the intake grew by {grown_mb:.0f} MB reading a refused body"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)

@@ -12,15 +12,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from baro_shared.embedded import EmbeddedNats
-from tests.api.conftest import TOKEN
+from tests.api.conftest import TOKEN, stop, wait_ready
 from tests.e2e.test_entrypoints import free_port
 
 pytestmark = pytest.mark.slow
@@ -43,26 +41,15 @@ def api_process(nats_server: EmbeddedNats, tmp_path: Path) -> Iterator[str]:
     proc = subprocess.Popen([str(BIN / "baro"), "service", "intake"], env=env, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.1)
-        else:
+        try:
+            wait_ready(url, proc)
+        except AssertionError:
             raise AssertionError(
                 f"the API never became ready: {(tmp_path / 'intake.log').read_text()}"
-            )
+            ) from None
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 

@@ -8,11 +8,10 @@ import asyncio
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,14 +52,6 @@ def bare_clone(scratch: Path) -> str:
     source = make_repo(scratch / "source", {"a.txt": "a\n"})
     run_git(scratch, "clone", "--quiet", "--bare", str(source), str(scratch / "bare.git"))
     return str(scratch / "bare.git")
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(1)
-        yield sock.getsockname()[1]
 
 
 ROWS = [

@@ -5,37 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 import nats
 import pytest
 
-from baro_cli.stack import SERVICES
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
-from baro_shared.service import Host
 from baro_shared.settings import Settings
 from tests.conftest import make_repo, run_git
 from tests.e2e.conftest import replay
 
 pytestmark = pytest.mark.nats
-
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[Bus]:
-    host = Host(SERVICES, settings, serve_http=False, handle_signals=False)
-    task = asyncio.create_task(host.run())
-    await asyncio.wait_for(host.started.wait(), 20)
-    bus = await Bus.open(settings, "door-test", ensure=False)
-    try:
-        yield bus
-    finally:
-        await bus.close()
-        host.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 30)
 
 
 async def final_record(bus: Bus, run_id: str, timeout: float = 20) -> s.RunRecord:
@@ -64,7 +46,7 @@ async def poison_records(bus: Bus) -> list[s.PoisonRecord]:
 
 
 async def test_a_submission_with_a_nul_byte_is_recorded_as_refused(
-    client: Bus, tmp_path: Path
+    bus: Bus, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     head = run_git(repo, "rev-parse", "HEAD")
@@ -75,20 +57,20 @@ async def test_a_submission_with_a_nul_byte_is_recorded_as_refused(
         backend="scripted",
         model="--dangerously-skip-permissions",
     )
-    await client.publish(request, f"{request.run_id}.submitted")
-    rec = await final_record(client, request.run_id)
+    await bus.publish(request, f"{request.run_id}.submitted")
+    rec = await final_record(bus, request.run_id)
     assert rec.state == "failed"
     assert rec.reason == (
         "the submission was refused: the goal contains U+0000 (NUL) at character 3: "
         "only newlines and tabs are allowed among control characters"
     )
-    kinds = [type(e) for e in await replay(client, request.run_id)]
+    kinds = [type(e) for e in await replay(bus, request.run_id)]
     assert kinds == [s.RunSubmitted, s.RunFinished], "nothing was prepared or classified"
     assert run_git(repo, "for-each-ref", "refs/baro") == ""
 
 
 async def test_a_story_command_with_a_nul_surface_is_poison_and_fails_its_story(
-    client: Bus, settings: Settings, tmp_path: Path
+    bus: Bus, settings: Settings, tmp_path: Path
 ) -> None:
     repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
     head = run_git(repo, "rev-parse", "HEAD")
@@ -102,12 +84,12 @@ async def test_a_story_command_with_a_nul_surface_is_poison_and_fails_its_story(
         base_commit=head,
         backend="scripted",
     )
-    await client.publish(command, "door-run-story")
-    records = await poison_records(client)
+    await bus.publish(command, "door-run-story")
+    records = await poison_records(bus)
     refused = [r for r in records if r.service == "agent-runner"]
     assert len(refused) == 1, records
     assert "refused message: story 'S1' has an unsafe write surface" in refused[0].reason
-    events = await replay(client, command.run_id)
+    events = await replay(bus, command.run_id)
     (gave_up,) = [e for e in events if isinstance(e, s.CommandDeadLettered)]
     assert gave_up.story_id == "S1" and gave_up.attempt == 1
     assert gave_up.reason.startswith("the agent-runner service refused cmd.run_story: ")
