@@ -296,3 +296,38 @@ async def test_goals_and_reasons_are_shown_with_control_characters_escaped(
     assert "\\x1b]0;owned\\x07fix" in outputs["runs"]
     assert "goal: \\x1b]0;owned\\x07fix \\x1b[31mred\\x1b[0m it" in outputs["status"]
     assert "the submission was refused: the goal contains U+001B" in outputs["watch"]
+
+
+def test_a_prompt_past_the_argument_limit_reaches_the_agent(tmp_path: Path) -> None:
+    """A focused run of a plan of 300 long stories is one story whose prompt (over 300 KB)
+    no command line could carry (128 KiB per argument): the agent reads all of it."""
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    stories = [
+        {"id": f"S{i}", "title": f"part {i}", "description": f"detail {i} " + "x" * 1000}
+        for i in range(300)
+    ]
+    kept = scratch / "prompt.txt"
+    script = {
+        "default": {"steps": [{"save_prompt": str(kept)}, {"append": "a.txt", "content": "b\n"}]}
+    }
+    args = [
+        "run",
+        "do every part",
+        "--plan-file",
+        plan_file(scratch / "plan.json", stories),
+        "--mode",
+        "focused",
+        "--script",
+        _write(scratch / "script.json", json.dumps(script).encode()),
+        "--yes",
+        "--json",
+        "--quiet",
+    ]
+    out = baro(args, repo, scratch, Row("long", list, []))
+    assert out.returncode == 0, out.stderr.decode()
+    assert json.loads(out.stdout)["status"] == "delivered"
+    prompt = kept.read_text()
+    assert len(prompt.encode()) > 300_000
+    assert "## S299: part 299\ndetail 299 " in prompt

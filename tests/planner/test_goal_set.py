@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from baro_intake.classifier import classify
 from baro_planner.deterministic import plan_goal
 from baro_shared.goals.split import split_goal
+from baro_shared.inputs import InputProblem, check_goal
 from baro_shared.schemas import Caps, Story
 from baro_shared.surfaces import surfaces_overlap
 
@@ -171,6 +172,9 @@ def test_any_goal_splits_without_error_into_disjoint_parts(pieces: list[str], re
                 assert not (
                     a.surface and b.surface and surfaces_overlap(list(a.surface), list(b.surface))
                 )
-    if goal.strip():
-        for mode in ("sequential", "parallel"):
-            plan_goal(goal, mode, WIDE, REPOS[repo])  # a plan, or None: never an exception
+    try:
+        check_goal(goal)
+    except InputProblem:
+        return  # refused at the door (blank, control characters): never planned
+    for mode in ("sequential", "parallel"):
+        plan_goal(goal, mode, WIDE, REPOS[repo])  # a plan, or None: never an exception

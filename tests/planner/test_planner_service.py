@@ -95,8 +95,8 @@ async def test_the_model_sees_goal_contract_and_files_and_its_tokens_are_reporte
             {
                 "match": {"id": "baro-planner"},
                 "steps": [
-                    # the prompt is the agent's command-line argument after -p
-                    {"run": f"tr '\\0' '\\n' < /proc/$PPID/cmdline > {prompt_copy}"},
+                    # the prompt as the agent received it (on stdin)
+                    {"save_prompt": str(prompt_copy)},
                     {"text": json.dumps(PLAN)},
                     {"usage": {"input": 500, "output": 60}},
                 ],

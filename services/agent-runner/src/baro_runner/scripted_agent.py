@@ -188,7 +188,7 @@ def _step_value_problem(kind: str, value: Any, step: Step) -> str | None:
             return "needs a non-empty path"
         if not isinstance(step.get("content"), str):
             return "needs a string 'content'"
-    elif kind in ("delete", "run", "text", "fail", "stderr", "record"):
+    elif kind in ("delete", "run", "text", "fail", "stderr", "record", "save_prompt"):
         if not isinstance(value, str) or not value:
             return "needs a non-empty string"
     elif kind == "probe":
@@ -667,6 +667,13 @@ class ScriptedAgent:
     def do_sleep(self, seconds: float, step: Step) -> None:
         time.sleep(seconds)
 
+    def do_save_prompt(self, path: str, step: Step) -> None:
+        """Keep the prompt as received, for a test to read (a path outside the workspace
+        keeps it out of the story's change)."""
+        target = path if os.path.isabs(path) else os.path.join(self.workspace, path)
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(self.invocation.get("prompt", ""))
+
     def do_stderr(self, text: str, step: Step) -> None:
         sys.stderr.write(text if text.endswith("\n") else text + "\n")
         sys.stderr.flush()
@@ -804,6 +811,7 @@ class ScriptedAgent:
         "record": do_record,
         "sleep": do_sleep,
         "stderr": do_stderr,
+        "save_prompt": do_save_prompt,
         "usage": do_usage,
         "model_call": do_model_call,
         "fail": do_fail,
@@ -910,7 +918,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
     )
     parser.add_argument(
-        "prompt", nargs="?", default="", help="the prompt (else read from stdin; unused)"
+        "prompt", nargs="?", default="", help="the prompt (else read from stdin)"
     )
     parser.add_argument("-p", "--print", action="store_true", help="headless mode (accepted)")
     parser.add_argument("--output-format", default="text", help="must be stream-json")
@@ -982,19 +990,20 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_signal)
     signal.signal(signal.SIGINT, _exit_on_signal)
     args = parse_args(argv)
-    if not args.prompt and not sys.stdin.isatty():
-        sys.stdin.read()  # as Claude Code takes it; baro's runner passes it this way
+    prompt = args.prompt
+    if not prompt and not sys.stdin.isatty():
+        prompt = sys.stdin.read()  # as Claude Code takes it; baro passes it this way
     workspace = os.path.realpath(os.getcwd())
     try:
         # standing in for `claude` (no BARO_* from the runner), it reads the story's prompt
-        story = story_from_env({**story_from_prompt(args.prompt), **os.environ})
+        story = story_from_env({**story_from_prompt(prompt), **os.environ})
         script, script_source = load_script(os.environ)
         steps, rule = select_steps(script, story, workspace)
     except ScriptError as exc:
         print(f"baro-scripted-agent: {exc}", file=sys.stderr)
         return 2
     invocation = {
-        "prompt": args.prompt,
+        "prompt": prompt,
         "model": args.model,
         "argv": sys.argv[1:] if argv is None else argv,
     }
