@@ -14,6 +14,7 @@ import typer
 from baro_cli import validate
 from baro_cli.app import app, fail, load_settings, setup_logging
 from baro_cli.picker import estimate_json
+from baro_cli.terminal import safe
 from baro_cli.validate import UserError
 from baro_intake.decide import decide
 from baro_shared import schemas as s
@@ -143,7 +144,7 @@ def decision_json(goal: str, decision: s.IntakeDecision) -> dict[str, Any]:
 
 
 def _render(goal: str, decision: s.IntakeDecision, *, with_goal: bool) -> None:
-    out = sys.stdout.write
+    out = safe(sys.stdout).write
     if with_goal:
         out(f"goal: {goal[:100]}\n")
     out(f"{decision.mode} ({decision.confidence:.0%} confident) — {decision.reason}\n")
