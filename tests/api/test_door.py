@@ -27,7 +27,7 @@ def rows(location: str) -> list[tuple[str, dict[str, Any] | bytes, int, str]]:
         ("lone surrogate in the goal", b'{"goal": "fix \\ud800"}', 422, "goal"),
         ("80 KB of emoji", run_body(location, goal="😀" * 20_000), 422, "80000 bytes"),
         ("model read as a flag", run_body(location, model="--foo"), 422, "starts with '-'"),
-        ("model with a space", run_body(location, model="gpt 5"), 422, "model"),
+        ("model with a space", run_body(location, model="gpt 5"), 422, "not a model name"),
         ("a password in the URL", run_body("https://u:pw@example.com/r.git"), 422, "password"),
         ("a blank goal", run_body(location, goal=" \n\t "), 422, "goal is empty"),
         (

@@ -93,7 +93,7 @@ ROWS = [
     Row(
         "a model with a control character",
         lambda _: ["run", "fix it", "--model", "gpt\x1b5"],
-        ["control character"],
+        ["is not a model name"],
     ),
     Row(
         "nul byte in a write surface",

@@ -17,7 +17,8 @@ from baro_shared.settings import Settings
 KNOWN_BACKENDS = ("claude", "codex", "opencode", "pi", "scripted")
 # A model name goes on an agent's command line: letters, digits and . _ : / @ + - only,
 # never a leading "-" (it would read as an option).
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}")
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$"  # also the API's schema
+_MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
 
 
 def model_problem(name: str) -> str | None:

@@ -7,8 +7,9 @@ what to do.
 
 - Prose (a goal, a story's title, description and acceptance criteria): no control
   characters but newline and tab, no lone surrogates.
-- Names (a model, a ref, a slug, a path): no control characters at all; a model name
-  also cannot start with '-', where an agent CLI would read it as an option.
+- Names (a model, a ref, a slug, a path): no control characters at all; a model name is
+  letters, digits and ``. _ : / @ + -``, starting with a letter or digit (never '-', where
+  an agent CLI would read it as an option).
 - A goal is at most ``GOAL_MAX_BYTES`` of UTF-8 (bytes, not characters: an emoji is four).
 - A plan has at most ``MAX_PLAN_STORIES`` stories (see ``baro_shared.plan``).
 
@@ -23,10 +24,10 @@ import re
 
 from baro_shared import schemas as s
 from baro_shared import sources
+from baro_shared.backends import model_problem
 from baro_shared.surfaces import has_control_character
 
 GOAL_MAX_BYTES = 32 * 1024
-MODEL_MAX = 200
 MAX_TIMEOUT_S = 86_400.0  # a story's wall-clock and stall timeouts: a day at most
 SLUG_MAX = 48
 MAX_PLAN_STORIES = 500
@@ -105,16 +106,16 @@ def check_goal(text: str) -> str:
 
 
 def check_model(name: str) -> str:
-    check_name("the model name", name)
-    if not name or any(sources.is_control_or_space(c) for c in name):
-        raise InputProblem(f"the model name {name!r} is empty or contains spaces")
+    """A model name, as ``baro_shared.backends.model_problem`` defines one (the rule the
+    plan's per-story models follow too), with the flag-like case spelled out."""
     if name.startswith("-"):
         raise InputProblem(
             f"the model name {name!r} starts with '-', so an agent CLI would read it as an "
             "option: pass the model's name (e.g. --model claude-sonnet-4-5)"
         )
-    if len(name) > MODEL_MAX:
-        raise InputProblem(f"the model name is longer than {MODEL_MAX} characters")
+    problem = model_problem(name)
+    if problem is not None:
+        raise InputProblem(problem)
     return name
 
 

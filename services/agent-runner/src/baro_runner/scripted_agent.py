@@ -917,9 +917,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "file of its write surface (or CHANGES.md). See docs/scripted-agent.md."
         ),
     )
-    parser.add_argument(
-        "prompt", nargs="?", default="", help="the prompt (else read from stdin)"
-    )
+    parser.add_argument("prompt", nargs="?", default="", help="the prompt (else read from stdin)")
     parser.add_argument("-p", "--print", action="store_true", help="headless mode (accepted)")
     parser.add_argument("--output-format", default="text", help="must be stream-json")
     parser.add_argument("--verbose", action="store_true", help="required with stream-json")

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from baro_shared import inputs, sources
 from baro_shared import schemas as s
+from baro_shared.backends import MODEL_NAME_PATTERN
 from baro_shared.runids import RUN_ID_PATTERN, is_run_id
 
 # the bus vocabulary is the API's too (baro_shared.schemas is the single source)
@@ -81,12 +82,7 @@ Goal = _checked(
     max_length=GOAL_MAX_BYTES,
     description=f"what to change, at most {GOAL_MAX_BYTES} bytes of UTF-8",
 )
-ModelName = _checked(
-    r"^[^-\x00-\x20\x7f-\x9f][^\x00-\x20\x7f-\x9f]*$",
-    _model,
-    min_length=1,
-    max_length=inputs.MODEL_MAX,
-)
+ModelName = _checked(MODEL_NAME_PATTERN, _model, min_length=1, max_length=128)
 Slug = _checked(SLUG_PATTERN, _slug, max_length=48)
 CancelReason = _checked(PROSE_PATTERN, _prose, max_length=500)
 
