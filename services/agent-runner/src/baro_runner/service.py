@@ -249,11 +249,11 @@ class _Job:
                 )
                 return await self._finish("failed", "setup_failed", str(exc), kept=root)
             except (workspace.WorkspaceError, OSError, msgspec.DecodeError) as exc:
-                workspace.Workspace(root).remove()
+                await workspace.Workspace(root).remove()
                 return await self._finish("failed", "workspace_error", str(exc))
             except Exception as exc:  # object store or bus trouble: hand the story back
                 log.warning("workspace for %s/%s failed: %s", cmd.run_id, self.story_id, exc)
-                workspace.Workspace(root).remove()
+                await workspace.Workspace(root).remove()
                 return Nak(5.0, f"workspace: {exc}")
         outcome = await self._run_agent(ws)
         await self._forget_finished_runs()
@@ -327,7 +327,7 @@ class _Job:
                 story_fence(ws, cmd, self.settings),
             )
         except BackendUnavailable as exc:
-            ws.remove()
+            await ws.remove()
             return await self._finish("failed", "backend_unavailable", str(exc))
         mapper = mapper_for(cmd.backend)
         publisher = asyncio.create_task(self._publish_events())
@@ -363,7 +363,7 @@ class _Job:
         agent_seconds.labels(backend=cmd.backend).observe(outcome.seconds)
         self._count_tokens(outcome.usage)
         if outcome.status == "cancelled" and self.delivery.shutdown.is_set():
-            ws.remove()
+            await ws.remove()
             return Nak(0.0, "runner shutting down; story handed back")
         return await self._collect(ws, outcome)
 
@@ -439,7 +439,7 @@ class _Job:
             kept=ws.root if keep else None,
         )
         if not keep:
-            ws.remove()
+            await ws.remove()
         return result
 
     async def _finish(

@@ -75,9 +75,11 @@ class Workspace:
     def git_dir(self) -> Path:
         return self.repo / ".git"
 
-    def remove(self) -> None:
+    async def remove(self) -> None:
+        """Delete the workspace, off the event loop: a clone's many files take a while to
+        delete, and every service of a local run shares the loop."""
         objectcache.release(self.git_dir)
-        shutil.rmtree(self.root, ignore_errors=True)
+        await asyncio.to_thread(shutil.rmtree, self.root, True)
         retention.drop_if_empty(self.root.parent)
 
 
@@ -110,7 +112,7 @@ async def prepare(
     """
     ws = Workspace(root)
     if root.exists():
-        ws.remove()
+        await ws.remove()
     for d in (ws.home, ws.scratch, ws.logs, ws.repo):
         d.mkdir(parents=True, exist_ok=True)
     if base_bundle is None:
