@@ -2,11 +2,17 @@
 
 Synthetic DAGs (chain, wide fan-out, diamond, random layered) run on the real stack (an
 embedded nats-server, the five services in this process, real git) with the scripted
-agent sleeping a fixed time per story (1, 1.5 or 2 s) and writing one file. The lower
-bound for a DAG is max(critical path, total work / parallelism): no scheduler with zero
-overhead could finish sooner. Efficiency is the run's schedule span divided by that
-bound (1.00 is perfect), where the span runs from the accepted plan to the last story
-integrated; the whole run, submit to finish, is reported beside it.
+agent sleeping a fixed time per story (1, 1.5 or 2 s) and writing one file. Each story of
+the plan states its size (``effort``, its scripted duration), as a plan that estimates
+sizes would; ``--no-effort`` runs the same plans without it.
+
+The yardstick is the best achievable makespan: the exact optimum for plans of up to 16
+stories (``bench.optimal``: branch and bound, proven), else a lower bound (the interval
+bound, at least max(critical path, total work / parallelism)), so ``vs best`` is never
+flattering. The span runs from the accepted plan to the last story integrated; the whole
+run, submit to finish, is reported beside it. ``eff`` is the span over the plain
+max(critical path, work / parallelism) bound, and ``span/id`` the span over the
+conductor's own policy (critical path first) run with zero overhead.
 
 The overhead columns say where the time goes, as means per story:
 
@@ -50,10 +56,13 @@ from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.embedded import EmbeddedNats
 from baro_shared.gitutil import git_env
+from baro_shared.plan import critical_path
 from baro_shared.service import Host
 from baro_shared.settings import Settings
+from bench.optimal import interval_bound, list_schedule, optimum
 
 SHAPES = ("chain", "fanout", "diamond", "layered")
+MAX_EXACT = 16  # plans up to this size are measured against their proven optimum
 DURATIONS = (1.0, 1.5, 2.0)
 _IDENTITY = {
     "GIT_AUTHOR_NAME": "bench",
@@ -104,27 +113,46 @@ def lower_bound(deps: dict[str, list[str]], work: dict[str, float], parallelism:
     return max(max(finish.values()), sum(work.values()) / parallelism)
 
 
-def ideal_schedule(deps: dict[str, list[str]], work: dict[str, float], parallelism: int) -> float:
-    """The conductor's own policy with zero overhead: whenever a slot is free, start the
-    first ready story in plan order; a story is ready once its dependencies are done.
+def stories_of(deps: dict[str, list[str]], work: dict[str, float] | None = None) -> list[s.Story]:
+    return [
+        s.Story(
+            id=sid,
+            title=f"Write out/{sid}.txt",
+            depends_on=list(dep),
+            write_surface=[f"out/{sid}.txt"],
+            effort=work[sid] if work is not None else None,
+        )
+        for sid, dep in deps.items()
+    ]
 
-    The gap between this and the lower bound is the policy's (and the DAG's) share; the
-    gap between the measured span and this is overhead.
+
+def ideal_schedule(
+    deps: dict[str, list[str]], work: dict[str, float], parallelism: int, effort: bool = True
+) -> float:
+    """The conductor's own policy with zero overhead: whenever a slot is free, start the
+    ready story with the longest remaining chain of work (``plan.critical_path``, with the
+    stories' efforts when the plan states them), then the bigger one, then plan order.
+
+    The gap between this and the best makespan is the policy's; the gap between the
+    measured span and this is overhead.
     """
-    done: dict[str, float] = {}
-    running: list[tuple[float, str]] = []
-    clock = 0.0
-    pending = list(deps)
-    while pending or running:
-        ready = [sid for sid in pending if all(d in done and done[d] <= clock for d in deps[sid])]
-        while ready and len(running) < parallelism:
-            sid = ready.pop(0)
-            pending.remove(sid)
-            running.append((clock + work[sid], sid))
-        running.sort()
-        clock, sid = running.pop(0)
-        done[sid] = clock
-    return clock
+    stories = stories_of(deps, work if effort else None)
+    chain = critical_path(stories)
+    position = {sid: i for i, sid in enumerate(deps)}
+    size = {st.id: st.effort or 1.0 for st in stories}
+    order = sorted(deps, key=lambda sid: (-chain[sid], -size[sid], position[sid]))
+    return list_schedule(deps, work, parallelism, order)
+
+
+def best_makespan(
+    deps: dict[str, list[str]], work: dict[str, float], parallelism: int
+) -> tuple[float, str]:
+    """The exact optimum where it is proven (small plans), else the interval lower bound."""
+    if len(deps) <= MAX_EXACT:
+        found = optimum(deps, work, parallelism)
+        if found.proven:
+            return found.makespan, "optimum"
+    return interval_bound(deps, work, parallelism), "bound"
 
 
 # --------------------------------------------------------------------------- one run
@@ -151,17 +179,14 @@ def _repo(root: Path) -> tuple[Path, str]:
 
 
 def _request(
-    repo: Path, head: str, deps: dict[str, list[str]], work: dict[str, float], parallelism: int
+    repo: Path,
+    head: str,
+    deps: dict[str, list[str]],
+    work: dict[str, float],
+    parallelism: int,
+    effort: bool,
 ) -> s.RunSubmitted:
-    stories = [
-        s.Story(
-            id=sid,
-            title=f"Write out/{sid}.txt",
-            depends_on=list(dep),
-            write_surface=[f"out/{sid}.txt"],
-        )
-        for sid, dep in deps.items()
-    ]
+    stories = stories_of(deps, work if effort else None)
     script = {
         "stories": [
             {
@@ -266,22 +291,28 @@ def _breakdown(
 
 
 def measure(
-    shape: str, stories: int, parallelism: int = 4, seed: int = 7, scale: float = 1.0
+    shape: str,
+    stories: int,
+    parallelism: int = 4,
+    seed: int = 7,
+    scale: float = 1.0,
+    effort: bool = True,
 ) -> dict[str, Any]:
     """Run one synthetic DAG end to end and return its schedule figures.
 
     ``scale`` multiplies the story durations (1, 1.5, 2 s): a fixed cost per story weighs
-    less on longer stories.
+    less on longer stories. ``effort``: the plan states each story's size.
     """
     deps = dag(shape, stories, parallelism, seed)
     work = durations(list(deps), scale)
     bound = lower_bound(deps, work, parallelism)
-    ideal = ideal_schedule(deps, work, parallelism)
+    best, best_kind = best_makespan(deps, work, parallelism)
+    ideal = ideal_schedule(deps, work, parallelism, effort)
     with tempfile.TemporaryDirectory(prefix="baro-sched-bench-") as tmp:
         root = Path(tmp)
         repo, head = _repo(root)
         with _stack(root, parallelism) as settings:
-            request = _request(repo, head, deps, work, parallelism)
+            request = _request(repo, head, deps, work, parallelism, effort)
             began = time.perf_counter()
             events = asyncio.run(_run(request, settings))
             elapsed = time.perf_counter() - began
@@ -295,8 +326,11 @@ def measure(
         "parallelism": parallelism,
         "work_s": round(sum(work.values()), 2),
         "bound_s": round(bound, 2),
+        "best_s": round(best, 2),
+        "best_kind": best_kind,
         "ideal_s": round(ideal, 2),
         "span_s": round(span, 2),
+        "vs_best": round(span / best, 3),
         "efficiency": round(span / bound, 3),
         "overhead": round(span / ideal, 3),
         "run_s": round(finished.totals.wall_s, 2),
@@ -305,33 +339,93 @@ def measure(
     }
 
 
+HEADER = (
+    f"{'shape':<8} {'n':>3} {'work':>6} {'best':>6} {'kind':>7} {'ideal':>6} {'span':>6} "
+    f"{'vs best':>7} {'eff':>6} {'span/id':>7} | {'rdy>asg':>7} {'asg>st':>7} {'agent+':>7} "
+    f"{'fin>int':>7} {'(cond)':>7} | {'load':>5}"
+)
+
+
+def row(r: dict[str, Any]) -> str:
+    return (
+        f"{r['shape']:<8} {r['stories']:>3} {r['work_s']:>6.1f} {r['best_s']:>6.2f} "
+        f"{r['best_kind']:>7} {r['ideal_s']:>6.2f} {r['span_s']:>6.2f} {r['vs_best']:>7.3f} "
+        f"{r['efficiency']:>6.3f} {r['overhead']:>7.3f} | {r['ready_to_assigned']:>7.3f} "
+        f"{r['assigned_to_started']:>7.3f} {r['agent_extra']:>7.3f} "
+        f"{r['finished_to_integrated']:>7.3f} {r['conductor_on_finish']:>7.3f} | "
+        f"{r['load']:>5.2f}"
+    )
+
+
+def run_all(
+    shapes: list[str],
+    sizes: list[int],
+    *,
+    parallelism: int = 4,
+    scale: float = 1.0,
+    effort: bool = True,
+    repeat: int = 1,
+    echo: bool = True,
+) -> list[dict[str, Any]]:
+    """Every shape at every size, ``repeat`` times (a long chain only up to 16 stories: its
+    ratio is the same at 8 and at 64), printing a row per run."""
+    if echo:
+        print(HEADER)
+        print("-" * len(HEADER), flush=True)
+    rows = []
+    for shape in shapes:
+        for n in sizes:
+            if shape == "chain" and n > 16:
+                continue
+            for _ in range(repeat):
+                r = measure(shape, n, parallelism, scale=scale, effort=effort)
+                r["load"] = round(os.getloadavg()[0], 2)
+                rows.append(r)
+                if echo:
+                    print(row(r), flush=True)
+    return rows
+
+
+def figures(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The rows as benchmark figures: span over the best makespan (target 1.10) and over
+    the policy's own zero-overhead schedule, per shape and size."""
+    from bench.__main__ import figure
+
+    out: dict[str, dict[str, Any]] = {}
+    for key in dict.fromkeys((r["shape"], r["stories"]) for r in rows):
+        mine = [r for r in rows if (r["shape"], r["stories"]) == key]
+        name = f"{key[0]}_{key[1]}"
+        kind = mine[0]["best_kind"]
+        target = f"<= 1.10 (best: {kind} {mine[0]['best_s']} s)"
+        out[f"{name}_vs_best"] = figure([r["vs_best"] for r in mine], "x", 3, target)
+        out[f"{name}_vs_ideal"] = figure([r["overhead"] for r in mine], "x", 3)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parallelism", type=int, default=4)
     parser.add_argument("--sizes", default="8,16,32,64")
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--scale", type=float, default=1.0, help="multiply story durations")
-    args = parser.parse_args()
-    header = (
-        f"{'shape':<8} {'n':>3} {'par':>3} {'work':>6} {'bound':>6} {'ideal':>6} {'span':>6} "
-        f"{'eff':>6} {'span/id':>7} {'run':>6} | {'rdy>asg':>7} {'asg>st':>7} {'agent+':>7} "
-        f"{'fin>int':>7} {'(cond)':>7} | {'load':>5}"
+    parser.add_argument("--repeat", type=int, default=1, help="runs per shape and size")
+    parser.add_argument("--no-effort", action="store_true", help="plans without the stories' sizes")
+    parser.add_argument(
+        "--no-write", action="store_true", help="do not update bench/results.json and README"
     )
-    print(header)
-    print("-" * len(header))
-    for shape in args.shapes.split(","):
-        for n in (int(x) for x in args.sizes.split(",")):
-            r = measure(shape, n, args.parallelism, scale=args.scale)
-            print(
-                f"{r['shape']:<8} {r['stories']:>3} {r['parallelism']:>3} {r['work_s']:>6.1f} "
-                f"{r['bound_s']:>6.1f} {r['ideal_s']:>6.1f} {r['span_s']:>6.1f} "
-                f"{r['efficiency']:>6.3f} {r['overhead']:>7.3f} {r['run_s']:>6.1f} | "
-                f"{r['ready_to_assigned']:>7.3f} "
-                f"{r['assigned_to_started']:>7.3f} {r['agent_extra']:>7.3f} "
-                f"{r['finished_to_integrated']:>7.3f} {r['conductor_on_finish']:>7.3f} | "
-                f"{os.getloadavg()[0]:>5.2f}",
-                flush=True,
-            )
+    args = parser.parse_args()
+    rows = run_all(
+        args.shapes.split(","),
+        [int(x) for x in args.sizes.split(",")],
+        parallelism=args.parallelism,
+        scale=args.scale,
+        effort=not args.no_effort,
+        repeat=args.repeat,
+    )
+    if not args.no_write:
+        from bench.__main__ import record_scenario
+
+        record_scenario("scheduling", figures(rows))
 
 
 if __name__ == "__main__":

@@ -226,3 +226,43 @@ def test_a_follow_up_s_stories_are_told_what_the_branch_holds() -> None:
     d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
     d.feed(s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="also the empty list")]))
     assert [m.follow_up for m in d.commands(s.RunStory)] == [held]
+
+
+# --------------------------------------------------------------------------- priority
+
+
+def test_ready_stories_start_longest_chain_first_then_biggest_then_plan_order() -> None:
+    d = Driver()
+    stories = [
+        s.Story(id="leaf1", title="l1", write_surface=["a/1"]),
+        s.Story(id="leaf2", title="l2", write_surface=["a/2"], effort=3.0),
+        s.Story(id="head", title="h", write_surface=["a/3"]),  # two stories wait on it
+        s.Story(id="mid", title="m", write_surface=["a/4"], depends_on=["head"]),
+        s.Story(id="tail", title="t", write_surface=["a/5"], depends_on=["mid"]),
+        s.Story(id="leaf3", title="l3", write_surface=["a/6"]),
+    ]
+    d.feed(submitted(mode_request="parallel", limits=s.Limits(parallelism=2)))
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    d.feed(s.PlanProposed(run_id=RUN, stories=stories))
+    # chains: head 3, leaf2 3 (effort), leaf1 1, leaf3 1; ties go to the bigger story
+    assert [m.story.id for m in d.commands(s.RunStory)] == ["leaf2", "head"]
+    d.feed(finish("leaf2"))
+    assert [m.story.id for m in d.commands(s.RunStory)][2:] == ["leaf1"]
+
+
+def test_with_two_waiting_the_one_that_unlocks_work_goes_before_the_one_that_finished_first() -> (
+    None
+):
+    d = Driver()
+    stories = [
+        s.Story(id="A", title="a", write_surface=["a"]),
+        s.Story(id="B", title="b", write_surface=["b"]),
+        s.Story(id="L", title="l", write_surface=["l"]),
+        s.Story(id="C", title="c", write_surface=["c"], depends_on=["B"]),
+    ]
+    planned(d, stories, design=None)
+    d.feed(finish("A"))  # integrating
+    d.feed(finish("L"))  # finished before B, nobody waits for it
+    d.feed(finish("B"))
+    d.feed(integrated("A", ["a"]))
+    assert [m.story.id for m in d.commands(s.IntegrateStory)] == ["A", "B"]

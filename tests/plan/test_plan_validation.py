@@ -271,7 +271,7 @@ def test_plan_from_json_bad_json_says_where() -> None:
         (
             '{"stories": [{"id": "S1", "title": "t"}, {"id": "S2", "title": "t", "dependsOn": ["S1"]}]}',
             "stories[1] has unknown field 'dependsOn' (known: id, title, description, "
-            "depends_on, write_surface, acceptance, backend, model)",
+            "depends_on, write_surface, acceptance, backend, model, effort)",
         ),
     ],
 )

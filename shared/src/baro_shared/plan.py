@@ -34,7 +34,9 @@ _STORY_FIELDS = (
     "acceptance",
     "backend",
     "model",
+    "effort",
 )
+MAX_EFFORT = 1_000_000.0
 _LIST_FIELDS = ("depends_on", "write_surface", "acceptance")
 
 
@@ -112,6 +114,12 @@ def clean_story(story: Story, position: int = 1) -> Story:
     model = (story.model or "").strip() or None
     if model is not None and (problem := model_problem(model)):
         raise PlanError(f"story {story_id!r}: {problem}")
+    effort = story.effort
+    if effort is not None and not (0 < effort <= MAX_EFFORT):
+        raise PlanError(
+            f"story {story_id!r} has effort {effort!r}: use a positive number "
+            f"(its size relative to the other stories), at most {MAX_EFFORT:g}"
+        )
     return Story(
         id=story_id,
         title=title,
@@ -121,6 +129,7 @@ def clean_story(story: Story, position: int = 1) -> Story:
         acceptance=_unique(a.strip() for a in story.acceptance if a.strip()),
         backend=backend,
         model=model,
+        effort=float(effort) if effort is not None else None,
     )
 
 
@@ -302,6 +311,9 @@ def _story_from_data(index: int, item: object) -> Story:
     for key in ("backend", "model"):
         if item.get(key) is not None and not isinstance(item[key], str):
             raise PlanError(f"{where}.{key} must be a string, not {_kind(item[key])}")
+    effort = item.get("effort")
+    if effort is not None and (isinstance(effort, bool) or not isinstance(effort, int | float)):
+        raise PlanError(f"{where}.effort must be a number, not {_kind(effort)}")
     for key in ("id", "title", "description"):
         if key in item and not isinstance(item[key], str):
             raise PlanError(f"{where}.{key} must be a string, not {_kind(item[key])}")
@@ -369,3 +381,20 @@ def agent_for(
     if tier is not None:
         return tier.backend or backend, tier.model
     return backend, model
+
+
+def critical_path(stories: Sequence[Story]) -> dict[str, float]:
+    """Each story's longest chain of remaining work: its effort plus the longest chain among
+    the stories that depend on it (efforts default to 1). The scheduler starts (and
+    integrates) the stories with the longest chains first, so the critical path never
+    waits behind work that could run later."""
+    dependents: dict[str, list[str]] = {st.id: [] for st in stories}
+    for st in stories:
+        for dep in st.depends_on:
+            if dep in dependents:
+                dependents[dep].append(st.id)
+    effort = {st.id: st.effort or 1.0 for st in stories}
+    chain: dict[str, float] = {}
+    for sid in reversed(topological_order(stories)):
+        chain[sid] = effort[sid] + max((chain[d] for d in dependents[sid]), default=0.0)
+    return chain

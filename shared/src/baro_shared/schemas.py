@@ -227,6 +227,9 @@ class Story(Value, kw_only=True):
     # This story's agent CLI and model, when not the run's (a given plan, or the tiers).
     backend: str | None = None
     model: str | None = None
+    # How big the story is compared with the others (1 when not said): the scheduler starts
+    # the longest remaining chains of work first.
+    effort: float | None = None
 
 
 StoryKind = Literal["docs", "tests", "small", "default"]

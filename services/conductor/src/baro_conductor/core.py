@@ -24,7 +24,7 @@ from baro_conductor import run_budget
 from baro_conductor.policy import enforce
 from baro_shared import schemas as s
 from baro_shared.inputs import InputProblem, check_submission
-from baro_shared.plan import PlanError, agent_for, validate_plan
+from baro_shared.plan import PlanError, agent_for, critical_path, validate_plan
 from baro_shared.retry import Budget
 from baro_shared.surfaces import near
 from baro_shared.totals import dollars, run_totals
@@ -883,20 +883,23 @@ def _schedule(tr: Transition, now: float) -> None:
                 _story_updated(tr, st)
                 changed = True
     active = sum(1 for st in rec.stories if st.status in ACTIVE_STORY)
-    for st in rec.stories:
+    ready = [
+        st
+        for st in rec.stories
+        if st.status == "pending"
+        and all(by_id[d].status == "integrated" for d in st.story.depends_on)
+    ]
+    for st in _by_priority(rec, ready):
         if active >= rec.caps.parallelism:
             break
-        if st.status == "pending" and all(
-            by_id[d].status == "integrated" for d in st.story.depends_on
-        ):
-            share = run_budget.allowance(rec, st)
-            if share is not None and share <= 0:
-                if not run_budget.running(rec):  # nothing more will come back to share
-                    _out_of_budget(tr)
-                break  # the ready stories share what the running ones leave
-            _dispatch(tr, st, None)
-            _story_updated(tr, st)
-            active += 1
+        share = run_budget.allowance(rec, st)
+        if share is not None and share <= 0:
+            if not run_budget.running(rec):  # nothing more will come back to share
+                _out_of_budget(tr)
+            break  # the ready stories share what the running ones leave
+        _dispatch(tr, st, None)
+        _story_updated(tr, st)
+        active += 1
     if all(st.status in DONE_STORY for st in rec.stories) and rec.integrating is None:
         _deliver_or_fail(tr, now)
 
@@ -971,15 +974,33 @@ def _out_of_budget(tr: Transition) -> None:
             _story_updated(tr, st)
 
 
+def _by_priority(rec: s.RunRecord, stories: list[s.StoryState]) -> list[s.StoryState]:
+    """Longest remaining chain of work first (``plan.critical_path``), then the bigger
+    story, then plan order: the critical path never waits behind work that can wait."""
+    chain = critical_path([st.story for st in rec.stories])
+    position = {st.story.id: i for i, st in enumerate(rec.stories)}
+    return sorted(
+        stories,
+        key=lambda st: (-chain[st.story.id], -(st.story.effort or 1.0), position[st.story.id]),
+    )
+
+
 def _next_integration(tr: Transition) -> None:
-    """Integrate finished stories one at a time, in the order they finished."""
+    """Integrate finished stories one at a time: the one whose dependents wait on the
+    longest chain of work first, else in the order they finished."""
     rec = tr.record
     if rec.integrating is not None or rec.state == "cancelled":
         return
     waiting = [st for st in rec.stories if st.status == "finished" and st.result is not None]
     if not waiting:
         return
-    _integrate(tr, min(waiting, key=lambda x: x.finished_at or 0.0))
+    chain = critical_path([st.story for st in rec.stories])
+
+    def urgency(st: s.StoryState) -> tuple[float, float]:
+        unlocks = chain[st.story.id] - (st.story.effort or 1.0)  # 0 for a story nobody waits on
+        return (-unlocks, st.finished_at or 0.0)
+
+    _integrate(tr, min(waiting, key=urgency))
 
 
 def _integrate(tr: Transition, st: s.StoryState) -> None:

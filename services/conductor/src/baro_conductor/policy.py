@@ -19,6 +19,7 @@ import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Any
 
 from baro_shared.plan import topological_order, validate_plan, with_dependencies
 from baro_shared.schemas import Caps, Mode, Story
@@ -530,14 +531,17 @@ def _render(group: Group, owner: dict[str, str]) -> Story:
     )
 
 
-def _shared_agent(members: Sequence[Story]) -> dict[str, str | None]:
+def _shared_agent(members: Sequence[Story]) -> dict[str, Any]:
     """A merged story keeps a backend or model only when every member asked for the same
     one; otherwise it runs with the run's (or its tier's)."""
     backends = {m.backend for m in members}
     models = {m.model for m in members}
+    efforts = [m.effort for m in members]
     return {
         "backend": backends.pop() if len(backends) == 1 else None,
         "model": models.pop() if len(models) == 1 else None,
+        # a merged story is as big as its members together
+        "effort": sum(e or 1.0 for e in efforts) if any(e is not None for e in efforts) else None,
     }
 
 
