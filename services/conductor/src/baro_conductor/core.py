@@ -15,7 +15,6 @@ record shows in flight, under new message ids.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import msgspec
@@ -145,9 +144,9 @@ def apply(record: s.RunRecord | None, event: s.Event, now: float) -> Transition 
         if isinstance(event, s.RunSubmitted):
             return new_record(event, now)
         return None
-    if isinstance(event, s.RunSubmitted):
+    if isinstance(event, s.RunSubmitted) or not handles(event):
         return None
-    rec = copy.deepcopy(record)
+    rec = _copy(record)
     rec.outbox = []
     rec.seq += 1
     tr = Transition(rec)
@@ -194,6 +193,18 @@ def _notify(tr: Transition) -> None:
         ),
         f"{rec.run_id}.notify.{rec.state}",
     )
+
+
+def handles(event: s.Event) -> bool:
+    """Can ``event`` change a run at all? The conductor's own events (StoryUpdated,
+    PlanAccepted, RunFinished, ...) come back to it on the run's stream and change nothing."""
+    return isinstance(event, s.RunSubmitted | s.RunInterrupted) or type(event) in _HANDLERS
+
+
+def _copy(record: s.RunRecord) -> s.RunRecord:
+    """A deep copy, through the record's own encoding: about ten times faster than
+    copy.deepcopy on a record of many stories, and it runs for every event."""
+    return s.record_decoder.decode(s.encode(record))
 
 
 # --------------------------------------------------------------------------- handlers

@@ -76,6 +76,8 @@ class Conductor:
                     await self.flush(*got)
 
     async def handle(self, delivery: Delivery[s.Event]) -> Outcome:
+        if not core.handles(delivery.message):
+            return ACK  # an event nothing here acts on: no need to read the record for it
         run_id = delivery.message.run_id
         self._waiters[run_id] += 1
         try:
