@@ -931,6 +931,10 @@ def _dispatch(
     st.dispatches += 1
     st.status = "assigned"
     head = rec.integration_head or rec.base_commit
+    if not st.story.depends_on and st.attempt == 1:
+        # a first attempt that waits for nothing starts from the run's base: nothing it
+        # needs is on the integration head, and its workspace is a plain clone
+        head = rec.base_commit
     req = rec.request
     st.backend, st.model = agent_for(
         st.story, req.backend, req.model, [req.model_tiers, rec.model_tiers]
