@@ -41,14 +41,6 @@ class EventLines:
         self.out.write(s.encode(event).decode() + "\n")
         self.out.flush()
 
-    async def replay(self, bus: Bus, request: s.RunSubmitted, *, again: bool) -> runflow.RunReport:
-        """The run as a store nothing serves holds it: the events there are, shown as
-        they would have been live, unless ``again`` (they were, before its server
-        stopped). Lines, not a live view: nothing moves the run."""
-        progress = runflow.Progress(self.progress.out, quiet=self.progress.quiet or again)
-        watchers: list[runflow.Watcher] = [self.lines] if self.lines and not again else []
-        return await runflow.follow(bus, request, progress, None, live=False, watchers=watchers)
-
     def summary(self, report: runflow.RunReport) -> None:
         self.out.write(json.dumps(summary_line(report), separators=(",", ":")) + "\n")
         self.out.flush()
