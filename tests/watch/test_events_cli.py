@@ -45,7 +45,8 @@ def lines_of(stdout: str) -> list[dict]:
     return [json.loads(line) for line in lines]  # every line is one JSON object
 
 
-def test_run_events_prints_every_event_then_the_summary(tmp_path: Path) -> None:
+def two_stories(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
+    """A repository with two files, the paced script for them, and baro's environment."""
     repo = make_repo(tmp_path / "user", TWO_FILES)
     script = tmp_path / "script.json"
     script.write_text(json.dumps(PACED))
@@ -54,6 +55,11 @@ def test_run_events_prints_every_event_then_the_summary(tmp_path: Path) -> None:
         "BARO_STATE_DIR": str(tmp_path / "state"),
         "BARO_CACHE_DIR": str(tmp_path / "cache"),
     }
+    return repo, script, env
+
+
+def test_run_events_prints_every_event_then_the_summary(tmp_path: Path) -> None:
+    repo, script, env = two_stories(tmp_path)
     done = run_baro(
         "run", TWO, "--repo", str(repo), "--backend", "scripted", "--script", str(script),
         "--mode", "parallel", "--events", env=env,

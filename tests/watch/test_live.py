@@ -4,7 +4,6 @@ stable progress lines."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -17,9 +16,8 @@ from rich.console import Console
 from baro_cli.live import render
 from baro_cli.runview import RunView, apply
 from baro_shared import schemas as s
-from tests.conftest import make_repo
 from tests.picker.conftest import BARO
-from tests.watch.test_events_cli import PACED, TWO, TWO_FILES
+from tests.watch.test_events_cli import TWO, two_stories
 
 RUN = "20260501-101500-abcdef"
 T0 = 1_800_000_000.0
@@ -93,15 +91,8 @@ def test_a_frame_shows_the_mode_each_story_and_at_the_end_the_summary() -> None:
 
 @pytest.mark.slow
 def test_baro_run_draws_the_live_view_in_a_terminal_and_lines_elsewhere(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "user", TWO_FILES)
-    script = tmp_path / "script.json"
-    script.write_text(json.dumps(PACED))
-    env = {
-        **os.environ,
-        "BARO_STATE_DIR": str(tmp_path / "state"),
-        "BARO_CACHE_DIR": str(tmp_path / "cache"),
-        "TERM": "xterm-256color",
-    }
+    repo, script, env = two_stories(tmp_path)
+    env["TERM"] = "xterm-256color"
     args = ["run", TWO, "--repo", str(repo), "--backend", "scripted", "--script", str(script), "--mode", "parallel"]  # fmt: skip
     child = pexpect.spawn(
         BARO, args, env=env, cwd=str(tmp_path), encoding="utf-8", codec_errors="replace",
