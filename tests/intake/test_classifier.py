@@ -161,17 +161,7 @@ def test_a_huge_pasted_log_is_read_quickly() -> None:
     goal = "Fix this crash:\nTraceback (most recent call last):\n" + frames + "ValueError: boom"
     started = time.perf_counter()
     decision = classify(goal)
-    assert time.perf_counter() - started < 0.5
+    # a guard against super-linear matching (it took minutes), not a latency figure: the
+    # classifier's latency is measured by the intake benchmark (make bench)
+    assert time.perf_counter() - started < 5
     assert decision.mode == "focused"
-
-
-def test_ordinary_goals_take_well_under_a_few_milliseconds() -> None:
-    goal = (
-        "Add soft delete for projects:\n1. add a nullable `deleted_at` column\n"
-        "2. filter deleted rows in the repository layer\n3. add a DELETE /projects/{id} endpoint"
-    )
-    classify(goal)
-    started = time.perf_counter()
-    for _ in range(50):
-        classify(goal)
-    assert (time.perf_counter() - started) / 50 < 0.005
