@@ -270,6 +270,17 @@ def test_nothing_delivered_is_not_a_success() -> None:
     assert "kept at refs/baro/r1/S1/1" in reason
 
 
+def test_paths_git_would_not_record_are_kept_with_the_story_once() -> None:
+    d = Driver()
+    started_to_plan(d, [s.Story(id="S1", title="fix")])
+    refusal = s.Refusal(path=".GIT/config", rule="git_path", reason="git refuses to record it")
+    d.feed(finish("S1", refused=[refusal]))
+    d.feed(finish("S1", refused=[refusal]))  # delivered twice
+    d.feed(integrated("S1"))
+    (st,) = d.rec.stories
+    assert st.refused == [refusal] and st.status == "integrated"
+
+
 def test_a_story_that_delivered_nothing_makes_a_partial_result() -> None:
     d = Driver()
     stories = [

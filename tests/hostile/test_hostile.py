@@ -445,16 +445,27 @@ async def test_writing_under_git_like_directories_never_reaches_the_branch(
     )
     report = await run_to_end(bus, request)
 
+    # the merger refuses what git records (the HFS+ form); git itself refuses to record
+    # .GIT, so the runner leaves it out of S2's commit and keeps the rest of S2's change
     assert by_rule(report) == {
         f"{hfs_git}/hooks/post-checkout": "git_path",
         f"sub/{hfs_git}/config": "git_path",
+        ".GIT/hooks/post-checkout": "git_path",
     }
+    assert report.status == "delivered", report.reason
     assert report.branch is not None
     assert tree(repo, report.branch) == sorted(FILES)
     assert show(repo, report.branch, "src/one.py") == "ONE = 11\n"
-    # git refuses to record .GIT itself: that story fails, naming the path
-    assert report.status == "needs_attention"
-    assert "S2" in (report.reason or "") and ".GIT/hooks/post-checkout" in (report.reason or "")
+    assert show(repo, report.branch, "src/two.py") == "TWO = 22\n"
+    summary = io.StringIO()
+    runflow.render_summary(report, summary)
+    assert "refused (S2): .GIT/hooks/post-checkout — git_path: " in summary.getvalue()
+    record = await record_of(bus, request.run_id)
+    assert "  S2 refused .GIT/hooks/post-checkout: git_path, " in _render(api_views.detail(record))
+    body = pr_body(
+        record, commits=2, files_changed=[], dropped=[], verify=None, verify_command=None, now=0
+    )
+    assert "- S2: `.GIT/hooks/post-checkout` refused (git_path: " in body
     for ref in refs_of(repo, f"refs/baro/{request.run_id}/"):
         assert ".GIT/" not in "\n".join(tree(repo, ref))
     assert not Path("/tmp/baro-hostile-hook-ran").exists()

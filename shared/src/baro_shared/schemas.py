@@ -457,7 +457,8 @@ class StoryFinished(Message, tag="story.finished", kw_only=True):
     error: str | None = None
     changed_files: list[str] = msgspec.field(default_factory=list)
     surface_violations: list[str] = msgspec.field(default_factory=list)
-    # left out of the result by the runner before bundling (files above the size limit)
+    # left out of the result by the runner: files above the size limit (not even hashed),
+    # and .git-like paths git refuses to record
     refused: list[Refusal] = msgspec.field(default_factory=list)
     bundle: str | None = None  # object-store name: git bundle base..head
     base_commit: str | None = None

@@ -20,6 +20,10 @@ class UnsafePath(ValueError):
     pass
 
 
+# Why a path with a .git-like component never reaches a delivered branch (the merger's
+# guard, and the runner, which git itself refuses to record some of these names for).
+GIT_PATH_REASON = "a path git and file systems treat as a repository's .git"
+
 # Code points HFS+ ignores when it compares names: ".g\u200cit" is ".git" there.
 _HFS_IGNORED = re.compile("[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]")
 

@@ -23,6 +23,7 @@ import re
 import shutil
 import stat
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from baro_shared.repoconfig import (
     read_repo_config_at,
 )
 from baro_shared.sandbox import Fence
+from baro_shared.surfaces import GIT_PATH_REASON, is_git_like_name, is_git_like_path
 
 STORY_BRANCH = "baro-story"
 
@@ -175,8 +177,10 @@ async def prepare(
 class Change:
     head: str
     changed_files: list[str]
-    # files above the size limit, left out of the commit and of the bundle
+    # left out of the commit and of the bundle: files above the size limit, and the files
+    # git refuses to record (``.GIT/hooks/x``, ``git~1``), as the run reports them
     left_out: list[s.Refusal] = field(default_factory=list)
+    unrecorded: list[str] = field(default_factory=list)  # those git refused, every one
 
 
 async def commit_result(
@@ -187,11 +191,12 @@ async def commit_result(
     A file above ``max_file_bytes`` that was not that large at the base is left out: not
     staged (so not even hashed) when the agent left it uncommitted, and taken out of the
     story's history when the agent committed it (the story then becomes one commit of its
-    final tree without it), so the bundle never carries it.
+    final tree without it), so the bundle never carries it. Files git refuses to record
+    for their name stay out too, without costing the story the rest of its change.
     """
     repo = ws.repo
     large = await _large_uncommitted(repo, base_commit, max_file_bytes)
-    await git("add", "-A", "--", ".", *(f":(exclude,literal){p}" for p in large), cwd=repo)
+    unrecorded = await _stage_everything(repo, exclude=large)
     staged = await git("diff", "--cached", "--quiet", cwd=repo, check=False)
     if staged.returncode == 1:
         await git(
@@ -213,11 +218,11 @@ async def commit_result(
     left_out = [
         s.Refusal(path=path, rule="too_large", reason=_too_large(size, max_file_bytes))
         for path, size in sorted({**large, **committed}.items())
-    ]
+    ] + unrecorded_refusals(unrecorded)
     if head == base_commit:
-        return Change(head, [], left_out)
+        return Change(head, [], left_out, unrecorded)
     diff = await git("diff", "--name-only", "--no-renames", base_commit, head, cwd=repo)
-    return Change(head, [line for line in diff.stdout.splitlines() if line], left_out)
+    return Change(head, [line for line in diff.stdout.splitlines() if line], left_out, unrecorded)
 
 
 async def max_file_bytes_at(repo: Path, commit: str) -> int:
@@ -323,6 +328,71 @@ async def _without(repo: Path, base_commit: str, head: str, paths: set[str], tit
         "commit-tree", tree, "-p", base_commit, "-m", message, cwd=repo, env=BARO_IDENTITY
     )
     return commit.out
+
+
+async def _stage_everything(repo: Path, *, exclude: Iterable[str] = ()) -> list[str]:
+    """``git add -A`` but ``exclude``, and except the files git refuses to record, which
+    are returned.
+
+    git refuses a path with a component it takes for ``.git`` (``.GIT/hooks/x``,
+    ``sub/.Git/config``, ``git~1``: any case, NTFS forms too) and, with a plain ``add
+    -A``, then adds nothing at all. An agent writing one such file must not cost the story
+    the rest of its change: everything else is staged, and those files stay out of the
+    commit (so out of every branch). Any other failure to stage still fails.
+    """
+    excluded = set(exclude)
+    added = await git(
+        "add", "-A", "--ignore-errors", "--", ".",
+        *(f":(exclude,literal){p}" for p in sorted(excluded)),
+        cwd=repo, check=False,
+    )  # fmt: skip
+    if added.returncode == 0:
+        return []
+    left = await git("ls-files", "-z", "--others", "--exclude-standard", cwd=repo)
+    unrecorded = sorted(p for p in left.stdout.split("\0") if p and p not in excluded)
+    unexplained = [
+        line
+        for line in added.stderr.splitlines()
+        if line.startswith(("error:", "fatal:"))
+        and not any(f"'{p}'" in line for p in unrecorded if _refused_by_git(p, added.stderr))
+    ]
+    if unexplained or not unrecorded:
+        raise GitError(("add", "-A"), added.returncode, added.stderr)
+    return unrecorded
+
+
+def _refused_by_git(path: str, stderr: str) -> bool:
+    return is_git_like_path(path) or f"invalid path '{path}'" in stderr
+
+
+MAX_UNRECORDED_SHOWN = 20
+
+
+def unrecorded_refusals(paths: list[str]) -> list[s.Refusal]:
+    """The files git refused to record, as the run reports them: one line per ``.git``-like
+    directory (its only file, or the directory with a count), at most
+    ``MAX_UNRECORDED_SHOWN`` lines (an agent may write thousands)."""
+    files: dict[str, list[str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        cut = next((i for i, part in enumerate(parts) if is_git_like_name(part)), len(parts) - 1)
+        top = "/".join(parts[: cut + 1])
+        files.setdefault(top if cut == len(parts) - 1 else top + "/", []).append(path)
+    refusals = []
+    for top, under in sorted(files.items()):
+        shown, what = (under[0], "it") if len(under) == 1 else (top, f"its {len(under)} files")
+        reason = f"{GIT_PATH_REASON}: git refuses to record {what}, so it stays out of the commit"
+        refusals.append(s.Refusal(path=shown, rule="git_path", reason=reason))
+    if len(refusals) > MAX_UNRECORDED_SHOWN:
+        rest = len(refusals) - MAX_UNRECORDED_SHOWN + 1
+        last = refusals[MAX_UNRECORDED_SHOWN - 1]
+        refusals[MAX_UNRECORDED_SHOWN - 1] = s.Refusal(
+            path=last.path,
+            rule="git_path",
+            reason=f"{last.reason}; {rest - 1} more .git-like paths like it not listed",
+        )
+        refusals = refusals[:MAX_UNRECORDED_SHOWN]
+    return refusals
 
 
 async def write_bundle(ws: Workspace, base_commit: str, out: Path) -> None:

@@ -435,7 +435,7 @@ def _story_finished(tr: Transition, ev: s.StoryFinished, now: float) -> bool:
         exit_reason=ev.exit_reason,
         error=ev.error,
     )
-    _record_verdicts(st, ev.refused, [], None)
+    _record_verdicts(st, ev.refused, [], None)  # what the runner left out of the result
     if not (ev.status == "success" and rec.state != "cancelled"):
         _archive(tr, st, ev)
     if ev.exit_reason == s.RUN_BUDGET_EXCEEDED:
@@ -609,7 +609,8 @@ def _record_verdicts(
     outside: list[str],
     policy: s.SurfacePolicy | None,
 ) -> None:
-    """Keep what the merger judged on every attempt of the story (each path once)."""
+    """Keep what was judged on every attempt of the story (each path once): by the merger,
+    and by the runner (paths git refused to record)."""
     st.refused = st.refused + [r for r in refused if r not in st.refused]
     st.surface_violations = st.surface_violations + [
         p for p in outside if p not in st.surface_violations

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from baro_merger.hygiene import GoalMentions, surface_entries
 from baro_shared.repoconfig import CONFIG_FILE, DEFAULT_SURFACE, SurfaceConfig, human_size
 from baro_shared.schemas import RefusalRule, SurfacePolicy
-from baro_shared.surfaces import covered, is_git_like_name
+from baro_shared.surfaces import GIT_PATH_REASON, covered, is_git_like_name
 
 Policy = SurfacePolicy
 Rule = RefusalRule
@@ -116,7 +116,7 @@ def guard(
 
     for entry in entries:
         if any(is_git_like_name(part) for part in entry.path.split("/")):
-            refuse(entry, "git_path", "a path git and file systems treat as a repository's .git")
+            refuse(entry, "git_path", GIT_PATH_REASON)
     for entry in entries:
         if entry.new_mode == SYMLINK_MODE:
             why = link_escape(entry.path, entry.link_target or "", links)
