@@ -282,6 +282,53 @@ def check_disk(path: Path) -> Check:
     return Check("disk", "ok", shown)
 
 
+# --------------------------------------------------------------------------- agent sandbox
+
+SANDBOX_FIX = (
+    "allow unprivileged user namespaces (sysctl user.max_user_namespaces above 0; "
+    "kernel.unprivileged_userns_clone=1 on older Debian kernels; "
+    "kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 23.10 and later), "
+    "or run baro as a user of its own or in a container (docs/backends.md, The agent sandbox)"
+)
+
+
+def check_sandbox(settings: Settings) -> Check:
+    """Whether agents run fenced in here (a real launch of the fence, tried once), and
+    what holds when they cannot."""
+    reason = b.sandbox_unavailable(settings)
+    if reason is None:
+        return Check(
+            "agent sandbox",
+            "ok",
+            "agents run fenced in: their own PID, mount and user namespaces "
+            "(no other process, no baro state or cache, not your checkout)",
+        )
+    unfenced = (
+        "agents run unfenced: baro's processes and the bus stay closed to them, "
+        "but they can read every file this user can (baro's state and cache included)"
+    )
+    if settings.agent_sandbox == "off":
+        return Check(
+            "agent sandbox",
+            "warn",
+            f"agent sandbox off (BARO_AGENT_SANDBOX=off): {unfenced}",
+            "unset BARO_AGENT_SANDBOX to fence agents in where the machine allows it",
+        )
+    if settings.agent_sandbox == "require":
+        return Check(
+            "agent sandbox",
+            "fail",
+            f"agents must run fenced in (BARO_AGENT_SANDBOX=require) and cannot here: {reason}",
+            SANDBOX_FIX,
+        )
+    return Check(
+        "agent sandbox",
+        "warn",
+        f"agent sandbox unavailable ({reason}): {unfenced}",
+        f"{SANDBOX_FIX}; BARO_AGENT_SANDBOX=require refuses to run agents unfenced",
+    )
+
+
 # --------------------------------------------------------------------------- together
 
 
@@ -324,4 +371,5 @@ def machine_checks(settings: Settings) -> list[Check]:
         check_writable("cache dir", settings.cache_dir),
         check_writable("state dir", settings.state_dir),
         check_disk(settings.cache_dir),
+        check_sandbox(settings),
     ]

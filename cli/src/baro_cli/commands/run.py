@@ -31,6 +31,7 @@ from baro_cli.app import (
     load_settings,
     setup_logging,
 )
+from baro_cli.doctor import check_sandbox
 from baro_cli.validate import UserError
 from baro_merger.naming import normalize_baro_branch
 from baro_shared import schemas as s
@@ -199,6 +200,10 @@ def run(
 
         picker = pick_mode
     shown = watching.Shown(quiet=quiet, as_json=as_json, events=events)
+    if nats_url is None:
+        sandbox = check_sandbox(settings)  # tried once already, by the machine checks
+        if sandbox.status == "warn":
+            shown.progress.note(sandbox.detail)
     # a plan file without --mode: the mode comes from the plan's shape, not from a flag
     chosen_by = "the plan's shape" if plan_file is not None and mode == "auto" else None
     try:
