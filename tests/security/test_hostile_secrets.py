@@ -41,6 +41,8 @@ REPORT = "probe.json"
 
 @dataclass
 class Probed:
+    result: dict[str, Any]  # baro run --json
+    stderr: str
     report: dict[str, Any]
     text: str  # the report as delivered
     token: str  # the embedded server's token of that run
@@ -56,19 +58,21 @@ def probe_run(
     """One `baro run` whose only story probes; ``user``: run baro as that uid (and gid)."""
     repo = make_repo(tmp_path / "user", {"app.py": "x = 1\n"})
     (repo / ".env").write_text("USER_SECRET=in-the-checkout\n")  # the user's, untracked
-    state, cache, home = tmp_path / "state", tmp_path / "cache", tmp_path / "home"
+    # baro's own directories where a user has them: under ~ (~/.local/state/baro, ~/.cache/baro)
+    home = tmp_path / "home"
+    state, cache = home / ".local" / "state" / "baro", home / ".cache" / "baro"
     home.mkdir()
     script = tmp_path / "script.json"
     paths = [str(state), str(cache), str(repo), str(home)]
     script.write_text(json.dumps({"default": {"steps": [{"probe": REPORT, "paths": paths}]}}))
-    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("BARO_", "NATS_"))}
+    run_env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("BARO_", "NATS_", "XDG_"))
+    }
     run_env.update(
         CANARIES,
         ANTHROPIC_API_KEY=PROVIDER_KEY,
         PWD=str(repo),
         HOME=str(home),
-        BARO_STATE_DIR=str(state),
-        BARO_CACHE_DIR=str(cache),
         BARO_LOG_LEVEL="WARNING",
         **(env or {}),
     )
@@ -89,6 +93,8 @@ def probe_run(
     log = (state / "nats" / "nats-server.log").read_text()
     ports = re.findall(r"Listening for client connections on 127\.0\.0\.1:(\d+)", log)
     return Probed(
+        result=result,
+        stderr=done.stderr,
         report=json.loads(text),
         text=text,
         token=(state / "nats" / CLIENT_TOKEN_FILE).read_text().strip(),
@@ -149,6 +155,9 @@ def test_a_fenced_agent_reaches_no_secret_no_process_no_file_of_baro_and_not_the
     assert attempts[0]["with"] == "none" and len(attempts) >= 3
     assert not [a for a in attempts if a["accepted"]], attempts
     assert all("Authorization Violation" in a["reply"] for a in attempts)
+    # and the run says so
+    assert probed.result["bus_refused"] >= len(attempts)
+    assert f"baro: the bus refused {probed.result['bus_refused']} connections" in probed.stderr
 
 
 def test_without_the_sandbox_a_non_root_agent_still_cannot_read_baros_processes(

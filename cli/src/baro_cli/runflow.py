@@ -65,6 +65,8 @@ class RunReport:
     surface_violations: list[dict[str, Any]] = field(default_factory=list)
     pr_url: str | None = None
     publish_note: str | None = None
+    # connections the run's own embedded server refused for a missing or wrong credential
+    bus_refused: int = 0
     # the run's figures (docs/architecture.md, "What a run took and cost")
     tokens: dict[str, int | None] = field(default_factory=dict)
     cost_usd: float | None = None  # None: no backend reported a price
@@ -592,6 +594,14 @@ def exit_code(report: RunReport) -> int:
     }.get(report.status, EXIT_FAILED)
 
 
+def bus_refused_line(count: int) -> str:
+    return (
+        f"the bus refused {count} connection{'s' if count != 1 else ''} without baro's "
+        "credential during this run (a process on this machine tried it: an agent, or a "
+        "command without BARO_NATS_* settings)"
+    )
+
+
 def render_summary(report: RunReport, out: TextIO) -> None:
     w = safe(out).write
     w("\n")
@@ -636,6 +646,8 @@ def render_summary(report: RunReport, out: TextIO) -> None:
     for v in report.surface_violations:
         fate = "integrated anyway" if v["integrated"] else "not integrated"
         w(f"outside {v['story']}'s write surface ({fate}, policy {v['policy']}): {v['path']}\n")
+    if report.bus_refused:
+        w(f"{bus_refused_line(report.bus_refused)}\n")
     tok = report.tokens
     if tok:
         w(

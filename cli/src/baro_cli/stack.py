@@ -19,7 +19,14 @@ from typing import IO
 from pydantic import SecretStr
 
 from baro_shared.bus import Bus
-from baro_shared.embedded import EmbeddedNats, NatsCluster, new_token, publish_client_token
+from baro_shared.embedded import (
+    AUTH_REFUSED,
+    SERVER_LOG,
+    EmbeddedNats,
+    NatsCluster,
+    new_token,
+    publish_client_token,
+)
 from baro_shared.processes import process_alive
 from baro_shared.service import Host, Service, ServiceFactory
 from baro_shared.settings import Settings
@@ -274,6 +281,7 @@ class LocalStack:
         self.host: Host | None = None
         self.token_file: Path | None = None
         self._task: asyncio.Task[None] | None = None
+        self._log_from = 0
 
     async def __aenter__(self) -> Settings:
         store_dir = (
@@ -298,6 +306,7 @@ class LocalStack:
         # parent-death signal when it ends (a kill -9 of this process included)
         try:
             self.nats.launch()
+            self._log_from = self.nats.log_size_at_launch
             self.store.record_server(self.nats.pid)
             await asyncio.to_thread(self.nats.wait_ready)
         except BaseException:
@@ -312,6 +321,19 @@ class LocalStack:
             await self.__aexit__(None, None, None)
             self._task.result()  # re-raise why the services did not start
         return settings
+
+    def refused_connections(self) -> int:
+        """Connections the server refused since this stack started it, for a missing or
+        wrong credential: some process on this machine (an agent, a script) tried the bus
+        without baro's token. Counted from the server's own log."""
+        if self.nats is None or self.nats.store_dir is None:
+            return 0
+        try:
+            with open(self.nats.store_dir / SERVER_LOG, "rb") as log:
+                log.seek(self._log_from)
+                return sum(1 for line in log if AUTH_REFUSED in line)
+        except OSError:
+            return 0
 
     def _clients_of(self, nats: EmbeddedNats, token: str) -> Settings:
         settings, self.token_file = clients_of(self.settings, nats, token)

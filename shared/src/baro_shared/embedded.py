@@ -25,6 +25,10 @@ from pathlib import Path
 
 from baro_shared.processes import dies_with_parent, process_alive
 
+SERVER_LOG = "nats-server.log"  # in the store directory, appended to by every start
+# how the server logs a client it refused for a missing or wrong credential
+AUTH_REFUSED = b" - authentication error"
+
 
 class EmbeddedNatsError(RuntimeError):
     pass
@@ -89,6 +93,7 @@ class EmbeddedNats:
     scratch_parent: Path | None = None
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _launched: float = field(default=0.0, init=False, repr=False)
+    log_size_at_launch: int = field(default=0, init=False)  # where this server's log starts
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     url: str = field(default="", init=False)
     monitor_url: str = field(default="", init=False)
@@ -112,7 +117,8 @@ class EmbeddedNats:
         _remove_stale_ports_files(ports_dir)
         conf = self.store_dir / "nats.conf"
         write_private(conf, self._config())  # it holds the credential
-        log = open(self.store_dir / "nats-server.log", "ab")  # noqa: SIM115 - owned by the process
+        log = open(self.store_dir / SERVER_LOG, "ab")  # noqa: SIM115 - owned by the process
+        self.log_size_at_launch = log.tell()
         self._launched = time.monotonic()
         self._proc = subprocess.Popen(
             [find_nats_server(), "-c", str(conf), "--ports_file_dir", str(ports_dir)],
@@ -137,7 +143,7 @@ class EmbeddedNats:
             if self._proc.poll() is not None:
                 raise EmbeddedNatsError(
                     f"nats-server exited with {self._proc.returncode}; "
-                    f"see {self.store_dir / 'nats-server.log'}"
+                    f"see {self.store_dir / SERVER_LOG}"
                 )
             files = list(ports_dir.glob(f"*_{self._proc.pid}.ports"))
             if files:

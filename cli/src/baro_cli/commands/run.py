@@ -341,7 +341,7 @@ async def _run(
     if embedded:
         stack = LocalStack(settings, command="baro run", on_note=shown.progress.note)
         async with stack as live:
-            return await _submit_and_follow(
+            report = await _submit_and_follow(
                 request,
                 live,
                 shown,
@@ -351,6 +351,10 @@ async def _run(
                 owns_services=True,
                 chosen_by=chosen_by,
             )
+            report.bus_refused = stack.refused_connections()
+            if report.bus_refused:
+                shown.progress.note(runflow.bus_refused_line(report.bus_refused))
+            return report
     return await _submit_and_follow(
         request, settings, shown, picker, interrupt, chosen_by=chosen_by
     )
