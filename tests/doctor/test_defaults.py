@@ -210,7 +210,10 @@ def test_the_run_token_budget_is_a_default_like_the_others(
 ) -> None:
     repo = make_repo(
         tmp_path / "repo",
-        {"a.txt": "a\n", ".baro.toml": '[defaults]\nbackend = "scripted"\nrun_token_budget = 70000\n'},
+        {
+            "a.txt": "a\n",
+            ".baro.toml": '[defaults]\nbackend = "scripted"\nrun_token_budget = 70000\n',
+        },
     )
     from_file = submitted(monkeypatch, clean_env(tmp_path), repo)
     from_env = submitted(monkeypatch, clean_env(tmp_path, BARO_RUN_TOKEN_BUDGET="50000"), repo)
@@ -224,3 +227,33 @@ def test_the_run_token_budget_is_a_default_like_the_others(
     got = [r.limits.run_token_budget for r in (from_file, from_env, from_flag)]
     assert got == [70_000, 50_000, 30_000]
     assert {d.name: d.source for d in from_flag.defaults}["run_token_budget"] == "flag"
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def test_doctor_says_who_delivered_commits_are_by(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"a.txt": "a\n"})
+    env = clean_env(tmp_path, BARO_CLAUDE_BIN=SCRIPTED, HOME=str(tmp_path / "home"))
+    env["GIT_CONFIG_NOSYSTEM"] = "1"
+
+    def identity() -> dict[str, object]:
+        out = doctor(env, "--repo", str(repo), "--json")
+        return next(c for c in json.loads(out.stdout)["checks"] if c["name"] == "identity")
+
+    nobody = identity()
+    assert nobody["status"] == "warn" and nobody["detail"] == (
+        "delivered commits by baro <baro@localhost>"
+    )
+    assert "set user.name and user.email" in str(nobody["fix"])
+    run_git(repo, "config", "user.name", "Ada Lovelace")
+    run_git(repo, "config", "user.email", "ada@example.com")
+    assert identity()["detail"] == "delivered commits by Ada Lovelace <ada@example.com>"
+    run_git(repo, "config", "gpg.format", "ssh")
+    run_git(repo, "config", "user.signingkey", "/keys/ada")
+    run_git(repo, "config", "commit.gpgsign", "true")
+    assert identity()["detail"] == (
+        "delivered commits by Ada Lovelace <ada@example.com>, signed (ssh key /keys/ada)"
+    )
+    env["BARO_GIT_AUTHOR_NAME"], env["BARO_GIT_AUTHOR_EMAIL"] = "Team Bot", "bot@example.com"
+    assert identity()["detail"].startswith("delivered commits by Team Bot <bot@example.com>")

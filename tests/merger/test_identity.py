@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,12 +169,13 @@ needs_ssh_keygen = pytest.mark.skipif(
 )
 
 
-def _signing_user(bench: Any, key: Path | str) -> Path:
+def _signing_user(bench: Any, key: Path | str, key_format: str = "ssh") -> Path:
+    """A repository whose config signs commits with ``key`` (``gpg.format``)."""
     user = bench.make_repo("user", FILES)
     for key_name, value in (
         ("user.name", "Ada Lovelace"),
         ("user.email", "ada@example.com"),
-        ("gpg.format", "ssh"),
+        ("gpg.format", key_format),
         ("user.signingkey", str(key)),
         ("commit.gpgsign", "true"),
     ):
@@ -226,3 +228,38 @@ async def test_a_cluster_without_the_key_delivers_unsigned_with_a_note(
     merger_config.unlink()  # the test's stand-in for the runner signs nothing either
     commit = await _story_commit(bench, prepared)
     assert bench.git(prepared.repo, "log", "-1", "--format=%G?", commit) == "N"
+
+
+needs_gpg = pytest.mark.skipif(shutil.which("gpg") is None, reason="gpg is not installed")
+
+
+@pytest.fixture
+def gpg_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh signing key in a keyring of the test's own (its agent stopped afterwards);
+    its fingerprint."""
+    home = tmp_path / "gnupg"
+    home.mkdir(mode=0o700)
+    monkeypatch.setenv("GNUPGHOME", str(home))
+    try:
+        subprocess.run(
+            ["gpg", "--batch", "--passphrase", "", "--quick-gen-key", "Ada <ada@example.com>",
+             "ed25519", "sign", "never"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        listed = subprocess.run(
+            ["gpg", "--list-secret-keys", "--with-colons"],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        yield next(line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr"))
+    finally:
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], check=False, capture_output=True)
+
+
+@needs_gpg
+async def test_signing_with_the_users_gpg_key(bench: Any, gpg_key: str) -> None:
+    user = _signing_user(bench, gpg_key, "openpgp")
+    prepared = await bench.prepare("r", user)
+    commit = await _story_commit(bench, prepared)
+    verified = await git("verify-commit", "--raw", commit, cwd=prepared.repo, check=False)
+    assert verified.returncode == 0, verified.stderr
+    assert f"VALIDSIG {gpg_key}" in verified.stderr

@@ -20,8 +20,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from baro_merger.identity import identity_from, parse_config_list
 from baro_shared import backends as b
 from baro_shared.embedded import EmbeddedNatsError, find_nats_server
+from baro_shared.gitutil import git_sync
 from baro_shared.settings import Settings
 
 Status = Literal["ok", "warn", "fail", "skip"]
@@ -362,6 +364,28 @@ def diagnose(
     checks.append(check_nats(settings, remote, local_url))
     checks += places
     return checks
+
+
+def identity_check(root: Path | None, settings: Settings) -> Check:
+    """Who a run's delivered commits would be by, and whether they would be signed, as the
+    merger resolves it (baro_merger.identity), from the repository's git config."""
+    config: dict[str, str] = {}
+    if root is not None:
+        listed = git_sync("config", "--list", "-z", cwd=root, check=False)
+        config = parse_config_list(listed.stdout) if listed.returncode == 0 else {}
+    who = identity_from(config, settings.git_author_name, settings.git_author_email)
+    signed = ""
+    if who.signing is not None:
+        fmt = dict(who.signing).get("gpg.format", "openpgp")
+        signed = f", signed ({fmt} key {dict(who.signing).get('user.signingkey', 'of gpg')})"
+    if who.is_baro:
+        return Check(
+            "identity",
+            "warn",
+            f"delivered commits by {who.name} <{who.email}>{signed}",
+            "set user.name and user.email (git config) to deliver them as yours",
+        )
+    return Check("identity", "ok", f"delivered commits by {who.name} <{who.email}>{signed}")
 
 
 def machine_checks(settings: Settings) -> list[Check]:

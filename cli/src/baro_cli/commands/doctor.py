@@ -31,18 +31,23 @@ def doctor_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     repo: Annotated[
-        Path, typer.Option("--repo", help="Show the defaults of this repository's runs.")
+        Path,
+        typer.Option(
+            "--repo", help="Show the defaults and commit identity of this repository's runs."
+        ),
     ] = Path("."),
 ) -> None:
     """Check git, the agent CLIs and their credentials, NATS, baro's directories and disk,
-    and show the defaults a run here gets and where each comes from.
+    who delivered commits would be by, and show the defaults a run here gets and where each
+    comes from.
 
     Exits 1 when something the chosen backend needs is missing; each failing line says
     what to do. Credentials are named, never shown.
     """
     settings = load_settings(nats_url)
     setup_logging(settings, quiet=True)
-    chosen_defaults, defaults_problem = _defaults(repo, backend, model, settings)
+    root, head = _repository(repo)
+    chosen_defaults, defaults_problem = _defaults(root, head, backend, model, settings)
     chosen = backend or str(chosen_defaults["backend"].value)
     try:
         validate.backend_name(chosen)
@@ -52,6 +57,7 @@ def doctor_command(
     checks = doctor.diagnose(
         settings, chosen, model, remote=remote, local_url=None if remote else embedded_url(settings)
     )
+    checks.append(doctor.identity_check(root, settings))
     if defaults_problem is not None:
         checks.append(doctor.Check("defaults", "fail", defaults_problem))
     failed = [c for c in checks if c.status == "fail"]
@@ -82,16 +88,20 @@ def doctor_command(
     raise typer.Exit(1 if failed else 0)
 
 
-def _defaults(
-    repo: Path, backend: str | None, model: str | None, settings: Settings
-) -> tuple[dict[str, Resolved], str | None]:
-    """The defaults of a run in ``repo`` (none of its file outside a repository), and the
-    problem with its .baro.toml [defaults], if any."""
-    flags = {"backend": backend, "model": model}
+def _repository(repo: Path) -> tuple[Path | None, str | None]:
+    """The repository's top level and HEAD; (None, None) outside a repository."""
     try:
-        root, head = validate.repository(repo)
+        return validate.repository(repo)
     except UserError:
-        root = head = None
+        return None, None
+
+
+def _defaults(
+    root: Path | None, head: str | None, backend: str | None, model: str | None, settings: Settings
+) -> tuple[dict[str, Resolved], str | None]:
+    """The defaults of a run in ``root`` at ``head`` (none of its file outside a
+    repository), and the problem with its .baro.toml [defaults], if any."""
+    flags = {"backend": backend, "model": model}
     try:
         return defaults.choose(flags, settings, root, head), None
     except UserError as exc:
