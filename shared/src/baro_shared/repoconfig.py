@@ -11,9 +11,12 @@
     replace_defaults = false         # true: ``drop`` replaces the default patterns
     lockfiles = true                 # false: keep lockfiles changed without their manifest
 
-    [verify]                         # merger: run on the integrated result before delivery
-    command = "make test"
-    timeout = 900
+    [verify]                         # checks (baro_shared.checks)
+    story = ["pytest -q tests/unit"] # runner: each story's gate, in its workspace
+    run = ["make test"]              # merger: the run gate, on the integrated result
+    command = "make lint"            # merger: the run gate's first check (older spelling)
+    detect = true                    # also the conventional checks found (pytest, npm test...)
+    timeout = 900                    # seconds, per check
 
     [surface]                        # merger: what a story's change may hold
     policy = "strict"                # strict | warn (default: strict in parallel runs)
@@ -91,8 +94,15 @@ class ArtifactsConfig:
 
 @dataclass(frozen=True)
 class VerifyConfig:
-    command: Command
+    command: Command | None = None  # the run gate's first check
+    story: tuple[Command, ...] = ()  # every story's gate
+    run: tuple[Command, ...] = ()  # the run gate, after ``command``
+    detect: bool = True  # add the conventional checks the repository has
     timeout_s: float = DEFAULT_VERIFY_TIMEOUT_S
+
+    @property
+    def run_commands(self) -> tuple[Command, ...]:
+        return ((self.command,) if self.command is not None else ()) + self.run
 
 
 @dataclass(frozen=True)
@@ -133,7 +143,7 @@ DEFAULT_REPO_CONFIG = RepoConfig()
 
 _KEYS = {
     "artifacts": ("drop", "keep", "replace_defaults", "lockfiles"),
-    "verify": ("command", "timeout", "timeout_s"),
+    "verify": ("command", "story", "run", "detect", "timeout", "timeout_s"),
     "setup": ("command", "copy", "timeout", "timeout_s"),
     "surface": ("policy", "max_file_size", "max_deleted_share"),
     "models": ("docs", "tests", "small", "default"),
@@ -228,10 +238,11 @@ def _artifacts(table: dict[str, Any], origin: str) -> ArtifactsConfig:
 
 
 def _verify(table: dict[str, Any], origin: str) -> VerifyConfig:
-    command = _command(table, "verify", origin, required=True)
-    assert command is not None
     return VerifyConfig(
-        command=command,
+        command=_command(table, "verify", origin, required=False),
+        story=_commands(table, "verify", "story", origin),
+        run=_commands(table, "verify", "run", origin),
+        detect=_bool(table, "verify", "detect", True, origin),
         timeout_s=_timeout(table, "verify", DEFAULT_VERIFY_TIMEOUT_S, origin),
     )
 
@@ -407,6 +418,26 @@ def _command(table: dict[str, Any], name: str, origin: str, *, required: bool) -
     raise RepoConfigError(
         f"{origin}: [{name}] command must be a non-empty string or list of strings"
     )
+
+
+def _commands(table: dict[str, Any], name: str, key: str, origin: str) -> tuple[Command, ...]:
+    """A list of commands, each a string (run through /bin/sh) or a list of strings."""
+    raw = table.get(key, [])
+    problem = (
+        f"{origin}: [{name}] {key} must be a list of commands, each a non-empty string "
+        'or a list of strings (e.g. ["pytest -q", ["npm", "test"]])'
+    )
+    if not isinstance(raw, list):
+        raise RepoConfigError(problem)
+    commands: list[Command] = []
+    for entry in raw:
+        if isinstance(entry, str) and entry.strip():
+            commands.append(entry)
+        elif isinstance(entry, list) and entry and all(isinstance(c, str) and c for c in entry):
+            commands.append(tuple(entry))
+        else:
+            raise RepoConfigError(problem)
+    return tuple(commands)
 
 
 def _timeout(table: dict[str, Any], name: str, default: float, origin: str) -> float:

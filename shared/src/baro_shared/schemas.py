@@ -33,6 +33,21 @@ SurfacePolicy = Literal["strict", "warn"]
 RefusalRule = Literal[
     "git_path", "symlink_escape", "gitlink", "too_large", "mass_deletion", "baro_config"
 ]
+# A check's result: skipped means it could not judge (not installed, nothing to run, fails
+# at the base as well), which is never a pass.
+CheckState = Literal["passed", "failed", "skipped"]
+# configured: the run base's .baro.toml [verify]; detected: a conventional check the
+# repository has (pytest, npm test, cargo test, go test)
+CheckOrigin = Literal["configured", "detected"]
+# What made a story try again: the agent's own failure, its checks, the critic's
+# critique, changes outside its write surface.
+SetbackKind = Literal["agent", "checks", "critique", "surface"]
+# What a repair note in a story's prompt is about.
+RepairKind = Literal["conflict", "surface", "failure", "checks", "critique", "run_checks"]
+# A decision of the review loop (docs/architecture.md, "The review loop").
+DecisionAction = Literal[
+    "repair", "retry", "replan", "split", "rewrite", "give_up", "run_repair", "checkpoint"
+]
 
 RunState = Literal[
     "submitted",
@@ -273,6 +288,58 @@ class FollowUp(Value, kw_only=True):
     more_commits: int = 0  # left out of ``commits``
 
 
+class CheckResult(Value, kw_only=True):
+    """One check run on a story's result (its gate) or on the integrated result (the run
+    gate). ``output`` is the tail of its stdout and stderr; ``note`` says why it was
+    skipped, or what else is worth knowing."""
+
+    command: str
+    origin: CheckOrigin = "configured"
+    result: CheckState
+    exit_code: int | None = None  # None: it did not run, or timed out
+    seconds: float = 0.0
+    output: str = ""
+    note: str | None = None
+
+
+class RepairNote(Value, kw_only=True):
+    """What went wrong before, told to the agent that tries again (one section of its
+    prompt per note)."""
+
+    kind: RepairKind
+    text: str
+
+
+class Resume(Value, kw_only=True):
+    """A repair turn goes on from an attempt's result instead of the story's base."""
+
+    attempt: int
+    bundle: str  # object-store name: git bundle base..head of that attempt
+    head: str
+
+
+class Setback(Value, kw_only=True):
+    """One attempt of a story that did not count: what happened, and its signature (two
+    failures with the same signature are the same failure)."""
+
+    attempt: int
+    kind: SetbackKind
+    signature: str
+    summary: str
+
+
+class Decision(Value, kw_only=True):
+    """A decision the conductor took in the review loop (kept in the record, for the
+    summary, the API and the pull request)."""
+
+    at: float
+    action: DecisionAction
+    reason: str
+    story_id: str | None = None
+    attempt: int | None = None
+    stories: list[str] = msgspec.field(default_factory=list)  # stories it added
+
+
 class Refusal(Value, kw_only=True):
     """A path of a story's change left out by a guard: by the merger (left out of the
     integration, kept in the story's attempt ref) or, for a file above the size limit, by
@@ -469,6 +536,7 @@ class StoryFinished(Message, tag="story.finished", kw_only=True):
     retry_after_s: float | None = None
     runner: str | None = None
     workspace: str | None = None  # the attempt's workspace, when kept for inspection
+    checks: list[CheckResult] = msgspec.field(default_factory=list)  # the story's gate
 
 
 class StoryUpdated(Message, tag="story.updated", kw_only=True):
@@ -519,6 +587,14 @@ class IntegrationFailed(Message, tag="story.integration_failed", kw_only=True):
     story_id: str
     attempt: int
     error: str
+
+
+class RunDecision(Message, tag="run.decision", kw_only=True):
+    """The conductor decided something in the review loop: a repair turn, a retry with
+    the failure, a replanning question and its outcome, the run gate's repair story, a
+    checkpoint."""
+
+    decision: Decision
 
 
 class RunDelivered(Message, tag="run.delivered", kw_only=True):
@@ -602,8 +678,12 @@ class RunStory(Message, tag="cmd.run_story", kw_only=True):
     backend: str = "claude"
     model: str | None = None
     limits: Limits = msgspec.field(default_factory=Limits)
+    # What went wrong before, one prompt section each (a conflict, changes outside the
+    # write surface, a failure, failing checks, a critique). ``conflict_note`` and
+    # ``surface_note`` are what older conductors sent; they are still shown.
+    repair: list[RepairNote] = msgspec.field(default_factory=list)
+    resume: Resume | None = None  # a repair turn: start from that attempt's result
     conflict_note: str | None = None
-    # the previous attempt changed files outside its write surface (policy strict)
     surface_note: str | None = None
     agent_script: str | None = None
     resumes: int = 0  # the run's resume count when sent: a runner skips older commands
@@ -688,6 +768,7 @@ Event = (
     | StoryRejected
     | MergeConflict
     | IntegrationFailed
+    | RunDecision
     | RunDelivered
     | DeliveryFailed
     | CommandDeadLettered
@@ -821,6 +902,7 @@ class StoryResult(Value, kw_only=True):
     agent_seconds: float = 0.0
     exit_reason: str = ""
     error: str | None = None
+    checks: list[CheckResult] = msgspec.field(default_factory=list)
 
 
 class StoryState(Value, kw_only=True):
@@ -858,6 +940,7 @@ class StoryState(Value, kw_only=True):
     model: str | None = None
     delivered: Delivery | None = None  # once integrated
     nearby: list[Delivery] = msgspec.field(default_factory=list)  # told on its next attempt
+    setbacks: list[Setback] = msgspec.field(default_factory=list)  # attempts that did not count
 
 
 class OutboxItem(Value, kw_only=True):
@@ -901,6 +984,7 @@ class RunRecord(Value, kw_only=True):
     owner: RunOwner | None = None  # who drives the run now (the request's, until a resume)
     interrupted: Interruption | None = None  # parked: its owner died before a final state
     resumes: int = 0  # how often it was resumed; part of the ids of what it sends after
+    decisions: list[Decision] = msgspec.field(default_factory=list)  # the review loop's
 
     def story(self, story_id: str) -> StoryState | None:
         for s in self.stories:

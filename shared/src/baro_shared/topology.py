@@ -123,6 +123,7 @@ EVENT_TOPICS: dict[type, str] = {
     s.StoryRejected: "story_rejected",
     s.MergeConflict: "merge_conflict",
     s.IntegrationFailed: "integration_failed",
+    s.RunDecision: "decision",
     s.RunDelivered: "delivered",
     s.DeliveryFailed: "delivery_failed",
     s.CommandDeadLettered: "dead_lettered",

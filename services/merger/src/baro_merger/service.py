@@ -455,25 +455,19 @@ class Merger(CommandService):
         """The base's ``[verify]`` on ``head`` (never the command a story wrote into it)."""
         repo = self.repo(run_id)
         config = await read_baro_config(repo, await run_base(repo, run_id))
-        if config.verify is None:
+        if config.verify is None or not config.verify.run_commands:
             return None, None
-        result = await verify(
-            repo,
-            head,
-            config.verify.command,
-            timeout=config.verify.timeout_s,
-            work_root=self.settings.cache_dir / "verify",
-        )
-        if result.ok:
-            return "passed", result.output
-        if result.output.strip():
-            return "failed", result.output
-        how = (
-            f"timed out after {config.verify.timeout_s:g}s"
-            if result.timed_out
-            else f"exited with code {result.exit_code}"
-        )
-        return "failed", f"the verify command of .baro.toml {how} and printed nothing"
+        for command in config.verify.run_commands:
+            result = await verify(
+                repo,
+                head,
+                command,
+                timeout=config.verify.timeout_s,
+                work_root=self.settings.cache_dir / "verify",
+            )
+            if not result.ok:
+                return "failed", redact(result.output)
+        return "passed", redact(result.output)
 
     async def _publish(
         self,
@@ -515,7 +509,9 @@ class Merger(CommandService):
                     files_changed=result.files_changed,
                     dropped=dropped,
                     verify=verdict,
-                    verify_command=command_text(config.verify.command) if config.verify else None,
+                    verify_command="; ".join(command_text(c) for c in config.verify.run_commands)
+                    if config.verify
+                    else None,
                     now=time.time(),
                 )
                 if record is not None
