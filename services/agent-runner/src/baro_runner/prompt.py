@@ -4,8 +4,9 @@ The prompt is a list of independent sections, each present only when it has some
 say: the story itself (with a vague goal's reading), what an earlier run left on the
 branch a follow-up continues, the design note parallel stories share, what the story's
 dependencies delivered, what other stories integrated near its files since its previous
-attempt began, why its previous attempt is re-run (a conflict, a change outside its write
-surface), and the rules.
+attempt began, what went wrong before (a conflict, a change outside its write surface, a
+failure, failing checks, a critique; on a repair turn, that it goes on from its previous
+result), and the rules.
 """
 
 from __future__ import annotations
@@ -115,12 +116,26 @@ def _nearby(cmd: s.RunStory) -> list[str]:
     ]
 
 
-def _conflict(cmd: s.RunStory) -> list[str]:
-    return [cmd.conflict_note] if cmd.conflict_note else []
+RESUMED = (
+    "This is a repair turn: the working tree already holds your previous attempt's "
+    "change (attempt {attempt}, committed on the current branch). Keep what is right, "
+    "fix what is described below, and do not start over."
+)
 
 
-def _surface(cmd: s.RunStory) -> list[str]:
-    return [cmd.surface_note] if cmd.surface_note else []
+def _repair(cmd: s.RunStory) -> list[str]:
+    """What went wrong before: one paragraph per repair note (a conflict, changes outside
+    the write surface, a failure, failing checks, a critique), empty on a first attempt."""
+    notes = [note.text for note in cmd.repair]
+    notes += [note for note in (cmd.conflict_note, cmd.surface_note) if note]  # older senders
+    if not notes and cmd.resume is None:
+        return []
+    parts = ["What happened before (do not repeat it):"]
+    if cmd.resume is not None:
+        parts += ["", RESUMED.format(attempt=cmd.resume.attempt)]
+    for note in notes:
+        parts += ["", note.strip()]
+    return parts
 
 
 def _rules(cmd: s.RunStory) -> list[str]:
@@ -133,8 +148,7 @@ SECTIONS: tuple[Callable[[s.RunStory], list[str]], ...] = (
     _design,
     _delivered,
     _nearby,
-    _conflict,
-    _surface,
+    _repair,
     _rules,
 )
 

@@ -141,16 +141,18 @@ def _validate_rule(rule: Any, where: str) -> None:
     match = rule.get("match", {})
     if not isinstance(match, dict):
         raise ScriptError(f"{where}.match must be an object")
-    _reject_unknown_keys(match, {"id", "title"}, f"{where}.match")
+    _reject_unknown_keys(match, {"id", "title", "prompt"}, f"{where}.match")
     if "id" in match and not isinstance(match["id"], str):
         raise ScriptError(f"{where}.match.id must be a string")
-    if "title" in match:
-        if not isinstance(match["title"], str):
-            raise ScriptError(f"{where}.match.title must be a string (a regular expression)")
+    for key in ("title", "prompt"):
+        if key not in match:
+            continue
+        if not isinstance(match[key], str):
+            raise ScriptError(f"{where}.match.{key} must be a string (a regular expression)")
         try:
-            re.compile(match["title"])
+            re.compile(match[key])
         except re.error as exc:
-            raise ScriptError(f"{where}.match.title is not a valid regex: {exc}") from exc
+            raise ScriptError(f"{where}.match.{key} is not a valid regex: {exc}") from exc
     attempts = rule.get("attempts")
     if attempts is not None and not (
         isinstance(attempts, list) and all(_is_int(a) and a >= 1 for a in attempts)
@@ -250,23 +252,27 @@ def _is_seconds(value: Any) -> bool:
 # --- choosing the steps ------------------------------------------------------------
 
 
-def select_steps(script: Any, story: Story, workspace: str) -> tuple[list[Step], str]:
+def select_steps(
+    script: Any, story: Story, workspace: str, prompt: str = ""
+) -> tuple[list[Step], str]:
     """Return the steps to run and a name for the rule that supplied them."""
     if script is not None:
         validate_script(script)
         for index, rule in enumerate(script.get("stories", [])):
-            if _rule_applies(rule, story):
+            if _rule_applies(rule, story, prompt):
                 return rule["steps"], f"stories[{index}]"
         if "default" in script:
             return script["default"]["steps"], "default"
     return builtin_default_steps(story, workspace), "builtin-default"
 
 
-def _rule_applies(rule: Step, story: Story) -> bool:
+def _rule_applies(rule: Step, story: Story, prompt: str = "") -> bool:
     match = rule.get("match", {})
     if "id" in match and match["id"] != story.id:
         return False
     if "title" in match and not re.search(match["title"], story.title):
+        return False
+    if "prompt" in match and not re.search(match["prompt"], prompt):
         return False
     attempts = rule.get("attempts")
     return attempts is None or story.attempt in attempts
@@ -996,7 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
         # standing in for `claude` (no BARO_* from the runner), it reads the story's prompt
         story = story_from_env({**story_from_prompt(prompt), **os.environ})
         script, script_source = load_script(os.environ)
-        steps, rule = select_steps(script, story, workspace)
+        steps, rule = select_steps(script, story, workspace, args.prompt)
     except ScriptError as exc:
         print(f"baro-scripted-agent: {exc}", file=sys.stderr)
         return 2

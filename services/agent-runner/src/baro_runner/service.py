@@ -25,15 +25,16 @@ from baro_runner.ports import NoFreePorts, PortBlocks, PortLease, PortRange
 from baro_runner.prompt import build_prompt
 from baro_runner.rawlog import STREAMS, AgentLogs
 from baro_runner.reaper import GroupRegistry
-from baro_shared import retention
+from baro_shared import checks, retention
 from baro_shared import schemas as s
 from baro_shared import topology as t
-from baro_shared.backends import auth_advice
+from baro_shared.backends import auth_advice, check_env
 from baro_shared.bus import ACK, Bus, Delivery, Nak, Outcome, Worker, process_name
 from baro_shared.inputs import command_problem
 from baro_shared.mappers import mapper_for
 from baro_shared.metrics import RUN_SECONDS_BUCKETS
 from baro_shared.processes import interruption
+from baro_shared.repoconfig import RepoConfigError, read_repo_config_at
 from baro_shared.retry import Budget
 from baro_shared.settings import Settings
 from baro_shared.surfaces import covered
@@ -279,7 +280,7 @@ class _Job:
             base_bundle = tmp / "base.bundle"
             await self.bus.get_file(cmd.base_bundle, base_bundle)
 
-        return await workspace.prepare(
+        ws = await workspace.prepare(
             root,
             cmd.source,
             cmd.base_commit,
@@ -289,6 +290,11 @@ class _Job:
             store=self.bus,  # a bundle source is downloaded only where the cache lacks it
             downloads=tmp,
         )
+        if cmd.resume is not None:  # a repair turn goes on from an earlier attempt's result
+            earlier = tmp / "resume.bundle"
+            await self.bus.get_file(cmd.resume.bundle, earlier)
+            await workspace.resume(ws, earlier, cmd.resume.head)
+        return ws
 
     async def _setup(self, ws: workspace.Workspace) -> None:
         """The repository's [setup], reported as one command event of the attempt."""
@@ -296,18 +302,71 @@ class _Job:
             fence = story_fence(ws, self.cmd, self.settings)
         except BackendUnavailable as exc:
             raise workspace.SetupFailed(str(exc)) from None
+        at = self.cmd.resume.head if self.cmd.resume is not None else self.cmd.base_commit
         report = await workspace.setup(
-            ws, self.cmd.source, self.cmd.base_commit, config_commit=self.cmd.run_base, fence=fence
+            ws, self.cmd.source, at, config_commit=self.cmd.run_base, fence=fence
         )
         if report is None:
             return
         log.info("setup of %s/%s: %s", self.cmd.run_id, self.story_id, report.summary())
-        self.seq += 1
-        event = s.CommandRun(
-            command=f"baro setup: {report.summary()}",
-            exit_code=report.exit_code,
-            output=report.output[-2000:],
+        await self._command_event(
+            f"baro setup: {report.summary()}", report.exit_code, report.output
         )
+
+    async def _gate(self, ws: workspace.Workspace, changed: list[str]) -> list[s.CheckResult]:
+        """The story's checks on its result, in its workspace (``baro_shared.checks``): the
+        run base's ``[verify] story`` and the conventional checks the run base has. A
+        detected check that fails is run again at the story's base; a file a configured
+        check runs, when the story changed it, runs as the story's base has it."""
+        cmd = self.cmd
+        config_commit = cmd.run_base or cmd.base_commit
+        try:
+            config = await read_repo_config_at(ws.repo, config_commit)
+        except RepoConfigError:
+            return []  # the setup refused it already, before the agent
+        found = await checks.checks_for("story", config, ws.repo, config_commit)
+        if not found:
+            return []
+        user_repo = Path(cmd.source.location) if cmd.source.kind == "path" else None
+        env = check_env(ws.scratch, workdir=ws.repo, away_from=user_repo) | ws.env
+
+        async def at_base(suspect: list[checks.Check]) -> list[s.CheckResult]:
+            await workspace.switch(ws, cmd.base_commit)
+            try:
+                return await checks.run_checks(suspect, ws.repo, env)
+            finally:
+                await workspace.switch(ws, workspace.STORY_BRANCH)
+
+        pinned = await checks.pin_named_paths(ws.repo, cmd.base_commit, found, changed)
+        results = await checks.run_checks(found, ws.repo, env, at_base)
+        results = [checks.pinned_note(r, c, pinned) for r, c in zip(results, found, strict=True)]
+        for result in results:
+            await self._command_event(
+                f"baro check: {checks.describe(result)}", result.exit_code, result.output
+            )
+        return results
+
+    async def _supervised_gate(
+        self, ws: workspace.Workspace, changed: list[str]
+    ) -> tuple[list[s.CheckResult], str | None]:
+        """The gate, stopped (its commands killed) when the run is cancelled or the runner
+        shuts down meanwhile; then the reason comes back instead of results."""
+        gate = asyncio.create_task(self._gate(ws, changed))
+        while True:
+            done, _ = await asyncio.wait({gate}, timeout=STATE_CHECK_S)
+            if done:
+                return gate.result(), None
+            stopped = await self._stop_check()
+            if stopped is not None:
+                gate.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await gate
+                return [], stopped
+
+    async def _command_event(self, command: str, exit_code: int | None, output: str) -> None:
+        """One command event of the attempt that baro itself ran (setup, checks)."""
+        self.seq += 1
+        event = s.CommandRun(command=command, exit_code=exit_code, output=output[-2000:])
         with contextlib.suppress(Exception):
             await self.bus.publish_agent_event(
                 s.AgentEventMsg(
@@ -411,6 +470,7 @@ class _Job:
                 else "the agent finished without changing any file",
             )
         bundle_name = None
+        gate: list[s.CheckResult] = []
         if change.changed_files:
             # named by content: two deliveries of one attempt can never overwrite each other
             bundle_name = f"runs/{cmd.run_id}/stories/{self.story_id}/{self.attempt}-{change.head[:16]}.bundle"
@@ -418,6 +478,16 @@ class _Job:
                 path = Path(tmp) / "result.bundle"
                 await workspace.write_bundle(ws, cmd.base_commit, path)
                 await self.bus.put_file(bundle_name, path)
+        if status == "success":  # the result is committed: what the checks leave is not in it
+            gate, stopped = await self._supervised_gate(ws, change.changed_files)
+            if stopped is not None and self.delivery.shutdown.is_set():
+                ws.remove()
+                return Nak(0.0, "runner shutting down; story handed back")
+            if stopped is not None:
+                status, reason, error = "cancelled", "cancelled", stopped
+            elif checks.verdict(gate) == "failed":
+                failed = [checks.describe(r) for r in gate if r.result == "failed"]
+                status, reason, error = "failed", "checks_failed", "; ".join(failed)
         violations = (
             [f for f in change.changed_files if not covered(f, cmd.story.write_surface)]
             if cmd.story.write_surface
@@ -437,6 +507,7 @@ class _Job:
             bundle=bundle_name,
             head=change.head,
             kept=ws.root if keep else None,
+            gate=gate,
         )
         if not keep:
             await ws.remove()
@@ -455,6 +526,7 @@ class _Job:
         bundle: str | None = None,
         head: str | None = None,
         kept: Path | None = None,
+        gate: list[s.CheckResult] | None = None,
     ) -> Outcome:
         cmd = self.cmd
         retry_after = None
@@ -487,6 +559,7 @@ class _Job:
             retry_after_s=retry_after,
             runner=self.runner.runner_id,
             workspace=str(kept) if kept else None,
+            checks=list(gate or []),
         )
         await self.bus.publish(finished, f"{cmd.run_id}.finished.{self.story_id}.{self.attempt}")
         if retry_after is not None:

@@ -173,6 +173,27 @@ async def prepare(
     return ws
 
 
+async def resume(ws: Workspace, bundle: Path, head: str) -> None:
+    """Move the story branch to ``head``, an earlier attempt's result (fetched from its
+    bundle, whose base the workspace has): a repair turn goes on from there."""
+    try:
+        await git(
+            "fetch", "--quiet", "--no-tags", str(bundle), "+refs/*:refs/baro-resume/*",
+            cwd=ws.repo,
+        )  # fmt: skip
+        moved = await git("checkout", "--quiet", "-B", STORY_BRANCH, head, cwd=ws.repo, check=False)
+    except GitError as exc:
+        raise WorkspaceError(f"could not take up the earlier attempt: {exc}") from exc
+    if moved.returncode != 0:
+        raise WorkspaceError(f"the earlier attempt's result {head[:12]} is not in its bundle")
+
+
+async def switch(ws: Workspace, commit: str) -> None:
+    """Check out ``commit`` (detached) or the story branch, whatever the tree holds."""
+    target = ["--detach", commit] if commit != STORY_BRANCH else [STORY_BRANCH]
+    await git("checkout", "--quiet", "--force", *target, cwd=ws.repo)
+
+
 @dataclass(frozen=True)
 class Change:
     head: str
