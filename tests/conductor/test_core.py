@@ -195,7 +195,8 @@ def test_conflict_redispatches_once_then_needs_attention() -> None:
     d.feed(s.MergeConflict(run_id=RUN, story_id="B", attempt=1, paths=["shared.py"]))
     again = [m for m in d.commands(s.RunStory) if m.story.id == "B"]
     assert [m.attempt for m in again] == [1, 2]
-    assert again[1].base_commit == "i-A" and "shared.py" in (again[1].conflict_note or "")
+    assert again[1].base_commit == "i-A"
+    assert [n.kind for n in again[1].repair] == ["conflict"] and "shared.py" in again[1].repair[0].text
     d.feed(finish("B", attempt=2))
     d.feed(s.MergeConflict(run_id=RUN, story_id="B", attempt=2, paths=["shared.py"]))
     assert d.rec.story("B").status == "conflict"
@@ -223,8 +224,9 @@ def test_a_rejected_story_reruns_once_with_the_violation_named_then_fails() -> N
     assert d.feed(rejected) == [], "a duplicate rejection changes nothing"
     again = [m for m in d.commands(s.RunStory) if m.story.id == "B"]
     assert [m.attempt for m in again] == [1, 2]
-    note = again[1].surface_note or ""
-    assert "a.py" in note and "b.py" in note and again[1].conflict_note is None
+    assert [n.kind for n in again[1].repair] == ["surface"]
+    note = again[1].repair[0].text
+    assert "a.py" in note and "b.py" in note
     assert d.rec.story("B").rejections == 1 and d.rec.story("B").surface_violations == ["a.py"]
     d.feed(finish("B", attempt=2))
     d.feed(

@@ -139,7 +139,7 @@ def test_a_conflict_rerun_is_told_too() -> None:
     # A is waiting for its integration when B lands a change in A's directory
     d.feed(s.MergeConflict(run_id=RUN, story_id="A", attempt=1, paths=["src/b.py"]))
     rerun = run_for(d, "A")
-    assert rerun.attempt == 2 and rerun.conflict_note
+    assert rerun.attempt == 2 and [n.kind for n in rerun.repair] == ["conflict"]
     assert [n.story_id for n in rerun.nearby] == ["B"]
 
 

@@ -15,12 +15,14 @@ record shows in flight, under new message ids.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import msgspec
 
 from baro_conductor import run_budget
 from baro_conductor.policy import enforce
+from baro_shared import checks
 from baro_shared import schemas as s
 from baro_shared.inputs import InputProblem, check_submission
 from baro_shared.plan import PlanError, agent_for, critical_path, validate_plan
@@ -434,6 +436,7 @@ def _story_finished(tr: Transition, ev: s.StoryFinished, now: float) -> bool:
         agent_seconds=ev.agent_seconds,
         exit_reason=ev.exit_reason,
         error=ev.error,
+        checks=ev.checks,
     )
     _record_verdicts(st, ev.refused, [], None)  # what the runner left out of the result
     if not (ev.status == "success" and rec.state != "cancelled"):
@@ -460,18 +463,12 @@ def _story_finished(tr: Transition, ev: s.StoryFinished, now: float) -> bool:
         st.status = "failed"
         st.finished_at = ev.ts
         st.reason = f"failed: {budget.spent(ev.attempt, ev.ts)}: {ev.error or ev.exit_reason}"
-    elif (
-        ev.status not in RETRY_EXHAUSTING
-        and ev.exit_reason not in NOT_RETRIED
-        and st.dispatches <= rec.request.limits.retries
-    ):
-        if budget.allows_retry(ev.attempt, ev.ts):
-            st.reason = f"attempt {ev.attempt} failed ({ev.exit_reason or ev.status}): {ev.error or ''}".strip()
-            _dispatch(tr, st, None)
-        else:
-            st.status = "failed"
-            st.finished_at = ev.ts
-            st.reason = f"{_failure_reason(ev)}; not retried: {budget.spent(ev.attempt, ev.ts)}"
+    elif ev.status not in RETRY_EXHAUSTING and ev.exit_reason not in NOT_RETRIED:
+        setback, note, resume = _setback_of(ev)
+        final = _failure_reason(ev)
+        if setback.kind == "checks":
+            final = f"its checks failed again: {ev.error or ''}".strip()
+        _setback(tr, st, setback, note, resume, final, ev.ts, now)
     else:
         st.status = "failed"
         st.finished_at = ev.ts
@@ -589,13 +586,15 @@ def _merge_conflict(tr: Transition, ev: s.MergeConflict, now: float) -> bool:
     st.conflict_paths = ev.paths
     where = ev.story_ref or f"refs/baro/{rec.run_id}/{st.story.id}/{ev.attempt}"
     if st.conflicts <= 1 and rec.state != "cancelled":
-        note = (
-            "Your previous attempt conflicted with work integrated meanwhile in: "
+        note = s.RepairNote(
+            kind="conflict",
+            text="Your previous attempt conflicted with work integrated meanwhile in: "
             + ", ".join(ev.paths)
-            + ". Start from the current code and make your change fit it."
+            + ". Start from the current code and make your change fit it.",
         )
         st.reason = f"conflict in {', '.join(ev.paths)}; re-running on the new integration head"
-        _dispatch(tr, st, note)
+        _dispatch(tr, st, [note])
+        _decide(tr, "retry", st.reason, now, story=st)
     else:
         st.status = "conflict"
         st.reason = f"conflicts again in {', '.join(ev.paths)}; its commits are at {where}"
@@ -630,21 +629,28 @@ def _story_rejected(tr: Transition, ev: s.StoryRejected, now: float) -> bool:
     _record_verdicts(st, ev.refused, ev.surface_violations, ev.surface_policy)
     st.story_ref = ev.story_ref or f"refs/baro/{rec.run_id}/{st.story.id}/{ev.attempt}"
     listing = ", ".join(ev.surface_violations)
-    if st.rejections <= 1 and rec.state != "cancelled":
-        note = (
+    note = s.RepairNote(
+        kind="surface",
+        text=(
             f"Your previous attempt changed files outside your write surface: {listing}. "
             "None of that attempt was integrated. Change only files your write surface "
             f"covers ({', '.join(st.story.write_surface)}), and leave every other file as it is."
-        )
-        st.reason = f"changed files outside its write surface ({listing}); re-running once"
-        _dispatch(tr, st, None, surface_note=note)
+        ),
+    )
+    setback = s.Setback(
+        attempt=ev.attempt,
+        kind="surface",
+        signature="surface:" + ",".join(sorted(ev.surface_violations)),
+        summary=f"changed files outside its write surface ({listing})",
+    )
+    final = (
+        f"changed files outside its write surface again ({listing}); "
+        f"nothing of it was integrated, its commits are at {st.story_ref}"
+    )
+    if rec.state != "cancelled":
+        _setback(tr, st, setback, note, None, final, ev.ts, now)
     else:
-        st.status = "failed"
-        st.finished_at = ev.ts
-        st.reason = (
-            f"changed files outside its write surface again ({listing}); "
-            f"nothing of it was integrated, its commits are at {st.story_ref}"
-        )
+        st.status, st.finished_at, st.reason = "failed", ev.ts, final
     _integration_done(tr, st, now)
     return True
 
@@ -917,8 +923,14 @@ def _schedule(tr: Transition, now: float) -> None:
 
 
 def _dispatch(
-    tr: Transition, st: s.StoryState, conflict_note: str | None, *, surface_note: str | None = None
+    tr: Transition,
+    st: s.StoryState,
+    repair: list[s.RepairNote] | None = None,
+    resume: s.Resume | None = None,
+    base: str | None = None,
 ) -> None:
+    """Send the story's next attempt: on the integration head, or on ``base`` (a repair
+    turn goes on from an earlier attempt's result, on that attempt's base)."""
     rec = tr.record
     assert rec.mode is not None and rec.base_commit is not None
     share = run_budget.allowance(rec, st)
@@ -931,8 +943,9 @@ def _dispatch(
     st.attempt += 1
     st.dispatches += 1
     st.status = "assigned"
-    head = rec.integration_head or rec.base_commit
-    if not st.story.depends_on and st.attempt == 1:
+    # integration is linear: the head's bundle holds every earlier integration commit
+    head = base or rec.integration_head or rec.base_commit
+    if base is None and not st.story.depends_on and st.attempt == 1:
         # a first attempt that waits for nothing starts from the run's base: nothing it
         # needs is on the integration head, and its workspace is a plain clone
         head = rec.base_commit
@@ -957,8 +970,8 @@ def _dispatch(
             backend=st.backend,
             model=st.model,
             limits=req.limits,
-            conflict_note=conflict_note,
-            surface_note=surface_note,
+            repair=list(repair or []),
+            resume=resume,
             agent_script=req.agent_script,
             resumes=rec.resumes,
             design_note=design.text if design is not None else None,
@@ -999,6 +1012,131 @@ def _by_priority(rec: s.RunRecord, stories: list[s.StoryState]) -> list[s.StoryS
         stories,
         key=lambda st: (-chain[st.story.id], -(st.story.effort or 1.0), position[st.story.id]),
     )
+
+
+# --------------------------------------------------------------------------- the review loop
+
+
+def _setback_of(ev: s.StoryFinished) -> tuple[s.Setback, s.RepairNote, s.Resume | None]:
+    """What a failed attempt was, what the next one is told, and where it starts: failing
+    checks are repaired on the attempt's own result, anything else starts over."""
+    if ev.exit_reason == "checks_failed" and ev.bundle and ev.head_commit:
+        output = checks.failures_text(ev.checks)
+        return (
+            s.Setback(
+                attempt=ev.attempt,
+                kind="checks",
+                signature=checks.signature(ev.checks),
+                summary=f"its checks failed: {ev.error or ''}".strip(),
+            ),
+            s.RepairNote(
+                kind="checks",
+                text="Your previous attempt's change failed these checks, run in your "
+                "workspace after you finished:\n\n"
+                f"{output}\n\nMake them pass. Do not weaken, skip or delete the checks.",
+            ),
+            s.Resume(attempt=ev.attempt, bundle=ev.bundle, head=ev.head_commit),
+        )
+    what = _failure_reason(ev)
+    return (
+        s.Setback(
+            attempt=ev.attempt,
+            kind="agent",
+            signature=f"agent:{ev.exit_reason or ev.status}:{_normalized(ev.error)}",
+            summary=what,
+        ),
+        s.RepairNote(
+            kind="failure",
+            text=f"Your previous attempt ({ev.attempt}) {_attempt_ended(ev)}: {ev.error or ev.exit_reason}. "
+            "This attempt starts again from the story's base: take another way, or a "
+            "smaller step, so that it does not end the same way.",
+        ),
+        None,
+    )
+
+
+def _attempt_ended(ev: s.StoryFinished) -> str:
+    return {
+        "timeout": "ran out of time",
+        "stalled": "stalled",
+        "budget_exceeded": "ran out of tokens",
+    }.get(ev.status, "failed")
+
+
+def _normalized(text: str | None) -> str:
+    """An error's first line without numbers, ids and paths' noise, for comparing two."""
+    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return re.sub(r"[0-9a-f]{7,}|\d+", "#", first.lower())[:160]
+
+
+def _turns_allowed(rec: s.RunRecord, kind: s.SetbackKind) -> int:
+    """How many setbacks of one kind a story may have and still try again."""
+    return rec.request.limits.retries if kind == "agent" else 1
+
+
+def _setback(
+    tr: Transition,
+    st: s.StoryState,
+    setback: s.Setback,
+    note: s.RepairNote,
+    resume: s.Resume | None,
+    final: str,
+    at: float,
+    now: float,
+) -> None:
+    """An attempt that did not count: try again with what went wrong in the prompt (on
+    the attempt's own result when ``resume`` says so), or fail the story with ``final``.
+
+    Another attempt is refused when the story had its turns for this kind of setback,
+    when its retry budget is spent (a re-run for changes outside the write surface is
+    not refused by the budget, like a re-run after a conflict), and when the failure
+    repeats the one before it exactly (the same signature: it would only repeat again).
+    """
+    rec = tr.record
+    before = st.setbacks[-1] if st.setbacks else None
+    st.setbacks.append(setback)
+    same_kind = sum(1 for x in st.setbacks if x.kind == setback.kind)
+    budget = Budget.of(rec.request.limits, st.first_failure_at or at)
+    refusal = None
+    if same_kind > _turns_allowed(rec, setback.kind):
+        refusal = ""
+    elif setback.kind != "surface" and not budget.allows_retry(st.attempt, at):
+        refusal = f"; not retried: {budget.spent(st.attempt, at)}"
+    elif before is not None and before.signature == setback.signature:
+        refusal = f"; not retried: attempt {before.attempt} failed the same way"
+    if refusal is None:
+        action: s.DecisionAction = "repair" if resume is not None else "retry"
+        turn = "a repair turn on its result" if resume is not None else "trying again"
+        st.reason = f"attempt {setback.attempt}: {setback.summary}; {turn}"
+        _dispatch(tr, st, [note], resume, st.result.base_commit if resume and st.result else None)
+        _decide(tr, action, st.reason, now, story=st)
+        return
+    st.status = "failed"
+    st.finished_at = at
+    st.reason = final + refusal
+
+
+def _decide(
+    tr: Transition,
+    action: s.DecisionAction,
+    reason: str,
+    now: float,
+    *,
+    story: s.StoryState | None = None,
+    stories: list[str] | None = None,
+) -> None:
+    """Record a decision of the review loop and tell whoever watches the run."""
+    rec = tr.record
+    decision = s.Decision(
+        at=now,
+        action=action,
+        reason=reason,
+        story_id=story.story.id if story else None,
+        attempt=story.attempt if story else None,
+        stories=list(stories or []),
+    )
+    rec.decisions.append(decision)
+    tr.send(s.RunDecision(run_id=rec.run_id, decision=decision))
 
 
 def _next_integration(tr: Transition) -> None:
