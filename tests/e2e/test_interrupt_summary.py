@@ -109,6 +109,7 @@ def test_the_json_summary_after_ctrl_c_is_the_run_record(tmp_path: Path) -> None
                 "reasoning": story.tokens.reasoning,
                 "cost_usd": story.tokens.cost_usd,
             },
+            "checks": [],
         }
     ]
     tokens = rec.totals.tokens

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
+import msgspec
 from nats.js.api import Header
 
 from baro_cli.picker import estimate_json, estimate_line
@@ -21,6 +22,7 @@ from baro_intake import api_views
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import Bus
+from baro_shared.checks import describe
 from baro_shared.processes import describe_owner
 from baro_shared.runstream import Streamed, WatchedEvent, run_stream
 from baro_shared.totals import dollars
@@ -63,6 +65,8 @@ class RunReport:
     refused: list[dict[str, Any]] = field(default_factory=list)
     # {story, attempt, path, policy, integrated}: changed outside the story's write surface
     surface_violations: list[dict[str, Any]] = field(default_factory=list)
+    # the review loop's decisions: {at, action, reason, story_id, attempt, stories}
+    decisions: list[dict[str, Any]] = field(default_factory=list)
     pr_url: str | None = None
     publish_note: str | None = None
     # connections the run's own embedded server refused for a missing or wrong credential
@@ -364,9 +368,11 @@ def report_from_record(report: RunReport, record: s.RunRecord) -> None:
                 "model": st.model,
                 "agent_s": round(st.agent_seconds, 3),
                 "tokens": api_views.tokens_out(st.tokens).model_dump(),
+                "checks": [check_json(c) for c in st.result.checks] if st.result else [],
             }
             for st in record.stories
         ]
+    report.decisions = [decision_json(d) for d in record.decisions]
     totals = api_views.totals_out(record)
     tok = totals.tokens
     report.tokens = {
@@ -471,9 +477,15 @@ async def _on_event(
                 _refused(report, sid, ev.attempt, ev.refused)
                 notes = _judgement_notes(ev.refused, [], "")
                 progress.line(f"{sid} left out of its result: {'; '.join(notes)}")
+            if ev.checks:
+                progress.line(f"{sid} checks: {'; '.join(describe(c) for c in ev.checks)}")
             entry = _story(report, sid)
             spent = s.TokenUsage(**entry.get("tokens", {})) + tok
             entry["tokens"] = {"input": spent.input, "output": spent.output}
+        case s.RunDecision(decision=decision):
+            report.decisions.append(decision_json(decision))
+            who = f"{decision.story_id} " if decision.story_id else ""
+            progress.line(f"{who}{decision.action}: {decision.reason}")
         case s.StoryUpdated(story_id=sid, status=status, reason=reason):
             _story(report, sid)["status"] = status
             if status in ("failed", "blocked", "conflict", "cancelled"):
@@ -526,6 +538,15 @@ async def _on_event(
         case _:
             progress.line(generic(ev))  # a kind of event this view does not know by name
     return False
+
+
+def check_json(check: s.CheckResult) -> dict[str, Any]:
+    """One check as --json shows it: every field, null where unknown."""
+    return msgspec.structs.asdict(check)
+
+
+def decision_json(decision: s.Decision) -> dict[str, Any]:
+    return msgspec.structs.asdict(decision)
 
 
 def _judged(
@@ -627,6 +648,12 @@ def render_summary(report: RunReport, out: TextIO) -> None:
         used = (spent.get("input") or 0) + (spent.get("output") or 0)
         cost = f" — {agent}, tokens: {used}, cost {dollars(spent.get('cost_usd'))}" if agent else ""
         w(f"  {st['id']}: {st['status']}{attempt}{cost}\n")
+    for st in report.stories:
+        for check in st.get("checks") or []:
+            w(f"  {st['id']} check {_check_line(check)}\n")
+    for d in report.decisions:
+        who = f"{d['story_id']} " if d.get("story_id") else ""
+        w(f"review loop: {who}{d['action']}: {d['reason']}\n")
     if report.branch:
         w(
             f"branch: {report.branch}  ({report.base[:10] if report.base else '?'}..{report.head[:10] if report.head else '?'})\n"
@@ -689,6 +716,12 @@ def time_line(wall_s: float, agent_s: float, speedup: float | None) -> str:
     """The run's time figures: summed agent time over wall-clock is the speedup."""
     speed = f", speedup {speedup:.2f}x" if speedup else ""
     return f"wall-clock: {wall_s:.1f}s, summed agent time: {agent_s:.1f}s{speed}\n"
+
+
+def _check_line(check: dict[str, Any]) -> str:
+    code = f", exit code {check['exit_code']}" if check.get("exit_code") is not None else ""
+    note = f" — {check['note']}" if check.get("note") else ""
+    return f"`{check['command']}`: {check['result']}{code}{note}"
 
 
 def install_interrupt(loop: asyncio.AbstractEventLoop) -> asyncio.Event:

@@ -275,6 +275,33 @@ class RefusalOut(BaseModel):
     reason: str
 
 
+class CheckOut(BaseModel):
+    command: str
+    origin: Literal["configured", "detected"] = Field(
+        description="configured: the run base's .baro.toml [verify]; detected: a "
+        "conventional check the repository has (pytest, npm test, cargo test, go test)"
+    )
+    result: Literal["passed", "failed", "skipped"] = Field(
+        description="skipped: the check could not judge (not installed, nothing to run, "
+        "fails at the base as well); never a pass"
+    )
+    exit_code: int | None = None
+    seconds: float = 0.0
+    output: str = Field(default="", description="the tail of its output")
+    note: str | None = None
+
+
+class DecisionOut(BaseModel):
+    at: float
+    action: Literal[
+        "repair", "retry", "replan", "split", "rewrite", "give_up", "run_repair", "checkpoint"
+    ]
+    reason: str
+    story_id: str | None = None
+    attempt: int | None = None
+    stories: list[str] = Field(default_factory=list, description="stories it added")
+
+
 class StoryOut(BaseModel):
     id: str
     title: str
@@ -301,6 +328,9 @@ class StoryOut(BaseModel):
     surface_policy: SurfacePolicy | None = None
     rejections: int = Field(
         default=0, description="attempts left out for changing files outside the write surface"
+    )
+    checks: list[CheckOut] = Field(
+        default_factory=list, description="the story gate of its last attempt"
     )
 
 
@@ -377,6 +407,11 @@ class RunDetail(BaseModel):
     mode: ModeOut
     stories: list[StoryOut]
     enforcement: list[str]
+    decisions: list[DecisionOut] = Field(
+        default_factory=list,
+        description="the review loop's decisions: repair turns, retries, replanning, "
+        "the run gate's repair story, a checkpoint",
+    )
     totals: TotalsOut
     delivered: DeliveredOut | None = None
     interrupted: InterruptedOut | None = None

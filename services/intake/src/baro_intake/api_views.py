@@ -111,7 +111,16 @@ def story_out(st: s.StoryState) -> m.StoryOut:
         surface_violations=list(st.surface_violations),
         surface_policy=st.surface_policy,
         rejections=st.rejections,
+        checks=[check_out(c) for c in st.result.checks] if st.result else [],
     )
+
+
+def check_out(check: s.CheckResult) -> m.CheckOut:
+    return m.CheckOut.model_validate(msgspec.to_builtins(check) | {"origin": check.origin})
+
+
+def decision_out(decision: s.Decision) -> m.DecisionOut:
+    return m.DecisionOut.model_validate(msgspec.to_builtins(decision))
 
 
 def totals_out(rec: s.RunRecord, now: float | None = None) -> m.TotalsOut:
@@ -182,6 +191,7 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
         mode=mode_out(rec),
         stories=[story_out(st) for st in rec.stories],
         enforcement=list(rec.enforcement),
+        decisions=[decision_out(d) for d in rec.decisions],
         totals=totals_out(rec, now),
         delivered=delivered_out(rec.delivered),
         interrupted=interrupted_out(rec.interrupted),

@@ -52,6 +52,7 @@ def pr_body(
         lines.append("None.")
     lines.append("")
     lines += trust_lines(record.stories)
+    lines += review_lines(record)
     if verify is not None:
         lines += ["## Verification", "", f"`{verify_command or 'verify'}` {verify}.", ""]
     lines += ["## Totals", "", *totals_table(record, now), ""]
@@ -89,6 +90,34 @@ def trust_lines(stories: Sequence[s.StoryState]) -> list[str]:
         *rows,
         "",
     ]
+
+
+def review_lines(record: s.RunRecord) -> list[str]:
+    """The stories' checks (their gates) and the review loop's decisions."""
+    lines: list[str] = []
+    gates = [(st, st.result.checks) for st in record.stories if st.result and st.result.checks]
+    if gates:
+        lines += [
+            "## Story checks",
+            "",
+            "| story | check | result | exit code |",
+            "|---|---|---|---:|",
+        ]
+        for st, results in gates:
+            for check in results:
+                result = f"{check.result} ({_inline(check.note)})" if check.note else check.result
+                code = "-" if check.exit_code is None else str(check.exit_code)
+                lines.append(
+                    f"| {_cell(st.story.id)} | `{_cell(check.command)}` | {_cell(result)} | {code} |"
+                )
+        lines.append("")
+    if record.decisions:
+        lines += ["## Review loop", ""]
+        for decision in record.decisions:
+            who = f"{_cell(decision.story_id)} " if decision.story_id else ""
+            lines.append(f"- {who}**{decision.action}**: {_inline(decision.reason)}")
+        lines.append("")
+    return lines
 
 
 def _mode_lines(record: s.RunRecord) -> list[str]:
