@@ -9,14 +9,13 @@ conductor anyway; the prompt only makes a good plan likely.
 
 from __future__ import annotations
 
-import json
 import posixpath
 from collections import Counter
 
+from baro_planner.asking import echo, first_json_object
 from baro_shared.plan import PlanError, stories_from_data
 from baro_shared.schemas import Caps, Mode, Story
 
-_MAX_REPAIR_ECHO = 20_000
 _MAX_OMITTED_DIRECTORIES = 40
 
 _MODE_RULES: dict[str, str] = {
@@ -146,42 +145,19 @@ def parse_plan(text: str) -> list[Story]:
     Prose and code fences around the object are tolerated; prose that merely contains
     braces ("{ like this }") is skipped. Raises PlanError saying what is wrong.
     """
-    document = _first_json_object(text)
+    document = first_json_object(text, "stories")
     if document is None:
         raise PlanError("the answer contains no JSON object")
     return stories_from_data(document)
 
 
-def _first_json_object(text: str) -> dict[str, object] | None:
-    """The first decodable JSON object; one holding "stories" wins over earlier ones."""
-    decoder = json.JSONDecoder()
-    first: dict[str, object] | None = None
-    position = text.find("{")
-    while position != -1:
-        try:
-            value, end = decoder.raw_decode(text, position)
-        except (json.JSONDecodeError, RecursionError):
-            position = text.find("{", position + 1)
-            continue
-        if isinstance(value, dict):
-            if "stories" in value:
-                return value
-            if first is None:
-                first = value
-        position = text.find("{", end)
-    return first
-
-
 def repair_prompt(previous_text: str, error: str) -> str:
     """One more try: the previous answer, what was wrong with it, and the shape again."""
-    echo = previous_text.strip()
-    if len(echo) > _MAX_REPAIR_ECHO:
-        echo = echo[:_MAX_REPAIR_ECHO] + "\n[... answer cut here ...]"
     return "\n\n".join(
         [
             "Your previous answer to a planning request could not be used:",
             f"Problem: {error}",
-            f"Previous answer:\n<<<\n{echo}\n>>>",
+            f"Previous answer:\n<<<\n{echo(previous_text)}\n>>>",
             "Fix that problem and answer again with the same plan, changed only as needed. "
             "Answer with exactly one JSON object of this shape, and nothing else:\n" + _SHAPE,
             _RULES,

@@ -21,6 +21,7 @@ from typing import Literal
 import msgspec
 
 from baro_planner.asking import Ask, ask_and_read
+from baro_planner.asking import answer_text as answer_json_text
 from baro_planner.design import ask_for_note, offline_note, side_by_side
 from baro_planner.deterministic import plan_goal
 from baro_planner.llm_plan import build_plan_prompt, parse_plan, repair_prompt
@@ -137,13 +138,8 @@ def _model_plan(
 
 
 def answer_text(result: OneShotResult) -> str:
-    """The text holding the plan: the last one that mentions stories, else the final text.
-
-    An agent CLI may say something after its answer (a closing line); the plan is in the
-    last text that carries one.
-    """
-    with_plan = [text for text in result.texts if '"stories"' in text]
-    return with_plan[-1] if with_plan else result.text
+    """The text holding the plan: the last one that mentions stories, else the final text."""
+    return answer_json_text(result, "stories")
 
 
 def _planned_by(backend: str, stories: list[Story]) -> str:
