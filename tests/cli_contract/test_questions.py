@@ -72,3 +72,32 @@ async def test_a_prompt_longer_than_one_argument_may_be_reaches_the_model(
     )
     assert result.ok, result.error
     assert any(marker in text for text in seen), "the end of the prompt never reached the model"
+
+
+REVIEW = '{"verdict": "revise", "reasons": ["app.VALUE is 3; the criterion asks for 2"]}'
+
+
+async def test_claude_answers_the_critics_question(
+    model_server: ScriptedModelServer, credentials: dict[str, str], tmp_path: Path
+) -> None:
+    """The critic's question as the planner asks it: the verdict is read from a real CLI."""
+    from baro_planner.critic import review_story
+    from baro_shared.schemas import CheckResult, Story
+
+    model_server.reset(Script(answer_text=REVIEW))
+    settings = contract_settings("nats://127.0.0.1:1", tmp_path, model_server)
+
+    async def ask(prompt: str, purpose: str) -> oneshot.OneShotResult:
+        return await oneshot.ask(
+            "claude", prompt, settings, purpose=purpose, model=BACKENDS["claude"].model,
+            timeout=240,
+        )  # fmt: skip
+
+    story = Story(id="S1", title="Set VALUE to 2", acceptance=["app.VALUE is 2"])
+    checks = [CheckResult(command="pytest -q", result="passed", exit_code=0)]
+    review = await review_story("set VALUE to 2", story, "+VALUE = 3\n", checks, ask, "claude")
+    assert review.verdict == "revise", review.note
+    assert review.reasons == ["app.VALUE is 3; the criterion asks for 2"]
+    assert review.note is None and review.tokens.input > 0
+    calls = model_server.model_calls()
+    assert len(calls) == 1 and calls[0].tools == (), "one question, no tools"

@@ -46,8 +46,20 @@ SetbackKind = Literal["agent", "checks", "critique", "surface"]
 RepairKind = Literal["conflict", "surface", "failure", "checks", "critique", "run_checks"]
 # A decision of the review loop (docs/architecture.md, "The review loop").
 DecisionAction = Literal[
-    "repair", "retry", "replan", "split", "rewrite", "give_up", "run_repair", "checkpoint"
+    "approve",
+    "abstain",
+    "repair",
+    "retry",
+    "replan",
+    "split",
+    "rewrite",
+    "give_up",
+    "run_repair",
+    "checkpoint",
 ]
+# The critic's verdict on a story's attempt; abstain: it gave no usable answer (the story
+# goes on, recorded).
+ReviewVerdict = Literal["approve", "revise", "abstain"]
 
 RunState = Literal[
     "submitted",
@@ -70,6 +82,7 @@ StoryStatus = Literal[
     "ready",
     "assigned",
     "running",
+    "reviewing",  # its attempt succeeded; the critic is asked about it
     "finished",
     "integrated",
     "failed",
@@ -328,6 +341,16 @@ class Setback(Value, kw_only=True):
     summary: str
 
 
+class Review(Value, kw_only=True):
+    """The critic's verdict on one attempt of a story."""
+
+    attempt: int
+    verdict: ReviewVerdict
+    reasons: list[str] = msgspec.field(default_factory=list)
+    note: str | None = None  # why it abstained, or that its first answer needed a repair
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+
+
 class Decision(Value, kw_only=True):
     """A decision the conductor took in the review loop (kept in the record, for the
     summary, the API and the pull request)."""
@@ -440,6 +463,14 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     # notification (local runs)
     notify_webhook: str | None = None
     notify_desktop: bool = False
+    # the critic reviews stories with acceptance criteria; None: on, except for the
+    # scripted backend (whose tests ask for it)
+    review: bool | None = None
+
+    @property
+    def review_on(self) -> bool:
+        """``--review``: by default on, except for the scripted backend (its tests ask)."""
+        return self.review if self.review is not None else self.backend != "scripted"
 
 
 class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):
@@ -537,6 +568,7 @@ class StoryFinished(Message, tag="story.finished", kw_only=True):
     runner: str | None = None
     workspace: str | None = None  # the attempt's workspace, when kept for inspection
     checks: list[CheckResult] = msgspec.field(default_factory=list)  # the story's gate
+    diff: str | None = None  # the change (bounded, redacted), when the critic reviews it
 
 
 class StoryUpdated(Message, tag="story.updated", kw_only=True):
@@ -587,6 +619,17 @@ class IntegrationFailed(Message, tag="story.integration_failed", kw_only=True):
     story_id: str
     attempt: int
     error: str
+
+
+class StoryReviewed(Message, tag="story.reviewed", kw_only=True):
+    """The critic's answer on one attempt of a story (the planner asked it)."""
+
+    story_id: str
+    attempt: int
+    verdict: ReviewVerdict
+    reasons: list[str] = msgspec.field(default_factory=list)
+    note: str | None = None
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
 
 
 class RunDecision(Message, tag="run.decision", kw_only=True):
@@ -665,6 +708,20 @@ class PlanGoal(Message, tag="cmd.plan", kw_only=True):
     plan: list[Story] | None = None  # the submitter's own plan: not planned again
 
 
+class ReviewStory(Message, tag="cmd.review_story", kw_only=True):
+    """Ask the critic about one attempt of a story: its change and its checks."""
+
+    story: Story
+    attempt: int
+    goal: str
+    diff: str = ""
+    checks: list[CheckResult] = msgspec.field(default_factory=list)
+    backend: str = "claude"
+    model: str | None = None
+    agent_script: str | None = None
+    resumes: int = 0
+
+
 class RunStory(Message, tag="cmd.run_story", kw_only=True):
     story: Story
     attempt: int
@@ -683,6 +740,7 @@ class RunStory(Message, tag="cmd.run_story", kw_only=True):
     # ``surface_note`` are what older conductors sent; they are still shown.
     repair: list[RepairNote] = msgspec.field(default_factory=list)
     resume: Resume | None = None  # a repair turn: start from that attempt's result
+    review: bool = False  # the critic reviews the result: send the change's diff with it
     conflict_note: str | None = None
     surface_note: str | None = None
     agent_script: str | None = None
@@ -768,6 +826,7 @@ Event = (
     | StoryRejected
     | MergeConflict
     | IntegrationFailed
+    | StoryReviewed
     | RunDecision
     | RunDelivered
     | DeliveryFailed
@@ -781,6 +840,7 @@ Command = (
     | PrepareRun
     | PlanGoal
     | RunStory
+    | ReviewStory
     | IntegrateStory
     | ArchiveAttempt
     | DeliverRun
@@ -941,6 +1001,7 @@ class StoryState(Value, kw_only=True):
     delivered: Delivery | None = None  # once integrated
     nearby: list[Delivery] = msgspec.field(default_factory=list)  # told on its next attempt
     setbacks: list[Setback] = msgspec.field(default_factory=list)  # attempts that did not count
+    reviews: list[Review] = msgspec.field(default_factory=list)  # the critic's verdicts
 
 
 class OutboxItem(Value, kw_only=True):

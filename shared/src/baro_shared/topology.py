@@ -123,6 +123,7 @@ EVENT_TOPICS: dict[type, str] = {
     s.StoryRejected: "story_rejected",
     s.MergeConflict: "merge_conflict",
     s.IntegrationFailed: "integration_failed",
+    s.StoryReviewed: "story_reviewed",
     s.RunDecision: "decision",
     s.RunDelivered: "delivered",
     s.DeliveryFailed: "delivery_failed",
@@ -134,6 +135,7 @@ EVENT_TOPICS: dict[type, str] = {
 COMMAND_SERVICE: dict[type, str] = {
     s.ClassifyGoal: "intake",
     s.PlanGoal: "planner",
+    s.ReviewStory: "planner",
     s.RunStory: "agent-runner",
     s.PrepareRun: "merger",
     s.IntegrateStory: "merger",
@@ -159,6 +161,7 @@ CONDUCTOR_TOPICS = (
     "story_rejected",
     "merge_conflict",
     "integration_failed",
+    "story_reviewed",
     "delivered",
     "delivery_failed",
     "dead_lettered",

@@ -133,6 +133,15 @@ def run(
             "[notify] webhook), and/or show a desktop notification. May be given twice.",
         ),
     ] = None,
+    review: Annotated[
+        str | None,
+        typer.Option(
+            "--review",
+            metavar="on|off",
+            help="on: a critic reviews each story with acceptance criteria against them "
+            "(one question per attempt); default: on, off for the scripted backend.",
+        ),
+    ] = None,
     model_tiers: Annotated[
         str | None,
         typer.Option(
@@ -191,6 +200,7 @@ def run(
             run_token_budget=value["run_token_budget"],  # type: ignore[arg-type]
             max_attempts=max_attempts,
             retry_window=retry_window,
+            review=review,
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -249,6 +259,7 @@ def build_request(
     run_token_budget: int | None = None,
     max_attempts: int = s.Limits().max_attempts,
     retry_window: float = s.Limits().retry_window_s,
+    review: str | None = None,
 ) -> s.RunSubmitted:
     text = validate.goal_text(goal)
     surface_policy = validate.surface_policy(surface)
@@ -266,6 +277,8 @@ def build_request(
         raise UserError(f"unknown intake {intake!r}: choose one of {', '.join(INTAKE_CHOICES)}")
     if publish not in ("local", "push", "pr"):
         raise UserError(f"unknown publish policy {publish!r}: choose local, push or pr")
+    if review not in (None, "on", "off"):
+        raise UserError(f"unknown --review {review!r}: choose on or off")
     validate.backend_name(backend)
     root, head = validate.repository(repo)
     follow_up = None
@@ -321,6 +334,7 @@ def build_request(
         defaults=defaults or [],
         notify_webhook=notify[0],
         notify_desktop=notify[1],
+        review=None if review is None else review == "on",
     )
     validate.refs_free(root, request.run_id, new_branch=follow_up is None)
     return validate.submission(request)

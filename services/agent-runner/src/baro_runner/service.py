@@ -488,6 +488,9 @@ class _Job:
             elif checks.verdict(gate) == "failed":
                 failed = [checks.describe(r) for r in gate if r.result == "failed"]
                 status, reason, error = "failed", "checks_failed", "; ".join(failed)
+        diff = None
+        if status == "success" and cmd.review:  # the critic reads the change
+            diff = await workspace.change_diff(ws, cmd.base_commit)
         violations = (
             [f for f in change.changed_files if not covered(f, cmd.story.write_surface)]
             if cmd.story.write_surface
@@ -508,6 +511,7 @@ class _Job:
             head=change.head,
             kept=ws.root if keep else None,
             gate=gate,
+            diff=diff,
         )
         if not keep:
             await ws.remove()
@@ -527,6 +531,7 @@ class _Job:
         head: str | None = None,
         kept: Path | None = None,
         gate: list[s.CheckResult] | None = None,
+        diff: str | None = None,
     ) -> Outcome:
         cmd = self.cmd
         retry_after = None
@@ -560,6 +565,7 @@ class _Job:
             runner=self.runner.runner_id,
             workspace=str(kept) if kept else None,
             checks=list(gate or []),
+            diff=diff,
         )
         await self.bus.publish(finished, f"{cmd.run_id}.finished.{self.story_id}.{self.attempt}")
         if retry_after is not None:

@@ -416,6 +416,22 @@ def unrecorded_refusals(paths: list[str]) -> list[s.Refusal]:
     return refusals
 
 
+DIFF_CHARS = 24_000  # of a story's change shown to the critic
+
+
+async def change_diff(ws: Workspace, base_commit: str, limit: int = DIFF_CHARS) -> str:
+    """The story's committed change as a unified diff, cut at ``limit`` characters (the
+    critic reads it; binary files show as such)."""
+    shown = await git(
+        "diff", "--no-color", "--no-ext-diff", "--no-renames", base_commit, STORY_BRANCH,
+        cwd=ws.repo, check=False,
+    )  # fmt: skip
+    text = shown.stdout
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n[... the diff is cut here: {len(text) - limit} more characters ...]\n"
+
+
 async def write_bundle(ws: Workspace, base_commit: str, out: Path) -> None:
     await git("bundle", "create", "--quiet", str(out), STORY_BRANCH, f"^{base_commit}", cwd=ws.repo)
 

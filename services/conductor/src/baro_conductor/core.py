@@ -44,7 +44,15 @@ NOT_RETRIED = frozenset(
     {"setup_failed", "backend_unavailable", "rejected", "auth_failed", "retries_exhausted"}
 )
 # commands that move a run forward: a parked run sends none (archiving only keeps work)
-DRIVING = (s.ClassifyGoal, s.PrepareRun, s.PlanGoal, s.RunStory, s.IntegrateStory, s.DeliverRun)
+DRIVING = (
+    s.ClassifyGoal,
+    s.PrepareRun,
+    s.PlanGoal,
+    s.RunStory,
+    s.ReviewStory,
+    s.IntegrateStory,
+    s.DeliverRun,
+)
 
 
 @dataclass
@@ -449,12 +457,10 @@ def _story_finished(tr: Transition, ev: s.StoryFinished, now: float) -> bool:
     if rec.state == "cancelled":
         st.status = "cancelled"
     elif ev.status == "success" and ev.bundle and ev.head_commit:
-        st.status = "finished"
-        st.finished_at = ev.ts
-        st.reason = None
-        _story_updated(tr, st)
-        _next_integration(tr)
-        _schedule(tr, now)
+        if _reviewed(rec, st):
+            _ask_critic(tr, st, ev)
+        else:
+            _finished(tr, st, ev.ts, now)
         return True
     elif ev.status == "retryable" and budget.allows_retry(ev.attempt, ev.ts):
         st.status = "assigned"  # the runner handed the command back with a delay
@@ -568,7 +574,7 @@ def _tell_neighbours(rec: s.RunRecord, done: s.StoryState) -> None:
     if delivered is None or not delivered.files:
         return
     for st in rec.stories:
-        if st is done or st.status not in ("assigned", "running", "finished"):
+        if st is done or st.status not in ("assigned", "running", "reviewing", "finished"):
             continue
         surface = st.story.write_surface
         touching = [f for f in delivered.files if near(f, surface)]
@@ -753,11 +759,14 @@ def _cancel(tr: Transition, ev: s.CancelRequested, now: float) -> bool:
         return False
     rec.interrupted = None  # ending a parked run: its attempts are archived like any other
     for st in rec.stories:
-        if st.status not in DONE_STORY and st.status != "finished":
+        if st.status not in DONE_STORY and st.status not in ("finished", "reviewing"):
             st.status = "cancelled"
             st.reason = ev.reason
             _story_updated(tr, st)
         elif st.result is not None and st.result.bundle:
+            if st.status == "reviewing":  # its work is kept like finished work
+                st.status, st.reason = "cancelled", ev.reason
+                _story_updated(tr, st)
             # finished or integrated work: its attempt refs are mirrored into the user's repository
             tr.send(
                 s.ArchiveAttempt(
@@ -839,7 +848,12 @@ def _resume(tr: Transition, ev: s.RunResumed, now: float) -> bool:
             _integrate(tr, in_flight)
         else:
             rec.integrating = None
-            _next_integration(tr)
+        for st in rec.stories:
+            if st.status == "reviewing":  # its change is not asked about again
+                reason = "the run was resumed while the critic reviewed it; not asked again"
+                _decide(tr, "abstain", reason, now, story=st)
+                _finished(tr, st, now, now)
+        _next_integration(tr)
         _schedule(tr, now)
     elif rec.state == "integrating":
         _deliver(tr)
@@ -852,6 +866,62 @@ def _restart(tr: Transition, st: s.StoryState) -> None:
     _dispatch(tr, st, None)
     st.dispatches = dispatches  # a restart after a resume is not a retry
     _story_updated(tr, st)
+
+
+def _story_reviewed(tr: Transition, ev: s.StoryReviewed, now: float) -> bool:
+    """The critic's verdict: approve or abstain, and the story waits for its integration;
+    revise, and it gets one repair turn on its result with the critique in its prompt."""
+    rec = tr.record
+    st = rec.story(ev.story_id)
+    if st is None:
+        return False
+    key = f"{ev.attempt}:review"
+    if key in st.counted_attempts:
+        return False  # a duplicate
+    st.counted_attempts.append(key)
+    st.tokens = st.tokens + ev.tokens
+    rec.totals.tokens = rec.totals.tokens + ev.tokens
+    st.reviews.append(
+        s.Review(
+            attempt=ev.attempt,
+            verdict=ev.verdict,
+            reasons=ev.reasons,
+            note=ev.note,
+            tokens=ev.tokens,
+        )
+    )
+    if st.status != "reviewing" or ev.attempt != st.attempt or st.result is None:
+        return True  # cancelled or resumed meanwhile: its cost is recorded, nothing else
+    if ev.verdict != "revise":
+        if ev.verdict == "approve":
+            reason = "the critic approved its change" + (f" ({ev.note})" if ev.note else "")
+        else:
+            reason = f"the critic abstained: {ev.note or 'no usable answer'}"
+        _decide(tr, ev.verdict, reason, now, story=st)
+        _finished(tr, st, ev.ts, now)
+        return True
+    result = st.result
+    assert result.bundle is not None and result.head_commit is not None
+    critique = "; ".join(ev.reasons)
+    setback = s.Setback(
+        attempt=ev.attempt,
+        kind="critique",
+        signature="critique:" + _normalized(critique),
+        summary=f"the critic asked for changes: {critique}",
+    )
+    note = s.RepairNote(
+        kind="critique",
+        text="A reviewer read your previous attempt's change against the story's "
+        "acceptance criteria and asked for these changes:\n"
+        + "\n".join(f"- {r}" for r in ev.reasons)
+        + "\nMake them, and keep the rest of your work.",
+    )
+    resume = s.Resume(attempt=ev.attempt, bundle=result.bundle, head=result.head_commit)
+    final = f"the critic asked for changes again after its repair turn: {critique}"
+    _setback(tr, st, setback, note, resume, final, ev.ts, now)
+    _story_updated(tr, st)
+    _schedule(tr, now)
+    return True
 
 
 _HANDLERS = {
@@ -867,6 +937,7 @@ _HANDLERS = {
     s.StoryRejected: _story_rejected,
     s.MergeConflict: _merge_conflict,
     s.IntegrationFailed: _integration_failed,
+    s.StoryReviewed: _story_reviewed,
     s.RunDelivered: _delivered,
     s.DeliveryFailed: _delivery_failed,
     s.CancelRequested: _cancel,
@@ -972,6 +1043,7 @@ def _dispatch(
             limits=req.limits,
             repair=list(repair or []),
             resume=resume,
+            review=_reviewed(rec, st),
             agent_script=req.agent_script,
             resumes=rec.resumes,
             design_note=design.text if design is not None else None,
@@ -1114,6 +1186,45 @@ def _setback(
     st.status = "failed"
     st.finished_at = at
     st.reason = final + refusal
+
+
+def _finished(tr: Transition, st: s.StoryState, at: float, now: float) -> None:
+    """The story's attempt counts: it waits for its integration."""
+    st.status = "finished"
+    st.finished_at = at
+    st.reason = None
+    _story_updated(tr, st)
+    _next_integration(tr)
+    _schedule(tr, now)
+
+
+def _reviewed(rec: s.RunRecord, st: s.StoryState) -> bool:
+    """Whether the critic reviews the story's successful attempts: when the run asks for
+    reviews and the story has acceptance criteria to judge it by."""
+    return rec.request.review_on and bool(st.story.acceptance)
+
+
+def _ask_critic(tr: Transition, st: s.StoryState, ev: s.StoryFinished) -> None:
+    rec = tr.record
+    req = rec.request
+    st.status = "reviewing"
+    st.reason = "the critic reviews its change"
+    tr.send(
+        s.ReviewStory(
+            run_id=rec.run_id,
+            story=st.story,
+            attempt=ev.attempt,
+            goal=req.goal,
+            diff=ev.diff or "",
+            checks=ev.checks,
+            backend=req.backend,
+            model=req.model,
+            agent_script=req.agent_script,
+            resumes=rec.resumes,
+        ),
+        f"{rec.run_id}.review.{st.story.id}.{ev.attempt}",
+    )
+    _story_updated(tr, st)
 
 
 def _decide(

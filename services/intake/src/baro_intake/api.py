@@ -530,6 +530,7 @@ def submitted_from(body: m.RunRequest, settings: Settings) -> s.RunSubmitted:
         confirm=body.confirm,
         publish=body.publish,
         surface=body.surface,
+        review=body.review,
         slug=body.slug,
         agent_script=json.dumps(script) if script is not None else None,
         submitted_by="api",

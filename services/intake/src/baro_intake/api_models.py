@@ -177,6 +177,12 @@ class RunRequest(Request):
         "integrated (re-run once, then failed); warn: integrated and reported; default: the "
         "repository's .baro.toml [surface] policy, else strict for parallel runs",
     )
+    review: bool | None = Field(
+        default=None,
+        description="the critic reviews each story with acceptance criteria (one tool-less "
+        "question per attempt; a revise verdict gets one repair turn); default: on, except "
+        "for the scripted backend",
+    )
     slug: Slug | None = None
     agent_script: dict[str, Any] | None = Field(
         default=None,
@@ -252,6 +258,7 @@ class RequestOut(BaseModel):
     confirm: Literal["auto", "picker"]
     publish: Literal["local", "push", "pr"]
     surface: SurfacePolicy | None = None
+    review: bool = Field(description="whether the critic reviews the stories")
     limits: LimitsOut
     submitted_by: str | None = None
 

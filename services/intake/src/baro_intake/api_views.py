@@ -175,6 +175,7 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
             confirm=req.confirm,
             publish=req.publish,
             surface=req.surface,
+            review=req.review_on,
             limits=m.LimitsOut(
                 max_stories=lim.max_stories,
                 parallelism=lim.parallelism,

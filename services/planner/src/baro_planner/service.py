@@ -1,9 +1,11 @@
-"""The planner's bus handler: PlanGoal in, PlanProposed (or PlanFailed) out.
+"""The planner's bus handler: PlanGoal in, PlanProposed (or PlanFailed) out; ReviewStory
+in, StoryReviewed out.
 
-The decisions live in :mod:`baro_planner.planning`; this module fetches the repository's
-file list from the object store, reaches the backend CLI through ``oneshot.ask`` and
-publishes the outcome. A PlanGoal for a run that is no longer planning (cancelled, or
-planned by an earlier delivery of the same command) is acknowledged without work, so a
+The decisions live in :mod:`baro_planner.planning` and :mod:`baro_planner.critic`; this
+module fetches the repository's file list from the object store, reaches the backend CLI
+through ``oneshot.ask`` and publishes the outcome. A PlanGoal for a run that is no longer
+planning (cancelled, or planned by an earlier delivery of the same command), or a
+ReviewStory for an attempt no longer under review, is acknowledged without work, so a
 redelivery never pays for a second model call.
 """
 
@@ -15,6 +17,8 @@ from pathlib import Path
 
 from prometheus_client import Counter
 
+from baro_planner.asking import Ask
+from baro_planner.critic import review_story
 from baro_planner.planning import Proposal, propose
 from baro_shared import oneshot
 from baro_shared import schemas as s
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 MAX_LISTED_FILES = 200_000
 
 plans = Counter("baro_planner_plans_total", "Plans proposed or failed", ["planner", "outcome"])
+reviews = Counter("baro_planner_reviews_total", "The critic's verdicts", ["verdict"])
 
 
 class Planner(CommandService):
@@ -40,21 +45,13 @@ class Planner(CommandService):
 
     async def handle(self, delivery: Delivery[s.Command]) -> Outcome:
         cmd = delivery.message
+        if isinstance(cmd, s.ReviewStory):
+            return await self.review(cmd)
         if not isinstance(cmd, s.PlanGoal) or not await self._still_planning(cmd.run_id):
             return ACK
         files = await self._files(cmd.file_list)
         backend = cmd.backend
-
-        async def ask(prompt: str, purpose: str) -> OneShotResult:
-            assert backend is not None
-            return await oneshot.ask(
-                backend,
-                prompt,
-                self.settings,
-                purpose=purpose,
-                model=cmd.model,
-                agent_script=cmd.agent_script,
-            )
+        ask = self._asker(backend, cmd.model, cmd.agent_script)
 
         try:
             proposal = await propose(
@@ -76,6 +73,48 @@ class Planner(CommandService):
             planner=proposal.planner, outcome="proposed" if proposal.ok else "failed"
         ).inc()
         return ACK
+
+    def _asker(self, backend: str | None, model: str | None, agent_script: str | None) -> Ask:
+        async def ask(prompt: str, purpose: str) -> OneShotResult:
+            assert backend is not None
+            return await oneshot.ask(
+                backend,
+                prompt,
+                self.settings,
+                purpose=purpose,
+                model=model,
+                agent_script=agent_script,
+            )
+
+        return ask
+
+    async def review(self, cmd: s.ReviewStory) -> Outcome:
+        """The critic's question about one attempt; its verdict goes to the conductor."""
+        if not await self._under_review(cmd.run_id, cmd.story.id, cmd.attempt):
+            return ACK
+        ask = self._asker(cmd.backend, cmd.model, cmd.agent_script)
+        review = await review_story(cmd.goal, cmd.story, cmd.diff, cmd.checks, ask, cmd.backend)
+        await self.bus.publish(
+            s.StoryReviewed(
+                run_id=cmd.run_id,
+                story_id=cmd.story.id,
+                attempt=cmd.attempt,
+                verdict=review.verdict,
+                reasons=review.reasons,
+                note=review.note,
+                tokens=review.tokens,
+            ),
+            f"{cmd.run_id}.reviewed.{cmd.story.id}.{cmd.attempt}",
+        )
+        reviews.labels(verdict=review.verdict).inc()
+        return ACK
+
+    async def _under_review(self, run_id: str, story_id: str, attempt: int) -> bool:
+        got = await self.bus.get_record(run_id)
+        if got is None:
+            return True
+        story = got[0].story(story_id)
+        return story is not None and story.status == "reviewing" and story.attempt == attempt
 
     async def _still_planning(self, run_id: str) -> bool:
         got = await self.bus.get_record(run_id)
