@@ -57,7 +57,7 @@ def test_failing_checks_lead_to_one_repair_turn_on_the_attempts_own_result() -> 
 
 
 def test_checks_that_fail_after_the_repair_turn_fail_the_story() -> None:
-    d = one_story()
+    d = one_story(s.Limits(heals=0))  # no replanning
     d.feed(gate_failed(1))
     d.feed(gate_failed(2))
     story = d.rec.story("S1")
@@ -77,7 +77,7 @@ def test_an_agent_failure_is_retried_with_the_failure_in_the_prompt_from_the_bas
 
 
 def test_an_identical_failure_is_not_repeated() -> None:
-    d = one_story(s.Limits(retries=3))
+    d = one_story(s.Limits(retries=3, heals=0))
     d.feed(finish("S1", status="failed", exit_reason="agent_error", error="tool Bash failed 3x"))
     d.feed(
         finish(

@@ -10,9 +10,11 @@ CRITERIA = ["app.VALUE is 2"]
 TOKENS = s.TokenUsage(input=300, output=20)
 
 
-def one_story(review: bool | None = True, acceptance: list[str] = CRITERIA) -> Driver:
+def one_story(
+    review: bool | None = True, acceptance: list[str] = CRITERIA, heals: int = 3
+) -> Driver:
     d = Driver()
-    d.feed(submitted(mode_request="focused", review=review))
+    d.feed(submitted(mode_request="focused", review=review, limits=s.Limits(heals=heals)))
     d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
     story = s.Story(id="S1", title="set VALUE", acceptance=acceptance)
     d.feed(s.PlanProposed(run_id=RUN, stories=[story]))
@@ -68,7 +70,7 @@ def test_revise_gets_one_repair_turn_with_the_critique_then_the_critic_again() -
 
 
 def test_a_second_revise_fails_the_story_with_the_critique() -> None:
-    d = one_story()
+    d = one_story(heals=0)  # no replanning
     d.feed(finish("S1"))
     d.feed(verdict("revise", reasons=["VALUE is 3"]))
     d.feed(finish("S1", attempt=2))

@@ -53,6 +53,10 @@ def test_the_summary_and_json_show_each_check_and_decision() -> None:
     assert "S1 check `pytest -q`: passed, exit code 0" in text
     assert "S1 check `cargo test`: skipped — cargo is not installed" in text
     assert "review loop: S1 repair: attempt 1: its checks failed; a repair turn" in text
+    assert (
+        "review loop spent: 1 repair turn(s) (at most one per story and kind), 0 retry(ies), "
+        "0 of 3 replanning question(s)" in text
+    )
     as_json = msgspec.json.decode(msgspec.json.encode(report.stories))
     assert as_json[0]["checks"][1] == msgspec.structs.asdict(CHECKS[1])
     assert report.decisions == [msgspec.structs.asdict(DECISION)]

@@ -87,7 +87,10 @@ async def test_a_gate_that_fails_again_fails_the_story_and_keeps_its_work(
         },
     )
     script = {"default": {"steps": [{"write": "app.py", "content": "VALUE = 3\n"}]}}
-    request = request_for(repo, "set VALUE to 2 in app.py", script, mode_request="focused")
+    no_replanning = s.Limits(story_timeout_s=120, stall_timeout_s=60, heals=0)
+    request = request_for(
+        repo, "set VALUE to 2 in app.py", script, mode_request="focused", limits=no_replanning
+    )
     report = await run_to_end(bus, request)
 
     assert report.status == "failed"

@@ -67,6 +67,8 @@ class RunReport:
     surface_violations: list[dict[str, Any]] = field(default_factory=list)
     # the review loop's decisions: {at, action, reason, story_id, attempt, stories}
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    # what the review loop spent against its caps: {repairs, retries, replans, replan_budget}
+    review_loop: dict[str, int] = field(default_factory=dict)
     pr_url: str | None = None
     publish_note: str | None = None
     # connections the run's own embedded server refused for a missing or wrong credential
@@ -373,6 +375,7 @@ def report_from_record(report: RunReport, record: s.RunRecord) -> None:
             for st in record.stories
         ]
     report.decisions = [decision_json(d) for d in record.decisions]
+    report.review_loop = review_loop_spent(record)
     totals = api_views.totals_out(record)
     tok = totals.tokens
     report.tokens = {
@@ -540,6 +543,17 @@ async def _on_event(
     return False
 
 
+def review_loop_spent(record: s.RunRecord) -> dict[str, int]:
+    """The review loop's extra agent runs and questions, and the run's replanning cap."""
+    actions = [d.action for d in record.decisions]
+    return {
+        "repairs": actions.count("repair"),
+        "retries": actions.count("retry"),
+        "replans": record.heals,
+        "replan_budget": record.request.limits.heals,
+    }
+
+
 def check_json(check: s.CheckResult) -> dict[str, Any]:
     """One check as --json shows it: every field, null where unknown."""
     return msgspec.structs.asdict(check)
@@ -654,6 +668,13 @@ def render_summary(report: RunReport, out: TextIO) -> None:
     for d in report.decisions:
         who = f"{d['story_id']} " if d.get("story_id") else ""
         w(f"review loop: {who}{d['action']}: {d['reason']}\n")
+    spent = report.review_loop
+    if spent and (spent["repairs"] or spent["retries"] or spent["replans"]):
+        w(
+            f"review loop spent: {spent['repairs']} repair turn(s) (at most one per story and "
+            f"kind), {spent['retries']} retry(ies), {spent['replans']} of "
+            f"{spent['replan_budget']} replanning question(s)\n"
+        )
     if report.branch:
         w(
             f"branch: {report.branch}  ({report.base[:10] if report.base else '?'}..{report.head[:10] if report.head else '?'})\n"

@@ -60,6 +60,8 @@ DecisionAction = Literal[
 # The critic's verdict on a story's attempt; abstain: it gave no usable answer (the story
 # goes on, recorded).
 ReviewVerdict = Literal["approve", "revise", "abstain"]
+# How a story that failed twice goes on: smaller stories, one clearer story, or none.
+ReplanDecision = Literal["split", "rewrite", "give_up"]
 
 RunState = Literal[
     "submitted",
@@ -83,12 +85,14 @@ StoryStatus = Literal[
     "assigned",
     "running",
     "reviewing",  # its attempt succeeded; the critic is asked about it
+    "replanning",  # it failed twice; the planner is asked how to go on
     "finished",
     "integrated",
     "failed",
     "blocked",
     "conflict",
     "cancelled",
+    "replaced",  # replanning put other stories in its place
 ]
 # What a provider failure means for a retry (see AgentError).
 ErrorKind = Literal["transient", "rejected", "auth"]
@@ -195,6 +199,9 @@ class Limits(Value, kw_only=True):
     retries: int = 1
     max_attempts: int = 6
     retry_window_s: float = 600.0
+    # the run's healing budget: how many replanning questions it may ask (one per story
+    # that failed twice), each putting at most three stories in its place
+    heals: int = 3
 
 
 class Caps(Value, kw_only=True):
@@ -632,6 +639,18 @@ class StoryReviewed(Message, tag="story.reviewed", kw_only=True):
     tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
 
 
+class StoryReplanned(Message, tag="story.replanned", kw_only=True):
+    """The planner's answer on how a story that failed twice goes on."""
+
+    story_id: str
+    round: int  # the run's replanning question it answers (RunRecord.heals when asked)
+    decision: ReplanDecision
+    reason: str
+    stories: list[Story] = msgspec.field(default_factory=list)
+    note: str | None = None
+    tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
+
+
 class RunDecision(Message, tag="run.decision", kw_only=True):
     """The conductor decided something in the review loop: a repair turn, a retry with
     the failure, a replanning question and its outcome, the run gate's repair story, a
@@ -720,6 +739,20 @@ class ReviewStory(Message, tag="cmd.review_story", kw_only=True):
     model: str | None = None
     agent_script: str | None = None
     resumes: int = 0
+
+
+class ReplanStory(Message, tag="cmd.replan_story", kw_only=True):
+    """Ask the planner how a story that failed twice goes on."""
+
+    story: Story
+    round: int
+    goal: str
+    mode: Mode
+    failures: list[str]  # what went wrong, one entry per attempt that did not count
+    room: int  # how many stories may take its place (1: a rewrite or nothing)
+    backend: str = "claude"
+    model: str | None = None
+    agent_script: str | None = None
 
 
 class RunStory(Message, tag="cmd.run_story", kw_only=True):
@@ -827,6 +860,7 @@ Event = (
     | MergeConflict
     | IntegrationFailed
     | StoryReviewed
+    | StoryReplanned
     | RunDecision
     | RunDelivered
     | DeliveryFailed
@@ -841,6 +875,7 @@ Command = (
     | PlanGoal
     | RunStory
     | ReviewStory
+    | ReplanStory
     | IntegrateStory
     | ArchiveAttempt
     | DeliverRun
@@ -1046,6 +1081,7 @@ class RunRecord(Value, kw_only=True):
     interrupted: Interruption | None = None  # parked: its owner died before a final state
     resumes: int = 0  # how often it was resumed; part of the ids of what it sends after
     decisions: list[Decision] = msgspec.field(default_factory=list)  # the review loop's
+    heals: int = 0  # replanning questions asked (against Limits.heals)
 
     def story(self, story_id: str) -> StoryState | None:
         for s in self.stories:

@@ -27,7 +27,7 @@ from baro_shared import schemas as s
 from baro_shared.inputs import InputProblem, check_submission
 from baro_shared.plan import PlanError, agent_for, critical_path, validate_plan
 from baro_shared.retry import Budget
-from baro_shared.surfaces import near
+from baro_shared.surfaces import covered, near
 from baro_shared.totals import dollars, run_totals
 
 DEFAULT_CAPS: dict[str, s.Caps] = {
@@ -36,7 +36,12 @@ DEFAULT_CAPS: dict[str, s.Caps] = {
     "parallel": s.Caps(max_stories=16, parallelism=4),
 }
 ACTIVE_STORY = frozenset({"assigned", "running"})
-DONE_STORY = frozenset({"integrated", "failed", "blocked", "conflict", "cancelled"})
+DONE_STORY = frozenset({"integrated", "failed", "blocked", "conflict", "cancelled", "replaced"})
+# a story that is done and owes the run nothing: integrated, or replaced by others
+COMPLETE_STORY = frozenset({"integrated", "replaced"})
+MAX_REPLACEMENTS = 3  # stories one replanning may put in a story's place
+# setbacks a replanning question may help with (a change outside the surface is not one)
+REPLANNABLE = frozenset({"agent", "checks", "critique"})
 RETRY_EXHAUSTING = frozenset({"budget_exceeded", "cancelled"})
 # failures that would repeat identically (a retry would only burn time), and transient
 # failures whose retries the runner already spent within the story's budget
@@ -50,6 +55,7 @@ DRIVING = (
     s.PlanGoal,
     s.RunStory,
     s.ReviewStory,
+    s.ReplanStory,
     s.IntegrateStory,
     s.DeliverRun,
 )
@@ -678,8 +684,8 @@ def _delivered(tr: Transition, ev: s.RunDelivered, now: float) -> bool:
     if rec.state != "integrating":
         return False
     rec.delivered = ev
-    incomplete = [st for st in rec.stories if st.status != "integrated"]
-    if len(incomplete) == len(rec.stories):
+    incomplete = [st for st in rec.stories if st.status not in COMPLETE_STORY]
+    if not any(st.status == "integrated" for st in rec.stories):
         reasons = "; ".join(f"{st.story.id}: {st.reason or st.status}" for st in rec.stories)
         conflicted = any(st.status == "conflict" for st in rec.stories)
         _finish(
@@ -724,7 +730,7 @@ def _nothing_delivered(rec: s.RunRecord) -> str:
     failed = [
         f"{st.story.id} {st.status}: {st.reason or ''}".strip()
         for st in rec.stories
-        if st.status != "integrated"
+        if st.status not in COMPLETE_STORY
     ]
     return "; ".join(["nothing was delivered: every change was left out", *parts, *failed])
 
@@ -849,6 +855,8 @@ def _resume(tr: Transition, ev: s.RunResumed, now: float) -> bool:
         else:
             rec.integrating = None
         for st in rec.stories:
+            if st.status == "replanning":
+                _send_replan(tr, st)
             if st.status == "reviewing":  # its change is not asked about again
                 reason = "the run was resumed while the critic reviewed it; not asked again"
                 _decide(tr, "abstain", reason, now, story=st)
@@ -924,6 +932,52 @@ def _story_reviewed(tr: Transition, ev: s.StoryReviewed, now: float) -> bool:
     return True
 
 
+def _story_replanned(tr: Transition, ev: s.StoryReplanned, now: float) -> bool:
+    """Apply the planner's answer for a story that failed twice: other stories in its
+    place (under the run's mode and caps), or the story fails with the reason."""
+    rec = tr.record
+    st = rec.story(ev.story_id)
+    if st is None:
+        return False
+    key = f"replan:{ev.round}"
+    if key in st.counted_attempts:
+        return False  # a duplicate
+    st.counted_attempts.append(key)
+    st.tokens = st.tokens + ev.tokens
+    rec.totals.tokens = rec.totals.tokens + ev.tokens
+    if st.status != "replanning" or ev.round != rec.heals:
+        return True  # cancelled meanwhile: its cost is recorded, nothing else
+    if ev.decision != "give_up":
+        try:
+            stories = _replacements(rec, st, ev.stories)
+        except PlanError as exc:
+            return _given_up(tr, st, f"its replanning could not be applied: {exc}", now)
+        ids = [story.id for story in stories]
+        for other in rec.stories:
+            if st.story.id in other.story.depends_on:
+                deps = [ids[-1] if d == st.story.id else d for d in other.story.depends_on]
+                other.story = msgspec.structs.replace(other.story, depends_on=deps)
+        rec.stories.extend(s.StoryState(story=story) for story in stories)
+        st.status = "replaced"
+        st.finished_at = ev.ts
+        st.reason = f"replaced by {', '.join(ids)}: {ev.reason}"
+        _decide(tr, ev.decision, st.reason, now, story=st, stories=ids)
+        _story_updated(tr, st)
+        _schedule(tr, now)
+        return True
+    return _given_up(tr, st, f"given up after replanning: {ev.reason}", now)
+
+
+def _given_up(tr: Transition, st: s.StoryState, reason: str, now: float) -> bool:
+    st.status = "failed"
+    st.finished_at = now
+    st.reason = reason
+    _decide(tr, "give_up", reason, now, story=st)
+    _story_updated(tr, st)
+    _schedule(tr, now)
+    return True
+
+
 _HANDLERS = {
     s.IntakeDecided: _intake_decided,
     s.ModeConfirmed: _mode_confirmed,
@@ -938,6 +992,7 @@ _HANDLERS = {
     s.MergeConflict: _merge_conflict,
     s.IntegrationFailed: _integration_failed,
     s.StoryReviewed: _story_reviewed,
+    s.StoryReplanned: _story_replanned,
     s.RunDelivered: _delivered,
     s.DeliveryFailed: _delivery_failed,
     s.CancelRequested: _cancel,
@@ -1183,9 +1238,111 @@ def _setback(
         _dispatch(tr, st, [note], resume, st.result.base_commit if resume and st.result else None)
         _decide(tr, action, st.reason, now, story=st)
         return
+    if setback.kind in REPLANNABLE and len(st.setbacks) >= 2 and _heals_left(rec):
+        _ask_replan(tr, st, final + refusal, now)
+        return
     st.status = "failed"
     st.finished_at = at
     st.reason = final + refusal
+
+
+# --------------------------------------------------------------------------- replanning
+
+
+def _heals_left(rec: s.RunRecord) -> bool:
+    return rec.state != "cancelled" and rec.heals < rec.request.limits.heals
+
+
+def _room(rec: s.RunRecord) -> int:
+    """How many stories one replanning may put in a story's place: one in a focused run
+    (it stays one story), else what the run's story cap leaves, at most MAX_REPLACEMENTS."""
+    if rec.mode == "focused" or rec.caps is None:
+        return 1
+    live = sum(1 for st in rec.stories if st.status != "replaced")
+    return max(1, min(MAX_REPLACEMENTS, rec.caps.max_stories - live + 1))
+
+
+def _ask_replan(tr: Transition, st: s.StoryState, why: str, now: float) -> None:
+    """The story failed twice: ask the planner how to go on (one of the run's heals)."""
+    rec = tr.record
+    rec.heals += 1
+    st.status = "replanning"
+    st.reason = f"{why}; asking how to go on (replanning {rec.heals} of {rec.request.limits.heals})"
+    _send_replan(tr, st)
+    _decide(tr, "replan", st.reason, now, story=st)
+
+
+def _send_replan(tr: Transition, st: s.StoryState) -> None:
+    rec = tr.record
+    req = rec.request
+    failures = [f"attempt {b.attempt}: {b.summary}" for b in st.setbacks]
+    if st.result is not None and checks.failures_text(st.result.checks):
+        failures.append("the last checks' output:\n" + checks.failures_text(st.result.checks))
+    tr.send(
+        s.ReplanStory(
+            run_id=rec.run_id,
+            story=st.story,
+            round=rec.heals,
+            goal=req.goal,
+            mode=rec.mode or "focused",
+            failures=failures,
+            room=_room(rec),
+            backend=req.backend,
+            model=req.model,
+            agent_script=req.agent_script,
+        ),
+        f"{rec.run_id}.replan.{rec.heals}",
+    )
+
+
+def _replacements(rec: s.RunRecord, old: s.StoryState, proposed: list[s.Story]) -> list[s.Story]:
+    """The stories that take ``old``'s place, or PlanError: at most the room there is,
+    each within ``old``'s write surface, under new ids, one after the other (each on what
+    the one before integrated), after what ``old`` depended on."""
+    room = _room(rec)
+    if not 1 <= len(proposed) <= room:
+        raise PlanError(f"{len(proposed)} stories in place of one; at most {room} fit here")
+    ordered = _dependency_order(validate_plan(proposed))
+    surface = old.story.write_surface
+    taken = {st.story.id for st in rec.stories}
+    stories: list[s.Story] = []
+    for story in ordered:
+        outside = [p for p in story.write_surface if surface and not covered(p, surface)]
+        if outside:
+            raise PlanError(
+                f"{story.id} would change {', '.join(outside)}, outside {old.story.id}'s "
+                f"write surface ({', '.join(surface)})"
+            )
+        number = len(stories) + 1
+        while f"{old.story.id}-{number}" in taken:
+            number += 1
+        new_id = f"{old.story.id}-{number}"
+        taken.add(new_id)
+        before = [stories[-1].id] if stories else list(old.story.depends_on)
+        stories.append(
+            msgspec.structs.replace(
+                story,
+                id=new_id,
+                depends_on=before,
+                write_surface=list(story.write_surface or surface),
+                acceptance=list(story.acceptance or old.story.acceptance),
+                backend=old.story.backend,
+                model=old.story.model,
+            )
+        )
+    return stories
+
+
+def _dependency_order(stories: list[s.Story]) -> list[s.Story]:
+    """Stories in an order where each comes after what it depends on (validated: acyclic)."""
+    placed: list[s.Story] = []
+    done: set[str] = set()
+    while len(placed) < len(stories):
+        for story in stories:
+            if story.id not in done and all(d in done for d in story.depends_on):
+                placed.append(story)
+                done.add(story.id)
+    return placed
 
 
 def _finished(tr: Transition, st: s.StoryState, at: float, now: float) -> None:

@@ -56,7 +56,7 @@ mode_decisions = Counter(
     ["mode", "source"],
 )
 
-FINAL_STORY = ("integrated", "failed", "blocked", "conflict", "cancelled")
+FINAL_STORY = ("integrated", "failed", "blocked", "conflict", "cancelled", "replaced")
 
 # Runs not in a final state. A gauge moved up and down by transitions would drift after a
 # restart (a run submitted before it and finished after reads -1), so the set is rebuilt

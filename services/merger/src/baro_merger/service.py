@@ -486,7 +486,9 @@ class Merger(CommandService):
         got = await self.bus.get_record(cmd.run_id)
         record = got[0] if got is not None else None
         if record is not None:
-            missing = [st.story.id for st in record.stories if st.status != "integrated"]
+            missing = [
+                st.story.id for st in record.stories if st.status not in ("integrated", "replaced")
+            ]
             if missing:
                 return Publication(
                     "local",

@@ -1,11 +1,13 @@
 """The planner's bus handler: PlanGoal in, PlanProposed (or PlanFailed) out; ReviewStory
-in, StoryReviewed out.
+in, StoryReviewed out; ReplanStory in, StoryReplanned out.
 
-The decisions live in :mod:`baro_planner.planning` and :mod:`baro_planner.critic`; this
+The decisions live in :mod:`baro_planner.planning`, :mod:`baro_planner.critic` and
+:mod:`baro_planner.replan`; this
 module fetches the repository's file list from the object store, reaches the backend CLI
 through ``oneshot.ask`` and publishes the outcome. A PlanGoal for a run that is no longer
-planning (cancelled, or planned by an earlier delivery of the same command), or a
-ReviewStory for an attempt no longer under review, is acknowledged without work, so a
+planning (cancelled, or planned by an earlier delivery of the same command), a
+ReviewStory for an attempt no longer under review, or a ReplanStory for a story no
+longer waiting for it, is acknowledged without work, so a
 redelivery never pays for a second model call.
 """
 
@@ -20,6 +22,7 @@ from prometheus_client import Counter
 from baro_planner.asking import Ask
 from baro_planner.critic import review_story
 from baro_planner.planning import Proposal, propose
+from baro_planner.replan import replan_story
 from baro_shared import oneshot
 from baro_shared import schemas as s
 from baro_shared import topology as t
@@ -36,6 +39,9 @@ MAX_LISTED_FILES = 200_000
 
 plans = Counter("baro_planner_plans_total", "Plans proposed or failed", ["planner", "outcome"])
 reviews = Counter("baro_planner_reviews_total", "The critic's verdicts", ["verdict"])
+replans = Counter(
+    "baro_planner_replans_total", "Replanning answers for stories that failed twice", ["decision"]
+)
 
 
 class Planner(CommandService):
@@ -47,6 +53,8 @@ class Planner(CommandService):
         cmd = delivery.message
         if isinstance(cmd, s.ReviewStory):
             return await self.review(cmd)
+        if isinstance(cmd, s.ReplanStory):
+            return await self.replan(cmd)
         if not isinstance(cmd, s.PlanGoal) or not await self._still_planning(cmd.run_id):
             return ACK
         files = await self._files(cmd.file_list)
@@ -107,6 +115,32 @@ class Planner(CommandService):
             f"{cmd.run_id}.reviewed.{cmd.story.id}.{cmd.attempt}",
         )
         reviews.labels(verdict=review.verdict).inc()
+        return ACK
+
+    async def replan(self, cmd: s.ReplanStory) -> Outcome:
+        """How a story that failed twice goes on; the answer goes to the conductor."""
+        got = await self.bus.get_record(cmd.run_id)
+        story = got[0].story(cmd.story.id) if got is not None else None
+        if got is not None and (story is None or story.status != "replanning"):
+            return ACK
+        ask = self._asker(cmd.backend, cmd.model, cmd.agent_script)
+        replan = await replan_story(
+            cmd.goal, cmd.mode, cmd.story, cmd.failures, cmd.room, ask, cmd.backend
+        )
+        await self.bus.publish(
+            s.StoryReplanned(
+                run_id=cmd.run_id,
+                story_id=cmd.story.id,
+                round=cmd.round,
+                decision=replan.decision,
+                reason=replan.reason,
+                stories=replan.stories,
+                note=replan.note,
+                tokens=replan.tokens,
+            ),
+            f"{cmd.run_id}.replanned.{cmd.round}",
+        )
+        replans.labels(decision=replan.decision).inc()
         return ACK
 
     async def _under_review(self, run_id: str, story_id: str, attempt: int) -> bool:
