@@ -244,8 +244,9 @@ def test_killed_while_planning_is_resumed_once(world: World) -> None:
 
 
 def test_killed_while_delivering_keeps_one_branch(world: World) -> None:
-    """The merger makes the branch, then verifies it: killed during the verification, the
-    branch is there, and resuming finishes the run on that same branch."""
+    """The run gate checks the integrated result before the merger makes the branch:
+    killed during the gate, there is no branch yet, and resuming runs the gate again and
+    delivers one branch."""
     (world.repo / ".baro.toml").write_text(
         f"[verify]\ncommand = {json.dumps(world.gate('verify'))}\n"
     )
@@ -258,11 +259,13 @@ def test_killed_while_delivering_keeps_one_branch(world: World) -> None:
         "run", GOAL, "--mode", "focused", "--yes", "--backend", "scripted", "--script", str(script)
     )  # fmt: skip
     killed = kill_at(world, proc, "verify")
-    assert world.branches() == ["baro/do-the-plan"]
+    assert world.branches() == [], "no branch before the run gate decided"
     another_run_leaves_it_alone(world, killed)
-    assert world.branches() == ["baro/add-the-other-file", "baro/do-the-plan"]
+    assert world.branches() == ["baro/add-the-other-file"]
     report = resume(world, killed)
-    assert report["branch"] == "baro/do-the-plan"
+    assert report["branch"] == "baro/do-the-plan" and report["verify"] == "passed"
+    # the killed run's gate, the other run's, and the killed run's again on resume
+    assert world.reached("verify") == 3
     assert world.branches() == ["baro/add-the-other-file", "baro/do-the-plan"], "delivered twice"
 
 

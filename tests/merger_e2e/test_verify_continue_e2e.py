@@ -48,8 +48,17 @@ async def test_a_failing_verify_needs_attention_and_publishes_nothing(
     report = await run_to_end(bus, request)
 
     assert report.status == "needs_attention"
-    assert report.reason is not None and report.reason.startswith("verification failed:")
-    assert "AssertionError: 3" in report.reason
+    assert report.reason == (
+        "the run's checks failed: python3 -c 'import app; assert app.VALUE == 2, app.VALUE': "
+        "failed (exit code 1)"
+    )
+    (check,) = report.run_checks
+    assert "AssertionError: 3" in check["output"] and report.verify == "failed"
+    # its repair story (R1) writes VALUE = 3 again: no change, retried once, then failed
+    assert [d["action"] for d in report.decisions] == ["run_repair", "retry"]
+    assert [(st["id"], st["status"]) for st in report.stories] == [
+        ("S1", "integrated"), ("R1", "failed"),
+    ]  # fmt: skip
     assert report.branch is not None  # the result is there to look at, but not claimed done
     assert report.publish_note == (
         f"{report.branch} is in your repository only: verification failed, so nothing was published"

@@ -131,14 +131,14 @@ async def test_what_runs_comes_from_the_base_commit(tmp_path: Path) -> None:
     base = run_git(repo, "rev-parse", "HEAD")
     (repo / "go.mod").write_text("module x\n")  # in the work tree only: not detected
     config = parse_repo_config('[verify]\nstory = ["true"]\n')
-    found = await checks.checks_for("story", config, repo, base)
+    found = await checks.checks_for("story", config.verify, repo, base)
     assert [(c.text, c.origin) for c in found] == [
         ("true", "configured"),
         ("pytest -q -p no:cacheprovider", "detected"),
     ]
     off = parse_repo_config('[verify]\nstory = ["true"]\ndetect = false\n')
-    assert texts(await checks.checks_for("story", off, repo, base)) == ["true"]
-    assert texts(await checks.checks_for("run", off, repo, base)) == []
+    assert texts(await checks.checks_for("story", off.verify, repo, base)) == ["true"]
+    assert texts(await checks.checks_for("run", off.verify, repo, base)) == []
 
 
 async def test_the_environment_has_no_credentials(tmp_path: Path) -> None:

@@ -67,6 +67,10 @@ class RunReport:
     surface_violations: list[dict[str, Any]] = field(default_factory=list)
     # the review loop's decisions: {at, action, reason, story_id, attempt, stories}
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    # the run gate on the integrated result: its verdict (passed, failed, skipped: unknown)
+    # and each check {command, origin, result, exit_code, seconds, output, note}
+    verify: str | None = None
+    run_checks: list[dict[str, Any]] = field(default_factory=list)
     # what the review loop spent against its caps: {repairs, retries, replans, replan_budget}
     review_loop: dict[str, int] = field(default_factory=dict)
     pr_url: str | None = None
@@ -392,6 +396,8 @@ def report_from_record(report: RunReport, record: s.RunRecord) -> None:
         report.files_changed = list(delivered.files_changed)
         report.dropped_artifacts = list(delivered.dropped_artifacts)
         report.pr_url, report.publish_note = delivered.pr_url, delivered.publish_note
+        report.verify = delivered.verify
+        report.run_checks = [check_json(c) for c in delivered.checks]
 
 
 async def _on_event(
@@ -515,8 +521,13 @@ async def _on_event(
                 list(d.dropped_artifacts),
             )
             report.pr_url, report.publish_note = d.pr_url, d.publish_note
+            report.verify, report.run_checks = d.verify, [check_json(c) for c in d.checks]
+            if d.checks:
+                progress.line(f"run checks: {'; '.join(describe(c) for c in d.checks)}")
             if d.publish_note:
                 progress.line(d.publish_note)
+        case s.RunGateChecked(checks=results) if results:
+            progress.line(f"run checks: {'; '.join(describe(c) for c in results)}")
         case s.RunInterrupted(reason=reason):
             progress.line(f"interrupted: {reason}")
         case s.RunResumed(owner=owner):
@@ -679,6 +690,14 @@ def render_summary(report: RunReport, out: TextIO) -> None:
         w(
             f"branch: {report.branch}  ({report.base[:10] if report.base else '?'}..{report.head[:10] if report.head else '?'})\n"
         )
+    if report.run_checks:
+        w(f"run checks: {RUN_VERDICT.get(report.verify or 'skipped', report.verify)}\n")
+        for check in report.run_checks:
+            w(f"  check {_check_line(check)}\n")
+        for check in report.run_checks:
+            if check["result"] == "failed" and check.get("output"):
+                tail = "\n".join(check["output"].strip().splitlines()[-RUN_OUTPUT_LINES:])
+                w(f"  output of `{check['command']}` (last lines):\n{_indent(tail)}\n")
     if report.pr_url:
         w(f"pull request: {report.pr_url}\n")
     if report.files_changed:
@@ -737,6 +756,18 @@ def time_line(wall_s: float, agent_s: float, speedup: float | None) -> str:
     """The run's time figures: summed agent time over wall-clock is the speedup."""
     speed = f", speedup {speedup:.2f}x" if speedup else ""
     return f"wall-clock: {wall_s:.1f}s, summed agent time: {agent_s:.1f}s{speed}\n"
+
+
+RUN_VERDICT = {
+    "passed": "passed",
+    "failed": "failed",
+    "skipped": "unknown (no check could judge the result; skipped is not a pass)",
+}
+RUN_OUTPUT_LINES = 12
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.splitlines())
 
 
 def _check_line(check: dict[str, Any]) -> str:

@@ -46,7 +46,7 @@ from baro_shared.processes import run_in_group
 from baro_shared.repoconfig import (
     DEFAULT_VERIFY_TIMEOUT_S,
     Command,
-    RepoConfig,
+    VerifyConfig,
     command_text,
 )
 from baro_shared.schemas import CheckOrigin, CheckResult, CheckState
@@ -151,9 +151,11 @@ async def detect_at(repo: Path, commit: str, timeout_s: float) -> list[Check]:
     return detect(files, timeout_s)
 
 
-async def checks_for(scope: Scope, config: RepoConfig, repo: Path, base: str) -> list[Check]:
-    """The checks of the story gate or the run gate, as the run's base configures them."""
-    verify = config.verify
+async def checks_for(
+    scope: Scope, verify: VerifyConfig | None, repo: Path, base: str
+) -> list[Check]:
+    """The checks of the story gate or the run gate, as the run's base configures them
+    (its ``.baro.toml`` ``[verify]``, None when it has none)."""
     timeout = verify.timeout_s if verify is not None else DEFAULT_VERIFY_TIMEOUT_S
     commands = () if verify is None else (verify.story if scope == "story" else verify.run_commands)
     checks = [Check(command, "configured", timeout) for command in commands]

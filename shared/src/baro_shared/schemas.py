@@ -517,6 +517,9 @@ class RunPrepared(Message, tag="run.prepared", kw_only=True):
     author: str | None = None
     signed: bool = False
     notes: list[str] = msgspec.field(default_factory=list)  # e.g. why signing is off
+    # the run gate's checks the base has (configured and detected): the conductor runs
+    # the gate before delivering only when there are some
+    run_checks: list[str] = msgspec.field(default_factory=list)
 
 
 class RunPrepareFailed(Message, tag="run.prepare_failed", kw_only=True):
@@ -651,6 +654,14 @@ class StoryReplanned(Message, tag="story.replanned", kw_only=True):
     tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
 
 
+class RunGateChecked(Message, tag="run.gate_checked", kw_only=True):
+    """The run gate's results on the integrated result ``head``."""
+
+    round: int
+    head: str
+    checks: list[CheckResult] = msgspec.field(default_factory=list)
+
+
 class RunDecision(Message, tag="run.decision", kw_only=True):
     """The conductor decided something in the review loop: a repair turn, a retry with
     the failure, a replanning question and its outcome, the run gate's repair story, a
@@ -671,8 +682,11 @@ class RunDelivered(Message, tag="run.delivered", kw_only=True):
     published: Literal["local", "pushed", "pr", "object_store"] = "local"
     publish_note: str | None = None
     result_bundle: str | None = None
-    verify: Literal["passed", "failed"] | None = None  # the repository's verify command, if any
-    verify_output: str | None = None
+    # the run gate's verdict (None: there was no check); skipped: no check could judge,
+    # which is never a pass
+    verify: CheckState | None = None
+    verify_output: str | None = None  # the failed checks' output
+    checks: list[CheckResult] = msgspec.field(default_factory=list)  # the run gate, each check
 
 
 class DeliveryFailed(Message, tag="run.delivery_failed", kw_only=True):
@@ -810,6 +824,14 @@ class DeliverRun(Message, tag="cmd.deliver", kw_only=True):
     mode: Mode
     continue_branch: str | None = None
     summary_markdown: str = ""
+    gate: list[CheckResult] | None = None  # the run gate's last results (None: no gate ran)
+
+
+class GateRun(Message, tag="cmd.gate", kw_only=True):
+    """Run the run gate: the run base's run checks on the integrated result."""
+
+    head: str
+    round: int
 
 
 class ArchiveAttempt(Message, tag="cmd.archive", kw_only=True):
@@ -861,6 +883,7 @@ Event = (
     | IntegrationFailed
     | StoryReviewed
     | StoryReplanned
+    | RunGateChecked
     | RunDecision
     | RunDelivered
     | DeliveryFailed
@@ -876,6 +899,7 @@ Command = (
     | RunStory
     | ReviewStory
     | ReplanStory
+    | GateRun
     | IntegrateStory
     | ArchiveAttempt
     | DeliverRun
@@ -1082,6 +1106,12 @@ class RunRecord(Value, kw_only=True):
     resumes: int = 0  # how often it was resumed; part of the ids of what it sends after
     decisions: list[Decision] = msgspec.field(default_factory=list)  # the review loop's
     heals: int = 0  # replanning questions asked (against Limits.heals)
+    run_checks: list[str] = msgspec.field(default_factory=list)  # see RunPrepared
+    gate_rounds: int = 0  # run gates asked for (the second one follows the run's repair story)
+    gating: bool = False  # a run gate is in flight
+    gate: list[CheckResult] | None = None  # its last results
+    gate_head: str | None = None  # the integrated result they judged
+    run_repair: str | None = None  # the id of the story that repairs the run's checks
 
     def story(self, story_id: str) -> StoryState | None:
         for s in self.stories:

@@ -125,6 +125,7 @@ EVENT_TOPICS: dict[type, str] = {
     s.IntegrationFailed: "integration_failed",
     s.StoryReviewed: "story_reviewed",
     s.StoryReplanned: "story_replanned",
+    s.RunGateChecked: "gate_checked",
     s.RunDecision: "decision",
     s.RunDelivered: "delivered",
     s.DeliveryFailed: "delivery_failed",
@@ -143,6 +144,7 @@ COMMAND_SERVICE: dict[type, str] = {
     s.IntegrateStory: "merger",
     s.ArchiveAttempt: "merger",
     s.DeliverRun: "merger",
+    s.GateRun: "merger",
     s.CleanupRun: "merger",
     s.NotifyRun: "merger",
 }
@@ -165,6 +167,7 @@ CONDUCTOR_TOPICS = (
     "integration_failed",
     "story_reviewed",
     "story_replanned",
+    "gate_checked",
     "delivered",
     "delivery_failed",
     "dead_lettered",

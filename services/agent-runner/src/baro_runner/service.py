@@ -324,7 +324,7 @@ class _Job:
             config = await read_repo_config_at(ws.repo, config_commit)
         except RepoConfigError:
             return []  # the setup refused it already, before the agent
-        found = await checks.checks_for("story", config, ws.repo, config_commit)
+        found = await checks.checks_for("story", config.verify, ws.repo, config_commit)
         if not found:
             return []
         user_repo = Path(cmd.source.location) if cmd.source.kind == "path" else None

@@ -56,6 +56,7 @@ DRIVING = (
     s.RunStory,
     s.ReviewStory,
     s.ReplanStory,
+    s.GateRun,
     s.IntegrateStory,
     s.DeliverRun,
 )
@@ -319,6 +320,7 @@ def _prepared(tr: Transition, ev: s.RunPrepared, now: float) -> bool:
     rec.base_commit = ev.base_commit
     rec.file_list = ev.file_list
     rec.model_tiers = list(ev.model_tiers)
+    rec.run_checks = list(ev.run_checks)
     _request_plan(tr)
     return True
 
@@ -697,13 +699,9 @@ def _delivered(tr: Transition, ev: s.RunDelivered, now: float) -> bool:
     elif ev.head == ev.base:
         _finish(tr, "needs_attention", _nothing_delivered(rec), now)
     elif ev.verify == "failed":
-        output = (ev.verify_output or "").strip()
-        _finish(
-            tr,
-            "needs_attention",
-            f"verification failed: {output}" if output else "verification failed (no output)",
-            now,
-        )
+        failing = "; ".join(checks.describe(c) for c in ev.checks if c.result == "failed")
+        why = failing or ev.verify_output or ""
+        _finish(tr, "needs_attention", f"the run's checks failed: {why}".strip(), now)
     elif emptied := [st for st in rec.stories if st.status == "integrated" and st.nothing_left]:
         _finish(
             tr,
@@ -864,7 +862,10 @@ def _resume(tr: Transition, ev: s.RunResumed, now: float) -> bool:
         _next_integration(tr)
         _schedule(tr, now)
     elif rec.state == "integrating":
-        _deliver(tr)
+        if rec.gating:
+            _send_gate(tr)
+        else:
+            _deliver(tr)
     return True
 
 
@@ -978,6 +979,52 @@ def _given_up(tr: Transition, st: s.StoryState, reason: str, now: float) -> bool
     return True
 
 
+def _gate_checked(tr: Transition, ev: s.RunGateChecked, now: float) -> bool:
+    """The run gate's results: failed the first time, one story repairs the integrated
+    result with the output in its prompt and the gate runs again; else deliver."""
+    rec = tr.record
+    if rec.state != "integrating" or not rec.gating or ev.round != rec.gate_rounds:
+        return False
+    rec.gating = False
+    rec.gate = list(ev.checks)
+    rec.gate_head = ev.head
+    if checks.verdict(ev.checks) != "failed" or rec.gate_rounds > 1:
+        _deliver(tr)
+        return True
+    taken = {st.story.id for st in rec.stories}
+    number = 1
+    while f"R{number}" in taken:
+        number += 1
+    story = s.Story(
+        id=f"R{number}",
+        title="Make the run's checks pass on the integrated result",
+        description="Every story of this run is integrated, but the run's checks fail on "
+        "the result. Fix what makes them fail, with the smallest change that does; do not "
+        "weaken, skip or delete a check.",
+    )
+    st = s.StoryState(story=story)
+    rec.stories.append(st)
+    rec.run_repair = story.id
+    rec.state = "running"
+    failing = "; ".join(checks.describe(c) for c in ev.checks if c.result == "failed")
+    note = s.RepairNote(
+        kind="run_checks",
+        text="The run's checks failed on the integrated result:\n\n"
+        + checks.failures_text(ev.checks),
+    )
+    _dispatch(tr, st, [note])
+    _story_updated(tr, st)
+    _decide(
+        tr,
+        "run_repair",
+        f"the run's checks failed ({failing}); {story.id} repairs the integrated result, "
+        "then they run once more",
+        now,
+        stories=[story.id],
+    )
+    return True
+
+
 _HANDLERS = {
     s.IntakeDecided: _intake_decided,
     s.ModeConfirmed: _mode_confirmed,
@@ -993,6 +1040,7 @@ _HANDLERS = {
     s.IntegrationFailed: _integration_failed,
     s.StoryReviewed: _story_reviewed,
     s.StoryReplanned: _story_replanned,
+    s.RunGateChecked: _gate_checked,
     s.RunDelivered: _delivered,
     s.DeliveryFailed: _delivery_failed,
     s.CancelRequested: _cancel,
@@ -1238,7 +1286,8 @@ def _setback(
         _dispatch(tr, st, [note], resume, st.result.base_commit if resume and st.result else None)
         _decide(tr, action, st.reason, now, story=st)
         return
-    if setback.kind in REPLANNABLE and len(st.setbacks) >= 2 and _heals_left(rec):
+    replannable = setback.kind in REPLANNABLE and st.story.id != rec.run_repair
+    if replannable and len(st.setbacks) >= 2 and _heals_left(rec):
         _ask_replan(tr, st, final + refusal, now)
         return
     st.status = "failed"
@@ -1453,8 +1502,24 @@ def _deliver_or_fail(tr: Transition, now: float) -> None:
     Also when nothing was integrated: the merger then keeps every attempt's commits in the
     user's repository (after archiving those still in flight) and delivers no branch.
     """
-    tr.record.state = "integrating"
-    _deliver(tr)
+    rec = tr.record
+    rec.state = "integrating"
+    checked = rec.gate is not None and rec.gate_head == rec.integration_head
+    if rec.run_checks and rec.integration_head and rec.gate_rounds < 2 and not checked:
+        rec.gate_rounds += 1
+        rec.gating = True
+        _send_gate(tr)
+    else:
+        _deliver(tr)
+
+
+def _send_gate(tr: Transition) -> None:
+    rec = tr.record
+    assert rec.integration_head is not None
+    tr.send(
+        s.GateRun(run_id=rec.run_id, head=rec.integration_head, round=rec.gate_rounds),
+        f"{rec.run_id}.gate.{rec.gate_rounds}",
+    )
 
 
 def _deliver(tr: Transition) -> None:
@@ -1470,6 +1535,7 @@ def _deliver(tr: Transition) -> None:
             mode=rec.mode or "focused",
             continue_branch=req.continue_branch,
             summary_markdown=summary_markdown(rec),
+            gate=rec.gate,
         ),
         f"{rec.run_id}.deliver",
     )

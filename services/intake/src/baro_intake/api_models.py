@@ -367,7 +367,12 @@ class DeliveredOut(BaseModel):
     publish_note: str | None = None
     pr_url: str | None = None
     result_bundle: str | None = None
-    verify: Literal["passed", "failed"] | None = None
+    verify: Literal["passed", "failed", "skipped"] | None = Field(
+        default=None,
+        description="the run gate's verdict on the integrated result; skipped: no check "
+        "could judge it (unknown, never a pass); null: the repository has no run checks",
+    )
+    checks: list[CheckOut] = Field(default_factory=list, description="the run gate's checks")
 
 
 class InterruptedOut(BaseModel):

@@ -152,6 +152,7 @@ def delivered_out(d: s.RunDelivered | None) -> m.DeliveredOut | None:
         pr_url=d.pr_url,
         result_bundle=d.result_bundle,
         verify=d.verify,
+        checks=[check_out(c) for c in d.checks],
     )
 
 

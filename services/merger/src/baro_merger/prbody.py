@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from baro_shared import schemas as s
+from baro_shared.checks import verdict
 from baro_shared.totals import dollars, run_totals
 
 TITLE_MAX = 72
@@ -35,6 +36,7 @@ def pr_body(
     verify: str | None,
     verify_command: str | None,
     now: float,
+    gate: Sequence[s.CheckResult] = (),
 ) -> str:
     lines = ["## Goal", "", _quote(record.request.goal.strip()[:GOAL_MAX]), ""]
     lines += _mode_lines(record)
@@ -53,7 +55,9 @@ def pr_body(
     lines.append("")
     lines += trust_lines(record.stories)
     lines += review_lines(record)
-    if verify is not None:
+    if gate:
+        lines += run_gate_lines(gate)
+    elif verify is not None:
         lines += ["## Verification", "", f"`{verify_command or 'verify'}` {verify}.", ""]
     lines += ["## Totals", "", *totals_table(record, now), ""]
     lines.append(
@@ -92,6 +96,28 @@ def trust_lines(stories: Sequence[s.StoryState]) -> list[str]:
     ]
 
 
+VERDICT_TEXT = {
+    "passed": "every check passed",
+    "failed": "a check failed",
+    "skipped": "unknown: no check could judge the result (a skipped check is not a pass)",
+}
+
+
+def run_gate_lines(gate: Sequence[s.CheckResult]) -> list[str]:
+    """The run's checks on the integrated result: the verdict and each check."""
+    lines = ["## Run checks", "", f"Verdict: {VERDICT_TEXT[verdict(gate) or 'skipped']}.", ""]
+    lines += ["| check | result | exit code |", "|---|---|---:|"]
+    lines += [_check_row(check) for check in gate]
+    return [*lines, ""]
+
+
+def _check_row(check: s.CheckResult, story: str | None = None) -> str:
+    result = f"{check.result} ({_inline(check.note)})" if check.note else check.result
+    code = "-" if check.exit_code is None else str(check.exit_code)
+    first = f"| {_cell(story)} " if story is not None else ""
+    return f"{first}| `{_cell(check.command)}` | {_cell(result)} | {code} |"
+
+
 def review_lines(record: s.RunRecord) -> list[str]:
     """The stories' checks (their gates) and the review loop's decisions."""
     lines: list[str] = []
@@ -104,12 +130,7 @@ def review_lines(record: s.RunRecord) -> list[str]:
             "|---|---|---|---:|",
         ]
         for st, results in gates:
-            for check in results:
-                result = f"{check.result} ({_inline(check.note)})" if check.note else check.result
-                code = "-" if check.exit_code is None else str(check.exit_code)
-                lines.append(
-                    f"| {_cell(st.story.id)} | `{_cell(check.command)}` | {_cell(result)} | {code} |"
-                )
+            lines += [_check_row(check, st.story.id) for check in results]
         lines.append("")
     if record.decisions:
         lines += ["## Review loop", ""]

@@ -38,14 +38,13 @@ from baro_merger.notify import notify
 from baro_merger.prbody import pr_body, pr_title
 from baro_merger.publish import Publication, publish
 from baro_merger.remote import RunResult, bundle_result, pushed_branch_name, stage_push
-from baro_merger.verify import verify
-from baro_shared import objectcache, retention
+from baro_merger.verify import run_gate
+from baro_shared import checks, objectcache, retention
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import ACK, Bus, Delivery, Outcome
 from baro_shared.metrics import FAST_SECONDS_BUCKETS
-from baro_shared.redact import redact
-from baro_shared.repoconfig import command_text
+from baro_shared.redact import redact, redact_struct
 from baro_shared.service import CommandService
 from baro_shared.settings import Settings
 from baro_shared.sources import result_bundle_name
@@ -96,6 +95,8 @@ class Merger(CommandService):
                     await self.archive(cmd)
                 case s.DeliverRun():
                     await self.deliver(cmd)
+                case s.GateRun():
+                    await self.gate(cmd)
                 case _:
                     pass
         return ACK
@@ -139,6 +140,7 @@ class Merger(CommandService):
             listing.write_text("\n".join(prepared.files))
             await self.bus.put_file(files_name, listing)
             tiers = await self._model_tiers(cmd.run_id, prepared.base)
+            run_checks = await self._run_checks(cmd.run_id, prepared.base)
         await self.bus.publish(
             s.RunPrepared(
                 run_id=cmd.run_id,
@@ -150,6 +152,7 @@ class Merger(CommandService):
                 author=f"{prepared.identity.name} <{prepared.identity.email}>",
                 signed=prepared.identity.signing is not None,
                 notes=[prepared.identity.note] if prepared.identity.note else [],
+                run_checks=[check.text for check in run_checks],
             ),
             f"{cmd.run_id}.prepared",
         )
@@ -200,6 +203,40 @@ class Merger(CommandService):
         except MergerError:  # not prepared (or an invalid file): the run's own target only
             config = None
         await notify(cmd, config)
+
+    async def _run_checks(self, run_id: str, base: str) -> list[checks.Check]:
+        """The run gate's checks, as the run's base configures and has them. An invalid
+        .baro.toml is not this step's failure: integration reports it, as always."""
+        repo = self.repo(run_id)
+        try:
+            config = await read_baro_config(repo, base)
+        except ConfigError:
+            return []
+        return await checks.checks_for("run", config.verify, repo, base)
+
+    # ---------------------------------------------------------------- the run gate
+
+    async def gate(self, cmd: s.GateRun) -> None:
+        """The run's checks on the integrated result, each in a throwaway checkout of
+        ``cmd.head``; a detected check that fails is run again on the run's base."""
+        repo = self.repo(cmd.run_id)
+        work_root = self.settings.cache_dir / "verify"
+        try:
+            base = await run_base(repo, cmd.run_id)
+            found = await self._run_checks(cmd.run_id, base)
+            results = await run_gate(repo, cmd.head, base, found, work_root)
+        except MergerError as exc:
+            note = f"the integrated result could not be checked out: {exc}"
+            results = [s.CheckResult(command="checkout", result="skipped", note=note)]
+        await self.bus.publish(
+            s.RunGateChecked(
+                run_id=cmd.run_id,
+                round=cmd.round,
+                head=cmd.head,
+                checks=[redact_struct(result) for result in results],
+            ),
+            f"{cmd.run_id}.gate_checked.{cmd.round}",
+        )
 
     # ---------------------------------------------------------------- integrate
 
@@ -338,9 +375,7 @@ class Merger(CommandService):
                 slug=cmd.slug,
                 continue_branch=cmd.continue_branch,
             )
-            verdict, output = (
-                await self._verify(run_id, result.head) if result.branch else (None, None)
-            )
+            verdict, output = gate_verdict(cmd.gate) if result.branch else (None, None)
         except (MergerError, ConfigError) as exc:
             await self.bus.publish(
                 s.DeliveryFailed(run_id=run_id, error=str(exc)), f"{run_id}.delivery_failed"
@@ -364,6 +399,7 @@ class Merger(CommandService):
                 pr_url=publication.pr_url,
                 verify=verdict,
                 verify_output=output,
+                checks=list(cmd.gate or []),
             ),
             f"{run_id}.delivered",
         )
@@ -380,9 +416,7 @@ class Merger(CommandService):
                 name = result_bundle_name(run_id) if result.bundle else None
                 if name and result.bundle:
                     await self.bus.put_file(name, result.bundle)
-            verdict, output = (
-                await self._verify(run_id, result.head) if result.changed else (None, None)
-            )
+            verdict, output = gate_verdict(cmd.gate) if result.changed else (None, None)
         except (MergerError, ConfigError) as exc:
             await self.bus.publish(
                 s.DeliveryFailed(run_id=run_id, error=str(exc)), f"{run_id}.delivery_failed"
@@ -424,6 +458,7 @@ class Merger(CommandService):
                 result_bundle=name,
                 verify=verdict,
                 verify_output=output,
+                checks=list(cmd.gate or []),
             ),
             f"{run_id}.delivered",
         )
@@ -448,26 +483,6 @@ class Merger(CommandService):
         publication = await self._publish(here, staged, verdict, await self._dropped(cmd.run_id))
         note = (publication.note or "").removeprefix(f"{branch} is in your repository only: ")
         return Publication(publication.published, note, publication.pr_url)
-
-    async def _verify(
-        self, run_id: str, head: str
-    ) -> tuple[Literal["passed", "failed"] | None, str | None]:
-        """The base's ``[verify]`` on ``head`` (never the command a story wrote into it)."""
-        repo = self.repo(run_id)
-        config = await read_baro_config(repo, await run_base(repo, run_id))
-        if config.verify is None or not config.verify.run_commands:
-            return None, None
-        for command in config.verify.run_commands:
-            result = await verify(
-                repo,
-                head,
-                command,
-                timeout=config.verify.timeout_s,
-                work_root=self.settings.cache_dir / "verify",
-            )
-            if not result.ok:
-                return "failed", redact(result.output)
-        return "passed", redact(result.output)
 
     async def _publish(
         self,
@@ -503,7 +518,6 @@ class Merger(CommandService):
                     "refused paths and dropped artifacts), so nothing was published",
                 )
         try:
-            config = await read_baro_config(self.repo(cmd.run_id), result.base)
             body = (
                 pr_body(
                     record,
@@ -511,10 +525,9 @@ class Merger(CommandService):
                     files_changed=result.files_changed,
                     dropped=dropped,
                     verify=verdict,
-                    verify_command="; ".join(command_text(c) for c in config.verify.run_commands)
-                    if config.verify
-                    else None,
+                    verify_command=None,
                     now=time.time(),
+                    gate=cmd.gate or [],
                 )
                 if record is not None
                 else cmd.summary_markdown
@@ -544,3 +557,10 @@ def refusals(refused: list[Refused]) -> list[s.Refusal]:
 
 async def create(bus: Bus, settings: Settings) -> Merger:
     return Merger(bus, settings)
+
+
+def gate_verdict(gate: list[s.CheckResult] | None) -> tuple[s.CheckState | None, str | None]:
+    """The run gate's verdict and its failed checks' output (None, None: no gate ran)."""
+    if not gate:
+        return None, None
+    return checks.verdict(gate), checks.failures_text(gate) or None

@@ -1,12 +1,13 @@
-"""The verification gate: the repository's ``[verify] command`` run on the integrated result.
+"""The run gate: the run's checks on the integrated result.
 
-The command runs in a throwaway checkout of the head, made from the integration
-repository (``git clone --shared``: no object is copied), never in the user's checkout.
-It runs as a process group of its own (``baro_shared.processes.run_in_group``): its end,
-a timeout, a cancel or the merger's death stops everything it started. It gets the
-environment of ``baro_shared.backends.check_env``: what agents get (no ``BARO_*`` or
-``NATS_*``), minus every credential-named variable (provider keys, ``GH_TOKEN``...): the
-command runs code the agents wrote.
+Each check runs in a throwaway checkout of the head, made from the integration
+repository (``git clone --shared``: no object is copied), never in the user's checkout,
+the way ``baro_shared.checks`` runs every check: a process group of its own
+(``baro_shared.processes.run_in_group``: its end, a timeout, a cancel or the merger's
+death stops everything it started), the tail of its output, and the environment of
+``baro_shared.backends.check_env``: what agents get (no ``BARO_*`` or ``NATS_*``), minus
+every credential-named variable (provider keys, ``GH_TOKEN``...): the checks run code
+the agents wrote. A detected check that fails runs once more on the run's base.
 """
 
 from __future__ import annotations
@@ -14,58 +15,44 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from baro_merger.errors import MergerError
 from baro_shared.backends import check_env
+from baro_shared.checks import Check, run_checks
 from baro_shared.gitutil import git
-from baro_shared.processes import run_in_group
-
-EXCERPT_CHARS = 4000
+from baro_shared.schemas import CheckResult
 
 
-@dataclass(frozen=True)
-class VerifyResult:
-    ok: bool
-    exit_code: int | None  # None when it timed out
-    timed_out: bool
-    output: str  # the tail of stdout and stderr, interleaved
-    seconds: float
+async def run_gate(
+    repo: Path, head: str, base: str, found: Sequence[Check], work_root: Path | None = None
+) -> list[CheckResult]:
+    """Run ``found`` on ``head`` of ``repo`` (a detected check that fails, on ``base``
+    too). Raises MergerError when a checkout cannot be made."""
+
+    async def at_base(suspect: list[Check]) -> list[CheckResult]:
+        async with checkout(repo, base, work_root) as tree:
+            return await run_checks(suspect, tree, check_env(workdir=tree))
+
+    async with checkout(repo, head, work_root) as tree:
+        return await run_checks(found, tree, check_env(workdir=tree), at_base)
 
 
-async def verify(
-    repo: Path,
-    head: str,
-    command: str | list[str] | tuple[str, ...],
-    *,
-    timeout: float,
-    work_root: Path | None = None,
-    excerpt_chars: int = EXCERPT_CHARS,
-) -> VerifyResult:
-    """Run ``command`` in a temporary checkout of ``head`` of ``repo``.
-
-    A string goes through ``/bin/sh -c``; a list runs as is. ``ok`` is exit code 0
-    within ``timeout`` seconds. Raises MergerError when the checkout cannot be made.
-    """
-    started = time.monotonic()
+@asynccontextmanager
+async def checkout(repo: Path, commit: str, work_root: Path | None) -> AsyncIterator[Path]:
+    """A throwaway checkout of ``commit`` (``git clone --shared``: no object is copied),
+    removed afterwards. Raises MergerError when it cannot be made."""
     if work_root is not None:
         await asyncio.to_thread(work_root.mkdir, parents=True, exist_ok=True)
     scratch = await asyncio.to_thread(tempfile.mkdtemp, prefix="baro-verify-", dir=work_root)
-    checkout = Path(scratch) / "checkout"
+    tree = Path(scratch) / "checkout"
     try:
-        await _checkout(repo, head, checkout)
-        code, output = await _run(command, checkout, timeout, excerpt_chars)
+        await _checkout(repo, commit, tree)
+        yield tree
     finally:
         await asyncio.to_thread(shutil.rmtree, scratch, True)
-    return VerifyResult(
-        ok=code == 0,
-        exit_code=code,
-        timed_out=code is None,
-        output=output,
-        seconds=time.monotonic() - started,
-    )
 
 
 async def _checkout(repo: Path, head: str, checkout: Path) -> None:
@@ -82,18 +69,3 @@ async def _checkout(repo: Path, head: str, checkout: Path) -> None:
     )  # fmt: skip
     if switched.returncode != 0:
         raise MergerError(f"cannot check out {head} to verify: {switched.stderr.strip()}")
-
-
-async def _run(
-    command: str | list[str] | tuple[str, ...], cwd: Path, timeout: float, excerpt_chars: int
-) -> tuple[int | None, str]:
-    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-    result = await run_in_group(
-        argv,
-        cwd=cwd,
-        env=check_env(workdir=cwd),
-        timeout=timeout,
-        keep_chars=excerpt_chars,
-        on_timeout=f"\n[baro: verify command timed out after {timeout:g}s]\n",
-    )
-    return result.exit_code, result.output
