@@ -101,6 +101,14 @@ def overhead(quick: bool) -> dict[str, Figure]:
     return result
 
 
+def review(quick: bool) -> dict[str, Figure]:
+    from bench.review_bench import measure
+
+    result = measure(repeat=3 if quick else 7)
+    result["added_per_story_s"]["target"] = "<= 0.3"
+    return result
+
+
 def scaleout(quick: bool) -> dict[str, Figure]:
     from bench.scaleout_bench import measure
 
@@ -180,6 +188,7 @@ SCENARIOS: dict[str, Callable[[bool], dict[str, Figure]]] = {
     "mappers": mappers,
     "scheduling": scheduling,
     "overhead": overhead,
+    "review": review,
     "scaleout": scaleout,
     "integration": integration,
     "memory": memory,
@@ -251,6 +260,7 @@ HEADLINES = {
         for n in (8, 16, 32, 64)
     ),
     "overhead": ("overhead_s", "first_agent_s"),
+    "review": ("added_per_story_s", "critic_question_chars"),
     "scaleout": ("stories_per_min_1_runners", "stories_per_min_4_runners", "speedup_4_vs_1"),
     "integration": ("stories_5", "stories_20", "stories_50"),
     "memory": ("peak_rss_conductor", "peak_rss_agent-runner", "peak_rss_merger"),
