@@ -877,6 +877,17 @@ def _restart(tr: Transition, st: s.StoryState) -> None:
     _story_updated(tr, st)
 
 
+def _count_question(rec: s.RunRecord, st: s.StoryState, key: str, tokens: s.TokenUsage) -> bool:
+    """Add the tokens of a question about the story (the critic's, a replanning) once;
+    False when ``key`` was counted already (a duplicate answer)."""
+    if key in st.counted_attempts:
+        return False
+    st.counted_attempts.append(key)
+    st.tokens = st.tokens + tokens
+    rec.totals.tokens = rec.totals.tokens + tokens
+    return True
+
+
 def _story_reviewed(tr: Transition, ev: s.StoryReviewed, now: float) -> bool:
     """The critic's verdict: approve or abstain, and the story waits for its integration;
     revise, and it gets one repair turn on its result with the critique in its prompt."""
@@ -884,12 +895,8 @@ def _story_reviewed(tr: Transition, ev: s.StoryReviewed, now: float) -> bool:
     st = rec.story(ev.story_id)
     if st is None:
         return False
-    key = f"{ev.attempt}:review"
-    if key in st.counted_attempts:
+    if not _count_question(rec, st, f"{ev.attempt}:review", ev.tokens):
         return False  # a duplicate
-    st.counted_attempts.append(key)
-    st.tokens = st.tokens + ev.tokens
-    rec.totals.tokens = rec.totals.tokens + ev.tokens
     st.reviews.append(
         s.Review(
             attempt=ev.attempt,
@@ -940,12 +947,8 @@ def _story_replanned(tr: Transition, ev: s.StoryReplanned, now: float) -> bool:
     st = rec.story(ev.story_id)
     if st is None:
         return False
-    key = f"replan:{ev.round}"
-    if key in st.counted_attempts:
+    if not _count_question(rec, st, f"replan:{ev.round}", ev.tokens):
         return False  # a duplicate
-    st.counted_attempts.append(key)
-    st.tokens = st.tokens + ev.tokens
-    rec.totals.tokens = rec.totals.tokens + ev.tokens
     if st.status != "replanning" or ev.round != rec.heals:
         return True  # cancelled meanwhile: its cost is recorded, nothing else
     if ev.decision != "give_up":

@@ -98,7 +98,7 @@ class Planner(CommandService):
 
     async def review(self, cmd: s.ReviewStory) -> Outcome:
         """The critic's question about one attempt; its verdict goes to the conductor."""
-        if not await self._under_review(cmd.run_id, cmd.story.id, cmd.attempt):
+        if not await self._story_waits(cmd.run_id, cmd.story.id, "reviewing", cmd.attempt):
             return ACK
         ask = self._asker(cmd.backend, cmd.model, cmd.agent_script)
         review = await review_story(cmd.goal, cmd.story, cmd.diff, cmd.checks, ask, cmd.backend)
@@ -119,9 +119,7 @@ class Planner(CommandService):
 
     async def replan(self, cmd: s.ReplanStory) -> Outcome:
         """How a story that failed twice goes on; the answer goes to the conductor."""
-        got = await self.bus.get_record(cmd.run_id)
-        story = got[0].story(cmd.story.id) if got is not None else None
-        if got is not None and (story is None or story.status != "replanning"):
+        if not await self._story_waits(cmd.run_id, cmd.story.id, "replanning"):
             return ACK
         ask = self._asker(cmd.backend, cmd.model, cmd.agent_script)
         replan = await replan_story(
@@ -143,12 +141,20 @@ class Planner(CommandService):
         replans.labels(decision=replan.decision).inc()
         return ACK
 
-    async def _under_review(self, run_id: str, story_id: str, attempt: int) -> bool:
+    async def _story_waits(
+        self, run_id: str, story_id: str, status: s.StoryStatus, attempt: int | None = None
+    ) -> bool:
+        """Whether the story still waits for this question (a redelivered command for a
+        run that moved on, or was cancelled, is not asked again)."""
         got = await self.bus.get_record(run_id)
         if got is None:
-            return True
+            return True  # the record is the conductor's; a question never waits on it
         story = got[0].story(story_id)
-        return story is not None and story.status == "reviewing" and story.attempt == attempt
+        return (
+            story is not None
+            and story.status == status
+            and (attempt is None or story.attempt == attempt)
+        )
 
     async def _still_planning(self, run_id: str) -> bool:
         got = await self.bus.get_record(run_id)
