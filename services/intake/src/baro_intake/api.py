@@ -526,6 +526,7 @@ def submitted_from(body: m.RunRequest, settings: Settings) -> s.RunSubmitted:
             retries=limits.retries,
             max_attempts=limits.max_attempts,
             retry_window_s=limits.retry_window_s,
+            heals=limits.heals,
         ),
         confirm=body.confirm,
         publish=body.publish,

@@ -148,6 +148,11 @@ class LimitsIn(Request):
     retries: Retries = 1
     max_attempts: Attempts = 6
     retry_window_s: Annotated[float, Field(ge=0, le=86_400)] = 600.0
+    heals: Annotated[int, Field(ge=0, le=10)] = Field(
+        default=3,
+        description="the run's healing budget: replanning questions for stories that "
+        "failed twice",
+    )
 
 
 class RunRequest(Request):
@@ -249,6 +254,7 @@ class LimitsOut(BaseModel):
     retries: int
     max_attempts: int
     retry_window_s: float
+    heals: int = 3
 
 
 class RequestOut(BaseModel):

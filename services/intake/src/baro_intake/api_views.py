@@ -187,6 +187,7 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
                 retries=lim.retries,
                 max_attempts=lim.max_attempts,
                 retry_window_s=lim.retry_window_s,
+                heals=lim.heals,
             ),
             submitted_by=req.submitted_by,
         ),
