@@ -68,7 +68,8 @@ def test_a_split_does_not_fit_a_focused_run_and_the_story_fails_saying_why() -> 
     story = d.rec.story("S1")
     assert story.status == "failed" and len(d.rec.stories) == 1
     assert story.reason == (
-        "its replanning could not be applied: 2 stories in place of one; at most 1 fit here"
+        "failed: ran out of ideas; its replanning could not be applied: 2 stories in place of "
+        "one; at most 1 fit here"
     )
 
 
@@ -108,7 +109,10 @@ def test_give_up_fails_the_story_with_the_reason_and_a_duplicate_changes_nothing
     d = focused()
     failed_twice(d)
     d.feed(answer("give_up", []))
-    assert d.rec.story("S1").reason == "given up after replanning: too big at once"
+    reason = d.rec.story("S1").reason or ""
+    assert reason.startswith("failed: ran out of ideas") and reason.endswith(
+        "; given up after replanning: too big at once"
+    ), "what made it fail stays in its reason"
     assert d.feed(answer("give_up", [])) == []
     assert d.rec.story("S1").tokens.input == 250
 

@@ -1061,6 +1061,7 @@ class StoryState(Value, kw_only=True):
     nearby: list[Delivery] = msgspec.field(default_factory=list)  # told on its next attempt
     setbacks: list[Setback] = msgspec.field(default_factory=list)  # attempts that did not count
     reviews: list[Review] = msgspec.field(default_factory=list)  # the critic's verdicts
+    failure: str | None = None  # why it went to replanning
 
 
 class OutboxItem(Value, kw_only=True):

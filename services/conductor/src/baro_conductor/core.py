@@ -973,9 +973,10 @@ def _story_replanned(tr: Transition, ev: s.StoryReplanned, now: float) -> bool:
 
 
 def _given_up(tr: Transition, st: s.StoryState, reason: str, now: float) -> bool:
+    """The story fails: what made it fail, and why replanning did not take it further."""
     st.status = "failed"
     st.finished_at = now
-    st.reason = reason
+    st.reason = f"{st.failure}; {reason}" if st.failure else reason
     _decide(tr, "give_up", reason, now, story=st)
     _story_updated(tr, st)
     _schedule(tr, now)
@@ -1319,6 +1320,7 @@ def _ask_replan(tr: Transition, st: s.StoryState, why: str, now: float) -> None:
     rec = tr.record
     rec.heals += 1
     st.status = "replanning"
+    st.failure = why
     st.reason = f"{why}; asking how to go on (replanning {rec.heals} of {rec.request.limits.heals})"
     _send_replan(tr, st)
     _decide(tr, "replan", st.reason, now, story=st)
