@@ -240,6 +240,10 @@ class Ran:
         return self.exit_code is None
 
 
+# Wraps a command line to run it somewhere else (the story's fence: baro_shared.sandbox).
+Wrap = Callable[[list[str]], list[str]]
+
+
 async def run_command(
     command: Command | Sequence[str],
     cwd: Path,
@@ -247,10 +251,14 @@ async def run_command(
     *,
     timeout: float,
     output_chars: int = OUTPUT_CHARS,
+    wrap: Wrap | None = None,
 ) -> Ran:
     """Run ``command`` in ``cwd`` with no stdin, as a process group of its own that
-    nothing it starts outlives (``baro_shared.processes.run_in_group``)."""
+    nothing it starts outlives (``baro_shared.processes.run_in_group``); inside ``wrap``
+    (the story's fence) when given."""
     argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+    if wrap is not None:
+        argv = wrap(argv)
     started = time.monotonic()
     result = await run_in_group(
         argv,
@@ -263,12 +271,14 @@ async def run_command(
     return Ran(result.exit_code, result.output, time.monotonic() - started)
 
 
-async def run_check(check: Check, cwd: Path, env: Mapping[str, str]) -> CheckResult:
+async def run_check(
+    check: Check, cwd: Path, env: Mapping[str, str], wrap: Wrap | None = None
+) -> CheckResult:
     """Run one check and judge its result (passed, failed, or skipped and why)."""
     why = _cannot_run(check, cwd, env)
     if why is not None:
         return CheckResult(command=check.text, origin=check.origin, result="skipped", note=why)
-    ran = await run_command(check.command, cwd, env, timeout=check.timeout_s)
+    ran = await run_command(check.command, cwd, env, timeout=check.timeout_s, wrap=wrap)
     result: CheckState = "passed" if ran.exit_code == 0 else "failed"
     note = None
     if ran.timed_out:
@@ -309,12 +319,16 @@ AtBase = Callable[[list[Check]], Awaitable[list[CheckResult]]]
 
 
 async def run_checks(
-    checks: Sequence[Check], cwd: Path, env: Mapping[str, str], at_base: AtBase | None = None
+    checks: Sequence[Check],
+    cwd: Path,
+    env: Mapping[str, str],
+    at_base: AtBase | None = None,
+    wrap: Wrap | None = None,
 ) -> list[CheckResult]:
-    """Run every check (one after the other); a detected check that failed is run again
-    by ``at_base`` (on the base the change started from), and is skipped when it fails
-    there as well."""
-    results = [await run_check(check, cwd, env) for check in checks]
+    """Run every check (one after the other, inside ``wrap`` when given); a detected
+    check that failed is run again by ``at_base`` (on the base the change started from),
+    and is skipped when it fails there as well."""
+    results = [await run_check(check, cwd, env, wrap) for check in checks]
     suspect = [
         check
         for check, result in zip(checks, results, strict=True)

@@ -329,16 +329,18 @@ class _Job:
             return []
         user_repo = Path(cmd.source.location) if cmd.source.kind == "path" else None
         env = check_env(ws.scratch, workdir=ws.repo, away_from=user_repo) | ws.env
+        fence = story_fence(ws, cmd, self.settings)  # the checks run what the agent wrote
+        wrap = fence.command if fence is not None else None
 
         async def at_base(suspect: list[checks.Check]) -> list[s.CheckResult]:
             await workspace.switch(ws, cmd.base_commit)
             try:
-                return await checks.run_checks(suspect, ws.repo, env)
+                return await checks.run_checks(suspect, ws.repo, env, wrap=wrap)
             finally:
                 await workspace.switch(ws, workspace.STORY_BRANCH)
 
         pinned = await checks.pin_named_paths(ws.repo, cmd.base_commit, found, changed)
-        results = await checks.run_checks(found, ws.repo, env, at_base)
+        results = await checks.run_checks(found, ws.repo, env, at_base, wrap)
         results = [checks.pinned_note(r, c, pinned) for r, c in zip(results, found, strict=True)]
         for result in results:
             await self._command_event(
