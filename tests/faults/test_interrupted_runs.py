@@ -264,8 +264,9 @@ def test_killed_while_delivering_keeps_one_branch(world: World) -> None:
     assert world.branches() == ["baro/add-the-other-file"]
     report = resume(world, killed)
     assert report["branch"] == "baro/do-the-plan" and report["verify"] == "passed"
-    # the killed run's gate, the other run's, and the killed run's again on resume
-    assert world.reached("verify") == 3
+    # the killed run's gate, the other run's, and the killed run's again on resume (the
+    # killed command may be redelivered as well: its answer has the same message id)
+    assert world.reached("verify") >= 3
     assert world.branches() == ["baro/add-the-other-file", "baro/do-the-plan"], "delivered twice"
 
 
