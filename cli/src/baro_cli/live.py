@@ -29,8 +29,11 @@ ACTION_WIDTH = 60
 STYLE = {
     "running": "yellow",
     "assigned": "yellow",
+    "reviewing": "cyan",
     "finished": "cyan",
     "integrated": "green",
+    "replaced": "green",
+    "replanning": "magenta",
     "delivered": "green",
     "failed": "red",
     "conflict": "red",
