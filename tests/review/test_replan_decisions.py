@@ -19,7 +19,8 @@ def failed_twice(d: Driver, story_id: str = "S1") -> s.ReplanStory:
 
 def focused(heals: int = 3, retries: int = 1) -> Driver:
     d = Driver()
-    d.feed(submitted(mode_request="focused", limits=s.Limits(heals=heals, retries=retries)))
+    limits = s.Limits(heals=heals, retries=retries)
+    d.feed(submitted(mode_request="focused", limits=limits, replan=True))
     d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
     story = s.Story(id="S1", title="fix", write_surface=["app.py"], acceptance=["it works"])
     d.feed(s.PlanProposed(run_id=RUN, stories=[story]))
@@ -75,7 +76,7 @@ def test_a_split_does_not_fit_a_focused_run_and_the_story_fails_saying_why() -> 
 
 def test_a_split_runs_one_after_the_other_and_what_depended_on_it_waits_for_both() -> None:
     d = Driver()
-    d.feed(submitted(mode_request="auto"))
+    d.feed(submitted(mode_request="auto", replan=True))
     d.feed(decided("sequential", max_stories=4))
     d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
     plan = [
@@ -126,6 +127,18 @@ def test_the_healing_budget_bounds_replanning() -> None:
     story = d.rec.story("S1-1")
     assert story.status == "failed" and len(d.commands(s.ReplanStory)) == 1
     assert d.rec.heals == 1
+
+
+def test_replanning_is_off_by_default_for_the_scripted_backend() -> None:
+    d = Driver()
+    d.feed(submitted(mode_request="focused"))  # backend scripted, replan not asked
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    d.feed(s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="fix")]))
+    d.feed(fail("S1", 1, "the tool call failed"))
+    d.feed(fail("S1", 2, "ran out of ideas"))
+    assert d.rec.story("S1").status == "failed" and not d.commands(s.ReplanStory)
+    assert d.rec.request.heals == 0
+    assert submitted(backend="claude").heals == 3 and submitted(replan=True).heals == 3
 
 
 def test_an_identical_failure_goes_to_replanning_instead_of_a_third_attempt() -> None:

@@ -38,7 +38,7 @@ async def test_a_story_failing_twice_is_split_into_two_that_deliver(
     }
     story = s.Story(id="S1", title="Add a.txt and b.txt", write_surface=["a.txt", "b.txt"])
     request = request_for(
-        repo, "add a.txt and b.txt", script, mode_request="sequential", plan=[story]
+        repo, "add a.txt and b.txt", script, mode_request="sequential", plan=[story], replan=True
     )
     report = await run_to_end(bus, request)
 
@@ -68,7 +68,9 @@ async def test_a_focused_run_stays_one_story_through_replanning(bus: Bus, tmp_pa
         ]
     }
     story = s.Story(id="S1", title="Add a.txt", write_surface=["a.txt"])
-    request = request_for(repo, "add a.txt", script, mode_request="focused", plan=[story])
+    request = request_for(
+        repo, "add a.txt", script, mode_request="focused", plan=[story], replan=True
+    )
     report = await run_to_end(bus, request)
 
     assert report.status == "delivered", report.reason

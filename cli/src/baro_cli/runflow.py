@@ -561,7 +561,7 @@ def review_loop_spent(record: s.RunRecord) -> dict[str, int]:
         "repairs": actions.count("repair"),
         "retries": actions.count("retry"),
         "replans": record.heals,
-        "replan_budget": record.request.limits.heals,
+        "replan_budget": record.request.heals,
     }
 
 

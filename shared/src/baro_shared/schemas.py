@@ -474,10 +474,20 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     # scripted backend (whose tests ask for it)
     review: bool | None = None
 
+    # stories that failed twice are replanned; None: on, except for the scripted backend
+    # (whose tests ask for it: its one-shot answers would otherwise run the default rule)
+    replan: bool | None = None
+
     @property
     def review_on(self) -> bool:
         """``--review``: by default on, except for the scripted backend (its tests ask)."""
         return self.review if self.review is not None else self.backend != "scripted"
+
+    @property
+    def heals(self) -> int:
+        """The run's healing budget: ``Limits.heals``, or none when replanning is off."""
+        on = self.replan if self.replan is not None else self.backend != "scripted"
+        return self.limits.heals if on else 0
 
 
 class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):

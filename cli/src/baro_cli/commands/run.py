@@ -133,6 +133,15 @@ def run(
             "[notify] webhook), and/or show a desktop notification. May be given twice.",
         ),
     ] = None,
+    replan: Annotated[
+        str | None,
+        typer.Option(
+            "--replan",
+            metavar="on|off",
+            help="on: a story that failed twice is split, rewritten or given up by a "
+            "replanning question (at most 3 a run); default: on, off for the scripted backend.",
+        ),
+    ] = None,
     review: Annotated[
         str | None,
         typer.Option(
@@ -201,6 +210,7 @@ def run(
             max_attempts=max_attempts,
             retry_window=retry_window,
             review=review,
+            replan=replan,
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -260,6 +270,7 @@ def build_request(
     max_attempts: int = s.Limits().max_attempts,
     retry_window: float = s.Limits().retry_window_s,
     review: str | None = None,
+    replan: str | None = None,
 ) -> s.RunSubmitted:
     text = validate.goal_text(goal)
     surface_policy = validate.surface_policy(surface)
@@ -277,8 +288,9 @@ def build_request(
         raise UserError(f"unknown intake {intake!r}: choose one of {', '.join(INTAKE_CHOICES)}")
     if publish not in ("local", "push", "pr"):
         raise UserError(f"unknown publish policy {publish!r}: choose local, push or pr")
-    if review not in (None, "on", "off"):
-        raise UserError(f"unknown --review {review!r}: choose on or off")
+    for flag, value in (("--review", review), ("--replan", replan)):
+        if value not in (None, "on", "off"):
+            raise UserError(f"unknown {flag} {value!r}: choose on or off")
     validate.backend_name(backend)
     root, head = validate.repository(repo)
     follow_up = None
@@ -335,6 +347,7 @@ def build_request(
         notify_webhook=notify[0],
         notify_desktop=notify[1],
         review=None if review is None else review == "on",
+        replan=None if replan is None else replan == "on",
     )
     validate.refs_free(root, request.run_id, new_branch=follow_up is None)
     return validate.submission(request)

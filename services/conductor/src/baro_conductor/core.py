@@ -1303,7 +1303,7 @@ def _setback(
 
 
 def _heals_left(rec: s.RunRecord) -> bool:
-    return rec.state != "cancelled" and rec.heals < rec.request.limits.heals
+    return rec.state != "cancelled" and rec.heals < rec.request.heals
 
 
 def _room(rec: s.RunRecord) -> int:
@@ -1321,7 +1321,7 @@ def _ask_replan(tr: Transition, st: s.StoryState, why: str, now: float) -> None:
     rec.heals += 1
     st.status = "replanning"
     st.failure = why
-    st.reason = f"{why}; asking how to go on (replanning {rec.heals} of {rec.request.limits.heals})"
+    st.reason = f"{why}; asking how to go on (replanning {rec.heals} of {rec.request.heals})"
     _send_replan(tr, st)
     _decide(tr, "replan", st.reason, now, story=st)
 

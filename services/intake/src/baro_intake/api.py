@@ -532,6 +532,7 @@ def submitted_from(body: m.RunRequest, settings: Settings) -> s.RunSubmitted:
         publish=body.publish,
         surface=body.surface,
         review=body.review,
+        replan=body.replan,
         slug=body.slug,
         agent_script=json.dumps(script) if script is not None else None,
         submitted_by="api",

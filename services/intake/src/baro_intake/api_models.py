@@ -188,6 +188,12 @@ class RunRequest(Request):
         "question per attempt; a revise verdict gets one repair turn); default: on, except "
         "for the scripted backend",
     )
+    replan: bool | None = Field(
+        default=None,
+        description="a story that failed twice is split, rewritten or given up by a "
+        "replanning question (limits.heals a run); default: on, except for the scripted "
+        "backend",
+    )
     slug: Slug | None = None
     agent_script: dict[str, Any] | None = Field(
         default=None,
