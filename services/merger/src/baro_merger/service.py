@@ -44,7 +44,7 @@ from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import ACK, Bus, Delivery, Outcome
 from baro_shared.metrics import FAST_SECONDS_BUCKETS
-from baro_shared.redact import redact, redact_struct
+from baro_shared.redact import redact
 from baro_shared.service import CommandService
 from baro_shared.settings import Settings
 from baro_shared.sources import result_bundle_name
@@ -233,7 +233,7 @@ class Merger(CommandService):
                 run_id=cmd.run_id,
                 round=cmd.round,
                 head=cmd.head,
-                checks=[redact_struct(result) for result in results],
+                checks=results,
             ),
             f"{cmd.run_id}.gate_checked.{cmd.round}",
         )
