@@ -480,4 +480,4 @@ def test_a_failed_verification_without_output_still_says_so() -> None:
     d.feed(integrated("S1"))
     d.feed(s.RunDelivered(run_id=RUN, branch="baro/fix", base="base", head="i-S1", verify="failed"))
     assert d.rec.state == "needs_attention"
-    assert d.rec.reason == "verification failed (no output)"
+    assert d.rec.reason == "the run's checks failed (no output)"

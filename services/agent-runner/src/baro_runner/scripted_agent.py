@@ -1002,7 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
         # standing in for `claude` (no BARO_* from the runner), it reads the story's prompt
         story = story_from_env({**story_from_prompt(prompt), **os.environ})
         script, script_source = load_script(os.environ)
-        steps, rule = select_steps(script, story, workspace, args.prompt)
+        steps, rule = select_steps(script, story, workspace, prompt)
     except ScriptError as exc:
         print(f"baro-scripted-agent: {exc}", file=sys.stderr)
         return 2

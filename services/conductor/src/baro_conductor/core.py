@@ -700,8 +700,9 @@ def _delivered(tr: Transition, ev: s.RunDelivered, now: float) -> bool:
         _finish(tr, "needs_attention", _nothing_delivered(rec), now)
     elif ev.verify == "failed":
         failing = "; ".join(checks.describe(c) for c in ev.checks if c.result == "failed")
-        why = failing or ev.verify_output or ""
-        _finish(tr, "needs_attention", f"the run's checks failed: {why}".strip(), now)
+        why = failing or (ev.verify_output or "").strip()
+        said = f"the run's checks failed: {why}" if why else "the run's checks failed (no output)"
+        _finish(tr, "needs_attention", said, now)
     elif emptied := [st for st in rec.stories if st.status == "integrated" and st.nothing_left]:
         _finish(
             tr,
@@ -1016,7 +1017,7 @@ def _gate_checked(tr: Transition, ev: s.RunGateChecked, now: float) -> bool:
         text="The run's checks failed on the integrated result:\n\n"
         + checks.failures_text(ev.checks),
     )
-    _dispatch(tr, st, [note])
+    _dispatch(tr, st, [note], base=rec.integration_head)  # it repairs what was integrated
     _story_updated(tr, st)
     _decide(
         tr,
