@@ -138,7 +138,7 @@ async def test_a_verify_that_fails_silently_says_how_it_failed(bus: Bus, tmp_pat
         bus, request_for(repo, "set VALUE to 2 in app.py", writes(2), mode_request="focused")
     )
     assert report.status == "needs_attention"
-    assert report.reason == (
-        "verification failed: the verify command of .baro.toml exited with code 3 "
-        "and printed nothing"
-    )
+    # the run gate names the check and how it failed, output or not
+    assert report.reason == "the run's checks failed: exit 3: failed (exit code 3)"
+    (check,) = report.run_checks
+    assert (check["command"], check["exit_code"], check["output"]) == ("exit 3", 3, "")
