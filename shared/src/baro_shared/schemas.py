@@ -730,6 +730,7 @@ class ClassifyGoal(Message, tag="cmd.classify", kw_only=True):
     model: str | None = None
     repo_key: str | None = None  # identifies the repository for past-run estimates
     agent_script: str | None = None  # scripted test/demo backend only
+    limits: Limits = msgspec.field(default_factory=Limits)  # the run's retry budget
 
 
 class PrepareRun(Message, tag="cmd.prepare", kw_only=True):
@@ -749,6 +750,7 @@ class PlanGoal(Message, tag="cmd.plan", kw_only=True):
     agent_script: str | None = None  # scripted test/demo backend only
     design: bool = False  # pin a design note for stories that run side by side
     plan: list[Story] | None = None  # the submitter's own plan: not planned again
+    limits: Limits = msgspec.field(default_factory=Limits)  # the run's retry budget
 
 
 class ReviewStory(Message, tag="cmd.review_story", kw_only=True):

@@ -31,15 +31,11 @@ from typing import Protocol
 from baro_runner.backends import AgentCommand
 from baro_runner.reaper import die_with_parent
 from baro_shared import schemas as s
-from baro_shared.backends import missing_provider_key
+from baro_shared.failures import explain
 from baro_shared.mappers import StreamMapper
-from baro_shared.mappers.base import classify
-from baro_shared.redact import redact
 
 MAX_LINE_BYTES = 4 << 20
 STDERR_TAIL_BYTES = 8192
-STDERR_SHOWN_LINES = 5  # of the stderr tail, in a failure's message
-STDERR_LINE_CHARS = 200
 READ_CHUNK = 1 << 16
 EXIT_GRACE_S = 2.0
 
@@ -220,16 +216,6 @@ def _stall(mapper: StreamMapper, limits: Limits) -> _Stop:
     return _Stop("stalled", reason)
 
 
-def stderr_summary(stderr_tail: str) -> str:
-    """The last lines of an agent's stderr, on one line, each redacted and cut short."""
-    lines = [line.strip() for line in stderr_tail.splitlines() if line.strip()]
-    shown = []
-    for line in lines[-STDERR_SHOWN_LINES:]:
-        line = redact(line)  # before cutting, so a cut never hides half a key from it
-        shown.append(line if len(line) <= STDERR_LINE_CHARS else line[:STDERR_LINE_CHARS] + "…")
-    return " | ".join(shown)
-
-
 def _verdict(
     stopped: _Stop | None,
     state: _ReadState,
@@ -250,18 +236,7 @@ def _verdict(
         return over.status, over.exit_reason, over.message, None
     if mapper.outcome_ok:
         return "success", "completed", None, None
-    error = mapper.error or (
-        f"exited with code {exit_code}" if exit_code else "the agent reported failure"
-    )
-    failure = mapper.failure_kind
-    if not mapper.explained:  # the stream did not say why: the agent's stderr may
-        missing = missing_provider_key(mapper.backend, stderr_tail, env)
-        if missing is not None:  # neither the agent's failure nor the model's: set the key
-            return "failed", "auth_failed", missing, "auth"
-        shown = stderr_summary(stderr_tail)
-        if shown:
-            error = f"{error}; its stderr ends: {shown}"
-            failure = failure or classify(shown)
+    error, failure = explain(mapper, stderr_tail, env, exit_code)
     if failure == "transient":
         return "retryable", "agent_error" if state.lines else "no_output", error, failure
     reason = {"auth": "auth_failed", "rejected": "rejected"}.get(failure or "")

@@ -133,6 +133,7 @@ def _classify(tr: Transition) -> None:
             model=req.model,
             repo_key=repo_key(req.repo),
             agent_script=req.agent_script,
+            limits=req.limits,
         ),
         f"{rec.run_id}.classify",
     )
@@ -307,6 +308,7 @@ def _request_plan(tr: Transition) -> None:
             agent_script=rec.request.agent_script,
             design=design,
             plan=list(rec.request.plan) if rec.request.plan is not None else None,
+            limits=rec.request.limits,
         ),
         f"{rec.run_id}.plan",
     )

@@ -16,7 +16,7 @@ from baro_intake.llm_intake import build_llm_prompt
 from baro_intake.refine import llm_wanted, merge_answer, with_evidence
 from baro_shared import oneshot
 from baro_shared.backends import binary_for
-from baro_shared.schemas import IntakeDecision, IntakeStrategy, RepoHistory
+from baro_shared.schemas import IntakeDecision, IntakeStrategy, Limits, RepoHistory
 from baro_shared.settings import Settings
 
 LlmOutcome = Literal["not_asked", "answered", "failed", "unavailable"]
@@ -38,6 +38,7 @@ async def decide(
     model: str | None = None,
     agent_script: str | None = None,
     history: RepoHistory | None = None,
+    limits: Limits | None = None,
 ) -> Decided:
     started = time.perf_counter()
     offline = classify(goal)
@@ -58,6 +59,7 @@ async def decide(
                 model=model,
                 timeout=settings.intake_llm_timeout_s,
                 agent_script=agent_script,
+                limits=limits,
             )
             result.decision = merge_answer(offline, answer, name)
             result.llm = "answered" if result.decision.source == "llm" else "failed"

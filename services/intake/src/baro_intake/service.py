@@ -59,6 +59,7 @@ class Intake(CommandService):
             model=cmd.model,
             agent_script=cmd.agent_script,
             history=await self.past_runs(cmd.repo_key),
+            limits=cmd.limits,
         )
         observe(decided)
         await self.bus.publish(

@@ -59,7 +59,7 @@ class Planner(CommandService):
             return ACK
         files = await self._files(cmd.file_list)
         backend = cmd.backend
-        ask = self._asker(backend, cmd.model, cmd.agent_script)
+        ask = self._asker(backend, cmd.model, cmd.agent_script, cmd.limits)
 
         try:
             proposal = await propose(
@@ -82,7 +82,13 @@ class Planner(CommandService):
         ).inc()
         return ACK
 
-    def _asker(self, backend: str | None, model: str | None, agent_script: str | None) -> Ask:
+    def _asker(
+        self,
+        backend: str | None,
+        model: str | None,
+        agent_script: str | None,
+        limits: s.Limits | None = None,
+    ) -> Ask:
         async def ask(prompt: str, purpose: str) -> OneShotResult:
             assert backend is not None
             return await oneshot.ask(
@@ -92,6 +98,7 @@ class Planner(CommandService):
                 purpose=purpose,
                 model=model,
                 agent_script=agent_script,
+                limits=limits,
             )
 
         return ask
