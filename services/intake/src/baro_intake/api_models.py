@@ -148,7 +148,7 @@ class LimitsIn(Request):
     retries: Retries = 1
     max_attempts: Attempts = 6
     retry_window_s: Annotated[float, Field(ge=0, le=86_400)] = 600.0
-    heals: Annotated[int, Field(ge=0, le=10)] = Field(
+    heals: json_int(0, 10) = Field(  # type: ignore[valid-type]
         default=3,
         description="the run's healing budget: replanning questions for stories that "
         "failed twice",
