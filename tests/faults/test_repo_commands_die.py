@@ -5,6 +5,7 @@ command's processes running, what it started in the background included."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -12,18 +13,34 @@ from pathlib import Path
 
 import pytest
 
-from baro_shared.processes import process_alive
 from tests.conftest import make_repo, run_git
 from tests.faults.test_interrupted_runs import BARO, World, until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 
-def hanging(pids: Path) -> str:
+def hanging(pids: Path, marker: str) -> str:
     """A shell command that starts a background process and a foreground one, each writing
-    its pid to ``pids``, and waits for both for five minutes."""
-    sleep = f"sh -c 'echo $$ >> {pids}; exec sleep 300'"
-    return f"echo $$ >> {pids}; {sleep} & {sleep}; wait"
+    its pid to ``pids``, and waits for both for five minutes. Every process of it carries
+    ``marker`` on its command line: a fenced command runs in a PID namespace of its own,
+    where the pids it writes are not the host's, so survivors are found by the marker."""
+    sleep = f"sh -c 'echo $$ >> {pids}; exec sleep {marker}'"
+    return f"echo $$ >> {pids}; {sleep} & {sleep}; wait # {marker}"
+
+
+def _carrying(marker: str) -> list[int]:
+    """The host's processes whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(marker.encode() in arg for arg in argv):
+            found.append(int(entry.name))
+    return found
 
 
 @pytest.mark.parametrize("section", ["verify", "setup"])
@@ -31,8 +48,11 @@ def test_kill_9_of_baro_run_takes_the_repository_command_along(
     tmp_path: Path, section: str
 ) -> None:
     pids = tmp_path / "pids"
+    marker = f"300.{os.getpid()}{time.monotonic_ns() % 1_000_000}"
     repo = make_repo(tmp_path / "user", {"a.txt": "a\n"})
-    (repo / ".baro.toml").write_text(f"[{section}]\ncommand = {json.dumps(hanging(pids))}\n")
+    (repo / ".baro.toml").write_text(
+        f"[{section}]\ncommand = {json.dumps(hanging(pids, marker))}\n"
+    )
     run_git(repo, "add", ".baro.toml")
     run_git(repo, "commit", "-qm", section)
     world = World(tmp_path, repo, tmp_path)
@@ -49,9 +69,8 @@ def test_kill_9_of_baro_run_takes_the_repository_command_along(
         until(lambda: _recorded(pids) == 3, 180, f"the {section} command to start", proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        started = _pids(pids)
         deadline = time.monotonic() + 30
-        while alive := [pid for pid in started if process_alive(pid)]:
+        while alive := _carrying(marker):
             assert time.monotonic() < deadline, f"{section} processes outlived baro: {alive}"
             time.sleep(0.05)
     finally:
