@@ -199,7 +199,7 @@ async def _warm_prepare(repo: Path, cache_dir: Path, run_id: str) -> float:
     ws_root = cache_dir / "workspaces" / run_id / "S1-1"
     made = await workspace.prepare(ws_root, source, prepared.base, sources=cache_dir / "sources")
     seconds = time.perf_counter() - started
-    made.remove()
+    await made.remove()
     shutil.rmtree(prepared.repo)
     return seconds
 

@@ -151,7 +151,7 @@ async def test_a_deleted_workspace_leaves_the_cache_whole(tmp_path: Path) -> Non
     assert not any(cache.borrowers_dir.iterdir())
     again = await story_workspace(cache_dir, "r2", path_source(user), base)
     fsck(again.repo)
-    again.remove()
+    await again.remove()
     assert objectcache.borrowers(cache) == []
 
 

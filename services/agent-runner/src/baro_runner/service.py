@@ -483,7 +483,7 @@ class _Job:
         if status == "success":  # the result is committed: what the checks leave is not in it
             gate, stopped = await self._supervised_gate(ws, change.changed_files)
             if stopped is not None and self.delivery.shutdown.is_set():
-                ws.remove()
+                await ws.remove()
                 return Nak(0.0, "runner shutting down; story handed back")
             if stopped is not None:
                 status, reason, error = "cancelled", "cancelled", stopped
