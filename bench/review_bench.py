@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import statistics
@@ -26,13 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from baro_cli import runflow
-from baro_cli.stack import SERVICES
 from baro_planner.critic import critic_prompt
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
-from baro_shared.embedded import EmbeddedNats
-from baro_shared.service import Host
-from baro_shared.settings import Settings
+from bench.cluster import local_stack
 from bench.overhead_bench import _git, _repo
 
 STORY = s.Story(
@@ -87,12 +83,6 @@ async def _measure(repeat: int, root: Path) -> dict[str, list[float]]:
     (root / "gated").mkdir()
     plain, gated = _repo(root / "plain"), _repo(root / "gated")
     plain_head, gated_head = _config(plain, NO_CHECKS), _config(gated, GATE)
-    server = EmbeddedNats(store_dir=root / "nats").start()
-    settings = Settings(
-        nats_url=server.url, cache_dir=root / "cache", state_dir=root / "state", log_level="WARNING"
-    )
-    host = Host(SERVICES, settings, serve_http=False, handle_signals=False)
-    task = asyncio.create_task(host.run())
     samples: dict[str, list[float]] = {
         "without_loop_s": [],
         "with_loop_s": [],
@@ -100,29 +90,19 @@ async def _measure(repeat: int, root: Path) -> dict[str, list[float]]:
         "added_per_story_s": [],
         "critic_question_chars": [],
     }
-    try:
-        await asyncio.wait_for(host.started.wait(), 30)
-        bus = await Bus.open(settings, "bench", ensure=False)
-        try:
-            await _run(bus, plain, plain_head, False)  # warm the stack
-            await _run(bus, gated, gated_head, True)
-            for _ in range(repeat):
-                without, _, _ = await _run(bus, plain, plain_head, False)
-                with_loop, checks, diff = await _run(bus, gated, gated_head, True)
-                passed = [s.CheckResult(command="true", result="passed", exit_code=0)]
-                question = critic_prompt("write bench.txt", STORY, diff, passed)
-                samples["without_loop_s"].append(without)
-                samples["with_loop_s"].append(with_loop)
-                samples["checks_own_s"].append(checks)
-                samples["added_per_story_s"].append(with_loop - without - checks)
-                samples["critic_question_chars"].append(len(question))
-        finally:
-            await bus.close()
-    finally:
-        host.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 30)
-        server.stop()
+    async with local_stack(root) as (_settings, bus):
+        await _run(bus, plain, plain_head, False)  # warm the stack
+        await _run(bus, gated, gated_head, True)
+        for _ in range(repeat):
+            without, _, _ = await _run(bus, plain, plain_head, False)
+            with_loop, checks, diff = await _run(bus, gated, gated_head, True)
+            passed = [s.CheckResult(command="true", result="passed", exit_code=0)]
+            question = critic_prompt("write bench.txt", STORY, diff, passed)
+            samples["without_loop_s"].append(without)
+            samples["with_loop_s"].append(with_loop)
+            samples["checks_own_s"].append(checks)
+            samples["added_per_story_s"].append(with_loop - without - checks)
+            samples["critic_question_chars"].append(len(question))
     return samples
 
 
