@@ -226,16 +226,25 @@ class Bus:
             return None
 
     async def list_records(self) -> list[s.RunRecord]:
-        try:
-            keys = await self.runs.keys()
-        except (NotFoundError, nats.js.errors.NoKeysError):
-            return []
         out = []
-        for key in keys:
+        for key in await self._run_keys():
             got = await self.get_record(key.removeprefix("run."))
             if got:
                 out.append(got[0])
         return out
+
+    async def _run_keys(self) -> list[str]:
+        """Every key the runs bucket has held (deleted ones read as absent later).
+
+        Read from the stream's subjects rather than ``KeyValue.keys()``: that one's watcher
+        can signal "no more keys" before handling a key the server already delivered,
+        and then lists nothing."""
+        prefix = f"$KV.{t.RUNS_BUCKET}."
+        try:
+            info = await self.js.stream_info(f"KV_{t.RUNS_BUCKET}", subjects_filter=f"{prefix}>")
+        except NotFoundError:
+            return []
+        return [subject.removeprefix(prefix) for subject in (info.state.subjects or {})]
 
     async def claim(self, key: str, owner: str) -> bool:
         """Take ``key`` for ``owner``; False when someone else took it first."""
