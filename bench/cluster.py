@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from baro_cli import runflow
 from baro_cli.stack import SERVICES
@@ -131,14 +132,24 @@ class BenchCluster:
 
 
 @contextlib.asynccontextmanager
-async def local_stack(root: Path) -> AsyncIterator[tuple[Settings, Bus]]:
+async def local_stack(
+    root: Path, *, hosts: list[Host] | None = None, **overrides: Any
+) -> AsyncIterator[tuple[Settings, Bus]]:
     """Every service in this process on an embedded nats-server (its store, cache and
-    state under ``root``), like ``baro run``, and a bus to submit to it."""
+    state under ``root``), like ``baro run``, and a bus to submit to it. ``overrides`` are
+    more settings (an API port and token, say); the services' host is appended to ``hosts``
+    for a caller that needs one of them."""
     server = EmbeddedNats(store_dir=root / "nats").start()
     settings = Settings(
-        nats_url=server.url, cache_dir=root / "cache", state_dir=root / "state", log_level="WARNING"
+        nats_url=server.url,
+        cache_dir=root / "cache",
+        state_dir=root / "state",
+        log_level="WARNING",
+        **overrides,
     )
     host = Host(SERVICES, settings, serve_http=False, handle_signals=False)
+    if hosts is not None:
+        hosts.append(host)
     task = asyncio.create_task(host.run())
     try:
         await asyncio.wait_for(host.started.wait(), 60)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
 import json
 import os
@@ -41,14 +40,12 @@ from pydantic import SecretStr
 
 from baro_cli import runflow
 from baro_cli.live import LiveView
-from baro_cli.stack import SERVICES
 from baro_intake.api_host import ApiHostedIntake
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
-from baro_shared.embedded import EmbeddedNats
 from baro_shared.gitutil import BARO_IDENTITY, git_env
 from baro_shared.service import Host
-from baro_shared.settings import Settings
+from bench.cluster import local_stack
 
 TOKEN = "bench-token-0123456789abcdef"
 WORK_S = 1.0
@@ -136,17 +133,6 @@ async def _measure(
     from playwright.async_api import async_playwright
 
     repo = _repo(root, 50)
-    server = EmbeddedNats(store_dir=root / "nats").start()
-    settings = Settings(
-        nats_url=server.url,
-        cache_dir=root / "cache",
-        state_dir=root / "state",
-        log_level="WARNING",
-        api_port=0,
-        api_token=SecretStr(TOKEN),
-    )
-    host = Host(SERVICES, settings, serve_http=False, handle_signals=False)
-    task = asyncio.create_task(host.run())
     samples: dict[str, list[float]] = {
         "headless_wall_s": [],
         "live_wall_s": [],
@@ -154,10 +140,12 @@ async def _measure(
         "plan_seen_50_s": [],
         "history_drawn_50_s": [],
     }
-    try:
-        await asyncio.wait_for(host.started.wait(), 30)
-        front = next(svc for svc in host.services if isinstance(svc, ApiHostedIntake))
-        bus = await Bus.open(settings, "bench", ensure=False)
+    hosts: list[Host] = []
+    async with local_stack(root, hosts=hosts, api_port=0, api_token=SecretStr(TOKEN)) as (
+        _settings,
+        bus,
+    ):
+        front = next(svc for svc in hosts[0].services if isinstance(svc, ApiHostedIntake))
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
                 executable_path=chromium, headless=True, args=["--no-sandbox"]
@@ -207,12 +195,6 @@ async def _measure(
                     await page.close()
             finally:
                 await browser.close()
-                await bus.close()
-    finally:
-        host.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 30)
-        server.stop()
     return samples
 
 
