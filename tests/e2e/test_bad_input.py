@@ -79,6 +79,14 @@ def test_repository_without_commits(tmp_path: Path) -> None:
             ["unknown surface policy 'loose'", "strict or warn"],
         ),
         (
+            ["run", "fix it", "--backend", "scripted"],
+            {"BARO_RUNNER_SLOTS": "two", "BARO_KEEP_RUNS": "-1"},
+            [
+                "invalid BARO_RUNNER_SLOTS: Input should be a valid integer",
+                "; invalid BARO_KEEP_RUNS: Input should be greater than or equal to 0",
+            ],
+        ),
+        (
             ["run", "fix it", "--backend", "scripted", "--nats-url", "nats://127.0.0.1:1"],
             {},
             ["cannot reach NATS"],

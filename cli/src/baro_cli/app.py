@@ -122,12 +122,22 @@ def load_settings(nats_url: str | None = None) -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = f"BARO_{str(first['loc'][0]).upper()}" if first.get("loc") else "BARO_* setting"
-        raise fail(f"invalid {name}: {first['msg']}") from None
+        raise fail(settings_errors(exc)) from None
     if nats_url:
         settings = settings.model_copy(update={"nats_url": nats_url})
     return settings
+
+
+def settings_errors(exc: ValidationError) -> str:
+    """Every invalid ``BARO_*`` variable with what is wrong with it, on one line (a user
+    fixing them one run at a time would meet them one by one); values are not repeated,
+    as some are secrets."""
+    said = []
+    for error in exc.errors():
+        loc = error.get("loc") or ()
+        name = f"BARO_{str(loc[0]).upper()}" if loc else "a BARO_* setting"
+        said.append(f"invalid {name}: {error['msg']}")
+    return "; ".join(dict.fromkeys(said))
 
 
 def embedded_url(settings: Settings) -> str | None:
