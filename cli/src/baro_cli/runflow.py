@@ -56,6 +56,8 @@ class RunReport:
     estimates: list[dict[str, Any]] = field(default_factory=list)  # per mode, from past runs
     stories: list[dict[str, Any]] = field(default_factory=list)
     enforcement: list[str] = field(default_factory=list)
+    # what preparing the run found worth saying (e.g. why its commits are not signed)
+    notes: list[str] = field(default_factory=list)
     branch: str | None = None
     base: str | None = None
     head: str | None = None
@@ -543,8 +545,12 @@ async def _on_event(
             report.cost_usd = tot.tokens.cost_usd
             report.wall_s, report.agent_s, report.speedup = tot.wall_s, tot.agent_s, tot.speedup
             return True
+        case s.RunPrepared(notes=notes):
+            report.notes = list(notes)
+            for note in notes:
+                progress.line(f"note: {note}")
         case (
-            s.RunSubmitted() | s.RunPrepared() | s.PlanProposed() | s.CancelRequested()
+            s.RunSubmitted() | s.PlanProposed() | s.CancelRequested()
             | s.RunPrepareFailed() | s.PlanFailed() | s.IntegrationFailed()
             | s.DeliveryFailed() | s.CommandDeadLettered()
         ):  # fmt: skip
