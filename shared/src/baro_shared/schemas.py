@@ -24,6 +24,12 @@ PlanStrategy = Literal["auto", "deterministic", "llm"]
 DecisionSource = Literal["offline", "llm", "user", "flag"]
 ConfirmSource = Literal["intake", "user", "flag"]
 Confirm = Literal["picker", "auto"]
+# What a run does with the questions a vague goal raises: ask (the run waits in
+# awaiting_answers) or skip them (the smallest safe reading, as before; recorded).
+ClarifyPolicy = Literal["ask", "skip"]
+# Where the questions and the envelope came from: the templates, or the model.
+ClarifySource = Literal["offline", "llm"]
+ClarifyStatus = Literal["asked", "answered", "skipped", "timed_out"]
 Publish = Literal["local", "push", "pr"]
 SourceKind = Literal["path", "url", "bundle"]
 # What happens to a story's changes outside its write surface: strict leaves the story
@@ -66,6 +72,7 @@ ReplanDecision = Literal["split", "rewrite", "give_up"]
 RunState = Literal[
     "submitted",
     "classifying",
+    "awaiting_answers",
     "awaiting_confirmation",
     "planning",
     "running",
@@ -238,6 +245,43 @@ class RepoHistory(Value, kw_only=True):
     runs: list[PastRun] = msgspec.field(default_factory=list)
 
 
+class Question(Value, kw_only=True):
+    """One clarifying question about a goal, before any agent starts (docs/intake.md)."""
+
+    id: str  # stable for the templates ("target", "outcome", "pr", ...); q1, q2 for a model's
+    text: str
+    why: str = ""  # what in the goal made it a question
+
+
+class GivenAnswer(Value, kw_only=True):
+    question_id: str
+    text: str = ""  # empty: skipped
+
+
+class GoalEnvelope(Value, kw_only=True):
+    """What a clarified goal means: the agreement every planner and agent works from."""
+
+    objective: str
+    constraints: list[str] = msgspec.field(default_factory=list)
+    acceptance_criteria: list[str] = msgspec.field(default_factory=list)
+    non_goals: list[str] = msgspec.field(default_factory=list)
+    assumptions: list[str] = msgspec.field(default_factory=list)
+    source: ClarifySource = "offline"
+
+
+class Clarification(Value, kw_only=True):
+    """A run's questions and what became of them (the run record's)."""
+
+    status: ClarifyStatus
+    questions: list[Question] = msgspec.field(default_factory=list)
+    answers: list[GivenAnswer] = msgspec.field(default_factory=list)
+    source: ClarifySource = "offline"
+    reason: str | None = None  # why they were not asked, or why the run stopped waiting
+    asked_at: float | None = None
+    answered_at: float | None = None
+    answered_by: str | None = None  # "terminal", "file", "api", "cli"
+
+
 class IntakeDecision(Value, kw_only=True):
     mode: Mode
     confidence: float
@@ -250,6 +294,14 @@ class IntakeDecision(Value, kw_only=True):
     tokens: TokenUsage = msgspec.field(default_factory=TokenUsage)
     estimates: list[Estimate] = msgspec.field(default_factory=list)
     latency_ms: float | None = None
+    # What the goal leaves to a guess, asked before anything is planned (docs/intake.md)
+    questions: list[Question] = msgspec.field(default_factory=list)
+    question_source: ClarifySource | None = None
+    # The clarified goal (after answers, or the model's ``ready``)
+    envelope: GoalEnvelope | None = None
+    # The goal was a question about baro itself, and this is the model's answer to it
+    tool_answer: str | None = None
+    round: int = 1  # 2: decided again on the clarified goal
 
 
 class Story(Value, kw_only=True):
@@ -477,6 +529,8 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     # stories that failed twice are replanned; None: on, except for the scripted backend
     # (whose tests ask for it: its one-shot answers would otherwise run the default rule)
     replan: bool | None = None
+    # a vague goal's questions: asked (the run waits for answers) or skipped (recorded)
+    clarify: ClarifyPolicy = "skip"
 
     @property
     def review_on(self) -> bool:
@@ -492,6 +546,18 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
 
 class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):
     decision: IntakeDecision
+
+
+class QuestionsAsked(Message, tag="run.questions_asked", kw_only=True):
+    """The run waits in awaiting_answers for these (``AnswersGiven`` continues it)."""
+
+    questions: list[Question]
+    source: ClarifySource = "offline"
+
+
+class AnswersGiven(Message, tag="run.answers_given", kw_only=True):
+    answers: list[GivenAnswer] = msgspec.field(default_factory=list)
+    by: str = "api"  # terminal, file, api, cli
 
 
 class ModeConfirmed(Message, tag="run.mode_confirmed", kw_only=True):
@@ -731,6 +797,11 @@ class ClassifyGoal(Message, tag="cmd.classify", kw_only=True):
     repo_key: str | None = None  # identifies the repository for past-run estimates
     agent_script: str | None = None  # scripted test/demo backend only
     limits: Limits = msgspec.field(default_factory=Limits)  # the run's retry budget
+    # 1: the goal as given (questions may come back); 2: decided again with the answers
+    round: int = 1
+    ask_model: bool = False  # the run will ask its questions: a model may write them
+    questions: list[Question] = msgspec.field(default_factory=list)
+    answers: list[GivenAnswer] = msgspec.field(default_factory=list)
 
 
 class PrepareRun(Message, tag="cmd.prepare", kw_only=True):
@@ -751,6 +822,7 @@ class PlanGoal(Message, tag="cmd.plan", kw_only=True):
     design: bool = False  # pin a design note for stories that run side by side
     plan: list[Story] | None = None  # the submitter's own plan: not planned again
     limits: Limits = msgspec.field(default_factory=Limits)  # the run's retry budget
+    envelope: GoalEnvelope | None = None  # the clarified goal (objective, criteria, ...)
 
 
 class ReviewStory(Message, tag="cmd.review_story", kw_only=True):
@@ -814,6 +886,7 @@ class RunStory(Message, tag="cmd.run_story", kw_only=True):
     # A vague goal's smallest safe reading (the intake's): what the agent is to do of it
     interpretation: str | None = None
     follow_up: FollowUp | None = None  # a --continue run: the earlier goals and commits
+    envelope: GoalEnvelope | None = None  # the clarified goal, when questions were answered
 
 
 class IntegrateStory(Message, tag="cmd.integrate", kw_only=True):
@@ -837,6 +910,7 @@ class DeliverRun(Message, tag="cmd.deliver", kw_only=True):
     continue_branch: str | None = None
     summary_markdown: str = ""
     gate: list[CheckResult] | None = None  # the run gate's last results (None: no gate ran)
+    envelope: GoalEnvelope | None = None  # the clarified goal: in the pull request body
 
 
 class GateRun(Message, tag="cmd.gate", kw_only=True):
@@ -879,6 +953,8 @@ class CleanupRun(Message, tag="cmd.cleanup", kw_only=True):
 Event = (
     RunSubmitted
     | IntakeDecided
+    | QuestionsAsked
+    | AnswersGiven
     | ModeConfirmed
     | CancelRequested
     | RunPrepared
@@ -1092,6 +1168,8 @@ class RunRecord(Value, kw_only=True):
     updated_at: float = msgspec.field(default_factory=now)
     finished_at: float | None = None
     decision: IntakeDecision | None = None
+    clarification: Clarification | None = None  # a vague goal's questions and answers
+    envelope: GoalEnvelope | None = None  # the clarified goal
     mode: Mode | None = None
     mode_source: DecisionSource | None = None
     confirmed_at: float | None = None

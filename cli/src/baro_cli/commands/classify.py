@@ -140,6 +140,7 @@ def decision_json(goal: str, decision: s.IntakeDecision) -> dict[str, Any]:
         },
         "estimates": [estimate_json(e) for e in decision.estimates],
         "latency_ms": decision.latency_ms,
+        "questions": [q.text for q in decision.questions],
     }
 
 
@@ -155,6 +156,8 @@ def _render(goal: str, decision: s.IntakeDecision, *, with_goal: bool) -> None:
         out(f"  caps: up to {caps.max_stories} stories, {caps.parallelism} at once\n")
     elif decision.mode == "sequential":
         out(f"  caps: up to {caps.max_stories} stories, one at a time\n")
+    for question in decision.questions:
+        out(f"  ? {question.text}\n")
     if decision.evidence:
         out(f"  evidence: {'; '.join(decision.evidence)}\n")
     tokens = decision.tokens

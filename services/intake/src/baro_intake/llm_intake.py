@@ -111,7 +111,7 @@ _DECODER = json.JSONDecoder()
 _OPEN_BRACE = re.compile(r"\{")
 
 
-def first_json_object(text: str) -> dict[str, Any] | None:
+def first_json_object(text: str, keys: tuple[str, ...] = REPLY_KEYS) -> dict[str, Any] | None:
     """The first top-level JSON object in ``text``, skipping prose braces.
 
     Each ``{`` is tried in order; the JSON decoder handles braces inside strings. The
@@ -129,7 +129,7 @@ def first_json_object(text: str) -> dict[str, Any] | None:
             continue
         if not isinstance(value, dict):
             continue
-        if any(key in value for key in REPLY_KEYS):
+        if any(key in value for key in keys):
             return value
         if first is None:
             first = value

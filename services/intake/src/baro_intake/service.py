@@ -60,6 +60,9 @@ class Intake(CommandService):
             agent_script=cmd.agent_script,
             history=await self.past_runs(cmd.repo_key),
             limits=cmd.limits,
+            ask_model=cmd.ask_model,
+            questions=list(cmd.questions),
+            answers=list(cmd.answers),
         )
         observe(decided)
         await self.bus.publish(
