@@ -3,22 +3,27 @@
 It is invoked like `claude -p PROMPT --output-format stream-json --verbose` and writes
 Claude Code's stream-json lines, but no model is ever called: every action comes from a
 small JSON script (see docs/scripted-agent.md). Standard library only, and kept cheap to
-import, because the runner starts it once per story.
+import, because the runner starts it once per story: no ``typing`` at run time, and
+``argparse`` only for a command line the quick reading below does not take (``--help``, a
+mistake), ``shlex`` and ``subprocess`` only for the steps that need them.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import re
-import shlex
 import signal
 import sys
 import time
+from collections import namedtuple
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple, NoReturn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, NoReturn
 
 LABEL = "baro scripted agent: test/demo only, no model was called"
 VERSION = "0.1.0+baro.scripted"
@@ -68,7 +73,7 @@ LINE_PREFIX_BY_EXTENSION = {
 }
 GLOB_CHARS = frozenset("*?[")
 
-Step = dict[str, Any]
+Step = dict  # dict[str, Any]: a step of the script, as JSON gives it
 
 
 class ScriptError(Exception):
@@ -79,15 +84,9 @@ class ToolFailure(Exception):
     """A tool step failed: reported as an error tool_result, and the run goes on."""
 
 
-class Story(NamedTuple):
-    id: str
-    title: str
-    attempt: int
-    write_surface: list[str]
-
-
-class Finish(NamedTuple):
-    exit_code: int
+# id: str, title: str, attempt: int, write_surface: list[str]
+Story = namedtuple("Story", "id title attempt write_surface")
+Finish = namedtuple("Finish", "exit_code")
 
 
 # --- script loading and validation --------------------------------------------------
@@ -646,6 +645,8 @@ class ScriptedAgent:
                 raise ToolFailure(f"Exit code 1\nrm: cannot remove '{path}': {reason}") from exc
             return "", _bash_tool_use_result("", "")
 
+        import shlex
+
         command = f"rm -- {shlex.quote(path)}"
         self.tool("Bash", {"command": command, "description": f"Delete {path}"}, perform)
 
@@ -805,6 +806,8 @@ class ScriptedAgent:
             )
             return summary, _bash_tool_use_result(summary, "")
 
+        import shlex
+
         command = f"baro-probe > {shlex.quote(report)}"
         self.tool("Bash", {"command": command, "description": "Probe for secrets"}, perform)
 
@@ -911,7 +914,82 @@ def _exit_on_signal(signum: int, frame: object) -> None:
     os._exit(128 + signum)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+# The options, as (names, destination, takes a value, default): what `claude -p` takes
+# and baro gives it (baro_shared.headless), so the scripted agent can stand in for the
+# `claude` binary (BARO_CLAUDE_BIN). ``_argument_parser`` has the help texts.
+_OPTIONS = (
+    (("-p", "--print"), "print", False, False),
+    (("--output-format",), "output_format", True, "text"),
+    (("--verbose",), "verbose", False, False),
+    (("--model",), "model", True, DEFAULT_MODEL),
+    (("--session-id",), "session_id", True, None),
+    (("--permission-mode",), "permission_mode", True, "bypassPermissions"),
+    (("--dangerously-skip-permissions",), "dangerously_skip_permissions", False, False),
+    (("--max-turns",), "max_turns", True, None),
+    (("--allowedTools",), "allowedTools", True, None),
+    (("--tools",), "tools", True, None),
+    (("--no-session-persistence",), "no_session_persistence", False, False),
+)
+_HELP = {
+    "print": "headless mode (accepted)",
+    "output_format": "must be stream-json",
+    "verbose": "required with stream-json",
+    "model": "reported as the model",
+    "session_id": "use this session id instead of a random one",
+    "permission_mode": "reported only",
+}
+
+
+class _Arguments:
+    """The parsed command line (what ``argparse.Namespace`` would hold)."""
+
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+
+def _quick_parse(argv: list[str]) -> _Arguments | None:
+    """The command line as baro gives it, read without importing argparse; None for
+    anything else (``--help``, ``--version``, an unknown option, a missing value), which
+    ``_argument_parser`` then reads, or rejects with its usage message."""
+    by_name = {name: (dest, takes) for names, dest, takes, _ in _OPTIONS for name in names}
+    values: dict[str, object] = {dest: default for _, dest, _, default in _OPTIONS}
+    values["prompt"] = ""
+    prompt_given = False
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
+        name, equals, inline = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if arg.startswith("-") and arg != "-":
+            if name not in by_name:
+                return None
+            dest, takes = by_name[name]
+            if not takes:
+                if equals:
+                    return None
+                values[dest] = True
+                continue
+            if equals:
+                value = inline
+            elif rest and not rest[0].startswith("-"):
+                value = rest.pop(0)
+            else:
+                return None
+            if dest == "max_turns":
+                if not value.lstrip("-").isdigit():
+                    return None
+                values[dest] = int(value)
+            else:
+                values[dest] = value
+        elif prompt_given:
+            return None
+        else:
+            values["prompt"], prompt_given = arg, True
+    return _Arguments(**values)
+
+
+def _argument_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="baro-scripted-agent",
         description=(
@@ -924,28 +1002,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
     )
     parser.add_argument("prompt", nargs="?", default="", help="the prompt (else read from stdin)")
-    parser.add_argument("-p", "--print", action="store_true", help="headless mode (accepted)")
-    parser.add_argument("--output-format", default="text", help="must be stream-json")
-    parser.add_argument("--verbose", action="store_true", help="required with stream-json")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="reported as the model")
-    parser.add_argument("--session-id", help="use this session id instead of a random one")
-    parser.add_argument("--permission-mode", default="bypassPermissions", help="reported only")
-    parser.add_argument(
-        "--dangerously-skip-permissions", action="store_true", help="accepted, ignored"
-    )
-    parser.add_argument("--max-turns", type=int, help="accepted, ignored")
-    # the rest of the command lines baro gives the real Claude Code (baro_shared.headless),
-    # so the scripted agent can stand in for the `claude` binary (BARO_CLAUDE_BIN)
-    parser.add_argument("--allowedTools", help="accepted, ignored")
-    parser.add_argument("--tools", help="accepted, ignored")
-    parser.add_argument("--no-session-persistence", action="store_true", help="accepted, ignored")
+    for names, dest, takes, default in _OPTIONS:
+        help_text = _HELP.get(dest, "accepted, ignored")
+        if not takes:
+            parser.add_argument(*names, dest=dest, action="store_true", help=help_text)
+        else:
+            kind = int if dest == "max_turns" else str
+            parser.add_argument(*names, dest=dest, default=default, type=kind, help=help_text)
     parser.add_argument("--version", action="version", version=f"{VERSION} ({LABEL})")
-    args = parser.parse_args(argv)
-    if args.output_format != "stream-json":
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> _Arguments | argparse.Namespace:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _quick_parse(argv)
+    problem = None
+    if args is not None and args.output_format != "stream-json":
+        problem = "only --output-format stream-json is supported by the scripted agent"
+    elif args is not None and not args.verbose:
+        problem = "--output-format=stream-json requires --verbose"
+    if args is not None and problem is None:
+        return args
+    parser = _argument_parser()
+    parsed = parser.parse_args(argv)
+    if parsed.output_format != "stream-json":
         parser.error("only --output-format stream-json is supported by the scripted agent")
-    if not args.verbose:
+    if not parsed.verbose:
         parser.error("--output-format=stream-json requires --verbose")
-    return args
+    return parsed
 
 
 _PROMPT_STORY = re.compile(r"^Your story \(([^)\n]*)\): (.*)$", re.M)
