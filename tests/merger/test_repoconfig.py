@@ -93,3 +93,42 @@ def test_copied_files_are_always_dropped_from_the_branch() -> None:
     changes = [Change(".env", "A"), Change("certs/dev.pem", "A"), Change("app.py", "M")]
     dropped = select_dropped(changes, surface=["app.py"], goal="fix app.py", rules=rules)
     assert [d.path for d in dropped] == [".env", "certs/dev.pem"]
+
+
+async def test_a_commit_s_file_is_read_once_and_every_other_commit_s_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every story of a run reads its run base's .baro.toml: kept by commit id, it is read
+    from git once. A later commit's file (a story's, or the user's next run's) is its
+    own; a name that moves (a branch, HEAD) is never kept; a repository without the
+    commit says nothing about it."""
+    from baro_shared import repoconfig
+
+    reads: list[str] = []
+    real = repoconfig.read_objects
+
+    async def counted(repo: Path, names: list[str]) -> list[tuple[str, bytes] | None]:
+        reads.append(names[-1])
+        return await real(repo, names)
+
+    monkeypatch.setattr(repoconfig, "read_objects", counted)
+    unique = {"a.txt": f"{tmp_path}\n"}  # commits are kept by id, whichever test read them
+    repo = make_repo(tmp_path / "r", {**unique, ".baro.toml": '[setup]\ncommand = "make one"\n'})
+    first = run_git(repo, "rev-parse", "HEAD")
+    elsewhere = make_repo(tmp_path / "other", {"a.txt": "a\n"})  # has no such commit
+    assert await read_repo_config_at(elsewhere, first) == DEFAULT_REPO_CONFIG
+
+    def command(config: repoconfig.RepoConfig) -> object:
+        return config.setup.command if config.setup else None
+
+    assert command(await read_repo_config_at(repo, first)) == "make one"
+    assert command(await read_repo_config_at(repo, first)) == "make one"
+    assert reads == [f"{first}:.baro.toml"] * 2  # the other repository's, then this one's
+    (repo / ".baro.toml").write_text('[setup]\ncommand = "make two"\n')
+    run_git(repo, "commit", "-q", "-am", "agent's config")
+    second = run_git(repo, "rev-parse", "HEAD")
+    assert command(await read_repo_config_at(repo, second)) == "make two"
+    assert command(await read_repo_config_at(repo, first)) == "make one"
+    assert command(await read_repo_config_at(repo, "HEAD")) == "make two"
+    assert command(await read_repo_config_at(repo, "HEAD")) == "make two"
+    assert reads[2:] == [f"{second}:.baro.toml", "HEAD:.baro.toml", "HEAD:.baro.toml"]

@@ -164,3 +164,22 @@ def test_the_files_a_configured_check_runs_are_the_paths_its_command_names() -> 
     assert checks.named_paths(checks.Check("echo 'unclosed", "configured", 1)) == []
     detected = checks.Check(("pytest", "-q"), "detected", 1)
     assert checks.named_paths(detected) == [], "a detected check names no file of the story"
+
+
+async def test_detection_is_read_once_per_commit_and_each_commit_decides(tmp_path: Path) -> None:
+    # a commit no other test makes (commits are kept by id, whichever test read them)
+    files = {"pytest.ini": "[pytest]\n", "a.py": f"# {tmp_path}\n"}
+    repo = make_repo(tmp_path / "r", files)
+    base = run_git(repo, "rev-parse", "HEAD")
+    other = make_repo(tmp_path / "o", {"a": "a\n"})
+    assert await checks.detect_at(other, base, 5) == []  # no such commit there: not kept
+    assert texts(await checks.detect_at(repo, base, 5)) == ["pytest -q -p no:cacheprovider"]
+    (repo / "go.mod").write_text("module x\n")
+    run_git(repo, "add", "go.mod")
+    run_git(repo, "commit", "-q", "-m", "go")
+    later = run_git(repo, "rev-parse", "HEAD")
+    assert texts(await checks.detect_at(repo, later, 5)) == [
+        "pytest -q -p no:cacheprovider",
+        "go test ./...",
+    ]
+    assert texts(await checks.detect_at(repo, base, 5)) == ["pytest -q -p no:cacheprovider"]

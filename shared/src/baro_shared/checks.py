@@ -41,7 +41,7 @@ from typing import Literal
 
 import msgspec
 
-from baro_shared.gitutil import git
+from baro_shared.gitutil import ByCommit, git, read_objects
 from baro_shared.processes import run_in_group
 from baro_shared.repoconfig import (
     DEFAULT_VERIFY_TIMEOUT_S,
@@ -136,18 +136,31 @@ def _json_object(text: str | None) -> dict[str, object] | None:
     return value if isinstance(value, dict) else None
 
 
+# What detection read from a commit's root, by commit (``ByCommit``): the run's base is
+# the same for every story of the run.
+_roots: ByCommit[dict[str, str]] = ByCommit()
+
+
 async def detect_at(repo: Path, commit: str, timeout_s: float) -> list[Check]:
     """``detect`` on the root of ``commit`` in ``repo`` (read from git, never a work tree)."""
-    listed = await git("ls-tree", "--name-only", commit, cwd=repo, check=False)
-    if listed.returncode != 0:
-        return []
-    names = set(listed.stdout.splitlines())
-    files: dict[str, str] = {name: "" for name in MARKERS if name in names}
-    for name in MANIFESTS:
-        if name in names:
-            shown = await git("cat-file", "blob", f"{commit}:{name}", cwd=repo, check=False)
-            if shown.returncode == 0:
-                files[name] = shown.stdout
+    files = _roots.get(commit)
+    if not isinstance(files, dict):
+        names = [*MANIFESTS, *MARKERS]
+        found = await read_objects(
+            repo, [f"{commit}^{{commit}}"] + [f"{commit}:{n}" for n in names]
+        )
+        if found[0] is None:
+            return []
+        files = {}
+        for name, entry in zip(names, found[1:], strict=True):
+            if entry is None:
+                continue
+            kind, content = entry
+            if name in MARKERS:  # present, whatever it is
+                files[name] = ""
+            elif kind == "blob":
+                files[name] = content.decode("utf-8", "replace")
+        _roots.put(commit, files)
     return detect(files, timeout_s)
 
 

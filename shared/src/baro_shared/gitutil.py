@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 # Variables that point git at a particular repository (``git rev-parse --local-env-vars``):
 # inherited from the user's shell (a hook, an activated worktree), they would make git act on
@@ -126,6 +128,80 @@ async def object_sizes(repo: Path, oids: list[str]) -> dict[str, int]:
         if size.isdigit():
             sizes[oid] = int(size)
     return sizes
+
+
+async def read_objects(repo: Path, names: list[str]) -> list[tuple[str, bytes] | None]:
+    """(type, content) of each object ``names`` name (``<commit>:<path>``, ``<rev>^{tree}``,
+    an id...), None for one that does not exist: one ``cat-file --batch`` for all."""
+    if not names:
+        return []
+    if any("\n" in name for name in names):
+        raise ValueError("an object name cannot hold a newline")
+    payload = "".join(f"{name}\n" for name in names).encode()
+    proc = await asyncio.create_subprocess_exec(
+        "git", "cat-file", "--batch",
+        cwd=str(repo),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=git_env(),
+    )  # fmt: skip
+    out, err = await proc.communicate(payload)
+    if proc.returncode != 0:
+        raise GitError(
+            ("cat-file", "--batch"), proc.returncode or 1, err.decode("utf-8", "replace")
+        )
+    found: list[tuple[str, bytes] | None] = []
+    at = 0
+    for _ in names:
+        header_end = out.index(b"\n", at)
+        header = out[at:header_end].decode("utf-8", "replace")
+        at = header_end + 1
+        fields = header.rsplit(" ", 2)  # "<id> <type> <size>", else "<name> missing"
+        if header.endswith((" missing", " ambiguous")) or not fields[-1].isdigit():
+            found.append(None)
+            continue
+        size = int(fields[2])
+        found.append((fields[1], out[at : at + size]))
+        at += size + 1
+    return found
+
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+def is_object_id(rev: str) -> bool:
+    """A full object id (not a name or a prefix): what it names can never change."""
+    return _OBJECT_ID.fullmatch(rev) is not None
+
+
+V = TypeVar("V")
+
+
+class ByCommit(Generic[V]):
+    """Facts read from one commit, kept in memory by its full object id: a commit's content
+    never changes, so a fact read once holds in every repository that has the commit.
+    Anything else (a branch, ``HEAD``, an abbreviated id) is never kept. Bounded: the
+    oldest entries go first."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._known: dict[object, V] = {}
+
+    def get(self, commit: str, key: object = None, default: object = None) -> V | object:
+        """What was kept for ``commit`` (and ``key``), else ``default``."""
+        return self._known.get((commit, key), default) if is_object_id(commit) else default
+
+    def put(self, commit: str, value: V, key: object = None) -> V:
+        if is_object_id(commit):
+            self._known.pop((commit, key), None)
+            self._known[(commit, key)] = value
+            while len(self._known) > self.size:
+                del self._known[next(iter(self._known))]
+        return value
+
+    def clear(self) -> None:
+        self._known.clear()
 
 
 async def tree_listing(repo: Path, rev: str) -> list[tuple[str, str, str]]:

@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from baro_shared.backends import KNOWN_BACKENDS, model_problem
-from baro_shared.gitutil import git
+from baro_shared.gitutil import ByCommit, read_objects
 from baro_shared.schemas import ModelTier
 from baro_shared.surfaces import UnsafePath, normalize
 
@@ -195,10 +195,24 @@ def parse_defaults(text: str, origin: str = CONFIG_FILE) -> dict[str, object]:
     return values
 
 
+# .baro.toml's text by the commit it was read from (``ByCommit``): every story of a run
+# reads its run base's, so one read serves them all. Only a commit found in the repository
+# is kept, with or without the file.
+_texts: ByCommit[str | None] = ByCommit()
+_UNKNOWN = object()
+
+
 async def config_text_at(repo: Path, commit: str) -> str | None:
-    """The text of .baro.toml in ``commit`` of ``repo`` (None when the commit has none)."""
-    shown = await git("cat-file", "blob", f"{commit}:{CONFIG_FILE}", cwd=repo, check=False)
-    return shown.stdout if shown.returncode == 0 else None
+    """The text of .baro.toml in ``commit`` of ``repo`` (None when the commit has none, or
+    ``repo`` has no such commit)."""
+    known = _texts.get(commit, default=_UNKNOWN)
+    if known is not _UNKNOWN:
+        return known  # type: ignore[return-value]
+    found, blob = await read_objects(repo, [f"{commit}^{{commit}}", f"{commit}:{CONFIG_FILE}"])
+    if found is None:
+        return None
+    text = blob[1].decode("utf-8", "replace") if blob is not None and blob[0] == "blob" else None
+    return _texts.put(commit, text)
 
 
 async def read_repo_config_at(repo: Path, commit: str) -> RepoConfig:

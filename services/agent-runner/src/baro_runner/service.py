@@ -34,7 +34,12 @@ from baro_shared.inputs import command_problem
 from baro_shared.mappers import mapper_for
 from baro_shared.metrics import RUN_SECONDS_BUCKETS
 from baro_shared.processes import interruption
-from baro_shared.repoconfig import RepoConfigError, read_repo_config_at
+from baro_shared.repoconfig import (
+    DEFAULT_REPO_CONFIG,
+    RepoConfig,
+    RepoConfigError,
+    read_repo_config_at,
+)
 from baro_shared.retry import Budget
 from baro_shared.settings import Settings
 from baro_shared.surfaces import covered
@@ -98,6 +103,15 @@ class Runner:
             settings.cache_dir / "ports",
             PortRange(settings.port_range_start, settings.port_block_size, settings.port_blocks),
         )
+        self.cleanups: set[asyncio.Task[None]] = set()
+
+    def clean_up_later(self, ws: workspace.Workspace) -> None:
+        """Remove a finished attempt's workspace after its handler has returned: the
+        attempt is reported and its slot free for the next story meanwhile (waited for
+        when the runner stops)."""
+        task = asyncio.create_task(ws.remove())
+        self.cleanups.add(task)
+        task.add_done_callback(self.cleanups.discard)
 
     def ready(self) -> bool:
         return (
@@ -117,6 +131,8 @@ class Runner:
             await self.worker.run()
         finally:
             backlog.cancel()
+            if self.cleanups:
+                await asyncio.gather(*self.cleanups, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
 
@@ -191,6 +207,14 @@ class _Job:
         self._stop_reason: str | None = None
         self.pgid: int | None = None
         self.allowance: int | None = None  # of the run's token budget, for this attempt
+        # the run base's .baro.toml, read once by the setup, before the agent
+        self.config: RepoConfig = DEFAULT_REPO_CONFIG
+        self.logs_stored: asyncio.Task[None] | None = None  # the agent's raw output, uploading
+
+    @property
+    def config_commit(self) -> str:
+        """Where the story's .baro.toml is read: the run's base, never the story's own."""
+        return self.cmd.run_base or self.cmd.base_commit
 
     @property
     def story_id(self) -> str:
@@ -303,9 +327,13 @@ class _Job:
         except BackendUnavailable as exc:
             raise workspace.SetupFailed(str(exc)) from None
         at = self.cmd.resume.head if self.cmd.resume is not None else self.cmd.base_commit
-        report = await workspace.setup(
-            ws, self.cmd.source, at, config_commit=self.cmd.run_base, fence=fence
-        )
+        try:
+            # read before the agent runs, and only then: what the gate and the size limit
+            # go by is never read from a clone the agent has had its hands on
+            self.config = await read_repo_config_at(ws.repo, self.config_commit)
+        except RepoConfigError as exc:
+            raise workspace.SetupFailed(str(exc)) from None
+        report = await workspace.setup(ws, self.cmd.source, at, config=self.config, fence=fence)
         if report is None:
             return
         log.info("setup of %s/%s: %s", self.cmd.run_id, self.story_id, report.summary())
@@ -319,12 +347,7 @@ class _Job:
         detected check that fails is run again at the story's base; a file a configured
         check runs, when the story changed it, runs as the story's base has it."""
         cmd = self.cmd
-        config_commit = cmd.run_base or cmd.base_commit
-        try:
-            config = await read_repo_config_at(ws.repo, config_commit)
-        except RepoConfigError:
-            return []  # the setup refused it already, before the agent
-        found = await checks.checks_for("story", config.verify, ws.repo, config_commit)
+        found = await checks.checks_for("story", self.config.verify, ws.repo, self.config_commit)
         if not found:
             return []
         user_repo = Path(cmd.source.location) if cmd.source.kind == "path" else None
@@ -417,13 +440,15 @@ class _Job:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(publisher, timeout=10)
             logs.close()
-        await self._upload_logs(logs)
+        # stored while the result is collected, and before the attempt is reported (_finish)
+        self.logs_stored = asyncio.create_task(self._upload_logs(logs))
         if mapper.skipped_lines:
             mapper_errors.labels(backend=cmd.backend).inc(mapper.skipped_lines)
         agent_runs.labels(backend=cmd.backend, status=outcome.status).inc()
         agent_seconds.labels(backend=cmd.backend).observe(outcome.seconds)
         self._count_tokens(outcome.usage)
         if outcome.status == "cancelled" and self.delivery.shutdown.is_set():
+            await self.logs_stored
             await ws.remove()
             return Nak(0.0, "runner shutting down; story handed back")
         return await self._collect(ws, outcome)
@@ -450,10 +475,10 @@ class _Job:
         cmd = self.cmd
         status, reason, error = outcome.status, outcome.exit_reason, outcome.error
         try:
-            limit = await workspace.max_file_bytes_at(ws.repo, cmd.run_base or cmd.base_commit)
             change = await workspace.commit_result(
-                ws, cmd.base_commit, cmd.story.title, max_file_bytes=limit
-            )
+                ws, cmd.base_commit, cmd.story.title,
+                max_file_bytes=self.config.surface.max_file_bytes,
+            )  # fmt: skip
         except Exception as exc:
             return await self._finish(
                 "failed",
@@ -483,6 +508,8 @@ class _Job:
         if status == "success":  # the result is committed: what the checks leave is not in it
             gate, stopped = await self._supervised_gate(ws, change.changed_files)
             if stopped is not None and self.delivery.shutdown.is_set():
+                if self.logs_stored is not None:
+                    await self.logs_stored
                 await ws.remove()
                 return Nak(0.0, "runner shutting down; story handed back")
             if stopped is not None:
@@ -516,7 +543,7 @@ class _Job:
             diff=diff,
         )
         if not keep:
-            await ws.remove()
+            self.runner.clean_up_later(ws)
         return result
 
     async def _finish(
@@ -547,6 +574,8 @@ class _Job:
             )
             error = f"{error} — {advice}"
         observe.attempts.labels(backend=cmd.backend, status=status, reason=reason or "none").inc()
+        if self.logs_stored is not None:  # `baro logs` finds an ended attempt's output
+            await self.logs_stored
         finished = s.StoryFinished(
             run_id=cmd.run_id,
             story_id=self.story_id,

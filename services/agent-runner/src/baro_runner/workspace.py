@@ -3,7 +3,7 @@
 Never the user's working tree: the workspace borrows the source's objects from the
 source's cache (``baro_shared.objectcache``; filled from a local path, a git URL, or a
 bundle from the object store, with only what it lacks), then checks out the base commit
-(fetching the integration bundle into its own objects when the base is an integration
+(unbundling the integration bundle into its own objects when the base is an integration
 commit the source does not have). Whatever the agent writes stays in the workspace's own
 object store. The result goes back as a git bundle of base..head.
 
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import itertools
+import os
 import re
 import shutil
 import stat
@@ -34,6 +36,7 @@ from baro_shared.gitutil import BARO_IDENTITY, GitError, git, tree_listing
 from baro_shared.processes import run_in_group
 from baro_shared.repoconfig import (
     DEFAULT_MAX_FILE_BYTES,
+    RepoConfig,
     RepoConfigError,
     SetupConfig,
     command_text,
@@ -79,10 +82,22 @@ class Workspace:
 
     async def remove(self) -> None:
         """Delete the workspace, off the event loop: a clone's many files take a while to
-        delete, and every service of a local run shares the loop."""
+        delete, and every service of a local run shares the loop. Its path is free at
+        once (the directory is first renamed aside), so a workspace prepared there while
+        the files are still going is never touched by the deletion."""
         objectcache.release(self.git_dir)
-        await asyncio.to_thread(shutil.rmtree, self.root, True)
+        doomed = self.root.with_name(f".{self.root.name}.removed-{os.getpid()}-{next(_removals)}")
+        try:
+            self.root.rename(doomed)
+        except FileNotFoundError:
+            return
+        except OSError:
+            doomed = self.root
+        await asyncio.to_thread(shutil.rmtree, doomed, True)
         retention.drop_if_empty(self.root.parent)
+
+
+_removals = itertools.count()
 
 
 def workspace_path(base: Path, run_id: str, story_id: str, attempt: int) -> Path:
@@ -154,14 +169,10 @@ async def prepare(
             )
         objectcache.attach(cache, ws.git_dir)
         if base_bundle is not None:
-            await git(
-                "fetch",
-                "--quiet",
-                "--no-tags",
-                str(base_bundle),
-                "+refs/*:refs/baro-base/*",
-                cwd=ws.repo,
-            )
+            # the merger's bundle of the integration head: its objects, no refs (the story
+            # branch made next holds the base). Not a fetch: its connectivity walk over
+            # what the merger wrote with `git bundle create` costs more than all the rest
+            await git("bundle", "unbundle", str(base_bundle), cwd=ws.repo)
         checkout = await git(
             "checkout", "--quiet", "-B", STORY_BRANCH, base_commit, cwd=ws.repo, check=False
         )
@@ -229,13 +240,12 @@ async def commit_result(
             cwd=repo,
             env=BARO_IDENTITY,
         )
-    head = (await git("rev-parse", "HEAD", cwd=repo)).out
+    head, branch = await _head_and_branch(repo)
     committed = await _large_committed(repo, base_commit, head, max_file_bytes)
     if committed:
         head = await _without(repo, base_commit, head, set(committed), title)
-    await git(
-        "update-ref", f"refs/heads/{STORY_BRANCH}", head, cwd=repo
-    )  # the agent may have switched
+    if branch != head:  # the agent may have switched
+        await git("update-ref", f"refs/heads/{STORY_BRANCH}", head, cwd=repo)
     left_out = [
         s.Refusal(path=path, rule="too_large", reason=_too_large(size, max_file_bytes))
         for path, size in sorted({**large, **committed}.items())
@@ -246,21 +256,20 @@ async def commit_result(
     return Change(head, [line for line in diff.stdout.splitlines() if line], left_out, unrecorded)
 
 
-async def max_file_bytes_at(repo: Path, commit: str) -> int:
-    """The one-file size limit of the ``.baro.toml`` at ``commit`` (the run's base), as the
-    merger applies it; the default when the file does not say or cannot be read (setup has
-    reported an invalid file already)."""
-    try:
-        return (await read_repo_config_at(repo, commit)).surface.max_file_bytes
-    except (RepoConfigError, GitError):
-        return DEFAULT_MAX_FILE_BYTES
-
-
 def _too_large(size: int, limit: int) -> str:
     return (
         f"{human_size(size)}, above the {human_size(limit)} limit for one file: left out of "
         "the story's result before it was bundled"
     )
+
+
+async def _head_and_branch(repo: Path) -> tuple[str, str | None]:
+    """HEAD's commit and the story branch's (None when the agent removed the branch)."""
+    shown = await git("rev-parse", "HEAD", f"refs/heads/{STORY_BRANCH}", cwd=repo, check=False)
+    both = shown.stdout.split()
+    if shown.returncode == 0 and len(both) == 2:
+        return both[0], both[1]
+    return (await git("rev-parse", "HEAD", cwd=repo)).out, None
 
 
 async def _large_uncommitted(repo: Path, base_commit: str, limit: int) -> dict[str, int]:
@@ -287,6 +296,15 @@ async def _large_committed(repo: Path, base_commit: str, head: str, limit: int) 
     """Path -> size of the blobs the story's commits add above ``limit`` (in any commit,
     not only the last: the bundle would carry each of them)."""
     if head == base_commit:
+        return {}
+    # one walk that names no path but says whether any blob is that large (`~<id>`, left
+    # out by the filter): mostly none is, and the walk with paths is not needed
+    over = await git(
+        "rev-list", "--objects", f"--filter=blob:limit={limit + 1}", "--filter-print-omitted",
+        head, f"^{base_commit}",
+        cwd=repo,
+    )  # fmt: skip
+    if not any(line.startswith("~") for line in over.stdout.splitlines()):
         return {}
     objects = await git("rev-list", "--objects", head, f"^{base_commit}", cwd=repo)
     described = await git(
@@ -494,6 +512,7 @@ async def setup(
     base_commit: str,
     *,
     config_commit: str | None = None,
+    config: RepoConfig | None = None,
     fence: Fence | None = None,
 ) -> SetupReport | None:
     """Prepare the workspace as the repository's .baro.toml ``[setup]`` says; the command
@@ -501,14 +520,15 @@ async def setup(
 
     The file is read from ``config_commit``, the run's base (default ``base_commit``): a
     dependency's story may have written a ``.baro.toml`` into the story's base, and what it
-    wrote must not choose the commands run here or the files copied in.
-    None when there is no ``[setup]``. Raises SetupFailed when the file is invalid, the
+    wrote must not choose the commands run here or the files copied in. ``config``: that
+    file, read already. None when there is no ``[setup]``. Raises SetupFailed when the file is invalid, the
     command fails or times out, or the command moved the workspace off ``base_commit``.
     """
-    try:
-        config = await read_repo_config_at(ws.repo, config_commit or base_commit)
-    except RepoConfigError as exc:
-        raise SetupFailed(str(exc)) from None
+    if config is None:
+        try:
+            config = await read_repo_config_at(ws.repo, config_commit or base_commit)
+        except RepoConfigError as exc:
+            raise SetupFailed(str(exc)) from None
     if config.setup is None:
         return None
     report = SetupReport()
