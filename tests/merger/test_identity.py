@@ -263,3 +263,20 @@ async def test_signing_with_the_users_gpg_key(bench: Any, gpg_key: str) -> None:
     verified = await git("verify-commit", "--raw", commit, cwd=prepared.repo, check=False)
     assert verified.returncode == 0, verified.stderr
     assert f"VALIDSIG {gpg_key}" in verified.stderr
+
+
+async def test_a_kept_identity_is_read_again_when_the_repository_config_changes(
+    tmp_path: Path,
+) -> None:
+    from baro_merger.identity import CommitIdentity, load_identity, store_identity
+
+    repo = tmp_path / "run.git"
+    await git("init", "--quiet", "--bare", str(repo))
+    assert await load_identity(repo) == BARO
+    first = CommitIdentity("Ada", "ada@example.com")
+    await store_identity(repo, first)
+    assert await load_identity(repo) == first
+    assert await load_identity(repo) == first
+    second = CommitIdentity("Grace", "grace@example.com")
+    await store_identity(repo, second)
+    assert await load_identity(repo) == second

@@ -9,6 +9,7 @@ from baro_merger.errors import BundleError, MergerError, NotPrepared, SourceErro
 from baro_merger.integration import (
     Conflict,
     Integrated,
+    bundle_heads,
     create_bundle,
     import_story_bundle,
     integrate_story,
@@ -134,6 +135,26 @@ async def test_import_is_idempotent_and_refuses_a_different_head(bench: Any) -> 
     garbage.write_text("not a bundle")
     with pytest.raises(BundleError, match="not a readable git bundle"):
         await import_story_bundle(prepared.repo, "r", "S1", 3, garbage)
+
+
+@pytest.mark.parametrize("version", ["2", "3"])
+async def test_a_bundle_s_heads_are_read_from_its_header_as_git_lists_them(
+    bench: Any, version: str
+) -> None:
+    user = bench.make_repo("user", BASE_FILES)
+    prepared = await bench.prepare("r", user)
+    for attempt, text in ((1, "A = 2\n"), (2, "A = 3\n")):
+        result = bench.story(prepared.repo, prepared.base, {"src/a.py": text})
+        await import_story_bundle(prepared.repo, "r", "S1", attempt, result.bundle)
+    rewritten = bench.root / f"v{version}.bundle"
+    bench.git(
+        prepared.repo, "bundle", "create", "--quiet", f"--version={version}", str(rewritten),
+        "refs/baro/r/S1/1", "refs/baro/r/S1/2", f"^{prepared.base}",
+    )  # fmt: skip
+    listed = bench.git(prepared.repo, "bundle", "list-heads", str(rewritten))
+    assert await bundle_heads(rewritten) == [
+        tuple(line.split(" ", 1)) for line in listed.splitlines()
+    ]
 
 
 async def test_import_refuses_a_bundle_built_on_a_foreign_base(bench: Any) -> None:

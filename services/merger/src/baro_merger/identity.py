@@ -199,8 +199,34 @@ async def store_identity(repo: Path, identity: CommitIdentity) -> None:
         await git("config", "--local", "--add", f"baro-signing.{key}", value, cwd=repo)
 
 
+# repository -> (its config file's identity and time, the identity read from it): read
+# again whenever git has rewritten the file (a new inode each time)
+_loaded: dict[str, tuple[tuple[int, int, int], CommitIdentity]] = {}
+
+
 async def load_identity(repo: Path) -> CommitIdentity:
     """The identity stored when the run was prepared (baro's own for older runs)."""
+    stamp = _config_stamp(repo)
+    known = _loaded.get(str(repo))
+    if stamp is not None and known is not None and known[0] == stamp:
+        return known[1]
+    identity = await _read_identity(repo)
+    if stamp is not None:
+        _loaded[str(repo)] = (stamp, identity)
+    return identity
+
+
+def _config_stamp(repo: Path) -> tuple[int, int, int] | None:
+    for config in (repo / "config", repo / ".git" / "config"):  # bare, else a work tree's
+        try:
+            found = config.stat()
+        except OSError:
+            continue
+        return found.st_ino, found.st_mtime_ns, found.st_size
+    return None
+
+
+async def _read_identity(repo: Path) -> CommitIdentity:
     listed = await git("config", "--local", "--list", "-z", cwd=repo, check=False)
     config = parse_config_list(listed.stdout) if listed.returncode == 0 else {}
     name, email = config.get("baro.name"), config.get("baro.email")

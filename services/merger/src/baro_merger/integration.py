@@ -47,6 +47,7 @@ from baro_merger.plumbing import (
     changed_entries,
     commit_tree,
     list_refs,
+    peel,
     ref_value,
     repo_lock,
     resolve_commit,
@@ -245,6 +246,48 @@ async def run_base(repo: Path, run_id: str) -> str:
     return base
 
 
+@dataclass(frozen=True)
+class RunRefs:
+    """Every ref of a run (``refs/baro/<run>/...``), read in one ``for-each-ref``: what an
+    integration step needs to know of them, read once under the repository's lock."""
+
+    run_id: str
+    refs: dict[str, str]
+
+    @property
+    def base(self) -> str:
+        return self.refs[naming.base_ref(self.run_id)]
+
+    @property
+    def integration(self) -> str | None:
+        return self.refs.get(naming.integration_ref(self.run_id))
+
+    @property
+    def head(self) -> str:
+        """The integration head: the last integrated story's commit, or the base."""
+        return self.integration or self.base
+
+    def attempt(self, story_id: str, attempt: int) -> str | None:
+        return self.refs.get(naming.attempt_ref(self.run_id, story_id, attempt))
+
+    def integrated(self, story_id: str) -> tuple[int, str] | None:
+        """(integrated attempt, integration commit) from the story's marker ref, if any."""
+        prefix = naming.integrated_prefix(self.run_id, story_id)
+        markers = {name: oid for name, oid in self.refs.items() if name.startswith(prefix)}
+        if not markers:
+            return None
+        name, commit = min(markers.items())
+        return int(name.rsplit("/", 1)[-1]), commit
+
+
+async def run_refs(repo: Path, run_id: str) -> RunRefs:
+    """The run's refs. Raises NotPrepared before prepare_run has completed."""
+    refs = await list_refs(repo, naming.run_prefix(run_id)) if _is_dir(repo) else {}
+    if naming.base_ref(run_id) not in refs:
+        raise NotPrepared(f"run {run_id} has no integration repository at {repo}")
+    return RunRefs(run_id, refs)
+
+
 async def integration_head(repo: Path, run_id: str) -> str:
     """The integration head: the last integrated story's commit, or the base."""
     head = await ref_value(repo, naming.integration_ref(run_id)) if _is_dir(repo) else None
@@ -278,14 +321,10 @@ async def import_story_bundle(
     """
     ref = naming.attempt_ref(run_id, story_id, attempt)
     async with repo_lock(repo):
-        await run_base(repo, run_id)
-        existing = await ref_value(repo, ref)
+        existing = (await run_refs(repo, run_id)).attempt(story_id, attempt)
         if existing is not None:
             return _same_attempt(ref, existing, head)
-        heads = await git("bundle", "list-heads", str(bundle), cwd=repo, check=False)
-        if heads.returncode != 0:
-            raise BundleError(f"{bundle} is not a readable git bundle: {heads.stderr.strip()}")
-        tip = choose_bundle_tip(_parse_heads(heads.stdout), head)
+        tip = choose_bundle_tip(await bundle_heads(bundle), head)
         fetched = await git(*_FETCH, str(bundle), f"{tip}:{ref}", cwd=repo, check=False)
         if fetched.returncode != 0:
             if "prerequisite" in fetched.stderr:
@@ -325,10 +364,27 @@ def _same_attempt(ref: str, existing: str, head: str | None) -> ImportedAttempt:
     return ImportedAttempt(ref, existing, True)
 
 
-def _parse_heads(output: str) -> list[tuple[str, str]]:
+BUNDLE_SIGNATURES = (b"# v2 git bundle\n", b"# v3 git bundle\n")
+BUNDLE_HEADER_MAX = 1 << 20
+
+
+async def bundle_heads(bundle: Path) -> list[tuple[str, str]]:
+    """(object id, ref name) of each ref a bundle holds, from its header (what ``git
+    bundle list-heads`` prints, without starting git: the fetch that follows reads the
+    whole bundle anyway). Raises BundleError for a file that is not a git bundle."""
+    try:
+        with bundle.open("rb") as file:
+            header = file.read(BUNDLE_HEADER_MAX)
+    except OSError as exc:
+        raise BundleError(f"{bundle} is not a readable git bundle: {exc.strerror}") from None
+    end = header.find(b"\n\n")
+    if not header.startswith(BUNDLE_SIGNATURES) or end == -1:
+        raise BundleError(f"{bundle} is not a readable git bundle: no bundle header")
     heads = []
-    for line in output.splitlines():
-        oid, _, name = line.strip().partition(" ")
+    for line in header[:end].decode("utf-8", "replace").splitlines()[1:]:
+        if line.startswith(("-", "@")):  # a prerequisite, a capability (v3)
+            continue
+        oid, _, name = line.partition(" ")
         if oid:
             heads.append((oid, name))
     return heads
@@ -368,6 +424,7 @@ class Integrated:
     policy: Policy = "warn"
     nothing_left: bool = False  # every change of the story was dropped or refused
     files: list[str] = field(default_factory=list)  # what the story's commit changed
+    run_base: str | None = None  # the run's base commit
 
     @property
     def dropped_paths(self) -> list[str]:
@@ -404,6 +461,8 @@ class _Judged:
 
     head: str  # the attempt's head commit
     start: str  # the commit it started from
+    tree: str  # the head's tree
+    start_tree: str
     raw: list[RawChange]
     refused: list[Refused]
     dropped: list[Dropped]
@@ -459,18 +518,25 @@ async def integrate_story(
     """
     story_ref = naming.attempt_ref(run_id, story.id, attempt)
     async with repo_lock(repo):
-        base = await run_base(repo, run_id)
+        refs = await run_refs(repo, run_id)
+        base = refs.base
         config = await read_baro_config(repo, base)
         rules = rules or config.artifacts
         chosen = resolve_policy(policy, config.surface.policy, mode)
+        current = refs.integration
+        head = current or base
 
-        async def judge() -> _Judged:
-            return await _judge(repo, story, attempt, story_ref, story_base, goal, rules, config)
+        async def judge(*more: str) -> tuple[_Judged, list[str | None]]:
+            found, others = await _peel_attempt(
+                repo, story, attempt, story_ref, refs.attempt(story.id, attempt), story_base,
+                *more,
+            )  # fmt: skip
+            return await _judge(repo, story, found, goal, rules, config), others
 
-        done = await _already_integrated(repo, run_id, story.id)
+        done = refs.integrated(story.id)
         if done is not None:
             done_attempt, commit = done
-            judged = await judge() if done_attempt == attempt else None
+            judged = (await judge())[0] if done_attempt == attempt else None
             return Integrated(
                 story.id,
                 done_attempt,
@@ -484,9 +550,10 @@ async def integrate_story(
                 policy=chosen,
                 nothing_left=await _nothing_left(repo, judged) if judged else False,
                 files=judged.admitted if judged else [],
+                run_base=base,
             )
 
-        judged = await judge()
+        judged, (head_tree,) = await judge(f"{head}^{{tree}}")
         if any(r.rule == "too_large" for r in judged.refused):
             marker = naming.oversized_marker(run_id, story.id, attempt)
             await update_refs(repo, [f"update {marker} {judged.head}"])
@@ -495,10 +562,8 @@ async def integrate_story(
                 story.id, attempt, judged.outside_surface, judged.refused, judged.dropped, story_ref
             )
         theirs = await _admitted_tree(repo, judged)
-        nothing_left = theirs == await tree_of(repo, judged.start)
-        current = await ref_value(repo, naming.integration_ref(run_id))
-        head = current or base
-        head_tree = await tree_of(repo, head)
+        nothing_left = theirs == judged.start_tree
+        head_tree = head_tree or await tree_of(repo, head)
         if head == judged.start:
             tree = theirs  # the story started from the integration head: nothing to merge
         else:
@@ -513,6 +578,7 @@ async def integrate_story(
             return Integrated(
                 story.id, attempt, commit, changed, judged.dropped, story_ref, False,
                 judged.refused, judged.outside_surface, chosen, nothing_left, judged.admitted,
+                base,
             )  # fmt: skip
 
         marker = naming.integrated_marker(run_id, story.id, attempt)
@@ -531,22 +597,44 @@ async def integrate_story(
         return result(commit, True)
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """An imported attempt's commits and trees, as ``_peel_attempt`` found them."""
+
+    head: str
+    start: str  # the commit it started from
+    tree: str  # the head's tree
+    start_tree: str
+
+
+async def _peel_attempt(
+    repo: Path, story: Story, attempt: int, story_ref: str, story_head: str | None,
+    story_base: str, *more: str,
+) -> tuple[_Attempt, list[str | None]]:  # fmt: skip
+    """The attempt's commits and trees, and the object ids ``more`` revisions name, in one
+    git process. Raises MergerError for an attempt not imported or an unknown base."""
+    if story_head is None:
+        raise MergerError(f"story {story.id} attempt {attempt} was not imported ({story_ref})")
+    if story_base.startswith("-") or "\n" in story_base:
+        raise MergerError(f"story base {story_base!r} of story {story.id} is unknown here")
+    revs = [f"{story_base}^{{commit}}", f"{story_base}^{{tree}}", f"{story_head}^{{tree}}"]
+    start, start_tree, tree, *others = await peel(repo, [*revs, *more])
+    if start is None or start_tree is None:
+        raise MergerError(f"story base {story_base} of story {story.id} is unknown here")
+    if tree is None:
+        raise MergerError(f"story {story.id} attempt {attempt} has no commit at {story_ref}")
+    return _Attempt(story_head, start, tree, start_tree), others
+
+
 async def _judge(
     repo: Path,
     story: Story,
-    attempt: int,
-    story_ref: str,
-    story_base: str,
+    found: _Attempt,
     goal: str,
     rules: ArtifactRules,
     config: BaroConfig,
 ) -> _Judged:
-    story_head = await ref_value(repo, story_ref)
-    if story_head is None:
-        raise MergerError(f"story {story.id} attempt {attempt} was not imported ({story_ref})")
-    start = await resolve_commit(repo, story_base)
-    if start is None:
-        raise MergerError(f"story base {story_base} of story {story.id} is unknown here")
+    story_head, start = found.head, found.start
     raw = await changed_entries(repo, start, story_head)
     facts = await _facts(repo, raw, start, story_head)
     refused = guard(
@@ -566,7 +654,7 @@ async def _judge(
     outside = outside_surface(
         [c.path for c in rest if c.path not in dropped_paths], story.write_surface
     )
-    return _Judged(story_head, start, raw, refused, dropped, outside)
+    return _Judged(story_head, start, found.tree, found.start_tree, raw, refused, dropped, outside)
 
 
 async def _admitted_tree(repo: Path, judged: _Judged) -> str:
@@ -574,11 +662,11 @@ async def _admitted_tree(repo: Path, judged: _Judged) -> str:
     left_out = judged.left_out
     if left_out:
         return await revert_paths(repo, judged.head, left_out)
-    return await tree_of(repo, judged.head)
+    return judged.tree
 
 
 async def _nothing_left(repo: Path, judged: _Judged) -> bool:
-    return await _admitted_tree(repo, judged) == await tree_of(repo, judged.start)
+    return await _admitted_tree(repo, judged) == judged.start_tree
 
 
 @dataclass(frozen=True)
@@ -622,15 +710,6 @@ async def _facts(repo: Path, raw: list[RawChange], start: str, head: str) -> _Fa
     return _Facts(entries, tracked, links)
 
 
-async def _already_integrated(repo: Path, run_id: str, story_id: str) -> tuple[int, str] | None:
-    """(integrated attempt, integration commit) from the story's marker ref, if any."""
-    markers = await list_refs(repo, naming.integrated_prefix(run_id, story_id))
-    if not markers:
-        return None
-    name, commit = min(markers.items())
-    return int(name.rsplit("/", 1)[-1]), commit
-
-
 async def _is_story_commit(repo: Path, commit: str, story_id: str) -> bool:
     """Did integrating the story make ``commit`` (rather than finding nothing to add)?"""
     trailer = await git(
@@ -666,8 +745,7 @@ async def create_bundle(
     """
     published = naming.published_ref(run_id)
     async with repo_lock(repo):
-        base_commit = await resolve_commit(repo, base)
-        head_commit = await resolve_commit(repo, head)
+        base_commit, head_commit = await peel(repo, [f"{base}^{{commit}}", f"{head}^{{commit}}"])
         if base_commit is None or head_commit is None:
             raise MergerError(f"cannot bundle {base}..{head}: unknown commit")
         if base_commit == head_commit:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from baro_merger.identity import BARO, CommitIdentity, SigningError, signing_failure
-from baro_shared.gitutil import GitError, git, git_env
+from baro_shared.gitutil import GitError, git, read_objects
 
 ZERO_OID = "0" * 40
 
@@ -42,6 +42,24 @@ async def resolve_commit(repo: Path, rev: str) -> str | None:
 
 async def tree_of(repo: Path, commit: str) -> str:
     return (await git("rev-parse", "--verify", f"{commit}^{{tree}}", cwd=repo)).out
+
+
+async def peel(repo: Path, revs: list[str]) -> list[str | None]:
+    """The object id each of ``revs`` names (``<rev>^{commit}``, ``<rev>^{tree}``...),
+    None for one that names nothing: one ``cat-file --batch-check`` for all."""
+    if not revs:
+        return []
+    if any("\n" in rev or rev.startswith("-") for rev in revs):
+        raise GitError(("cat-file", "--batch-check"), 1, f"not a revision: {revs!r}")
+    listed = await git(
+        "cat-file", "--batch-check=%(objectname)",
+        cwd=repo,
+        input="".join(f"{rev}\n" for rev in revs).encode(),
+    )  # fmt: skip
+    lines = listed.stdout.splitlines()
+    return [
+        line if len(line) in (40, 64) and " " not in line else None for line in lines[: len(revs)]
+    ] + [None] * (len(revs) - len(lines))
 
 
 async def list_refs(repo: Path, prefix: str) -> dict[str, str]:
@@ -170,33 +188,13 @@ def _object_type(mode: str) -> str:
 async def blob_texts(repo: Path, oids: list[str]) -> dict[str, str]:
     """Object id -> content (decoded, invalid bytes replaced) of small blobs such as link
     targets (one ``cat-file`` for all)."""
-    if not oids:
-        return {}
     wanted = list(dict.fromkeys(oids))
-    payload = "".join(f"{oid}\n" for oid in wanted).encode()
-    proc = await asyncio.create_subprocess_exec(
-        "git", "cat-file", "--batch",
-        cwd=repo,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-        env=git_env(),
-    )  # fmt: skip
-    out, _ = await proc.communicate(payload)
-    if proc.returncode != 0:
-        raise GitError(("cat-file", "--batch"), proc.returncode or 1, "cannot read blobs")
-    texts: dict[str, str] = {}
-    at = 0
-    for _ in wanted:
-        header_end = out.index(b"\n", at)
-        oid, kind, *rest = out[at:header_end].decode().split(" ")
-        at = header_end + 1
-        if kind == "missing" or not rest:
-            continue
-        size = int(rest[0])
-        texts[oid] = out[at : at + size].decode("utf-8", "replace")
-        at += size + 1
-    return texts
+    found = await read_objects(repo, wanted)
+    return {
+        oid: entry[1].decode("utf-8", "replace")
+        for oid, entry in zip(wanted, found, strict=True)
+        if entry is not None
+    }
 
 
 async def commit_tree(

@@ -295,7 +295,7 @@ class Merger(CommandService):
                     )
                     return
                 bundle_name = None
-                base = await run_base(repo, run_id)
+                base = result.run_base or await run_base(repo, run_id)
                 out = await create_bundle(
                     repo, run_id, base, result.commit, Path(tmp) / "head.bundle"
                 )
