@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -97,6 +98,47 @@ def test_what_the_agent_started_dies_with_it_even_in_a_session_of_its_own(
     assert done.returncode == 0
     time.sleep(4)
     assert not marker.exists()
+
+
+def test_a_fenced_agent_dies_with_the_process_that_started_it(
+    dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """The launcher asks for the parent-death signal itself (the runner starts it without
+    a preexec_fn): a runner killed outright takes its agents with it, whatever session
+    they are in."""
+    marker = tmp_path / "survivor"
+    starter = (
+        "import os, subprocess, sys, time\n"
+        "from baro_shared import sandbox\n"
+        f"fence = sandbox.fence([{str(dirs['state'])!r}], [])\n"
+        f"argv = fence.command(['sh', '-c', 'sleep 2; touch {marker}'], dies_with=os.getpid())\n"
+        "proc = subprocess.Popen(argv, start_new_session=True)\n"
+        "print(proc.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    assert runner.stdout is not None
+    launcher = int(runner.stdout.readline())
+    time.sleep(0.5)  # the fence is up
+    runner.kill()
+    runner.wait()
+    for _ in range(50):
+        if not _running(launcher):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the launcher outlived the process that started it")
+    time.sleep(2.5)
+    assert not marker.exists()
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has ended, whoever reaps it
 
 
 def test_terminating_the_group_stops_the_agent(dirs: dict[str, Path]) -> None:

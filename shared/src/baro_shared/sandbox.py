@@ -62,9 +62,13 @@ class Fence:
     kept: tuple[str, ...] = ()
     read_only: tuple[str, ...] = ()
 
-    def command(self, argv: Sequence[str]) -> list[str]:
-        """``argv`` started inside this fence."""
+    def command(self, argv: Sequence[str], *, dies_with: int | None = None) -> list[str]:
+        """``argv`` started inside this fence. ``dies_with``: the pid of the process that
+        starts the launcher itself (its parent, not a shell in between): the launcher, and
+        with it everything inside the fence, is killed when that process ends."""
         launcher = [sys.executable, "-I", "-S", LAUNCHER]
+        if dies_with is not None:
+            launcher += ["--parent", str(dies_with)]
         for path in self.hidden:
             launcher += ["--hide", path]
         for path in self.kept:

@@ -132,7 +132,9 @@ async def run_agent(
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                # the fence's launcher dies with the runner by itself: without a
+                # preexec_fn, Python spawns the agent without forking the whole runner
+                preexec_fn=None if command.fenced else die_with_parent,
             )
     except OSError as exc:
         return AgentOutcome(

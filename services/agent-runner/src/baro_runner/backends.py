@@ -8,6 +8,7 @@ test/demo agent.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,6 +33,8 @@ class AgentCommand:
     env: dict[str, str]
     cwd: Path
     stdin: Path | None = None  # a file the agent reads on standard input: its prompt
+    # started by the fence's launcher, which dies with the runner by itself (--parent)
+    fenced: bool = False
 
 
 def _prompt_file(ws: Workspace, prompt: str) -> Path:
@@ -75,7 +78,8 @@ def story_fence(ws: Workspace, cmd: s.RunStory, settings: Settings) -> Fence | N
 def fenced(command: AgentCommand, fence: Fence | None) -> AgentCommand:
     if fence is None:
         return command
-    return replace(command, argv=fence.command(command.argv))
+    argv = fence.command(command.argv, dies_with=os.getpid())  # agent.run_agent starts it
+    return replace(command, argv=argv, fenced=True)
 
 
 def _scripted(binary: str, prompt: str, ws: Workspace, cmd: s.RunStory) -> AgentCommand:
