@@ -300,20 +300,28 @@ class _Job:
     async def _prepare(self, root: Path, tmp: Path) -> workspace.Workspace:
         cmd = self.cmd
         base_bundle = None
+        download: asyncio.Task[None] | None = None
         if cmd.base_bundle:
             base_bundle = tmp / "base.bundle"
-            await self.bus.get_file(cmd.base_bundle, base_bundle)
-
-        ws = await workspace.prepare(
-            root,
-            cmd.source,
-            cmd.base_commit,
-            sources=self.settings.sources_dir,
-            run_base=cmd.run_base,
-            base_bundle=base_bundle,
-            store=self.bus,  # a bundle source is downloaded only where the cache lacks it
-            downloads=tmp,
-        )
+            # downloaded while the clone is made; the clone waits for it only to unbundle it
+            download = asyncio.create_task(self.bus.get_file(cmd.base_bundle, base_bundle))
+        try:
+            ws = await workspace.prepare(
+                root,
+                cmd.source,
+                cmd.base_commit,
+                sources=self.settings.sources_dir,
+                run_base=cmd.run_base,
+                base_bundle=base_bundle,
+                base_bundle_ready=download,
+                store=self.bus,  # a bundle source is downloaded only where the cache lacks it
+                downloads=tmp,
+            )
+        finally:
+            if download is not None and not download.done():
+                download.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await download
         if cmd.resume is not None:  # a repair turn goes on from an earlier attempt's result
             earlier = tmp / "resume.bundle"
             await self.bus.get_file(cmd.resume.bundle, earlier)

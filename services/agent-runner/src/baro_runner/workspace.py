@@ -25,7 +25,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +113,7 @@ async def prepare(
     sources: Path,
     run_base: str | None = None,
     base_bundle: Path | None = None,
+    base_bundle_ready: Awaitable[None] | None = None,
     store: objectcache.ObjectFiles | None = None,
     downloads: Path | None = None,
 ) -> Workspace:
@@ -123,6 +124,7 @@ async def prepare(
     base ``run_base`` when ``base_bundle`` (the integration head past it) comes along,
     else ``base_commit``. A bundle source is an object of ``store``, downloaded into
     ``downloads`` (with the earlier snapshots it builds on that the cache lacks) only then.
+    ``base_bundle_ready``: the download of ``base_bundle``, still under way.
 
     Whatever works in the workspace must be able to read ``objectcache.borrowed_objects``
     of its ``.git`` (the cache's object directory), and need not write there.
@@ -169,6 +171,8 @@ async def prepare(
             )
         objectcache.attach(cache, ws.git_dir)
         if base_bundle is not None:
+            if base_bundle_ready is not None:
+                await base_bundle_ready
             # the merger's bundle of the integration head: its objects, no refs (the story
             # branch made next holds the base). Not a fetch: its connectivity walk over
             # what the merger wrote with `git bundle create` costs more than all the rest
