@@ -160,6 +160,8 @@ async def _ask_once(
                 "BARO_STORY_ID": f"baro-{purpose}",
                 "BARO_STORY_TITLE": purpose,
                 "BARO_ATTEMPT": str(attempt),
+                # the scripted agent then refuses every step with a side effect
+                "BARO_QUESTION": "1",
             }
         )
         if backend == "scripted" and agent_script:

@@ -54,6 +54,15 @@ MESSAGE_USAGE_SNAPSHOT = {
 FILE_CONTENT_STEPS = frozenset({"write", "append"})
 # Story ids of the one-shot questions baro asks an agent CLI (baro-intake, baro-planner, ...).
 QUESTION_PREFIX = "baro-"
+# Set by baro_shared.oneshot when it asks a question: the agent then answers without tools,
+# as the real CLIs do there (a script's steps that would change a file or start a process
+# are refused, whatever the script says).
+QUESTION_ENV = "BARO_QUESTION"
+# the steps a question refuses, and the tool each would have used
+SIDE_EFFECT_TOOLS = {
+    "write": "Write", "append": "Edit", "delete": "Bash", "run": "Bash", "record": "Write",
+    "spawn_child": "Bash", "probe": "Bash", "save_prompt": "Write",
+}  # fmt: skip
 # extra keys a step kind takes besides its own
 STEP_OPTIONS: dict[str, frozenset[str]] = {
     **dict.fromkeys(FILE_CONTENT_STEPS, frozenset({"content"})),
@@ -376,8 +385,10 @@ class ScriptedAgent:
         model: str,
         session_id: str,
         invocation: dict[str, Any] | None = None,
+        question: bool = False,
     ) -> None:
         self.story = story
+        self.question = question  # a tool-less question: no side effects
         self.workspace = workspace
         self.model = model
         self.session_id = session_id
@@ -418,6 +429,10 @@ class ScriptedAgent:
     def run(self, steps: list[Step]) -> int:
         for step in steps:
             kind = next(key for key in step if key in STEP_KINDS)
+            if self.question and kind in SIDE_EFFECT_TOOLS:
+                self.refuse(kind, step)
+                self.steps_done += 1
+                continue
             outcome = self.STEP_HANDLERS[kind](self, step[kind], step)
             self.steps_done += 1
             if isinstance(outcome, Finish):
@@ -504,6 +519,16 @@ class ScriptedAgent:
                 "tool_use_result": tool_use_result,
             }
         )
+
+    def refuse(self, kind: str, step: Step) -> None:
+        """A side-effect step in a question: reported as a tool call the CLI denied."""
+
+        def denied() -> tuple[str, dict[str, Any]]:
+            raise ToolFailure(
+                f"Refused: {kind} is not available when answering a question (no tools)"
+            )
+
+        self.tool(SIDE_EFFECT_TOOLS[kind], {kind: step[kind]}, denied)
 
     def emit_result(
         self,
@@ -1095,7 +1120,10 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "argv": sys.argv[1:] if argv is None else argv,
     }
-    agent = ScriptedAgent(story, workspace, args.model, args.session_id or _uuid4(), invocation)
+    question = os.environ.get(QUESTION_ENV) == "1"
+    agent = ScriptedAgent(
+        story, workspace, args.model, args.session_id or _uuid4(), invocation, question
+    )
     agent.emit_init(args.permission_mode, script_source, rule)
     return agent.run(steps)
 
