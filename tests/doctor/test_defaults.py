@@ -99,7 +99,8 @@ def test_a_teams_defaults_are_read_and_checked() -> None:
         ("max_stories = true", "[defaults] max_stories must be a whole number"),
         ("run_token_budget = 0", "[defaults] run_token_budget must be a whole number"),
         ('story_timeout = "1h"', "[defaults] story_timeout must be a number of seconds"),
-        ("review = true", "[defaults] has no key 'review' (valid keys: backend, model"),
+        ("reviews = true", "[defaults] has no key 'reviews' (valid keys: backend, model"),
+        ('checkpoint = "partial"', "[defaults] checkpoint must be one of on, off"),
     ],
 )
 def test_a_wrong_default_is_one_line_naming_the_key(table: str, message: str) -> None:
@@ -191,6 +192,29 @@ def test_baro_run_uses_and_records_the_defaults(tmp_path: Path, monkeypatch: Any
     assert recorded["story_timeout"] == ("900", "flag")
     assert recorded["stall_timeout"] == ("120", "environment")
     assert recorded["planner"] == ("auto", "built-in")
+
+
+def test_review_replan_and_checkpoint_are_defaults_like_the_others(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    files = {
+        "a.txt": "a\n",
+        ".baro.toml": '[defaults]\nbackend = "scripted"\nreview = true\nreplan = "off"\n'
+        'checkpoint = "off"\n',
+    }
+    repo = make_repo(tmp_path / "repo", files)
+    env = clean_env(tmp_path)
+    request = submitted(monkeypatch, env, repo)
+    assert (request.review, request.replan, request.checkpoint) == (True, False, False)
+    recorded = {d.name: (d.value, d.source) for d in request.defaults}
+    assert recorded["checkpoint"] == ("off", "repository")
+    # the environment over the file, the flags over both
+    env = clean_env(tmp_path, BARO_CHECKPOINT="on", BARO_REVIEW="off")
+    request = submitted(monkeypatch, env, repo, "--replan", "on")
+    assert (request.review, request.replan, request.checkpoint) == (False, True, True)
+    request = submitted(monkeypatch, env, repo, "--no-checkpoint")
+    assert request.checkpoint is False
+    assert {d.name: d.source for d in request.defaults}["checkpoint"] == "flag"
 
 
 def test_baro_run_with_a_wrong_default_stops_in_one_line(tmp_path: Path, monkeypatch: Any) -> None:

@@ -48,20 +48,28 @@ async def test_a_failing_verify_needs_attention_and_publishes_nothing(
     report = await run_to_end(bus, request)
 
     assert report.status == "needs_attention"
-    assert report.reason == (
+    failing = (
         "the run's checks failed: python3 -c 'import app; assert app.VALUE == 2, app.VALUE': "
         "failed (exit code 1)"
     )
+    # a result whose checks still fail is partial: delivered as a checkpoint
+    assert report.branch == "baro/set-value-to-2-in-app-py-checkpoint"
+    assert report.reason == (
+        f"a partial result, delivered as {report.branch} (a checkpoint, not published): "
+        f"{failing}; R1 failed: failed: the agent finished without changing any file"
+    )
     (check,) = report.run_checks
     assert "AssertionError: 3" in check["output"] and report.verify == "failed"
-    # its repair story (R1) writes VALUE = 3 again: no change, retried once, then failed
-    assert [d["action"] for d in report.decisions] == ["run_repair", "retry"]
+    # its repair story (R1) writes VALUE = 3 again: no change, retried once, then failed;
+    # what is left is a partial result
+    assert [d["action"] for d in report.decisions] == ["run_repair", "retry", "checkpoint"]
     assert [(st["id"], st["status"]) for st in report.stories] == [
         ("S1", "integrated"), ("R1", "failed"),
     ]  # fmt: skip
-    assert report.branch is not None  # the result is there to look at, but not claimed done
+    # the result is there to look at, but not claimed done
     assert report.publish_note == (
-        f"{report.branch} is in your repository only: verification failed, so nothing was published"
+        f"{report.branch} is in your repository only: a partial result (a checkpoint) is "
+        "never published"
     )
     assert run_git(bare, "for-each-ref") == "", "nothing was pushed"
 
@@ -139,6 +147,7 @@ async def test_a_verify_that_fails_silently_says_how_it_failed(bus: Bus, tmp_pat
     )
     assert report.status == "needs_attention"
     # the run gate names the check and how it failed, output or not
-    assert report.reason == "the run's checks failed: exit 3: failed (exit code 3)"
+    assert report.reason is not None
+    assert "the run's checks failed: exit 3: failed (exit code 3); R1 failed" in report.reason
     (check,) = report.run_checks
     assert (check["command"], check["exit_code"], check["output"]) == ("exit 3", 3, "")

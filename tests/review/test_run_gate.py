@@ -76,10 +76,16 @@ def test_a_gate_that_fails_after_its_repair_delivers_and_needs_attention() -> No
     assert len([m for m in d.commands(s.RunStory) if m.story.id.startswith("R")]) == 1
     (deliver,) = d.commands(s.DeliverRun)
     assert deliver.gate == [FAILED]
-    d.feed(s.RunDelivered(run_id=RUN, branch="baro/x", base="base", head="i-R1",
-                          verify="failed", checks=[FAILED]))  # fmt: skip
+    # a result whose checks still fail is not complete: it goes out as a checkpoint
+    failing = "the run's checks failed: make test: failed (exit code 2)"
+    assert deliver.checkpoint == s.Checkpoint(missing=[failing], integrated=["S1", "R1"])
+    assert d.rec.decisions[-1].action == "checkpoint"
+    d.feed(s.RunDelivered(run_id=RUN, branch="baro/x-checkpoint", base="base", head="c-R1",
+                          verify="failed", checks=[FAILED], partial=True))  # fmt: skip
     assert d.rec.state == "needs_attention"
-    assert d.rec.reason == "the run's checks failed: make test: failed (exit code 2)"
+    assert d.rec.reason == (
+        f"a partial result, delivered as baro/x-checkpoint (a checkpoint, not published): {failing}"
+    )
 
 
 def test_the_repair_story_is_not_replanned() -> None:

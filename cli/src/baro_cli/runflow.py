@@ -77,6 +77,9 @@ class RunReport:
     review_loop: dict[str, int] = field(default_factory=dict)
     pr_url: str | None = None
     publish_note: str | None = None
+    # a partial result: {missing: [...], integrated: [...], delivered: the branch is its
+    # checkpoint (False: --no-checkpoint, no branch)}; None: the result is complete
+    checkpoint: dict[str, Any] | None = None
     # connections the run's own embedded server refused for a missing or wrong credential
     bus_refused: int = 0
     # the run's figures (docs/architecture.md, "What a run took and cost")
@@ -358,6 +361,16 @@ async def keep_attempts_before_stopping(
         await until_attempts_kept(bus, report.run_id, time.monotonic() + CANCEL_CONFIRM_S)
 
 
+def checkpoint_json(checkpoint: s.Checkpoint | None) -> dict[str, Any] | None:
+    if checkpoint is None:
+        return None
+    return {
+        "missing": list(checkpoint.missing),
+        "integrated": list(checkpoint.integrated),
+        "delivered": checkpoint.deliver,
+    }
+
+
 def report_from_record(report: RunReport, record: s.RunRecord) -> None:
     """What the record says about the run's end, its stories and its cost."""
     if record.state in s.TERMINAL_RUN_STATES:
@@ -382,6 +395,7 @@ def report_from_record(report: RunReport, record: s.RunRecord) -> None:
         ]
     report.decisions = [decision_json(d) for d in record.decisions]
     report.review_loop = review_loop_spent(record)
+    report.checkpoint = checkpoint_json(record.checkpoint)
     totals = api_views.totals_out(record)
     tok = totals.tokens
     report.tokens = {
@@ -693,9 +707,14 @@ def render_summary(report: RunReport, out: TextIO) -> None:
             f"{spent['replan_budget']} replanning question(s)\n"
         )
     if report.branch:
+        partial = " — a partial result (checkpoint), not published" if report.checkpoint else ""
         w(
-            f"branch: {report.branch}  ({report.base[:10] if report.base else '?'}..{report.head[:10] if report.head else '?'})\n"
+            f"branch: {report.branch}  ({report.base[:10] if report.base else '?'}..{report.head[:10] if report.head else '?'}){partial}\n"
         )
+    if report.checkpoint:
+        w("partial result, not in it:\n")
+        for line in report.checkpoint["missing"]:
+            w(f"  - {line}\n")
     if report.run_checks:
         w(f"run checks: {RUN_VERDICT.get(report.verify or 'skipped', report.verify)}\n")
         for check in report.run_checks:

@@ -43,6 +43,9 @@ DEFAULTS: tuple[Default, ...] = (
     Default("run_token_budget", "--run-token-budget", "BARO_RUN_TOKEN_BUDGET", None),
     Default("story_timeout", "--story-timeout", "BARO_STORY_TIMEOUT_S", 1800.0),
     Default("stall_timeout", "--stall-timeout", "BARO_STALL_TIMEOUT_S", 600.0),
+    Default("review", "--review", "BARO_REVIEW", None),
+    Default("replan", "--replan", "BARO_REPLAN", None),
+    Default("checkpoint", "--checkpoint", "BARO_CHECKPOINT", "on"),
 )
 NAMES = tuple(d.name for d in DEFAULTS)
 BY_NAME = {d.name: d for d in DEFAULTS}
@@ -53,6 +56,8 @@ BUILTIN_NOTES = {
     "parallelism": "by the mode",
     "token_budget": "none",
     "run_token_budget": "none",
+    "review": "on, off for the scripted backend",
+    "replan": "on, off for the scripted backend",
 }
 
 

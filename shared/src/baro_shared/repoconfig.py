@@ -40,6 +40,9 @@
     token_budget = 400000            # per story
     story_timeout = 1200             # seconds
     stall_timeout = 300              # seconds
+    review = "on"                    # on | off: the critic (default: on, off for scripted)
+    replan = "on"                    # on | off: replanning (default: on, off for scripted)
+    checkpoint = "on"                # on | off: a partial result as a checkpoint branch
 
     [notify]                         # merger: who hears when a run needs a person or ends
     webhook = "https://hooks.example.com/baro"   # a JSON POST per state (--notify URL wins)
@@ -150,7 +153,8 @@ _KEYS = {
     "notify": ("webhook", "desktop"),
     "defaults": (
         "backend", "model", "intake", "planner", "publish", "max_stories", "parallelism",
-        "token_budget", "run_token_budget", "story_timeout", "stall_timeout",
+        "token_budget", "run_token_budget", "story_timeout", "stall_timeout", "review",
+        "replan", "checkpoint",
     ),
 }  # fmt: skip
 
@@ -363,7 +367,11 @@ _CHOICES = {
     "intake": ("offline", "llm", "auto"),
     "planner": ("auto", "deterministic", "llm"),
     "publish": ("local", "push", "pr"),
+    "review": ("on", "off"),
+    "replan": ("on", "off"),
+    "checkpoint": ("on", "off"),
 }
+_SWITCHES = ("review", "replan", "checkpoint")
 _COUNTS = ("max_stories", "parallelism", "token_budget", "run_token_budget")
 _SECONDS = ("story_timeout", "stall_timeout")
 
@@ -372,6 +380,8 @@ def _defaults(table: dict[str, Any], origin: str) -> tuple[tuple[str, object], .
     out: list[tuple[str, object]] = []
     for key, value in table.items():
         where = f"{origin}: [defaults] {key}"
+        if key in _SWITCHES and isinstance(value, bool):
+            value = "on" if value else "off"  # review = true reads as review = "on"
         if key in _CHOICES:
             if value not in _CHOICES[key]:
                 choices = ", ".join(_CHOICES[key])

@@ -422,6 +422,18 @@ class Decision(Value, kw_only=True):
     stories: list[str] = msgspec.field(default_factory=list)  # stories it added
 
 
+class Checkpoint(Value, kw_only=True):
+    """A partial result: some of the run's work was integrated, not all of it, or its run
+    checks failed after the repair story (docs/merging.md, "Partial results"). Decided by
+    the conductor before delivery; the merger delivers it as a branch marked partial
+    (``baro/<slug>-checkpoint``, its top commit saying what is missing), never publishes it,
+    and with ``deliver`` false (``--no-checkpoint``) delivers no branch at all."""
+
+    missing: list[str]  # what the result lacks, one line each: "S2 failed: ..."
+    integrated: list[str] = msgspec.field(default_factory=list)  # the stories it holds
+    deliver: bool = True
+
+
 class Refusal(Value, kw_only=True):
     """A path of a story's change left out by a guard: by the merger (left out of the
     integration, kept in the story's attempt ref) or, for a file above the size limit, by
@@ -531,6 +543,9 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     replan: bool | None = None
     # a vague goal's questions: asked (the run waits for answers) or skipped (recorded)
     clarify: ClarifyPolicy = "skip"
+    # a partial result is delivered as a checkpoint branch (False: no branch; its work
+    # stays at refs/baro/<run>/integration)
+    checkpoint: bool = True
 
     @property
     def review_on(self) -> bool:
@@ -763,6 +778,8 @@ class RunDelivered(Message, tag="run.delivered", kw_only=True):
     verify: CheckState | None = None
     verify_output: str | None = None  # the failed checks' output
     checks: list[CheckResult] = msgspec.field(default_factory=list)  # the run gate, each check
+    # the branch is a checkpoint: a partial result (DeliverRun.checkpoint), not published
+    partial: bool = False
 
 
 class DeliveryFailed(Message, tag="run.delivery_failed", kw_only=True):
@@ -911,6 +928,7 @@ class DeliverRun(Message, tag="cmd.deliver", kw_only=True):
     summary_markdown: str = ""
     gate: list[CheckResult] | None = None  # the run gate's last results (None: no gate ran)
     envelope: GoalEnvelope | None = None  # the clarified goal: in the pull request body
+    checkpoint: Checkpoint | None = None  # the result is partial (None: it is complete)
 
 
 class GateRun(Message, tag="cmd.gate", kw_only=True):
@@ -1203,6 +1221,7 @@ class RunRecord(Value, kw_only=True):
     gate: list[CheckResult] | None = None  # its last results
     gate_head: str | None = None  # the integrated result they judged
     run_repair: str | None = None  # the id of the story that repairs the run's checks
+    checkpoint: Checkpoint | None = None  # the delivered result is partial: what it lacks
 
     def story(self, story_id: str) -> StoryState | None:
         for s in self.stories:

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     run_token_budget: int | None = Field(default=None, ge=1)
     story_timeout_s: float | None = Field(default=None, ge=1)
     stall_timeout_s: float | None = Field(default=None, ge=1)
+    review: Literal["on", "off"] | None = None
+    replan: Literal["on", "off"] | None = None
+    checkpoint: Literal["on", "off"] | None = None
 
     # HTTP API (intake)
     api_token: SecretStr | None = None

@@ -300,13 +300,21 @@ def render_detail(v: RunDetail, out: TextIO) -> None:
     d = v.delivered
     if d is not None:
         if d.branch:
-            w(f"branch: {d.branch} ({d.base[:10]}..{d.head[:10]}, {d.commits} commit(s))\n")
+            partial = "; a partial result (checkpoint), not published" if d.partial else ""
+            w(
+                f"branch: {d.branch} ({d.base[:10]}..{d.head[:10]}, {d.commits} commit(s)"
+                f"{partial})\n"
+            )
         if d.pr_url:
             w(f"pull request: {d.pr_url}\n")
         if d.published == "object_store" and d.result_bundle:
             w(f"result: in the object store; baro fetch {v.run_id} brings it here\n")
         elif d.publish_note:
             w(f"{d.publish_note}\n")
+    if v.checkpoint is not None:
+        w("partial result, not in it:\n")
+        for line in v.checkpoint.missing:
+            w(f"  - {line}\n")
 
 
 # --------------------------------------------------------------------------- baro watch

@@ -116,8 +116,10 @@ async def fetch_run(bus: Bus, settings: Settings, run_id: str, root: Path) -> Fe
         await _require_commit(root, delivered.base, rec)
         scratch = await _unpack(Path(tmp) / "result.git", root, bundle, run_id, delivered.base)
         slug = delivered.branch.removeprefix(naming.BRANCH_PREFIX) if delivered.branch else run_id
+        if rec.checkpoint is not None:  # a partial result: its marker came with the bundle
+            slug = rec.request.slug or rec.request.goal
         try:
-            result = await deliver(scratch, run_id, root, slug=slug)
+            result = await deliver(scratch, run_id, root, slug=slug, checkpoint=rec.checkpoint)
         except MergerError as exc:
             raise UserError(str(exc), 1) from None
     return Fetched(

@@ -151,6 +151,16 @@ def run(
             "(one question per attempt); default: on, off for the scripted backend.",
         ),
     ] = None,
+    checkpoint: Annotated[
+        bool | None,
+        typer.Option(
+            "--checkpoint/--no-checkpoint",
+            help="A partial result (some stories failed, or the run's checks still fail) "
+            "is delivered as baro/<slug>-checkpoint, marked partial and never published; "
+            "--no-checkpoint: no branch (its work stays at refs/baro/<run>/integration). "
+            "Default: on.",
+        ),
+    ] = None,
     model_tiers: Annotated[
         str | None,
         typer.Option(
@@ -173,6 +183,8 @@ def run(
         "parallelism": parallelism, "token_budget": token_budget,
         "run_token_budget": run_token_budget,
         "story_timeout": story_timeout, "stall_timeout": stall_timeout,
+        "review": review, "replan": replan,
+        "checkpoint": None if checkpoint is None else ("on" if checkpoint else "off"),
     }  # fmt: skip
     try:
         root, head = validate.repository(repo)
@@ -209,8 +221,9 @@ def run(
             run_token_budget=value["run_token_budget"],  # type: ignore[arg-type]
             max_attempts=max_attempts,
             retry_window=retry_window,
-            review=review,
-            replan=replan,
+            review=value["review"],  # type: ignore[arg-type]
+            replan=value["replan"],  # type: ignore[arg-type]
+            checkpoint=value["checkpoint"] != "off",
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -271,6 +284,7 @@ def build_request(
     retry_window: float = s.Limits().retry_window_s,
     review: str | None = None,
     replan: str | None = None,
+    checkpoint: bool = True,
 ) -> s.RunSubmitted:
     text = validate.goal_text(goal)
     surface_policy = validate.surface_policy(surface)
@@ -348,6 +362,7 @@ def build_request(
         notify_desktop=notify[1],
         review=None if review is None else review == "on",
         replan=None if replan is None else replan == "on",
+        checkpoint=checkpoint,
     )
     validate.refs_free(root, request.run_id, new_branch=follow_up is None)
     return validate.submission(request)

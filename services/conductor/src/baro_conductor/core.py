@@ -688,7 +688,6 @@ def _delivered(tr: Transition, ev: s.RunDelivered, now: float) -> bool:
     if rec.state != "integrating":
         return False
     rec.delivered = ev
-    incomplete = [st for st in rec.stories if st.status not in COMPLETE_STORY]
     if not any(st.status == "integrated" for st in rec.stories):
         reasons = "; ".join(f"{st.story.id}: {st.reason or st.status}" for st in rec.stories)
         conflicted = any(st.status == "conflict" for st in rec.stories)
@@ -700,26 +699,25 @@ def _delivered(tr: Transition, ev: s.RunDelivered, now: float) -> bool:
         )
     elif ev.head == ev.base:
         _finish(tr, "needs_attention", _nothing_delivered(rec), now)
+    elif (checkpoint := rec.checkpoint or partial_result(rec)) is not None:
+        _finish(tr, "needs_attention", _partial(rec, checkpoint, ev), now)
     elif ev.verify == "failed":
         failing = "; ".join(checks.describe(c) for c in ev.checks if c.result == "failed")
         why = failing or (ev.verify_output or "").strip()
         said = f"the run's checks failed: {why}" if why else "the run's checks failed (no output)"
         _finish(tr, "needs_attention", said, now)
-    elif emptied := [st for st in rec.stories if st.status == "integrated" and st.nothing_left]:
-        _finish(
-            tr,
-            "needs_attention",
-            "delivered a partial result; " + "; ".join(_left_out(st) for st in emptied),
-            now,
-        )
-    elif incomplete:
-        why = "; ".join(
-            f"{st.story.id} {st.status}: {st.reason or ''}".strip() for st in incomplete
-        )
-        _finish(tr, "needs_attention", f"delivered a partial result; {why}", now)
     else:
         _finish(tr, "delivered", None, now)
     return True
+
+
+def _partial(rec: s.RunRecord, checkpoint: s.Checkpoint, ev: s.RunDelivered) -> str:
+    """Why a run with a partial result needs attention, and where that result is."""
+    what = "; ".join(checkpoint.missing)
+    if ev.branch is not None:
+        return f"a partial result, delivered as {ev.branch} (a checkpoint, not published): {what}"
+    kept = f"refs/baro/{rec.run_id}/integration"
+    return f"a partial result, delivered as no branch (--no-checkpoint; kept at {kept}): {what}"
 
 
 def _nothing_delivered(rec: s.RunRecord) -> str:
@@ -868,7 +866,7 @@ def _resume(tr: Transition, ev: s.RunResumed, now: float) -> bool:
         if rec.gating:
             _send_gate(tr)
         else:
-            _deliver(tr)
+            _deliver(tr, now)
     return True
 
 
@@ -996,7 +994,7 @@ def _gate_checked(tr: Transition, ev: s.RunGateChecked, now: float) -> bool:
     rec.gate = list(ev.checks)
     rec.gate_head = ev.head
     if checks.verdict(ev.checks) != "failed" or rec.gate_rounds > 1:
-        _deliver(tr)
+        _deliver(tr, now)
         return True
     taken = {st.story.id for st in rec.stories}
     number = 1
@@ -1518,7 +1516,7 @@ def _deliver_or_fail(tr: Transition, now: float) -> None:
         rec.gating = True
         _send_gate(tr)
     else:
-        _deliver(tr)
+        _deliver(tr, now)
 
 
 def _send_gate(tr: Transition) -> None:
@@ -1530,9 +1528,48 @@ def _send_gate(tr: Transition) -> None:
     )
 
 
-def _deliver(tr: Transition) -> None:
+def partial_result(rec: s.RunRecord) -> s.Checkpoint | None:
+    """What the integrated result lacks, when it is partial: some stories integrated and
+    others not (failed, blocked, in conflict), an integrated story whose every change was
+    left out, or run checks that still fail after the repair story. None when the result
+    is complete, or when nothing was integrated (there is no result to deliver)."""
+    integrated = [st.story.id for st in rec.stories if st.status == "integrated"]
+    if not integrated:
+        return None
+    missing = []
+    if rec.gate is not None and checks.verdict(rec.gate) == "failed":
+        failing = "; ".join(checks.describe(c) for c in rec.gate if c.result == "failed")
+        missing.append(f"the run's checks failed: {failing}")
+    missing += [
+        f"{st.story.id} {st.status}: {st.reason or ''}".strip()
+        for st in rec.stories
+        if st.status not in COMPLETE_STORY
+    ]
+    missing += [
+        _left_out(st) for st in rec.stories if st.status == "integrated" and st.nothing_left
+    ]
+    if not missing:
+        return None
+    return s.Checkpoint(missing=missing, integrated=integrated, deliver=rec.request.checkpoint)
+
+
+def _deliver(tr: Transition, now: float) -> None:
     rec = tr.record
     req = rec.request
+    decided = rec.checkpoint
+    rec.checkpoint = partial_result(rec)
+    if rec.checkpoint is not None and rec.checkpoint != decided:  # not again on a resume
+        how = (
+            "delivered as a checkpoint branch, marked partial and not published"
+            if rec.checkpoint.deliver
+            else "not delivered as a branch (--no-checkpoint)"
+        )
+        _decide(
+            tr,
+            "checkpoint",
+            f"the result is partial ({'; '.join(rec.checkpoint.missing)}): {how}",
+            now,
+        )
     tr.send(
         s.DeliverRun(
             run_id=rec.run_id,
@@ -1544,6 +1581,7 @@ def _deliver(tr: Transition) -> None:
             continue_branch=req.continue_branch,
             summary_markdown=summary_markdown(rec),
             gate=rec.gate,
+            checkpoint=rec.checkpoint,
         ),
         f"{rec.run_id}.deliver",
     )
@@ -1592,6 +1630,9 @@ def summary_markdown(rec: s.RunRecord) -> str:
         lines.append(f"**Mode:** {rec.mode}{conf}, decided by {rec.mode_source}{why}")
     if d and d.vague:
         lines.append(f"**Vague goal, read as:** {d.interpretation}")
+    if rec.checkpoint is not None:
+        lines += ["", "**Partial result (a checkpoint, not the whole goal).** Not in it:"]
+        lines.extend(f"- {line}" for line in rec.checkpoint.missing)
     if rec.enforcement:
         lines.append("")
         lines.append("**Plan enforcement:**")

@@ -533,6 +533,7 @@ def submitted_from(body: m.RunRequest, settings: Settings) -> s.RunSubmitted:
         surface=body.surface,
         review=body.review,
         replan=body.replan,
+        checkpoint=body.checkpoint,
         slug=body.slug,
         agent_script=json.dumps(script) if script is not None else None,
         submitted_by="api",

@@ -194,6 +194,13 @@ class RunRequest(Request):
         "replanning question (limits.heals a run); default: on, except for the scripted "
         "backend",
     )
+    checkpoint: bool = Field(
+        default=True,
+        description="a partial result (some stories integrated, others not, or run checks "
+        "failing after the repair story) is delivered as a branch baro/<slug>-checkpoint, "
+        "marked partial and never published; false: no branch at all (its work stays at "
+        "refs/baro/<run>/integration) and the run needs attention",
+    )
     slug: Slug | None = None
     agent_script: dict[str, Any] | None = Field(
         default=None,
@@ -271,6 +278,9 @@ class RequestOut(BaseModel):
     publish: Literal["local", "push", "pr"]
     surface: SurfacePolicy | None = None
     review: bool = Field(description="whether the critic reviews the stories")
+    checkpoint: bool = Field(
+        default=True, description="whether a partial result is delivered as a checkpoint branch"
+    )
     limits: LimitsOut
     submitted_by: str | None = None
 
@@ -385,6 +395,21 @@ class DeliveredOut(BaseModel):
         "could judge it (unknown, never a pass); null: the repository has no run checks",
     )
     checks: list[CheckOut] = Field(default_factory=list, description="the run gate's checks")
+    partial: bool = Field(
+        default=False,
+        description="the branch is a checkpoint: a partial result, never published",
+    )
+
+
+class CheckpointOut(BaseModel):
+    """A partial result (docs/merging.md, "Partial results")."""
+
+    missing: list[str] = Field(description="what the result lacks and why, one line each")
+    integrated: list[str] = Field(description="the stories it holds")
+    delivered: bool = Field(
+        description="delivered as a checkpoint branch (false: --no-checkpoint, no branch; "
+        "its work is at refs/baro/<run>/integration)"
+    )
 
 
 class InterruptedOut(BaseModel):
@@ -438,6 +463,9 @@ class RunDetail(BaseModel):
     )
     totals: TotalsOut
     delivered: DeliveredOut | None = None
+    checkpoint: CheckpointOut | None = Field(
+        default=None, description="the result is partial: what it lacks (null: complete)"
+    )
     interrupted: InterruptedOut | None = None
     links: Links
 

@@ -153,6 +153,15 @@ def delivered_out(d: s.RunDelivered | None) -> m.DeliveredOut | None:
         result_bundle=d.result_bundle,
         verify=d.verify,
         checks=[check_out(c) for c in d.checks],
+        partial=d.partial,
+    )
+
+
+def checkpoint_out(c: s.Checkpoint | None) -> m.CheckpointOut | None:
+    if c is None:
+        return None
+    return m.CheckpointOut(
+        missing=list(c.missing), integrated=list(c.integrated), delivered=c.deliver
     )
 
 
@@ -177,6 +186,7 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
             publish=req.publish,
             surface=req.surface,
             review=req.review_on,
+            checkpoint=req.checkpoint,
             limits=m.LimitsOut(
                 max_stories=lim.max_stories,
                 parallelism=lim.parallelism,
@@ -197,6 +207,7 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
         decisions=[decision_out(d) for d in rec.decisions],
         totals=totals_out(rec, now),
         delivered=delivered_out(rec.delivered),
+        checkpoint=checkpoint_out(rec.checkpoint),
         interrupted=interrupted_out(rec.interrupted),
         links=links(rec.run_id),
     )

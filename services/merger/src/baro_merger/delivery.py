@@ -22,10 +22,22 @@ from pathlib import Path
 
 from baro_merger import naming
 from baro_merger.errors import DeliveryError, NotFastForward
+from baro_merger.identity import load_identity
 from baro_merger.integration import integration_head, run_base
-from baro_merger.plumbing import forget_repo_lock, list_refs, ref_value, repo_lock
+from baro_merger.plumbing import (
+    ZERO_OID,
+    commit_tree,
+    forget_repo_lock,
+    list_refs,
+    ref_value,
+    repo_lock,
+    resolve_commit,
+    tree_of,
+    update_refs,
+)
 from baro_shared import objectcache
 from baro_shared.gitutil import GitResult, git
+from baro_shared.schemas import Checkpoint
 
 _QUIET_USER_GIT = (
     "-c", "core.hooksPath=/dev/null",
@@ -35,6 +47,7 @@ _QUIET_USER_GIT = (
     "-c", "maintenance.auto=false",
 )  # fmt: skip
 _NAME_ATTEMPTS = 20
+PARTIAL_TRAILER = "Baro-Result: partial"  # on a checkpoint's marker commit
 
 
 async def _user_git(user_repo: Path, *args: str, check: bool = True) -> GitResult:
@@ -61,6 +74,7 @@ async def deliver(
     *,
     slug: str,
     continue_branch: str | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Delivery:
     """Put the run's integration head into ``user_repo`` as a branch.
 
@@ -73,14 +87,29 @@ async def deliver(
     at the head, or the continued branch already at the head, and returns it with
     ``already_delivered``.
 
+    A partial result (``checkpoint``) is delivered as a new branch
+    ``baro/<slug>-checkpoint`` (with ``continue_branch``: ``<that branch>-checkpoint``,
+    the continued branch stays where it is), at its marker commit (``mark_checkpoint``);
+    with ``checkpoint.deliver`` false as no branch at all: its work stays at the run's
+    refs (``refs/baro/<run>/integration``).
+
     Raises DeliveryError (not a repository, the continued branch is missing, not a baro
     branch or checked out) and NotFastForward (the continued branch moved).
     """
     base = await run_base(repo, run_id)
     head = await integration_head(repo, run_id)
     await _require_repository(user_repo)
+    if checkpoint is not None and checkpoint.deliver and head != base:
+        head = await mark_checkpoint(repo, run_id, head, checkpoint)
     preserved = await preserve_refs(repo, run_id, user_repo)
     stats = await _stats(repo, base, head)
+    if checkpoint is not None:
+        if not checkpoint.deliver or head == base:
+            return Delivery(None, base, head, *stats, False, False, preserved)
+        beside = continue_branch.strip().removeprefix("refs/heads/") if continue_branch else slug
+        name = naming.checkpoint_slug(beside.removeprefix(naming.BRANCH_PREFIX))
+        branch, created = await _create_branch(user_repo, run_id, name, head)
+        return Delivery(branch, base, head, *stats, False, not created, preserved)
     if continue_branch:
         branch, moved = await _fast_forward(user_repo, run_id, continue_branch, head)
         return Delivery(branch, base, head, *stats, True, not moved, preserved)
@@ -88,6 +117,38 @@ async def deliver(
         return Delivery(None, base, head, *stats, False, False, preserved)
     branch, created = await _create_branch(user_repo, run_id, naming.slugify(slug), head)
     return Delivery(branch, base, head, *stats, False, not created, preserved)
+
+
+async def mark_checkpoint(repo: Path, run_id: str, head: str, checkpoint: Checkpoint) -> str:
+    """The commit that marks a partial result: ``head``'s own tree (it changes no file)
+    with a message saying what the result lacks and a ``Baro-Result: partial`` trailer,
+    by the run's identity; kept as ``refs/baro/<run>/checkpoint``. Idempotent: the
+    marker made before on the same head is the one returned."""
+    ref = naming.checkpoint_ref(run_id)
+    async with repo_lock(repo):
+        current = await ref_value(repo, ref)
+        if current is not None and await resolve_commit(repo, f"{current}^") == head:
+            return current
+        message = checkpoint_message(checkpoint)
+        tree = await tree_of(repo, head)
+        commit = await commit_tree(repo, tree, head, message, await load_identity(repo))
+        await update_refs(repo, [f"update {ref} {commit} {current or ZERO_OID}"])
+        return commit
+
+
+def checkpoint_message(checkpoint: Checkpoint) -> str:
+    """The marker commit's message: partial, what it holds, what it lacks and why."""
+    held = ", ".join(checkpoint.integrated) or "nothing"
+    missing = "\n".join(f"- {line[:400]}" for line in checkpoint.missing[:20])
+    more = len(checkpoint.missing) - 20
+    if more > 0:
+        missing += f"\n- and {more} more"
+    return (
+        "baro checkpoint: a partial result, not the whole goal\n\n"
+        f"Integrated: {held}. Not in it:\n{missing}\n\n"
+        "This commit changes no file: it marks the branch as partial.\n\n"
+        f"{PARTIAL_TRAILER}\n"
+    )
 
 
 async def preserve_refs(repo: Path, run_id: str, user_repo: Path) -> list[str]:

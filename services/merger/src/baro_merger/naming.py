@@ -11,6 +11,8 @@ Pure functions only. The ref layout of one run, in the integration repository an
                                                  a file refused as too large: it is not
                                                  mirrored into the user's repository
     refs/baro/<run>/published                    the head of the last bundle handed out
+    refs/baro/<run>/checkpoint                   a partial result's marker commit (on the
+                                                 integration head, the same tree)
     refs/baro/<run>/delivered/<branch>           (user's repository) the branch delivered
     refs/baro/<run>/source, source-refs/*        (reserved; older versions fetched the
                                                  source through them)
@@ -28,6 +30,7 @@ from collections.abc import Collection
 
 SLUG_MAX = 48
 BRANCH_PREFIX = "baro/"
+CHECKPOINT_SUFFIX = "-checkpoint"  # a partial result's branch: baro/<slug>-checkpoint
 FALLBACK_SLUG = "change"
 
 RESERVED_STORY_COMPONENTS = frozenset(
@@ -37,6 +40,7 @@ RESERVED_STORY_COMPONENTS = frozenset(
         "integrated",
         "oversized",
         "published",
+        "checkpoint",
         "delivered",
         "source",
         "source-refs",
@@ -61,6 +65,11 @@ def slugify(text: str, max_len: int = SLUG_MAX) -> str:
         slug = cut[:boundary] if boundary >= max_len // 3 else slug[:max_len]
         slug = slug.strip("-")
     return slug or FALLBACK_SLUG
+
+
+def checkpoint_slug(slug: str) -> str:
+    """The slug of a partial result's branch: ``slug`` (normalized) with ``-checkpoint``."""
+    return slugify(slug, SLUG_MAX - len(CHECKPOINT_SUFFIX)) + CHECKPOINT_SUFFIX
 
 
 def branch_candidates(slug: str) -> list[str]:
@@ -128,6 +137,10 @@ def base_ref(run_id: str) -> str:
 
 def integration_ref(run_id: str) -> str:
     return run_prefix(run_id) + "integration"
+
+
+def checkpoint_ref(run_id: str) -> str:
+    return run_prefix(run_id) + "checkpoint"
 
 
 def published_ref(run_id: str) -> str:

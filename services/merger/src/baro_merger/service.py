@@ -21,7 +21,7 @@ from prometheus_client import Counter, Histogram
 from baro_merger import delivery as local_delivery
 from baro_merger.admission import Refused
 from baro_merger.config import read_baro_config
-from baro_merger.delivery import deliver, preserve_refs
+from baro_merger.delivery import deliver, mark_checkpoint, preserve_refs
 from baro_merger.errors import ConfigError, DeliveryError, MergerError, SourceError
 from baro_merger.integration import (
     Conflict,
@@ -29,11 +29,12 @@ from baro_merger.integration import (
     create_bundle,
     import_story_bundle,
     integrate_story,
+    integration_head,
     integration_repo_path,
     prepare_run,
     run_base,
 )
-from baro_merger.naming import slugify
+from baro_merger.naming import checkpoint_slug, slugify
 from baro_merger.notify import notify
 from baro_merger.prbody import pr_body, pr_title
 from baro_merger.publish import Publication, publish
@@ -374,6 +375,7 @@ class Merger(CommandService):
                 Path(cmd.repo.location),
                 slug=cmd.slug,
                 continue_branch=cmd.continue_branch,
+                checkpoint=cmd.checkpoint,
             )
             verdict, output = gate_verdict(cmd.gate) if result.branch else (None, None)
         except (MergerError, ConfigError) as exc:
@@ -400,6 +402,7 @@ class Merger(CommandService):
                 verify=verdict,
                 verify_output=output,
                 checks=list(cmd.gate or []),
+                partial=cmd.checkpoint is not None and result.branch is not None,
             ),
             f"{run_id}.delivered",
         )
@@ -410,7 +413,14 @@ class Merger(CommandService):
         bundle, which `baro fetch RUN` brings into a local repository."""
         run_id = cmd.run_id
         repo = self.repo(run_id)
+        checkpoint = cmd.checkpoint
         try:
+            if checkpoint is not None and checkpoint.deliver:
+                # the bundle carries the marker (refs/baro/<run>/checkpoint); `baro fetch`
+                # delivers it as the checkpoint branch
+                head = await integration_head(repo, run_id)
+                if head != await run_base(repo, run_id):
+                    await mark_checkpoint(repo, run_id, head, checkpoint)
             with tempfile.TemporaryDirectory(prefix="baro-out-") as tmp:
                 result = await bundle_result(repo, run_id, Path(tmp) / "result.bundle")
                 name = result_bundle_name(run_id) if result.bundle else None
@@ -423,13 +433,17 @@ class Merger(CommandService):
             )
             return
         branch = f"baro/{slugify(cmd.slug)}" if result.changed else None
+        if branch and checkpoint is not None:
+            branch = f"baro/{checkpoint_slug(cmd.slug)}" if checkpoint.deliver else None
         if name is None:
             note = "the run changed nothing: there is no result to fetch"
         else:
             note = f"result kept in the object store: `baro fetch {run_id}` brings it into a local repository"
         published: Literal["object_store", "pushed", "pr"] = "object_store"
         pr_url = None
-        if branch and cmd.publish != "local":
+        if branch and checkpoint is not None and cmd.publish != "local":
+            note = f"a partial result (a checkpoint) is never published; {note}"
+        elif branch and cmd.publish != "local":
             if cmd.repo.kind != "url":
                 note += "; nothing was pushed: an uploaded repository has no remote here"
             else:
@@ -459,6 +473,7 @@ class Merger(CommandService):
                 verify=verdict,
                 verify_output=output,
                 checks=list(cmd.gate or []),
+                partial=checkpoint is not None and branch is not None,
             ),
             f"{run_id}.delivered",
         )
@@ -496,6 +511,10 @@ class Merger(CommandService):
         if cmd.publish == "local" or branch is None:
             return Publication("local", None)
         here = f"{branch} is in your repository only"
+        if cmd.checkpoint is not None:
+            return Publication(
+                "local", f"{here}: a partial result (a checkpoint) is never published"
+            )
         if verdict == "failed":
             return Publication("local", f"{here}: verification failed, so nothing was published")
         got = await self.bus.get_record(cmd.run_id)
