@@ -17,7 +17,7 @@ from baro_merger.integration import (
     integration_repo_path,
     prepare_run,
 )
-from baro_shared.schemas import RepoSource, Story
+from baro_shared.schemas import Checkpoint, RepoSource, Story
 
 BASE_FILES = {
     "README.md": "hello\n",
@@ -195,6 +195,43 @@ async def test_continue_fast_forwards_an_existing_baro_branch(bench: Any) -> Non
     again = await deliver(follow.repo, "run2", user, slug="ignored", continue_branch="baro/feature")
     assert again.already_delivered
     assert bench.snapshot(user) == source_before
+
+
+async def test_a_checkpoint_is_marked_once_and_never_moves_a_continued_branch(
+    bench: Any,
+) -> None:
+    user = bench.make_repo("user", BASE_FILES)
+    repo, _, head = await run_two_stories(bench, user, "run1")
+    await deliver(repo, "run1", user, slug="feature")
+    follow = await prepare_run(
+        bench.cache, "run2", _path_source(user), continue_branch="baro/feature"
+    )
+    more = await integrate(bench, follow.repo, "run2", "S1", follow.base, {"src/a.py": "A = 10\n"})
+    assert isinstance(more, Integrated)
+    partial = Checkpoint(missing=["S2 failed: no build"], integrated=["S1"])
+
+    first = await deliver(
+        follow.repo, "run2", user, slug="x", continue_branch="baro/feature", checkpoint=partial
+    )
+    assert first.branch == "baro/feature-checkpoint"
+    assert bench.git(user, "rev-parse", "baro/feature") == head, "the continued branch stays"
+    marker = bench.git(user, "rev-parse", first.branch)
+    assert bench.git(user, "rev-parse", f"{marker}^") == more.commit
+    assert bench.git(user, "rev-parse", f"{marker}^{{tree}}") == bench.git(
+        user, "rev-parse", f"{more.commit}^{{tree}}"
+    )
+    assert "Baro-Result: partial" in bench.git(user, "log", "-1", "--format=%B", marker)
+    again = await deliver(
+        follow.repo, "run2", user, slug="x", continue_branch="baro/feature", checkpoint=partial
+    )
+    assert again.already_delivered and again.head == marker, "the same marker, once"
+    assert bench.git(user, "rev-parse", naming.checkpoint_ref("run2")) == marker
+
+    none = await deliver(
+        repo, "run1", user, slug="other", checkpoint=Checkpoint(missing=["x"], deliver=False)
+    )
+    assert none.branch is None and none.head == head
+    assert bench.git(user, "branch", "--list", "baro/other*") == ""
 
 
 async def test_continue_refuses_what_is_not_a_fast_forward(bench: Any) -> None:
