@@ -104,7 +104,7 @@ def overhead(quick: bool) -> dict[str, Figure]:
 def review(quick: bool) -> dict[str, Figure]:
     from bench.review_bench import measure
 
-    result = measure(repeat=3 if quick else 7)
+    result = measure(repeat=5 if quick else 7)
     result["added_per_story_s"]["target"] = "<= 0.3"
     return result
 
@@ -260,7 +260,7 @@ HEADLINES = {
         for n in (8, 16, 32, 64)
     ),
     "overhead": ("overhead_s", "first_agent_s"),
-    "review": ("added_per_story_s", "critic_question_chars"),
+    "review": ("added_per_story_s", "added_tokens_per_story", "critic_question_tokens_est"),
     "scaleout": ("stories_per_min_1_runners", "stories_per_min_4_runners", "speedup_4_vs_1"),
     "integration": ("stories_5", "stories_20", "stories_50"),
     "memory": ("peak_rss_conductor", "peak_rss_agent-runner", "peak_rss_merger"),

@@ -5,9 +5,11 @@ small file) on a warm stack (an embedded nats-server and the five services in th
 process), alternately without the loop (review off, no checks) and with it (a story gate
 of one configured check, the critic asked and approving). The difference, minus the
 checks' own run time, is what the loop costs per story: the gate's bookkeeping, the diff,
-the critic's question (a scripted one-shot CLI process) and its events. Tokens: the
-scripted agent reports none, so the critic's question is measured in characters (about
-four to a token for English and code).
+the critic's question (a scripted one-shot CLI process) and its events. Tokens: what baro
+counted into the story's totals beyond the run without the loop (``added_tokens_per_story``:
+with the scripted backend, the usage its scripted critic reports, the same for every
+question), and what the critic's question would cost a real model, estimated from its
+characters (about four to a token for English and code).
 
     .venv/bin/python bench/review_bench.py [--repeat N]
 """
@@ -52,8 +54,9 @@ def _config(repo: Path, text: str) -> str:
     return _git(repo, "rev-parse", "HEAD")
 
 
-async def _run(bus: Bus, repo: Path, commit: str, review: bool) -> tuple[float, float, str]:
-    """One run: its wall-clock, its checks' own seconds, and the critic's diff."""
+async def _run(bus: Bus, repo: Path, commit: str, review: bool) -> tuple[float, float, str, int]:
+    """One run: its wall-clock, its checks' own seconds, the critic's diff, and the
+    story's tokens (input, cached ones included, and output, as baro counted them)."""
     request = s.RunSubmitted(
         run_id=runflow.new_run_id(),
         goal="write bench.txt",
@@ -75,7 +78,8 @@ async def _run(bus: Bus, repo: Path, commit: str, review: bool) -> tuple[float, 
     (story,) = report.stories
     checks = sum(c.get("seconds") or 0.0 for c in story.get("checks") or [])
     diff = _git(repo, "diff", f"{report.base}..{report.branch}")
-    return elapsed, checks, diff
+    tokens = sum(story["tokens"].get(kind) or 0 for kind in ("input", "output"))  # cached: in input
+    return elapsed, checks, diff, tokens
 
 
 async def _measure(repeat: int, root: Path) -> dict[str, list[float]]:
@@ -89,13 +93,15 @@ async def _measure(repeat: int, root: Path) -> dict[str, list[float]]:
         "checks_own_s": [],
         "added_per_story_s": [],
         "critic_question_chars": [],
+        "critic_question_tokens_est": [],
+        "added_tokens_per_story": [],
     }
     async with local_stack(root) as (_settings, bus):
         await _run(bus, plain, plain_head, False)  # warm the stack
         await _run(bus, gated, gated_head, True)
         for _ in range(repeat):
-            without, _, _ = await _run(bus, plain, plain_head, False)
-            with_loop, checks, diff = await _run(bus, gated, gated_head, True)
+            without, _, _, plain_tokens = await _run(bus, plain, plain_head, False)
+            with_loop, checks, diff, loop_tokens = await _run(bus, gated, gated_head, True)
             passed = [s.CheckResult(command="true", result="passed", exit_code=0)]
             question = critic_prompt("write bench.txt", STORY, diff, passed)
             samples["without_loop_s"].append(without)
@@ -103,13 +109,20 @@ async def _measure(repeat: int, root: Path) -> dict[str, list[float]]:
             samples["checks_own_s"].append(checks)
             samples["added_per_story_s"].append(with_loop - without - checks)
             samples["critic_question_chars"].append(len(question))
+            samples["critic_question_tokens_est"].append(round(len(question) / 4))
+            samples["added_tokens_per_story"].append(loop_tokens - plain_tokens)
     return samples
 
 
 def measure(repeat: int = 7) -> dict[str, Any]:
+    repeat = max(5, repeat)  # a median and a spread need a few pairs: the machine is noisy
     with tempfile.TemporaryDirectory(prefix="baro-review-bench-") as tmp:
         samples = asyncio.run(_measure(repeat, Path(tmp)))
-    unit = {"critic_question_chars": "chars"}
+    unit = {
+        "critic_question_chars": "chars",
+        "critic_question_tokens_est": "tokens",
+        "added_tokens_per_story": "tokens",
+    }
     return {
         name: {
             "median": round(statistics.median(values), 4),
@@ -124,7 +137,7 @@ def measure(repeat: int = 7) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=7, help="pairs of runs (at least 5)")
     args = parser.parse_args()
     for name, fig in measure(args.repeat).items():
         print(
