@@ -90,7 +90,7 @@ class Workspace:
         try:
             self.root.rename(doomed)
         except FileNotFoundError:
-            return
+            pass  # gone already: its run's directory may be empty now
         except OSError:
             doomed = self.root
         await asyncio.to_thread(shutil.rmtree, doomed, True)
