@@ -113,3 +113,27 @@ def test_title_is_the_goal_s_first_line_cut_short() -> None:
     long = pr_title("word " * 40)
     assert len(long) <= 72 and long.endswith("…")
     assert pr_title("   \n") == "baro change"
+
+
+def test_the_questions_asked_before_the_run_and_the_clarified_goal_are_in_the_body() -> None:
+    rec = record()
+    rec.clarification = s.Clarification(
+        status="answered",
+        questions=[
+            s.Question(id="target", text="Which file?"),
+            s.Question(id="untouched", text="What must not change?"),
+        ],
+        answers=[s.GivenAnswer(question_id="target", text="a.py and b.py")],
+    )
+    rec.envelope = s.GoalEnvelope(
+        objective="add tests — a.py and b.py", acceptance_criteria=["both files covered"]
+    )
+    body = pr_body(rec, commits=1, files_changed=[], dropped=[], verify=None,
+                   verify_command=None, now=1030.0)  # fmt: skip
+    asked = body.index("## Questions before the run (answered)")
+    assert body.index("**Mode:**") < asked < body.index("## What was agreed before the run")
+    assert "- Which file? — a.py and b.py" in body
+    assert "- What must not change? — (not answered)" in body
+    assert "**Objective:** add tests — a.py and b.py" in body
+    assert "- both files covered" in body
+    assert body.index("## What was agreed") < body.index("## Stories")

@@ -58,3 +58,25 @@ def test_a_follow_up_lists_the_earlier_goals_and_the_branch_s_commits() -> None:
 def test_a_run_that_follows_nothing_says_nothing_of_it() -> None:
     assert "follows up" not in build_prompt(command())
     assert "follows up" not in build_prompt(command(follow_up=s.FollowUp()))
+
+
+def test_the_clarified_goal_follows_the_story_with_every_list() -> None:
+    envelope = s.GoalEnvelope(
+        objective="make it faster — the search endpoint",
+        acceptance_criteria=["p95 under 200 ms"],
+        constraints=["no new dependency"],
+        non_goals=["the admin pages"],
+        assumptions=['"Which file?" was not answered.'],
+    )
+    prompt = build_prompt(command(envelope=envelope))
+    agreed = prompt.index("What was agreed before the run")
+    assert prompt.index("Your story (S1)") < agreed < prompt.index("Rules:")
+    for line in (
+        "**Objective:** make it faster — the search endpoint",
+        "- p95 under 200 ms",
+        "- no new dependency",
+        "- the admin pages",
+        '- "Which file?" was not answered.',
+    ):
+        assert line in prompt[agreed:]
+    assert "What was agreed" not in build_prompt(command())

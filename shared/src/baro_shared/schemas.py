@@ -583,6 +583,7 @@ class ModeConfirmed(Message, tag="run.mode_confirmed", kw_only=True):
 
 class CancelRequested(Message, tag="run.cancel_requested", kw_only=True):
     reason: str = "cancelled by user"
+    unanswered: bool = False  # its questions went unanswered past the timeout
 
 
 class RunInterrupted(Message, tag="run.interrupted", kw_only=True):
@@ -927,7 +928,6 @@ class DeliverRun(Message, tag="cmd.deliver", kw_only=True):
     continue_branch: str | None = None
     summary_markdown: str = ""
     gate: list[CheckResult] | None = None  # the run gate's last results (None: no gate ran)
-    envelope: GoalEnvelope | None = None  # the clarified goal: in the pull request body
     checkpoint: Checkpoint | None = None  # the result is partial (None: it is complete)
 
 

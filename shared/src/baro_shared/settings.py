@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     intake: Literal["offline", "llm", "auto"] = "offline"  # default of `baro run --intake`
     intake_llm_threshold: float = Field(default=0.6, ge=0.0, le=1.0)  # auto: below this, ask
     intake_llm_timeout_s: float = Field(default=120.0, gt=0.0)
+    # a run waiting for answers to its questions longer than this is cancelled
+    answer_timeout_s: float = Field(default=3600.0, gt=0.0)
 
     # defaults of `baro run` (docs/configuration.md, "Defaults"): a flag wins over these,
     # these over the repository's .baro.toml [defaults]

@@ -109,6 +109,8 @@ def _token(value: str) -> str:
 EVENT_TOPICS: dict[type, str] = {
     s.RunSubmitted: "submitted",
     s.IntakeDecided: "intake_decided",
+    s.QuestionsAsked: "questions_asked",
+    s.AnswersGiven: "answers_given",
     s.ModeConfirmed: "mode_confirmed",
     s.CancelRequested: "cancel_requested",
     s.RunPrepared: "prepared",
@@ -148,11 +150,12 @@ COMMAND_SERVICE: dict[type, str] = {
     s.CleanupRun: "merger",
     s.NotifyRun: "merger",
 }
-# events the conductor reacts to (it also publishes plan_accepted, story_updated, interrupted,
-# finished)
+# events the conductor reacts to (it also publishes questions_asked, plan_accepted,
+# story_updated, interrupted, finished)
 CONDUCTOR_TOPICS = (
     "submitted",
     "intake_decided",
+    "answers_given",
     "mode_confirmed",
     "cancel_requested",
     "prepared",

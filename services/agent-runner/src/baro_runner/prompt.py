@@ -1,7 +1,8 @@
 """The instructions an agent receives for one story.
 
 The prompt is a list of independent sections, each present only when it has something to
-say: the story itself (with a vague goal's reading), what an earlier run left on the
+say: the story itself (with a vague goal's reading), the clarified goal (what the user
+answered before the run: objective, acceptance criteria, constraints, non-goals), what an earlier run left on the
 branch a follow-up continues, the design note parallel stories share, what the story's
 dependencies delivered, what other stories integrated near its files since its previous
 attempt began, what went wrong before (a conflict, a change outside its write surface, a
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from baro_shared import schemas as s
+from baro_shared.goals.envelope import as_markdown
 
 RULES = """\
 Rules:
@@ -51,6 +53,18 @@ def _story(cmd: s.RunStory) -> list[str]:
             *(f"- {p}" for p in story.write_surface),
         ]
     return parts
+
+
+def _agreed(cmd: s.RunStory) -> list[str]:
+    """The clarified goal: what the user answered before the run, binding on every story."""
+    if cmd.envelope is None:
+        return []
+    return [
+        as_markdown(cmd.envelope, heading="##"),
+        "",
+        "This was agreed with the user before the run: meet the acceptance criteria that "
+        "concern your story, keep to the constraints, and do none of the non-goals.",
+    ]
 
 
 def _one_line(text: str, limit: int) -> str:
@@ -144,6 +158,7 @@ def _rules(cmd: s.RunStory) -> list[str]:
 
 SECTIONS: tuple[Callable[[s.RunStory], list[str]], ...] = (
     _story,
+    _agreed,
     _follow_up,
     _design,
     _delivered,

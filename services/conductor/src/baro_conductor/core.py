@@ -24,6 +24,7 @@ from baro_conductor import run_budget
 from baro_conductor.policy import enforce
 from baro_shared import checks
 from baro_shared import schemas as s
+from baro_shared.goals.envelope import clarification_markdown, work_goal
 from baro_shared.inputs import InputProblem, check_submission
 from baro_shared.plan import PlanError, agent_for, critical_path, validate_plan
 from baro_shared.retry import Budget
@@ -122,8 +123,11 @@ def _prepare(tr: Transition) -> None:
 
 
 def _classify(tr: Transition) -> None:
+    """Ask the intake: the goal as given, or (its questions answered) the goal with the answers."""
     rec = tr.record
     req = rec.request
+    clarification = rec.clarification
+    answered = clarification is not None and clarification.status == "answered"
     tr.send(
         s.ClassifyGoal(
             run_id=rec.run_id,
@@ -134,8 +138,12 @@ def _classify(tr: Transition) -> None:
             repo_key=repo_key(req.repo),
             agent_script=req.agent_script,
             limits=req.limits,
+            round=2 if answered else 1,
+            ask_model=req.clarify == "ask",
+            questions=list(clarification.questions) if answered and clarification else [],
+            answers=list(clarification.answers) if answered and clarification else [],
         ),
-        f"{rec.run_id}.classify",
+        f"{rec.run_id}.classify" + (".2" if answered else ""),
     )
 
 
@@ -188,7 +196,9 @@ def apply(record: s.RunRecord | None, event: s.Event, now: float) -> Transition 
 
 
 # the states a person acts on: notified once each as the run enters them
-NOTIFY_STATES = frozenset({"awaiting_confirmation", "delivered", "needs_attention", "failed"})
+NOTIFY_STATES = frozenset(
+    {"awaiting_answers", "awaiting_confirmation", "delivered", "needs_attention", "failed"}
+)
 
 
 def _notify(tr: Transition) -> None:
@@ -233,7 +243,19 @@ def _intake_decided(tr: Transition, ev: s.IntakeDecided, now: float) -> bool:
     rec = tr.record
     if rec.state != "classifying":
         return False
-    rec.decision = ev.decision
+    decision = ev.decision
+    clarification = rec.clarification
+    answered = clarification is not None and clarification.status == "answered"
+    if decision.round != (2 if answered else 1):
+        return False  # the first decision again, while the answered goal is being decided
+    rec.decision = decision
+    if decision.envelope is not None:
+        rec.envelope = decision.envelope
+    if decision.tool_answer:
+        _finish(tr, "cancelled", f"the goal asks about baro itself: {decision.tool_answer}", now)
+        return True
+    if decision.questions and clarification is None and _ask(tr, decision, now):
+        return True
     if rec.request.confirm == "picker":
         rec.state = "awaiting_confirmation"
         return True
@@ -248,6 +270,74 @@ def _intake_decided(tr: Transition, ev: s.IntakeDecided, now: float) -> bool:
         f"{rec.run_id}.mode",
     )
     return True
+
+
+def _ask(tr: Transition, decision: s.IntakeDecision, now: float) -> bool:
+    """Put the decision's questions to the user (True: the run now waits), or record them
+    as skipped when the run was submitted not to ask."""
+    rec = tr.record
+    source = decision.question_source or "offline"
+    if rec.request.clarify != "ask":
+        rec.clarification = s.Clarification(
+            status="skipped",
+            questions=list(decision.questions),
+            source=source,
+            reason="not asked (--clarify skip): the smallest safe reading is taken",
+        )
+        return False
+    rec.state = "awaiting_answers"
+    rec.clarification = s.Clarification(
+        status="asked", questions=list(decision.questions), source=source, asked_at=now
+    )
+    tr.send(
+        s.QuestionsAsked(run_id=rec.run_id, questions=list(decision.questions), source=source),
+        f"{rec.run_id}.questions",
+    )
+    return True
+
+
+def _answers_given(tr: Transition, ev: s.AnswersGiven, now: float) -> bool:
+    """The answers are in (any may be blank: skipped): decide the clarified goal's mode."""
+    rec = tr.record
+    clarification = rec.clarification
+    if rec.state != "awaiting_answers" or clarification is None:
+        return False
+    known = {q.id for q in clarification.questions}
+    answers: dict[str, s.GivenAnswer] = {}
+    for answer in ev.answers:
+        if answer.question_id in known and answer.question_id not in answers:
+            answers[answer.question_id] = s.GivenAnswer(
+                question_id=answer.question_id, text=answer.text.strip()[:MAX_ANSWER_CHARS]
+            )
+    clarification.answers = list(answers.values())
+    clarification.status = "answered"
+    clarification.answered_at = now
+    clarification.answered_by = ev.by
+    rec.state = "classifying"
+    _classify(tr)
+    return True
+
+
+MAX_ANSWER_CHARS = 2_000
+
+
+def unanswered(record: s.RunRecord, now: float, timeout_s: float) -> s.CancelRequested | None:
+    """The cancellation of a run that waited for answers longer than ``timeout_s``, if due."""
+    clarification = record.clarification
+    if record.state != "awaiting_answers" or clarification is None:
+        return None
+    asked = clarification.asked_at or record.updated_at
+    if now - asked < timeout_s:
+        return None
+    waited = f"{timeout_s / 60:.0f} min" if timeout_s >= 60 else f"{timeout_s:.0f}s"
+    return s.CancelRequested(
+        run_id=record.run_id,
+        reason=(
+            f"its questions were not answered within {waited}: answer them with "
+            "`baro answer`, or run again with --clarify skip"
+        ),
+        unanswered=True,
+    )
 
 
 def _mode_confirmed(tr: Transition, ev: s.ModeConfirmed, now: float) -> bool:
@@ -297,7 +387,7 @@ def _request_plan(tr: Transition) -> None:
     tr.send(
         s.PlanGoal(
             run_id=rec.run_id,
-            goal=rec.request.goal,
+            goal=work_goal(rec.request.goal, rec.envelope),
             mode=rec.mode,
             caps=rec.caps,
             interpretation=decision.interpretation if decision else None,
@@ -309,6 +399,7 @@ def _request_plan(tr: Transition) -> None:
             design=design,
             plan=list(rec.request.plan) if rec.request.plan is not None else None,
             limits=rec.request.limits,
+            envelope=rec.envelope,
         ),
         f"{rec.run_id}.plan",
     )
@@ -762,6 +853,11 @@ def _cancel(tr: Transition, ev: s.CancelRequested, now: float) -> bool:
     rec = tr.record
     if rec.state in s.TERMINAL_RUN_STATES:
         return False
+    if ev.unanswered and rec.state != "awaiting_answers":
+        return False  # answered after all, before the timeout's cancellation arrived
+    if ev.unanswered and rec.clarification is not None:
+        rec.clarification.status = "timed_out"
+        rec.clarification.reason = ev.reason
     rec.interrupted = None  # ending a parked run: its attempts are archived like any other
     for st in rec.stories:
         if st.status not in DONE_STORY and st.status not in ("finished", "reviewing"):
@@ -1032,6 +1128,7 @@ def _gate_checked(tr: Transition, ev: s.RunGateChecked, now: float) -> bool:
 
 _HANDLERS = {
     s.IntakeDecided: _intake_decided,
+    s.AnswersGiven: _answers_given,
     s.ModeConfirmed: _mode_confirmed,
     s.RunPrepared: _prepared,
     s.RunPrepareFailed: _prepare_failed,
@@ -1160,6 +1257,7 @@ def _dispatch(
             token_allowance=share,
             interpretation=_interpretation(rec),
             follow_up=req.follow_up,
+            envelope=rec.envelope,
         ),
         f"{rec.run_id}.run.{st.story.id}.{st.attempt}",
     )
@@ -1633,6 +1731,8 @@ def summary_markdown(rec: s.RunRecord) -> str:
     if rec.checkpoint is not None:
         lines += ["", "**Partial result (a checkpoint, not the whole goal).** Not in it:"]
         lines.extend(f"- {line}" for line in rec.checkpoint.missing)
+    clarified = clarification_markdown(rec.clarification, rec.envelope, heading="####")
+    lines += ["", *clarified[:-1]] if clarified else []
     if rec.enforcement:
         lines.append("")
         lines.append("**Plan enforcement:**")

@@ -5,6 +5,10 @@ pure transition, write the new record (with the messages it decided as its outbo
 if the revision is unchanged, publish the outbox with deterministic Nats-Msg-Ids, clear
 it, ack. Events of one run are handled one at a time, in delivery order.
 
+A run waiting for answers to its questions is cancelled once it has waited longer than
+``BARO_ANSWER_TIMEOUT_S``: the handler notes which runs wait (the core cannot keep time)
+and publishes their ``CancelRequested``, which the core then applies like any other.
+
 Before that, a run whose owning process is gone is parked: the handler applies
 ``RunInterrupted`` first (deciding that needs a look at the machine's processes, which the
 pure core cannot take), and its outbox is published only without the commands that would
@@ -50,6 +54,7 @@ class Conductor:
             service=self.name,
         )
         self.dead_letters = DeadLetters(bus)
+        self._awaiting: set[str] = set()  # runs waiting for answers to their questions
 
     def ready(self) -> bool:
         return self.bus.nc.is_connected and self.worker.ready.is_set()
@@ -60,7 +65,27 @@ class Conductor:
 
     async def run(self) -> None:
         await self.recover()
-        await asyncio.gather(self.worker.run(), self.dead_letters.worker.run())
+        sweeper = asyncio.create_task(self.cancel_unanswered())
+        try:
+            await asyncio.gather(self.worker.run(), self.dead_letters.worker.run())
+        finally:
+            sweeper.cancel()
+
+    async def cancel_unanswered(self) -> None:
+        """Cancel the runs whose questions went unanswered past the timeout."""
+        timeout = self.settings.answer_timeout_s
+        while True:
+            await asyncio.sleep(min(30.0, max(0.5, timeout / 4)))
+            for run_id in list(self._awaiting):
+                try:
+                    got = await self.bus.get_record(run_id)
+                    cancel = core.unanswered(got[0], time.time(), timeout) if got else None
+                    if got is None or got[0].state != "awaiting_answers":
+                        self._awaiting.discard(run_id)
+                    elif cancel is not None:
+                        await self.bus.publish(cancel, f"{run_id}.unanswered")
+                except Exception as exc:  # the next round tries again
+                    log.warning("could not check run %s for answers: %s", run_id, exc)
 
     async def recover(self) -> None:
         """Park runs whose owner is gone; publish what a crashed conductor decided but did
@@ -68,6 +93,7 @@ class Conductor:
         records = await self.bus.list_records()
         observe.active_runs(records)
         for record in records:
+            self.note_waiting(record)
             if abandoned(record):
                 await self.apply(interruption_of(record))
             elif record.outbox:
@@ -111,6 +137,7 @@ class Conductor:
             if written is None:
                 continue
             observe.transition(record, new, step)
+            self.note_waiting(new)
             if abandoned(new):
                 continue  # a run submitted by a process already gone: park it before it sends
             await self.flush(new, written)
@@ -120,6 +147,12 @@ class Conductor:
                 continue
             return ACK
         return Nak(1.0, "too many concurrent writers")
+
+    def note_waiting(self, record: s.RunRecord) -> None:
+        if record.state == "awaiting_answers":
+            self._awaiting.add(record.run_id)
+        else:
+            self._awaiting.discard(record.run_id)
 
     async def remember(self, record: s.RunRecord) -> None:
         """Add a finished run to its repository's history (the intake's estimates)."""

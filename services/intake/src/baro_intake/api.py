@@ -388,6 +388,27 @@ def create_app(
         return m.ModeAccepted(run_id=run_id, mode=done.mode, source=done.source)  # type: ignore[arg-type]
 
     @app.post(
+        "/v1/runs/{run_id}/answers",
+        operation_id="answerQuestions",
+        status_code=202,
+        response_model=m.AnswersAccepted,
+        responses=_errors(401, 404, 409, 422, 503),
+        **v1,
+    )
+    async def answer_questions(run_id: m.RUN_ID, body: m.AnswersIn) -> m.AnswersAccepted:
+        """Answer the questions of a run awaiting answers: the goal is decided again with
+        them, and the run goes on to planning."""
+        rec = await found(run_id)
+        answers = [s.GivenAnswer(question_id=a.question_id, text=a.text) for a in body.answers]
+        try:
+            await api_runs.answer(bus, rec, answers, "api")
+        except api_runs.UnknownQuestion as exc:
+            raise ApiError(422, str(exc)) from None
+        answered = len({a.question_id for a in answers if a.text.strip()})
+        total = len(rec.clarification.questions) if rec.clarification else 0
+        return m.AnswersAccepted(run_id=run_id, answered=answered, skipped=total - answered)
+
+    @app.post(
         "/v1/runs/{run_id}/cancel",
         operation_id="cancelRun",
         status_code=202,
@@ -529,6 +550,7 @@ def submitted_from(body: m.RunRequest, settings: Settings) -> s.RunSubmitted:
             heals=limits.heals,
         ),
         confirm=body.confirm,
+        clarify=body.clarify,
         publish=body.publish,
         surface=body.surface,
         review=body.review,

@@ -85,6 +85,9 @@ Goal = _checked(
 ModelName = _checked(MODEL_NAME_PATTERN, _model, min_length=1, max_length=128)
 Slug = _checked(SLUG_PATTERN, _slug, max_length=48)
 CancelReason = _checked(PROSE_PATTERN, _prose, max_length=500)
+AnswerText = _checked(PROSE_PATTERN, _prose, max_length=2000)
+QUESTION_ID_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+QuestionId = Annotated[str, Field(pattern=QUESTION_ID_PATTERN)]
 
 
 class Request(BaseModel):
@@ -150,8 +153,7 @@ class LimitsIn(Request):
     retry_window_s: Annotated[float, Field(ge=0, le=86_400)] = 600.0
     heals: json_int(0, 10) = Field(  # type: ignore[valid-type]
         default=3,
-        description="the run's healing budget: replanning questions for stories that "
-        "failed twice",
+        description="the run's healing budget: replanning questions for stories that failed twice",
     )
 
 
@@ -168,6 +170,12 @@ class RunRequest(Request):
         default="auto",
         description="auto: intake's mode is taken at once; picker: the run waits in "
         "awaiting_confirmation for POST /v1/runs/{id}/mode",
+    )
+    clarify: Literal["ask", "skip"] = Field(
+        default="skip",
+        description="a goal that would need a guess raises questions; ask: the run waits in "
+        "awaiting_answers for POST /v1/runs/{id}/answers (cancelled when left unanswered "
+        "past the timeout); skip: they are recorded and the smallest safe reading is taken",
     )
     publish: Literal["local", "push", "pr"] = Field(
         default="local",
@@ -218,6 +226,18 @@ class CancelRequest(Request):
     reason: CancelReason | None = None
 
 
+class AnswerIn(Request):
+    question_id: QuestionId
+    text: AnswerText = Field(default="", description="empty: the question is skipped")
+
+
+class AnswersIn(Request):
+    """Answers to a run's questions (see the run's clarification); a question left out
+    or answered with empty text is skipped."""
+
+    answers: list[AnswerIn] = Field(default_factory=list, max_length=10)
+
+
 # --------------------------------------------------------------------------- responses
 
 
@@ -236,6 +256,7 @@ class Links(BaseModel):
     events: str
     mode: str
     cancel: str
+    answers: str
 
 
 class RepoOut(BaseModel):
@@ -275,6 +296,7 @@ class RequestOut(BaseModel):
     backend: str
     model: str | None = None
     confirm: Literal["auto", "picker"]
+    clarify: Literal["ask", "skip"] = "skip"
     publish: Literal["local", "push", "pr"]
     surface: SurfacePolicy | None = None
     review: bool = Field(description="whether the critic reviews the stories")
@@ -296,6 +318,44 @@ class ModeOut(BaseModel):
     vague: bool = False
     interpretation: str | None = None
     awaiting_confirmation: bool = False
+
+
+class QuestionOut(BaseModel):
+    id: str
+    text: str
+    why: str = Field(default="", description="what in the goal made it a question")
+
+
+class AnswerOut(BaseModel):
+    question_id: str
+    text: str = Field(default="", description="empty: skipped")
+
+
+class ClarificationOut(BaseModel):
+    status: Literal["asked", "answered", "skipped", "timed_out"] = Field(
+        description="asked: the run waits in awaiting_answers; skipped: not asked (the "
+        "smallest safe reading was taken); timed_out: the run was cancelled unanswered"
+    )
+    questions: list[QuestionOut]
+    answers: list[AnswerOut] = Field(default_factory=list)
+    source: Literal["offline", "llm"] = Field(
+        default="offline", description="templated, or a model's"
+    )
+    reason: str | None = None
+    asked_at: float | None = None
+    answered_at: float | None = None
+    answered_by: str | None = None
+
+
+class EnvelopeOut(BaseModel):
+    """The clarified goal every planner and agent works from."""
+
+    objective: str
+    constraints: list[str] = Field(default_factory=list)
+    acceptance_criteria: list[str] = Field(default_factory=list)
+    non_goals: list[str] = Field(default_factory=list)
+    assumptions: list[str] = Field(default_factory=list)
+    source: Literal["offline", "llm"] = "offline"
 
 
 class RefusalOut(BaseModel):
@@ -454,6 +514,10 @@ class RunDetail(BaseModel):
     repo: RepoOut
     request: RequestOut
     mode: ModeOut
+    clarification: ClarificationOut | None = Field(
+        default=None, description="a goal's questions before planning, and their answers"
+    )
+    envelope: EnvelopeOut | None = None
     stories: list[StoryOut]
     enforcement: list[str]
     decisions: list[DecisionOut] = Field(
@@ -480,6 +544,12 @@ class ModeAccepted(BaseModel):
     run_id: str
     mode: Mode
     source: Literal["intake", "user"]
+
+
+class AnswersAccepted(BaseModel):
+    run_id: str
+    answered: int = Field(description="questions answered")
+    skipped: int = Field(description="questions left out or answered with empty text")
 
 
 class CancelAccepted(BaseModel):

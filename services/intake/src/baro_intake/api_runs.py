@@ -93,6 +93,33 @@ async def confirm_mode(bus: Bus, rec: s.RunRecord, mode: s.Mode | None) -> Confi
     return Confirmed(chosen, source)
 
 
+async def answer(bus: Bus, rec: s.RunRecord, answers: list[s.GivenAnswer], by: str) -> None:
+    """Answer a run's questions (``baro answer`` and ``baro run`` at a terminal do the same,
+    under the same message id: the first answers win)."""
+    clarification = rec.clarification
+    if rec.state != "awaiting_answers" or clarification is None:
+        raise Conflict(
+            f"run {rec.run_id} is {rec.state}, not awaiting_answers: only a run submitted "
+            "with clarify 'ask' whose goal raised questions waits for answers"
+        )
+    known = {q.id for q in clarification.questions}
+    unknown = sorted({a.question_id for a in answers} - known)
+    if unknown:
+        raise UnknownQuestion(
+            f"run {rec.run_id} has no question {unknown[0]!r}: its questions are "
+            + ", ".join(sorted(known))
+        )
+    fresh = await bus.publish(
+        s.AnswersGiven(run_id=rec.run_id, answers=answers, by=by), f"{rec.run_id}.answers"
+    )
+    if not fresh:
+        raise Conflict(f"the questions of run {rec.run_id} were already answered")
+
+
+class UnknownQuestion(ValueError):
+    """An answer to a question the run did not ask (HTTP 422)."""
+
+
 async def cancel(bus: Bus, rec: s.RunRecord, reason: str) -> None:
     if rec.state in s.TERMINAL_RUN_STATES:
         raise Conflict(f"run {rec.run_id} is already {rec.state}: there is nothing to cancel")

@@ -24,7 +24,13 @@ GOAL_LINE_MAX = 200
 
 def links(run_id: str) -> m.Links:
     base = f"/v1/runs/{run_id}"
-    return m.Links(self=base, events=f"{base}/events", mode=f"{base}/mode", cancel=f"{base}/cancel")
+    return m.Links(
+        self=base,
+        events=f"{base}/events",
+        mode=f"{base}/mode",
+        cancel=f"{base}/cancel",
+        answers=f"{base}/answers",
+    )
 
 
 def pending_record(request: s.RunSubmitted) -> s.RunRecord:
@@ -183,6 +189,7 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
             backend=req.backend,
             model=req.model,
             confirm=req.confirm,
+            clarify=req.clarify,
             publish=req.publish,
             surface=req.surface,
             review=req.review_on,
@@ -202,6 +209,16 @@ def detail(rec: s.RunRecord, now: float | None = None) -> m.RunDetail:
             submitted_by=req.submitted_by,
         ),
         mode=mode_out(rec),
+        clarification=(
+            m.ClarificationOut.model_validate(msgspec.to_builtins(rec.clarification))
+            if rec.clarification is not None
+            else None
+        ),
+        envelope=(
+            m.EnvelopeOut.model_validate(msgspec.to_builtins(rec.envelope))
+            if rec.envelope is not None
+            else None
+        ),
         stories=[story_out(st) for st in rec.stories],
         enforcement=list(rec.enforcement),
         decisions=[decision_out(d) for d in rec.decisions],

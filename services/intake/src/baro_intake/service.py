@@ -65,8 +65,11 @@ class Intake(CommandService):
             answers=list(cmd.answers),
         )
         observe(decided)
+        # the decision on the answered goal is a second, distinct event
+        again = "" if cmd.round == 1 else f".{cmd.round}"
         await self.bus.publish(
-            s.IntakeDecided(run_id=cmd.run_id, decision=decided.decision), f"{cmd.run_id}.intake"
+            s.IntakeDecided(run_id=cmd.run_id, decision=decided.decision),
+            f"{cmd.run_id}.intake{again}",
         )
         return ACK
 

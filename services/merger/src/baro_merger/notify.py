@@ -1,7 +1,7 @@
 """Telling people when a run needs them or has ended: a webhook and a desktop notification.
 
 The conductor sends ``NotifyRun`` as a run enters a state a person acts on
-(``awaiting_confirmation``, ``delivered``, ``needs_attention``, ``failed``). Where it goes
+(``awaiting_answers``, ``awaiting_confirmation``, ``delivered``, ``needs_attention``, ``failed``). Where it goes
 comes from the run itself (``--notify``) and from ``.baro.toml [notify]`` of the run's base
 commit, never from anything a story wrote. The webhook gets one JSON POST per state,
 retried a bounded number of times on a network error or a 5xx/429 answer; a notification
@@ -38,6 +38,7 @@ RETRY_DELAYS_S = (0.5, 1.0, 2.5)
 ATTEMPT_TIMEOUT_S = 5.0
 RETRIED_STATUSES = frozenset({408, 425, 429}) | frozenset(range(500, 600))
 HEADLINES = {
+    "awaiting_answers": "is waiting for answers to its questions",
     "awaiting_confirmation": "is waiting for you to pick its mode",
     "delivered": "delivered",
     "needs_attention": "needs attention",

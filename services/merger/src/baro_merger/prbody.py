@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from baro_shared import schemas as s
 from baro_shared.checks import verdict
+from baro_shared.goals.envelope import clarification_markdown
 from baro_shared.totals import dollars, run_totals
 
 TITLE_MAX = 72
@@ -40,6 +41,8 @@ def pr_body(
 ) -> str:
     lines = ["## Goal", "", _quote(record.request.goal.strip()[:GOAL_MAX]), ""]
     lines += _mode_lines(record)
+    clarified = clarification_markdown(record.clarification, record.envelope, heading="##")
+    lines += ["", *clarified[:-1]] if clarified else []
     lines += ["", "## Stories", "", *stories_table(record.stories), ""]
     lines += ["## Dropped artifacts", ""]
     if dropped:

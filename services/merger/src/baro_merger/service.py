@@ -44,6 +44,7 @@ from baro_shared import checks, objectcache, retention
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import ACK, Bus, Delivery, Outcome
+from baro_shared.gitutil import GitError
 from baro_shared.metrics import FAST_SECONDS_BUCKETS
 from baro_shared.redact import redact
 from baro_shared.service import CommandService
@@ -201,7 +202,9 @@ class Merger(CommandService):
         try:
             repo = self.repo(cmd.run_id)
             config = (await read_baro_config(repo, await run_base(repo, cmd.run_id))).notify
-        except MergerError:  # not prepared (or an invalid file): the run's own target only
+        except (MergerError, GitError):
+            # not prepared (or being prepared right now: a run that waits for answers is
+            # notified at once), or an invalid file: the run's own target only
             config = None
         await notify(cmd, config)
 

@@ -25,9 +25,10 @@ from baro_planner.asking import answer_text as answer_json_text
 from baro_planner.design import ask_for_note, offline_note, side_by_side
 from baro_planner.deterministic import plan_goal
 from baro_planner.llm_plan import build_plan_prompt, parse_plan, repair_prompt
+from baro_shared.goals.envelope import as_markdown
 from baro_shared.oneshot import OneShotResult
 from baro_shared.plan import PlanError
-from baro_shared.schemas import Caps, DesignNote, Mode, Story, TokenUsage
+from baro_shared.schemas import Caps, DesignNote, GoalEnvelope, Mode, Story, TokenUsage
 
 Strategy = Literal["auto", "deterministic", "llm"]
 PlannerKind = Literal["deterministic", "llm", "single", "given"]
@@ -170,12 +171,15 @@ async def propose(
     ask: Ask | None = None,
     design: bool = False,
     given: list[Story] | None = None,
+    envelope: GoalEnvelope | None = None,
 ) -> Proposal:
     """The plan for a goal under the chosen strategy (see the module doc), and, when
     ``design`` is asked for in parallel mode, the design note its side-by-side stories share.
 
     ``installed`` says whether the backend's CLI exists here; ``ask`` is how to reach it.
     ``given`` is the submitter's own plan: it is not planned again, only given a note.
+    ``envelope`` is the clarified goal (``goal`` is then its objective): a model reads all
+    of it; the goal's own structure is read from the objective alone.
     """
     design = design and mode == "parallel"
     note_by_model = design and ask is not None and model_available(strategy, backend, installed)
@@ -198,6 +202,8 @@ async def propose(
             TokenUsage(),
         )
     # the model plans a free-form goal: it writes the design first and plans with it
+    if envelope is not None:
+        goal = f"{goal.strip()}\n\n{as_markdown(envelope)}"
     note = await ask_for_note(goal, [], files or [], ask, backend) if note_by_model else None
     proposal = await plan_with_model(
         goal, mode, caps, files or [], ask, backend, design_note=note.text if note else None

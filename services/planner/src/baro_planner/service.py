@@ -73,6 +73,7 @@ class Planner(CommandService):
                 ask=ask,
                 design=cmd.design,
                 given=cmd.plan,
+                envelope=cmd.envelope,
             )
         except PlanError as exc:
             proposal = Proposal([], "single", error=str(exc))

@@ -6,7 +6,7 @@ The envelope is made once, by the intake, from the answers to a vague goal's que
 
 from __future__ import annotations
 
-from baro_shared.schemas import GoalEnvelope
+from baro_shared.schemas import Clarification, GoalEnvelope
 
 MAX_ITEM_CHARS = 500
 MAX_ITEMS = 12
@@ -31,6 +31,23 @@ def sections(envelope: GoalEnvelope) -> list[tuple[str, list[str]]]:
         ("Assumptions", _items(envelope.assumptions)),
     ]
     return [(title, values) for title, values in found if values]
+
+
+def clarification_markdown(
+    clarification: Clarification | None, envelope: GoalEnvelope | None, heading: str = "###"
+) -> list[str]:
+    """The questions asked before the run, their answers, and the envelope they made: for
+    the run's summary and its pull request body (no lines when nothing was asked)."""
+    lines: list[str] = []
+    if clarification is not None and clarification.questions:
+        given = {a.question_id: a.text for a in clarification.answers}
+        lines += [f"{heading} Questions before the run ({clarification.status})", ""]
+        for q in clarification.questions:
+            lines.append(f"- {q.text} — {given.get(q.id) or '(not answered)'}")
+        lines.append("")
+    if envelope is not None:
+        lines += [as_markdown(envelope, heading), ""]
+    return lines
 
 
 def as_markdown(envelope: GoalEnvelope, heading: str = "###") -> str:
