@@ -9,11 +9,25 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from click.testing import Result
+from pydantic import SecretStr
+from typer.testing import CliRunner
 
+from baro_cli.main import app
+from baro_cli.stack import SERVICES
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import Bus
-from tests.api.conftest import Api, bare_remote, run_body, sse_events, wait_for_state
+from baro_shared.settings import Settings
+from tests.api.conftest import (
+    TOKEN,
+    Api,
+    bare_remote,
+    run_body,
+    serve,
+    sse_events,
+    wait_for_state,
+)
 from tests.conftest import run_git
 from tests.e2e.conftest import replay
 
@@ -236,3 +250,72 @@ async def test_a_token_in_the_repository_url_never_leaves_a_service(api: Api) ->
     for text in [*answers, *stored[1:]]:  # [0] is the submitted request itself
         assert token not in text
     assert "[redacted]@127.0.0.1:9" in answers[0]
+
+
+async def test_a_vague_goal_waits_for_answers_then_runs_the_clarified_goal(
+    api: Api, tmp_path: Path
+) -> None:
+    bare, _ = bare_remote(tmp_path)
+    body = run_body(f"file://{bare}", goal="make it faster", clarify="ask")
+    run_id = (await api.client.post("/v1/runs", json=body)).json()["run_id"]
+    waiting = await wait_for_state(api.client, run_id, {"awaiting_answers"})
+    ids = ["target", "outcome", "untouched"]
+    assert [q["id"] for q in waiting["clarification"]["questions"]] == ids
+    assert waiting["clarification"]["status"] == "asked" and waiting["stories"] == []
+    assert waiting["links"]["answers"] == f"/v1/runs/{run_id}/answers"
+    history = await sse_events(api.client, run_id, follow=False)
+    (asked,) = [e for e in history if e["event"] == "run.questions_asked"]
+    assert [q["id"] for q in asked["data"]["questions"]] == ids
+
+    answers_url = f"/v1/runs/{run_id}/answers"
+    wrong = await api.client.post(answers_url, json={"answers": [{"question_id": "nope"}]})
+    assert wrong.status_code == 422 and "no question 'nope'" in wrong.json()["error"]
+    answers = [
+        {"question_id": "target", "text": "greet() in app.py"},
+        {"question_id": "outcome", "text": "it says hello"},
+    ]
+    sent = await api.client.post(answers_url, json={"answers": answers})
+    assert sent.status_code == 202, sent.text
+    assert sent.json() == {"run_id": run_id, "answered": 2, "skipped": 1}
+    view = await wait_for_state(api.client, run_id, DONE)
+    assert view["state"] == "delivered", view["reason"]
+    assert view["clarification"]["status"] == "answered"
+    assert view["clarification"]["answered_by"] == "api"
+    assert view["envelope"]["objective"] == "make it faster — greet() in app.py"
+    assert view["envelope"]["acceptance_criteria"] == ["it says hello"]
+    again = await api.client.post(answers_url, json={"answers": answers})
+    assert again.status_code == 409 and "not awaiting_answers" in again.json()["error"]
+
+
+async def test_baro_answer_continues_a_run_and_one_left_unanswered_is_cancelled(
+    settings: Settings, tmp_path: Path
+) -> None:
+    quick = settings.model_copy(
+        update={"api_port": 0, "api_token": SecretStr(TOKEN), "answer_timeout_s": 4.0}
+    )
+    services = {name: SERVICES[name] for name in ("conductor", "intake")}
+    async for served in serve(quick, services):
+        bare, _ = bare_remote(tmp_path)
+        body = run_body(f"file://{bare}", goal="make it faster", clarify="ask")
+        answered = (await served.client.post("/v1/runs", json=body)).json()["run_id"]
+        left = (await served.client.post("/v1/runs", json=body)).json()["run_id"]
+        await wait_for_state(served.client, answered, {"awaiting_answers"})
+        nats = quick.nats_url
+        wrong = await asyncio.to_thread(baro_answer, nats, answered, "nope=x")
+        assert wrong.exit_code == 2 and "has no question 'nope'" in wrong.output
+        done = await asyncio.to_thread(baro_answer, nats, answered, "target=greet() in app.py")
+        assert done.exit_code == 0, done.output
+        assert "answered 1, skipped 2" in done.output
+        view = await wait_for_state(served.client, answered, {"planning"})  # no planner here
+        assert view["clarification"]["answered_by"] == "cli"
+        assert view["envelope"]["objective"] == "make it faster — greet() in app.py"
+
+        view = await wait_for_state(served.client, left, {"cancelled"}, timeout=60)
+        assert "not answered within 4s" in view["reason"]
+        assert view["clarification"]["status"] == "timed_out"
+
+
+def baro_answer(nats_url: str, run_id: str, answer: str) -> Result:
+    """`baro answer` in process (call it in a thread: the command runs its own loop)."""
+    args = ["answer", run_id, "--answer", answer]
+    return CliRunner().invoke(app, args, env={"BARO_NATS_URL": nats_url})

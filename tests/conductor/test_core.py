@@ -196,7 +196,9 @@ def test_conflict_redispatches_once_then_needs_attention() -> None:
     again = [m for m in d.commands(s.RunStory) if m.story.id == "B"]
     assert [m.attempt for m in again] == [1, 2]
     assert again[1].base_commit == "i-A"
-    assert [n.kind for n in again[1].repair] == ["conflict"] and "shared.py" in again[1].repair[0].text
+    assert [n.kind for n in again[1].repair] == ["conflict"] and "shared.py" in again[1].repair[
+        0
+    ].text
     d.feed(finish("B", attempt=2))
     d.feed(s.MergeConflict(run_id=RUN, story_id="B", attempt=2, paths=["shared.py"]))
     assert d.rec.story("B").status == "conflict"

@@ -81,7 +81,9 @@ def test_the_outbox_left_at_the_interruption_goes_out_without_driving_commands()
     two_chained(d)
     rec = d.rec
     rec.outbox = [
-        s.OutboxItem(msg_id="m1", message=s.StoryUpdated(run_id=RUN, story_id="S1", status="running")),
+        s.OutboxItem(
+            msg_id="m1", message=s.StoryUpdated(run_id=RUN, story_id="S1", status="running")
+        ),
         s.OutboxItem(msg_id="m2", message=d.commands(s.RunStory)[0]),
     ]  # type: ignore[list-item]
     tr = core.apply(rec, interrupted(), 2000.0)

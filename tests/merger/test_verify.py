@@ -110,7 +110,9 @@ async def test_the_gate_makes_its_work_directory(bench: Any) -> None:
     user = bench.make_repo("user", {"a": "1\n"})
     prepared = await bench.prepare("r", user)
     work_root = bench.root / "cache" / "verify"  # a fresh cache: not there yet
-    outcome = await gate_one(bench, prepared, prepared.base, configured("true"), work_root=work_root)
+    outcome = await gate_one(
+        bench, prepared, prepared.base, configured("true"), work_root=work_root
+    )
     assert outcome.result == "passed" and work_root.is_dir() and list(work_root.iterdir()) == []
 
 

@@ -8,7 +8,9 @@ from tests.conductor.test_core import RUN, Driver, decided, finish, integrated, 
 
 
 def fail(story_id: str, attempt: int, error: str) -> s.StoryFinished:
-    return finish(story_id, attempt=attempt, status="failed", exit_reason="agent_error", error=error)
+    return finish(
+        story_id, attempt=attempt, status="failed", exit_reason="agent_error", error=error
+    )
 
 
 def failed_twice(d: Driver, story_id: str = "S1") -> s.ReplanStory:
@@ -103,7 +105,9 @@ def test_new_stories_outside_the_failed_storys_surface_are_refused() -> None:
     failed_twice(d)
     d.feed(answer("rewrite", [s.Story(id="X", title="x", write_surface=["other.py"])]))
     story = d.rec.story("S1")
-    assert story.status == "failed" and "outside S1's write surface (app.py)" in (story.reason or "")
+    assert story.status == "failed" and "outside S1's write surface (app.py)" in (
+        story.reason or ""
+    )
 
 
 def test_give_up_fails_the_story_with_the_reason_and_a_duplicate_changes_nothing() -> None:

@@ -51,7 +51,12 @@ async def test_a_story_failing_twice_is_split_into_two_that_deliver(
     assert [d["action"] for d in report.decisions] == ["retry", "replan", "split"]
     assert report.review_loop == {"repairs": 0, "retries": 1, "replans": 1, "replan_budget": 3}
     runs = [e for e in await replay(bus, request.run_id) if isinstance(e, s.StoryFinished)]
-    assert [(e.story_id, e.attempt) for e in runs] == [("S1", 1), ("S1", 2), ("S1-1", 1), ("S1-2", 1)]
+    assert [(e.story_id, e.attempt) for e in runs] == [
+        ("S1", 1),
+        ("S1", 2),
+        ("S1-1", 1),
+        ("S1-2", 1),
+    ]
 
 
 async def test_a_focused_run_stays_one_story_through_replanning(bus: Bus, tmp_path: Path) -> None:

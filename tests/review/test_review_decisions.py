@@ -77,7 +77,9 @@ def test_a_second_revise_fails_the_story_with_the_critique() -> None:
     d.feed(verdict("revise", attempt=2, reasons=["VALUE is still 3"]))
     story = d.rec.story("S1")
     assert story.status == "failed" and len(d.commands(s.RunStory)) == 2
-    assert story.reason == "the critic asked for changes again after its repair turn: VALUE is still 3"
+    assert (
+        story.reason == "the critic asked for changes again after its repair turn: VALUE is still 3"
+    )
 
 
 def test_an_abstaining_critic_lets_the_story_go_on_and_is_recorded() -> None:

@@ -65,9 +65,7 @@ def probe_run(
     script = tmp_path / "script.json"
     paths = [str(state), str(cache), str(repo), str(home)]
     script.write_text(json.dumps({"default": {"steps": [{"probe": REPORT, "paths": paths}]}}))
-    run_env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("BARO_", "NATS_", "XDG_"))
-    }
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("BARO_", "NATS_", "XDG_"))}
     run_env.update(
         CANARIES,
         ANTHROPIC_API_KEY=PROVIDER_KEY,

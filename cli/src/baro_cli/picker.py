@@ -89,8 +89,6 @@ def choice_title(decision: s.IntakeDecision, mode: s.Mode) -> str:
 def pick_mode(decision: s.IntakeDecision) -> s.Mode | None:
     """Ask on the terminal; None when the user cancels (Esc or Ctrl-C)."""
     import questionary
-    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent, merge_key_bindings
-    from prompt_toolkit.keys import Keys
     from prompt_toolkit.output import create_output
 
     choices = [questionary.Choice(title=choice_title(decision, m), value=m) for m in MODES]
@@ -101,6 +99,18 @@ def pick_mode(decision: s.IntakeDecision) -> s.Mode | None:
         instruction=INSTRUCTION,
         output=create_output(stdout=sys.stderr),
     )
+    try:
+        chosen = ask_or_cancel(question)
+    except (KeyboardInterrupt, EOFError):
+        return None
+    return chosen if chosen in MODES else None
+
+
+def ask_or_cancel(question: Any) -> Any:
+    """Ask a questionary question on which Esc cancels like Ctrl-C (KeyboardInterrupt)."""
+    from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent, merge_key_bindings
+    from prompt_toolkit.keys import Keys
+
     escape = KeyBindings()
 
     @escape.add(Keys.Escape, eager=True)
@@ -111,8 +121,4 @@ def pick_mode(decision: s.IntakeDecision) -> s.Mode | None:
     app.key_bindings = (
         merge_key_bindings([app.key_bindings, escape]) if app.key_bindings else escape
     )
-    try:
-        chosen = question.unsafe_ask()
-    except (KeyboardInterrupt, EOFError):
-        return None
-    return chosen if chosen in MODES else None
+    return question.unsafe_ask()

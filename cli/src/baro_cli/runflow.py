@@ -16,6 +16,7 @@ import msgspec
 from nats.js.api import Header
 
 from baro_cli.picker import estimate_json, estimate_line
+from baro_cli.questions import Answerer, envelope_lines
 from baro_cli.runview import generic
 from baro_cli.terminal import safe
 from baro_intake import api_views
@@ -53,6 +54,10 @@ class RunReport:
     mode_source: str | None = None
     vague: bool = False
     interpretation: str | None = None
+    # the goal's questions before planning: {status, source, reason, questions: [{id, text,
+    # answer}]}, and the clarified goal {objective, acceptance_criteria, ...}
+    clarification: dict[str, Any] | None = None
+    envelope: dict[str, Any] | None = None
     estimates: list[dict[str, Any]] = field(default_factory=list)  # per mode, from past runs
     stories: list[dict[str, Any]] = field(default_factory=list)
     enforcement: list[str] = field(default_factory=list)
@@ -158,8 +163,10 @@ async def follow(
     live: bool = True,
     watchers: Sequence[Watcher] = (),
     mode_chosen_by: str | None = None,
+    answerer: Answerer | None = None,
 ) -> RunReport:
-    """Watch the run's events from the start until it finishes; confirm the mode if asked.
+    """Watch the run's events from the start until it finishes; confirm the mode if asked,
+    answer the goal's questions when ``answerer`` can.
 
     ``interrupt`` (Ctrl-C) cancels the run, then waits up to ``CANCEL_CONFIRM_S`` for the
     conductor to record it and for running agents to stop (a second Ctrl-C stops waiting).
@@ -189,6 +196,7 @@ async def follow(
             live,
             watchers,
             mode_chosen_by,
+            answerer,
         )
     finally:
         await _complete_from_record(bus, report, stopped_agents, cancel_deadline, interrupted)
@@ -206,6 +214,7 @@ async def _follow_events(
     live: bool = True,
     watchers: Sequence[Watcher] = (),
     mode_chosen_by: str | None = None,
+    answerer: Answerer | None = None,
 ) -> tuple[dict[str, int] | None, float | None]:
     """Apply the run's events to ``report`` until it ends (or a cancel is not confirmed in
     time, or, not ``live``, the events run out); returns the agents a cancel stopped, and
@@ -259,7 +268,9 @@ async def _follow_events(
             _track_agents(working, event)
             progress.at = event.ts
             try:
-                if await _on_event(bus, request, event, report, progress, picker, mode_chosen_by):
+                if await _on_event(
+                    bus, request, event, report, progress, picker, mode_chosen_by, answerer
+                ):
                     if stopped_agents is None and working and report.status == "cancelled":
                         # cancelled from elsewhere (baro cancel): the agents it stopped
                         # still report, and their attempts are archived after that
@@ -377,6 +388,8 @@ def report_from_record(report: RunReport, record: s.RunRecord) -> None:
         report.status, report.reason = record.state, record.reason
     if record.mode is not None:
         report.mode = record.mode
+    report.clarification = clarification_json(record.clarification)
+    report.envelope = envelope_json(record.envelope)
     if record.stories:
         report.stories = [
             {
@@ -424,10 +437,18 @@ async def _on_event(
     progress: Progress,
     picker: Picker | None,
     mode_chosen_by: str | None = None,
+    answerer: Answerer | None = None,
 ) -> bool:
     """Update the report from one event; True when the run is over."""
     match ev:
+        case s.QuestionsAsked(questions=questions):
+            await _questions(bus, request, questions, report, progress, answerer)
         case s.IntakeDecided(decision=d):
+            if d.questions and request.clarify == "ask":
+                return False  # the run waits for answers: the questions follow
+            if not await _clarified(bus, request, d, progress, answerer):
+                report.status, report.reason = "cancelled", NOT_CONFIRMED
+                return False  # follow on until the conductor records it (RunFinished)
             report.mode, report.confidence, report.mode_reason = d.mode, d.confidence, d.reason
             report.mode_source, report.vague, report.interpretation = (
                 d.source,
@@ -566,12 +587,97 @@ async def _on_event(
         case (
             s.RunSubmitted() | s.PlanProposed() | s.CancelRequested()
             | s.RunPrepareFailed() | s.PlanFailed() | s.IntegrationFailed()
-            | s.DeliveryFailed() | s.CommandDeadLettered()
+            | s.DeliveryFailed() | s.CommandDeadLettered() | s.AnswersGiven()
         ):  # fmt: skip
             pass  # told by what follows from them (a story's or the run's end says why)
         case _:
             progress.line(generic(ev))  # a kind of event this view does not know by name
     return False
+
+
+async def _questions(
+    bus: Bus,
+    request: s.RunSubmitted,
+    questions: list[s.Question],
+    report: RunReport,
+    progress: Progress,
+    answerer: Answerer | None,
+) -> None:
+    """The run waits for answers: give them (the terminal, a file), or say how to."""
+    progress.line(
+        f"baro asks {len(questions)} question{'s' if len(questions) != 1 else ''} "
+        f"before planning ({questions[0].why})"
+        if questions
+        else "baro asks before planning"
+    )
+    for number, question in enumerate(questions, 1):
+        progress.line(f"  {number}. [{question.id}] {question.text}")
+    if answerer is None:
+        progress.line(f"waiting for answers: baro answer {request.run_id}")
+        return
+    answers = await asyncio.to_thread(answerer.answer, questions)
+    if answers is None:
+        await cancel(bus, request.run_id, "cancelled at the questions")
+        report.status, report.reason = "cancelled", "cancelled at the questions"
+        return
+    skipped = sum(1 for a in answers if not a.text) + len(questions) - len(answers)
+    progress.line(f"answered {len(questions) - skipped}, skipped {skipped}")
+    await bus.publish(
+        s.AnswersGiven(run_id=request.run_id, answers=answers, by=answerer.by),
+        f"{request.run_id}.answers",
+    )
+
+
+NOT_CONFIRMED = "the clarified goal was not confirmed"
+
+
+async def _clarified(
+    bus: Bus,
+    request: s.RunSubmitted,
+    decision: s.IntakeDecision,
+    progress: Progress,
+    answerer: Answerer | None,
+) -> bool:
+    """Show the goal the answers made; False when the user does not go on with it (the
+    run is then cancelled)."""
+    if decision.envelope is None:
+        return True
+    for line in envelope_lines(decision.envelope):
+        progress.line(f"clarified {line}")
+    if decision.round != 2 or answerer is None:
+        return True
+    if await asyncio.to_thread(answerer.confirm, decision.envelope):
+        return True
+    await cancel(bus, request.run_id, NOT_CONFIRMED)
+    return False
+
+
+def clarification_json(found: s.Clarification | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    given = {a.question_id: a.text for a in found.answers}
+    return {
+        "status": found.status,
+        "source": found.source,
+        "reason": found.reason,
+        "answered_by": found.answered_by,
+        "questions": [
+            {"id": q.id, "text": q.text, "answer": given.get(q.id) or None} for q in found.questions
+        ],
+    }
+
+
+def envelope_json(found: s.GoalEnvelope | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {
+        "objective": found.objective,
+        "acceptance_criteria": list(found.acceptance_criteria),
+        "constraints": list(found.constraints),
+        "non_goals": list(found.non_goals),
+        "assumptions": list(found.assumptions),
+        "source": found.source,
+    }
 
 
 def review_loop_spent(record: s.RunRecord) -> dict[str, int]:
@@ -668,6 +774,18 @@ def bus_refused_line(count: int) -> str:
     )
 
 
+def _clarification_summary(report: RunReport) -> list[str]:
+    found = report.clarification
+    lines: list[str] = []
+    if found and found["questions"]:
+        asked = found["questions"]
+        answered = sum(1 for q in asked if q["answer"])
+        lines.append(f"questions: {found['status']}, {answered} of {len(asked)} answered")
+    if report.envelope:
+        lines += [f"clarified {line}" for line in envelope_lines(s.GoalEnvelope(**report.envelope))]
+    return lines
+
+
 def render_summary(report: RunReport, out: TextIO) -> None:
     w = safe(out).write
     w("\n")
@@ -682,6 +800,8 @@ def render_summary(report: RunReport, out: TextIO) -> None:
         for est in report.estimates:
             if est.get("mode") == report.mode:
                 w(f"expected for {report.mode} here: {estimate_line(est)}\n")
+    for line in _clarification_summary(report):
+        w(line + "\n")
     for st in report.stories:
         attempt = (
             f" (attempt {st['attempt']})"

@@ -1,6 +1,7 @@
 """Each module registers its commands on ``baro_cli.app.app`` when imported."""
 
 from baro_cli.commands import (  # noqa: F401
+    answer,
     cancel,
     classify,
     clean,

@@ -32,6 +32,7 @@ from baro_cli.app import (
     setup_logging,
 )
 from baro_cli.doctor import check_sandbox
+from baro_cli.questions import Answerer, FileAnswers, TerminalAnswers, read_answers_file
 from baro_cli.validate import UserError
 from baro_merger.naming import normalize_baro_branch
 from baro_shared import schemas as s
@@ -161,6 +162,25 @@ def run(
             "Default: on.",
         ),
     ] = None,
+    clarify: Annotated[
+        str | None,
+        typer.Option(
+            "--clarify",
+            metavar="ask|skip",
+            help="A goal that would need a guess raises questions. ask: answer them before "
+            "planning (at a terminal; else the run waits for `baro answer`); skip: take the "
+            "smallest safe reading (recorded). Default: ask at a terminal without --yes.",
+        ),
+    ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            "--answers",
+            metavar="FILE",
+            help="Answers to the goal's questions, without a terminal: a JSON object of "
+            'question id (or 1-based position) to answer, e.g. {"target": "api/search.py"}.',
+        ),
+    ] = None,
     model_tiers: Annotated[
         str | None,
         typer.Option(
@@ -224,7 +244,10 @@ def run(
             review=value["review"],  # type: ignore[arg-type]
             replan=value["replan"],  # type: ignore[arg-type]
             checkpoint=value["checkpoint"] != "off",
+            clarify=clarify,
+            answers_given=answers is not None,
         )
+        answerer = _answerer(request, answers)
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
     picker = None
@@ -241,7 +264,15 @@ def run(
     chosen_by = "the plan's shape" if plan_file is not None and mode == "auto" else None
     try:
         report = asyncio.run(
-            _run(request, settings, shown, picker, embedded=nats_url is None, chosen_by=chosen_by)
+            _run(
+                request,
+                settings,
+                shown,
+                picker,
+                embedded=nats_url is None,
+                chosen_by=chosen_by,
+                answerer=answerer,
+            )
         )
     except BusUnavailable as exc:
         raise fail(
@@ -251,6 +282,42 @@ def run(
         raise fail(str(exc), 2) from None
     shown.summary(report)
     raise typer.Exit(runflow.exit_code(report))
+
+
+def _answerer(request: s.RunSubmitted, answers: Path | None) -> Answerer | None:
+    """Who answers the goal's questions: the file, the terminal, or (None) ``baro answer``."""
+    if request.clarify != "ask":
+        return None
+    if answers is not None:
+        return FileAnswers(read_answers_file(answers))
+    return TerminalAnswers() if _interactive() else None
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def clarify_policy(
+    clarify: str | None, answers_given: bool, mode: str, yes: bool, interactive: bool
+) -> s.ClarifyPolicy:
+    """Ask or skip the goal's questions: --answers asks, then --clarify, then ask at a
+    terminal unless --yes."""
+    if clarify not in (None, "ask", "skip"):
+        raise UserError(f"unknown --clarify {clarify!r}: choose ask or skip")
+    if answers_given and clarify == "skip":
+        raise UserError(
+            "--answers answers the goal's questions and --clarify skip skips them: pass one"
+        )
+    if answers_given and mode != "auto":
+        raise UserError(
+            "--answers needs the intake, which --mode skips: drop --mode (the mode is then "
+            "decided on the clarified goal)"
+        )
+    if answers_given:
+        return "ask"
+    if clarify is not None:
+        return clarify  # type: ignore[return-value]
+    return "ask" if interactive and not yes and mode == "auto" else "skip"
 
 
 def build_request(
@@ -285,6 +352,8 @@ def build_request(
     review: str | None = None,
     replan: str | None = None,
     checkpoint: bool = True,
+    clarify: str | None = None,
+    answers_given: bool = False,
 ) -> s.RunSubmitted:
     text = validate.goal_text(goal)
     surface_policy = validate.surface_policy(surface)
@@ -323,8 +392,9 @@ def build_request(
     if not remote:
         validate.machine(settings)
     agent_script = validate.agent_script(script)
-    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    interactive = _interactive()
     confirm: s.Confirm = "picker" if (mode == "auto" and not yes and interactive) else "auto"
+    clarify_as = clarify_policy(clarify, answers_given, mode, yes, interactive)
     request = s.RunSubmitted(
         run_id=runflow.new_run_id(),
         goal=text,
@@ -363,6 +433,7 @@ def build_request(
         review=None if review is None else review == "on",
         replan=None if replan is None else replan == "on",
         checkpoint=checkpoint,
+        clarify=clarify_as,
     )
     validate.refs_free(root, request.run_id, new_branch=follow_up is None)
     return validate.submission(request)
@@ -376,6 +447,7 @@ async def _run(
     *,
     embedded: bool,
     chosen_by: str | None = None,
+    answerer: Answerer | None = None,
 ) -> runflow.RunReport:
     from baro_cli.stack import LocalStack
 
@@ -392,13 +464,14 @@ async def _run(
                 look_for_interrupted=stack.shared,
                 owns_services=True,
                 chosen_by=chosen_by,
+                answerer=answerer,
             )
             report.bus_refused = stack.refused_connections()
             if report.bus_refused:
                 shown.progress.note(runflow.bus_refused_line(report.bus_refused))
             return report
     return await _submit_and_follow(
-        request, settings, shown, picker, interrupt, chosen_by=chosen_by
+        request, settings, shown, picker, interrupt, chosen_by=chosen_by, answerer=answerer
     )
 
 
@@ -412,6 +485,7 @@ async def _submit_and_follow(
     look_for_interrupted: bool = False,
     owns_services: bool = False,
     chosen_by: str | None = None,
+    answerer: Answerer | None = None,
 ) -> runflow.RunReport:
     progress = shown.progress
     bus = await Bus.open(settings, "baro-cli")
@@ -434,6 +508,7 @@ async def _submit_and_follow(
             interrupt=interrupt,
             watchers=shown.watchers,
             mode_chosen_by=chosen_by,
+            answerer=answerer,
         )
         if owns_services:
             await runflow.keep_attempts_before_stopping(bus, report, interrupt)
