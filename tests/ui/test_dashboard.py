@@ -144,3 +144,39 @@ async def test_the_page_is_served_without_data_under_a_strict_policy(api: Api) -
         assert (await anonymous.get("/ui/assets/..%2fapi.py")).status_code == 404
         assert (await anonymous.get("/ui/assets/nothing.js")).status_code == 404
         assert (await anonymous.get("/v1/runs")).status_code == 401
+
+
+async def test_a_run_s_questions_are_answered_on_the_page(
+    api: Api, browser: Any, artifacts: Path, tmp_path: Path
+) -> None:
+    bare, _ = bare_remote(tmp_path)
+    page = await browser.new_page(viewport={"width": 1300, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(f"{api.url}/ui")
+    await page.fill("#token", TOKEN)
+    await page.click("#login-form button")
+    await page.wait_for_selector("#runs:not([hidden])")
+
+    body = run_body(f"file://{bare}", "make it faster", clarify="ask")
+    run_id = (await api.client.post("/v1/runs", json=body)).json()["run_id"]
+    await wait_for_state(api.client, run_id, {"awaiting_answers"})
+    await page.goto(f"{api.url}/ui/?run={run_id}")
+    await page.wait_for_selector("#phase[data-phase='awaiting_answers']")
+    assert await page.locator("#questions input").count() == 3
+    assert "Which file, module, command or feature" in await page.inner_text("#questions")
+    await page.fill("#answer-target", "greet() in app.py")
+    await page.fill("#answer-outcome", "it says hello")
+    await page.screenshot(path=artifacts / "1-questions.png", full_page=True)
+    await page.click("#send-answers")
+
+    await page.wait_for_selector("#phase[data-phase='delivered']", timeout=120_000)
+    await page.screenshot(path=artifacts / "2-delivered.png", full_page=True)
+    assert await page.locator("#questions input").count() == 0
+    answered = await page.inner_text("#questions")
+    assert "greet() in app.py" in answered and "(not answered)" in answered
+    agreed = await page.inner_text("#agreed")
+    assert "make it faster — greet() in app.py" in agreed and "it says hello" in agreed
+    run = await wait_for_state(api.client, run_id, {"delivered"})
+    assert run["clarification"]["answered_by"] == "api"
+    assert errors == []

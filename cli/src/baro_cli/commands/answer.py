@@ -1,7 +1,7 @@
 """`baro answer RUN`: answer the questions of a run waiting in awaiting_answers.
 
-The run was submitted to ask (``baro run --clarify ask`` with no terminal, ``baro submit``,
-or the API with clarify 'ask'); its questions are on its record. The answers come from
+The run was submitted to ask (``baro run --clarify ask`` with no terminal, or the API with
+clarify 'ask'); its questions are on its record. The answers come from
 ``--answers FILE`` (the format of ``baro run --answers``), from ``--answer ID=TEXT``, or,
 at a terminal with neither, are asked one by one. The run is then decided again on the
 clarified goal and goes on to planning.

@@ -206,6 +206,8 @@ class RunView {
       });
       for (const path of st.dropped_artifacts) this.dropped.add(path);
     }
+    this.clarification = detail.clarification;
+    this.envelope = detail.envelope;
     this.cost = null;
     this.latest = detail.updated_at;
   }
@@ -232,7 +234,18 @@ class RunView {
         this.created = ev.ts;
         this.goal = ev.goal;
         break;
+      case "run.questions_asked":
+        this.phase = "awaiting_answers";
+        this.clarification = { status: "asked", questions: ev.questions, answers: [] };
+        break;
+      case "run.answers_given":
+        this.phase = "classifying";
+        if (this.clarification) {
+          this.clarification = { ...this.clarification, status: "answered", answers: ev.answers };
+        }
+        break;
       case "run.intake_decided":
+        if (ev.decision.envelope) this.envelope = ev.decision.envelope;
         this.mode = ev.decision.mode;
         this.modeReason = ev.decision.reason;
         this.modeSource = ev.decision.source;
@@ -504,6 +517,63 @@ function drawFacts(view) {
   $("reason").textContent = view.reason || "";
 }
 
+// the run's questions: a form while it waits for answers, then what was answered and the
+// goal the answers made
+function drawClarification(view) {
+  const found = view.clarification;
+  $("clarify").hidden = !found || !found.questions.length;
+  if ($("clarify").hidden) return;
+  const asking = found.status === "asked" && view.phase === "awaiting_answers";
+  $("clarify-status").textContent = found.status.replace("_", " ");
+  $("send-answers").hidden = !asking;
+  const key = `${asking}:${found.status}:${found.questions.map((q) => q.id).join(",")}`;
+  if ($("questions").dataset.key !== key) {
+    // drawn once per state: a redraw must not wipe what is being typed
+    $("questions").dataset.key = key;
+    const given = new Map((found.answers || []).map((a) => [a.question_id, a.text || ""]));
+    $("questions").replaceChildren(...found.questions.map((q) => el("li", {},
+      el("label", { for: `answer-${q.id}` }, q.text),
+      asking
+        ? el("input", { id: `answer-${q.id}`, name: q.id, type: "text", maxlength: "2000" })
+        : el("div", { class: "note" }, given.get(q.id) || "(not answered)"))));
+  }
+  const e = view.envelope;
+  const agreed = [];
+  if (e) {
+    agreed.push(el("p", {}, el("strong", {}, "Objective: "), e.objective));
+    for (const [title, items] of [["Acceptance criteria", e.acceptance_criteria],
+      ["Non-goals", e.non_goals], ["Assumptions", e.assumptions]]) {
+      if (items && items.length) {
+        agreed.push(el("p", {}, el("strong", {}, `${title}:`)),
+          el("ul", { class: "plain" }, ...items.map((item) => el("li", {}, item))));
+      }
+    }
+  }
+  $("agreed").hidden = !e;
+  $("agreed").replaceChildren(...agreed);
+}
+
+async function sendAnswers(view) {
+  const answers = [...$("questions").querySelectorAll("input")].map((input) => ({
+    question_id: input.name, text: input.value.trim(),
+  }));
+  $("answers-error").textContent = "";
+  const resp = await call(`v1/runs/${encodeURIComponent(view.id)}/answers`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ answers }),
+  });
+  if (!resp.ok) {
+    let message = `${resp.status}`;
+    try {
+      message = (await resp.json()).error || message;
+    } catch (_) {
+      /* not JSON: the status says it */
+    }
+    $("answers-error").textContent = message;
+  }
+}
+
 function drawStories(view) {
   const now = view.now();
   const rows = [];
@@ -556,6 +626,7 @@ function drawer(view) {
     queued = false;
     last = performance.now();
     drawFacts(view);
+    drawClarification(view);
     drawDag(view);
     drawGantt(view);
     drawStories(view);
@@ -571,6 +642,10 @@ function drawer(view) {
 async function followRun(runId) {
   show("run");
   const view = new RunView(await getJson(`v1/runs/${encodeURIComponent(runId)}`));
+  $("answers-form").onsubmit = (ev) => {
+    ev.preventDefault();
+    sendAnswers(view).catch((err) => { $("answers-error").textContent = String(err.message || err); });
+  };
   const redraw = drawer(view);
   redraw();
   const ticking = setInterval(() => { if (!view.totals) redraw(); }, 1000);
