@@ -10,6 +10,7 @@ import pytest
 
 from baro_planner.planning import Proposal, Strategy, propose, uses_model
 from baro_shared import oneshot
+from baro_shared import schemas as s
 from baro_shared.oneshot import OneShotResult
 from baro_shared.schemas import Caps, Mode, TokenUsage
 from baro_shared.settings import Settings
@@ -210,3 +211,25 @@ async def test_focused_never_asks_even_when_llm_is_asked_for() -> None:
         installed=False,
     )
     assert proposal.ok and proposal.planner == "single" and len(proposal.stories) == 1
+
+
+async def test_a_model_plans_the_clarified_goal_with_all_of_its_envelope() -> None:
+    asked: list[str] = []
+
+    async def ask(prompt: str, purpose: str) -> OneShotResult:
+        asked.append(prompt)
+        return OneShotResult(True, json.dumps(PLAN), texts=[json.dumps(PLAN)])
+
+    envelope = s.GoalEnvelope(
+        objective=FREE_FORM + " — the --verbose flag",
+        acceptance_criteria=["--verbose prints each step"],
+        non_goals=["the config file"],
+    )
+    proposal = await propose(
+        envelope.objective, "sequential", CAPS, [], strategy="llm", backend="claude",
+        installed=True, ask=ask, envelope=envelope,
+    )  # fmt: skip
+    assert proposal.ok
+    (prompt,) = asked
+    assert f"**Objective:** {envelope.objective}" in prompt
+    assert "- --verbose prints each step" in prompt and "- the config file" in prompt
