@@ -3,14 +3,17 @@ functions (no run is started)."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
+from baro_cli.commands.cluster import render_detail
 from baro_cli.commands.run import clarify_policy
 from baro_cli.questions import answers_from_mapping, read_answers_file
 from baro_cli.validate import UserError
+from baro_intake import api_views
 from baro_shared import schemas as s
 
 QUESTIONS = [s.Question(id="target", text="Which?"), s.Question(id="outcome", text="What?")]
@@ -72,3 +75,26 @@ def test_a_bad_answers_file_is_refused(tmp_path: Path, content: bytes, message: 
 def test_a_missing_answers_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="cannot read the answers file"):
         read_answers_file(tmp_path / "nope.json")
+
+
+def test_baro_status_shows_the_questions_a_run_waits_for() -> None:
+    request = s.RunSubmitted(
+        run_id="r1", goal="make it faster", repo=s.RepoSource(kind="path", location="/repo"),
+        clarify="ask",
+    )  # fmt: skip
+    record = s.RunRecord(
+        run_id="r1",
+        request=request,
+        state="awaiting_answers",
+        clarification=s.Clarification(
+            status="asked",
+            questions=QUESTIONS,
+            answers=[],
+        ),
+    )
+    out = io.StringIO()
+    render_detail(api_views.detail(record), out)
+    shown = out.getvalue()
+    assert "questions before planning (asked):" in shown
+    assert "[target] Which? — (not answered)" in shown
+    assert "waiting for answers: baro answer r1" in shown

@@ -24,6 +24,7 @@ from nats.errors import Error as NatsError
 
 from baro_cli import localstore, runflow, watching
 from baro_cli.app import app, cluster_settings, embedded_url, fail
+from baro_cli.questions import Answerer, TerminalAnswers
 from baro_cli.terminal import printable, safe
 from baro_cli.validate import UserError
 from baro_intake import api_runs, api_views
@@ -259,6 +260,16 @@ def render_detail(v: RunDetail, out: TextIO) -> None:
         w("\n")
     if md.awaiting_confirmation:
         w(f"  waiting for the mode to be confirmed: baro watch {v.run_id} shows the picker\n")
+    asked = v.clarification
+    if asked is not None and asked.questions:
+        given = {a.question_id: a.text for a in asked.answers}
+        w(f"questions before planning ({asked.status}):\n")
+        for q in asked.questions:
+            w(f"  [{q.id}] {q.text} — {given.get(q.id) or '(not answered)'}\n")
+        if v.state == "awaiting_answers":
+            w(f"  waiting for answers: baro answer {v.run_id} (or baro watch {v.run_id})\n")
+    if v.envelope is not None:
+        w(f"clarified objective: {v.envelope.objective}\n")
     if md.vague and md.interpretation:
         w(f"  the goal is vague; read as: {md.interpretation}\n")
     if v.stories:
@@ -352,7 +363,9 @@ def watch(
                 await shown.replay(bus, rec.request, again=again), with_interruption(rec)
             )
         gone = _server_gone(bus, settings) if live_here else None
-        return await follow_detachable(bus, rec.request, shown, picker_for(rec), gone)
+        return await follow_detachable(
+            bus, rec.request, shown, picker_for(rec), gone, answerer=answerer_for(rec)
+        )
 
     report = on_cluster(settings, work, this_machine=local, then_this_machine=live_here)
     finish_watch(rid, report, shown)
@@ -385,19 +398,34 @@ def picker_for(rec: s.RunRecord) -> runflow.Picker | None:
     return pick_mode
 
 
+def answerer_for(rec: s.RunRecord) -> Answerer | None:
+    """The terminal, when the run waits (or will wait) for answers to its questions."""
+    waiting = rec.request.clarify == "ask" and (
+        rec.state == "awaiting_answers"
+        or (rec.state in ("submitted", "classifying") and rec.clarification is None)
+    )
+    if not (waiting and sys.stdin.isatty() and sys.stderr.isatty()):
+        return None
+    return TerminalAnswers()
+
+
 async def follow_detachable(
     bus: Bus,
     request: s.RunSubmitted,
     shown: watching.Shown,
     picker: runflow.Picker | None,
     gone: Awaitable[None] | None = None,
+    *,
+    answerer: Answerer | None = None,
 ) -> runflow.RunReport | None:
     """Follow the run to its end; None when Ctrl-C stopped the watching (the run goes on).
     ``gone`` raises when the server is gone for good (a local baro's that was killed): the
     follow stops there and the caller reads the rest elsewhere."""
     stop = runflow.install_interrupt(asyncio.get_running_loop())
     following = asyncio.ensure_future(
-        runflow.follow(bus, request, shown.progress, picker, watchers=shown.watchers)
+        runflow.follow(
+            bus, request, shown.progress, picker, watchers=shown.watchers, answerer=answerer
+        )
     )
     stopper = asyncio.ensure_future(stop.wait())
     lost = asyncio.ensure_future(gone) if gone is not None else None

@@ -26,7 +26,7 @@ from baro_cli.app import (
     setup_logging,
     with_local_credentials,
 )
-from baro_cli.commands.cluster import RunArg, picker_for, run_id_arg
+from baro_cli.commands.cluster import RunArg, answerer_for, picker_for, run_id_arg
 from baro_cli.stack import EmbeddedStore, LocalStack, StoreHeld
 from baro_cli.validate import UserError
 from baro_shared import schemas as s
@@ -112,6 +112,7 @@ async def _resume_on(
             record.request,
             progress,
             picker_for(record),
+            answerer=answerer_for(record),
             interrupt=interrupt,
             quiet_before=resumed.ts,
             watchers=shown.watchers,
