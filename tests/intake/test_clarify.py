@@ -211,3 +211,13 @@ def test_a_garbage_answer_keeps_the_offline_questions(offline_settings: Settings
     assert [q.id for q in decision.questions] == ["target", "outcome", "untouched"]
     assert decision.question_source == "offline"
     assert any("conversation question failed" in e for e in decision.evidence)
+
+
+def test_a_question_about_baro_itself_is_answered_not_asked(offline_settings: Settings) -> None:
+    script = _script(_say({"kind": "answer", "answer": "baro cancel RUN stops a run."}))
+    decided = asyncio.run(
+        decide("how do I stop a run?", offline_settings, strategy="llm", backend="scripted",
+               agent_script=script, ask_model=True)
+    )  # fmt: skip
+    assert decided.decision.tool_answer == "baro cancel RUN stops a run."
+    assert decided.decision.questions == [] and decided.decision.question_source is None
