@@ -54,8 +54,11 @@ install-cli: install
 demo: install
 	$(VENV)/bin/baro demo
 
+# the suite on TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs it in this one
+TEST_WORKERS ?= 4
+
 test: install lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow"

@@ -19,7 +19,7 @@ import pytest
 
 from baro_shared import schemas as s
 from baro_shared.bus import Bus, BusUnavailable
-from baro_shared.embedded import EmbeddedNats
+from baro_shared.embedded import EmbeddedNats, free_port
 from baro_shared.plan import PlanError, plan_from_json, validate_plan
 from baro_shared.settings import Settings
 from tests.conftest import make_repo, run_git
@@ -40,11 +40,13 @@ def test_services_need_the_nats_credentials(tmp_path: Path) -> None:
         with pytest.raises(BusUnavailable):
             asyncio.run(_connect(Settings(nats_url=server.url, connect_timeout_s=2)))
         asyncio.run(_connect(Settings(nats_url=server.url, nats_token=SECRET_TOKEN)))
+        http_port = free_port()
+        readyz = f"http://127.0.0.1:{http_port}/readyz"
         env = {
             **os.environ,
             "BARO_NATS_URL": server.url,
             "BARO_NATS_TOKEN": SECRET_TOKEN,
-            "BARO_HTTP_PORT": "18431",
+            "BARO_HTTP_PORT": str(http_port),
             "BARO_CACHE_DIR": str(tmp_path / "c"),
             "BARO_STATE_DIR": str(tmp_path / "s"),
         }
@@ -56,7 +58,7 @@ def test_services_need_the_nats_credentials(tmp_path: Path) -> None:
             ready = False
             while time.monotonic() < deadline and not ready and proc.poll() is None:
                 try:
-                    with urllib.request.urlopen("http://127.0.0.1:18431/readyz", timeout=1) as resp:
+                    with urllib.request.urlopen(readyz, timeout=1) as resp:
                         ready = resp.status == 200
                 except OSError:
                     time.sleep(0.2)
