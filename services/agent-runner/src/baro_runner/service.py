@@ -571,9 +571,15 @@ class _Job:
         diff: str | None = None,
     ) -> Outcome:
         cmd = self.cmd
+        if self.logs_stored is not None:  # `baro logs` finds an ended attempt's output
+            await self.logs_stored
+        # the attempt's end: its message's ts and where its retry delay starts, so that the
+        # conductor (whose budget window opens at the first failure's ts) and this runner
+        # agree on when the window closes however long the upload above took
+        ended = time.time()
         retry_after = None
         if status == "retryable":
-            retry_after, spent = await self._retry_delay()
+            retry_after, spent = await self._retry_delay(ended)
             if retry_after is None:
                 status, reason, error = "failed", "retries_exhausted", f"{spent}: {error}"
         elif reason == "auth_failed":
@@ -582,9 +588,8 @@ class _Job:
             )
             error = f"{error} — {advice}"
         observe.attempts.labels(backend=cmd.backend, status=status, reason=reason or "none").inc()
-        if self.logs_stored is not None:  # `baro logs` finds an ended attempt's output
-            await self.logs_stored
         finished = s.StoryFinished(
+            ts=ended,
             run_id=cmd.run_id,
             story_id=self.story_id,
             attempt=self.attempt,
@@ -629,20 +634,20 @@ class _Job:
 
     # ------------------------------------------------------------------ retry budget
 
-    async def _budget(self) -> Budget:
+    async def _budget(self, now: float) -> Budget:
         """The story's retry budget; its window opened at the first failed attempt the
-        conductor recorded, or now when this is the first."""
+        conductor recorded, or ``now`` when this is the first."""
         since = None
         with contextlib.suppress(Exception):
             got = await self.bus.get_record(self.cmd.run_id)
             story = got[0].story(self.story_id) if got else None
             since = story.first_failure_at if story else None
-        return Budget.of(self.cmd.limits, since or time.time())
+        return Budget.of(self.cmd.limits, since or now)
 
-    async def _retry_delay(self) -> tuple[float | None, str]:
-        """How long to wait before the next attempt, or None when there is none (the
-        story's budget is spent, or this command cannot be delivered again) with why."""
-        budget, now = await self._budget(), time.time()
+    async def _retry_delay(self, now: float) -> tuple[float | None, str]:
+        """How long to wait from ``now`` before the next attempt, or None when there is
+        none (the story's budget is spent, or this command cannot be delivered again) with why."""
+        budget = await self._budget(now)
         if self.delivery.attempt < self.runner.max_deliver:
             return budget.delay(self.attempt, now, self.settings.retry_delay_s), budget.spent(
                 self.attempt, now
