@@ -44,6 +44,8 @@ class World:
             **os.environ,
             "BARO_STATE_DIR": str(self.root / "state"),
             "BARO_CACHE_DIR": str(self.root / "cache"),
+            # the planner's question is held open by a script step (its gate)
+            "BARO_SCRIPTED_QUESTION_TOOLS": "true",
         }
         env.pop("BARO_NATS_URL", None)
         return env

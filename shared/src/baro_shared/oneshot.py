@@ -161,7 +161,7 @@ async def _ask_once(
                 "BARO_STORY_TITLE": purpose,
                 "BARO_ATTEMPT": str(attempt),
                 # the scripted agent then refuses every step with a side effect
-                "BARO_QUESTION": "1",
+                "BARO_QUESTION": "0" if settings.scripted_question_tools else "1",
             }
         )
         if backend == "scripted" and agent_script:

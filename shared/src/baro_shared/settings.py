@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     opencode_bin: str = "opencode"
     pi_bin: str = "pi"
     scripted_agent_bin: str | None = None
+    # the scripted agent's questions run its script's side-effect steps (test suites that
+    # must hold a question open, e.g. the fault suite); a script cannot set it
+    scripted_question_tools: bool = False
     # custom model endpoints and the CLIs' own provider retries (see docs/backends.md)
     claude_base_url: str | None = None  # an Anthropic Messages endpoint
     codex_base_url: str | None = None  # an OpenAI Responses endpoint (.../v1)
