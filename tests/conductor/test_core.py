@@ -172,6 +172,7 @@ def test_failed_story_is_retried_then_fails_and_blocks_dependents() -> None:
     retry = [m for m in d.commands(s.RunStory) if m.story.id == "A"]
     assert [m.attempt for m in retry] == [1, 2], "one retry within the default budget"
     d.feed(finish("A", attempt=2, status="failed", error="boom"))
+    d.feed(s.StoryReplanned(run_id=RUN, story_id="A", round=1, decision="give_up", reason="no"))
     assert d.rec.story("A").status == "failed"
     assert d.rec.story("B").status == "blocked" and "A" in d.rec.story("B").reason
     d.feed(finish("C"))

@@ -15,8 +15,15 @@ TWO = [
 ]
 
 
+def given_up(story_id: str) -> s.StoryReplanned:
+    return s.StoryReplanned(
+        run_id=RUN, story_id=story_id, round=1, decision="give_up", reason="no smaller step"
+    )
+
+
 def one_failed(**request: object) -> Driver:
-    """Two parallel stories: A integrated, B failed for good (retried once)."""
+    """Two parallel stories: A integrated, B failed for good (retried once, then given up
+    by its replanning)."""
     d = Driver()
     d.feed(submitted(**request))
     d.feed(s.IntakeDecided(run_id=RUN, decision=s.IntakeDecision(
@@ -27,6 +34,7 @@ def one_failed(**request: object) -> Driver:
     d.feed(integrated("A"))
     d.feed(finish("B", status="failed", error="the tests would not build"))
     d.feed(finish("B", attempt=2, status="failed", error="still no build"))
+    d.feed(given_up("B"))
     return d
 
 
@@ -87,6 +95,7 @@ def test_nothing_integrated_is_no_checkpoint() -> None:
     started_to_plan(d, [TWO[0]])
     d.feed(finish("A", status="failed", error="boom"))
     d.feed(finish("A", attempt=2, status="failed", error="bang"))
+    d.feed(given_up("A"))
     (deliver,) = d.commands(s.DeliverRun)
     assert deliver.checkpoint is None, "there is no result to mark"
 

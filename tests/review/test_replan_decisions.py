@@ -133,16 +133,17 @@ def test_the_healing_budget_bounds_replanning() -> None:
     assert d.rec.heals == 1
 
 
-def test_replanning_is_off_by_default_for_the_scripted_backend() -> None:
+def test_replanning_is_on_by_default_for_every_backend_and_off_when_asked() -> None:
+    # the scripted backend too: it answers its questions without tools
+    assert submitted().heals == 3 and submitted(backend="claude").heals == 3
     d = Driver()
-    d.feed(submitted(mode_request="focused"))  # backend scripted, replan not asked
+    d.feed(submitted(mode_request="focused", replan=False))
     d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
     d.feed(s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="fix")]))
     d.feed(fail("S1", 1, "the tool call failed"))
     d.feed(fail("S1", 2, "ran out of ideas"))
     assert d.rec.story("S1").status == "failed" and not d.commands(s.ReplanStory)
     assert d.rec.request.heals == 0
-    assert submitted(backend="claude").heals == 3 and submitted(replan=True).heals == 3
 
 
 def test_an_identical_failure_goes_to_replanning_instead_of_a_third_attempt() -> None:

@@ -57,7 +57,7 @@ BUILTIN_NOTES = {
     "token_budget": "none",
     "run_token_budget": "none",
     "review": "on, off for the scripted backend",
-    "replan": "on, off for the scripted backend",
+    "replan": "on",
 }
 
 

@@ -41,7 +41,7 @@
     story_timeout = 1200             # seconds
     stall_timeout = 300              # seconds
     review = "on"                    # on | off: the critic (default: on, off for scripted)
-    replan = "on"                    # on | off: replanning (default: on, off for scripted)
+    replan = "on"                    # on | off: replanning (default: on)
     checkpoint = "on"                # on | off: a partial result as a checkpoint branch
 
     [notify]                         # merger: who hears when a run needs a person or ends

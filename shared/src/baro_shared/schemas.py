@@ -538,8 +538,8 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     # scripted backend (whose tests ask for it)
     review: bool | None = None
 
-    # stories that failed twice are replanned; None: on, except for the scripted backend
-    # (whose tests ask for it: its one-shot answers would otherwise run the default rule)
+    # stories that failed twice are replanned; None: on (the scripted backend answers its
+    # replanning question without tools, like the real CLIs)
     replan: bool | None = None
     # a vague goal's questions: asked (the run waits for answers) or skipped (recorded)
     clarify: ClarifyPolicy = "skip"
@@ -555,8 +555,7 @@ class RunSubmitted(Message, tag="run.submitted", kw_only=True):
     @property
     def heals(self) -> int:
         """The run's healing budget: ``Limits.heals``, or none when replanning is off."""
-        on = self.replan if self.replan is not None else self.backend != "scripted"
-        return self.limits.heals if on else 0
+        return self.limits.heals if self.replan is not False else 0
 
 
 class IntakeDecided(Message, tag="run.intake_decided", kw_only=True):

@@ -140,7 +140,7 @@ def run(
             "--replan",
             metavar="on|off",
             help="on: a story that failed twice is split, rewritten or given up by a "
-            "replanning question (at most 3 a run); default: on, off for the scripted backend.",
+            "replanning question (at most 3 a run); default: on.",
         ),
     ] = None,
     review: Annotated[

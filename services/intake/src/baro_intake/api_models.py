@@ -199,8 +199,7 @@ class RunRequest(Request):
     replan: bool | None = Field(
         default=None,
         description="a story that failed twice is split, rewritten or given up by a "
-        "replanning question (limits.heals a run); default: on, except for the scripted "
-        "backend",
+        "replanning question (limits.heals a run); default: on",
     )
     checkpoint: bool = Field(
         default=True,
