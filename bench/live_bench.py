@@ -45,6 +45,7 @@ from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.gitutil import BARO_IDENTITY, git_env
 from baro_shared.service import Host
+from bench.__main__ import figure
 from bench.cluster import local_stack
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -198,19 +199,6 @@ async def _measure(
     return samples
 
 
-def _figure(values: list[float], unit: str, target: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-        "n": len(values),
-        "unit": unit,
-    }
-    if target:
-        out["target"] = target
-    return out
-
-
 def measure(repeat: int = 5, parts: set[str] = PARTS) -> dict[str, Any]:
     chromium = os.environ.get("BARO_CHROMIUM") or shutil.which("chromium")
     if chromium is None:
@@ -221,14 +209,14 @@ def measure(repeat: int = 5, parts: set[str] = PARTS) -> dict[str, Any]:
     ratios = [live / headless for live in samples["live_wall_s"]]
     return {
         "live_vs_headless_wall": {
-            **_figure(ratios, "x", "<= 1.05"),
+            **figure(ratios, "x", target="<= 1.05"),
             "median": round(statistics.median(samples["live_wall_s"]) / headless, 3),
         },
-        "headless_wall_s": _figure(samples["headless_wall_s"], "s"),
-        "live_wall_s": _figure(samples["live_wall_s"], "s"),
-        "first_paint_50_s": _figure(samples["first_paint_50_s"], "s", "< 1"),
-        "plan_seen_50_s": _figure(samples["plan_seen_50_s"], "s"),
-        "history_drawn_50_s": _figure(samples["history_drawn_50_s"], "s"),
+        "headless_wall_s": figure(samples["headless_wall_s"], "s"),
+        "live_wall_s": figure(samples["live_wall_s"], "s"),
+        "first_paint_50_s": figure(samples["first_paint_50_s"], "s", target="< 1"),
+        "plan_seen_50_s": figure(samples["plan_seen_50_s"], "s"),
+        "history_drawn_50_s": figure(samples["history_drawn_50_s"], "s"),
     }
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,7 @@ from baro_shared.backends import agent_env, agent_fence, scripted_binary
 from baro_shared.bus import Bus
 from baro_shared.gitutil import BARO_IDENTITY, git_env
 from baro_shared.settings import Settings
+from bench.__main__ import figure
 from bench.cluster import local_stack, timed_run
 
 SCRIPT = {"default": {"steps": [{"write": "bench.txt", "content": "x\n"}, {"usage": {}}]}}
@@ -126,16 +126,7 @@ async def _measure(repeat: int, root: Path) -> dict[str, list[float]]:
 def measure(repeat: int = 7) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="baro-overhead-bench-") as tmp:
         samples = asyncio.run(_measure(repeat, Path(tmp)))
-    return {
-        name: {
-            "median": round(statistics.median(values), 4),
-            "min": round(min(values), 4),
-            "max": round(max(values), 4),
-            "n": len(values),
-            "unit": "s",
-        }
-        for name, values in samples.items()
-    }
+    return {name: figure(values, "s", 4) for name, values in samples.items()}
 
 
 def main() -> None:

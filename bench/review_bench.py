@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from baro_cli import runflow
 from baro_planner.critic import critic_prompt
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
+from bench.__main__ import figure
 from bench.cluster import local_stack
 from bench.overhead_bench import _git, _repo
 
@@ -123,16 +123,7 @@ def measure(repeat: int = 7) -> dict[str, Any]:
         "critic_question_tokens_est": "tokens",
         "added_tokens_per_story": "tokens",
     }
-    return {
-        name: {
-            "median": round(statistics.median(values), 4),
-            "min": round(min(values), 4),
-            "max": round(max(values), 4),
-            "n": len(values),
-            "unit": unit.get(name, "s"),
-        }
-        for name, values in samples.items()
-    }
+    return {name: figure(values, unit.get(name, "s"), 4) for name, values in samples.items()}
 
 
 def main() -> None:
