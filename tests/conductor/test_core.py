@@ -52,6 +52,10 @@ class Driver:
     def commands(self, kind: type) -> list:
         return [m for _, m in self.sent if isinstance(m, kind)]
 
+    def integrations(self) -> list[s.StoryToIntegrate]:
+        """Every story sent to the merger, batch after batch."""
+        return [item for batch in self.commands(s.IntegrateStories) for item in batch.stories]
+
 
 def decided(mode: s.Mode = "focused", max_stories: int = 1, par: int = 1) -> s.IntakeDecided:
     return s.IntakeDecided(
@@ -113,7 +117,7 @@ def test_focused_run_reaches_delivered() -> None:
     assert len(runs) == 1 and runs[0].attempt == 1 and runs[0].base_commit == "base"
     d.feed(s.StoryStarted(run_id=RUN, story_id="S1", attempt=1, runner="x"))
     d.feed(finish("S1"))
-    assert len(d.commands(s.IntegrateStory)) == 1
+    assert len(d.integrations()) == 1
     d.feed(integrated("S1"))
     assert d.rec.state == "integrating" and len(d.commands(s.DeliverRun)) == 1
     d.feed(s.RunDelivered(run_id=RUN, branch="baro/fix", base="base", head="i-S1"))
@@ -138,7 +142,7 @@ def test_every_event_delivered_twice_changes_nothing_the_second_time() -> None:
         d.feed(ev)
         assert d.feed(ev) == [], f"second delivery of {type(ev).__name__} changed the run"
     assert d.rec.state == "delivered"
-    assert len(d.commands(s.IntegrateStory)) == 1
+    assert len(d.integrations()) == 1
     assert d.rec.totals.tokens.input == 100
 
 
@@ -150,7 +154,7 @@ def test_stale_attempt_result_is_counted_but_ignored() -> None:
     d.feed(finish("S1", attempt=2))
     d.feed(finish("S1", attempt=1))  # late result from the runner whose lease expired
     assert d.rec.story("S1").result.attempt == 2
-    ints = d.commands(s.IntegrateStory)
+    ints = d.integrations()
     assert len(ints) == 1 and ints[0].attempt == 2
     assert d.rec.story("S1").tokens.input == 200, "both attempts cost tokens"
     assert any(
@@ -217,7 +221,7 @@ def test_a_rejected_story_reruns_once_with_the_violation_named_then_fails() -> N
     started_to_plan(d, stories, mode="parallel", par=2)
     d.feed(finish("A"))
     d.feed(finish("B"))
-    assert [(c.mode, c.surface) for c in d.commands(s.IntegrateStory)] == [("parallel", None)]
+    assert [(c.mode, c.surface) for c in d.commands(s.IntegrateStories)] == [("parallel", None)]
     d.feed(integrated("A"))
     refusal = s.Refusal(path="link", rule="symlink_escape", reason="leaves the repository")
     rejected = s.StoryRejected(
@@ -328,7 +332,7 @@ def test_cancel_stops_dispatch_and_finishes_run() -> None:
     assert d.rec.state == "cancelled"
     assert all(st.status == "cancelled" for st in d.rec.stories)
     d.feed(finish("S0"))
-    assert not d.commands(s.IntegrateStory)
+    assert not d.integrations()
     assert len(d.commands(s.RunStory)) == 2
 
 
@@ -407,15 +411,20 @@ def test_caps_and_disjoint_surfaces_hold_while_running(
                     b.story,
                 )
                 assert a.story.write_surface and b.story.write_surface
-        if rec.integrating:
-            st_ = rec.story(rec.integrating)
-            d.feed(integrated(st_.story.id, st_.result.attempt))
+        batch = rec.integrating_batch
+        assert len(set(batch)) == len(batch)
+        assert all(rec.story(sid).status == "finished" for sid in batch)
+        if batch and (not active or rng.random() < 0.5):
+            sid = rng.choice(batch)  # the merger's answers, in any order
+            d.feed(integrated(sid, rec.story(sid).result.attempt))
             continue
         assert active, "nothing running, nothing integrating, yet not finished"
         pick = rng.choice(active)
         d.feed(finish(pick.story.id, attempt=pick.attempt))
     assert d.rec.state == "integrating"
     assert all(st.status == "integrated" for st in d.rec.stories)
+    sent = sorted(item.story.id for item in d.integrations())
+    assert sent == sorted(story.id for story in stories), "each story sent to the merger once"
     titles = " ".join(st.story.title + " " + st.story.description for st in d.rec.stories)
     assert all(story.title in titles for story in stories), "no story lost"
 

@@ -59,7 +59,7 @@ def test_a_parked_run_records_what_arrives_and_sends_nothing_that_moves_it() -> 
     out = d.feed(finish("S1"))
     assert d.rec.story("S1").status == "finished" and d.rec.totals.tokens.input == 100
     assert driving(out) == [], "no integration while parked"
-    assert d.rec.integrating == "S1", "the record knows what it would integrate"
+    assert d.rec.integrating_batch == ["S1"], "the record knows what it would integrate"
     out = d.feed(integrated("S1"))
     assert d.rec.story("S1").status == "integrated"
     assert driving(out) == [], "no dispatch of S2 while parked"
@@ -121,9 +121,10 @@ def test_resume_asks_again_for_an_integration_or_delivery_in_flight() -> None:
     d.feed(finish("S1"))
     d.feed(interrupted())
     out = d.feed(resumed())
-    again = [m for m in out if isinstance(m, s.IntegrateStory)]
-    assert [(m.story.id, m.attempt) for m in again] == [("S1", 1)]
-    assert f"{RUN}.integrate.S1.1.r1" in [mid for mid, _ in d.sent]
+    again = [i for m in out if isinstance(m, s.IntegrateStories) for i in m.stories]
+    assert [(i.story.id, i.attempt) for i in again] == [("S1", 1)]
+    asked = [mid for mid, m in d.sent if isinstance(m, s.IntegrateStories)]
+    assert len(asked) == 2 and asked[1] == f"{asked[0]}.r1", "asked again under a new id"
     d.feed(integrated("S1"))
     d.feed(finish("S2", attempt=1))
     d.feed(integrated("S2"))
@@ -210,11 +211,16 @@ def test_a_run_killed_at_any_point_and_resumed_finishes_with_each_story_integrat
                     ),
                     (f"{RUN}.finished.{story.id}.{attempt}", finish(story.id, attempt=attempt)),
                 ]
-            case s.IntegrateStory(story=story, attempt=attempt):
-                if story.id not in integrated_by_story:
-                    integrations += 1
-                    integrated_by_story[story.id] = attempt
-                return [(f"{RUN}.integrated.{story.id}.{attempt}", integrated(story.id, attempt))]
+            case s.IntegrateStories(stories=items):
+                answers = []
+                for item in items:
+                    story, attempt = item.story, item.attempt
+                    if story.id not in integrated_by_story:
+                        integrations += 1
+                        integrated_by_story[story.id] = attempt
+                    event = integrated(story.id, attempt)
+                    answers.append((f"{RUN}.integrated.{story.id}.{attempt}", event))
+                return answers
             case s.DeliverRun():
                 return [
                     (

@@ -265,4 +265,5 @@ def test_with_two_waiting_the_one_that_unlocks_work_goes_before_the_one_that_fin
     d.feed(finish("L"))  # finished before B, nobody waits for it
     d.feed(finish("B"))
     d.feed(integrated("A", ["a"]))
-    assert [m.story.id for m in d.commands(s.IntegrateStory)] == ["A", "B"]
+    batches = [[item.story.id for item in m.stories] for m in d.commands(s.IntegrateStories)]
+    assert batches == [["A"], ["B", "L"]], "B unlocks C: it goes first in the next batch"

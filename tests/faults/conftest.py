@@ -244,7 +244,7 @@ async def wait_final(bus: Bus, cluster: Cluster, run_id: str, timeout: float = 1
             f"conductor: pending={info.num_pending} ack_pending={info.num_ack_pending}"
         )
         return (
-            f"state={rec.state} prepared={rec.prepared} integrating={rec.integrating} "
+            f"state={rec.state} prepared={rec.prepared} integrating={rec.integrating_batch} "
             f"stories: {stories}\nevents: {kinds}\n" + "; ".join(consumers)
         )
 

@@ -221,10 +221,12 @@ async def test_a_conflicting_story_returns_its_paths_and_moves_nothing(bench: An
     assert clash.integration_head == first.commit
     assert any("src/a.py" in m for m in clash.messages)
     assert await integration_head(prepared.repo, "r") == first.commit
-    # only the attempt ref was added; the attempt stays reachable
+    # only the attempt ref (the attempt stays reachable) and the marker of the head it
+    # conflicted with were added
     refs_after = bench.git(prepared.repo, "for-each-ref")
     assert set(refs_after.splitlines()) - set(refs_before.splitlines()) == {
-        line for line in refs_after.splitlines() if line.endswith("refs/baro/r/S2/1")
+        f"{bench.git(prepared.repo, 'rev-parse', 'refs/baro/r/S2/1')} commit\trefs/baro/r/S2/1",
+        f"{first.commit} commit\trefs/baro/r/conflicted/S2/1",
     }
     # the re-dispatched attempt, started from the new head, integrates
     retry = await integrate(
@@ -232,6 +234,30 @@ async def test_a_conflicting_story_returns_its_paths_and_moves_nothing(bench: An
     )
     assert isinstance(retry, Integrated) and retry.changed
     assert bench.git(prepared.repo, "rev-parse", f"{retry.commit}^") == first.commit
+
+
+async def test_a_conflicted_attempt_asked_again_conflicts_again_even_on_a_head_it_would_fit(
+    bench: Any,
+) -> None:
+    """A batch redelivered after a later story of it went in: the conflict may already
+    have been answered (and the story re-run), so the attempt must not go in now."""
+    user = bench.make_repo("user", BASE_FILES)
+    prepared = await bench.prepare("r", user)
+    first = await integrate(bench, prepared, "r", story("S1"), {"src/a.py": "A = 2\n"})
+    clash = await integrate(bench, prepared, "r", story("S2"), {"src/a.py": "A = 3\n"})
+    assert isinstance(first, Integrated) and isinstance(clash, Conflict)
+    # a later story puts src/a.py back as S2's attempt started from it
+    undo = await integrate(
+        bench, prepared, "r", story("S3"), {"src/a.py": "A = 1\n"}, start=first.commit
+    )
+    assert isinstance(undo, Integrated) and undo.changed
+    again = await integrate_story(
+        prepared.repo, "r", story("S2"), 1, story_base=prepared.base, goal=GOAL
+    )
+    assert isinstance(again, Conflict) and again.paths == clash.paths
+    assert again.integration_head == first.commit, "judged against the head it conflicted with"
+    assert await integration_head(prepared.repo, "r") == undo.commit, "nothing moved"
+    assert bench.git(prepared.repo, "for-each-ref", "refs/baro/r/integrated/S2/") == ""
 
 
 async def test_integrate_is_idempotent(bench: Any) -> None:

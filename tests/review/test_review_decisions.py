@@ -38,11 +38,11 @@ def test_a_story_with_criteria_is_reviewed_before_it_is_integrated() -> None:
     (ask,) = d.commands(s.ReviewStory)
     assert (ask.story.id, ask.attempt, ask.diff, ask.checks) == ("S1", 1, "+VALUE = 2\n", [check])
     assert d.rec.story("S1").status == "reviewing"
-    assert not d.commands(s.IntegrateStory), "nothing is integrated before the verdict"
+    assert not d.integrations(), "nothing is integrated before the verdict"
 
     d.feed(verdict("approve"))
     story = d.rec.story("S1")
-    assert story.status == "finished" and len(d.commands(s.IntegrateStory)) == 1
+    assert story.status == "finished" and len(d.integrations()) == 1
     assert story.tokens == s.TokenUsage(input=400, cached_input=40, output=30)
     assert d.rec.totals.tokens == story.tokens, "the critic's tokens are the story's"
     assert [(r.attempt, r.verdict) for r in story.reviews] == [(1, "approve")]
@@ -119,4 +119,4 @@ def test_a_resume_during_the_review_goes_on_without_asking_again() -> None:
     d.feed(s.RunResumed(run_id=RUN, owner=owner))
     assert d.rec.story("S1").status == "finished" and len(d.commands(s.ReviewStory)) == 1
     assert d.rec.decisions[-1].action == "abstain"
-    assert len(d.commands(s.IntegrateStory)) == 1
+    assert len(d.integrations()) == 1

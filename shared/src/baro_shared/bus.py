@@ -606,10 +606,11 @@ class Worker(Generic[M]):
 def gave_up(command: s.Command, deliveries: int, reason: str) -> s.CommandDeadLettered:
     """The event saying a command will not be carried out, for the story or run it served."""
     story_id = attempt = None
+    integrations: dict[str, int] = {}
     if isinstance(command, s.RunStory):  # every delivery of a story command is an attempt
         story_id, attempt = command.story.id, command.attempt + deliveries - 1
-    elif isinstance(command, s.IntegrateStory):
-        story_id, attempt = command.story.id, command.attempt
+    elif isinstance(command, s.IntegrateStories):
+        integrations = {item.story.id: item.attempt for item in command.stories}
     return s.CommandDeadLettered(
         run_id=command.run_id,
         command=str(command.__struct_config__.tag),
@@ -617,6 +618,7 @@ def gave_up(command: s.Command, deliveries: int, reason: str) -> s.CommandDeadLe
         reason=reason,
         story_id=story_id,
         attempt=attempt,
+        integrations=integrations,
     )
 
 

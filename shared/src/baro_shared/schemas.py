@@ -684,7 +684,10 @@ class StoryUpdated(Message, tag="story.updated", kw_only=True):
 class StoryIntegrated(Message, tag="story.integrated", kw_only=True):
     story_id: str
     attempt: int
-    integration_commit: str
+    integration_commit: str  # the story's own commit (or the head it found nothing to add to)
+    # the integration head after the whole batch the story was integrated in (None: the
+    # story's commit) and the bundle that carries it
+    integration_head: str | None = None
     integration_bundle: str | None = None
     dropped_artifacts: list[str] = msgspec.field(default_factory=list)
     story_ref: str | None = None
@@ -707,6 +710,9 @@ class StoryRejected(Message, tag="story.rejected", kw_only=True):
     dropped_artifacts: list[str] = msgspec.field(default_factory=list)
     surface_policy: SurfacePolicy = "strict"
     story_ref: str | None = None
+    # the integration head after the batch, for the re-run (see StoryIntegrated)
+    integration_head: str | None = None
+    integration_bundle: str | None = None
 
 
 class MergeConflict(Message, tag="story.merge_conflict", kw_only=True):
@@ -714,6 +720,9 @@ class MergeConflict(Message, tag="story.merge_conflict", kw_only=True):
     attempt: int
     paths: list[str]
     story_ref: str | None = None
+    # the integration head after the batch, for the re-run (see StoryIntegrated)
+    integration_head: str | None = None
+    integration_bundle: str | None = None
 
 
 class IntegrationFailed(Message, tag="story.integration_failed", kw_only=True):
@@ -795,6 +804,7 @@ class CommandDeadLettered(Message, tag="run.dead_lettered", kw_only=True):
     reason: str
     story_id: str | None = None
     attempt: int | None = None
+    integrations: dict[str, int] = msgspec.field(default_factory=dict)  # story id: attempt
 
 
 class RunFinished(Message, tag="run.finished", kw_only=True):
@@ -906,16 +916,25 @@ class RunStory(Message, tag="cmd.run_story", kw_only=True):
     envelope: GoalEnvelope | None = None  # the clarified goal, when questions were answered
 
 
-class IntegrateStory(Message, tag="cmd.integrate", kw_only=True):
+class StoryToIntegrate(Value, kw_only=True):
+    """One finished attempt of an ``IntegrateStories`` batch."""
+
     story: Story
     attempt: int
     bundle: str
     story_base: str
     head_commit: str
+    agent: str | None = None  # the story's agent CLI, named in the commit's co-author trailer
+
+
+class IntegrateStories(Message, tag="cmd.integrate_stories", kw_only=True):
+    """Integrate finished stories one after another, in this order, in one pass of the
+    run's integration repository; the merger answers for each story (docs/merging.md)."""
+
+    stories: list[StoryToIntegrate]
     goal: str
     mode: Mode | None = None
     surface: SurfacePolicy | None = None  # the run's own choice; see RunSubmitted.surface
-    agent: str | None = None  # the story's agent CLI, named in the commit's co-author trailer
 
 
 class DeliverRun(Message, tag="cmd.deliver", kw_only=True):
@@ -1005,7 +1024,7 @@ Command = (
     | ReviewStory
     | ReplanStory
     | GateRun
-    | IntegrateStory
+    | IntegrateStories
     | ArchiveAttempt
     | DeliverRun
     | CleanupRun
@@ -1201,7 +1220,8 @@ class RunRecord(Value, kw_only=True):
     stories: list[StoryState] = msgspec.field(default_factory=list)
     integration_head: str | None = None
     integration_bundle: str | None = None
-    integrating: str | None = None  # story id whose integration is in flight
+    # the stories whose integration is in flight (one IntegrateStories batch), in its order
+    integrating_batch: list[str] = msgspec.field(default_factory=list)
     delivered: RunDelivered | None = None
     reason: str | None = None
     totals: Totals = msgspec.field(default_factory=Totals)

@@ -143,7 +143,7 @@ COMMAND_SERVICE: dict[type, str] = {
     s.ReplanStory: "planner",
     s.RunStory: "agent-runner",
     s.PrepareRun: "merger",
-    s.IntegrateStory: "merger",
+    s.IntegrateStories: "merger",
     s.ArchiveAttempt: "merger",
     s.DeliverRun: "merger",
     s.GateRun: "merger",

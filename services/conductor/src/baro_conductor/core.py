@@ -15,6 +15,7 @@ record shows in flight, under new message ids.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -58,7 +59,7 @@ DRIVING = (
     s.ReviewStory,
     s.ReplanStory,
     s.GateRun,
-    s.IntegrateStory,
+    s.IntegrateStories,
     s.DeliverRun,
 )
 
@@ -619,13 +620,23 @@ def _count_attempt(rec: s.RunRecord, st: s.StoryState, ev: s.StoryFinished) -> b
 
 
 def _in_integration(rec: s.RunRecord, story_id: str, attempt: int | None) -> s.StoryState | None:
-    """The story whose integration is in flight, if ``story_id`` (and ``attempt``) match it."""
+    """The story of the batch in flight, if ``story_id`` (and ``attempt``) match one; it
+    leaves the batch (the merger answers once for each story)."""
     st = rec.story(story_id)
-    if st is None or st.status != "finished" or rec.integrating != story_id:
+    if st is None or st.status != "finished" or story_id not in rec.integrating_batch:
         return None
     if attempt is not None and (st.result is None or st.result.attempt != attempt):
         return None
+    rec.integrating_batch = [sid for sid in rec.integrating_batch if sid != story_id]
     return st
+
+
+def _batch_head(rec: s.RunRecord, head: str | None, bundle: str | None) -> None:
+    """The integration head after the merger's batch, as one of its answers tells it:
+    every answer of a batch names the same head, so their order does not matter."""
+    if head is not None:
+        rec.integration_head = head
+        rec.integration_bundle = bundle
 
 
 def _integration_done(tr: Transition, st: s.StoryState, now: float) -> None:
@@ -647,9 +658,7 @@ def _story_integrated(tr: Transition, ev: s.StoryIntegrated, now: float) -> bool
     st.nothing_left = ev.nothing_left
     st.story_ref = ev.story_ref
     st.reason = None
-    rec.integrating = None
-    rec.integration_head = ev.integration_commit
-    rec.integration_bundle = ev.integration_bundle
+    _batch_head(rec, ev.integration_head or ev.integration_commit, ev.integration_bundle)
     st.delivered = _delivery(st, ev)
     _tell_neighbours(rec, st)
     _integration_done(tr, st, now)
@@ -688,7 +697,7 @@ def _merge_conflict(tr: Transition, ev: s.MergeConflict, now: float) -> bool:
     st = _in_integration(rec, ev.story_id, ev.attempt)
     if st is None:
         return False
-    rec.integrating = None
+    _batch_head(rec, ev.integration_head, ev.integration_bundle)
     st.conflicts += 1
     st.conflict_paths = ev.paths
     where = ev.story_ref or f"refs/baro/{rec.run_id}/{st.story.id}/{ev.attempt}"
@@ -731,7 +740,7 @@ def _story_rejected(tr: Transition, ev: s.StoryRejected, now: float) -> bool:
     st = _in_integration(rec, ev.story_id, ev.attempt)
     if st is None:
         return False
-    rec.integrating = None
+    _batch_head(rec, ev.integration_head, ev.integration_bundle)
     st.rejections += 1
     _record_verdicts(st, ev.refused, ev.surface_violations, ev.surface_policy)
     st.story_ref = ev.story_ref or f"refs/baro/{rec.run_id}/{st.story.id}/{ev.attempt}"
@@ -767,7 +776,6 @@ def _integration_failed(tr: Transition, ev: s.IntegrationFailed, now: float) -> 
     st = _in_integration(rec, ev.story_id, None)
     if st is None:
         return False
-    rec.integrating = None
     st.status = "failed"
     st.reason = f"integration failed: {ev.error}"
     _integration_done(tr, st, now)
@@ -898,11 +906,18 @@ def _dead_lettered(tr: Transition, ev: s.CommandDeadLettered, now: float) -> boo
             ts=ev.ts,
         )
         return _story_finished(tr, failed, now)
-    if ev.command == "cmd.integrate" and ev.story_id is not None and ev.attempt is not None:
-        failed_integration = s.IntegrationFailed(
-            run_id=rec.run_id, story_id=ev.story_id, attempt=ev.attempt, error=ev.reason, ts=ev.ts
-        )
-        return _integration_failed(tr, failed_integration, now)
+    if ev.command == "cmd.integrate_stories":
+        failed = [
+            _integration_failed(
+                tr,
+                s.IntegrationFailed(
+                    run_id=rec.run_id, story_id=story_id, attempt=attempt, error=ev.reason, ts=ev.ts
+                ),
+                now,
+            )
+            for story_id, attempt in ev.integrations.items()
+        ]
+        return any(failed)
     if ev.command == "cmd.archive":
         return False  # the attempt's bundle stays in the object store; nothing else depends on it
     if ev.command == "cmd.notify":
@@ -944,11 +959,12 @@ def _resume(tr: Transition, ev: s.RunResumed, now: float) -> bool:
         for st in rec.stories:
             if st.status in ACTIVE_STORY:
                 _restart(tr, st)
-        in_flight = rec.story(rec.integrating) if rec.integrating else None
-        if in_flight is not None and in_flight.status == "finished":
-            _integrate(tr, in_flight)
+        in_flight = [rec.story(sid) for sid in rec.integrating_batch]
+        again = [st for st in in_flight if st is not None and st.status == "finished"]
+        if again:
+            _integrate(tr, again)
         else:
-            rec.integrating = None
+            rec.integrating_batch = []
         for st in rec.stories:
             if st.status == "replanning":
                 _send_replan(tr, st)
@@ -1194,7 +1210,7 @@ def _schedule(tr: Transition, now: float) -> None:
         _dispatch(tr, st, None)
         _story_updated(tr, st)
         active += 1
-    if all(st.status in DONE_STORY for st in rec.stories) and rec.integrating is None:
+    if all(st.status in DONE_STORY for st in rec.stories) and not rec.integrating_batch:
         _deliver_or_fail(tr, now)
 
 
@@ -1561,42 +1577,51 @@ def _decide(
 
 
 def _next_integration(tr: Transition) -> None:
-    """Integrate finished stories one at a time: the one whose dependents wait on the
-    longest chain of work first, else in the order they finished."""
+    """Integrate every finished story in one batch, once the batch before it is answered:
+    the stories whose dependents wait on the longest chain of work first, then in the
+    order they finished (then by id, so the order is the same however it is decided)."""
     rec = tr.record
-    if rec.integrating is not None or rec.state == "cancelled":
+    if rec.integrating_batch or rec.state == "cancelled":
         return
     waiting = [st for st in rec.stories if st.status == "finished" and st.result is not None]
     if not waiting:
         return
     chain = critical_path([st.story for st in rec.stories])
 
-    def urgency(st: s.StoryState) -> tuple[float, float]:
+    def urgency(st: s.StoryState) -> tuple[float, float, str]:
         unlocks = chain[st.story.id] - (st.story.effort or 1.0)  # 0 for a story nobody waits on
-        return (-unlocks, st.finished_at or 0.0)
+        return (-unlocks, st.finished_at or 0.0, st.story.id)
 
-    _integrate(tr, min(waiting, key=urgency))
+    _integrate(tr, sorted(waiting, key=urgency))
 
 
-def _integrate(tr: Transition, st: s.StoryState) -> None:
+def _integrate(tr: Transition, batch: list[s.StoryState]) -> None:
     rec = tr.record
-    res = st.result
-    assert res is not None and res.bundle and res.head_commit and res.base_commit
-    rec.integrating = st.story.id
+    items = []
+    for st in batch:
+        res = st.result
+        assert res is not None and res.bundle and res.head_commit and res.base_commit
+        items.append(
+            s.StoryToIntegrate(
+                story=st.story,
+                attempt=res.attempt,
+                bundle=res.bundle,
+                story_base=res.base_commit,
+                head_commit=res.head_commit,
+                agent=st.backend,
+            )
+        )
+    rec.integrating_batch = [st.story.id for st in batch]
+    attempts = ",".join(f"{item.story.id}:{item.attempt}" for item in items)
     tr.send(
-        s.IntegrateStory(
+        s.IntegrateStories(
             run_id=rec.run_id,
-            story=st.story,
-            attempt=res.attempt,
-            bundle=res.bundle,
-            story_base=res.base_commit,
-            head_commit=res.head_commit,
+            stories=items,
             goal=rec.request.goal,
             mode=rec.mode,
             surface=rec.request.surface,
-            agent=st.backend,
         ),
-        f"{rec.run_id}.integrate.{st.story.id}.{res.attempt}",
+        f"{rec.run_id}.integrate.{hashlib.sha256(attempts.encode()).hexdigest()[:16]}",
     )
 
 
@@ -1692,7 +1717,7 @@ def _finish(tr: Transition, status: s.RunState, reason: str | None, now: float) 
     rec.state = status
     rec.reason = reason
     rec.finished_at = now
-    rec.integrating = None
+    rec.integrating_batch = []
     rec.totals = run_totals(rec, now)
     tr.send(
         s.RunFinished(run_id=rec.run_id, status=status, reason=reason, totals=rec.totals),

@@ -170,6 +170,7 @@ async def preserve_refs(repo: Path, run_id: str, user_repo: Path) -> list[str]:
         str(source),
         f"+{prefix}*:{prefix}*",
         f"^{prefix}integrated/*",
+        f"^{naming.conflicted_prefix(run_id)}*",
         f"^{oversized}*",
         f"^{naming.published_ref(run_id)}",
         *too_large,

@@ -270,6 +270,10 @@ class RunRefs:
     def attempt(self, story_id: str, attempt: int) -> str | None:
         return self.refs.get(naming.attempt_ref(self.run_id, story_id, attempt))
 
+    def conflicted(self, story_id: str, attempt: int) -> str | None:
+        """The integration head the attempt conflicted with, if it did."""
+        return self.refs.get(naming.conflicted_marker(self.run_id, story_id, attempt))
+
     def integrated(self, story_id: str) -> tuple[int, str] | None:
         """(integrated attempt, integration commit) from the story's marker ref, if any."""
         prefix = naming.integrated_prefix(self.run_id, story_id)
@@ -508,11 +512,15 @@ async def integrate_story(
     ``summary`` (or the description), a ``Baro-Story: <id>`` trailer and a
     ``Co-Authored-By`` trailer naming baro and the ``agent``; it is by the identity the
     run was prepared with, signed when that identity signs. On conflict
-    nothing moves and the conflicting paths come back.
+    nothing moves but a marker of the head it conflicted with, and the conflicting paths
+    come back.
 
     Idempotent: when an attempt of this story is already integrated, that result comes
     back with ``already_integrated`` (its ``attempt`` may differ from the one asked
-    for: the caller decides what a late duplicate means).
+    for: the caller decides what a late duplicate means); an attempt that conflicted is
+    merged again with the head it conflicted with, never with a later one, so it
+    conflicts again even when stories integrated since (later in its batch) would let it
+    through: the conflict may have been answered, and the story re-run, already.
     Raises NotPrepared, MergerError (attempt not imported, unknown story base),
     ConfigError (invalid .baro.toml).
     """
@@ -524,7 +532,8 @@ async def integrate_story(
         rules = rules or config.artifacts
         chosen = resolve_policy(policy, config.surface.policy, mode)
         current = refs.integration
-        head = current or base
+        conflicted = refs.conflicted(story.id, attempt)
+        head = conflicted or current or base
 
         async def judge(*more: str) -> tuple[_Judged, list[str | None]]:
             found, others = await _peel_attempt(
@@ -568,7 +577,10 @@ async def integrate_story(
             tree = theirs  # the story started from the integration head: nothing to merge
         else:
             merged = await three_way_merge(repo, judged.start, head_tree, theirs)
-            if merged.conflicts:
+            if merged.conflicts or conflicted is not None:
+                if conflicted is None:
+                    marker = naming.conflicted_marker(run_id, story.id, attempt)
+                    await update_refs(repo, [f"create {marker} {head}"])
                 return Conflict(
                     story.id, attempt, merged.conflicts, merged.messages, story_ref, head
                 )

@@ -7,6 +7,9 @@ Pure functions only. The ref layout of one run, in the integration repository an
     refs/baro/<run>/integration                  the integration head
     refs/baro/<run>/<story>/<attempt>            every imported attempt of every story
     refs/baro/<run>/integrated/<story>/<attempt> which attempt of a story was integrated
+    refs/baro/<run>/conflicted/<story>/<attempt> (integration repository) the head an
+                                                 attempt conflicted with: asked again,
+                                                 it is answered the same
     refs/baro/<run>/oversized/<story>/<attempt>  (integration repository) an attempt with
                                                  a file refused as too large: it is not
                                                  mirrored into the user's repository
@@ -38,6 +41,7 @@ RESERVED_STORY_COMPONENTS = frozenset(
         "base",
         "integration",
         "integrated",
+        "conflicted",
         "oversized",
         "published",
         "checkpoint",
@@ -161,6 +165,15 @@ def integrated_prefix(run_id: str, story_id: str) -> str:
 
 def integrated_marker(run_id: str, story_id: str, attempt: int) -> str:
     return f"{integrated_prefix(run_id, story_id)}{int(attempt)}"
+
+
+def conflicted_prefix(run_id: str) -> str:
+    return run_prefix(run_id) + "conflicted/"
+
+
+def conflicted_marker(run_id: str, story_id: str, attempt: int) -> str:
+    """Holds the integration head ``attempt_ref(run_id, story_id, attempt)`` conflicted with."""
+    return f"{conflicted_prefix(run_id)}{story_component(story_id)}/{int(attempt)}"
 
 
 def oversized_prefix(run_id: str) -> str:

@@ -21,7 +21,7 @@ from baro_shared.gitutil import git
 
 # scratch or bookkeeping refs of the integration repository that a result never carries
 _NOT_CARRIED = frozenset({"base", "published", "source"})
-_NOT_CARRIED_UNDER = ("integrated/", "delivered/", "source-refs/", "oversized/")
+_NOT_CARRIED_UNDER = ("integrated/", "conflicted/", "delivered/", "source-refs/", "oversized/")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +26,7 @@ from baro_merger.delivery import deliver, mark_checkpoint, preserve_refs
 from baro_merger.errors import ConfigError, DeliveryError, MergerError, SourceError
 from baro_merger.integration import (
     Conflict,
+    Integrated,
     Rejected,
     create_bundle,
     import_story_bundle,
@@ -91,7 +93,7 @@ class Merger(CommandService):
             match cmd:
                 case s.PrepareRun():
                     await self.prepare(cmd)
-                case s.IntegrateStory():
+                case s.IntegrateStories():
                     await self.integrate(cmd)
                 case s.ArchiveAttempt():
                     await self.archive(cmd)
@@ -244,100 +246,152 @@ class Merger(CommandService):
 
     # ---------------------------------------------------------------- integrate
 
-    async def integrate(self, cmd: s.IntegrateStory) -> None:
-        started = time.perf_counter()
-        run_id, story_id = cmd.run_id, cmd.story.id
-        repo = self.repo(run_id)
-        try:
-            with tempfile.TemporaryDirectory(prefix="baro-int-") as tmp:
-                bundle = Path(tmp) / "story.bundle"
-                await self.bus.get_file(cmd.bundle, bundle)
-                await import_story_bundle(
-                    repo, run_id, story_id, cmd.attempt, bundle, head=cmd.head_commit
+    async def integrate(self, cmd: s.IntegrateStories) -> None:
+        """Integrate the batch's stories one after another, then answer for each, in the
+        batch's order. A story that conflicts, is rejected or fails leaves the others to
+        go on; every answer names the head after the whole batch and its one bundle.
+
+        Asked again (a redelivery, the merger killed mid-batch), the refs answer: an
+        integrated story is found integrated, a conflicted one conflicts again with the
+        same head, the rest are integrated now; the answers carry the same message ids.
+        """
+        run_id = cmd.run_id
+        with tempfile.TemporaryDirectory(prefix="baro-int-") as tmp:
+            bundles = [Path(tmp) / f"story-{i}.bundle" for i in range(len(cmd.stories))]
+            await asyncio.gather(
+                *(
+                    self.bus.get_file(item.bundle, to)
+                    for item, to in zip(cmd.stories, bundles, strict=True)
                 )
-                result = await integrate_story(
-                    repo,
-                    run_id,
-                    cmd.story,
-                    cmd.attempt,
-                    story_base=cmd.story_base,
-                    goal=cmd.goal,
-                    policy=cmd.surface,
-                    mode=cmd.mode,
-                    agent=cmd.agent,
-                )
-                if isinstance(result, Conflict):
-                    merge_conflicts.inc()
-                    integrations.labels(outcome="conflict").inc()
-                    await self._preserve(run_id)
-                    await self.bus.publish(
-                        s.MergeConflict(
-                            run_id=run_id,
-                            story_id=story_id,
-                            attempt=cmd.attempt,
-                            paths=result.paths,
-                            story_ref=result.story_ref,
-                        ),
-                        f"{run_id}.conflict.{story_id}.{cmd.attempt}",
-                    )
-                    return
-                if isinstance(result, Rejected):
-                    integrations.labels(outcome="rejected").inc()
-                    await self._preserve(run_id)
-                    await self.bus.publish(
-                        s.StoryRejected(
-                            run_id=run_id,
-                            story_id=story_id,
-                            attempt=cmd.attempt,
-                            surface_violations=result.outside_surface,
-                            refused=refusals(result.refused),
-                            dropped_artifacts=[d.path for d in result.dropped],
-                            surface_policy=result.policy,
-                            story_ref=result.story_ref,
-                        ),
-                        f"{run_id}.rejected.{story_id}.{cmd.attempt}",
-                    )
-                    return
-                bundle_name = None
-                base = result.run_base or await run_base(repo, run_id)
-                out = await create_bundle(
-                    repo, run_id, base, result.commit, Path(tmp) / "head.bundle"
-                )
-                if out is not None:
-                    bundle_name = f"runs/{run_id}/integration/{result.commit}.bundle"
-                    await self.bus.put_file(bundle_name, out)
-        except (MergerError, ConfigError) as exc:
-            integrations.labels(outcome="failed").inc()
-            await self.bus.publish(
-                s.IntegrationFailed(
-                    run_id=run_id, story_id=story_id, attempt=cmd.attempt, error=str(exc)
-                ),
-                f"{run_id}.integration_failed.{story_id}.{cmd.attempt}",
             )
-            return
-        integration_seconds.observe(time.perf_counter() - started)
-        integrations.labels(outcome="integrated").inc()
-        if not result.already_integrated:
-            dropped_artifacts.inc(len(result.dropped))
-            for refusal in result.refused:
-                refused_paths.labels(rule=refusal.rule).inc()
-        await self.bus.publish(
-            s.StoryIntegrated(
-                run_id=run_id,
-                story_id=story_id,
-                attempt=cmd.attempt,
-                integration_commit=result.commit,
-                integration_bundle=bundle_name,
-                dropped_artifacts=result.dropped_paths,
-                story_ref=result.story_ref,
-                refused=refusals(result.refused),
-                surface_violations=result.outside_surface,
-                surface_policy=result.policy,
-                nothing_left=result.nothing_left,
-                files=result.files,
-            ),
-            f"{run_id}.integrated.{story_id}.{cmd.attempt}",
-        )
+            outcomes = [
+                await self._integrate_one(cmd, item, bundle)
+                for item, bundle in zip(cmd.stories, bundles, strict=True)
+            ]
+            head = bundle_name = None
+            if any(isinstance(o, Integrated) for o in outcomes):
+                try:
+                    head, bundle_name = await self._head_bundle(run_id, Path(tmp))
+                except (MergerError, ConfigError) as exc:
+                    failed = IntegrationError(str(exc))
+                    outcomes = [failed if isinstance(o, Integrated) else o for o in outcomes]
+        if any(isinstance(o, (Conflict, Rejected)) for o in outcomes):
+            await self._preserve(run_id)
+        for item, outcome in zip(cmd.stories, outcomes, strict=True):
+            await self._answer(run_id, item, outcome, head, bundle_name)
+
+    async def _integrate_one(
+        self, cmd: s.IntegrateStories, item: s.StoryToIntegrate, bundle: Path
+    ) -> Integrated | Conflict | Rejected | IntegrationError:
+        started = time.perf_counter()
+        run_id, story_id, repo = cmd.run_id, item.story.id, self.repo(cmd.run_id)
+        try:
+            await import_story_bundle(
+                repo, run_id, story_id, item.attempt, bundle, head=item.head_commit
+            )
+            result = await integrate_story(
+                repo,
+                run_id,
+                item.story,
+                item.attempt,
+                story_base=item.story_base,
+                goal=cmd.goal,
+                policy=cmd.surface,
+                mode=cmd.mode,
+                agent=item.agent,
+            )
+        except (MergerError, ConfigError) as exc:
+            return IntegrationError(str(exc))
+        if isinstance(result, Integrated):
+            integration_seconds.observe(time.perf_counter() - started)
+        return result
+
+    async def _head_bundle(self, run_id: str, scratch: Path) -> tuple[str, str | None]:
+        """The integration head after a batch and the object-store name of its bundle."""
+        repo = self.repo(run_id)
+        base = await run_base(repo, run_id)
+        head = await integration_head(repo, run_id)
+        out = await create_bundle(repo, run_id, base, head, scratch / "head.bundle")
+        if out is None:
+            return head, None
+        name = f"runs/{run_id}/integration/{head}.bundle"
+        await self.bus.put_file(name, out)
+        return head, name
+
+    async def _answer(
+        self,
+        run_id: str,
+        item: s.StoryToIntegrate,
+        outcome: Integrated | Conflict | Rejected | IntegrationError,
+        head: str | None,
+        bundle_name: str | None,
+    ) -> None:
+        story_id, attempt = item.story.id, item.attempt
+        match outcome:
+            case Conflict():
+                merge_conflicts.inc()
+                integrations.labels(outcome="conflict").inc()
+                await self.bus.publish(
+                    s.MergeConflict(
+                        run_id=run_id,
+                        story_id=story_id,
+                        attempt=attempt,
+                        paths=outcome.paths,
+                        story_ref=outcome.story_ref,
+                        integration_head=head,
+                        integration_bundle=bundle_name,
+                    ),
+                    f"{run_id}.conflict.{story_id}.{attempt}",
+                )
+            case Rejected():
+                integrations.labels(outcome="rejected").inc()
+                await self.bus.publish(
+                    s.StoryRejected(
+                        run_id=run_id,
+                        story_id=story_id,
+                        attempt=attempt,
+                        surface_violations=outcome.outside_surface,
+                        refused=refusals(outcome.refused),
+                        dropped_artifacts=[d.path for d in outcome.dropped],
+                        surface_policy=outcome.policy,
+                        story_ref=outcome.story_ref,
+                        integration_head=head,
+                        integration_bundle=bundle_name,
+                    ),
+                    f"{run_id}.rejected.{story_id}.{attempt}",
+                )
+            case IntegrationError():
+                integrations.labels(outcome="failed").inc()
+                await self.bus.publish(
+                    s.IntegrationFailed(
+                        run_id=run_id, story_id=story_id, attempt=attempt, error=outcome.error
+                    ),
+                    f"{run_id}.integration_failed.{story_id}.{attempt}",
+                )
+            case Integrated():
+                integrations.labels(outcome="integrated").inc()
+                if not outcome.already_integrated:
+                    dropped_artifacts.inc(len(outcome.dropped))
+                    for refusal in outcome.refused:
+                        refused_paths.labels(rule=refusal.rule).inc()
+                await self.bus.publish(
+                    s.StoryIntegrated(
+                        run_id=run_id,
+                        story_id=story_id,
+                        attempt=attempt,
+                        integration_commit=outcome.commit,
+                        integration_head=head,
+                        integration_bundle=bundle_name,
+                        dropped_artifacts=outcome.dropped_paths,
+                        story_ref=outcome.story_ref,
+                        refused=refusals(outcome.refused),
+                        surface_violations=outcome.outside_surface,
+                        surface_policy=outcome.policy,
+                        nothing_left=outcome.nothing_left,
+                        files=outcome.files,
+                    ),
+                    f"{run_id}.integrated.{story_id}.{attempt}",
+                )
 
     async def archive(self, cmd: s.ArchiveAttempt) -> None:
         repo = self.repo(cmd.run_id)
@@ -571,6 +625,13 @@ class Merger(CommandService):
         if got is None:
             return []
         return sorted({p for st in got[0].stories for p in st.dropped_artifacts})
+
+
+@dataclass(frozen=True)
+class IntegrationError:
+    """A story of a batch that could not be integrated (the others go on)."""
+
+    error: str
 
 
 def refusals(refused: list[Refused]) -> list[s.Refusal]:
