@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "baro")
     state_dir: Path = Field(default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state") / "baro")
     keep_workspaces: bool = False
+    # finished story clones a runner keeps per source (in its cache) so the next story
+    # writes only the files that differ from its base; used only while agents run fenced
+    # (docs/configuration.md, "Source caches")
+    spare_workspaces: int = Field(default=4, ge=0)
     # finished runs whose integration repository, kept workspaces, refs/baro/<run>/ and
     # objects each machine keeps; older ones are forgotten when a new run arrives
     # (docs/configuration.md, "What a machine keeps")

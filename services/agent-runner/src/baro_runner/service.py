@@ -28,7 +28,7 @@ from baro_runner.reaper import GroupRegistry
 from baro_shared import checks, retention
 from baro_shared import schemas as s
 from baro_shared import topology as t
-from baro_shared.backends import auth_advice, check_env
+from baro_shared.backends import auth_advice, check_env, sandbox_unavailable
 from baro_shared.bus import ACK, Bus, Delivery, Nak, Outcome, Worker, process_name
 from baro_shared.inputs import command_problem
 from baro_shared.mappers import mapper_for
@@ -104,12 +104,15 @@ class Runner:
             PortRange(settings.port_range_start, settings.port_block_size, settings.port_blocks),
         )
         self.cleanups: set[asyncio.Task[None]] = set()
+        # a spare clone is reused only where nothing an agent started can outlive it
+        fenced = sandbox_unavailable(settings) is None
+        self.spares = settings.spare_workspaces if fenced else 0
 
     def clean_up_later(self, ws: workspace.Workspace) -> None:
         """Remove a finished attempt's workspace after its handler has returned: the
         attempt is reported and its slot free for the next story meanwhile (waited for
         when the runner stops)."""
-        task = asyncio.create_task(ws.remove())
+        task = asyncio.create_task(ws.retire(self.spares) if self.spares else ws.remove())
         self.cleanups.add(task)
         task.add_done_callback(self.cleanups.discard)
 
@@ -316,6 +319,7 @@ class _Job:
                 base_bundle_ready=download,
                 store=self.bus,  # a bundle source is downloaded only where the cache lacks it
                 downloads=tmp,
+                reuse=self.runner.spares > 0,
             )
         finally:
             if download is not None and not download.done():

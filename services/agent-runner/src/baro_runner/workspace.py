@@ -18,6 +18,7 @@ the command changed are put back to the committed version. See docs/merging.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import itertools
 import os
@@ -25,14 +26,14 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from baro_shared import objectcache, retention
 from baro_shared import schemas as s
 from baro_shared.backends import agent_env
-from baro_shared.gitutil import BARO_IDENTITY, GitError, git, tree_listing
+from baro_shared.gitutil import BARO_IDENTITY, GitError, GitResult, git, tree_listing
 from baro_shared.processes import run_in_group
 from baro_shared.repoconfig import (
     DEFAULT_MAX_FILE_BYTES,
@@ -96,8 +97,157 @@ class Workspace:
         await asyncio.to_thread(shutil.rmtree, doomed, True)
         retention.drop_if_empty(self.root.parent)
 
+    async def retire(self, spares: int) -> None:
+        """Delete the workspace but keep its clone's files as a spare for the next story
+        of the same source (at most ``spares`` per source, in its cache's
+        ``baro/spare-workspaces``), without its ``.git``: the next story then writes only
+        the files that differ from its base instead of every file of the tree
+        (``claim_spare`` says how a spare is made trustworthy again). Only for a clone
+        whose agent ran fenced: nothing it started outlives it to write into a spare."""
+        cache = objectcache.borrowed_cache(self.git_dir)
+        if spares > 0 and cache is not None:
+            tracked = await _tracked_sizes(self.repo)
+            if tracked is not None:
+                await asyncio.to_thread(
+                    _keep_as_spare, self.repo, cache.meta / SPARES_DIR, spares, tracked
+                )
+        await self.remove()
+
 
 _removals = itertools.count()
+SPARES_DIR = "spare-workspaces"
+
+
+async def _tracked_sizes(repo: Path) -> dict[str, int] | None:
+    """Path -> size of every file of the clone's HEAD tree (None when it cannot be read)."""
+    listed = await git(
+        "-c", "core.fsmonitor=false", "ls-tree", "-r", "-z", "--long", "--full-tree", "HEAD",
+        cwd=repo, check=False,
+    )  # fmt: skip
+    if listed.returncode != 0:
+        return None
+    sizes = {}
+    for record in listed.stdout.split("\0"):
+        meta, _, path = record.partition("\t")
+        fields = meta.split()
+        if len(fields) == 4 and fields[1] == "blob" and fields[3].isdigit():
+            sizes[path] = int(fields[3])
+    return sizes
+
+
+def _keep_as_spare(repo: Path, pool: Path, spares: int, tracked: dict[str, int]) -> None:
+    """Keep only what the clone's HEAD tracks, at its committed size: a spare never holds
+    more than one tree of the source (whatever the agent left untracked, ignored, or too
+    large to commit goes now, not when the spare is taken)."""
+    try:
+        if not stat.S_ISDIR(os.lstat(repo).st_mode):
+            return
+        git_dir = repo / ".git"
+        if stat.S_ISDIR(os.lstat(git_dir).st_mode):
+            shutil.rmtree(git_dir)
+        else:
+            git_dir.unlink()
+        _scrub(repo, tracked)  # and again when claimed
+        pool.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # not a clone worth keeping: it goes with the workspace
+    for slot in range(spares):
+        try:
+            repo.rename(pool / f"slot-{slot}")  # fails on a slot already holding a spare
+            return
+        except OSError:
+            continue
+
+
+def claim_spare(cache: objectcache.SourceCache, repo: Path) -> bool:
+    """Move a spare clone of ``cache``'s source to ``repo`` (which must not exist) and
+    scrub it; False when there is none or it cannot be made trustworthy (then ``repo``
+    does not exist). A spare is what an earlier agent left, so nothing in it is trusted:
+    anything but plain directories and plain files the runner owns with one link goes
+    (symlinks, hard links, fifos, devices, set-id files, nested ``.git``), directories
+    are made writable, and the caller then compares every file's content with the base
+    tree (``_checkout_over_spare``): nothing the earlier index or stat data said counts."""
+    pool = cache.meta / SPARES_DIR
+    try:
+        candidates = sorted(pool.iterdir())
+    except OSError:
+        return False
+    for spare in candidates:
+        try:
+            spare.rename(repo)  # atomic: of two runners claiming one spare, one gets it
+        except OSError:
+            continue
+        try:
+            _scrub(repo)
+            return True
+        except OSError:
+            refused = repo.with_name(f".{repo.name}.refused-{os.getpid()}-{next(_removals)}")
+            repo.rename(refused)
+            with contextlib.suppress(OSError):
+                _discard(refused)
+            return False
+    return False
+
+
+def _scrub(repo: Path, tracked: dict[str, int] | None = None) -> None:
+    """Leave in ``repo`` only plain directories and plain single-link files the runner
+    owns; with ``tracked`` (path -> size), only those files at those sizes and the
+    directories holding them."""
+    me = os.getuid()
+    folders = {str(Path(p).parent) for p in tracked} if tracked is not None else set()
+    folders |= {str(parent) for folder in folders for parent in Path(folder).parents}
+
+    def plain_dir(path: str, st: os.stat_result) -> bool:
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != me:
+            return False
+        if st.st_mode & 0o700 != 0o700:
+            os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700)
+        return True
+
+    def fail(exc: OSError) -> None:
+        raise exc
+
+    if not plain_dir(str(repo), os.lstat(repo)):
+        raise OSError(f"{repo} is not a plain directory")
+    for dirpath, dirnames, filenames in os.walk(repo, onerror=fail):
+        for name in list(dirnames):
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            unwanted = tracked is not None and os.path.relpath(path, repo) not in folders
+            if name == ".git" or unwanted or not plain_dir(path, st):
+                dirnames.remove(name)
+                _discard(Path(path), st)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            if (
+                not stat.S_ISREG(st.st_mode)
+                or st.st_nlink != 1
+                or st.st_uid != me
+                or st.st_mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX)
+                or (tracked is not None and tracked.get(os.path.relpath(path, repo)) != st.st_size)
+            ):
+                os.unlink(path)
+
+
+def _discard(path: Path, st: os.stat_result | None = None) -> None:
+    """Remove ``path`` without following it: a directory with everything in it (made
+    writable first where the agent took that away), anything else unlinked."""
+    if st is None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(path)
+        return
+
+    def writable_and_retry(func: Callable[[str], None], failed: str, _exc: object) -> None:
+        parent = os.path.dirname(failed)
+        os.chmod(parent, 0o700)
+        func(failed)
+
+    shutil.rmtree(path, onerror=writable_and_retry)
 
 
 def workspace_path(base: Path, run_id: str, story_id: str, attempt: int) -> Path:
@@ -116,9 +266,12 @@ async def prepare(
     base_bundle_ready: Awaitable[None] | None = None,
     store: objectcache.ObjectFiles | None = None,
     downloads: Path | None = None,
+    reuse: bool = False,
 ) -> Workspace:
     """Make ``root/repo``: a repository borrowing the source's objects from its cache
-    under ``sources``, with ``base_commit`` checked out on the story branch.
+    under ``sources``, with ``base_commit`` checked out on the story branch. With
+    ``reuse``, the files of a spare clone of the same source (``Workspace.retire``) are
+    taken when there is one: only what differs from the base is written.
 
     The source is read only when its cache lacks the commit the story needs: the run's
     base ``run_base`` when ``base_bundle`` (the integration head past it) comes along,
@@ -132,16 +285,18 @@ async def prepare(
     ws = Workspace(root)
     if root.exists():
         await ws.remove()
-    for d in (ws.home, ws.scratch, ws.logs, ws.repo):
+    for d in (ws.home, ws.scratch, ws.logs):
         d.mkdir(parents=True, exist_ok=True)
+    cache = objectcache.cache_of(sources, source)
+    reused = reuse and await asyncio.to_thread(claim_spare, cache, ws.repo)
+    if not reused:
+        ws.repo.mkdir()
     if base_bundle is None:
         wanted, need = base_commit, base_commit
     elif run_base is not None:
         wanted, need = run_base, run_base
     else:  # a command without run_base: whatever the source's own base is
         wanted, need = source.commit or source.ref or "HEAD", source.commit
-
-    cache = objectcache.cache_of(sources, source)
 
     async def locate() -> str:
         if source.kind != "bundle":
@@ -177,15 +332,36 @@ async def prepare(
             # branch made next holds the base). Not a fetch: its connectivity walk over
             # what the merger wrote with `git bundle create` costs more than all the rest
             await git("bundle", "unbundle", str(base_bundle), cwd=ws.repo)
-        checkout = await git(
-            "checkout", "--quiet", "-B", STORY_BRANCH, base_commit, cwd=ws.repo, check=False
-        )
+        if reused:
+            checkout = await _checkout_over_spare(ws.repo, base_commit)
+        else:
+            checkout = await git(
+                "checkout", "--quiet", "-B", STORY_BRANCH, base_commit, cwd=ws.repo, check=False
+            )
         if checkout.returncode != 0:
             where = "the integration bundle" if base_bundle is not None else "the source"
             raise WorkspaceError(f"base commit {base_commit[:12]} is not in {where}")
     except GitError as exc:
         raise WorkspaceError(f"could not prepare the workspace: {exc}") from exc
     return ws
+
+
+async def _checkout_over_spare(repo: Path, base_commit: str) -> GitResult:
+    """Check ``base_commit`` out on the story branch over a scrubbed spare's files: the
+    index is made from the base tree with no stat data, so refreshing it compares the
+    content of every file with the base (a file is kept only when its bytes and mode are
+    the base's); the forced checkout rewrites the others and clean removes everything
+    the base does not track, ignored files and nested repositories included."""
+    read = await git("read-tree", base_commit, cwd=repo, check=False)
+    if read.returncode != 0:
+        return read
+    await git("update-index", "-q", "--refresh", cwd=repo, check=False)  # 1: some differ
+    checkout = await git(
+        "checkout", "--quiet", "--force", "-B", STORY_BRANCH, base_commit, cwd=repo, check=False
+    )
+    if checkout.returncode != 0:
+        return checkout
+    return await git("clean", "-ffdxq", cwd=repo, check=False)
 
 
 async def resume(ws: Workspace, bundle: Path, head: str) -> None:
