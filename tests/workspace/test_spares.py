@@ -7,6 +7,7 @@ the tree a symlink, plants nested repositories, fifos, unreadable files and dire
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -169,7 +170,7 @@ async def test_a_spare_that_is_not_a_plain_directory_is_never_used(tmp_path: Pat
     elsewhere.mkdir()
     (elsewhere / "precious.txt").write_text("not baro's\n")
     for spare in pool.iterdir():
-        subprocess.run(["rm", "-rf", str(spare)], check=True)
+        shutil.rmtree(spare)
         spare.symlink_to(elsewhere)
 
     fresh = await _workspace(cache_dir, "r2", _source(user))
