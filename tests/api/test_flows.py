@@ -200,6 +200,38 @@ async def test_a_client_leaving_the_event_stream_releases_its_consumer(
     assert cancelled.status_code == 202
 
 
+async def test_every_run_s_changes_stream_live_without_the_past(api: Api, tmp_path: Path) -> None:
+    """GET /v1/events: one short line per event of any run, from the moment the client
+    connects; what came before is not replayed (the list is read with GET /v1/runs)."""
+    bare, _ = bare_remote(tmp_path)
+    earlier = (await api.client.post("/v1/runs", json=run_body(f"file://{bare}"))).json()
+    await wait_for_state(api.client, earlier["run_id"], {"delivered"})
+    assert (await api.client.get("/v1/events", headers={"Authorization": ""})).status_code == 401
+
+    seen: list[dict] = []
+    async with api.client.stream("GET", "/v1/events") as resp:
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        lines = resp.aiter_lines()
+        assert await anext(lines) == "retry: 3000"
+        run_id = (await api.client.post("/v1/runs", json=run_body(f"file://{bare}"))).json()[
+            "run_id"
+        ]
+        kind = None
+        async for line in lines:
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                data = json.loads(line.removeprefix("data: "))
+                assert set(data) == {"run_id", "type", "ts"} and data["type"] == kind
+                seen.append(data)
+                if data["run_id"] == run_id and kind == "run.finished":
+                    break
+    assert {d["run_id"] for d in seen} == {run_id}, "nothing of the earlier run is replayed"
+    kinds = [d["type"] for d in seen]
+    assert kinds[0] == "run.submitted" and "run.delivered" in kinds, kinds
+
+
 async def test_agent_events_reach_clients_redacted(api: Api, tmp_path: Path) -> None:
     """An agent event that carries a key (say, one a runner of an older version let
     through) is masked by the API before any client sees it, like every other view."""

@@ -63,6 +63,7 @@ async def test_sign_in_and_watch_a_parallel_run_to_its_branch(
     await page.click("#login-form button")
     await page.wait_for_selector("#runs:not([hidden])")
     await page.screenshot(path=artifacts / "1-runs.png")
+    await page.evaluate("window.sameDocument = true")  # gone if a link loads a new page
 
     # the run waits for its mode to be confirmed: the page is open before it is planned
     body = run_body(f"file://{bare}", GOAL, confirm="picker", agent_script=SCRIPT)
@@ -71,8 +72,10 @@ async def test_sign_in_and_watch_a_parallel_run_to_its_branch(
     await wait_for_state(api.client, run_id, {"awaiting_confirmation"})
     row = page.locator(f"tr[data-run='{run_id}'] a")
     await row.wait_for(timeout=20_000)  # the list refreshes itself
+    assert await page.locator("#run-rows").get_attribute("data-source") == "events"
     await row.click()
     await page.wait_for_selector("#phase[data-phase='awaiting_confirmation']")
+    assert await page.evaluate("window.sameDocument === true"), "the run opens in the page"
     assert await page.evaluate("sessionStorage.length") == 1, "the token is kept in the tab"
 
     confirmed = await api.client.post(f"/v1/runs/{run_id}/mode", json={"mode": "parallel"})
@@ -123,6 +126,9 @@ async def test_sign_in_and_watch_a_parallel_run_to_its_branch(
     assert "delivered" in await listed.inner_text()
     assert f"{tokens['input']} / {tokens['output']}" in await listed.inner_text()
     assert "$0.0500" in await listed.inner_text()
+    assert await page.evaluate("window.sameDocument === true")
+    await page.go_back()  # the browser's own history goes back to the run
+    await page.wait_for_selector("#phase[data-phase='delivered']")
     await page.click("#logout")
     await page.wait_for_selector("#login:not([hidden])")
     assert await page.evaluate("sessionStorage.length") == 0

@@ -313,6 +313,19 @@ class Bus:
         ):
             yield event
 
+    async def live_run_events(self, idle_s: float) -> AsyncIterator[s.Event | None]:
+        """Every run's events from now on (none of what came before); a ``None`` after
+        each ``idle_s`` without one, so the reader can decide to stop."""
+        async for event in self._replay(
+            t.EVERY_RUN_EVENTS_FILTER,
+            s.event_decoder,
+            True,
+            idle_s,
+            idle_marks=True,
+            since=DeliverPolicy.NEW,
+        ):
+            yield event
+
     async def _replay(
         self,
         subject_filter: str,
@@ -321,14 +334,16 @@ class Bus:
         idle_timeout: float | None,
         *,
         idle_marks: bool = False,
+        since: DeliverPolicy = DeliverPolicy.ALL,
     ) -> AsyncIterator[M | None]:
-        """An ordered consumer from the first message of ``subject_filter``. Without
-        ``follow`` it ends at the last one; it ends after ``idle_timeout`` without messages,
-        unless ``idle_marks``, which yields ``None`` then (and when caught up) and goes on."""
+        """An ordered consumer from the first message of ``subject_filter`` (``since``
+        NEW: from the next one). Without ``follow`` it ends at the last one; it ends after
+        ``idle_timeout`` without messages, unless ``idle_marks``, which yields ``None``
+        then (and when caught up) and goes on."""
         sub = await self.js.subscribe(
             subject_filter,
             ordered_consumer=True,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=since,
             inactive_threshold=300,
         )
         try:

@@ -78,6 +78,9 @@ def run_events_filter(run_id: str) -> str:
     return f"baro.evt.{run_id}.>"
 
 
+EVERY_RUN_EVENTS_FILTER = "baro.evt.*.>"  # every run's own events (agents' are baro.agent.)
+
+
 def run_key(run_id: str) -> str:
     return f"run.{run_id}"
 

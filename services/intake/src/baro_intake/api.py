@@ -10,6 +10,7 @@ probes and scrapers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -479,8 +480,55 @@ def create_app(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    @app.get(
+        "/v1/events",
+        operation_id="everyRunEvents",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "server-sent events (docs/events.md): for every event of any "
+                "run from now on, `event` its type and `data` `{run_id, type, ts}`; a comment "
+                "line keeps the connection alive",
+                "content": {SSE_MEDIA_TYPE: {"schema": {"type": "string"}}},
+            },
+            **_errors(401, 503),
+        },
+        **v1,
+    )
+    async def every_run_events(request: Request) -> StreamingResponse:
+        """Which runs change, live: one line per event of any run (what it is and which
+        run), for a list of runs that follows the bus instead of asking again and again.
+        Nothing of the past is replayed: read GET /v1/runs first."""
+        ended = asyncio.Event()
+        return StreamingResponse(
+            _sse_changes(bus.live_run_events(runstream.KEEPALIVE_S), ended, request, stop),
+            media_type=SSE_MEDIA_TYPE,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
     dashboard.mount(app)
     return app
+
+
+async def _sse_changes(
+    stream: AsyncIterator[s.Event | None],
+    ended: asyncio.Event,
+    request: Request,
+    stopping: asyncio.Event,
+) -> AsyncIterator[bytes]:
+    async with _watching(request, stopping, ended):
+        yield b"retry: 3000\n\n"
+        try:
+            async for event in stream:
+                if ended.is_set():
+                    return
+                if event is None:
+                    yield b": keepalive\n\n"
+                    continue
+                change = api_views.run_changed(event)
+                yield f"event: {change.type}\ndata: ".encode() + s.encode(change) + b"\n\n"
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def _sse(
@@ -492,6 +540,27 @@ async def _sse(
 ) -> AsyncIterator[bytes]:
     """The stream as server-sent events. Writing to a client that left does not fail, so
     the client's disconnect (and the server's stop) is watched for and ends the stream."""
+    async with _watching(request, stopping, ended):
+        yield b"retry: 3000\n\n"
+        try:
+            async for item in stream:
+                if item is None:
+                    yield b": keepalive\n\n"
+                    continue
+                event = api_views.public_event(item.event)
+                tag = event.__struct_config__.tag
+                where = item.position.text(agent)
+                yield f"id: {where}\nevent: {tag}\ndata: ".encode() + s.encode(event) + b"\n\n"
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+
+@contextlib.asynccontextmanager
+async def _watching(
+    request: Request, stopping: asyncio.Event, ended: asyncio.Event
+) -> AsyncIterator[None]:
+    """Set ``ended`` when the client leaves or the server stops, for as long as a stream
+    is written."""
     watchers = [
         asyncio.create_task(_until_disconnected(request)),
         asyncio.create_task(stopping.wait()),
@@ -499,19 +568,10 @@ async def _sse(
     for watcher in watchers:
         watcher.add_done_callback(lambda _: ended.set())
     try:
-        yield b"retry: 3000\n\n"
-        async for item in stream:
-            if item is None:
-                yield b": keepalive\n\n"
-                continue
-            event = api_views.public_event(item.event)
-            tag = event.__struct_config__.tag
-            where = item.position.text(agent)
-            yield f"id: {where}\nevent: {tag}\ndata: ".encode() + s.encode(event) + b"\n\n"
+        yield
     finally:
         for watcher in watchers:
             watcher.cancel()
-        await stream.aclose()  # type: ignore[attr-defined]
 
 
 async def _until_disconnected(request: Request) -> None:

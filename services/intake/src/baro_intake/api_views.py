@@ -238,3 +238,15 @@ def public_event(event: WatchedEvent) -> WatchedEvent:
         repo = msgspec.structs.replace(event.repo, location=redact_url(event.repo.location))
         return msgspec.structs.replace(event, repo=repo)
     return scrub(event)
+
+
+class RunChanged(msgspec.Struct, kw_only=True):
+    """What ``GET /v1/events`` says of one run's event: which run, what happened, when."""
+
+    run_id: str
+    type: str
+    ts: float
+
+
+def run_changed(event: s.Event) -> RunChanged:
+    return RunChanged(run_id=event.run_id, type=event.__struct_config__.tag, ts=event.ts)

@@ -5,7 +5,8 @@
 
 const TOKEN_KEY = "baro.api-token";
 const TAIL_KEPT = 40;
-const LIST_REFRESH_MS = 5000;
+const LIST_REFRESH_MS = 5000; // asking again only where the API has no live list stream
+const LIST_EVENTS_MS = 1000; // at most one fetch of the list a second, however busy the bus
 const API = new URL("../", location.href); // /ui/ is served next to /v1, prefix and all
 
 const $ = (id) => document.getElementById(id);
@@ -45,8 +46,8 @@ async function call(path, init) {
   return resp;
 }
 
-async function getJson(path) {
-  const resp = await call(path);
+async function getJson(path, signal) {
+  const resp = await call(path, signal ? { signal } : undefined);
   if (!resp.ok) {
     let message = `${resp.status}`;
     try {
@@ -148,26 +149,52 @@ async function start() {
   route();
 }
 
+// one page at a time: going to another (a link, back, forward) stops the one shown, its
+// streams and timers, without loading the document again
+let shown = new AbortController();
+
 function route() {
+  shown.abort();
+  shown = new AbortController();
+  const signal = shown.signal;
   const run = new URLSearchParams(location.search).get("run");
-  const page = run ? followRun(run) : listRuns();
+  const page = run ? followRun(run, signal) : listRuns(signal);
   page.catch((err) => {
+    if (signal.aborted) return;
     if (err instanceof Unauthorized) login("The API refused the token: sign in again.");
     else $(run ? "stream-note" : "where").textContent = err.message;
   });
 }
 
+function go(href) {
+  history.pushState(null, "", href);
+  route();
+}
+
+document.addEventListener("click", (ev) => {
+  const link = ev.target instanceof Element ? ev.target.closest("a[data-page]") : null;
+  if (!link || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  ev.preventDefault();
+  go(link.getAttribute("href"));
+});
+window.addEventListener("popstate", route);
+
 // ------------------------------------------------------------------ the runs
 
-async function listRuns() {
+// The list is fetched once, then again when the bus says a run changed (GET /v1/events),
+// at most once a second; only where that stream is missing is it asked for every few
+// seconds. The ages tick without asking anything.
+async function listRuns(signal) {
   show("runs");
   $("where").textContent = "runs";
-  for (;;) {
-    const { runs } = await getJson("v1/runs?limit=200");
+  let runs = [];
+  let stale = true;
+  let live = false;
+  const draw = () => {
     const now = Date.now() / 1000;
     const rows = runs.map((r) =>
       el("tr", { "data-run": r.run_id },
-        el("td", {}, el("a", { href: `?run=${encodeURIComponent(r.run_id)}` }, r.run_id)),
+        el("td", {}, el("a", { href: `?run=${encodeURIComponent(r.run_id)}`, "data-page": "run" }, r.run_id)),
         el("td", {}, flat(r.goal, 100)),
         el("td", {}, el("span", { class: `state ${r.state}` }, r.state.replace("_", " "))),
         el("td", {}, r.mode || ""),
@@ -175,8 +202,84 @@ async function listRuns() {
         el("td", {}, tokens(r.tokens)),
         el("td", {}, dollars(r.tokens.cost_usd))));
     $("run-rows").replaceChildren(...rows);
+    $("run-rows").dataset.source = live ? "events" : "polling";
     $("runs-empty").hidden = runs.length > 0;
-    await sleep(LIST_REFRESH_MS);
+  };
+  let wake = () => {};
+  const changes = changesOfRuns(signal, () => { stale = true; wake(); }, (ok) => { live = ok; });
+  changes.catch(() => { live = false; });
+  let fetched = -Infinity;
+  while (!signal.aborted) {
+    if (stale) {
+      const wait = fetched + LIST_EVENTS_MS - performance.now();
+      if (wait > 0) await sleep(wait); // changes come in bursts: one fetch for a burst
+      stale = false;
+      fetched = performance.now();
+      ({ runs } = await getJson("v1/runs?limit=200", signal));
+    }
+    if (signal.aborted) return;
+    draw();
+    if (stale) continue;
+    await Promise.race([sleep(LIST_REFRESH_MS), new Promise((done) => { wake = done; })]);
+    if (!live) stale = true;
+  }
+}
+
+// GET /v1/events: ``changed()`` for every event of any run, ``connected(ok)`` as the
+// stream comes and goes
+async function changesOfRuns(signal, changed, connected) {
+  while (!signal.aborted) {
+    let resp;
+    try {
+      resp = await call("v1/events", { signal });
+    } catch (err) {
+      if (signal.aborted || err instanceof Unauthorized) throw err;
+      connected(false);
+      await sleep(3000);
+      continue;
+    }
+    if (!resp.ok) {
+      connected(false);
+      return; // an API without the stream: the list asks again every few seconds
+    }
+    connected(true);
+    changed(); // what happened while it was not connected
+    try {
+      await readEvents(resp, () => changed());
+    } catch (_) {
+      /* the connection broke: take it up again below */
+    }
+    connected(false);
+    if (!signal.aborted) await sleep(1000);
+  }
+}
+
+// server-sent events read with fetch (EventSource cannot send the bearer token): every
+// message as {id, event, data}, to ``take``, until the response ends
+async function readEvents(resp, take) {
+  const reader = resp.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const message = { data: [] };
+      for (const line of block.split("\n")) {
+        const colon = line.indexOf(":");
+        if (colon === 0) continue; // a comment: keepalive
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "id") message.id = text;
+        else if (field === "event") message.event = text;
+        else if (field === "data") message.data.push(text);
+      }
+      if (message.data.length) take({ id: message.id, event: message.event, data: JSON.parse(message.data.join("\n")) });
+    }
   }
 }
 
@@ -639,9 +742,9 @@ function drawer(view) {
   };
 }
 
-async function followRun(runId) {
+async function followRun(runId, signal) {
   show("run");
-  const view = new RunView(await getJson(`v1/runs/${encodeURIComponent(runId)}`));
+  const view = new RunView(await getJson(`v1/runs/${encodeURIComponent(runId)}`, signal));
   $("answers-form").onsubmit = (ev) => {
     ev.preventDefault();
     sendAnswers(view).catch((err) => { $("answers-error").textContent = String(err.message || err); });
@@ -650,26 +753,25 @@ async function followRun(runId) {
   redraw();
   const ticking = setInterval(() => { if (!view.totals) redraw(); }, 1000);
   try {
-    await stream(runId, view, redraw);
+    await stream(runId, view, redraw, signal);
   } finally {
     clearInterval(ticking);
   }
-  redraw();
+  if (!signal.aborted) redraw();
 }
 
-// server-sent events read with fetch (EventSource cannot send the bearer token); a lost
-// stream is taken up again after the last id it gave
-async function stream(runId, view, redraw) {
+// the run's server-sent events; a lost stream is taken up again after the last id it gave
+async function stream(runId, view, redraw, signal) {
   let last = null;
   let ended = false;
   let fresh = true; // the first connection replays the run from its start
-  for (;;) {
+  while (!signal.aborted) {
     const headers = last ? { "Last-Event-ID": last } : {};
     let resp;
     try {
-      resp = await call(`v1/runs/${encodeURIComponent(runId)}/events?agent=true`, { headers });
+      resp = await call(`v1/runs/${encodeURIComponent(runId)}/events?agent=true`, { headers, signal });
     } catch (err) {
-      if (err instanceof Unauthorized) throw err;
+      if (signal.aborted || err instanceof Unauthorized) throw err;
       $("stream-note").textContent = "connection lost: reconnecting…";
       await sleep(3000);
       continue;
@@ -677,40 +779,17 @@ async function stream(runId, view, redraw) {
     if (!resp.ok) throw new Error(`the event stream answered ${resp.status}`);
     $("stream-note").textContent = fresh ? "" : "reconnected";
     fresh = false;
-    const reader = resp.body.getReader();
-    const decoder = new TextDecoder();
-    let buffer = "";
     try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true }).replace(/\r\n?/g, "\n");
-        let cut;
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          const message = { data: [] };
-          for (const line of block.split("\n")) {
-            const colon = line.indexOf(":");
-            if (colon === 0) continue; // a comment: keepalive
-            const field = colon < 0 ? line : line.slice(0, colon);
-            const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-            if (field === "id") message.id = text;
-            else if (field === "event") message.event = text;
-            else if (field === "data") message.data.push(text);
-          }
-          if (message.id) last = message.id;
-          if (!message.data.length) continue;
-          const event = JSON.parse(message.data.join("\n"));
-          view.apply(event);
-          if (event.type === "run.finished") ended = true;
-          redraw();
-        }
-      }
+      await readEvents(resp, (message) => {
+        if (message.id) last = message.id;
+        view.apply(message.data);
+        if (message.data.type === "run.finished") ended = true;
+        redraw();
+      });
     } catch (_) {
       /* the connection broke: take it up again below */
     }
-    if (ended) return;
+    if (ended || signal.aborted) return;
     $("stream-note").textContent = "connection lost: reconnecting…";
     await sleep(1000);
   }
