@@ -59,6 +59,8 @@ class Workspace:
     root: Path  # per attempt: repo/ the clone, home/ the agent's config home, logs/ its output
     # given to the setup command and the agent on top of agent_env (the story's ports)
     env: dict[str, str] = field(default_factory=dict)
+    # the source cache the clone borrows from, as the runner attached it
+    cache: objectcache.SourceCache | None = None
 
     @property
     def repo(self) -> Path:
@@ -325,6 +327,7 @@ async def prepare(
                 f"{objectcache.git_line(obtained.fetched.stderr)}"
             )
         objectcache.attach(cache, ws.git_dir)
+        ws.cache = cache
         if base_bundle is not None:
             if base_bundle_ready is not None:
                 await base_bundle_ready
@@ -379,8 +382,59 @@ async def resume(ws: Workspace, bundle: Path, head: str) -> None:
         raise WorkspaceError(f"the earlier attempt's result {head[:12]} is not in its bundle")
 
 
+# what `git init` writes: the runner's git commands read no setting the agent chose
+CLONE_CONFIG = (
+    "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n"
+    "\tbare = false\n\tlogallrefupdates = true\n"
+)
+
+
+class CloneTampered(WorkspaceError):
+    """The agent made its clone's ``.git`` something the runner must not run git in."""
+
+
+def seal(ws: Workspace) -> None:
+    """Make the clone's ``.git`` the runner's again before the runner runs git in it after
+    something untrusted ran there (the agent, the setup command, the checks), outside any
+    fence: the config is put back to what ``git init`` wrote (no fsmonitor, filter,
+    hooksPath, gpg or diff command the agent set), hooks, ``commondir`` and
+    ``info/attributes`` go, the alternates name the source cache again. A ``.git`` that is
+    not a directory (a file naming another repository) or holds a symbolic link anywhere
+    (a ref directory or the objects leading into another repository) is refused:
+    CloneTampered, and the runner runs no git there at all."""
+    git_dir = ws.git_dir
+    try:
+        st = os.lstat(git_dir)
+    except FileNotFoundError:
+        raise CloneTampered("the agent removed its clone's .git") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise CloneTampered(
+            "the agent replaced its clone's .git with something else than a directory "
+            "(a .git file names another repository): nothing of it is collected"
+        )
+    for dirpath, dirnames, filenames in os.walk(git_dir):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                raise CloneTampered(
+                    f"the agent made {os.path.relpath(path, ws.repo)} a symbolic link: "
+                    "nothing of its clone is collected"
+                )
+    for name in ("commondir", "info/attributes"):
+        with contextlib.suppress(FileNotFoundError):
+            (git_dir / name).unlink()
+    with contextlib.suppress(FileNotFoundError):
+        _discard(git_dir / "hooks")
+    config = git_dir / f"config.baro-{os.getpid()}"
+    config.write_text(CLONE_CONFIG)
+    os.replace(config, git_dir / "config")
+    if ws.cache is not None:
+        objectcache.attach(ws.cache, git_dir)
+
+
 async def switch(ws: Workspace, commit: str) -> None:
     """Check out ``commit`` (detached) or the story branch, whatever the tree holds."""
+    seal(ws)
     target = ["--detach", commit] if commit != STORY_BRANCH else [STORY_BRANCH]
     await git("checkout", "--quiet", "--force", *target, cwd=ws.repo)
 
@@ -406,6 +460,7 @@ async def commit_result(
     final tree without it), so the bundle never carries it. Files git refuses to record
     for their name stay out too, without costing the story the rest of its change.
     """
+    seal(ws)
     repo = ws.repo
     large = await _large_uncommitted(repo, base_commit, max_file_bytes)
     unrecorded = await _stage_everything(repo, exclude=large)
@@ -620,6 +675,7 @@ DIFF_CHARS = 24_000  # of a story's change shown to the critic
 async def change_diff(ws: Workspace, base_commit: str, limit: int = DIFF_CHARS) -> str:
     """The story's committed change as a unified diff, cut at ``limit`` characters (the
     critic reads it; binary files show as such)."""
+    seal(ws)
     shown = await git(
         "diff", "--no-color", "--no-ext-diff", "--no-renames", base_commit, STORY_BRANCH,
         cwd=ws.repo, check=False,
@@ -631,6 +687,7 @@ async def change_diff(ws: Workspace, base_commit: str, limit: int = DIFF_CHARS) 
 
 
 async def write_bundle(ws: Workspace, base_commit: str, out: Path) -> None:
+    seal(ws)
     await git("bundle", "create", "--quiet", str(out), STORY_BRANCH, f"^{base_commit}", cwd=ws.repo)
 
 
@@ -718,6 +775,7 @@ async def setup(
     await _exclude(ws.repo, report.copied)
     if config.setup.command is not None:
         await _run_setup_command(ws, config.setup, report, source, fence)
+        seal(ws)
         await _contain_outputs(ws.repo, base_commit, report)
         if not report.ok:
             raise SetupFailed(_failure_message(report))

@@ -1,0 +1,83 @@
+"""Hostile agents against the runner itself: what the agent writes into its clone's
+``.git`` (config, hooks, attributes, a ``.git`` file pointing elsewhere) must never make
+the runner's own git commands, run outside the fence after the agent exits, execute
+anything or write anywhere but the clone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from baro_shared.bus import Bus
+from baro_shared.settings import Settings
+from tests.conftest import make_repo, run_git
+from tests.e2e.conftest import bus, request_for, run_to_end, stack  # noqa: F401  (fixtures)
+
+FILES = {"app.py": "x = 1\n", "README.md": "# app\n"}
+
+
+def _config(tmp_path: Path) -> str:
+    ran = tmp_path / "ran"
+    return (
+        "[core]\n"
+        f'\tfsmonitor = "touch {ran}-fsmonitor; echo"\n'
+        f"\thooksPath = {tmp_path}/hooks\n"
+        "[commit]\n\tgpgsign = true\n"
+        f'[gpg]\n\tprogram = "touch {ran}-gpg; false"\n'
+        f'[filter "x"]\n\tclean = "touch {ran}-filter; cat"\n\tsmudge = cat\n'
+        f'[diff]\n\texternal = "touch {ran}-diff"\n'
+    )
+
+
+@pytest.mark.parametrize("where", ["config", "gitfile", "symlink"])
+async def test_what_an_agent_writes_into_git_never_runs_outside_its_fence(
+    bus: Bus,  # noqa: F811  (the fixture)
+    stack: Settings,  # noqa: F811
+    tmp_path: Path,
+    where: str,
+) -> None:
+    repo = make_repo(tmp_path / "user", FILES)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    for hook in ("post-commit", "pre-commit", "post-checkout", "reference-transaction"):
+        (hooks / hook).write_text(f"#!/bin/sh\ntouch {tmp_path}/ran-hook-{hook}\n")
+        (hooks / hook).chmod(0o755)
+    decoy = make_repo(tmp_path / "decoy", {"decoy.txt": "decoy\n"})
+    decoy_head = run_git(decoy, "rev-parse", "HEAD")
+    if where == "config":
+        steps = [
+            {"write": ".gitattributes", "content": "*.py filter=x\n"},
+            {"append": ".git/config", "content": _config(tmp_path)},
+            {
+                "write": ".git/hooks/post-commit",
+                "content": f"#!/bin/sh\ntouch {tmp_path}/ran-own\n",
+            },
+            {"run": "chmod +x .git/hooks/post-commit"},
+            {"write": "app.py", "content": "x = 2\n"},
+        ]
+    elif where == "gitfile":  # the clone's .git becomes a file naming another repository
+        steps = [
+            {"write": "app.py", "content": "x = 2\n"},
+            {"run": f"rm -rf .git && printf 'gitdir: {decoy}/.git\\n' > .git"},
+        ]
+    else:  # its branches lead into another repository
+        steps = [
+            {"write": "app.py", "content": "x = 2\n"},
+            {"run": f"rm -rf .git/refs/heads && ln -s {decoy}/.git/refs/heads .git/refs/heads"},
+        ]
+    script = {"default": {"steps": steps}}
+    report = await run_to_end(bus, request_for(repo, "fix app.py", script))
+
+    ran = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ran"))
+    assert ran == [], f"the runner ran what the agent configured: {ran}"
+    assert run_git(decoy, "rev-parse", "HEAD") == decoy_head
+    assert run_git(decoy, "status", "--porcelain") == ""
+    if where == "config":  # the change is collected; what the agent configured is not
+        assert report.status == "delivered", report.reason
+        assert report.branch is not None
+        assert run_git(repo, "show", f"{report.branch}:app.py") == "x = 2"
+    else:
+        assert report.status == "failed"
+        said = "replaced its clone's .git" if where == "gitfile" else "a symbolic link"
+        assert said in (report.reason or ""), report.reason
