@@ -44,7 +44,11 @@ async def test_an_agent_cannot_reach_the_users_repository(
     assert {name: (repo / name).read_bytes() for name in objects} == before
     run_git(repo, "fsck", "--strict", "--no-dangling")
     assert not (repo / ".git" / "hooks" / "post-checkout").exists()
-    assert report.status == "failed", "the agent broke its own clone, and only that"
+    # the clone's own object files and its alternates were overwritten: the runner seals
+    # the clone again (alternates naming the cache) before collecting, so the agent's
+    # change is delivered and nothing else moved
+    assert report.status == "delivered", report.reason
+    assert report.branch is not None and show(repo, report.branch, "app.py") == "x = 2\n"
 
 
 async def test_an_agent_reads_the_borrowed_history_and_cannot_change_it(
