@@ -3,12 +3,14 @@ fetch; and what each says when the input is wrong."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 from baro_cli.commands.submit import repository_key
+from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.embedded import EmbeddedNats
 from baro_shared.settings import Settings
@@ -104,6 +106,42 @@ async def test_status_of_a_run_just_submitted_comes_from_its_event(
     assert json.loads(status.out)["run_id"] == run_id
 
 
+async def _request_of(bus: Bus, run_id: str) -> s.RunSubmitted:
+    """The run as submitted, once the conductor has its record."""
+    for _ in range(300):
+        got = await bus.get_record(run_id)
+        if got is not None:
+            return got[0].request
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no record of {run_id}")
+
+
+async def test_submit_carries_the_review_replan_checkpoint_and_clarify_choices(
+    bus: Bus, stack: Settings, tmp_path: Path
+) -> None:
+    bare, _ = remote_repo(tmp_path)
+    given = ("--review", "on", "--replan", "off", "--no-checkpoint", "--clarify", "ask")
+    sent = await baro(
+        stack, "submit", GOAL, "--url", str(bare), "--backend", "scripted", *given, "--json"
+    )
+    assert sent.code == 0, sent.err
+    request = await _request_of(bus, json.loads(sent.out)["run_id"])
+    assert (request.review, request.replan, request.checkpoint, request.clarify) == (
+        True,
+        False,
+        False,
+        "ask",
+    )
+    defaults = await baro(stack, "submit", GOAL, "--url", str(bare), "--backend", "scripted")
+    request = await _request_of(bus, defaults.out.strip())
+    assert (request.review, request.replan, request.checkpoint, request.clarify) == (
+        None,
+        None,
+        True,
+        "skip",
+    )
+
+
 async def test_cluster_commands_say_what_is_wrong_in_one_line(
     bus: Bus, stack: Settings, tmp_path: Path
 ) -> None:
@@ -129,6 +167,8 @@ async def test_cluster_commands_say_what_is_wrong_in_one_line(
         "submit", GOAL, "--repo", str(tmp_path), "--backend", "scripted"
     )
     assert "unknown backend" in await refused("submit", GOAL, "--backend", "gpt")
+    assert "choose on or off" in await refused("submit", GOAL, "--review", "maybe")
+    assert "choose ask or skip" in await refused("submit", GOAL, "--clarify", "later")
     assert "not a run id" in await refused("status", "a.b")
     assert "not a run id" in await refused("watch", "runs.>")
     assert "no run 'nope'" in await refused("status", "nope")

@@ -101,6 +101,35 @@ SurfaceOption = Annotated[
     ),
 ]
 
+ReplanOption = Annotated[
+    str | None,
+    typer.Option(
+        "--replan",
+        metavar="on|off",
+        help="on: a story that failed twice is split, rewritten or given up by a "
+        "replanning question (at most 3 a run); default: on.",
+    ),
+]
+ReviewOption = Annotated[
+    str | None,
+    typer.Option(
+        "--review",
+        metavar="on|off",
+        help="on: a critic reviews each story with acceptance criteria against them "
+        "(one question per attempt); default: on, off for the scripted backend.",
+    ),
+]
+CheckpointOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--checkpoint/--no-checkpoint",
+        help="A partial result (some stories failed, or the run's checks still fail) "
+        "is delivered as baro/<slug>-checkpoint, marked partial and never published; "
+        "--no-checkpoint: no branch (its work stays at refs/baro/<run>/integration). "
+        "Default: on.",
+    ),
+]
+
 SERVICE_NAMES = ("intake", "planner", "conductor", "agent-runner", "merger")
 MODE_CHOICES = ("auto", "focused", "sequential", "parallel")
 

@@ -189,6 +189,19 @@ def notify(values: list[str]) -> tuple[str | None, bool]:
     return (urls[0] if urls else None), len(urls) < len(values)
 
 
+def on_off(flag: str, value: str | None) -> bool | None:
+    """An on|off flag's value (None: not given)."""
+    if value not in (None, "on", "off"):
+        raise UserError(f"unknown {flag} {value!r}: choose on or off")
+    return None if value is None else value == "on"
+
+
+def clarify_choice(value: str) -> s.ClarifyPolicy:
+    if value not in ("ask", "skip"):
+        raise UserError(f"unknown --clarify {value!r}: choose ask or skip")
+    return value  # type: ignore[return-value]
+
+
 def surface_policy(value: str | None) -> str | None:
     """``--surface``: strict, warn, or None (the repository's or the mode's default)."""
     if value is None:

@@ -13,6 +13,7 @@ import typer
 from baro_cli import defaults, runflow, validate, watching
 from baro_cli.app import (
     MODE_CHOICES,
+    CheckpointOption,
     GoalArgument,
     GoalFileOption,
     MaxAttemptsOption,
@@ -20,7 +21,9 @@ from baro_cli.app import (
     ModelOption,
     ModeOption,
     ParallelismOption,
+    ReplanOption,
     RetryWindowOption,
+    ReviewOption,
     RunTokenBudgetOption,
     StallTimeoutOption,
     StoryTimeoutOption,
@@ -134,34 +137,9 @@ def run(
             "[notify] webhook), and/or show a desktop notification. May be given twice.",
         ),
     ] = None,
-    replan: Annotated[
-        str | None,
-        typer.Option(
-            "--replan",
-            metavar="on|off",
-            help="on: a story that failed twice is split, rewritten or given up by a "
-            "replanning question (at most 3 a run); default: on.",
-        ),
-    ] = None,
-    review: Annotated[
-        str | None,
-        typer.Option(
-            "--review",
-            metavar="on|off",
-            help="on: a critic reviews each story with acceptance criteria against them "
-            "(one question per attempt); default: on, off for the scripted backend.",
-        ),
-    ] = None,
-    checkpoint: Annotated[
-        bool | None,
-        typer.Option(
-            "--checkpoint/--no-checkpoint",
-            help="A partial result (some stories failed, or the run's checks still fail) "
-            "is delivered as baro/<slug>-checkpoint, marked partial and never published; "
-            "--no-checkpoint: no branch (its work stays at refs/baro/<run>/integration). "
-            "Default: on.",
-        ),
-    ] = None,
+    replan: ReplanOption = None,
+    review: ReviewOption = None,
+    checkpoint: CheckpointOption = None,
     clarify: Annotated[
         str | None,
         typer.Option(
@@ -302,8 +280,8 @@ def clarify_policy(
 ) -> s.ClarifyPolicy:
     """Ask or skip the goal's questions: --answers asks, then --clarify, then ask at a
     terminal unless --yes."""
-    if clarify not in (None, "ask", "skip"):
-        raise UserError(f"unknown --clarify {clarify!r}: choose ask or skip")
+    if clarify is not None:
+        validate.clarify_choice(clarify)
     if answers_given and clarify == "skip":
         raise UserError(
             "--answers answers the goal's questions and --clarify skip skips them: pass one"
@@ -371,9 +349,6 @@ def build_request(
         raise UserError(f"unknown intake {intake!r}: choose one of {', '.join(INTAKE_CHOICES)}")
     if publish not in ("local", "push", "pr"):
         raise UserError(f"unknown publish policy {publish!r}: choose local, push or pr")
-    for flag, value in (("--review", review), ("--replan", replan)):
-        if value not in (None, "on", "off"):
-            raise UserError(f"unknown {flag} {value!r}: choose on or off")
     validate.backend_name(backend)
     root, head = validate.repository(repo)
     follow_up = None
@@ -430,8 +405,8 @@ def build_request(
         defaults=defaults or [],
         notify_webhook=notify[0],
         notify_desktop=notify[1],
-        review=None if review is None else review == "on",
-        replan=None if replan is None else replan == "on",
+        review=validate.on_off("--review", review),
+        replan=validate.on_off("--replan", replan),
         checkpoint=checkpoint,
         clarify=clarify_as,
     )

@@ -24,6 +24,7 @@ import typer
 from baro_cli import runflow, validate, watching
 from baro_cli.app import (
     MODE_CHOICES,
+    CheckpointOption,
     GoalArgument,
     GoalFileOption,
     MaxAttemptsOption,
@@ -31,7 +32,9 @@ from baro_cli.app import (
     ModelOption,
     ModeOption,
     ParallelismOption,
+    ReplanOption,
     RetryWindowOption,
+    ReviewOption,
     RunTokenBudgetOption,
     StallTimeoutOption,
     StoryTimeoutOption,
@@ -104,6 +107,19 @@ def submit(
     script: Annotated[
         Path | None, typer.Option(help="Script for the scripted test/demo agent (JSON file).")
     ] = None,
+    review: ReviewOption = None,
+    replan: ReplanOption = None,
+    checkpoint: CheckpointOption = None,
+    clarify: Annotated[
+        str,
+        typer.Option(
+            "--clarify",
+            metavar="ask|skip",
+            help="A goal that would need a guess raises questions. ask: the run waits for "
+            "them to be answered (`baro answer RUN`, or the dashboard); skip (default): the "
+            "smallest safe reading is taken and recorded.",
+        ),
+    ] = "skip",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
@@ -137,6 +153,10 @@ def submit(
             script=script,
             settings=settings,
             surface=surface,
+            review=validate.on_off("--review", review),
+            replan=validate.on_off("--replan", replan),
+            checkpoint=checkpoint is not False,
+            clarify=validate.clarify_choice(clarify),
         )
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
@@ -211,6 +231,10 @@ class SubmitPlan:
         script: Path | None,
         settings: Settings,
         surface: str | None = None,
+        review: bool | None = None,
+        replan: bool | None = None,
+        checkpoint: bool = True,
+        clarify: s.ClarifyPolicy = "skip",
     ) -> SubmitPlan:
         text = validate.goal_text(goal)
         surface_policy = validate.surface_policy(surface)
@@ -273,6 +297,10 @@ class SubmitPlan:
             agent_script=agent_script,
             submitted_by=f"{os.environ.get('USER', 'user')}@cli",
             surface=surface_policy,  # type: ignore[arg-type]
+            review=review,
+            replan=replan,
+            checkpoint=checkpoint,
+            clarify=clarify,
         )
         return cls(validate.submission(request), bundle_from, notes)
 
