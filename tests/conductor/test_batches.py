@@ -221,3 +221,31 @@ def test_batches_whatever_the_merger_answers_and_in_whatever_order(
 
 def unstamped(sent: list[tuple[str, s.BusMessage]]) -> list[tuple[str, s.BusMessage]]:
     return [(mid, msgspec.structs.replace(m, ts=0.0)) for mid, m in sent]
+
+
+def test_only_a_batch_that_a_later_story_may_start_after_asks_for_the_heads_bundle() -> None:
+    d = Driver()
+    stories = [
+        s.Story(id="A", title="a", write_surface=["a"]),
+        s.Story(id="B", title="b", write_surface=["b"]),
+        s.Story(id="C", title="c", write_surface=["c"], depends_on=["A"]),
+    ]
+    parallel(d, stories)
+    d.feed(finish("A"))
+    d.feed(finish("B"))
+    d.feed(integrated("A"))  # B goes to the merger while C runs
+    d.feed(finish("C"))
+    d.feed(integrated("B"))
+    wanted = [
+        (batch, m.head_bundle)
+        for batch, m in zip(batches(d), d.commands(s.IntegrateStories), strict=True)
+    ]
+    assert wanted == [(["A"], True), (["B"], True), (["C"], False)], "nobody starts after C"
+
+    gated = Driver()
+    gated.feed(submitted(mode_request="focused"))
+    gated.feed(s.RunPrepared(run_id=RUN, base_commit="base", run_checks=["make test"]))
+    gated.feed(s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="fix")]))
+    gated.feed(finish("S1"))
+    (last,) = gated.commands(s.IntegrateStories)
+    assert last.head_bundle, "the run gate's repair story would start from the head"

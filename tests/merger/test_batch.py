@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from baro_merger.integration import import_story_bundle, integrate_story
@@ -152,3 +153,24 @@ async def test_a_batch_asked_again_after_the_merger_died_in_it_integrates_each_s
         f"{prepared.base}..{last.integration_commit}",
     )
     assert [line for line in log.splitlines() if line] == ["S3", "S2", "S1"]
+
+
+async def test_a_last_batch_makes_no_bundle_unless_one_of_its_stories_is_to_run_again(
+    bench: Any, merger: tuple[Merger, Recorded]
+) -> None:
+    service, bus = merger
+    prepared = await bench.prepare(RUN, bench.make_repo("user", FILES))
+    quiet = await batch_of(bench, bus, prepared.repo, prepared.base, {"S1": {"a.py": "A = 1\n"}})
+    await service.integrate(msgspec.structs.replace(quiet, head_bundle=False))
+    ((_, done),) = bus.sent
+    assert isinstance(done, s.StoryIntegrated)
+    assert done.integration_head == done.integration_commit and done.integration_bundle is None
+
+    bus.sent.clear()
+    changes = {"S2": {"b.py": "B = 1\n"}, "S3": {"a.py": "A = 3\n"}}  # S3 conflicts with S1
+    clash = await batch_of(bench, bus, prepared.repo, prepared.base, changes)
+    await service.integrate(msgspec.structs.replace(clash, head_bundle=False))
+    kinds = [type(m).__name__ for _, m in bus.sent]
+    assert kinds == ["StoryIntegrated", "MergeConflict"]
+    rerun = bus.sent[1][1]
+    assert isinstance(rerun, s.MergeConflict) and rerun.integration_bundle is not None

@@ -22,9 +22,11 @@ The network is shared: agents talk to their model provider. The bus is protected
 credential, which the fence keeps out of reach. What the fence does not cover, and what
 holds where it is unavailable, is in docs/backends.md ("The agent sandbox").
 
-The launcher that puts the fence up, run as ``python -I -S launcher.py --hide D ... --
-ARGV`` between the runner and the agent, is ``baro_shared.launcher``: a module of its own,
-so that what it imports at every agent start is only what it needs.
+The launcher that puts the fence up, run as ``python -I -S -c 'import launcher ...' --hide
+D ... -- ARGV`` between the runner and the agent, is ``baro_shared.launcher``: a module of
+its own, so that what it imports at every agent start is only what it needs, and imported
+rather than run as a script, so that it starts from its cached bytecode (Python compiles
+a main script afresh at every start).
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ from baro_shared import launcher
 from baro_shared.launcher import ERROR_PREFIX, SETUP_FAILED
 
 LAUNCHER = os.path.abspath(launcher.__file__)
+# stdlib first: the launcher's directory only adds the launcher itself
+_LAUNCH = (
+    f"import sys; sys.path.append({os.path.dirname(LAUNCHER)!r}); "
+    "import launcher; launcher.launch(sys.argv[1:])"
+)
 __all__ = ["ERROR_PREFIX", "LAUNCHER", "SETUP_FAILED", "Fence", "fence", "unavailable_reason"]
 
 # --------------------------------------------------------------------------- baro's side
@@ -66,7 +73,7 @@ class Fence:
         """``argv`` started inside this fence. ``dies_with``: the pid of the process that
         starts the launcher itself (its parent, not a shell in between): the launcher, and
         with it everything inside the fence, is killed when that process ends."""
-        launcher = [sys.executable, "-I", "-S", LAUNCHER]
+        launcher = [sys.executable, "-I", "-S", "-c", _LAUNCH]
         if dies_with is not None:
             launcher += ["--parent", str(dies_with)]
         for path in self.hidden:

@@ -935,6 +935,9 @@ class IntegrateStories(Message, tag="cmd.integrate_stories", kw_only=True):
     goal: str
     mode: Mode | None = None
     surface: SurfacePolicy | None = None  # the run's own choice; see RunSubmitted.surface
+    # the head's bundle is wanted for stories started after the batch; False for a run's
+    # last batch (the merger still makes it when a story of the batch is to be re-run)
+    head_bundle: bool = True
 
 
 class DeliverRun(Message, tag="cmd.deliver", kw_only=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -82,9 +83,26 @@ def fenced(command: AgentCommand, fence: Fence | None) -> AgentCommand:
     return replace(command, argv=argv, fenced=True)
 
 
+# baro's own scripted agent, started as its console script would start it, but in an
+# isolated interpreter without site: it needs nothing but the standard library and its
+# module, and starts in about two thirds of the time (once per story)
+_SCRIPTED_MAIN = (
+    f"import sys; sys.path.append({str(Path(__file__).resolve().parent.parent)!r}); "
+    "from baro_runner.scripted_agent import main; sys.exit(main())"
+)
+
+
+def _scripted_start(binary: str) -> list[str]:
+    """How to start the scripted agent at ``binary``: the console script installed beside
+    this interpreter is this package's own, started as its module; any other as it is."""
+    if binary == str(Path(sys.executable).parent / "baro-scripted-agent"):
+        return [sys.executable, "-I", "-S", "-c", _SCRIPTED_MAIN]
+    return [binary]
+
+
 def _scripted(binary: str, prompt: str, ws: Workspace, cmd: s.RunStory) -> AgentCommand:
     env = _environment(ws, cmd)
-    argv = [binary, "-p", "--output-format", "stream-json", "--verbose"]
+    argv = [*_scripted_start(binary), "-p", "--output-format", "stream-json", "--verbose"]
     if cmd.model:
         argv += ["--model", cmd.model]
     if cmd.agent_script:

@@ -464,17 +464,14 @@ async def commit_result(
     repo = ws.repo
     large = await _large_uncommitted(repo, base_commit, max_file_bytes)
     unrecorded = await _stage_everything(repo, exclude=large)
-    staged = await git("diff", "--cached", "--quiet", cwd=repo, check=False)
-    if staged.returncode == 1:
-        await git(
-            "commit",
-            "--quiet",
-            "--no-verify",
-            "-m",
-            title[:200] or "story",
-            cwd=repo,
-            env=BARO_IDENTITY,
-        )
+    made = await git(
+        "commit", "--quiet", "--no-verify", "-m", title[:200] or "story",
+        cwd=repo, env=BARO_IDENTITY, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:  # fine when nothing was staged (the agent committed)
+        staged = await git("diff", "--cached", "--quiet", cwd=repo, check=False)
+        if staged.returncode != 0:
+            raise GitError(("commit",), made.returncode, made.stderr)
     head, branch = await _head_and_branch(repo)
     committed = await _large_committed(repo, base_commit, head, max_file_bytes)
     if committed:

@@ -1620,9 +1620,18 @@ def _integrate(tr: Transition, batch: list[s.StoryState]) -> None:
             goal=rec.request.goal,
             mode=rec.mode,
             surface=rec.request.surface,
+            head_bundle=_starts_after(rec, rec.integrating_batch),
         ),
         f"{rec.run_id}.integrate.{hashlib.sha256(attempts.encode()).hexdigest()[:16]}",
     )
+
+
+def _starts_after(rec: s.RunRecord, batch: list[str]) -> bool:
+    """Whether a story may start from the integration head the batch makes: one not done
+    and not in it, or the run gate's repair story (the merger knows when a story of the
+    batch itself is to be re-run). Otherwise nobody reads the head's bundle."""
+    waiting = any(st.status not in DONE_STORY and st.story.id not in batch for st in rec.stories)
+    return waiting or bool(rec.run_checks)
 
 
 def _deliver_or_fail(tr: Transition, now: float) -> None:

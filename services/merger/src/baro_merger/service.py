@@ -35,6 +35,7 @@ from baro_merger.integration import (
     integration_repo_path,
     prepare_run,
     run_base,
+    run_refs,
 )
 from baro_merger.naming import checkpoint_slug, slugify
 from baro_merger.notify import notify
@@ -269,13 +270,15 @@ class Merger(CommandService):
                 for item, bundle in zip(cmd.stories, bundles, strict=True)
             ]
             head = bundle_name = None
+            rerun = any(isinstance(o, (Conflict, Rejected)) for o in outcomes)
             if any(isinstance(o, Integrated) for o in outcomes):
                 try:
-                    head, bundle_name = await self._head_bundle(run_id, Path(tmp))
+                    bundled = cmd.head_bundle or rerun
+                    head, bundle_name = await self._head_bundle(run_id, Path(tmp), bundled)
                 except (MergerError, ConfigError) as exc:
                     failed = IntegrationError(str(exc))
                     outcomes = [failed if isinstance(o, Integrated) else o for o in outcomes]
-        if any(isinstance(o, (Conflict, Rejected)) for o in outcomes):
+        if rerun:
             await self._preserve(run_id)
         for item, outcome in zip(cmd.stories, outcomes, strict=True):
             await self._answer(run_id, item, outcome, head, bundle_name)
@@ -306,12 +309,17 @@ class Merger(CommandService):
             integration_seconds.observe(time.perf_counter() - started)
         return result
 
-    async def _head_bundle(self, run_id: str, scratch: Path) -> tuple[str, str | None]:
-        """The integration head after a batch and the object-store name of its bundle."""
+    async def _head_bundle(
+        self, run_id: str, scratch: Path, bundled: bool
+    ) -> tuple[str, str | None]:
+        """The integration head after a batch and the object-store name of its bundle
+        (made when ``bundled``: a story is to start from the head)."""
         repo = self.repo(run_id)
-        base = await run_base(repo, run_id)
-        head = await integration_head(repo, run_id)
-        out = await create_bundle(repo, run_id, base, head, scratch / "head.bundle")
+        refs = await run_refs(repo, run_id)
+        head = refs.head
+        if not bundled:
+            return head, None
+        out = await create_bundle(repo, run_id, refs.base, head, scratch / "head.bundle")
         if out is None:
             return head, None
         name = f"runs/{run_id}/integration/{head}.bundle"
