@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from baro_shared.embedded import EmbeddedNats
+from baro_shared.embedded import EmbeddedNats, free_port
 
 BIN = Path(sys.executable).parent
 SERVICES = ("intake", "planner", "conductor", "agent-runner", "merger")
@@ -25,12 +24,6 @@ def run(
     return subprocess.run(
         list(args), capture_output=True, text=True, timeout=timeout, env=env or os.environ.copy()
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_console_scripts_are_installed_and_answer_help() -> None:

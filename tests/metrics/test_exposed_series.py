@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from baro_shared.bus import Bus
-from baro_shared.embedded import EmbeddedNats
+from baro_shared.embedded import EmbeddedNats, free_port
 from baro_shared.settings import Settings
 from tests.conftest import make_repo
 from tests.e2e.conftest import request_for, run_to_end
@@ -69,18 +68,12 @@ class ServiceProcess:
             return False
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def services(nats_server: EmbeddedNats, tmp_path: Path) -> Iterator[dict[str, ServiceProcess]]:
     started: dict[str, ServiceProcess] = {}
     try:
         for name in SERVICES:
-            port = _free_port()
+            port = free_port()
             log = tmp_path / f"{name}.log"
             env = {
                 **os.environ,
@@ -92,7 +85,7 @@ def services(nats_server: EmbeddedNats, tmp_path: Path) -> Iterator[dict[str, Se
                 "PROMETHEUS_DISABLE_CREATED_SERIES": "True",
             }
             if name == "intake":  # as in the cluster: the intake serves the HTTP API
-                env["BARO_API_PORT"] = str(_free_port())
+                env["BARO_API_PORT"] = str(free_port())
                 env["BARO_API_TOKEN"] = API_TOKEN
             with log.open("wb") as out:
                 proc = subprocess.Popen(

@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from baro_cli.demo import make_sample_repo
+from baro_shared.embedded import free_port
 from tests.conftest import make_repo, run_git
 from tests.install.test_fresh_clone import FRESH_CLONE_TARGETS
 
@@ -281,12 +281,6 @@ class GatedRun:
 
     def open(self) -> None:
         self.gate.touch()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_ready(port: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
