@@ -22,9 +22,10 @@ The overhead columns say where the time goes, as means per story:
   starting the agent;
 - ``agent extra``: the agent's start-to-finish time beyond its scripted sleep (process
   start, commit, bundle, upload);
-- ``finished->integrated``: waiting for the merger (one integration at a time) and merging;
-  ``of which conductor`` is the conductor's part of it (seeing the finish, sending the
-  integration command).
+- ``finished->integrated``: waiting for the merger (one batch of finished stories at a
+  time) and merging; ``of which conductor`` is the conductor's part of it (seeing the
+  finish, sending the integration command); ``batch`` the stories per merger batch
+  (those answered with the same integration head).
 
 The machine's load average is printed with each row: other work on the machine shows up
 in every overhead column. The agent-runner's bytecode is compiled first, as an installed
@@ -274,6 +275,11 @@ def _breakdown(
         if isinstance(ev, s.StoryUpdated) and ev.status == "finished"
     }
     integrated = {ev.story_id: ev.ts for ev in events if isinstance(ev, s.StoryIntegrated)}
+    heads = [
+        ev.integration_head or ev.integration_commit
+        for ev in events
+        if isinstance(ev, s.StoryIntegrated)
+    ]
 
     def ready(sid: str) -> float:
         return max((integrated[d] for d in deps[sid]), default=accepted)
@@ -288,6 +294,7 @@ def _breakdown(
         "agent_extra": statistics.fmean(finished[i] - started[i] - work[i] for i in deps),
         "finished_to_integrated": statistics.fmean(integrated[i] - finished[i] for i in deps),
         "conductor_on_finish": statistics.fmean(seen_finished[i] - finished[i] for i in deps),
+        "per_batch": len(heads) / len(set(heads)),
     }
 
 
@@ -357,7 +364,7 @@ def measure(
 HEADER = (
     f"{'shape':<8} {'n':>3} {'work':>6} {'best':>6} {'kind':>7} {'ideal':>6} {'span':>6} "
     f"{'vs best':>7} {'eff':>6} {'span/id':>7} | {'rdy>asg':>7} {'asg>st':>7} {'agent+':>7} "
-    f"{'fin>int':>7} {'(cond)':>7} | {'load':>5}"
+    f"{'fin>int':>7} {'(cond)':>7} {'batch':>5} | {'load':>5}"
 )
 
 
@@ -367,7 +374,8 @@ def row(r: dict[str, Any]) -> str:
         f"{r['best_kind']:>7} {r['ideal_s']:>6.2f} {r['span_s']:>6.2f} {r['vs_best']:>7.3f} "
         f"{r['efficiency']:>6.3f} {r['overhead']:>7.3f} | {r['ready_to_assigned']:>7.3f} "
         f"{r['assigned_to_started']:>7.3f} {r['agent_extra']:>7.3f} "
-        f"{r['finished_to_integrated']:>7.3f} {r['conductor_on_finish']:>7.3f} | "
+        f"{r['finished_to_integrated']:>7.3f} {r['conductor_on_finish']:>7.3f} "
+        f"{r['per_batch']:>5.2f} | "
         f"{r['load']:>5.2f}"
     )
 
