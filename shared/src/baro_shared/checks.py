@@ -42,6 +42,7 @@ from typing import Literal
 import msgspec
 
 from baro_shared.gitutil import ByCommit, git, read_objects
+from baro_shared.launcher import ERROR_PREFIX
 from baro_shared.processes import run_in_group
 from baro_shared.repoconfig import (
     DEFAULT_VERIFY_TIMEOUT_S,
@@ -298,11 +299,12 @@ async def run_check(
         note = f"timed out after {check.timeout_s:g}s"
     elif ran.exit_code == COMMAND_NOT_FOUND:
         said = ran.output.strip().splitlines()
+        first = said[0].removeprefix(ERROR_PREFIX) if said else ""  # the fence's launcher
         result = "skipped"
         note = (
-            said[0]
-            if said and said[0].startswith("cannot start")
-            else ("its command was not found (exit code 127)")
+            first
+            if first.startswith("cannot start")
+            else "its command was not found (exit code 127)"
         )
     elif check.no_tests_exit is not None and ran.exit_code == check.no_tests_exit:
         result, note = "skipped", "it found no tests to run"

@@ -440,6 +440,20 @@ def borrowed_objects(git_dir: Path) -> list[Path]:
     return [Path(line.strip()) for line in lines if line.strip() and not line.startswith("#")]
 
 
+def borrowed_chain(git_dir: Path) -> list[Path]:
+    """Every object directory the repository at ``git_dir`` reads through its alternates,
+    and through theirs (a clone of a repository that itself borrows from a cache)."""
+    found: list[Path] = []
+    pending = borrowed_objects(git_dir)
+    while pending:
+        objects = pending.pop(0)
+        if objects in found:
+            continue
+        found.append(objects)
+        pending += borrowed_objects(objects.parent)
+    return found
+
+
 def release(git_dir: Path) -> None:
     """Forget the borrower at ``git_dir`` (before or after it is deleted)."""
     cache = borrowed_cache(git_dir)

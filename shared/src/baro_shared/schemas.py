@@ -957,6 +957,9 @@ class GateRun(Message, tag="cmd.gate", kw_only=True):
 
     head: str
     round: int
+    # the run's source: the user's repository, when it is on this machine, is hidden from
+    # the checks (they run code the agents wrote)
+    source: RepoSource | None = None
 
 
 class ArchiveAttempt(Message, tag="cmd.archive", kw_only=True):

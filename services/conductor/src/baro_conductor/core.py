@@ -1655,7 +1655,12 @@ def _send_gate(tr: Transition) -> None:
     rec = tr.record
     assert rec.integration_head is not None
     tr.send(
-        s.GateRun(run_id=rec.run_id, head=rec.integration_head, round=rec.gate_rounds),
+        s.GateRun(
+            run_id=rec.run_id,
+            head=rec.integration_head,
+            round=rec.gate_rounds,
+            source=rec.request.repo,
+        ),
         f"{rec.run_id}.gate.{rec.gate_rounds}",
     )
 

@@ -12,6 +12,7 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -46,7 +47,9 @@ from baro_merger.verify import run_gate
 from baro_shared import checks, objectcache, retention
 from baro_shared import schemas as s
 from baro_shared import topology as t
+from baro_shared.backends import SandboxRequired, agent_fence
 from baro_shared.bus import ACK, Bus, Delivery, Outcome
+from baro_shared.checks import Wrap
 from baro_shared.gitutil import GitError
 from baro_shared.metrics import FAST_SECONDS_BUCKETS
 from baro_shared.redact import redact
@@ -231,10 +234,14 @@ class Merger(CommandService):
         try:
             base = await run_base(repo, cmd.run_id)
             found = await self._run_checks(cmd.run_id, base)
-            results = await run_gate(repo, cmd.head, base, found, work_root)
+            results = await run_gate(
+                repo, cmd.head, base, found, work_root, self._gate_fence(cmd.source)
+            )
         except MergerError as exc:
             note = f"the integrated result could not be checked out: {exc}"
             results = [s.CheckResult(command="checkout", result="skipped", note=note)]
+        except SandboxRequired as exc:
+            results = [s.CheckResult(command="sandbox", result="skipped", note=str(exc))]
         await self.bus.publish(
             s.RunGateChecked(
                 run_id=cmd.run_id,
@@ -244,6 +251,22 @@ class Merger(CommandService):
             ),
             f"{cmd.run_id}.gate_checked.{cmd.round}",
         )
+
+    def _gate_fence(self, source: s.RepoSource | None) -> Callable[[Path], Wrap | None]:
+        """The fence of the run gate's checks in one checkout: the agents' own (they run
+        what the agents wrote), the checkout's directory kept, what it borrows readable."""
+        away = Path(source.location) if source is not None and source.kind == "path" else None
+
+        def fence_for(tree: Path) -> Wrap | None:
+            fence = agent_fence(
+                self.settings,
+                keep=tree.parent,
+                away_from=away,
+                read_only=objectcache.borrowed_chain(tree / ".git"),
+            )
+            return fence.command if fence is not None else None
+
+        return fence_for
 
     # ---------------------------------------------------------------- integrate
 

@@ -7,7 +7,11 @@ the way ``baro_shared.checks`` runs every check: a process group of its own
 death stops everything it started), the tail of its output, and the environment of
 ``baro_shared.backends.check_env``: what agents get (no ``BARO_*`` or ``NATS_*``), minus
 every credential-named variable (provider keys, ``GH_TOKEN``...): the checks run code
-the agents wrote. A detected check that fails runs once more on the run's base.
+the agents wrote. For the same reason each runs inside the agents' fence
+(``baro_shared.backends.agent_fence``, given by the caller per checkout): baro's state
+and cache, the user's repository and the hidden paths out of sight, the checkout kept,
+the objects it borrows readable. A detected check that fails runs once more on the run's
+base.
 """
 
 from __future__ import annotations
@@ -15,29 +19,38 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from baro_merger.errors import MergerError
 from baro_shared.backends import check_env
-from baro_shared.checks import Check, run_checks
+from baro_shared.checks import Check, Wrap, run_checks
 from baro_shared.gitutil import git
 from baro_shared.schemas import CheckResult
 
 
 async def run_gate(
-    repo: Path, head: str, base: str, found: Sequence[Check], work_root: Path | None = None
+    repo: Path,
+    head: str,
+    base: str,
+    found: Sequence[Check],
+    work_root: Path | None = None,
+    fence_for: Callable[[Path], Wrap | None] | None = None,
 ) -> list[CheckResult]:
     """Run ``found`` on ``head`` of ``repo`` (a detected check that fails, on ``base``
-    too). Raises MergerError when a checkout cannot be made."""
+    too), each checkout's commands wrapped by ``fence_for(checkout)``. Raises MergerError
+    when a checkout cannot be made."""
+
+    def wrap(tree: Path) -> Wrap | None:
+        return fence_for(tree) if fence_for is not None else None
 
     async def at_base(suspect: list[Check]) -> list[CheckResult]:
         async with checkout(repo, base, work_root) as tree:
-            return await run_checks(suspect, tree, check_env(workdir=tree))
+            return await run_checks(suspect, tree, check_env(workdir=tree), wrap=wrap(tree))
 
     async with checkout(repo, head, work_root) as tree:
-        return await run_checks(found, tree, check_env(workdir=tree), at_base)
+        return await run_checks(found, tree, check_env(workdir=tree), at_base, wrap(tree))
 
 
 @asynccontextmanager
