@@ -11,6 +11,7 @@ import pytest
 
 from baro_runner import workspace
 from baro_shared import schemas as s
+from baro_shared.processes import run_in_group
 from tests.conftest import make_repo, run_git, snapshot
 
 BASE_FILES = {
@@ -223,3 +224,26 @@ def test_exclude_lines_match_exactly_one_path() -> None:
     assert workspace._anchored("build/") == "/build/"
     assert workspace._anchored("odd name[1]*.txt") == "/odd\\ name\\[1\\]\\*.txt"
     assert workspace._anchored("#notes!") == "/\\#notes\\!"
+
+
+async def test_a_cancel_while_the_command_is_starting_takes_its_group(tmp_path: Path) -> None:
+    """The command runs before asyncio has connected its pipes: a cancel in that window
+    (a loaded runner stopping) still kills what the command started, not only its leader."""
+    pid_file = tmp_path / "bg.pid"
+    script = f"sleep 300 & echo $! > {pid_file}; sleep 300"
+    task = asyncio.create_task(
+        run_in_group(
+            ["sh", "-c", script], cwd=tmp_path, env=dict(os.environ), timeout=60, keep_chars=100
+        )
+    )
+    for _ in range(2):  # the process is forked; its pipes are not connected yet
+        await asyncio.sleep(0)
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline, "the command started"
+        time.sleep(0.05)  # noqa: ASYNC251  (the loop held on purpose: the start is not done)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    child = int(pid_file.read_text())
+    assert await asyncio.to_thread(_gone_within, child, 30.0), "the background process lived on"

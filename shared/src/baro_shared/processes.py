@@ -210,16 +210,28 @@ async def run_in_group(
     if not _findable(argv[0], cwd, env.get("PATH", os.defpath)):
         return GroupResult(127, f"cannot start {argv[0]}: no such program")
     tail = OutputTail(keep_chars)
-    proc = await asyncio.create_subprocess_exec(
-        "/bin/sh", "-c", _GROUP_GUARD, "baro", *argv,
-        cwd=cwd,
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=dies_with_parent(signal.SIGTERM),
+    starting = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            "/bin/sh", "-c", _GROUP_GUARD, "baro", *argv,
+            cwd=cwd,
+            env=dict(env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=dies_with_parent(signal.SIGTERM),
+        )
     )  # fmt: skip
+    try:
+        # the command runs before its pipes are connected: a cancel in between must still
+        # take its group (asyncio would kill only the leader)
+        proc = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            started = await starting
+            kill_group(started.pid)
+            await started.wait()
+        raise
     assert proc.stdout is not None
     reading = asyncio.ensure_future(_read_into(proc.stdout, tail))
     code: int | None = None
