@@ -684,7 +684,8 @@ async def change_diff(ws: Workspace, base_commit: str, limit: int = DIFF_CHARS) 
 
 
 async def write_bundle(ws: Workspace, base_commit: str, out: Path) -> None:
-    seal(ws)
+    """The story branch past ``base_commit`` as a bundle; called right after
+    ``commit_result``, which sealed the clone (nothing untrusted ran since)."""
     await git("bundle", "create", "--quiet", str(out), STORY_BRANCH, f"^{base_commit}", cwd=ws.repo)
 
 
