@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from baro_shared.repoconfig import (
     read_repo_config_at,
 )
 from baro_shared.retry import Budget
+from baro_shared.scratch import scratch_dir
 from baro_shared.settings import Settings
 from baro_shared.surfaces import covered
 
@@ -266,7 +266,7 @@ class _Job:
 
     async def _in_workspace(self, root: Path, ports: PortLease) -> Outcome:
         cmd = self.cmd
-        with tempfile.TemporaryDirectory(prefix="baro-dl-") as tmp:
+        async with scratch_dir("baro-dl-") as tmp:
             try:
                 ws = await self._prepare(root, Path(tmp))
                 ws.env.update(ports.env)
@@ -469,7 +469,7 @@ class _Job:
         """The attempt's raw stdout and stderr into the object store, for ``baro logs``; a
         log that cannot be stored never fails the story."""
         cmd = self.cmd
-        with tempfile.TemporaryDirectory(prefix="baro-log-") as tmp:
+        async with scratch_dir("baro-log-") as tmp:
             for stream in STREAMS:
                 path = Path(tmp) / stream
                 try:
@@ -513,7 +513,7 @@ class _Job:
         if change.changed_files:
             # named by content: two deliveries of one attempt can never overwrite each other
             bundle_name = f"runs/{cmd.run_id}/stories/{self.story_id}/{self.attempt}-{change.head[:16]}.bundle"
-            with tempfile.TemporaryDirectory(prefix="baro-bundle-") as tmp:
+            async with scratch_dir("baro-bundle-") as tmp:
                 path = Path(tmp) / "result.bundle"
                 await workspace.write_bundle(ws, cmd.base_commit, path)
                 await self.bus.put_file(bundle_name, path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -53,6 +52,7 @@ from baro_shared.checks import Wrap
 from baro_shared.gitutil import GitError
 from baro_shared.metrics import FAST_SECONDS_BUCKETS
 from baro_shared.redact import redact
+from baro_shared.scratch import scratch_dir
 from baro_shared.service import CommandService
 from baro_shared.settings import Settings
 from baro_shared.sources import result_bundle_name
@@ -115,7 +115,7 @@ class Merger(CommandService):
     # ---------------------------------------------------------------- prepare
 
     async def prepare(self, cmd: s.PrepareRun) -> None:
-        with tempfile.TemporaryDirectory(prefix="baro-src-") as tmp:
+        async with scratch_dir("baro-src-") as tmp:
             try:
                 prepared = await prepare_run(
                     self.root,
@@ -280,7 +280,7 @@ class Merger(CommandService):
         same head, the rest are integrated now; the answers carry the same message ids.
         """
         run_id = cmd.run_id
-        with tempfile.TemporaryDirectory(prefix="baro-int-") as tmp:
+        async with scratch_dir("baro-int-") as tmp:
             bundles = [Path(tmp) / f"story-{i}.bundle" for i in range(len(cmd.stories))]
             await asyncio.gather(
                 *(
@@ -427,7 +427,7 @@ class Merger(CommandService):
     async def archive(self, cmd: s.ArchiveAttempt) -> None:
         repo = self.repo(cmd.run_id)
         try:
-            with tempfile.TemporaryDirectory(prefix="baro-arc-") as tmp:
+            async with scratch_dir("baro-arc-") as tmp:
                 bundle = Path(tmp) / "attempt.bundle"
                 await self.bus.get_file(cmd.bundle, bundle)
                 await import_story_bundle(repo, cmd.run_id, cmd.story_id, cmd.attempt, bundle)
@@ -509,7 +509,7 @@ class Merger(CommandService):
                 head = await integration_head(repo, run_id)
                 if head != await run_base(repo, run_id):
                     await mark_checkpoint(repo, run_id, head, checkpoint)
-            with tempfile.TemporaryDirectory(prefix="baro-out-") as tmp:
+            async with scratch_dir("baro-out-") as tmp:
                 result = await bundle_result(repo, run_id, Path(tmp) / "result.bundle")
                 name = result_bundle_name(run_id) if result.bundle else None
                 if name and result.bundle:
