@@ -18,6 +18,7 @@ from baro_shared import metrics
 from baro_shared import schemas as s
 from baro_shared.backends import sandbox_unavailable
 from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker, process_name
+from baro_shared.childwatch import watch_children_by_pidfd
 from baro_shared.health import HealthServer
 from baro_shared.inputs import command_problem
 from baro_shared.processes import interruption
@@ -165,6 +166,7 @@ class Host:
 
     async def run(self) -> None:
         """Start everything, run until stopped, then shut down in order."""
+        watch_children_by_pidfd()
         loop = asyncio.get_running_loop()
         if self.handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
