@@ -58,9 +58,9 @@ from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.embedded import EmbeddedNats
 from baro_shared.gitutil import git_env
-from baro_shared.plan import critical_path
 from baro_shared.service import Host
 from baro_shared.settings import Settings
+from baro_shared.start_order import start_ranks
 from bench.optimal import interval_bound, list_schedule, optimum
 
 SHAPES = ("chain", "fanout", "diamond", "layered")
@@ -132,18 +132,15 @@ def ideal_schedule(
     deps: dict[str, list[str]], work: dict[str, float], parallelism: int, effort: bool = True
 ) -> float:
     """The conductor's own policy with zero overhead: whenever a slot is free, start the
-    ready story with the longest remaining chain of work (``plan.critical_path``, with the
-    stories' efforts when the plan states them), then the bigger one, then plan order.
+    ready story of the conductor's ranking (``start_order.start_ranks``: the longest
+    remaining chain of work first, packed better where the stories' sizes, when the plan
+    states them, show a shorter schedule).
 
     The gap between this and the best makespan is the policy's; the gap between the
     measured span and this is overhead.
     """
-    stories = stories_of(deps, work if effort else None)
-    chain = critical_path(stories)
-    position = {sid: i for i, sid in enumerate(deps)}
-    size = {st.id: st.effort or 1.0 for st in stories}
-    order = sorted(deps, key=lambda sid: (-chain[sid], -size[sid], position[sid]))
-    return list_schedule(deps, work, parallelism, order)
+    rank = start_ranks(stories_of(deps, work if effort else None), parallelism)
+    return list_schedule(deps, work, parallelism, sorted(deps, key=rank.__getitem__))
 
 
 def best_makespan(

@@ -29,6 +29,7 @@ from baro_shared.goals.envelope import clarification_markdown, work_goal
 from baro_shared.inputs import InputProblem, check_submission
 from baro_shared.plan import PlanError, agent_for, critical_path, validate_plan
 from baro_shared.retry import Budget
+from baro_shared.start_order import start_ranks
 from baro_shared.surfaces import covered, near
 from baro_shared.totals import dollars, run_totals
 
@@ -1299,13 +1300,11 @@ def _out_of_budget(tr: Transition) -> None:
 
 def _by_priority(rec: s.RunRecord, stories: list[s.StoryState]) -> list[s.StoryState]:
     """Longest remaining chain of work first (``plan.critical_path``), then the bigger
-    story, then plan order: the critical path never waits behind work that can wait."""
-    chain = critical_path([st.story for st in rec.stories])
-    position = {st.story.id: i for i, st in enumerate(rec.stories)}
-    return sorted(
-        stories,
-        key=lambda st: (-chain[st.story.id], -(st.story.effort or 1.0), position[st.story.id]),
-    )
+    story, then plan order: the critical path never waits behind work that can wait;
+    packed better where the plan's sizes show a shorter schedule (``start_order``)."""
+    assert rec.caps is not None
+    rank = start_ranks([st.story for st in rec.stories], rec.caps.parallelism)
+    return sorted(stories, key=lambda st: rank[st.story.id])
 
 
 # --------------------------------------------------------------------------- the review loop
