@@ -102,6 +102,7 @@ def _tamper(repo: Path, outside: Path) -> None:
     locked.mkdir()
     (locked / "inside.txt").write_text("in a read-only directory\n")
     os.chmod(locked, 0o500)
+    (repo / ".git" / "hooks").mkdir(exist_ok=True)
     (repo / ".git" / "hooks" / "post-checkout").write_text("#!/bin/sh\ntouch /tmp/pwned\n")
     run_git(repo, "config", "core.fsmonitor", "touch /tmp/pwned-fsmonitor")
 

@@ -311,7 +311,7 @@ async def prepare(
             raise WorkspaceError(str(exc)) from None
 
     try:
-        await git("init", "--quiet", str(ws.repo))
+        init_clone(ws.git_dir)
         obtained = await objectcache.obtain(
             cache,
             objectcache.describe(source),
@@ -387,6 +387,18 @@ CLONE_CONFIG = (
     "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n"
     "\tbare = false\n\tlogallrefupdates = true\n"
 )
+
+
+def init_clone(git_dir: Path) -> None:
+    """Make ``git_dir`` what ``git init`` makes of it on a POSIX file system, with ``HEAD``
+    on the story branch (unborn) and none of git's templates: no sample hooks, no
+    ``description``, no ``info/exclude`` (``_exclude`` writes one when the setup needs it).
+    Written here rather than by a git process, once per story; git reads it as its own
+    (tests/workspace/test_clone_init.py runs ``git fsck`` and every command baro uses)."""
+    for folder in ("objects/info", "objects/pack", "refs/heads", "refs/tags"):
+        (git_dir / folder).mkdir(parents=True)
+    (git_dir / "config").write_text(CLONE_CONFIG)
+    (git_dir / "HEAD").write_text(f"ref: refs/heads/{STORY_BRANCH}\n")
 
 
 class CloneTampered(WorkspaceError):
