@@ -69,6 +69,10 @@ def _expected(user: Path) -> dict[str, tuple[str, bool]]:
     return _tree_of(fresh)
 
 
+def _spare_git(spare: Path) -> list[str]:
+    return sorted(str(p.relative_to(spare / ".git")) for p in (spare / ".git").rglob("*"))
+
+
 def _tamper(repo: Path, outside: Path) -> None:
     """What a hostile agent leaves behind in its clone."""
     app = repo / "app.py"
@@ -104,6 +108,9 @@ def _tamper(repo: Path, outside: Path) -> None:
     os.chmod(locked, 0o500)
     (repo / ".git" / "hooks").mkdir(exist_ok=True)
     (repo / ".git" / "hooks" / "post-checkout").write_text("#!/bin/sh\ntouch /tmp/pwned\n")
+    # its index says the changed app.py is unchanged and the deleted guide is not there
+    run_git(repo, "update-index", "--assume-unchanged", "app.py")
+    run_git(repo, "update-index", "--skip-worktree", "docs/guide.md")
     run_git(repo, "config", "core.fsmonitor", "touch /tmp/pwned-fsmonitor")
 
 
@@ -128,7 +135,8 @@ async def test_a_spare_becomes_exactly_the_base_whatever_the_agent_left(tmp_path
     pool = objectcache.cache_of(cache_dir / "sources", _source(user)).meta / workspace.SPARES_DIR
     spare = pool / "slot-0"
     kept = {str(p.relative_to(spare)) for p in spare.rglob("*") if not p.is_dir()}
-    assert kept <= set(FILES), "a spare holds no more than the tree its story committed"
+    assert kept - {".git/index"} <= set(FILES), "a spare holds no more than its story's tree"
+    assert _spare_git(spare) == ["index"], "of a .git, a spare keeps only the runner's index"
 
     second = await _workspace(cache_dir, "r2", _source(user))
     assert os.stat(second.repo / ".gitignore").st_ino == untouched_inode, "the spare was reused"
@@ -155,7 +163,7 @@ async def test_at_most_the_given_number_of_spares_per_source(tmp_path: Path) -> 
     cache = objectcache.cache_of(cache_dir / "sources", _source(user))
     pool = cache.meta / workspace.SPARES_DIR
     assert sorted(p.name for p in pool.iterdir()) == ["slot-0", "slot-1"]
-    assert not any((p / ".git").exists() for p in pool.iterdir()), "no spare keeps a .git"
+    assert all(_spare_git(p) == ["index"] for p in pool.iterdir()), "no spare keeps a .git"
     # the cache's size (what `baro clean` shows and trims by) counts the spares
     assert objectcache.inspect(cache).bytes >= objectcache.disk_usage(pool)[0] > 0
 
@@ -188,3 +196,29 @@ async def test_without_reuse_a_retired_clone_is_only_deleted(tmp_path: Path) -> 
     cache = objectcache.cache_of(cache_dir / "sources", _source(user))
     assert not (cache.meta / workspace.SPARES_DIR).exists()
     assert not ws.root.exists()
+
+
+async def test_a_spare_changed_after_it_was_kept_is_compared_by_content(tmp_path: Path) -> None:
+    """The spare's index is trusted for a file only while the file's stat data is what the
+    runner recorded when it kept the spare; a file rewritten since (its size and mtime put
+    back) and an index git cannot read both fall back to comparing content."""
+    user = make_repo(tmp_path / "user", FILES)
+    expected = _expected(user)
+    cache_dir = tmp_path / "cache"
+    pool = objectcache.cache_of(cache_dir / "sources", _source(user)).meta / workspace.SPARES_DIR
+    await (await _workspace(cache_dir, "r1", _source(user))).retire(spares=1)
+    app = pool / "slot-0" / "app.py"
+    before = os.stat(app)
+    app.write_text("print('APP')\n")
+    os.utime(app, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    second = await _workspace(cache_dir, "r2", _source(user))
+    assert _tree_of(second.repo) == expected
+    await second.retire(spares=1)
+    (pool / "slot-0" / ".git" / "index").write_bytes(b"DIRC not an index")
+    (pool / "slot-0" / "lib" / "util.py").write_text("X = 9\n")
+
+    third = await _workspace(cache_dir, "r3", _source(user))
+    assert _tree_of(third.repo) == expected
+    assert run_git(third.repo, "status", "--porcelain", "--ignored") == ""
+    assert run_git(third.repo, "rev-parse", "HEAD") == _source(user).commit

@@ -110,14 +110,19 @@ class Workspace:
         if spares > 0 and cache is not None:
             tracked = await _tracked_sizes(self.repo)
             if tracked is not None:
+                indexed = await _index_the_files(self)
                 await asyncio.to_thread(
-                    _keep_as_spare, self.repo, cache.meta / SPARES_DIR, spares, tracked
+                    _keep_as_spare, self.repo, cache.meta / SPARES_DIR, spares, tracked, indexed
                 )
         await self.remove()
 
 
 _removals = itertools.count()
 SPARES_DIR = "spare-workspaces"
+# a spare's index, while the spare is on its way into or out of the pool (beside the
+# clone, in the attempt's folder); in the pool it is the spare's ``.git/index``, the one
+# thing of a ``.git`` a spare keeps
+SPARE_INDEX = "spare.index"
 
 
 async def _tracked_sizes(repo: Path) -> dict[str, int] | None:
@@ -137,19 +142,44 @@ async def _tracked_sizes(repo: Path) -> dict[str, int] | None:
     return sizes
 
 
-def _keep_as_spare(repo: Path, pool: Path, spares: int, tracked: dict[str, int]) -> None:
+async def _index_the_files(ws: Workspace) -> bool:
+    """Give the clone a new index of its HEAD, made now by the runner's git from nothing
+    the agent left (the clone sealed, its old index deleted): every file's content is
+    compared with HEAD's, and only a file whose bytes and mode are HEAD's gets its stat
+    data recorded. The next story trusts an entry of it only while the file's stat data
+    (inode, ctime, mtime, size) is still exactly that: the content comparison is done
+    here, off the next story's critical path. False when there is no such index."""
+    try:
+        seal(ws)
+        (ws.git_dir / "index").unlink(missing_ok=True)
+    except (WorkspaceError, OSError):
+        return False
+    made = await git("reset", "--quiet", cwd=ws.repo, check=False)
+    return made.returncode == 0
+
+
+def _keep_as_spare(
+    repo: Path, pool: Path, spares: int, tracked: dict[str, int], indexed: bool = False
+) -> None:
     """Keep only what the clone's HEAD tracks, at its committed size: a spare never holds
     more than one tree of the source (whatever the agent left untracked, ignored, or too
-    large to commit goes now, not when the spare is taken)."""
+    large to commit goes now, not when the spare is taken); with ``indexed``, the clone's
+    index too (``_index_the_files``), as the spare's only ``.git``."""
     try:
         if not stat.S_ISDIR(os.lstat(repo).st_mode):
             return
         git_dir = repo / ".git"
+        index = repo.parent / SPARE_INDEX
         if stat.S_ISDIR(os.lstat(git_dir).st_mode):
+            if indexed:
+                os.replace(git_dir / "index", index)
             shutil.rmtree(git_dir)
         else:
             git_dir.unlink()
         _scrub(repo, tracked)  # and again when claimed
+        if indexed:
+            git_dir.mkdir()
+            os.replace(index, git_dir / "index")
         pool.mkdir(parents=True, exist_ok=True)
     except OSError:
         return  # not a clone worth keeping: it goes with the workspace
@@ -167,8 +197,11 @@ def claim_spare(cache: objectcache.SourceCache, repo: Path) -> bool:
     does not exist). A spare is what an earlier agent left, so nothing in it is trusted:
     anything but plain directories and plain files the runner owns with one link goes
     (symlinks, hard links, fifos, devices, set-id files, nested ``.git``), directories
-    are made writable, and the caller then compares every file's content with the base
-    tree (``_checkout_over_spare``): nothing the earlier index or stat data said counts."""
+    are made writable, and the caller then compares every file with the base tree
+    (``_checkout_over_spare``). The one index it goes by is the runner's own, made when
+    the clone was retired after the agent had ended (``_index_the_files``; put beside
+    ``repo`` as ``SPARE_INDEX``): nothing the agent's index said counts, and a file whose
+    stat data changed since is compared by its content."""
     pool = cache.meta / SPARES_DIR
     try:
         candidates = sorted(pool.iterdir())
@@ -180,6 +213,7 @@ def claim_spare(cache: objectcache.SourceCache, repo: Path) -> bool:
         except OSError:
             continue
         try:
+            _take_index(repo)
             _scrub(repo)
             return True
         except OSError:
@@ -189,6 +223,21 @@ def claim_spare(cache: objectcache.SourceCache, repo: Path) -> bool:
                 _discard(refused)
             return False
     return False
+
+
+def _take_index(repo: Path) -> None:
+    """Move a claimed spare's index (its ``.git/index``) to ``SPARE_INDEX`` beside it, when
+    it is a plain file the runner owns; none is left there otherwise."""
+    index = repo.parent / SPARE_INDEX
+    index.unlink(missing_ok=True)
+    try:
+        if not stat.S_ISDIR(os.lstat(repo / ".git").st_mode):
+            return
+        st = os.lstat(repo / ".git" / "index")
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.getuid():
+        os.rename(repo / ".git" / "index", index)
 
 
 def _scrub(repo: Path, tracked: dict[str, int] | None = None) -> None:
@@ -312,6 +361,7 @@ async def prepare(
 
     try:
         init_clone(ws.git_dir)
+        indexed = reused and _adopt_index(ws)
         obtained = await objectcache.obtain(
             cache,
             objectcache.describe(source),
@@ -336,7 +386,7 @@ async def prepare(
             # what the merger wrote with `git bundle create` costs more than all the rest
             await git("bundle", "unbundle", str(base_bundle), cwd=ws.repo)
         if reused:
-            checkout = await _checkout_over_spare(ws.repo, base_commit)
+            checkout = await _checkout_over_spare(ws.repo, base_commit, indexed)
         else:
             checkout = await git(
                 "checkout", "--quiet", "-B", STORY_BRANCH, base_commit, cwd=ws.repo, check=False
@@ -349,21 +399,41 @@ async def prepare(
     return ws
 
 
-async def _checkout_over_spare(repo: Path, base_commit: str) -> GitResult:
-    """Check ``base_commit`` out on the story branch over a scrubbed spare's files: the
-    index is made from the base tree with no stat data, so refreshing it compares the
-    content of every file with the base (a file is kept only when its bytes and mode are
-    the base's); the forced checkout rewrites the others and clean removes everything
-    the base does not track, ignored files and nested repositories included."""
-    read = await git("read-tree", base_commit, cwd=repo, check=False)
-    if read.returncode != 0:
-        return read
-    await git("update-index", "-q", "--refresh", cwd=repo, check=False)  # 1: some differ
-    checkout = await git(
-        "checkout", "--quiet", "--force", "-B", STORY_BRANCH, base_commit, cwd=repo, check=False
-    )
-    if checkout.returncode != 0:
-        return checkout
+def _adopt_index(ws: Workspace) -> bool:
+    """Make a claimed spare's index (``SPARE_INDEX``) the new clone's."""
+    try:
+        os.rename(ws.root / SPARE_INDEX, ws.git_dir / "index")
+    except FileNotFoundError:
+        return False
+    return True
+
+
+async def _checkout_over_spare(repo: Path, base_commit: str, indexed: bool) -> GitResult:
+    """Check ``base_commit`` out on the story branch over a scrubbed spare's files, writing
+    only the files whose bytes or mode are not the base's, then clean removes everything
+    the base does not track, ignored files and nested repositories included.
+
+    ``indexed``: the clone has the spare's index (``_index_the_files``): the forced
+    checkout keeps a file only where its entry has the base's blob and the file's stat
+    data is the entry's, and deletes what the base does not have. Without it (or when git
+    cannot read it) the index is made from the base tree with no stat data, and the reset
+    compares every file's content with the base."""
+    checkout = None
+    if indexed:
+        checkout = await git(
+            "checkout", "--quiet", "--force", "-B", STORY_BRANCH, base_commit,
+            cwd=repo, check=False,
+        )  # fmt: skip
+        if checkout.returncode != 0:
+            (repo / ".git" / "index").unlink(missing_ok=True)
+    if checkout is None or checkout.returncode != 0:
+        # the story branch (HEAD's, unborn) at the base, its tree read and refreshed
+        reset = await git("reset", "--quiet", base_commit, cwd=repo, check=False)
+        if reset.returncode != 0:
+            return reset
+        checkout = await git("checkout", "--quiet", "--force", cwd=repo, check=False)
+        if checkout.returncode != 0:
+            return checkout
     return await git("clean", "-ffdxq", cwd=repo, check=False)
 
 
