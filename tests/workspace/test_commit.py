@@ -67,3 +67,27 @@ async def test_any_other_failure_to_stage_still_fails(tmp_path: Path) -> None:
     (ws.repo / ".git" / "index.lock").write_text("")  # as a git killed mid-write leaves it
     with pytest.raises(GitError, match=r"index\.lock"):
         await workspace.commit_result(ws, head, "broken")
+
+
+@pytest.mark.parametrize("left", ["switched", "detached", "packed"])
+async def test_the_head_is_found_wherever_the_agent_left_it(tmp_path: Path, left: str) -> None:
+    """HEAD and the story branch are read without git only where a commit on the branch
+    leaves them; an agent that switched, detached HEAD or packed its refs gets git's own
+    reading, and its work is collected onto the story branch all the same."""
+    ws, head = await prepared(tmp_path, make_repo(tmp_path / "user", FILES))
+    (ws.repo / "app.py").write_text("x = 2\n")
+    if left == "switched":
+        run_git(ws.repo, "checkout", "--quiet", "-b", "elsewhere")
+    elif left == "detached":
+        run_git(ws.repo, "checkout", "--quiet", "--detach")
+    run_git(ws.repo, "commit", "--quiet", "-am", "the agent's commit")
+    if left == "packed":
+        run_git(ws.repo, "pack-refs", "--all")
+        assert not (ws.git_dir / "refs" / "heads" / workspace.STORY_BRANCH).exists()
+    agents = run_git(ws.repo, "rev-parse", "HEAD")
+
+    change = await workspace.commit_result(ws, head, "story")
+
+    assert change.head == agents
+    assert change.changed_files == ["app.py"]
+    assert run_git(ws.repo, "rev-parse", workspace.STORY_BRANCH) == agents

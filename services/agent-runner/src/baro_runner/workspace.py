@@ -494,24 +494,52 @@ def seal(ws: Workspace) -> None:
             "the agent replaced its clone's .git with something else than a directory "
             "(a .git file names another repository): nothing of it is collected"
         )
-    for dirpath, dirnames, filenames in os.walk(git_dir):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                raise CloneTampered(
-                    f"the agent made {os.path.relpath(path, ws.repo)} a symbolic link: "
-                    "nothing of its clone is collected"
-                )
+    linked = _symbolic_link_under(git_dir)
+    if linked is not None:
+        raise CloneTampered(
+            f"the agent made {os.path.relpath(linked, ws.repo)} a symbolic link: "
+            "nothing of its clone is collected"
+        )
     for name in ("commondir", "info/attributes"):
         with contextlib.suppress(FileNotFoundError):
             (git_dir / name).unlink()
     with contextlib.suppress(FileNotFoundError):
         _discard(git_dir / "hooks")
-    config = git_dir / f"config.baro-{os.getpid()}"
-    config.write_text(CLONE_CONFIG)
-    os.replace(config, git_dir / "config")
+    # written again only when they are not what they must be: writing a file and renaming
+    # it is most of a seal's time on an ext4 disk
+    if not _holds(git_dir / "config", CLONE_CONFIG):
+        config = git_dir / f"config.baro-{os.getpid()}"
+        config.write_text(CLONE_CONFIG)
+        os.replace(config, git_dir / "config")
     if ws.cache is not None:
-        objectcache.attach(ws.cache, git_dir)
+        alternates = git_dir / "objects" / "info" / "alternates"
+        if not _holds(alternates, f"{ws.cache.objects.resolve()}\n"):
+            objectcache.attach(ws.cache, git_dir)
+
+
+def _symbolic_link_under(top: Path) -> str | None:
+    """The first symbolic link found under ``top``, without following any (the kind of
+    each entry is what the directory listing says, no stat per entry)."""
+    pending = [os.fspath(top)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    return entry.path
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+    return None
+
+
+def _holds(path: Path, text: str) -> bool:
+    """Is ``path`` a plain single-link file of the runner's holding exactly ``text``?"""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_uid != os.getuid():
+            return False
+        return path.read_bytes() == text.encode()
+    except OSError:
+        return False
 
 
 async def switch(ws: Workspace, commit: str) -> None:
@@ -554,20 +582,32 @@ async def commit_result(
         staged = await git("diff", "--cached", "--quiet", cwd=repo, check=False)
         if staged.returncode != 0:
             raise GitError(("commit",), made.returncode, made.stderr)
-    head, branch = await _head_and_branch(repo)
-    committed = await _large_committed(repo, base_commit, head, max_file_bytes)
+    head, branch = _story_head(ws.git_dir) or await _head_and_branch(repo)
+    changed: list[str] = []
+    committed: dict[str, int] = {}
+    if head != base_commit:
+        # the changed files are listed while the story's blobs are checked for size
+        committed, changed = await asyncio.gather(
+            _large_committed(repo, base_commit, head, max_file_bytes),
+            _changed_files(repo, base_commit, head),
+        )
     if committed:
         head = await _without(repo, base_commit, head, set(committed), title)
+        changed = await _changed_files(repo, base_commit, head)
     if branch != head:  # the agent may have switched
         await git("update-ref", f"refs/heads/{STORY_BRANCH}", head, cwd=repo)
     left_out = [
         s.Refusal(path=path, rule="too_large", reason=_too_large(size, max_file_bytes))
         for path, size in sorted({**large, **committed}.items())
     ] + unrecorded_refusals(unrecorded)
+    return Change(head, changed, left_out, unrecorded)
+
+
+async def _changed_files(repo: Path, base_commit: str, head: str) -> list[str]:
     if head == base_commit:
-        return Change(head, [], left_out, unrecorded)
+        return []
     diff = await git("diff", "--name-only", "--no-renames", base_commit, head, cwd=repo)
-    return Change(head, [line for line in diff.stdout.splitlines() if line], left_out, unrecorded)
+    return [line for line in diff.stdout.splitlines() if line]
 
 
 def _too_large(size: int, limit: int) -> str:
@@ -575,6 +615,27 @@ def _too_large(size: int, limit: int) -> str:
         f"{human_size(size)}, above the {human_size(limit)} limit for one file: left out of "
         "the story's result before it was bundled"
     )
+
+
+_LOOSE_REF = re.compile(rb"[0-9a-f]{40}\n")
+
+
+def _story_head(git_dir: Path) -> tuple[str, str] | None:
+    """HEAD's commit and the story branch's, read without git where git leaves them after
+    a commit on the branch: ``HEAD`` naming the branch, the branch a loose ref (which git
+    reads before ``packed-refs``). None for anything else (the agent switched, detached or
+    packed its refs): then git reads them. Only on a sealed clone (no symbolic link in
+    its ``.git``, no extension of its repository format)."""
+    try:
+        if (git_dir / "HEAD").read_bytes() != f"ref: refs/heads/{STORY_BRANCH}\n".encode():
+            return None
+        ref = (git_dir / "refs" / "heads" / STORY_BRANCH).read_bytes()
+    except OSError:
+        return None
+    if not _LOOSE_REF.fullmatch(ref):
+        return None
+    head = ref[:40].decode()
+    return head, head
 
 
 async def _head_and_branch(repo: Path) -> tuple[str, str | None]:
