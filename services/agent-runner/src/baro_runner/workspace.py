@@ -336,12 +336,8 @@ async def prepare(
     ws = Workspace(root)
     if root.exists():
         await ws.remove()
-    for d in (ws.home, ws.scratch, ws.logs):
-        d.mkdir(parents=True, exist_ok=True)
     cache = objectcache.cache_of(sources, source)
-    reused = reuse and await asyncio.to_thread(claim_spare, cache, ws.repo)
-    if not reused:
-        ws.repo.mkdir()
+    reused, indexed = await asyncio.to_thread(_lay_out, ws, cache, reuse)
     if base_bundle is None:
         wanted, need = base_commit, base_commit
     elif run_base is not None:
@@ -360,8 +356,6 @@ async def prepare(
             raise WorkspaceError(str(exc)) from None
 
     try:
-        init_clone(ws.git_dir)
-        indexed = reused and _adopt_index(ws)
         obtained = await objectcache.obtain(
             cache,
             objectcache.describe(source),
@@ -397,6 +391,20 @@ async def prepare(
     except GitError as exc:
         raise WorkspaceError(f"could not prepare the workspace: {exc}") from exc
     return ws
+
+
+def _lay_out(ws: Workspace, cache: objectcache.SourceCache, reuse: bool) -> tuple[bool, bool]:
+    """The attempt's folders and its clone's ``.git``, off the event loop (under load one
+    directory made can wait for the disk's journal): the clone's files are a spare's when
+    ``reuse`` and there is one, with the spare's index. Whether it was, and whether that
+    index came with it."""
+    for d in (ws.home, ws.scratch, ws.logs):
+        d.mkdir(parents=True, exist_ok=True)
+    reused = reuse and claim_spare(cache, ws.repo)
+    if not reused:
+        ws.repo.mkdir()
+    init_clone(ws.git_dir)
+    return reused, reused and _adopt_index(ws)
 
 
 def _adopt_index(ws: Workspace) -> bool:
