@@ -9,14 +9,17 @@ from baro_merger.errors import BundleError, MergerError, NotPrepared, SourceErro
 from baro_merger.integration import (
     Conflict,
     Integrated,
+    Rejected,
     bundle_heads,
     create_bundle,
     import_story_bundle,
     integrate_story,
     integration_head,
+    open_run,
     prepare_run,
     record_attempt,
 )
+from baro_merger.plumbing import ObjectLookup, commit_tree
 from baro_shared.schemas import RepoSource, Story
 
 BASE_FILES = {
@@ -390,6 +393,131 @@ async def test_integrating_an_attempt_that_was_not_imported_fails_clearly(bench:
         await integrate_story(
             prepared.repo, "r", story("S9"), 1, story_base=prepared.base, goal=GOAL
         )
+
+
+# --------------------------------------------------------------------------- a series
+
+
+async def test_a_series_sees_every_ref_its_steps_moved_before_it_writes_them(
+    bench: Any,
+) -> None:
+    """A batch reads the run's refs once and writes its ref changes at its end: each story
+    must still see what the ones before it moved (the head, an integrated or a conflicted
+    marker), or it would merge onto a stale head or go in twice."""
+    user = bench.make_repo("user", BASE_FILES)
+    prepared = await bench.prepare("r", user)
+    first = await integrate(bench, prepared, "r", story("S1"), {"src/a.py": "A = 2\n"})
+    assert isinstance(first, Integrated)
+    clash = bench.story(prepared.repo, prepared.base, {"src/a.py": "A = 3\n"})
+    undo = bench.story(prepared.repo, first.commit, {"src/a.py": "A = 1\n"})  # lets S2 fit
+    other = bench.story(prepared.repo, prepared.base, {"src/b.py": "B = 2\n"})
+
+    def written() -> list[str]:  # every ref of the run but the attempts
+        listed = bench.git(prepared.repo, "for-each-ref", "--format=%(refname)", "refs/baro/r/")
+        return [ref for ref in listed.splitlines() if not ref.startswith("refs/baro/r/S")]
+
+    on_disk = written(), bench.git(prepared.repo, "rev-parse", "refs/baro/r/integration")
+    async with open_run(prepared.repo, "r") as run:
+        for story_id, result in (("S2", clash), ("S3", undo), ("S4", other)):
+            await run.import_bundle(story_id, 1, result.bundle, head=result.head)
+
+        async def step(story_id: str, start: str) -> Integrated | Conflict:
+            done = await run.integrate(story(story_id), 1, story_base=start, goal=GOAL)
+            assert not isinstance(done, Rejected)
+            return done
+
+        conflict = await step("S2", prepared.base)
+        undone = await step("S3", first.commit)
+        again = await step("S2", prepared.base)
+        added = await step("S4", prepared.base)
+        twice = await step("S4", prepared.base)
+        moved = written(), bench.git(prepared.repo, "rev-parse", "refs/baro/r/integration")
+        assert moved == on_disk, "nothing but the imported attempts is written before the end"
+
+    assert isinstance(conflict, Conflict) and conflict.integration_head == first.commit
+    assert isinstance(undone, Integrated) and undone.changed
+    assert bench.git(prepared.repo, "rev-parse", f"{undone.commit}^") == first.commit
+    assert isinstance(again, Conflict), "the marker staged by the first try is seen"
+    assert again.integration_head == first.commit
+    assert isinstance(added, Integrated) and not added.already_integrated
+    assert bench.git(prepared.repo, "rev-parse", f"{added.commit}^") == undone.commit
+    assert isinstance(twice, Integrated) and twice.already_integrated
+    assert twice.commit == added.commit
+    refs = dict(
+        reversed(line.split(" "))
+        for line in bench.git(
+            prepared.repo, "for-each-ref", "--format=%(objectname) %(refname)", "refs/baro/r/"
+        ).splitlines()
+    )
+    assert refs[naming.integration_ref("r")] == added.commit
+    assert refs[naming.conflicted_marker("r", "S2", 1)] == first.commit
+    assert refs[naming.integrated_marker("r", "S3", 1)] == undone.commit
+    assert refs[naming.integrated_marker("r", "S4", 1)] == added.commit
+    assert naming.integrated_marker("r", "S2", 1) not in refs
+
+
+async def test_a_series_that_dies_moves_no_ref_and_is_done_again_whole(bench: Any) -> None:
+    """The merger killed in the middle of a batch: what the batch integrated was not
+    written (nor answered), so the redelivered batch integrates each story once."""
+    user = bench.make_repo("user", BASE_FILES)
+    prepared = await bench.prepare("r", user)
+    results = {
+        "S1": bench.story(prepared.repo, prepared.base, {"src/a.py": "A = 2\n"}),
+        "S2": bench.story(prepared.repo, prepared.base, {"src/b.py": "B = 2\n"}),
+    }
+
+    async def batch(die: bool) -> list[Integrated | Conflict | Rejected]:
+        async with open_run(prepared.repo, "r") as run:
+            done = []
+            for story_id, result in results.items():
+                await run.import_bundle(story_id, 1, result.bundle, head=result.head)
+                done.append(
+                    await run.integrate(story(story_id), 1, story_base=prepared.base, goal=GOAL)
+                )
+                if die:
+                    raise KeyboardInterrupt  # anything that ends the batch before its end
+            return done
+
+    with pytest.raises(KeyboardInterrupt):
+        await batch(die=True)
+    assert await integration_head(prepared.repo, "r") == prepared.base
+    assert bench.git(prepared.repo, "for-each-ref", "refs/baro/r/integrated/") == ""
+    assert bench.git(prepared.repo, "rev-parse", naming.attempt_ref("r", "S1", 1)) == (
+        results["S1"].head
+    ), "the imported attempt stays"
+    s1, s2 = await batch(die=False)
+    assert isinstance(s1, Integrated) and isinstance(s2, Integrated)
+    assert not s1.already_integrated and not s2.already_integrated
+    log = bench.git(prepared.repo, "log", "--format=%s", f"{prepared.base}..{s2.commit}")
+    assert log.splitlines() == ["Improve S2", "Improve S1"]
+
+
+async def test_one_object_lookup_finds_objects_written_after_it_started(bench: Any) -> None:
+    """A batch's one cat-file process must see the packs its imports fetch and the commits
+    its stories make after the process started."""
+    user = bench.make_repo("user", BASE_FILES)
+    prepared = await bench.prepare("r", user)
+    result = bench.story(prepared.repo, prepared.base, {"src/a.py": "A = 2\n"})
+    lookup = ObjectLookup(prepared.repo)
+    try:
+        assert await lookup.peel([result.head, f"{prepared.base}^{{tree}}"]) == [
+            None,
+            bench.git(prepared.repo, "rev-parse", f"{prepared.base}^{{tree}}"),
+        ]
+        await import_story_bundle(prepared.repo, "r", "S1", 1, result.bundle, head=result.head)
+        tree = bench.git(prepared.repo, "rev-parse", f"{result.head}^{{tree}}")
+        assert await lookup.peel([f"{result.head}^{{tree}}"]) == [tree]
+        made = await commit_tree(prepared.repo, tree, prepared.base, "made now")
+        assert await lookup.peel([f"{made}^{{commit}}", "bad", "nothing^{tree}"]) == [
+            made,
+            None,
+            None,
+        ]
+        sizes = await lookup.sizes([f"{made}", "0" * 40])
+        assert list(sizes) == [made] and sizes[made] > 0
+    finally:
+        await lookup.close()
+    await lookup.close()  # closing twice is harmless
 
 
 # --------------------------------------------------------------------------- bundles

@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +44,7 @@ from baro_merger.identity import (
 from baro_merger.plumbing import (
     TREE_MODE,
     ZERO_OID,
+    ObjectLookup,
     RawChange,
     blob_texts,
     changed_entries,
@@ -57,7 +60,7 @@ from baro_merger.plumbing import (
     update_refs,
 )
 from baro_shared import objectcache
-from baro_shared.gitutil import GitError, git, object_sizes, tree_listing
+from baro_shared.gitutil import GitError, git, tree_listing
 from baro_shared.schemas import RepoSource, Story
 
 _FETCH = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules")
@@ -298,6 +301,113 @@ async def integration_head(repo: Path, run_id: str) -> str:
     return head or await run_base(repo, run_id)
 
 
+class OpenRun:
+    """A run's integration repository while a series of steps holds its lock (the stories
+    of one batch, then the bundle of its head).
+
+    The run's refs are read once, when the series starts, and kept current in memory by
+    every ref the steps move, so each step sees what the ones before it did. The steps'
+    own ref changes are staged and applied together in one ``update-ref --stdin``
+    transaction that checks each ref's old value (``write``, and when the series ends
+    without an error); a series that dies before it has moved none of them and is done
+    again whole (its imported attempts stay: a fetch writes its own ref). Nothing is
+    answered before that transaction. Every object lookup of the series goes to one
+    ``cat-file`` process (``objects``).
+    """
+
+    def __init__(self, repo: Path, refs: RunRefs) -> None:
+        self.repo = repo
+        self.run_id = refs.run_id
+        self.refs = refs
+        self.objects = ObjectLookup(repo)
+        self._staged: dict[str, tuple[str, str | None]] = {}  # ref -> (new, old or None)
+
+    def stage(self, ref: str, new: str, old: str | None = None) -> None:
+        """Move ``ref`` to ``new`` at the next ``write``; the series sees it moved now.
+        ``old``: the value the ref must still have then (ZERO_OID: it must not exist),
+        None: any value."""
+        if ref in self._staged:  # a transaction moves a ref once: from where it was first
+            old = self._staged[ref][1]
+        self._staged[ref] = (new, old)
+        self.refs.refs[ref] = new
+
+    async def write(self) -> None:
+        """Apply what was staged, atomically: every ref or none."""
+        staged, self._staged = self._staged, {}
+        await update_refs(
+            self.repo,
+            [
+                f"update {ref} {new}" + (f" {old}" if old else "")
+                for ref, (new, old) in staged.items()
+            ],
+        )
+
+    async def import_bundle(
+        self, story_id: str, attempt: int, bundle: Path, *, head: str | None = None
+    ) -> ImportedAttempt:
+        """``import_story_bundle`` within the series."""
+        ref = naming.attempt_ref(self.run_id, story_id, attempt)
+        existing = self.refs.attempt(story_id, attempt)
+        if existing is not None:
+            return _same_attempt(ref, existing, head)
+        tip = choose_bundle_tip(await bundle_heads(bundle), head)
+        fetched = await git(*_FETCH, str(bundle), f"{tip}:{ref}", cwd=self.repo, check=False)
+        if fetched.returncode != 0:
+            if "prerequisite" in fetched.stderr:
+                raise BundleError(
+                    f"bundle for story {story_id} attempt {attempt} was built on a commit "
+                    f"this run's integration repository does not have: {fetched.stderr.strip()}"
+                )
+            raise BundleError(f"cannot import {bundle}: {fetched.stderr.strip()}")
+        self.refs.refs[ref] = tip  # written by the fetch itself
+        return ImportedAttempt(ref, tip, False)
+
+    async def integrate(
+        self,
+        story: Story,
+        attempt: int,
+        *,
+        story_base: str,
+        goal: str,
+        summary: str | None = None,
+        rules: ArtifactRules | None = None,
+        policy: Policy | None = None,
+        mode: str | None = None,
+        agent: str | None = None,
+    ) -> Integrated | Conflict | Rejected:
+        """``integrate_story`` within the series, on the head the steps before it left."""
+        return await _integrate(
+            self, story, attempt, story_base=story_base, goal=goal, summary=summary,
+            rules=rules, policy=policy, mode=mode, agent=agent,
+        )  # fmt: skip
+
+    async def bundle_head(self, out_path: Path) -> Path | None:
+        """``create_bundle`` of the run's base..head as the series leaves it, after
+        writing what the series staged (with the bundle's ref, in the same transaction)."""
+        head = self.refs.head
+        if head == self.refs.base:
+            await self.write()
+            return None
+        published = naming.published_ref(self.run_id)
+        self.stage(published, head)
+        await self.write()
+        return await _write_bundle(self.repo, published, self.refs.base, out_path)
+
+
+@asynccontextmanager
+async def open_run(repo: Path, run_id: str) -> AsyncIterator[OpenRun]:
+    """Hold the run's repository for a series of steps (``OpenRun``); what they staged is
+    written when the series ends without an error. Raises NotPrepared before prepare_run
+    has completed."""
+    async with repo_lock(repo):
+        run = OpenRun(repo, await run_refs(repo, run_id))
+        try:
+            yield run
+            await run.write()
+        finally:
+            await run.objects.close()
+
+
 # --------------------------------------------------------------------------- import
 
 
@@ -323,21 +433,8 @@ async def import_story_bundle(
     against an attempt imported before. Raises BundleError for an unreadable bundle, one
     whose prerequisites are missing here, or a head that differs from the recorded one.
     """
-    ref = naming.attempt_ref(run_id, story_id, attempt)
-    async with repo_lock(repo):
-        existing = (await run_refs(repo, run_id)).attempt(story_id, attempt)
-        if existing is not None:
-            return _same_attempt(ref, existing, head)
-        tip = choose_bundle_tip(await bundle_heads(bundle), head)
-        fetched = await git(*_FETCH, str(bundle), f"{tip}:{ref}", cwd=repo, check=False)
-        if fetched.returncode != 0:
-            if "prerequisite" in fetched.stderr:
-                raise BundleError(
-                    f"bundle for story {story_id} attempt {attempt} was built on a commit "
-                    f"this run's integration repository does not have: {fetched.stderr.strip()}"
-                )
-            raise BundleError(f"cannot import {bundle}: {fetched.stderr.strip()}")
-        return ImportedAttempt(ref, tip, False)
+    async with open_run(repo, run_id) as run:
+        return await run.import_bundle(story_id, attempt, bundle, head=head)
 
 
 async def record_attempt(
@@ -524,89 +621,100 @@ async def integrate_story(
     Raises NotPrepared, MergerError (attempt not imported, unknown story base),
     ConfigError (invalid .baro.toml).
     """
+    async with open_run(repo, run_id) as run:
+        return await run.integrate(
+            story, attempt, story_base=story_base, goal=goal, summary=summary, rules=rules,
+            policy=policy, mode=mode, agent=agent,
+        )  # fmt: skip
+
+
+async def _integrate(
+    run: OpenRun,
+    story: Story,
+    attempt: int,
+    *,
+    story_base: str,
+    goal: str,
+    summary: str | None,
+    rules: ArtifactRules | None,
+    policy: Policy | None,
+    mode: str | None,
+    agent: str | None,
+) -> Integrated | Conflict | Rejected:
+    """``integrate_story`` within a series: its refs move when the series writes."""
+    repo, run_id, refs = run.repo, run.run_id, run.refs
     story_ref = naming.attempt_ref(run_id, story.id, attempt)
-    async with repo_lock(repo):
-        refs = await run_refs(repo, run_id)
-        base = refs.base
-        config = await read_baro_config(repo, base)
-        rules = rules or config.artifacts
-        chosen = resolve_policy(policy, config.surface.policy, mode)
-        current = refs.integration
-        conflicted = refs.conflicted(story.id, attempt)
-        head = conflicted or current or base
+    base = refs.base
+    config = await read_baro_config(repo, base)
+    rules = rules or config.artifacts
+    chosen = resolve_policy(policy, config.surface.policy, mode)
+    current = refs.integration
+    conflicted = refs.conflicted(story.id, attempt)
+    head = conflicted or current or base
 
-        async def judge(*more: str) -> tuple[_Judged, list[str | None]]:
-            found, others = await _peel_attempt(
-                repo, story, attempt, story_ref, refs.attempt(story.id, attempt), story_base,
-                *more,
-            )  # fmt: skip
-            return await _judge(repo, story, found, goal, rules, config), others
+    async def judge(*more: str) -> tuple[_Judged, list[str | None]]:
+        found, others = await _peel_attempt(
+            run.objects, story, attempt, story_ref, refs.attempt(story.id, attempt), story_base,
+            *more,
+        )  # fmt: skip
+        return await _judge(repo, run.objects, story, found, goal, rules, config), others
 
-        done = refs.integrated(story.id)
-        if done is not None:
-            done_attempt, commit = done
-            judged = (await judge())[0] if done_attempt == attempt else None
-            return Integrated(
-                story.id,
-                done_attempt,
-                commit,
-                changed=await _is_story_commit(repo, commit, story.id),
-                dropped=judged.dropped if judged else [],
-                story_ref=naming.attempt_ref(run_id, story.id, done_attempt),
-                already_integrated=True,
-                refused=judged.refused if judged else [],
-                outside_surface=judged.outside_surface if judged else [],
-                policy=chosen,
-                nothing_left=await _nothing_left(repo, judged) if judged else False,
-                files=judged.admitted if judged else [],
-                run_base=base,
-            )
-
-        judged, (head_tree,) = await judge(f"{head}^{{tree}}")
-        if any(r.rule == "too_large" for r in judged.refused):
-            marker = naming.oversized_marker(run_id, story.id, attempt)
-            await update_refs(repo, [f"update {marker} {judged.head}"])
-        if judged.outside_surface and chosen == "strict":
-            return Rejected(
-                story.id, attempt, judged.outside_surface, judged.refused, judged.dropped, story_ref
-            )
-        theirs = await _admitted_tree(repo, judged)
-        nothing_left = theirs == judged.start_tree
-        head_tree = head_tree or await tree_of(repo, head)
-        if head == judged.start:
-            tree = theirs  # the story started from the integration head: nothing to merge
-        else:
-            merged = await three_way_merge(repo, judged.start, head_tree, theirs)
-            if merged.conflicts or conflicted is not None:
-                if conflicted is None:
-                    marker = naming.conflicted_marker(run_id, story.id, attempt)
-                    await update_refs(repo, [f"create {marker} {head}"])
-                return Conflict(
-                    story.id, attempt, merged.conflicts, merged.messages, story_ref, head
-                )
-            tree = merged.tree
-
-        def result(commit: str, changed: bool) -> Integrated:
-            return Integrated(
-                story.id, attempt, commit, changed, judged.dropped, story_ref, False,
-                judged.refused, judged.outside_surface, chosen, nothing_left, judged.admitted,
-                base,
-            )  # fmt: skip
-
-        marker = naming.integrated_marker(run_id, story.id, attempt)
-        if tree == head_tree:
-            await update_refs(repo, [f"create {marker} {head}"])
-            return result(head, False)
-        message = story_commit_message(story, summary, agent)
-        commit = await commit_tree(repo, tree, head, message, await load_identity(repo))
-        await update_refs(
-            repo,
-            [
-                f"update {naming.integration_ref(run_id)} {commit} {current or ZERO_OID}",
-                f"create {marker} {commit}",
-            ],
+    done = refs.integrated(story.id)
+    if done is not None:
+        done_attempt, commit = done
+        judged = (await judge())[0] if done_attempt == attempt else None
+        return Integrated(
+            story.id,
+            done_attempt,
+            commit,
+            changed=await _is_story_commit(repo, commit, story.id),
+            dropped=judged.dropped if judged else [],
+            story_ref=naming.attempt_ref(run_id, story.id, done_attempt),
+            already_integrated=True,
+            refused=judged.refused if judged else [],
+            outside_surface=judged.outside_surface if judged else [],
+            policy=chosen,
+            nothing_left=await _nothing_left(repo, judged) if judged else False,
+            files=judged.admitted if judged else [],
+            run_base=base,
         )
-        return result(commit, True)
+
+    judged, (head_tree,) = await judge(f"{head}^{{tree}}")
+    if any(r.rule == "too_large" for r in judged.refused):
+        run.stage(naming.oversized_marker(run_id, story.id, attempt), judged.head)
+    if judged.outside_surface and chosen == "strict":
+        return Rejected(
+            story.id, attempt, judged.outside_surface, judged.refused, judged.dropped, story_ref
+        )
+    theirs = await _admitted_tree(repo, judged)
+    nothing_left = theirs == judged.start_tree
+    head_tree = head_tree or await tree_of(repo, head)
+    if head == judged.start:
+        tree = theirs  # the story started from the integration head: nothing to merge
+    else:
+        merged = await three_way_merge(repo, judged.start, head_tree, theirs)
+        if merged.conflicts or conflicted is not None:
+            if conflicted is None:
+                run.stage(naming.conflicted_marker(run_id, story.id, attempt), head, ZERO_OID)
+            return Conflict(story.id, attempt, merged.conflicts, merged.messages, story_ref, head)
+        tree = merged.tree
+
+    def result(commit: str, changed: bool) -> Integrated:
+        return Integrated(
+            story.id, attempt, commit, changed, judged.dropped, story_ref, False,
+            judged.refused, judged.outside_surface, chosen, nothing_left, judged.admitted,
+            base,
+        )  # fmt: skip
+
+    marker = naming.integrated_marker(run_id, story.id, attempt)
+    if tree == head_tree:
+        run.stage(marker, head, ZERO_OID)
+        return result(head, False)
+    message = story_commit_message(story, summary, agent)
+    commit = await commit_tree(repo, tree, head, message, await load_identity(repo))
+    run.stage(naming.integration_ref(run_id), commit, current or ZERO_OID)
+    run.stage(marker, commit, ZERO_OID)
+    return result(commit, True)
 
 
 @dataclass(frozen=True)
@@ -620,17 +728,17 @@ class _Attempt:
 
 
 async def _peel_attempt(
-    repo: Path, story: Story, attempt: int, story_ref: str, story_head: str | None,
+    objects: ObjectLookup, story: Story, attempt: int, story_ref: str, story_head: str | None,
     story_base: str, *more: str,
 ) -> tuple[_Attempt, list[str | None]]:  # fmt: skip
     """The attempt's commits and trees, and the object ids ``more`` revisions name, in one
-    git process. Raises MergerError for an attempt not imported or an unknown base."""
+    lookup. Raises MergerError for an attempt not imported or an unknown base."""
     if story_head is None:
         raise MergerError(f"story {story.id} attempt {attempt} was not imported ({story_ref})")
     if story_base.startswith("-") or "\n" in story_base:
         raise MergerError(f"story base {story_base!r} of story {story.id} is unknown here")
     revs = [f"{story_base}^{{commit}}", f"{story_base}^{{tree}}", f"{story_head}^{{tree}}"]
-    start, start_tree, tree, *others = await peel(repo, [*revs, *more])
+    start, start_tree, tree, *others = await objects.peel([*revs, *more])
     if start is None or start_tree is None:
         raise MergerError(f"story base {story_base} of story {story.id} is unknown here")
     if tree is None:
@@ -640,6 +748,7 @@ async def _peel_attempt(
 
 async def _judge(
     repo: Path,
+    objects: ObjectLookup,
     story: Story,
     found: _Attempt,
     goal: str,
@@ -648,7 +757,7 @@ async def _judge(
 ) -> _Judged:
     story_head, start = found.head, found.start
     raw = await changed_entries(repo, start, story_head)
-    facts = await _facts(repo, raw, start, story_head)
+    facts = await _facts(repo, objects, raw, start, story_head)
     refused = guard(
         facts.entries,
         surface=story.write_surface,
@@ -673,7 +782,7 @@ async def _admitted_tree(repo: Path, judged: _Judged) -> str:
     """The attempt's tree without what was refused or dropped."""
     left_out = judged.left_out
     if left_out:
-        return await revert_paths(repo, judged.head, left_out)
+        return await revert_paths(repo, judged.tree, left_out)
     return judged.tree
 
 
@@ -688,7 +797,9 @@ class _Facts:
     links: dict[str, str]
 
 
-async def _facts(repo: Path, raw: list[RawChange], start: str, head: str) -> _Facts:
+async def _facts(
+    repo: Path, objects: ObjectLookup, raw: list[RawChange], start: str, head: str
+) -> _Facts:
     """What the guards need to know about a change, read from git in a few processes."""
     blobs = [
         oid
@@ -696,7 +807,7 @@ async def _facts(repo: Path, raw: list[RawChange], start: str, head: str) -> _Fa
         for mode, oid in ((c.old_mode, c.old_oid), (c.new_mode, c.new_oid))
         if mode not in (DELETED_MODE, GITLINK_MODE, TREE_MODE)
     ]
-    sizes = await object_sizes(repo, blobs)
+    sizes = await objects.sizes(blobs)
     links: dict[str, str] = {}
     if any(c.new_mode == SYMLINK_MODE for c in raw):
         listing = await tree_listing(repo, head)
@@ -763,14 +874,17 @@ async def create_bundle(
         if base_commit == head_commit:
             return None
         await update_refs(repo, [f"update {published} {head_commit}"])
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        partial = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
-        try:
-            await git(
-                "bundle", "create", "--quiet", str(partial), published, f"^{base_commit}", cwd=repo
-            )
-            partial.replace(out_path)
-        except GitError as exc:
-            partial.unlink(missing_ok=True)
-            raise MergerError(f"cannot write bundle {out_path}: {exc.stderr}") from None
-        return out_path
+        return await _write_bundle(repo, published, base_commit, out_path)
+
+
+async def _write_bundle(repo: Path, published: str, base: str, out_path: Path) -> Path:
+    """A bundle of ``published`` (a ref) without what ``base`` has, written atomically."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
+    try:
+        await git("bundle", "create", "--quiet", str(partial), published, f"^{base}", cwd=repo)
+        partial.replace(out_path)
+    except GitError as exc:
+        partial.unlink(missing_ok=True)
+        raise MergerError(f"cannot write bundle {out_path}: {exc.stderr}") from None
+    return out_path

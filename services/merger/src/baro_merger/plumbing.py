@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from baro_merger.identity import BARO, CommitIdentity, SigningError, signing_failure
-from baro_shared.gitutil import GitError, git, read_objects
+from baro_shared.gitutil import GitError, git, git_env, read_objects
 
 ZERO_OID = "0" * 40
 
@@ -62,6 +62,77 @@ async def peel(repo: Path, revs: list[str]) -> list[str | None]:
     ] + [None] * (len(revs) - len(lines))
 
 
+class ObjectLookup:
+    """One ``git cat-file --batch-check`` process for many lookups (peeled revisions,
+    object sizes), started at the first and ended by ``close``: a series of steps on one
+    repository then costs one git process for them all rather than one per step. Objects
+    written meanwhile are found (git looks again when an object is not where it looked)."""
+
+    FORMAT = "--batch-check=%(objectname) %(objecttype) %(objectsize)"
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def info(self, names: list[str]) -> list[tuple[str, str, int] | None]:
+        """(object id, type, size) of what each of ``names`` names, None where it names
+        nothing."""
+        if not names:
+            return []
+        if any("\n" in name or name.startswith("-") for name in names):
+            raise GitError(("cat-file", "--batch-check"), 1, f"not a revision: {names!r}")
+        proc = await self._started()
+        assert proc.stdin is not None and proc.stdout is not None
+        # written in the background while the answers are read: neither pipe fills up
+        proc.stdin.write("".join(f"{name}\n" for name in names).encode())
+        found: list[tuple[str, str, int] | None] = []
+        for _ in names:
+            line = await proc.stdout.readline()
+            if not line:
+                raise GitError(("cat-file", "--batch-check"), 1, "git cat-file ended early")
+            fields = line.decode("utf-8", "replace").split()
+            known = len(fields) == 3 and len(fields[0]) in (40, 64) and fields[2].isdigit()
+            found.append((fields[0], fields[1], int(fields[2])) if known else None)
+        await proc.stdin.drain()
+        return found
+
+    async def peel(self, revs: list[str]) -> list[str | None]:
+        """The object id each of ``revs`` names (``<rev>^{commit}``, ``<rev>^{tree}``...),
+        None for one that names nothing."""
+        return [found[0] if found else None for found in await self.info(revs)]
+
+    async def sizes(self, oids: list[str]) -> dict[str, int]:
+        """Object id -> size in bytes, for the ids that exist."""
+        wanted = list(dict.fromkeys(oids))
+        found = await self.info(wanted)
+        return {oid: info[2] for oid, info in zip(wanted, found, strict=True) if info}
+
+    async def _started(self) -> asyncio.subprocess.Process:
+        if self._proc is None:
+            self._proc = await asyncio.create_subprocess_exec(
+                "git", "cat-file", self.FORMAT,
+                cwd=str(self.repo),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=git_env(),
+            )  # fmt: skip
+        return self._proc
+
+    async def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        try:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            await asyncio.wait_for(proc.wait(), timeout=10)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
 async def list_refs(repo: Path, prefix: str) -> dict[str, str]:
     """refname -> object id, for every ref under ``prefix`` (a ``refs/...`` path)."""
     result = await git("for-each-ref", "--format=%(objectname) %(refname)", prefix, cwd=repo)
@@ -114,13 +185,13 @@ async def changed_entries(repo: Path, old: str, new: str) -> list[RawChange]:
     return changes
 
 
-async def revert_paths(repo: Path, commit: str, originals: list[RawChange]) -> str:
-    """The tree of ``commit`` with each given path put back to its ``old`` side
-    (removed when it was added)."""
+async def revert_paths(repo: Path, tree: str, originals: list[RawChange]) -> str:
+    """``tree`` with each given path put back to its ``old`` side (removed when it was
+    added)."""
     edits: dict[str, tuple[str, str] | None] = {
         c.path: None if c.added else (c.old_mode, c.old_oid) for c in originals
     }
-    return await edit_tree(repo, await tree_of(repo, commit), edits)
+    return await edit_tree(repo, tree, edits)
 
 
 TREE_MODE = "040000"

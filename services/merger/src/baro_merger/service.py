@@ -23,19 +23,18 @@ from baro_merger import delivery as local_delivery
 from baro_merger.admission import Refused
 from baro_merger.config import read_baro_config
 from baro_merger.delivery import deliver, mark_checkpoint, preserve_refs
-from baro_merger.errors import ConfigError, DeliveryError, MergerError, SourceError
+from baro_merger.errors import ConfigError, DeliveryError, MergerError, NotPrepared, SourceError
 from baro_merger.integration import (
     Conflict,
     Integrated,
+    OpenRun,
     Rejected,
-    create_bundle,
     import_story_bundle,
-    integrate_story,
     integration_head,
     integration_repo_path,
+    open_run,
     prepare_run,
     run_base,
-    run_refs,
 )
 from baro_merger.naming import checkpoint_slug, slugify
 from baro_merger.notify import notify
@@ -288,36 +287,44 @@ class Merger(CommandService):
                     for item, to in zip(cmd.stories, bundles, strict=True)
                 )
             )
-            outcomes = [
-                await self._integrate_one(cmd, item, bundle)
-                for item, bundle in zip(cmd.stories, bundles, strict=True)
-            ]
-            head = bundle_name = None
-            rerun = any(isinstance(o, (Conflict, Rejected)) for o in outcomes)
-            if any(isinstance(o, Integrated) for o in outcomes):
-                try:
-                    bundled = cmd.head_bundle or rerun
-                    head, bundle_name = await self._head_bundle(run_id, Path(tmp), bundled)
-                except (MergerError, ConfigError) as exc:
-                    failed = IntegrationError(str(exc))
-                    outcomes = [failed if isinstance(o, Integrated) else o for o in outcomes]
+            head: str | None = None
+            out: Path | None = None
+            try:
+                # the run's refs are read once for the batch and its ref changes written
+                # in one transaction at its end, before any answer (integration.OpenRun)
+                async with open_run(self.repo(run_id), run_id) as run:
+                    outcomes = [
+                        await self._integrate_one(run, cmd, item, bundle)
+                        for item, bundle in zip(cmd.stories, bundles, strict=True)
+                    ]
+                    rerun = any(isinstance(o, (Conflict, Rejected)) for o in outcomes)
+                    if any(isinstance(o, Integrated) for o in outcomes):
+                        head = run.refs.head
+                        if cmd.head_bundle or rerun:
+                            # a story is to start from the head
+                            out = await run.bundle_head(Path(tmp) / "head.bundle")
+            except NotPrepared as exc:
+                outcomes, rerun = [IntegrationError(str(exc))] * len(cmd.stories), False
+            except (MergerError, ConfigError) as exc:  # the head's bundle
+                failed = IntegrationError(str(exc))
+                outcomes = [failed if isinstance(o, Integrated) else o for o in outcomes]
+                head = None
+            bundle_name = None
+            if out is not None:
+                bundle_name = f"runs/{run_id}/integration/{head}.bundle"
+                await self.bus.put_file(bundle_name, out)
         if rerun:
             await self._preserve(run_id)
         for item, outcome in zip(cmd.stories, outcomes, strict=True):
             await self._answer(run_id, item, outcome, head, bundle_name)
 
     async def _integrate_one(
-        self, cmd: s.IntegrateStories, item: s.StoryToIntegrate, bundle: Path
+        self, run: OpenRun, cmd: s.IntegrateStories, item: s.StoryToIntegrate, bundle: Path
     ) -> Integrated | Conflict | Rejected | IntegrationError:
         started = time.perf_counter()
-        run_id, story_id, repo = cmd.run_id, item.story.id, self.repo(cmd.run_id)
         try:
-            await import_story_bundle(
-                repo, run_id, story_id, item.attempt, bundle, head=item.head_commit
-            )
-            result = await integrate_story(
-                repo,
-                run_id,
+            await run.import_bundle(item.story.id, item.attempt, bundle, head=item.head_commit)
+            result = await run.integrate(
                 item.story,
                 item.attempt,
                 story_base=item.story_base,
@@ -331,23 +338,6 @@ class Merger(CommandService):
         if isinstance(result, Integrated):
             integration_seconds.observe(time.perf_counter() - started)
         return result
-
-    async def _head_bundle(
-        self, run_id: str, scratch: Path, bundled: bool
-    ) -> tuple[str, str | None]:
-        """The integration head after a batch and the object-store name of its bundle
-        (made when ``bundled``: a story is to start from the head)."""
-        repo = self.repo(run_id)
-        refs = await run_refs(repo, run_id)
-        head = refs.head
-        if not bundled:
-            return head, None
-        out = await create_bundle(repo, run_id, refs.base, head, scratch / "head.bundle")
-        if out is None:
-            return head, None
-        name = f"runs/{run_id}/integration/{head}.bundle"
-        await self.bus.put_file(name, out)
-        return head, name
 
     async def _answer(
         self,
