@@ -19,7 +19,8 @@ from baro_merger.integration import (
     prepare_run,
     record_attempt,
 )
-from baro_merger.plumbing import ObjectLookup, commit_tree
+from baro_merger.plumbing import MergeCommits, ObjectLookup, commit_tree
+from baro_shared.gitutil import GitError
 from baro_shared.schemas import RepoSource, Story
 
 BASE_FILES = {
@@ -518,6 +519,27 @@ async def test_one_object_lookup_finds_objects_written_after_it_started(bench: A
     finally:
         await lookup.close()
     await lookup.close()  # closing twice is harmless
+
+
+async def test_a_merge_s_throwaway_commits_are_real_commits_of_their_tree_on_their_parent(
+    bench: Any,
+) -> None:
+    user = bench.make_repo("user", BASE_FILES)
+    prepared = await bench.prepare("r", user)
+    tree = bench.git(prepared.repo, "rev-parse", f"{prepared.base}^{{tree}}")
+    commits = MergeCommits(prepared.repo)
+    try:
+        made = await commits.commit(tree, prepared.base, "ours")
+        again = await commits.commit(tree, prepared.base, "ours")
+        with pytest.raises(GitError):
+            await commits.commit("HEAD", prepared.base, "ours")
+    finally:
+        await commits.close()
+    assert made == again, "the same tree on the same parent is the same commit"
+    assert bench.git(prepared.repo, "rev-parse", f"{made}^{{tree}}", f"{made}^") == (
+        f"{tree}\n{prepared.base}"
+    )
+    bench.git(prepared.repo, "fsck", "--no-dangling", "--strict")
 
 
 # --------------------------------------------------------------------------- bundles

@@ -44,6 +44,7 @@ from baro_merger.identity import (
 from baro_merger.plumbing import (
     TREE_MODE,
     ZERO_OID,
+    MergeCommits,
     ObjectLookup,
     RawChange,
     blob_texts,
@@ -312,7 +313,8 @@ class OpenRun:
     without an error); a series that dies before it has moved none of them and is done
     again whole (its imported attempts stay: a fetch writes its own ref). Nothing is
     answered before that transaction. Every object lookup of the series goes to one
-    ``cat-file`` process (``objects``).
+    ``cat-file`` process (``objects``), every throwaway commit of its merges to one
+    ``hash-object`` process (``merges``).
     """
 
     def __init__(self, repo: Path, refs: RunRefs) -> None:
@@ -320,6 +322,7 @@ class OpenRun:
         self.run_id = refs.run_id
         self.refs = refs
         self.objects = ObjectLookup(repo)
+        self.merges = MergeCommits(repo)
         self._staged: dict[str, tuple[str, str | None]] = {}  # ref -> (new, old or None)
 
     def stage(self, ref: str, new: str, old: str | None = None) -> None:
@@ -405,7 +408,10 @@ async def open_run(repo: Path, run_id: str) -> AsyncIterator[OpenRun]:
             yield run
             await run.write()
         finally:
-            await run.objects.close()
+            try:
+                await run.objects.close()
+            finally:
+                await run.merges.close()
 
 
 # --------------------------------------------------------------------------- import
@@ -692,7 +698,7 @@ async def _integrate(
     if head == judged.start:
         tree = theirs  # the story started from the integration head: nothing to merge
     else:
-        merged = await three_way_merge(repo, judged.start, head_tree, theirs)
+        merged = await three_way_merge(repo, judged.start, head_tree, theirs, run.merges)
         if merged.conflicts or conflicted is not None:
             if conflicted is None:
                 run.stage(naming.conflicted_marker(run_id, story.id, attempt), head, ZERO_OID)

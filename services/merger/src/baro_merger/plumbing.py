@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from baro_merger.identity import BARO, CommitIdentity, SigningError, signing_failure
-from baro_shared.gitutil import GitError, git, git_env, read_objects
+from baro_shared.gitutil import GitError, git, git_env, is_object_id, read_objects
 
 ZERO_OID = "0" * 40
 
@@ -73,6 +75,7 @@ class ObjectLookup:
     def __init__(self, repo: Path) -> None:
         self.repo = repo
         self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
 
     async def info(self, names: list[str]) -> list[tuple[str, str, int] | None]:
         """(object id, type, size) of what each of ``names`` names, None where it names
@@ -81,19 +84,20 @@ class ObjectLookup:
             return []
         if any("\n" in name or name.startswith("-") for name in names):
             raise GitError(("cat-file", "--batch-check"), 1, f"not a revision: {names!r}")
-        proc = await self._started()
-        assert proc.stdin is not None and proc.stdout is not None
-        # written in the background while the answers are read: neither pipe fills up
-        proc.stdin.write("".join(f"{name}\n" for name in names).encode())
-        found: list[tuple[str, str, int] | None] = []
-        for _ in names:
-            line = await proc.stdout.readline()
-            if not line:
-                raise GitError(("cat-file", "--batch-check"), 1, "git cat-file ended early")
-            fields = line.decode("utf-8", "replace").split()
-            known = len(fields) == 3 and len(fields[0]) in (40, 64) and fields[2].isdigit()
-            found.append((fields[0], fields[1], int(fields[2])) if known else None)
-        await proc.stdin.drain()
+        async with self._lock:  # one question at a time: the answers come in order
+            proc = await self._started()
+            assert proc.stdin is not None and proc.stdout is not None
+            # written in the background while the answers are read: neither pipe fills up
+            proc.stdin.write("".join(f"{name}\n" for name in names).encode())
+            found: list[tuple[str, str, int] | None] = []
+            for _ in names:
+                line = await proc.stdout.readline()
+                if not line:
+                    raise GitError(("cat-file", "--batch-check"), 1, "git cat-file ended early")
+                fields = line.decode("utf-8", "replace").split()
+                known = len(fields) == 3 and len(fields[0]) in (40, 64) and fields[2].isdigit()
+                found.append((fields[0], fields[1], int(fields[2])) if known else None)
+            await proc.stdin.drain()
         return found
 
     async def peel(self, revs: list[str]) -> list[str | None]:
@@ -121,16 +125,74 @@ class ObjectLookup:
 
     async def close(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
-            return
+        await _ended(proc)
+
+
+class MergeCommits:
+    """The throwaway commits ``three_way_merge`` merges (a tree on one parent), written by
+    one ``git hash-object --stdin-paths`` process for a series of merges instead of a
+    ``commit-tree`` each. They are unreferenced and only their shape counts, so they are
+    by baro at time 0: the same tree on the same parent is the same commit."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self._proc: asyncio.subprocess.Process | None = None
+        self._scratch: Path | None = None
+        self._lock = asyncio.Lock()
+
+    async def commit(self, tree: str, parent: str, message: str) -> str:
+        if not (is_object_id(tree) and is_object_id(parent)) or "\n" in message:
+            raise GitError(("hash-object",), 1, f"not a commit of {tree!r} on {parent!r}")
+        signature = "baro <baro@localhost> 0 +0000"
+        text = f"tree {tree}\nparent {parent}\nauthor {signature}\ncommitter {signature}\n\n"
+        async with self._lock:  # one object at a time through the one scratch file
+            proc, scratch = await self._started()
+            assert proc.stdin is not None and proc.stdout is not None
+            scratch.write_text(f"{text}{message}\n")
+            proc.stdin.write(f"{scratch}\n".encode())
+            line = (await proc.stdout.readline()).decode().strip()
+        if not is_object_id(line):
+            raise GitError(("hash-object", "--stdin-paths"), 1, "git hash-object ended early")
+        return line
+
+    async def _started(self) -> tuple[asyncio.subprocess.Process, Path]:
+        if self._scratch is None:
+            folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="baro-merge-"))
+            self._scratch = folder / "commit"
+        if self._proc is None:
+            self._proc = await asyncio.create_subprocess_exec(
+                "git", "hash-object", "-w", "-t", "commit", "--no-filters", "--stdin-paths",
+                cwd=str(self.repo),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=git_env(),
+            )  # fmt: skip
+        return self._proc, self._scratch
+
+    async def close(self) -> None:
+        proc, self._proc = self._proc, None
+        scratch, self._scratch = self._scratch, None
         try:
-            assert proc.stdin is not None
-            proc.stdin.close()
-            await asyncio.wait_for(proc.wait(), timeout=10)
+            await _ended(proc)
         finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            if scratch is not None:
+                await asyncio.to_thread(shutil.rmtree, scratch.parent, True)
+
+
+async def _ended(proc: asyncio.subprocess.Process | None) -> None:
+    """End a long-lived git process fed on its stdin: its input closed, it exits; killed
+    when it does not (or when the caller is cancelled meanwhile)."""
+    if proc is None or proc.returncode is not None:
+        return
+    try:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        await asyncio.wait_for(proc.wait(), timeout=10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def list_refs(repo: Path, prefix: str) -> dict[str, str]:
@@ -298,15 +360,22 @@ class MergeResult:
     messages: list[str]
 
 
-async def three_way_merge(repo: Path, base: str, ours: str, theirs: str) -> MergeResult:
+async def three_way_merge(
+    repo: Path, base: str, ours: str, theirs: str, commits: MergeCommits | None = None
+) -> MergeResult:
     """Merge two trees against an explicit base commit, with no working tree.
 
     ``git merge-tree --write-tree`` picks its own merge base (``--merge-base`` needs git
     2.40), so both sides are first recorded as throwaway commits whose only parent is
-    ``base``: their merge base is then exactly ``base``. The commits stay unreferenced.
+    ``base`` (through ``commits`` when given): their merge base is then exactly ``base``.
+    The commits stay unreferenced.
     """
-    ours_commit = await commit_tree(repo, ours, base, "ours")
-    theirs_commit = await commit_tree(repo, theirs, base, "theirs")
+    if commits is not None:
+        ours_commit = await commits.commit(ours, base, "ours")
+        theirs_commit = await commits.commit(theirs, base, "theirs")
+    else:
+        ours_commit = await commit_tree(repo, ours, base, "ours")
+        theirs_commit = await commit_tree(repo, theirs, base, "theirs")
     args = ("merge-tree", "--write-tree", "-z", "--name-only", ours_commit, theirs_commit)
     result = await git(*args, cwd=repo, check=False)
     if result.returncode not in (0, 1):
