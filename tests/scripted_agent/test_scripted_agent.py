@@ -792,3 +792,31 @@ def test_standing_in_for_claude_it_reads_the_story_from_baros_prompt(workspace: 
     assert completed.returncode == 0, completed.stderr
     assert (workspace / "tests" / "test_b.py").read_text() == "# - Add tests for b.py\n"
     assert not (workspace / "CHANGES.md").exists()
+
+
+@pytest.mark.parametrize("last", [{"write": "a.txt", "content": "x\n"}, {"fail": "no luck"}])
+def test_started_as_the_runner_starts_it_the_agent_ends_as_its_console_script_does(
+    workspace: Path, last: dict[str, Any]
+) -> None:
+    """The runner starts the installed scripted agent as its module and lets it leave
+    without the interpreter's finalization: the same lines, the same exit code."""
+    from baro_runner.backends import _scripted_start
+
+    assert _scripted_start(AGENT) != [AGENT], "the installed agent is started as its module"
+    script = {"default": {"steps": [{"text": "working"}, last]}}
+    env = agent_env(script, story_id="S1", title="t", attempt=1, surface=[])
+    runs = [
+        subprocess.run(
+            [*start, *ARGS],
+            cwd=workspace,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+        )
+        for start in ([AGENT], _scripted_start(AGENT))
+    ]
+    assert runs[0].returncode == runs[1].returncode == (0 if "write" in last else 1)
+    console, runner = (parse_stream(run.stdout) for run in runs)
+    assert [e["type"] for e in runner] == [e["type"] for e in console]
+    assert runner[-1]["type"] == "result" and runner[-1]["result"] == console[-1]["result"]

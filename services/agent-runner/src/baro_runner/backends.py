@@ -85,10 +85,11 @@ def fenced(command: AgentCommand, fence: Fence | None) -> AgentCommand:
 
 # baro's own scripted agent, started as its console script would start it, but in an
 # isolated interpreter without site: it needs nothing but the standard library and its
-# module, and starts in about two thirds of the time (once per story)
+# module, and starts in about two thirds of the time (once per story); it leaves without
+# the interpreter's finalization
 _SCRIPTED_MAIN = (
     f"import sys; sys.path.append({str(Path(__file__).resolve().parent.parent)!r}); "
-    "from baro_runner.scripted_agent import main; sys.exit(main())"
+    "from baro_runner.scripted_agent import exit_after, main; exit_after(main())"
 )
 
 
