@@ -377,8 +377,10 @@ async def prepare(
                 await base_bundle_ready
             # the merger's bundle of the integration head: its objects, no refs (the story
             # branch made next holds the base). Not a fetch: its connectivity walk over
-            # what the merger wrote with `git bundle create` costs more than all the rest
-            await git("bundle", "unbundle", str(base_bundle), cwd=ws.repo)
+            # what the merger wrote with `git bundle create` costs more than all the rest.
+            # Its pack is not synced to the disk (git syncs a pack it indexes): a clone
+            # lost in a crash is made again by the story's next attempt, never reused
+            await git("-c", "core.fsync=none", "bundle", "unbundle", str(base_bundle), cwd=ws.repo)
         if reused:
             checkout = await _checkout_over_spare(ws.repo, base_commit, indexed)
         else:
