@@ -11,6 +11,9 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from baro_runner import workspace
 from baro_shared import objectcache
@@ -222,3 +225,33 @@ async def test_a_spare_changed_after_it_was_kept_is_compared_by_content(tmp_path
     assert _tree_of(third.repo) == expected
     assert run_git(third.repo, "status", "--porcelain", "--ignored") == ""
     assert run_git(third.repo, "rev-parse", "HEAD") == _source(user).commit
+
+
+async def test_a_spare_kept_before_the_machine_started_is_compared_by_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing of a spare is synced to the disk: after a crash a file may keep its recorded
+    size and times but not its bytes, so an index from before the boot is not trusted."""
+    user = make_repo(tmp_path / "user", FILES)
+    cache_dir = tmp_path / "cache"
+    pool = objectcache.cache_of(cache_dir / "sources", _source(user)).meta / workspace.SPARES_DIR
+    await (await _workspace(cache_dir, "r1", _source(user))).retire(spares=2)
+    await (await _workspace(cache_dir, "r2", _source(user))).retire(spares=2)
+    os.utime(pool / "slot-0" / ".git" / "index", (0, 0))  # written before the boot
+    ran: list[str] = []
+    real_git = workspace.git
+
+    async def recording_git(*args: str, **kwargs: Any) -> Any:
+        ran.append(args[0])
+        return await real_git(*args, **kwargs)
+
+    monkeypatch.setattr(workspace, "git", recording_git)
+    before_boot = await _workspace(cache_dir, "r3", _source(user))
+    assert "reset" in ran, "every file was compared by content"
+    ran.clear()
+    since_boot = await _workspace(cache_dir, "r4", _source(user))
+    assert "reset" not in ran, "the index made at retirement was used"
+    expected = _expected(user)
+    for ws in (before_boot, since_boot):
+        assert _tree_of(ws.repo) == expected
+        assert run_git(ws.repo, "status", "--porcelain", "--ignored") == ""

@@ -227,7 +227,10 @@ def claim_spare(cache: objectcache.SourceCache, repo: Path) -> bool:
 
 def _take_index(repo: Path) -> None:
     """Move a claimed spare's index (its ``.git/index``) to ``SPARE_INDEX`` beside it, when
-    it is a plain file the runner owns; none is left there otherwise."""
+    it is a plain file the runner owns, written since the machine started; none is left
+    there otherwise. Neither the index nor the files were synced to the disk: after a
+    crash a file may have its recorded size and times but not its bytes, so the spare's
+    files are then compared by content."""
     index = repo.parent / SPARE_INDEX
     index.unlink(missing_ok=True)
     try:
@@ -236,8 +239,27 @@ def _take_index(repo: Path) -> None:
         st = os.lstat(repo / ".git" / "index")
     except FileNotFoundError:
         return
-    if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.getuid():
+    booted = _boot_time()
+    if (
+        stat.S_ISREG(st.st_mode)
+        and st.st_nlink == 1
+        and st.st_uid == os.getuid()
+        and booted is not None
+        and st.st_mtime > booted
+    ):
         os.rename(repo / ".git" / "index", index)
+
+
+def _boot_time() -> float | None:
+    """When the machine started (seconds since the epoch), or None where that is unknown."""
+    try:
+        with open("/proc/stat", "rb") as lines:
+            for line in lines:
+                if line.startswith(b"btime "):
+                    return float(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _scrub(repo: Path, tracked: dict[str, int] | None = None) -> None:
