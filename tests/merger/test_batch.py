@@ -174,3 +174,28 @@ async def test_a_last_batch_makes_no_bundle_unless_one_of_its_stories_is_to_run_
     assert kinds == ["StoryIntegrated", "MergeConflict"]
     rerun = bus.sent[1][1]
     assert isinstance(rerun, s.MergeConflict) and rerun.integration_bundle is not None
+
+
+async def test_a_batch_of_a_run_never_prepared_fails_each_story_with_the_reason(
+    bench: Any, merger: tuple[Merger, Recorded]
+) -> None:
+    service, bus = merger
+    junk = bench.root / "junk.bundle"
+    junk.write_bytes(b"not a bundle\n")
+    await bus.put_file("runs/never/results/S1.bundle", junk)
+    items = [
+        s.StoryToIntegrate(
+            story=s.Story(id=story_id, title=story_id),
+            attempt=1,
+            bundle="runs/never/results/S1.bundle",
+            story_base="0" * 40,
+            head_commit="1" * 40,
+        )
+        for story_id in ("S1", "S2")
+    ]
+    await service.integrate(s.IntegrateStories(run_id="never", stories=items, goal=GOAL))
+    assert [(mid, type(m).__name__) for mid, m in bus.sent] == [
+        ("never.integration_failed.S1.1", "IntegrationFailed"),
+        ("never.integration_failed.S2.1", "IntegrationFailed"),
+    ]
+    assert all("has no integration repository" in m.error for _, m in bus.sent)  # type: ignore[union-attr]

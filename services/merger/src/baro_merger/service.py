@@ -281,7 +281,8 @@ class Merger(CommandService):
         run_id = cmd.run_id
         async with scratch_dir("baro-int-") as tmp:
             bundles = [Path(tmp) / f"story-{i}.bundle" for i in range(len(cmd.stories))]
-            await asyncio.gather(
+            # the bundles download while the run's refs are read
+            downloads = asyncio.gather(
                 *(
                     self.bus.get_file(item.bundle, to)
                     for item, to in zip(cmd.stories, bundles, strict=True)
@@ -293,6 +294,7 @@ class Merger(CommandService):
                 # the run's refs are read once for the batch and its ref changes written
                 # in one transaction at its end, before any answer (integration.OpenRun)
                 async with open_run(self.repo(run_id), run_id) as run:
+                    await downloads
                     outcomes = [
                         await self._integrate_one(run, cmd, item, bundle)
                         for item, bundle in zip(cmd.stories, bundles, strict=True)
@@ -309,6 +311,10 @@ class Merger(CommandService):
                 failed = IntegrationError(str(exc))
                 outcomes = [failed if isinstance(o, Integrated) else o for o in outcomes]
                 head = None
+            finally:
+                if not downloads.done():  # not needed after all (the run is not prepared)
+                    downloads.cancel()
+                    await asyncio.gather(downloads, return_exceptions=True)
             bundle_name = None
             if out is not None:
                 bundle_name = f"runs/{run_id}/integration/{head}.bundle"
