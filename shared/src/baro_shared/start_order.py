@@ -67,12 +67,12 @@ def _ranks(key: _Key, parallelism: int) -> tuple[tuple[str, int], ...]:
         return rank
 
     best = ranking(chain)
-    best_span = makespan(best, size, children, parents, parallelism)
+    best_span = makespan(best, size, children, parents, parallelism, ids)
     rng = random.Random(_SEED)
     for _ in range(min(MAX_TRIES, TRY_BUDGET // max(1, len(ids)))):
         varied = [chain[i] + rng.uniform(-1.0, 1.0) * size[i] for i in range(len(ids))]
         rank = ranking(varied)
-        span = makespan(rank, size, children, parents, parallelism)
+        span = makespan(rank, size, children, parents, parallelism, ids)
         if span < best_span - _EPSILON:
             best, best_span = rank, span
     return tuple((sid, best[i]) for i, sid in enumerate(ids))
@@ -84,19 +84,21 @@ def makespan(
     children: Sequence[Sequence[int]],
     parents: Sequence[int],
     slots: int,
+    ids: Sequence[str],
 ) -> float:
     """When the last story ends if, whenever a slot is free, the ready story of lowest
-    rank starts (as the conductor sees stories end: one at a time)."""
+    rank starts (as the conductor sees stories end: one at a time; of stories ending at
+    the same moment, in the order of their ids)."""
     waiting = list(parents)
     ready = [(rank[i], i) for i in range(len(size)) if not waiting[i]]
     heapq.heapify(ready)
-    running: list[tuple[float, int]] = []
+    running: list[tuple[float, str, int]] = []
     clock = 0.0
     while ready or running:
         while ready and len(running) < slots:
             _, i = heapq.heappop(ready)
-            heapq.heappush(running, (clock + size[i], i))
-        clock, i = heapq.heappop(running)
+            heapq.heappush(running, (clock + size[i], ids[i], i))
+        clock, _, i = heapq.heappop(running)
         for child in children[i]:
             waiting[child] -= 1
             if not waiting[child]:
