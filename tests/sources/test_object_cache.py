@@ -256,3 +256,46 @@ async def test_a_cache_fetched_into_run_after_run_keeps_a_bounded_number_of_file
     for run in runs:
         fsck(run.repo)
         assert run_git(run.repo, "cat-file", "-t", run.base) == "commit"
+
+
+async def test_stories_of_one_process_take_the_cache_lock_in_turn_and_a_kept_commit_needs_no_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = make_repo(tmp_path / "user", FILES)
+    cache_dir = tmp_path / "cache"
+    first = await prepare_run(cache_dir / "integration", "r1", path_source(user))
+    cache = only_cache(cache_dir / "sources")
+
+    order: list[int] = []
+    inside = 0
+
+    async def hold(i: int) -> None:
+        nonlocal inside
+        async with objectcache.locked(cache):
+            inside += 1
+            assert inside == 1, "one holder at a time"
+            order.append(i)
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    async with objectcache.locked(cache):
+        waiters = [asyncio.create_task(hold(i)) for i in range(4)]
+        await asyncio.sleep(0.05)
+        waiters[1].cancel()  # a cancelled waiter blocks nobody
+        assert order == []
+    await asyncio.gather(*waiters, return_exceptions=True)
+    assert order == [0, 2, 3]
+
+    ran: list[tuple[str, ...]] = []
+    real_git = objectcache.git
+
+    async def counted(*args: str, **kwargs: object) -> object:
+        ran.append(args)
+        return await real_git(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(objectcache, "git", counted)
+    got = await objectcache.obtain(
+        cache, "user", lambda: pytest.fail("the source is not read"), first.base, commit=first.base
+    )
+    assert got.fetched.commit == first.base and not got.created and not got.fetched_objects
+    assert ran == [], "the commit's kept ref says the cache has it"

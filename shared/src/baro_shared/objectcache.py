@@ -44,12 +44,13 @@ import re
 import shutil
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from baro_shared.gitutil import git
+from baro_shared.gitutil import git, is_object_id
 from baro_shared.schemas import RepoSource
 from baro_shared.sources import redact_url, snapshot_name, snapshot_parts
 
@@ -150,7 +151,26 @@ def _identity(source: RepoSource) -> str:
 async def locked(cache: SourceCache) -> AsyncIterator[None]:
     """Hold the cache's lock (an flock, shared by every process using ``root``).
 
-    Waits by polling, so a cancelled waiter leaves nothing behind holding the lock."""
+    The stories of one process queue for it on an asyncio lock first, and each gets it the
+    moment the one before lets go; only a lock another process holds is waited for by
+    polling, so a cancelled waiter leaves nothing behind holding the lock."""
+    async with _in_process_lock(cache), _file_lock(cache):
+        yield
+
+
+# per event loop (tests run several), per lock file
+_IN_PROCESS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Path, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _in_process_lock(cache: SourceCache) -> asyncio.Lock:
+    mine = _IN_PROCESS.setdefault(asyncio.get_running_loop(), {})
+    return mine.setdefault(cache.lock_path, asyncio.Lock())
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(cache: SourceCache) -> AsyncIterator[None]:
     cache.lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(cache.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -637,8 +657,12 @@ async def obtain(
     a story's workspace take before they borrow. The source is read (``locate`` gives
     where from: a path, a URL, a downloaded bundle) only when the cache lacks the commit."""
     async with locked(cache):
-        created = await create(cache, description, seed=seed)
-        known = await resolve(cache, commit) if commit else None
+        if commit is not None and is_object_id(commit) and _has_fetched_ref(cache, commit):
+            # kept by an earlier fetch: the cache holds it, no git needs to say so
+            created, known = False, commit
+        else:
+            created = await create(cache, description, seed=seed)
+            known = await resolve(cache, commit) if commit else None
         if known is not None and commit is not None and known.startswith(commit.lower()):
             found, read = Fetched(known, [], "", False), False
             if not _has_fetched_ref(cache, known):
