@@ -148,7 +148,8 @@ class MergeCommits:
         async with self._lock:  # one object at a time through the one scratch file
             proc, scratch = await self._started()
             assert proc.stdin is not None and proc.stdout is not None
-            scratch.write_text(f"{text}{message}\n")
+            # off the event loop: on a busy disk a file's truncation waits for the journal
+            await asyncio.to_thread(scratch.write_text, f"{text}{message}\n")
             proc.stdin.write(f"{scratch}\n".encode())
             line = (await proc.stdout.readline()).decode().strip()
         if not is_object_id(line):
