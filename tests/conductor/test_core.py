@@ -493,3 +493,26 @@ def test_a_failed_verification_without_output_still_says_so() -> None:
     d.feed(s.RunDelivered(run_id=RUN, branch="baro/fix", base="base", head="i-S1", verify="failed"))
     assert d.rec.state == "needs_attention"
     assert d.rec.reason == "the run's checks failed (no output)"
+
+
+def test_a_finished_story_s_slot_waits_for_its_more_urgent_dependent() -> None:
+    """A's slot is freed when A finishes, but C (the longer chain) is ready only once A is
+    integrated: B, ready all along but able to wait, must not take that slot meanwhile."""
+    stories = [
+        s.Story(id="A", title="a", write_surface=["a.py"]),
+        s.Story(id="X", title="x", write_surface=["x.py"]),
+        s.Story(id="B", title="b", write_surface=["b.py"]),
+        s.Story(id="C", title="c", depends_on=["A"], write_surface=["c.py"]),
+        s.Story(id="D", title="d", depends_on=["C"], write_surface=["d.py"]),
+    ]
+    d = Driver()
+    d.feed(submitted(mode_request="parallel", limits=s.Limits(parallelism=2, max_stories=5)))
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    d.feed(s.PlanProposed(run_id=RUN, stories=stories))
+    assert [c.story.id for c in d.commands(s.RunStory)] == ["A", "X"]
+    d.feed(finish("A"))
+    assert [c.story.id for c in d.commands(s.RunStory)] == ["A", "X"], "the slot is C's"
+    d.feed(integrated("A"))
+    assert [c.story.id for c in d.commands(s.RunStory)] == ["A", "X", "C"]
+    d.feed(finish("X"))
+    assert [c.story.id for c in d.commands(s.RunStory)][-1] == "B"

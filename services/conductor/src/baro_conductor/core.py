@@ -1200,9 +1200,13 @@ def _schedule(tr: Transition, now: float) -> None:
         if st.status == "pending"
         and all(by_id[d].status == "integrated" for d in st.story.depends_on)
     ]
-    for st in _by_priority(rec, ready):
+    soon = {st.story.id for st in _about_to_be_ready(rec, by_id)}
+    for st in _by_priority(rec, ready + [by_id[sid] for sid in soon]):
         if active >= rec.caps.parallelism:
             break
+        if st.story.id in soon:
+            active += 1  # its slot stays free for it
+            continue
         share = run_budget.allowance(rec, st)
         if share is not None and share <= 0:
             if not run_budget.running(rec):  # nothing more will come back to share
@@ -1213,6 +1217,28 @@ def _schedule(tr: Transition, now: float) -> None:
         active += 1
     if all(st.status in DONE_STORY for st in rec.stories) and not rec.integrating_batch:
         _deliver_or_fail(tr, now)
+
+
+def _about_to_be_ready(rec: s.RunRecord, by_id: dict[str, s.StoryState]) -> list[s.StoryState]:
+    """The stories whose last dependencies have finished and wait only for the merger:
+    ready in an integration's time. One that ranks above the ready stories keeps a slot
+    free for itself, as it would have it the moment its dependencies finished; otherwise
+    the slot its dependency freed goes to a story that could wait, and the critical path
+    waits for the next slot. Held only while a dependency is finished with its result in
+    hand (so its integration is under way or next)."""
+    out = []
+    for st in rec.stories:
+        deps = [by_id[d] for d in st.story.depends_on]
+        if (
+            st.status == "pending"
+            and any(dep.status == "finished" for dep in deps)
+            and all(
+                dep.status == "integrated" or (dep.status == "finished" and dep.result is not None)
+                for dep in deps
+            )
+        ):
+            out.append(st)
+    return out
 
 
 def _dispatch(
