@@ -113,14 +113,7 @@ class ObjectLookup:
 
     async def _started(self) -> asyncio.subprocess.Process:
         if self._proc is None:
-            self._proc = await asyncio.create_subprocess_exec(
-                "git", "cat-file", self.FORMAT,
-                cwd=str(self.repo),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-                env=git_env(),
-            )  # fmt: skip
+            self._proc = await _serving(self.repo, "cat-file", self.FORMAT)
         return self._proc
 
     async def close(self) -> None:
@@ -161,14 +154,9 @@ class MergeCommits:
             folder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="baro-merge-"))
             self._scratch = folder / "commit"
         if self._proc is None:
-            self._proc = await asyncio.create_subprocess_exec(
-                "git", "hash-object", "-w", "-t", "commit", "--no-filters", "--stdin-paths",
-                cwd=str(self.repo),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-                env=git_env(),
-            )  # fmt: skip
+            self._proc = await _serving(
+                self.repo, "hash-object", "-w", "-t", "commit", "--no-filters", "--stdin-paths"
+            )
         return self._proc, self._scratch
 
     async def close(self) -> None:
@@ -404,3 +392,15 @@ def _parse_merge_tree(output: str) -> tuple[str, list[str], list[str]]:
             messages.append(fields[text_at].strip())
         i = text_at + 1
     return tree, conflicts, messages
+
+
+async def _serving(repo: Path, *args: str) -> asyncio.subprocess.Process:
+    """A git process that answers one request per line of its stdin for a whole batch."""
+    return await asyncio.create_subprocess_exec(
+        "git", *args,
+        cwd=str(repo),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=git_env(),
+    )  # fmt: skip
