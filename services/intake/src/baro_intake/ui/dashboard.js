@@ -187,6 +187,10 @@ window.addEventListener("popstate", route);
 async function listRuns(signal) {
   show("runs");
   $("where").textContent = "runs";
+  // the rows drawn the last time the list was shown are out of date: none until fetched
+  $("run-rows").replaceChildren();
+  delete $("run-rows").dataset.source;
+  $("runs-empty").hidden = true;
   let runs = [];
   let stale = true;
   let live = false;
