@@ -18,7 +18,7 @@ import nats.errors
 import pytest
 
 from baro_shared import schemas as s
-from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.bus import Bus, BusRefused
 from baro_shared.embedded import EmbeddedNats, free_port
 from baro_shared.plan import PlanError, plan_from_json, validate_plan
 from baro_shared.settings import Settings
@@ -37,8 +37,12 @@ async def _connect(settings: Settings) -> None:
 def test_services_need_the_nats_credentials(tmp_path: Path) -> None:
     server = EmbeddedNats(store_dir=tmp_path / "nats", token=SECRET_TOKEN).start()
     try:
-        with pytest.raises(BusUnavailable):
-            asyncio.run(_connect(Settings(nats_url=server.url, connect_timeout_s=2)))
+        # refused at once, not tried again until a timeout, and said as what it is
+        with pytest.raises(BusRefused, match="refused baro's credentials"):
+            asyncio.run(_connect(Settings(nats_url=server.url, connect_timeout_s=30)))
+        wrong = Settings(nats_url=server.url, nats_token="wrong", connect_timeout_s=30)
+        with pytest.raises(BusRefused, match="BARO_NATS_TOKEN"):
+            asyncio.run(_connect(wrong))
         asyncio.run(_connect(Settings(nats_url=server.url, nats_token=SECRET_TOKEN)))
         http_port = free_port()
         readyz = f"http://127.0.0.1:{http_port}/readyz"
@@ -73,10 +77,13 @@ def test_services_need_the_nats_credentials(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
-        assert denied.returncode != 0
+        assert denied.returncode == 2
         assert (
             "Traceback" not in denied.stderr and SECRET_TOKEN not in denied.stderr + denied.stdout
         )
+        complaint = denied.stderr.strip().splitlines()[-1]
+        assert "refused baro's credentials (Authorization Violation)" in complaint
+        assert "BARO_NATS_TOKEN" in complaint and "is NATS running" not in complaint
     finally:
         server.stop()
 

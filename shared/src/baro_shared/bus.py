@@ -58,6 +58,20 @@ class BusUnavailable(RuntimeError):
     """The NATS server could not be reached."""
 
 
+class BusRefused(BusUnavailable):
+    """The NATS server refused the credentials (its message says what to set)."""
+
+
+def bus_problem(exc: BusUnavailable, advice: str) -> str:
+    """The one line a user gets: a refusal says itself what to do, anything else gets
+    ``advice`` (where NATS is expected)."""
+    return str(exc) if isinstance(exc, BusRefused) else f"{exc}: {advice}"
+
+
+# what a nats-server answers a client whose credentials it does not accept
+_REFUSALS = ("authorization violation", "authentication")
+
+
 def server_urls(nats_url: str) -> list[str]:
     """The servers of ``BARO_NATS_URL``: one URL, or a cluster's members comma-separated."""
     return [url.strip() for url in nats_url.split(",") if url.strip()]
@@ -76,7 +90,6 @@ async def connect(settings: Settings, name: str) -> NATS:
         "allow_reconnect": True,
         "ping_interval": 10,
         "max_outstanding_pings": 3,
-        "error_cb": _log_error,
         "disconnected_cb": _log_disconnected,
         "reconnected_cb": _log_reconnected,
     }
@@ -89,10 +102,35 @@ async def connect(settings: Settings, name: str) -> NATS:
         opts["token"] = settings.nats_token.get_secret_value()
     if settings.nats_creds:
         opts["user_credentials"] = str(settings.nats_creds)
-    # reconnect forever after a drop, but fail fast when the server is not there at all
+    # reconnect forever after a drop, but fail fast when the server is not there at all,
+    # and when it refuses the credentials (the client would try them again forever)
     await _probe_any(servers, settings.connect_timeout_s)
+    refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def on_error(exc: Exception) -> None:
+        if any(word in str(exc).lower() for word in _REFUSALS) and not refused.done():
+            refused.set_result(str(exc).removeprefix("nats: ").strip("'"))
+        await _log_error(exc)
+
+    connecting = asyncio.ensure_future(nats.connect(**opts, error_cb=on_error))
     try:
-        return await asyncio.wait_for(nats.connect(**opts), timeout=settings.connect_timeout_s * 3)
+        await asyncio.wait(
+            {connecting, refused},
+            timeout=settings.connect_timeout_s * 3,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connecting
+            if refused.done():
+                raise BusRefused(
+                    f"NATS at {settings.nats_url} refused baro's credentials "
+                    f"({refused.result()}): set BARO_NATS_TOKEN, BARO_NATS_USER and "
+                    "BARO_NATS_PASSWORD, or BARO_NATS_CREDS to what the server expects"
+                )
+            raise TimeoutError
+        return connecting.result()
     except (OSError, nats.errors.Error, TimeoutError) as exc:
         raise BusUnavailable(
             f"cannot reach NATS at {settings.nats_url}: {exc or type(exc).__name__}"

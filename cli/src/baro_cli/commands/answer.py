@@ -26,7 +26,7 @@ from baro_cli.questions import (
 from baro_cli.validate import UserError
 from baro_intake import api_runs
 from baro_shared import schemas as s
-from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.bus import Bus, BusUnavailable, bus_problem
 from baro_shared.settings import Settings
 
 
@@ -62,7 +62,7 @@ def answer(
     except UserError as exc:
         raise fail(str(exc), exc.code) from None
     except BusUnavailable as exc:
-        raise fail(f"{exc}: pass --nats-url with the NATS the run is on", 2) from None
+        raise fail(bus_problem(exc, "pass --nats-url with the NATS the run is on"), 2) from None
     if as_json:
         typer.echo(json.dumps({"run_id": run_id, "answered": answered, "skipped": skipped}))
     else:

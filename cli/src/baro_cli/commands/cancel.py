@@ -32,7 +32,7 @@ from baro_cli.commands.cluster import LOCAL_HANDOVER_S
 from baro_cli.stack import SERVICES, EmbeddedStore, LocalStack, StoreHeld
 from baro_cli.validate import UserError
 from baro_shared import schemas as s
-from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.bus import Bus, BusUnavailable, bus_problem
 from baro_shared.processes import interruption
 from baro_shared.settings import Settings
 
@@ -95,7 +95,7 @@ def cancel(
     except StoreHeld as exc:
         raise fail(f"{exc}: try again, or pass --nats-url with the run's NATS") from None
     except BusUnavailable as exc:
-        raise fail(f"{exc}: pass --nats-url with the NATS the run is on", 2) from None
+        raise fail(bus_problem(exc, "pass --nats-url with the NATS the run is on"), 2) from None
     if as_json:
         typer.echo(json.dumps(report.as_json()))
     else:

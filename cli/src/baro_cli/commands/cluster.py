@@ -30,7 +30,7 @@ from baro_cli.validate import UserError
 from baro_intake import api_runs, api_views
 from baro_intake.api_models import RunDetail
 from baro_shared import schemas as s
-from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.bus import Bus, BusUnavailable, bus_problem
 from baro_shared.processes import with_interruption
 from baro_shared.runids import is_run_id
 from baro_shared.settings import Settings
@@ -110,7 +110,7 @@ def on_cluster(
         raise fail(str(exc), exc.code) from None
     except BusUnavailable as exc:
         raise fail(
-            f"{exc}: pass --nats-url with the cluster's NATS, or set BARO_NATS_URL"
+            bus_problem(exc, "pass --nats-url with the cluster's NATS, or set BARO_NATS_URL")
         ) from None
 
 

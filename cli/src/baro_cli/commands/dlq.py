@@ -14,7 +14,7 @@ import typer
 from baro_cli.app import app, fail, load_settings
 from baro_cli.terminal import printable
 from baro_shared import topology as t
-from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.bus import Bus, BusUnavailable, bus_problem
 from baro_shared.settings import Settings
 
 
@@ -43,7 +43,7 @@ def dlq(
     try:
         entries = asyncio.run(_read(settings, limit))
     except BusUnavailable as exc:
-        raise fail(f"{exc}: is the baro stack running? pass --nats-url") from None
+        raise fail(bus_problem(exc, "is the baro stack running? pass --nats-url")) from None
     if as_json:
         for entry in entries:
             typer.echo(json.dumps(msgspec.to_builtins(entry)))

@@ -30,7 +30,7 @@ from baro_cli.commands.cluster import RunArg, answerer_for, picker_for, run_id_a
 from baro_cli.stack import EmbeddedStore, LocalStack, StoreHeld
 from baro_cli.validate import UserError
 from baro_shared import schemas as s
-from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.bus import Bus, BusUnavailable, bus_problem
 from baro_shared.processes import current_owner, describe_owner, interruption
 from baro_shared.settings import Settings
 
@@ -59,7 +59,7 @@ def resume(
     except StoreHeld as exc:
         raise fail(f"{exc}: resume {run_id.strip()} when it has finished") from None
     except BusUnavailable as exc:
-        raise fail(f"{exc}: is baro up still starting?") from None
+        raise fail(bus_problem(exc, "is baro up still starting?")) from None
     shown.summary(report)
     raise typer.Exit(runflow.exit_code(report))
 

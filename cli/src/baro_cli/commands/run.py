@@ -39,7 +39,7 @@ from baro_cli.questions import Answerer, FileAnswers, TerminalAnswers, read_answ
 from baro_cli.validate import UserError
 from baro_merger.naming import normalize_baro_branch
 from baro_shared import schemas as s
-from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.bus import Bus, BusUnavailable, bus_problem
 from baro_shared.gitutil import git_sync
 from baro_shared.processes import current_owner, interruption
 from baro_shared.service import StartupError
@@ -254,7 +254,7 @@ def run(
         )
     except BusUnavailable as exc:
         raise fail(
-            f"{exc}: start NATS there, or omit --nats-url to use the embedded server", 2
+            bus_problem(exc, "start NATS there, or omit --nats-url to use the embedded server"), 2
         ) from None
     except StartupError as exc:  # e.g. BARO_API_PORT in use
         raise fail(str(exc), 2) from None

@@ -16,7 +16,7 @@ from baro_cli.app import (
     setup_logging,
     with_local_credentials,
 )
-from baro_shared.bus import BusUnavailable
+from baro_shared.bus import BusUnavailable, bus_problem
 from baro_shared.service import StartupError
 from baro_shared.settings import Settings
 
@@ -39,7 +39,9 @@ def service(
     try:
         asyncio.run(Host({name: SERVICES[name]}, settings).run())
     except BusUnavailable as exc:
-        raise fail(f"{exc}: is NATS running? set BARO_NATS_URL or --nats-url", 2) from None
+        raise fail(
+            bus_problem(exc, "is NATS running? set BARO_NATS_URL or --nats-url"), 2
+        ) from None
     except StartupError as exc:
         raise fail(str(exc), 2) from None
 
@@ -70,7 +72,7 @@ def up(
         else:
             asyncio.run(_up(settings, embedded=nats_url is None))
     except BusUnavailable as exc:
-        raise fail(f"{exc}: is NATS running there?", 2) from None
+        raise fail(bus_problem(exc, "is NATS running there?"), 2) from None
     except StartupError as exc:
         raise fail(str(exc), 2) from None
 

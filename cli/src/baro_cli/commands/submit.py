@@ -52,7 +52,7 @@ from baro_cli.commands.cluster import (
 from baro_cli.validate import UserError
 from baro_shared import objectcache, sources
 from baro_shared import schemas as s
-from baro_shared.bus import Bus, BusUnavailable
+from baro_shared.bus import Bus, BusUnavailable, bus_problem
 from baro_shared.gitutil import GitResult, git, git_sync
 from baro_shared.runids import new_run_id
 from baro_shared.settings import Settings
@@ -167,7 +167,7 @@ def submit(
         raise fail(str(exc), exc.code) from None
     except BusUnavailable as exc:
         raise fail(
-            f"{exc}: pass --nats-url with the cluster's NATS, or set BARO_NATS_URL"
+            bus_problem(exc, "pass --nats-url with the cluster's NATS, or set BARO_NATS_URL")
         ) from None
     run_id = plan.request.run_id
     if watch:
