@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import sys
 from pathlib import Path
 
@@ -139,10 +140,25 @@ sys.exit("no other story's server came up")
 """
 
 
+def _bindable(ports: range) -> bool:
+    for port in ports:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    """The suite's settings with a small port range of this test's own."""
-    start = random.randrange(30000, 60000, 100)
+    """The suite's settings with a small port range of this test's own: below the
+    kernel's ephemeral ports (32768 and up on Linux), where every connection of the tests
+    running beside this one takes its local port, and above baro's default range, free
+    when chosen."""
+    start = random.randrange(21000, 32000, 100)
+    while not _bindable(range(start, start + 8)):
+        start = random.randrange(21000, 32000, 100)
     return settings.model_copy(
         update={"port_range_start": start, "port_block_size": 2, "port_blocks": 4}
     )
