@@ -353,16 +353,10 @@ class Bus:
 
     async def live_run_events(self, idle_s: float) -> AsyncIterator[s.Event | None]:
         """Every run's events from now on (none of what came before); a ``None`` after
-        each ``idle_s`` without one, so the reader can decide to stop."""
-        async for event in self._replay(
-            t.EVERY_RUN_EVENTS_FILTER,
-            s.event_decoder,
-            True,
-            idle_s,
-            idle_marks=True,
-            since=DeliverPolicy.NEW,
-        ):
-            yield event
+        each ``idle_s`` without one, so the reader can decide to stop. Awaited, it is
+        listening already: every event published after this returns comes out of it."""
+        sub = await self._subscribe(t.EVERY_RUN_EVENTS_FILTER, DeliverPolicy.NEW)
+        return self._read(sub, s.event_decoder, True, idle_s, idle_marks=True)
 
     async def _replay(
         self,
@@ -372,18 +366,31 @@ class Bus:
         idle_timeout: float | None,
         *,
         idle_marks: bool = False,
-        since: DeliverPolicy = DeliverPolicy.ALL,
     ) -> AsyncIterator[M | None]:
-        """An ordered consumer from the first message of ``subject_filter`` (``since``
-        NEW: from the next one). Without ``follow`` it ends at the last one; it ends after
-        ``idle_timeout`` without messages, unless ``idle_marks``, which yields ``None``
-        then (and when caught up) and goes on."""
-        sub = await self.js.subscribe(
-            subject_filter,
-            ordered_consumer=True,
-            deliver_policy=since,
-            inactive_threshold=300,
+        """An ordered consumer from the first message of ``subject_filter``: ``_read``."""
+        sub = await self._subscribe(subject_filter, DeliverPolicy.ALL)
+        async for message in self._read(sub, decoder, follow, idle_timeout, idle_marks=idle_marks):
+            yield message
+
+    async def _subscribe(
+        self, subject_filter: str, since: DeliverPolicy
+    ) -> JetStreamContext.PushSubscription:
+        return await self.js.subscribe(
+            subject_filter, ordered_consumer=True, deliver_policy=since, inactive_threshold=300
         )
+
+    async def _read(
+        self,
+        sub: JetStreamContext.PushSubscription,
+        decoder: msgspec.json.Decoder[M],
+        follow: bool,
+        idle_timeout: float | None,
+        *,
+        idle_marks: bool = False,
+    ) -> AsyncIterator[M | None]:
+        """The messages of an ordered consumer's subscription ``sub``. Without ``follow``
+        it ends at the last one; it ends after ``idle_timeout`` without messages, unless
+        ``idle_marks``, which yields ``None`` then (and when caught up) and goes on."""
         try:
             while True:
                 try:

@@ -500,8 +500,11 @@ def create_app(
         run), for a list of runs that follows the bus instead of asking again and again.
         Nothing of the past is replayed: read GET /v1/runs first."""
         ended = asyncio.Event()
+        # listening before the response starts: what happens once the client has the first
+        # line reaches it
+        changes = await bus.live_run_events(runstream.KEEPALIVE_S)
         return StreamingResponse(
-            _sse_changes(bus.live_run_events(runstream.KEEPALIVE_S), ended, request, stop),
+            _sse_changes(changes, ended, request, stop),
             media_type=SSE_MEDIA_TYPE,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
