@@ -244,6 +244,21 @@ def _name_atoms(prose: str, offset: int, text: str) -> list[Atom] | None:
 
 
 _KIND_NOUNS = frozenset(UNIT_KINDS.split("|")) | frozenset(_UNIT_KIND_WORDS)
+# "three workflow files: ...", "the dashboard files (...)": the noun before "files" says
+# what the files are
+_FILES_OF_KIND = re.compile(rf"\b({_UNIT_KIND_SINGULAR})[ \t]+$", re.I)
+
+
+def _files_kind(prose: str, start: int, kind: str) -> str:
+    """The kind of units a list names: ``kind``, unless it is only "files" after a kind
+    noun ("workflow files" name workflows, which have a place of their own)."""
+    if kind not in ("files", "file"):
+        return kind
+    qualifier = _FILES_OF_KIND.search(prose, max(0, start - 40), start)
+    if qualifier is None or qualifier.group(1).lower() == "file":
+        return kind
+    noun = qualifier.group(1).lower()
+    return _PLURALS.get(noun, noun + "s")
 
 
 def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
@@ -262,11 +277,11 @@ def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
     for m in _KIND_THEN_NAMES.finditer(prose):
         names = _name_atoms(prose, m.start(2), m.group(2))
         if names:
-            lists.append((names, m.group(1).lower()))
+            lists.append((names, _files_kind(prose, m.start(1), m.group(1).lower())))
     for m in _KIND_THEN_APPOSITION.finditer(prose):
         names = _name_atoms(prose, m.start(2), m.group(2))
         if names and not any(verb_of(a.label) for a in names):
-            lists.append((names, m.group(1).lower()))
+            lists.append((names, _files_kind(prose, m.start(1), m.group(1).lower())))
     run: list[re.Match[str]] = []
     for m in [*_REPEATED_KIND.finditer(prose), None]:
         if m is not None and run:
