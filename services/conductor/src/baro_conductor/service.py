@@ -3,7 +3,9 @@
 Per event: read the record, publish any outbox left by a crashed predecessor, apply the
 pure transition, write the new record (with the messages it decided as its outbox) only
 if the revision is unchanged, publish the outbox with deterministic Nats-Msg-Ids, clear
-it, ack. Events of one run are handled one at a time, in delivery order.
+it, ack. Events of one run are handled one at a time, in delivery order. The record this
+process wrote last is kept, and read again only when a write at its revision loses (only
+conductors write records, so that is another conductor, or a record deleted meanwhile).
 
 A run waiting for answers to its questions is cancelled once it has waited longer than
 ``BARO_ANSWER_TIMEOUT_S``: the handler notes which runs wait (the core cannot keep time)
@@ -55,6 +57,9 @@ class Conductor:
         )
         self.dead_letters = DeadLetters(bus)
         self._awaiting: set[str] = set()  # runs waiting for answers to their questions
+        # run id -> the record this process wrote last and its revision, for a run not
+        # finished: the next event of the run starts from it instead of reading it back
+        self._written: dict[str, tuple[s.RunRecord, int]] = {}
 
     def ready(self) -> bool:
         return self.bus.nc.is_connected and self.worker.ready.is_set()
@@ -117,7 +122,8 @@ class Conductor:
 
     async def apply(self, event: s.Event) -> Outcome:
         for _ in range(MAX_CAS_ROUNDS):
-            got = await self.bus.get_record(event.run_id)
+            kept = self._written.pop(event.run_id, None)
+            got = kept or await self.bus.get_record(event.run_id)
             record, revision = got if got else (None, 0)
             step = event
             if record is not None and abandoned(record):
@@ -126,6 +132,8 @@ class Conductor:
                 await self.flush(record, revision)
                 continue
             transition = core.apply(record, step, time.time())
+            if transition is None and kept is not None:
+                continue  # nothing to do on the record kept: decided again on the stored one
             if transition is None:
                 return ACK
             new = transition.record
@@ -165,7 +173,10 @@ class Conductor:
         for item in record.outbox:
             await self.bus.publish(item.message, item.msg_id)
         record.outbox = []
-        await self.bus.cas_record(record, revision)  # if this loses, the winner flushed too
+        # if this loses, the winner flushed too (and the record is read again next time)
+        written = await self.bus.cas_record(record, revision)
+        if written is not None and record.state not in s.TERMINAL_RUN_STATES:
+            self._written[record.run_id] = (record, written)
 
 
 def abandoned(record: s.RunRecord) -> bool:
