@@ -249,13 +249,17 @@ _KIND_NOUNS = frozenset(UNIT_KINDS.split("|")) | frozenset(_UNIT_KIND_WORDS)
 _FILES_OF_KIND = re.compile(rf"\b({_UNIT_KIND_SINGULAR})[ \t]+$", re.I)
 
 
+_GENERIC_KINDS = frozenset({"files", "file", "modules", "module"})
+
+
 def _files_kind(prose: str, start: int, kind: str) -> str:
-    """The kind of units a list names: ``kind``, unless it is only "files" after a kind
-    noun ("workflow files" name workflows, which have a place of their own)."""
-    if kind not in ("files", "file"):
+    """The kind of units a list names: ``kind``, unless it is only "files" or "modules"
+    after a kind noun ("workflow files" name workflows, "route modules" routes: each has a
+    place of its own)."""
+    if kind not in _GENERIC_KINDS:
         return kind
     qualifier = _FILES_OF_KIND.search(prose, max(0, start - 40), start)
-    if qualifier is None or qualifier.group(1).lower() == "file":
+    if qualifier is None or qualifier.group(1).lower() in _GENERIC_KINDS:
         return kind
     noun = qualifier.group(1).lower()
     return _PLURALS.get(noun, noun + "s")
@@ -272,8 +276,12 @@ def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
         return lists
     for m in _PLAIN_LIST.finditer(prose):
         names = _name_atoms(prose, m.start(1), m.group(1))
-        if names:
-            lists.append((names, m.group(2).lower()))
+        if names:  # "the invoices and payments route modules": the word between qualifies
+            between = prose[m.end(1) : m.start(2)]
+            kind = m.group(2).lower()
+            lists.append(
+                (names, _files_kind(between, len(between), kind) if between.strip() else kind)
+            )
     for m in _KIND_THEN_NAMES.finditer(prose):
         names = _name_atoms(prose, m.start(2), m.group(2))
         if names:
