@@ -66,6 +66,21 @@ _CHANGES_CODE = re.compile(
     r"migrat\w+|remov\w+|delet\w+|make\s+\S+\s+testable|bugs?)\b",
     re.I,
 )
+# "convert a.js and b.js to TypeScript", "port the scripts to Python": each unit's file
+# gets a sibling in the language it moves to
+_TARGET_LANGUAGE = re.compile(
+    r"\b(?:convert\w*|port(?:s|ed|ing)?|rewrit\w+|migrat\w+|translat\w+|mov(?:e|es|ed|ing))\b"
+    r"[^.\n;]*?\b(?:to|into|in)\s+(typescript|ts|javascript|js|python|go|golang|rust|kotlin|"
+    r"java|ruby|swift)\b(?!\.?[\w/-])",
+    re.I,
+)
+_LANGUAGE_EXTENSIONS = {
+    "typescript": ".ts", "ts": ".ts", "javascript": ".js", "js": ".js", "python": ".py",
+    "go": ".go", "golang": ".go", "rust": ".rs", "kotlin": ".kt", "java": ".java",
+    "ruby": ".rb", "swift": ".swift",
+}  # fmt: skip
+# a component file keeps its markup in the other language
+_MARKUP_TWINS = {(".jsx", ".ts"): ".tsx", (".tsx", ".js"): ".jsx"}
 _TEST_DIR = re.compile(r"(?:^|/)(?:tests?|specs?|__tests__|e2e|integration)(?:/|$)", re.I)
 _EXT_HINTS = (
     (re.compile(r"\bjson\b", re.I), ".json"),
@@ -270,11 +285,15 @@ def _unit_parts(prose: str, units: NamedUnits, layout: Layout) -> tuple[Part, ..
         [test_container] if test_container else []
     )
     hint = _ext_hint(masked)
+    language = _TARGET_LANGUAGE.search(masked)
+    target = _LANGUAGE_EXTENSIONS[language.group(1).lower()] if language else None
     parts = []
     for unit in units.units:
         surface = _surface(unit, units.kind, places, test_container, hint, layout)
         if test_work:
             surface = _with_tests(surface, test_container, changes_code, layout)
+        if target is not None:
+            surface = _with_translations(surface, target)
         parts.append(Part(unit.label, units_text(prose, [unit], units), tuple(surface)))
     return tuple(parts)
 
@@ -317,6 +336,19 @@ def _unit_name(unit: Unit) -> str:
     if atom.kind == "command":
         return label.split()[-1]
     return label if re.fullmatch(r"[\w.+-]+", label) else ""
+
+
+def _with_translations(surface: list[str], ext: str) -> list[str]:
+    """A unit moving to another language owns its file there too: ``a.js`` and ``a.ts``
+    (the old one goes or stays, as the story decides)."""
+    out: list[str] = []
+    for path in surface:
+        out.append(path)
+        stem, dot, old = path.rpartition(".")
+        if not dot or "/" in old or "*" in path or path.endswith("/"):
+            continue
+        out.append(stem + _MARKUP_TWINS.get((f".{old}", ext), ext))
+    return list(dict.fromkeys(out))
 
 
 def _with_tests(
