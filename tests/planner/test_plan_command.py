@@ -18,7 +18,7 @@ FILES = {"src/app/a.py": "A = 1\n", "src/app/b.py": "B = 2\n", "README.md": "# a
 
 
 def baro(
-    *args: str, cwd: Path, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     full_env = {
         **os.environ,
@@ -36,7 +36,8 @@ def baro(
         capture_output=True,
         text=True,
         timeout=120,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
     )
 
 
@@ -351,3 +352,20 @@ def test_a_plan_file_with_a_bad_agent_is_one_line(
     plan = write_plan(tmp_path / "plan.json", [{"id": "A", "title": "a", **story}])
     out = baro("plan", "--plan-file", str(plan), "--json", cwd=tmp_path)
     one_line_error(out, needle)
+
+
+def test_a_goal_from_standard_input_is_planned_like_one_given_as_an_argument(
+    tmp_path: Path,
+) -> None:
+    """``-`` reads the goal from standard input, as ``baro run -`` does: a goal of several
+    lines (numbered steps) is planned, not the one-character goal "-"."""
+    repo = make_repo(tmp_path / "repo", FILES)
+    goal = (
+        "1. add a helper to src/app/a.py\n2. use it in src/app/b.py\n3. document it in README.md\n"
+    )
+    piped = baro("plan", "-", "--json", cwd=repo, stdin=goal)
+    given = baro("plan", goal, "--json", cwd=repo)
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout) == json.loads(given.stdout)
+    planned = json.loads(piped.stdout)
+    assert planned["mode"] == "sequential" and len(planned["stories"]) == 3

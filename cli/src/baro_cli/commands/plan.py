@@ -89,7 +89,10 @@ def story_json(story: s.Story) -> dict[str, Any]:
 @app.command()
 def plan(
     goal: Annotated[
-        str | None, typer.Argument(help="The goal to plan (optional with --plan-file).")
+        str | None,
+        typer.Argument(
+            help="The goal to plan (optional with --plan-file); - reads it from standard input."
+        ),
     ] = None,
     plan_file: Annotated[
         Path | None,
@@ -170,7 +173,7 @@ def make_plan(
             'nothing to plan: give a GOAL (baro plan "add tests for a.py and b.py") '
             "or --plan-file FILE"
         )
-    text = validate.goal_text(goal) if goal is not None else ""
+    text = validate.read_goal(goal, None) if goal is not None else ""
     validate.model_name(model)
     limits = s.Limits(max_stories=max_stories, parallelism=parallelism)
     if plan_file is not None:
