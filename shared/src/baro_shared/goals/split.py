@@ -79,6 +79,8 @@ _LANGUAGE_EXTENSIONS = {
     "go": ".go", "golang": ".go", "rust": ".rs", "kotlin": ".kt", "java": ".java",
     "ruby": ".rb", "swift": ".swift",
 }  # fmt: skip
+# "Storybook stories for the Header and Footer components": each component's stories file
+_STORY_WORK = re.compile(r"\bstorybook\b|\bstories[ \t]+for\b", re.I)
 # a component file keeps its markup in the other language
 _MARKUP_TWINS = {(".jsx", ".ts"): ".tsx", (".tsx", ".js"): ".jsx"}
 _TEST_DIR = re.compile(r"(?:^|/)(?:tests?|specs?|__tests__|e2e|integration)(?:/|$)", re.I)
@@ -287,6 +289,7 @@ def _unit_parts(prose: str, units: NamedUnits, layout: Layout) -> tuple[Part, ..
     hint = _ext_hint(masked)
     language = _TARGET_LANGUAGE.search(masked)
     target = _LANGUAGE_EXTENSIONS[language.group(1).lower()] if language else None
+    story_work = bool(_STORY_WORK.search(masked))
     parts = []
     for unit in units.units:
         surface = _surface(unit, units.kind, places, test_container, hint, layout)
@@ -294,6 +297,8 @@ def _unit_parts(prose: str, units: NamedUnits, layout: Layout) -> tuple[Part, ..
             surface = _with_tests(surface, test_container, changes_code, layout)
         if target is not None:
             surface = _with_translations(surface, target)
+        if story_work and not test_work:
+            surface = _with_stories(surface, changes_code)
         parts.append(Part(unit.label, units_text(prose, [unit], units), tuple(surface)))
     return tuple(parts)
 
@@ -348,6 +353,21 @@ def _with_translations(surface: list[str], ext: str) -> list[str]:
         if not dot or "/" in old or "*" in path or path.endswith("/"):
             continue
         out.append(stem + _MARKUP_TWINS.get((f".{old}", ext), ext))
+    return list(dict.fromkeys(out))
+
+
+def _with_stories(surface: list[str], changes_code: bool) -> list[str]:
+    """A unit of Storybook work owns the stories file beside its component
+    (``Header.stories.tsx``), and the component only when the goal also changes it."""
+    out: list[str] = []
+    for path in surface:
+        stem, dot, ext = path.rpartition(".")
+        if not dot or "/" in ext or "*" in path or ".stories" in path:
+            out.append(path)
+            continue
+        out.append(f"{stem}.stories.{ext}")
+        if changes_code:
+            out.append(path)
     return list(dict.fromkeys(out))
 
 
