@@ -68,8 +68,9 @@ def bus_problem(exc: BusUnavailable, advice: str) -> str:
     return str(exc) if isinstance(exc, BusRefused) else f"{exc}: {advice}"
 
 
-# what a nats-server answers a client whose credentials it does not accept
-_REFUSALS = ("authorization violation", "authentication")
+# what a nats-server answers a client whose credentials it does not accept (not its
+# "Authentication Timeout": a client too slow to say who it is may be let in next time)
+_REFUSALS = ("authorization violation", "authentication expired", "authentication revoked")
 
 
 def server_urls(nats_url: str) -> list[str]:

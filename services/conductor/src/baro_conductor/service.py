@@ -4,8 +4,9 @@ Per event: read the record, publish any outbox left by a crashed predecessor, ap
 pure transition, write the new record (with the messages it decided as its outbox) only
 if the revision is unchanged, publish the outbox with deterministic Nats-Msg-Ids, clear
 it, ack. Events of one run are handled one at a time, in delivery order. The record this
-process wrote last is kept, and read again only when a write at its revision loses (only
-conductors write records, so that is another conductor, or a record deleted meanwhile).
+process wrote last is kept, and read again when a write at its revision loses (only
+conductors write records: another conductor, or a record deleted meanwhile) or when the
+event changes nothing on it (a copy out of date must not drop an event).
 
 A run waiting for answers to its questions is cancelled once it has waited longer than
 ``BARO_ANSWER_TIMEOUT_S``: the handler notes which runs wait (the core cannot keep time)

@@ -86,7 +86,8 @@ def is_test_file(path: str) -> bool:
     return bool(_TEST_NAME.search(posixpath.basename(path)))
 
 
-def _split_ext(name: str) -> tuple[str, str]:
+def split_ext(name: str) -> tuple[str, str]:
+    """A file name's stem and extension (without the dot; "" when it has none)."""
     stem, dot, ext = name.rpartition(".")
     return (stem, ext) if dot and stem else (name, "")
 
@@ -150,7 +151,7 @@ class Layout:
         return [
             f
             for f in self.files
-            if self._in(f, root) and _split_ext(posixpath.basename(f))[0].lower() == lowered
+            if self._in(f, root) and split_ext(posixpath.basename(f))[0].lower() == lowered
         ]
 
     def _in(self, path: str, root: str) -> bool:
@@ -193,7 +194,7 @@ class Layout:
         if is_glob(path) or is_test_file(path):
             return None
         directory, name = posixpath.split(path)
-        stem, ext = _split_ext(name)
+        stem, ext = split_ext(name)
         if not ext:
             return None
         existing = self._existing_tests(path, stem, ext)
@@ -270,12 +271,12 @@ class Layout:
 
     def _js_suffix(self) -> str:
         names = [posixpath.basename(f) for f in self.files]
-        specs = sum(1 for n in names if re.search(r"\.spec\.[^.]+$", n) and _split_ext(n)[1] in _JS)
-        tests = sum(1 for n in names if re.search(r"\.test\.[^.]+$", n) and _split_ext(n)[1] in _JS)
+        specs = sum(1 for n in names if re.search(r"\.spec\.[^.]+$", n) and split_ext(n)[1] in _JS)
+        tests = sum(1 for n in names if re.search(r"\.test\.[^.]+$", n) and split_ext(n)[1] in _JS)
         return ".spec" if specs > tests else ".test"
 
     def _js_test_dir(self, directory: str) -> str:
-        js_tests = [f for f in self.files if _split_ext(f)[1] in _JS and is_test_file(f)]
+        js_tests = [f for f in self.files if split_ext(f)[1] in _JS and is_test_file(f)]
         in_dunder = sum(1 for f in js_tests if "/__tests__/" in f or f.startswith("__tests__/"))
         in_root = sum(1 for f in js_tests if f.split("/", 1)[0] in ("tests", "test"))
         beside = len(js_tests) - in_dunder - in_root
@@ -289,7 +290,7 @@ class Layout:
 def _name_shape(basename: str) -> tuple[str, str]:
     """How a file is named around its stem: "test_a.py" -> ("test_", ".py"),
     "a.spec.ts" -> ("", ".spec.ts")."""
-    stem, ext = _split_ext(basename)
+    stem, ext = split_ext(basename)
     suffix = f".{ext}" if ext else ""
     prefix = ""
     if stem.startswith("test_"):

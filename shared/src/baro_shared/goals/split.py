@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from baro_shared.goals.layout import Layout, is_test_file, singular
+from baro_shared.goals.layout import Layout, is_test_file, singular, split_ext
 from baro_shared.goals.shape import (
     ALREADY_EXISTS,
     Steps,
@@ -343,16 +343,25 @@ def _unit_name(unit: Unit) -> str:
     return label if re.fullmatch(r"[\w.+-]+", label) else ""
 
 
+def _file_ext(path: str) -> tuple[str, str] | None:
+    """A surface entry's path without its extension, and the extension; None for a
+    directory, a glob or a file without one."""
+    if "*" in path or path.endswith("/"):
+        return None
+    directory, slash, name = path.rpartition("/")
+    stem, ext = split_ext(name)
+    return (f"{directory}{slash}{stem}", ext) if ext else None
+
+
 def _with_translations(surface: list[str], ext: str) -> list[str]:
     """A unit moving to another language owns its file there too: ``a.js`` and ``a.ts``
     (the old one goes or stays, as the story decides)."""
     out: list[str] = []
     for path in surface:
         out.append(path)
-        stem, dot, old = path.rpartition(".")
-        if not dot or "/" in old or "*" in path or path.endswith("/"):
-            continue
-        out.append(stem + _MARKUP_TWINS.get((f".{old}", ext), ext))
+        split = _file_ext(path)
+        if split is not None:
+            out.append(split[0] + _MARKUP_TWINS.get((f".{split[1]}", ext), ext))
     return list(dict.fromkeys(out))
 
 
@@ -361,11 +370,11 @@ def _with_stories(surface: list[str], changes_code: bool) -> list[str]:
     (``Header.stories.tsx``), and the component only when the goal also changes it."""
     out: list[str] = []
     for path in surface:
-        stem, dot, ext = path.rpartition(".")
-        if not dot or "/" in ext or "*" in path or ".stories" in path:
+        split = _file_ext(path)
+        if split is None or split[0].endswith(".stories"):
             out.append(path)
             continue
-        out.append(f"{stem}.stories.{ext}")
+        out.append(f"{split[0]}.stories.{split[1]}")
         if changes_code:
             out.append(path)
     return list(dict.fromkeys(out))

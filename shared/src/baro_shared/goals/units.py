@@ -247,8 +247,6 @@ _KIND_NOUNS = frozenset(UNIT_KINDS.split("|")) | frozenset(_UNIT_KIND_WORDS)
 # "three workflow files: ...", "the dashboard files (...)": the noun before "files" says
 # what the files are
 _FILES_OF_KIND = re.compile(rf"\b({_UNIT_KIND_SINGULAR})[ \t]+$", re.I)
-
-
 _GENERIC_KINDS = frozenset({"files", "file", "modules", "module"})
 
 
@@ -276,12 +274,11 @@ def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
         return lists
     for m in _PLAIN_LIST.finditer(prose):
         names = _name_atoms(prose, m.start(1), m.group(1))
-        if names:  # "the invoices and payments route modules": the word between qualifies
-            between = prose[m.end(1) : m.start(2)]
+        if names:  # "the invoices and payments route modules": a word between qualifies
             kind = m.group(2).lower()
-            lists.append(
-                (names, _files_kind(between, len(between), kind) if between.strip() else kind)
-            )
+            if prose[m.end(1) : m.start(2)].strip():
+                kind = _files_kind(prose, m.start(2), kind)
+            lists.append((names, kind))
     for m in _KIND_THEN_NAMES.finditer(prose):
         names = _name_atoms(prose, m.start(2), m.group(2))
         if names:
