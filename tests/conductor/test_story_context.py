@@ -129,6 +129,19 @@ def test_a_retry_is_told_what_siblings_integrated_near_its_files() -> None:
     assert d.rec.story("B").nearby == [], "told once"  # type: ignore[union-attr]
 
 
+def test_an_integrated_story_keeps_no_news_it_will_never_be_told() -> None:
+    d = Driver()
+    planned(d, PAR)
+    for sid in ("A", "B"):
+        d.feed(s.StoryStarted(run_id=RUN, story_id=sid, attempt=1, runner="r"))
+    d.feed(finish("A", changed_files=["src/a.py"]))
+    d.feed(integrated("A", ["src/a.py"]))
+    assert [n.story_id for n in d.rec.story("B").nearby] == ["A"]  # type: ignore[union-attr]
+    d.feed(finish("B"))
+    d.feed(integrated("B", ["src/b.py"]))
+    assert d.rec.story("B").nearby == []  # type: ignore[union-attr]
+
+
 def test_a_conflict_rerun_is_told_too() -> None:
     d = Driver()
     planned(d, PAR)

@@ -661,6 +661,7 @@ def _story_integrated(tr: Transition, ev: s.StoryIntegrated, now: float) -> bool
     st.reason = None
     _batch_head(rec, ev.integration_head or ev.integration_commit, ev.integration_bundle)
     st.delivered = _delivery(st, ev)
+    st.nearby = []  # it has no next attempt to tell, and the record is written at every event
     _tell_neighbours(rec, st)
     _integration_done(tr, st, now)
     return True
