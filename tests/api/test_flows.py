@@ -4,9 +4,11 @@ scripted agent as a subprocess, repositories reached by file:// URL."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
+import httpx
 import msgspec
 import pytest
 from click.testing import Result
@@ -15,6 +17,7 @@ from typer.testing import CliRunner
 
 from baro_cli.main import app
 from baro_cli.stack import SERVICES
+from baro_intake.api import create_app
 from baro_shared import schemas as s
 from baro_shared import topology as t
 from baro_shared.bus import Bus
@@ -198,6 +201,81 @@ async def test_a_client_leaving_the_event_stream_releases_its_consumer(
         await bus.close()
     cancelled = await api.client.post(f"/v1/runs/{run_id}/cancel")
     assert cancelled.status_code == 202
+
+
+async def test_a_client_gone_before_its_first_line_leaves_nothing_listening(api: Api) -> None:
+    """GET /v1/events listens before it answers; a client that hangs up before the
+    first line must not leave that subscription behind (the server would keep sending it
+    every event of every run for minutes)."""
+    bus = await Bus.open(api.settings, "test-observer", ensure=False)
+    try:
+
+        async def consumers() -> int:
+            return (await bus.js.stream_info(t.EVT_STREAM)).state.consumer_count
+
+        before = await consumers()
+        url = httpx.URL(api.url)
+        for _ in range(5):
+            _, writer = await asyncio.open_connection(url.host, url.port)
+            writer.write(
+                f"GET /v1/events HTTP/1.1\r\nHost: {url.host}\r\n"
+                f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
+            )
+            writer.close()  # at once: nothing of the answer is read
+            await writer.wait_closed()
+        for _ in range(100):
+            if await consumers() == before:
+                break
+            await asyncio.sleep(0.1)
+        assert await consumers() == before, "a subscription outlived its client"
+    finally:
+        await bus.close()
+
+
+async def test_a_server_that_cannot_start_the_answer_still_ends_the_subscription(
+    settings: Settings,
+) -> None:
+    """Under ASGI 2.4 a server reports a client already gone by raising from the first
+    send: the body, and the reader's own cleanup, never start. The subscription made for
+    GET /v1/events must end all the same."""
+    bus = await Bus.open(settings, "test-api")
+    try:
+        cfg = settings.model_copy(update={"api_token": SecretStr(TOKEN)})
+        app = create_app(bus, cfg, ready=lambda: True)
+
+        async def consumers() -> int:
+            return (await bus.js.stream_info(t.EVT_STREAM)).state.consumer_count
+
+        async def receive() -> dict:
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            raise OSError("the client is gone")
+
+        before = await consumers()
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/v1/events",
+            "raw_path": b"/v1/events",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(b"host", b"baro"), (b"authorization", f"Bearer {TOKEN}".encode())],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+        }
+        with contextlib.suppress(Exception):
+            await app(scope, receive, send)
+        for _ in range(50):
+            if await consumers() == before:
+                break
+            await asyncio.sleep(0.1)
+        assert await consumers() == before, "a subscription outlived its client"
+    finally:
+        await bus.close()
 
 
 async def test_every_run_s_changes_stream_live_without_the_past(api: Api, tmp_path: Path) -> None:

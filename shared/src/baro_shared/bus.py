@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -174,6 +174,58 @@ async def _log_disconnected() -> None:
 
 async def _log_reconnected() -> None:
     log.info("reconnected to NATS")
+
+
+_releasing: set[asyncio.Task[None]] = set()
+
+
+def release_later(js: JetStreamContext, sub: JetStreamContext.PushSubscription) -> None:
+    """Unsubscribe ``sub`` and delete its consumer, apart from the caller: a reader closed
+    because its client left is cancelled, and under anyio every await of a cancelled
+    stream is cancelled again, so the cleanup must not be one of them. Without the delete
+    the server keeps the consumer (and sends to it) until its inactivity threshold."""
+    try:
+        task = asyncio.get_running_loop().create_task(_release(js, sub))
+    except RuntimeError:  # the loop is gone: the server drops the consumer when idle
+        return
+    _releasing.add(task)
+    task.add_done_callback(_releasing.discard)
+
+
+async def _release(js: JetStreamContext, sub: JetStreamContext.PushSubscription) -> None:
+    with contextlib.suppress(Exception):
+        info = await sub.consumer_info()
+        await sub.unsubscribe()
+        await js.delete_consumer(info.stream_name, info.name)
+    with contextlib.suppress(Exception):
+        await sub.unsubscribe()
+
+
+class Listening(Generic[M]):
+    """The messages of a subscription made before the first read. Closing it ends the
+    subscription even when nothing was read: the reading generator's own cleanup runs
+    only once it has started, and an HTTP client that leaves before its first line may
+    never have it started."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        sub: JetStreamContext.PushSubscription,
+        messages: AsyncGenerator[M, None],
+    ) -> None:
+        self._js = js
+        self._sub = sub
+        self._messages = messages
+
+    def __aiter__(self) -> Listening[M]:
+        return self
+
+    async def __anext__(self) -> M:
+        return await anext(self._messages)
+
+    async def aclose(self) -> None:
+        release_later(self._js, self._sub)
+        await self._messages.aclose()
 
 
 @dataclass
@@ -352,12 +404,15 @@ class Bus:
         ):
             yield event
 
-    async def live_run_events(self, idle_s: float) -> AsyncIterator[s.Event | None]:
+    async def live_run_events(self, idle_s: float) -> Listening[s.Event | None]:
         """Every run's events from now on (none of what came before); a ``None`` after
         each ``idle_s`` without one, so the reader can decide to stop. Awaited, it is
-        listening already: every event published after this returns comes out of it."""
+        listening already: every event published after this returns comes out of it.
+        Close it when done with it, whether it was read or not."""
         sub = await self._subscribe(t.EVERY_RUN_EVENTS_FILTER, DeliverPolicy.NEW)
-        return self._read(sub, s.event_decoder, True, idle_s, idle_marks=True)
+        return Listening(
+            self.js, sub, self._read(sub, s.event_decoder, True, idle_s, idle_marks=True)
+        )
 
     async def _replay(
         self,
@@ -388,7 +443,7 @@ class Bus:
         idle_timeout: float | None,
         *,
         idle_marks: bool = False,
-    ) -> AsyncIterator[M | None]:
+    ) -> AsyncGenerator[M | None, None]:
         """The messages of an ordered consumer's subscription ``sub``. Without ``follow``
         it ends at the last one; it ends after ``idle_timeout`` without messages, unless
         ``idle_marks``, which yields ``None`` then (and when caught up) and goes on."""
@@ -413,8 +468,7 @@ class Bus:
                 if caught_up and idle_marks:
                     yield None
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+            release_later(self.js, sub)
 
     async def delete_objects(self, prefix: str) -> int:
         """Delete every object whose name starts with ``prefix``; how many went."""

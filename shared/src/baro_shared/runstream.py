@@ -14,10 +14,9 @@ Each item carries its :class:`Position`, where a reader that lost the stream res
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from baro_shared import schemas as s
 from baro_shared import topology as t
-from baro_shared.bus import Bus
+from baro_shared.bus import Bus, release_later
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +202,7 @@ async def run_stream(
             source.close()
             # no await here: a stream closed by a client that left is cancelled, and every
             # await of a cancelled stream is cancelled again (anyio), so cleanup runs apart
-            _in_background(_drop(bus, source.sub))
+            release_later(bus.js, source.sub)
 
 
 def _retrieved(future: asyncio.Future[Msg]) -> None:
@@ -278,27 +277,3 @@ async def _subscribe(
         ordered_consumer=True,
         inactive_threshold=CONSUMER_IDLE_S,
     )
-
-
-_background: set[asyncio.Task[None]] = set()
-
-
-def _in_background(work: Coroutine[Any, Any, None]) -> None:
-    try:
-        task = asyncio.get_running_loop().create_task(work)
-    except RuntimeError:  # the loop is gone: the server drops the consumer when idle
-        work.close()
-        return
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
-async def _drop(bus: Bus, sub: JetStreamContext.PushSubscription) -> None:
-    """Unsubscribe and delete the consumer now (else the server keeps it until it has
-    been idle for CONSUMER_IDLE_S)."""
-    with contextlib.suppress(Exception):
-        info = await sub.consumer_info()
-        await sub.unsubscribe()
-        await bus.js.delete_consumer(info.stream_name, info.name)
-    with contextlib.suppress(Exception):
-        await sub.unsubscribe()

@@ -33,7 +33,7 @@ from baro_intake import api_models as m
 from baro_intake import api_runs, api_views, dashboard
 from baro_shared import inputs, runstream
 from baro_shared import schemas as s
-from baro_shared.bus import Bus
+from baro_shared.bus import Bus, Listening
 from baro_shared.runids import new_run_id
 from baro_shared.settings import Settings
 
@@ -503,7 +503,8 @@ def create_app(
         # listening before the response starts: what happens once the client has the first
         # line reaches it
         changes = await bus.live_run_events(runstream.KEEPALIVE_S)
-        return StreamingResponse(
+        return _ListeningResponse(
+            changes,
             _sse_changes(changes, ended, request, stop),
             media_type=SSE_MEDIA_TYPE,
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -513,8 +514,24 @@ def create_app(
     return app
 
 
+class _ListeningResponse(StreamingResponse):
+    """A stream of what a subscription made before the answer receives; the subscription
+    ends with the response, however it ends (also when the client left before the body
+    was started, which then never runs its own cleanup)."""
+
+    def __init__(self, listening: Listening[Any], content: AsyncIterator[bytes], **kw: Any) -> None:
+        super().__init__(content, **kw)
+        self.listening = listening
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.listening.aclose()
+
+
 async def _sse_changes(
-    stream: AsyncIterator[s.Event | None],
+    stream: Listening[s.Event | None],
     ended: asyncio.Event,
     request: Request,
     stopping: asyncio.Event,
@@ -531,7 +548,7 @@ async def _sse_changes(
                 change = api_views.run_changed(event)
                 yield f"event: {change.type}\ndata: ".encode() + s.encode(change) + b"\n\n"
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
 
 
 async def _sse(
