@@ -42,7 +42,9 @@ _POLITE_REQUEST = re.compile(
     r"^\s*(?:please\s+)?(?:can|could|would|will)\s+you\s+(?:please\s+)?([A-Za-z-]+)", re.I
 )
 _INFINITIVE = re.compile(r"\bto\s+([A-Za-z][a-z-]*)")
-_MODAL_DIRECTIVE = re.compile(r"\b(?:should|must|needs?\s+to|has\s+to|have\s+to|we\s+need)\b", re.I)
+_MODAL_DIRECTIVE = re.compile(
+    r"\b(?:should|must|needs?\s+(?:to|an?|some)|has\s+to|have\s+to|we\s+need)\b", re.I
+)
 _CONCRETE_TOKEN = re.compile(
     r"`[^`]+`|\"[^\"]+\"|'[^']{2,}'|\b\w+[./_]\w+|\b\d+\b|\b[a-z]+[A-Z]\w*"
 )

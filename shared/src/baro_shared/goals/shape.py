@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from baro_shared.goals.text import ACTION_VERBS, FAILURE, clauses, parse_count, verb_of
+from baro_shared.goals.text import ACTION_VERBS, FAILURE, clauses, negated, parse_count, verb_of
 
 # ------------------------------------------------------------------ small-change shapes
 
@@ -77,7 +77,7 @@ def small_change_shapes(prose: str) -> tuple[str, ...]:
 _SHARED = re.compile(
     r"\bthe\s+same\s+(?:[\w`'\"-]+\s+){0,2}?(?:file|module|schema|class|function|helper|flag|"
     r"option|message|text|string|error|component|table|config|code|place|interface|handler|"
-    r"page|struct|format|formatting|output|logic|implementation|migration|base)s?\b|\b(?:a\s+single|one\s+(?:shared\s+)?)(?:file|module|schema|migration|"
+    r"page|struct|format|formatting|output|logic|implementation|migration|base)s?\b(?![ \t]+as\b)|\b(?:a\s+single|one\s+(?:shared\s+)?)(?:file|module|schema|migration|"
     r"helper|class|function|table|component|place|struct|message|commit|interface|handler|"
     r"config)\b(?![ \t]+(?:each|per)\b)|\b(?:they|all|which|that|these)\s+(?:all\s+)?share\b|\bshared\s+(?:by|between|"
     r"across|among)\b|\bshares?\s+(?:the|a|one|an)\b|\bsplit\s+\S+\s+into\b|\binto\s+one\b|"
@@ -102,7 +102,9 @@ def shared_surface_cue(prose: str) -> str | None:
     already exists") does not count.
     """
     for sentence in _SENTENCE_BREAK.split(prose):
-        match = _SHARED.search(sentence)
+        match = next(
+            (m for m in _SHARED.finditer(sentence) if not negated(sentence, m.start())), None
+        )
         if match and not ALREADY_EXISTS.search(sentence):
             return match.group(0)
     return None

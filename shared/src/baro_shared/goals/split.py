@@ -33,15 +33,23 @@ from baro_shared.goals.shape import (
     ordered_steps,
     shared_surface_cue,
 )
-from baro_shared.goals.text import bounded, clauses, split_trace, verb_of, without_urls
+from baro_shared.goals.text import (
+    bounded,
+    clauses,
+    negated,
+    split_trace,
+    verb_of,
+    without_urls,
+)
 from baro_shared.goals.units import Group, NamedUnits, Unit, find_atoms, named_units
 from baro_shared.surfaces import UnsafePath, surfaces_overlap
 
 # Words that tie the units of an enumeration together: one story per unit would split
-# what the goal asks to be done as one change.
+# what the goal asks to be done as one change ("the same X as Y" only names a model).
 _COUPLING = re.compile(
     r"\b(?:shar(?:e|es|ed|ing)|between|together|consistent(?:ly)?|merg(?:e|ing)|combin(?:e|ing)|"
-    r"unif(?:y|ied)|mov(?:e|ing)|renam(?:e|ing)|extract\w*|across|dedup\w*|same)\b",
+    r"unif(?:y|ied)|mov(?:e|ing)|renam(?:e|ing)|extract\w*|across|dedup\w*|"
+    r"same(?!(?:[ \t]+[\w-]+){0,3}[ \t]+as\b))\b",
     re.I,
 )
 # Verbs that constrain how the units are done rather than adding work of their own.
@@ -194,10 +202,16 @@ def _refusal(prose: str, units: NamedUnits) -> str | None:
     if units.shared_file:
         return f"the work goes into one file ({units.shared_file})"
     for sentence in _SENTENCE.findall(_masked(prose)):
-        coupling = _COUPLING.search(sentence)
+        coupling = next(
+            (m for m in _COUPLING.finditer(sentence) if not negated(sentence, m.start())), None
+        )
         if coupling and not ALREADY_EXISTS.search(sentence):
             return f'the units are changed together ("{coupling.group(0)}")'
-    if any(_ALTERNATIVES.search(_between(prose, group)) for group in units.groups):
+    # "either a.py or b.py" offers a choice; "no tests for a.py or b.py" lists them all
+    if any(
+        _ALTERNATIVES.search(_between(prose, group)) and not negated(prose, group.start)
+        for group in units.groups
+    ):
         return "the list names alternatives, not units"
     extra = _extra_work(prose, units)
     if extra:

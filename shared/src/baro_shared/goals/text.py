@@ -168,7 +168,8 @@ ACTION_VERBS = (
         "type use validate wire wrap append bound cache catch cap guard hide lint list "
         "normalize pass reject render restore retry skip throttle unify upload define "
         "declare connect hook plug mount embed attach refresh rebuild reorganize restructure "
-        "sync verify release ship seed populate backfill expose give"
+        "sync verify release ship seed populate backfill expose give proofread edit reword "
+        "rephrase annotate localize localise copy"
     )
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
@@ -181,6 +182,19 @@ _CLAUSE_LEAD = re.compile(
     r"start\s+(?:by|with)\b)+",
     re.I,
 )
+
+
+_NEGATION_BEFORE = re.compile(
+    r"\b(?:not|no|never|nothing|without|neither|nor|(?:do|does|did|wo|ca|is|are)n'?t)"
+    r"\s+(?:[\w-]+\s+){0,2}$",
+    re.I,
+)
+
+
+def negated(text: str, start: int) -> bool:
+    """Whether the word at ``start`` is denied by a negation just before it ("they don't
+    share code", "no tests for a.py or b.py")."""
+    return bool(_NEGATION_BEFORE.search(text, max(0, start - 40), start))
 
 
 def verb_of(clause: str) -> str | None:

@@ -341,12 +341,19 @@ def _inline_groups(atoms: list[Atom], prose: str) -> list[list[Atom]]:
         if current and _LIST_SEP.fullmatch(prose[current[-1].end : atom.start]):
             current.append(atom)
             continue
-        if len(current) >= 2:
-            groups.append(current)
+        groups.append(_without_subject(current, prose))
         current = [atom]
-    if len(current) >= 2:
-        groups.append(current)
-    return groups
+    groups.append(_without_subject(current, prose))
+    return [group for group in groups if len(group) >= 2]
+
+
+def _without_subject(group: list[Atom], prose: str) -> list[Atom]:
+    """ "translations of locales/en.json (locales/fr.json, locales/de.json)": the name a
+    parenthesised list of two or more follows is what the list is about (a source, a
+    parent), not one of its members."""
+    if len(group) >= 3 and "(" in prose[group[0].end : group[1].start]:
+        return group[1:]
+    return group
 
 
 def _idents_are_units(group: list[Atom], prose: str) -> str | None:
@@ -475,7 +482,33 @@ def _groups(prose: str, atoms: list[Atom]) -> list[tuple[Group, str | None]]:
             found.append((group, noun))
             covered.append((group.start, group.end))
     found.sort(key=lambda item: item[0].start)
-    return found
+    return _named_once(found, prose)
+
+
+_SENTENCE_END = re.compile(r"[.;:!?](?:\s|$)|\n")
+
+
+def _named_once(
+    found: list[tuple[Group, str | None]], prose: str
+) -> list[tuple[Group, str | None]]:
+    """ "French, German and Spanish translations (locales/fr.json, ...)": plain names
+    followed closely, in the same sentence, by as many paths name the same units twice;
+    the paths are what the stories write, so the names' list gives way to them."""
+    kept: list[tuple[Group, str | None]] = []
+    for i, (group, noun) in enumerate(found):
+        following = found[i + 1][0] if i + 1 < len(found) else None
+        if (
+            group.source == "names"
+            and following is not None
+            and following.source != "names"
+            and len(following.atoms) == len(group.atoms)
+            and following.start - group.end <= 60
+            and not _SENTENCE_END.search(prose, group.end, following.start)
+        ):
+            found[i + 1] = (following, found[i + 1][1] or noun)
+            continue
+        kept.append((group, noun))
+    return kept
 
 
 def named_units(prose: str) -> NamedUnits:
