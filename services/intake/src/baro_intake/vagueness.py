@@ -45,6 +45,13 @@ _INFINITIVE = re.compile(r"\bto\s+([A-Za-z][a-z-]*)")
 _MODAL_DIRECTIVE = re.compile(
     r"\b(?:should|must|needs?\s+(?:to|an?|some)|has\s+to|have\s+to|we\s+need)\b", re.I
 )
+# A goal that names what it wants delivered: "e2e tests for login and search", "docstrings
+# for the storage backends"
+_DELIVERABLE = re.compile(
+    r"^\s*(?:(?:a|an|some|more|new)\s+)?(?:[\w-]+\s+){0,2}?(?:tests?|specs?|docs|"
+    r"documentation|docstrings|type\s+hints|benchmarks?|translations?|examples?)\s+(?:for|of)\b",
+    re.I,
+)
 _CONCRETE_TOKEN = re.compile(
     r"`[^`]+`|\"[^\"]+\"|'[^']{2,}'|\b\w+[./_]\w+|\b\d+\b|\b[a-z]+[A-Z]\w*"
 )
@@ -108,6 +115,8 @@ def _has_directive(prose: str) -> bool:
             if verb not in WEAK_VERBS or _has_concrete_target(clause):
                 return True
         if _MODAL_DIRECTIVE.search(sentence) and _has_concrete_target(sentence):
+            return True
+        if _DELIVERABLE.match(sentence) and _has_concrete_target(sentence):
             return True
         # Reported requests: "the reviewer asked to move X", "we want to add Y".
         infinitives = (m.group(1).lower() for m in _INFINITIVE.finditer(sentence))

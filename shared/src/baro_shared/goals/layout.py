@@ -188,6 +188,17 @@ class Layout:
 
     # ---------------------------------------------------------------- tests
 
+    def end_to_end_tests(self) -> str | None:
+        """The directory this repository keeps its end-to-end tests in (``e2e/``,
+        ``tests/e2e/``): the shallowest one of that name holding test files."""
+        found = [
+            d
+            for d in self.dirs
+            if d.rsplit("/", 1)[-1].lower() in ("e2e", "end-to-end")
+            and any(posixpath.dirname(f) == d and is_test_file(f) for f in self.files)
+        ]
+        return min(found, key=lambda d: (d.count("/"), d)) if found else None
+
     def test_file(self, path: str, container: str | None = None) -> str | None:
         """The test file of a module: the existing one, else where this repository would put
         it (a tests/ tree or beside the module, named as its other tests are)."""

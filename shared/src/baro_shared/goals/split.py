@@ -91,6 +91,7 @@ _LANGUAGE_EXTENSIONS = {
 _STORY_WORK = re.compile(r"\bstorybook\b|\bstories[ \t]+for\b", re.I)
 # a component file keeps its markup in the other language
 _MARKUP_TWINS = {(".jsx", ".ts"): ".tsx", (".tsx", ".js"): ".jsx"}
+_END_TO_END = re.compile(r"\b(?:e2e|end-to-end)\b", re.I)
 _TEST_DIR = re.compile(r"(?:^|/)(?:tests?|specs?|__tests__|e2e|integration)(?:/|$)", re.I)
 _EXT_HINTS = (
     (re.compile(r"\bjson\b", re.I), ".json"),
@@ -297,6 +298,8 @@ def _unit_parts(prose: str, units: NamedUnits, layout: Layout) -> tuple[Part, ..
     test_work = bool(_TEST_WORK.search(masked))
     changes_code = bool(_CHANGES_CODE.search(masked))
     test_container = next((c for c in units.containers if _TEST_DIR.search(c)), None)
+    if test_container is None and _END_TO_END.search(masked):
+        test_container = layout.end_to_end_tests()
     places = [c for c in units.containers if c != test_container] or (
         [test_container] if test_container else []
     )

@@ -92,6 +92,14 @@ _REPEATED_KIND = re.compile(
     rf"\b(?:an?|the)[ \t]+({_NAME})[ \t]+({_UNIT_KIND_SINGULAR})\b(?![ \t]*[\w/`-]*\.\w)",
     re.I,
 )
+# "e2e tests for login, checkout and search, one spec each": names without a kind noun
+# count only when the goal says at once that each gets its own
+_TESTS_FOR_NAMES = re.compile(
+    rf"\b(?:(e2e|end-to-end|browser|ui)[ \t-]+)?(?:unit[ \t-]+)?(?:tests?|specs?)[ \t]+for[ \t]+"
+    rf"(?:the[ \t]+)?({_NAME_LIST})[ \t]*,?[ \t]*(?=one[ \t]+[\w-]+(?:[ \t]+[\w-]+)?[ \t]+"
+    rf"(?:each|per)\b|each[ \t]+in[ \t]+its[ \t]+own\b|separately\b|independently\b)",
+    re.I,
+)
 _PLAIN_NAME = re.compile(_NAME)
 _NOT_NAMES = word_set(
     "the a an all both each every other new old these those our my its their this that "
@@ -270,6 +278,10 @@ def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
     Tooltip", "dashboards (runs, agents, costs)", "a users endpoint and an orders endpoint".
     """
     lists: list[tuple[list[Atom], str]] = []
+    for m in _TESTS_FOR_NAMES.finditer(prose):
+        names = _name_atoms(prose, m.start(2), m.group(2))
+        if names:  # end-to-end tests name flows; other tests, the modules they test
+            lists.append((names, "flows" if m.group(1) else "modules"))
     if not _ANY_KIND.search(prose):
         return lists
     for m in _PLAIN_LIST.finditer(prose):
