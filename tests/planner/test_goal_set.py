@@ -178,3 +178,13 @@ def test_any_goal_splits_without_error_into_disjoint_parts(pieces: list[str], re
         return  # refused at the door (blank, control characters): never planned
     for mode in ("sequential", "parallel"):
         plan_goal(goal, mode, WIDE, REPOS[repo])  # a plan, or None: never an exception
+
+
+def test_new_files_in_a_numbered_sequence_are_not_split() -> None:
+    # the intake reads the goal without the repository's files; the planner, seeing the
+    # numbered directory, does not give two stories the same next number
+    goal = "Write decision records docs/adr/bus.md and docs/adr/storage.md separately"
+    split = split_goal(goal, REPOS["db"])
+    assert split.kind is None
+    assert split.refused is not None and "0002-use-nats.md" in split.refused
+    assert split_goal(goal, None).kind == "units"

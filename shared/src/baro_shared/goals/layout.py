@@ -18,6 +18,7 @@ from baro_shared.surfaces import is_glob, normalize
 
 TEST_ROOTS = ("tests", "test", "spec", "specs", "__tests__", "e2e")
 _JS = frozenset({"js", "jsx", "ts", "tsx", "mjs", "cjs", "vue", "svelte"})
+_NUMBERED = re.compile(r"^(?:[Vv]?\d{3,}|\d+)(?:__?|-)\w")
 _TEST_NAME = re.compile(r"^test_|_test\.[^.]+$|\.(?:test|spec)\.[^.]+$|_spec\.[^.]+$")
 
 # Where a repository keeps each kind of unit, by directory name.
@@ -187,6 +188,19 @@ class Layout:
         return f"{root}/{name}{ext_hint}" if ext_hint else f"{root}/{name}*"
 
     # ---------------------------------------------------------------- tests
+
+    def numbered_file(self, path: str) -> str | None:
+        """For a new file in a directory whose files are numbered in one sequence
+        (``0003_add_orders.sql``, ``20240101120000_users.rb``, ``V2__users.sql``): one of
+        them. None for a file that exists, one numbered already, or elsewhere."""
+        if not self.known or path in self._set or is_glob(path):
+            return None
+        if _NUMBERED.match(posixpath.basename(path)):
+            return None  # its number is chosen: the goal named it
+        directory = posixpath.dirname(path)
+        names = [posixpath.basename(f) for f in self.files if posixpath.dirname(f) == directory]
+        numbered = [n for n in names if _NUMBERED.match(n)]
+        return numbered[-1] if len(numbered) >= 2 and 2 * len(numbered) >= len(names) else None
 
     def end_to_end_tests(self) -> str | None:
         """The directory this repository keeps its end-to-end tests in (``e2e/``,

@@ -161,7 +161,7 @@ def split_prose(prose: str, files: Sequence[str] | None = None) -> GoalSplit:
         refused = _refusal(prose, units)
         if refused is None:
             parts = _unit_parts(prose, units, layout)
-            refused = _overlapping(parts)
+            refused = _overlapping(parts) or _one_sequence(parts, units.kind, layout)
             if refused is None:
                 return GoalSplit("units", parts, units.kind, units, steps, prose, cue=cue)
         return GoalSplit(None, (), units.kind, units, steps, prose, refused=refused, cue=cue)
@@ -268,6 +268,23 @@ def _extra_work(prose: str, units: NamedUnits) -> str | None:
                 continue
             original = prose[after + start : after + position]
             return " ".join(original.split()).strip(" .,;:")
+    return None
+
+
+def _one_sequence(parts: tuple[Part, ...], kind: str, layout: Layout) -> str | None:
+    """Migrations, and new files in a directory numbered in one sequence, each take the
+    next number: side by side, every story would take the same one."""
+    if singular(kind) == "migration":
+        return "migrations form one ordered sequence (each takes the next number)"
+    for part in parts:
+        for path in part.surface:
+            example = layout.numbered_file(path)
+            if example is not None:
+                folder = path.rpartition("/")[0] or "."
+                return (
+                    f"the files in {folder}/ form one numbered sequence ({example}): side by "
+                    "side, each would take the same next number"
+                )
     return None
 
 
