@@ -106,13 +106,8 @@ def _endpoint_stories() -> list[Story]:
 def test_the_offline_note_says_who_writes_what_and_whose_files_to_follow() -> None:
     note = offline_note(_endpoint_stories(), FILES)
     assert "3 stories run side by side" in note
-    assert (
-        "- S1 (Add a users endpoint, each in its own module): src/shop/api/routes/users.py" in note
-    )
-    assert (
-        "- S3 (Add a products endpoint, each in its own module): src/shop/api/routes/products.py"
-        in note
-    )
+    assert "- S1 (Add a users endpoint): src/shop/api/routes/users.py" in note
+    assert "- S3 (Add a products endpoint): src/shop/api/routes/products.py" in note
     assert "do not change it unless your story says so" in note
     assert "new files in src/shop/api/routes/ follow notes.py, tags.py" in note
     assert offline_note(_endpoint_stories(), FILES) == note, "deterministic"
@@ -137,10 +132,7 @@ def test_only_stories_that_can_overlap_in_time_are_side_by_side() -> None:
 
 def test_the_question_names_the_stories_their_files_and_the_repository() -> None:
     prompt = design_prompt(ENDPOINTS, _endpoint_stories(), FILES)
-    assert (
-        "- S2: Add an orders endpoint, each in its own module (writes src/shop/api/routes/orders.py)"
-        in prompt
-    )
+    assert "- S2: Add an orders endpoint (writes src/shop/api/routes/orders.py)" in prompt
     assert "src/shop/api/routes/tags.py" in prompt
     assert prompt.rstrip().endswith(f"Goal:\n<<<\n{ENDPOINTS}\n>>>")
 

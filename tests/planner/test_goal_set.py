@@ -188,3 +188,21 @@ def test_new_files_in_a_numbered_sequence_are_not_split() -> None:
     assert split.kind is None
     assert split.refused is not None and "0002-use-nats.md" in split.refused
     assert split_goal(goal, None).kind == "units"
+
+
+@pytest.mark.parametrize(
+    ("goal_id", "titles"),
+    [
+        ("u01", ["Add tests for a.py", "Add tests for b.py", "Add tests for c.py"]),
+        ("u03", ["Add a users endpoint", "Add an orders endpoint", "Add a products endpoint"]),
+        ("u13", ["Add a /healthz endpoint to the billing service"]),
+        ("u32", ["Give the cart module its own logger"]),
+        ("u06", ["Add three GitHub Actions workflows, each in its own file: lint"]),
+    ],
+)
+def test_a_unit_s_story_reads_as_that_unit_s(goal_id: str, titles: list[str]) -> None:
+    # its story is one of the units already: no "each in its own module", no plural kind;
+    # a clause that names the unit stays
+    (row,) = [row for row in GOALS if row["id"] == goal_id]
+    stories = _planned(row) or []
+    assert [s.title for s in stories][: len(titles)] == titles

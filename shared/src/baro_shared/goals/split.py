@@ -472,9 +472,49 @@ def units_text(prose: str, chosen: Sequence[Unit], units: NamedUnits) -> str:
         local_start, local_end = group.start - start, group.end - start
         text = text[:local_start] + _join(own) + text[local_end:]
     text = re.sub(r"\(\s*\)", "", text)
+    if len(chosen) == 1:
+        text = _one_unit(text, chosen[0], units.kind)
     text = re.sub(r"\s+([,.;:])(?=\s|$)", r"\1", " ".join(text.split()))
     text = re.sub(r"\b([Aa])n? (?=[A-Za-z])", _article, text)
     return text.strip(" ,;.")
+
+
+# a trailing clause that only says the units are done apart: "…, each in its own file",
+# "(one spec each)", "; the two are independent", "… separately"
+_APART_CLAUSE = re.compile(r"[,;(][^,;()]*\)?\s*\.?\s*$")
+_APART_WORDS = re.compile(
+    r"\s+(?:separately|independently(?:\s+of\s+each\s+other)?|in\s+parallel|in\s+any\s+order)"
+    r"\s*\.?\s*$",
+    re.I,
+)
+
+
+def _one_unit(text: str, unit: Unit, kind: str) -> str:
+    """One unit's text reads as one unit's: without the clause saying the units are done
+    apart (its story is one of them already), its kind noun in the singular ("the billing
+    service", not "each of the billing services")."""
+    while True:
+        clause = _APART_CLAUSE.search(text)
+        if clause is None or clause.start() == 0:
+            break
+        words = clause.group(0).strip(" ,;().")
+        if not independence_cue(words) or verb_of(words) or len(words.split()) > 7:
+            break
+        if any(_bare(atom.label) in words for atom in unit.atoms):
+            break  # "…, each in its own file: lint": the unit is named in it
+        text = text[: clause.start()]
+    text = _APART_WORDS.sub("", text)
+    one = singular(kind)
+    if one and one != kind.lower():
+        label = re.escape(unit.label)
+        text = re.sub(
+            rf"\b(?:each\s+of\s+)?(the\s+)?({label})\s+{re.escape(kind)}\b",
+            lambda m: f"{m.group(1) or ''}{m.group(2)} {one}",
+            text,
+            flags=re.I,
+        )
+        text = re.sub(rf"\b({re.escape(one)})\s+each\s+(?:their|its)\s+own\b", r"\1 its own", text)
+    return text
 
 
 def _join(items: Sequence[str]) -> str:
