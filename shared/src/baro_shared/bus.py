@@ -185,9 +185,10 @@ def release_later(js: JetStreamContext, sub: JetStreamContext.PushSubscription) 
     stream is cancelled again, so the cleanup must not be one of them. Without the delete
     the server keeps the consumer (and sends to it) until its inactivity threshold."""
     try:
-        task = asyncio.get_running_loop().create_task(_release(js, sub))
+        loop = asyncio.get_running_loop()
     except RuntimeError:  # the loop is gone: the server drops the consumer when idle
         return
+    task = loop.create_task(_release(js, sub))
     _releasing.add(task)
     task.add_done_callback(_releasing.discard)
 
