@@ -43,7 +43,9 @@ _POLITE_REQUEST = re.compile(
 )
 _INFINITIVE = re.compile(r"\bto\s+([A-Za-z][a-z-]*)")
 _MODAL_DIRECTIVE = re.compile(
-    r"\b(?:should|must|needs?\s+(?:to|an?|some)|has\s+to|have\s+to|we\s+need)\b", re.I
+    r"\b(?:should|must|needs?\s+(?:to|an?|some)|has\s+to|have\s+to|we\s+need|"
+    r"gets?\s+(?:its|their)\s+own)\b",
+    re.I,
 )
 # A goal that names what it wants delivered: "e2e tests for login and search", "docstrings
 # for the storage backends"

@@ -82,6 +82,10 @@ _KIND_THEN_NAMES = re.compile(
     rf"[ \t]+(?:the[ \t]+)?)({_NAME_LIST})(?![\w/`-]|\.\w)",
     re.I,
 )
+# "each package (core, http, cli)"
+_EACH_KIND_NAMES = re.compile(
+    rf"\beach[ \t]+({_UNIT_KIND_SINGULAR})[ \t]*\([ \t]*({_NAME_LIST})[ \t]*\)", re.I
+)
 # "two dashboards in deploy/, queue-depth and error-rate, ..."
 _KIND_THEN_APPOSITION = re.compile(
     rf"\b({UNIT_KINDS})\b[^:\n.;()]{{0,60}}?,[ \t]*({_NAME_LIST})[ \t]*(?=,|\.(?:\s|$)|$)",
@@ -295,6 +299,11 @@ def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
         names = _name_atoms(prose, m.start(2), m.group(2))
         if names:
             lists.append((names, _files_kind(prose, m.start(1), m.group(1).lower())))
+    for m in _EACH_KIND_NAMES.finditer(prose):
+        names = _name_atoms(prose, m.start(2), m.group(2))
+        if names:
+            noun = m.group(1).lower()
+            lists.append((names, _PLURALS.get(noun, noun + "s")))
     for m in _KIND_THEN_APPOSITION.finditer(prose):
         names = _name_atoms(prose, m.start(2), m.group(2))
         if names and not any(verb_of(a.label) for a in names):
