@@ -173,6 +173,19 @@ async def test_cancel_stops_a_running_run(api: Api, tmp_path: Path) -> None:
     assert again.status_code == 409 and "already cancelled" in again.json()["error"]
 
 
+async def _listeners(bus: Bus) -> int:
+    return (await bus.js.stream_info(t.EVT_STREAM)).state.consumer_count
+
+
+async def _settled_listeners(bus: Bus, expected: int, seconds: float) -> int:
+    """The event stream's consumer count once it is ``expected``, else after ``seconds``."""
+    for _ in range(int(seconds * 10)):
+        if await _listeners(bus) == expected:
+            break
+        await asyncio.sleep(0.1)
+    return await _listeners(bus)
+
+
 async def test_a_client_leaving_the_event_stream_releases_its_consumer(
     api: Api, tmp_path: Path
 ) -> None:
@@ -182,21 +195,15 @@ async def test_a_client_leaving_the_event_stream_releases_its_consumer(
     await wait_for_state(api.client, run_id, {"awaiting_confirmation"})
     bus = await Bus.open(api.settings, "test-observer", ensure=False)
     try:
-
-        async def consumers() -> int:
-            return (await bus.js.stream_info(t.EVT_STREAM)).state.consumer_count
-
-        before = await consumers()
+        before = await _listeners(bus)
         async with api.client.stream("GET", f"/v1/runs/{run_id}/events") as resp:
             async for line in resp.aiter_lines():
                 if line.startswith("event: run.intake_decided"):
                     break
-            assert await consumers() == before + 1
-        for _ in range(300):
-            if await consumers() == before:
-                break
-            await asyncio.sleep(0.1)
-        assert await consumers() == before, "the stream's consumer outlived its client"
+            assert await _listeners(bus) == before + 1
+        assert await _settled_listeners(bus, before, 30) == before, (
+            "the stream's consumer outlived its client"
+        )
     finally:
         await bus.close()
     cancelled = await api.client.post(f"/v1/runs/{run_id}/cancel")
@@ -209,11 +216,7 @@ async def test_a_client_gone_before_its_first_line_leaves_nothing_listening(api:
     every event of every run for minutes)."""
     bus = await Bus.open(api.settings, "test-observer", ensure=False)
     try:
-
-        async def consumers() -> int:
-            return (await bus.js.stream_info(t.EVT_STREAM)).state.consumer_count
-
-        before = await consumers()
+        before = await _listeners(bus)
         url = httpx.URL(api.url)
         for _ in range(5):
             _, writer = await asyncio.open_connection(url.host, url.port)
@@ -223,11 +226,9 @@ async def test_a_client_gone_before_its_first_line_leaves_nothing_listening(api:
             )
             writer.close()  # at once: nothing of the answer is read
             await writer.wait_closed()
-        for _ in range(100):
-            if await consumers() == before:
-                break
-            await asyncio.sleep(0.1)
-        assert await consumers() == before, "a subscription outlived its client"
+        assert await _settled_listeners(bus, before, 10) == before, (
+            "a subscription outlived its client"
+        )
     finally:
         await bus.close()
 
@@ -243,16 +244,13 @@ async def test_a_server_that_cannot_start_the_answer_still_ends_the_subscription
         cfg = settings.model_copy(update={"api_token": SecretStr(TOKEN)})
         app = create_app(bus, cfg, ready=lambda: True)
 
-        async def consumers() -> int:
-            return (await bus.js.stream_info(t.EVT_STREAM)).state.consumer_count
-
         async def receive() -> dict:
             return {"type": "http.disconnect"}
 
         async def send(message: dict) -> None:
             raise OSError("the client is gone")
 
-        before = await consumers()
+        before = await _listeners(bus)
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -269,11 +267,9 @@ async def test_a_server_that_cannot_start_the_answer_still_ends_the_subscription
         }
         with contextlib.suppress(Exception):
             await app(scope, receive, send)
-        for _ in range(50):
-            if await consumers() == before:
-                break
-            await asyncio.sleep(0.1)
-        assert await consumers() == before, "a subscription outlived its client"
+        assert await _settled_listeners(bus, before, 5) == before, (
+            "a subscription outlived its client"
+        )
     finally:
         await bus.close()
 

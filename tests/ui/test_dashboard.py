@@ -99,13 +99,14 @@ async def test_sign_in_and_watch_a_parallel_run_to_its_branch(
         f"parallel ({mode['source']}): {mode['reason']}"
     )
     # a Gantt bar for every attempt, the four overlapping in time
-    bars = page.locator("#gantt .bar.success")
-    assert await bars.count() == 4
-    spans = []
-    for i in range(4):
-        box = await bars.nth(i).bounding_box()
-        assert box is not None and box["width"] > 2
-        spans.append((box["x"], box["x"] + box["width"]))
+    # read at once: an event arriving after "delivered" (the run's end) draws the chart again
+    spans = await page.evaluate(
+        """[...document.querySelectorAll('#gantt .bar.success')].map((bar) => {
+            const box = bar.getBoundingClientRect();
+            return [box.left, box.right];
+        })"""
+    )
+    assert len(spans) == 4 and all(end - start > 2 for start, end in spans), spans
     assert max(start for start, _ in spans) < min(end for _, end in spans), "side by side"
     assert "speedup" in await page.locator("#gantt .axis").inner_text()
     # the branch the run delivered, the agents' own words, the figures of the record
