@@ -159,8 +159,9 @@ _INLINE_NUMBER = re.compile(
     r"\s*[.):,]?)\s+(?=[A-Za-z`'\"])",
     re.I,
 )
-# "After adding the option, ..." is itself a step.
-_ORDERED_GERUND = re.compile(r"^\s*(?:after|before|once)\s+[a-z]+ing\b", re.I)
+# "After adding the option, ..." is itself a step; "Before touching the export, ..." is a
+# condition on the step it leads into.
+_ORDERED_GERUND = re.compile(r"^\s*(?:after|once)\s+[a-z]+ing\b", re.I)
 _BULLET_ITEM = re.compile(r"^[ \t]*[-*•][ \t]+(.+)$", re.M)
 _STARTS_WITH_NAME = re.compile(r"^[`'\"]?[\w.-]*[/.`]|^(?:GET|POST|PUT|PATCH|DELETE)\s+/")
 _HEAD = re.compile(r"^[^:\n]*?(?::|\.(?=\s)|\n)")
@@ -239,9 +240,12 @@ _STEP_NOTE = re.compile(
     r"\b(?:each|every|builds?\s+on|previous|in\s+(?:this\s+)?order|depends?\s+on|one\s+after)\b",
     re.I,
 )
+# "We need to move to pyproject.toml. First port the metadata, ...": the steps start after
+# the sentence, which is what they build
+_FIRST_LEAD = re.compile(r"^(?:first(?:ly)?|to\s+start|(?:start|begin)\s+(?:by|with))\b", re.I)
 _IN_STEPS = re.compile(r"\bin\s+\w+\s+(?:steps|stages|phases|parts|passes)\b", re.I)
 _HEAD_LINE = re.compile(r"^([^\n:]{1,120}):[ \t]*(?:\n|(?=\S))")
-_HEAD_SENTENCE = re.compile(r"^([^\n.!?]{1,80})[.!?](?:\s+|$)")
+_HEAD_SENTENCE = re.compile(r"^((?:[^\n.!?]|\.(?=\w)){1,80})[.!?](?:\s+|$)")  # "setup.py" goes on
 _LINE_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d{1,2}[.)])[ \t]+(.+)$", re.M)
 
 
@@ -271,6 +275,8 @@ def _clause_steps(body: str) -> list[str]:
         elif not steps:
             steps.append(f"{prefix}, {clause}" if prefix else clause)
             prefix = ""
+    if prefix:  # "…, and once that works remove the float helpers": a step of its own
+        steps.append(prefix)
     return [text for text in map(step_text, steps) if text]
 
 
@@ -303,7 +309,8 @@ def _split_head(prose: str) -> tuple[str | None, str]:
     sentence = _HEAD_SENTENCE.match(text)
     if sentence and len(sentence.group(1).split()) <= 8 and not _ORDERING.search(sentence.group(1)):
         rest = text[sentence.end() :]
-        if not _STEP_LEAD.match(rest) and len(_clause_steps(rest)) >= 2:
+        opens = not _STEP_LEAD.match(rest) or _FIRST_LEAD.match(rest)
+        if opens and len(_clause_steps(rest)) >= 2:
             return sentence.group(1).strip(), rest
     return None, text
 
