@@ -16,6 +16,7 @@ independent units, and a goal proposed as sequential is one it splits into steps
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 from baro_intake.classifier import classify
 from baro_planner.deterministic import plan_goal
 from baro_shared.goals.split import split_goal
+from baro_shared.goals.text import ACTION_VERBS
 from baro_shared.inputs import InputProblem, check_goal
 from baro_shared.schemas import Caps, Story
 from baro_shared.surfaces import surfaces_overlap
@@ -206,3 +208,20 @@ def test_a_unit_s_story_reads_as_that_unit_s(goal_id: str, titles: list[str]) ->
     (row,) = [row for row in GOALS if row["id"] == goal_id]
     stories = _planned(row) or []
     assert [s.title for s in stories][: len(titles)] == titles
+
+
+def _steps_goals() -> list[tuple[str, str]]:
+    own = [(row["id"], row["goal"]) for row in GOALS]
+    return [(i, g) for i, g in own + [(r["id"], r["goal"]) for r in INTAKE_GOALS] if g]
+
+
+@pytest.mark.parametrize(("goal_id", "goal"), _steps_goals(), ids=_ids)
+def test_no_action_of_a_stepped_goal_is_lost(goal_id: str, goal: str) -> None:
+    # every action the goal names is in its head or one of its steps: a step dropped from
+    # the plan is work silently not done
+    split = split_goal(goal, None)
+    if split.kind != "steps":
+        return
+    kept = " ".join([split.steps.head or "", *(part.text for part in split.parts)]).lower()
+    named = {w for w in re.findall(r"[a-z]+", goal.lower()) if w in ACTION_VERBS}
+    assert named <= set(re.findall(r"[a-z]+", kept)), named - set(re.findall(r"[a-z]+", kept))
