@@ -6,7 +6,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from baro_shared.goals.text import ACTION_VERBS, FAILURE, clauses, negated, parse_count, verb_of
+from baro_shared.goals.text import (
+    ACTION_VERBS,
+    FAILURE,
+    clauses,
+    negated,
+    parse_count,
+    verb_of,
+    word_set,
+)
 
 # ------------------------------------------------------------------ small-change shapes
 
@@ -139,7 +147,7 @@ _ORDERING = re.compile(
     | \bonce\s+(?:it|that|this|they|we|you|those|these|the\s+[\w-]+\s+(?:is|are|has|have|exists?))\b
     | (?:^|[.;:!?]\s*)\s*(?:first(?:ly)?|to\s+start)\b
     | \b(?:start|begin)\s+(?:with|by)\b
-    | \b[\w-]+\s+first\s*[,;]
+    | \b[\w-]+\s+first\s*(?:[,;]|\.(?:\s|$)|$)
     | \bbuilds?\s+on\b
     | \bdepends?\s+on\s+(?:the\s+)?(?:previous|earlier|first|prior|last|step)
     | (?:^|[.;:!?]\s*)after\s+[\w-]+ing\b
@@ -224,12 +232,12 @@ def _inline_numbered(prose: str) -> tuple[tuple[str, ...], int]:
 
 _STEP_BREAK = re.compile(
     r"[;,\n]|\.(?=\s|$)|:(?=\s)|\s[—\u2013]\s"
-    r"|\s+(?=(?:and\s+)?(?:then|finally|afterwards|after\s+that|lastly)\b)"
+    r"|(?<!\bonly)\s+(?=(?:and\s+|only\s+)?(?:then|finally|afterwards|after\s+that|lastly)\b)"
     r"|\s+(?=and\s+(?:" + "|".join(sorted(ACTION_VERBS)) + r")\b)",
     re.I,
 )
 _STEP_OPENER = re.compile(
-    r"^(?:and\s+)?(?:(?:start|begin)\s+(?:by|with)|to\s+start|then|finally|lastly|next|"
+    r"^(?:and\s+)?(?:(?:start|begin)\s+(?:by|with)|to\s+start|(?:only\s+)?then|finally|lastly|next|"
     r"after\s+that|afterwards)\b",
     re.I,
 )
@@ -255,6 +263,25 @@ def _starts_step(clause: str) -> bool:
     )
 
 
+# "if the cache is stale": a word after these is a noun (or an infinitive), not an action
+_NOT_BEFORE_A_VERB = word_set(
+    "the a an this that these those its their our my your all every each some any no to of "
+    "for in on with by"
+)
+
+
+def _acts_after_condition(clause: str) -> bool:
+    """ "after it exists add the invoices endpoint": a condition with its own action (a
+    verb with something after it), not only a condition for the next clause."""
+    if not _CONDITION.match(clause):
+        return False
+    words = [w.lower() for w in clause.split()]
+    return any(
+        words[i] in ACTION_VERBS and words[i - 1] not in _NOT_BEFORE_A_VERB
+        for i in range(2, len(words) - 1)
+    )
+
+
 def _clause_steps(body: str) -> list[str]:
     """The actions of a run of prose, in order: a clause that starts with an action verb
     (or an ordering word and one) starts a step; others belong to the step before them, or
@@ -265,7 +292,7 @@ def _clause_steps(body: str) -> list[str]:
         clause = raw.strip(" \t,;:.")
         if not clause:
             continue
-        if _starts_step(clause):
+        if _starts_step(clause) or _acts_after_condition(clause):
             steps.append(f"{prefix}, {clause}" if prefix else clause)
             prefix = ""
         elif _CONDITION.match(clause):
@@ -281,7 +308,8 @@ def _clause_steps(body: str) -> list[str]:
 
 
 _STEP_LEAD = re.compile(
-    r"^(?:(?:and|then|also|first(?:ly)?|next|finally|lastly|afterwards?|after\s+that|to\s+start|is)"
+    r"^(?:(?:and|(?:only\s+)?then|also|first(?:ly)?|next|finally|lastly|afterwards?|after\s+that|"
+    r"to\s+start|is)"
     r"\b[,:]?\s*)+",
     re.I,
 )

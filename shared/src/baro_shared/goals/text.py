@@ -176,7 +176,7 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _CLAUSE_BREAK = re.compile(r"[,;:!?\n]|\.(?=\s|$)|\s[—\u2013]\s")
 _CLAUSE_LEAD = re.compile(
     r"^(?:\s|[-*•>—\u2013#]|\[[ xX]?\]|\d{1,2}[.)]|step\s+(?:\d+|one|two|three|four|five|six)\b|"
-    r"and\b|then\b|also\b|first(?:ly)?\b|next\b|finally\b|lastly\b|afterwards?\b|"
+    r"and\b|(?:only\s+)?then\b|also\b|first(?:ly)?\b|next\b|finally\b|lastly\b|afterwards?\b|"
     r"after\s+that\b|please\b|now\b|just\b|we\s+(?:need|want)\s+to\b|"
     r"(?:can|could|would)\s+you\b|i'?d\s+like\s+(?:you\s+)?to\b|let'?s\b|"
     r"start\s+(?:by|with)\b)+",
