@@ -78,7 +78,7 @@ def probe_run(
                "--mode", "focused", "--yes", "--json", "--quiet"]  # fmt: skip
     if user is not None:
         subprocess.run(["chown", "-R", f"{user}:{user}", str(tmp_path)], check=True)
-        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+        command = as_user(user, command, tmp_path / "way")
     before = snapshot(repo)
     done = subprocess.run(
         command, cwd=repo, env=run_env, capture_output=True, text=True, timeout=300
@@ -156,6 +156,35 @@ def test_a_fenced_agent_reaches_no_secret_no_process_no_file_of_baro_and_not_the
     # and the run says so
     assert probed.result["bus_refused"] >= len(attempts)
     assert f"baro: the bus refused {probed.result['bus_refused']} connections" in probed.stderr
+
+
+def _closed_directory() -> tuple[Path, Path] | None:
+    """The first directory on the way to this interpreter that other users may not enter
+    (a machine's Python under /root at 0700), and the entry of it on that way."""
+    real = Path(os.path.realpath(sys.executable))
+    for directory in reversed(real.parents):
+        if not os.stat(directory).st_mode & 0o001:
+            return directory, directory / real.relative_to(directory).parts[0]
+    return None
+
+
+def as_user(user: int, command: list[str], aside: Path) -> list[str]:
+    """``command`` run as ``user``. Where the interpreter lies under a directory only root
+    may enter, the command runs in a mount namespace of its own in which that directory
+    holds nothing but the way to the interpreter: the user reaches the interpreter baro
+    starts its agents with, and nothing else there."""
+    dropped = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+    closed = _closed_directory()
+    if closed is None:
+        return dropped
+    directory, entry = closed
+    aside.mkdir()
+    script = (
+        'mount --bind "$1" "$3" && mount -t tmpfs -o mode=755 baro-way "$2" && '
+        'mkdir "$1" && mount --move "$3" "$1" && shift 3 && exec "$@"'
+    )
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            str(entry), str(directory), aside, *dropped]  # fmt: skip
 
 
 def test_without_the_sandbox_a_non_root_agent_still_cannot_read_baros_processes(
