@@ -516,3 +516,36 @@ def test_a_finished_story_s_slot_waits_for_its_more_urgent_dependent() -> None:
     assert [c.story.id for c in d.commands(s.RunStory)] == ["A", "X", "C"]
     d.feed(finish("X"))
     assert [c.story.id for c in d.commands(s.RunStory)][-1] == "B"
+
+
+def test_a_story_allowed_to_change_nothing_that_changed_nothing_is_integrated_as_is() -> None:
+    d = Driver()
+    stories = [
+        s.Story(id="A", title="a", write_surface=["routes/a.py"]),
+        s.Story(
+            id="R", title="register", depends_on=["A"], write_surface=["app.py"],
+            may_change_nothing=True,
+        ),
+    ]  # fmt: skip
+    started_to_plan(d, stories, mode="parallel", par=2)
+    d.feed(finish("A"))
+    d.feed(s.StoryIntegrated(run_id=RUN, story_id="A", attempt=1, integration_commit="i-A"))
+    assert [r.story.id for r in d.commands(s.RunStory)] == ["A", "R"]
+    d.feed(finish("R", bundle=None, head_commit="i-A", changed_files=[]))
+    r = d.rec.story("R")
+    assert r is not None and r.status == "integrated" and r.integration_commit == "i-A"
+    assert [i.story.id for i in d.integrations()] == ["A"], "nothing was sent to the merger"
+    assert d.rec.state == "integrating" and len(d.commands(s.DeliverRun)) == 1
+    d.feed(s.RunDelivered(run_id=RUN, branch="baro/x", base="base", head="i-A"))
+    assert d.rec.state == "delivered"
+
+
+def test_a_story_that_must_change_something_still_fails_without_changes() -> None:
+    d = Driver()
+    started_to_plan(d, [s.Story(id="A", title="a", write_surface=["a.py"])])
+    d.feed(
+        finish("A", status="failed", bundle=None, changed_files=[], exit_reason="no_changes",
+               error="the agent finished without changing any file")
+    )  # fmt: skip
+    a = d.rec.story("A")
+    assert a is not None and a.status != "integrated"

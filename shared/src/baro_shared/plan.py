@@ -130,6 +130,7 @@ def clean_story(story: Story, position: int = 1) -> Story:
         backend=backend,
         model=model,
         effort=float(effort) if effort is not None else None,
+        may_change_nothing=story.may_change_nothing,
     )
 
 

@@ -317,6 +317,10 @@ class Story(Value, kw_only=True):
     # How big the story is compared with the others (1 when not said): the scheduler starts
     # the longest remaining chains of work first.
     effort: float | None = None
+    # The story may end without changing a file and still be done: the planner's story
+    # that registers new units, when the application needs nothing registered. Set only by
+    # baro's own planner (a plan given as data cannot carry it).
+    may_change_nothing: bool = False
 
 
 StoryKind = Literal["docs", "tests", "small", "default"]

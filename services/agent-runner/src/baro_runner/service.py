@@ -499,7 +499,9 @@ class _Job:
                 outcome=outcome,
                 kept=ws.root,
             )
-        if status == "success" and not change.changed_files:
+        # a story that may change nothing did so only when it left nothing out either
+        nothing_asked = cmd.story.may_change_nothing and not change.left_out
+        if status == "success" and not change.changed_files and not nothing_asked:
             left_out = "; ".join(f"{r.path} ({r.reason})" for r in change.left_out)
             status, reason, error = (
                 "failed",

@@ -559,6 +559,9 @@ def _story_finished(tr: Transition, ev: s.StoryFinished, now: float) -> bool:
     budget = Budget.of(rec.request.limits, st.first_failure_at or ev.ts)
     if rec.state == "cancelled":
         st.status = "cancelled"
+    elif ev.status == "success" and not ev.changed_files and st.story.may_change_nothing:
+        _nothing_to_integrate(tr, st, ev.ts, now)
+        return True
     elif ev.status == "success" and ev.bundle and ev.head_commit:
         if _reviewed(rec, st):
             _ask_critic(tr, st, ev)
@@ -1547,6 +1550,21 @@ def _finished(tr: Transition, st: s.StoryState, at: float, now: float) -> None:
     st.reason = None
     _story_updated(tr, st)
     _next_integration(tr)
+    _schedule(tr, now)
+
+
+def _nothing_to_integrate(tr: Transition, st: s.StoryState, at: float, now: float) -> None:
+    """A story allowed to change nothing (registering new units the application finds by
+    itself) that changed nothing: done, on the integration head as it is."""
+    rec = tr.record
+    st.status = "integrated"
+    st.finished_at = at
+    st.integration_commit = rec.integration_head or rec.base_commit
+    st.reason = "nothing to change"
+    st.delivered = s.Delivery(
+        story_id=st.story.id, title=st.story.title, commit=st.integration_commit or "", files=[]
+    )
+    _story_updated(tr, st)
     _schedule(tr, now)
 
 

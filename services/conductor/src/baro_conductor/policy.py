@@ -542,6 +542,8 @@ def _shared_agent(members: Sequence[Story]) -> dict[str, Any]:
         "model": models.pop() if len(models) == 1 else None,
         # a merged story is as big as its members together
         "effort": sum(e or 1.0 for e in efforts) if any(e is not None for e in efforts) else None,
+        # merged with work that must change something, the story must too
+        "may_change_nothing": all(m.may_change_nothing for m in members),
     }
 
 

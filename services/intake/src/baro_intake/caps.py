@@ -13,13 +13,17 @@ MAX_PARALLEL_STORIES = 16
 MAX_SUGGESTED_PARALLELISM = 4
 
 
-def caps_for(mode: Mode, size: int) -> Caps:
-    """Caps for ``mode`` given the number of steps (sequential) or units (parallel)."""
+def caps_for(mode: Mode, size: int, after: int = 0) -> Caps:
+    """Caps for ``mode`` given the number of steps (sequential) or units (parallel), and
+    ``after``: stories that run once the units are done (the one registering them)."""
     if mode == "sequential":
         return Caps(max_stories=max(2, min(size, MAX_SEQUENTIAL_STORIES)), parallelism=1)
     if mode == "parallel":
         stories = max(2, min(size, MAX_PARALLEL_STORIES))
-        return Caps(max_stories=stories, parallelism=min(stories, MAX_SUGGESTED_PARALLELISM))
+        return Caps(
+            max_stories=min(stories + after, MAX_PARALLEL_STORIES),
+            parallelism=min(stories, MAX_SUGGESTED_PARALLELISM),
+        )
     return Caps(max_stories=1, parallelism=1)
 
 

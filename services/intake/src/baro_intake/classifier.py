@@ -177,12 +177,15 @@ def _parallel(reading: GoalReading) -> IntakeDecision | None:
     reason = f"{spell(units.count)} named {units.kind} with no shared write surface"
     if reading.independence_cue:
         reason += f' ("{reading.independence_cue}")'
+    registering = 1 if reading.split.registers else 0
+    if registering:
+        reason += f"; one more story may register the new {units.kind}"
     return _decision(
         "parallel",
         min(confidence, 0.95),
         reason,
         list(units.labels),
-        caps_for("parallel", units.count),
+        caps_for("parallel", units.count, after=registering),
     )
 
 

@@ -55,7 +55,8 @@ have their own write surface and do not depend on each other.
 
 Rules:
 1. Several agents editing the same file, module, schema or component is never parallel.
-2. A goal that enumerates N named independent units is parallel with max_stories = N.
+2. A goal that enumerates N named independent units is parallel with max_stories = N \
+(N + 1 when it creates new endpoints or commands: one more story registers them).
 3. A bug report, a pasted error or a follow-up is focused unless it clearly spans \
 independent surfaces.
 4. When unsure, or when write surfaces overlap or are unknown, choose focused: unsafe \

@@ -19,8 +19,10 @@ fits.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+import msgspec
 
 from baro_shared.goals.split import GoalSplit, split_goal
 from baro_shared.plan import PlanError, validate_plan
@@ -58,6 +60,13 @@ def plan_goal(
     ]
     if split.kind == "steps":
         return validate_plan(_chain_stories(parts, text, cap))
+    if split.registry and cap >= 2:
+        units = _unit_stories(parts, split, text, cap - 1, registry=split.registry)
+        return validate_plan([*units, _registering_story(units, parts, split, text)])
+    if split.registry:  # one story for everything: it registers what it adds
+        (only,) = _unit_stories(parts, split, text, cap)
+        surface = _unique([*only.write_surface, *split.registry])
+        return validate_plan([msgspec.structs.replace(only, write_surface=surface)])
     return validate_plan(_unit_stories(parts, split, text, cap))
 
 
@@ -97,23 +106,60 @@ def _chain_stories(steps: list[_Unit], goal: str, cap: int) -> list[Story]:
     return stories
 
 
-def _unit_stories(units: list[_Unit], split: GoalSplit, goal: str, cap: int) -> list[Story]:
+def _unit_stories(
+    units: list[_Unit], split: GoalSplit, goal: str, cap: int, registry: Sequence[str] = ()
+) -> list[Story]:
     stories: list[Story] = []
-    for index, batch in enumerate(_batches(units, cap), 1):
+    batches = _batches(units, cap)
+    for index, batch in enumerate(batches, 1):
         surface = _unique(p for u in batch for p in u.surface)
         body = batch[0].text if len(batch) == 1 else split.text_of([u.index for u in batch])
         others = [u.label for u in units if u not in batch]
         description = (
             f"{body}\n\nThis is one of {len(units)} independent parts of the goal below; "
             f"{_join(others)} {'is' if len(others) == 1 else 'are'} handled by other stories."
-            f"\n\nGoal:\n{goal}"
+            if others
+            else f"{body}\n\nThis story does all {len(units)} independent parts of the goal "
+            "below (the story cap allows one story)."
         )
+        if registry and len(batches) > 1:
+            description += (
+                f" Do not register it in {_join(list(registry), 'or')}: story S{len(batches) + 1} "
+                f"registers the new {split.noun} there once they all exist."
+            )
+        description += f"\n\nGoal:\n{goal}"
         stories.append(
             Story(
                 id=f"S{index}", title=_title(body), description=description, write_surface=surface
             )
         )
     return stories
+
+
+def _registering_story(
+    stories: list[Story], units: list[_Unit], split: GoalSplit, goal: str
+) -> Story:
+    """The last story: it registers the new units where the application registers the
+    ones it has (``goals.register``), once every unit exists; nothing to register (the
+    application discovers them) is a finished story, not a failed one."""
+    added = "\n".join(f"- {u.label}: {', '.join(u.surface) or 'its own files'}" for u in units)
+    where = _join(list(split.registry), "or")
+    description = (
+        f"The other stories of this run each worked on one of these {split.noun}:\n{added}\n\n"
+        f"Register each new one where this application registers its {split.noun} "
+        f"({where}), the way the existing ones are registered, so that it is reachable. "
+        "Change only what registering them needs. If the application finds them by itself "
+        "(discovery, routing by file) or they are registered already, change nothing and "
+        f"say so.\n\nGoal:\n{goal}"
+    )
+    return Story(
+        id=f"S{len(stories) + 1}",
+        title=_title(f"Register the new {split.noun}: {_join([u.label for u in units])}"),
+        description=description,
+        depends_on=[story.id for story in stories],
+        write_surface=list(split.registry),
+        may_change_nothing=True,
+    )
 
 
 def _batches(units: list[_Unit], cap: int) -> list[list[_Unit]]:
@@ -148,8 +194,8 @@ def _title(text: str) -> str:
     return cut.rstrip(" ,;:") + "…"
 
 
-def _join(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+def _join(items: list[str], last: str = "and") -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {last} " + items[-1]
 
 
 def _unique(items: Iterable[str]) -> list[str]:

@@ -106,6 +106,9 @@ class Layout:
             dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
         self.dirs = dirs
 
+    def has(self, path: str) -> bool:
+        return path in self._set
+
     # ---------------------------------------------------------------- paths as named
 
     def resolve(self, token: str) -> list[str]:

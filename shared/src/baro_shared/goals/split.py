@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from baro_shared.goals.layout import Layout, is_test_file, singular, split_ext
+from baro_shared.goals.register import creates_registered_units, registry_files
 from baro_shared.goals.shape import (
     ALREADY_EXISTS,
     Steps,
@@ -125,6 +126,10 @@ class GoalSplit:
     head: str | None = None  # the feature the steps build, or the goal's own first line
     refused: str | None = None  # why the named units are not independent, when they are not
     cue: str | None = None  # the independence cue ("each", "its own"), if any
+    # New endpoints or commands the application must register (``goals.register``), and
+    # the files it registers them in (empty when the repository's files do not say).
+    registers: bool = False
+    registry: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:
@@ -163,7 +168,13 @@ def split_prose(prose: str, files: Sequence[str] | None = None) -> GoalSplit:
             parts = _unit_parts(prose, units, layout)
             refused = _overlapping(parts) or _one_sequence(parts, units.kind, layout)
             if refused is None:
-                return GoalSplit("units", parts, units.kind, units, steps, prose, cue=cue)
+                registers = creates_registered_units(prose, units)
+                new_files = (path for part in parts for path in part.surface)
+                registry = tuple(registry_files(layout, new_files)) if registers else ()
+                return GoalSplit(
+                    "units", parts, units.kind, units, steps, prose, cue=cue,
+                    registers=registers, registry=registry,
+                )  # fmt: skip
         return GoalSplit(None, (), units.kind, units, steps, prose, refused=refused, cue=cue)
     if steps.listed:
         return _steps(prose, steps, units, layout, cue)

@@ -1,0 +1,137 @@
+"""New units an application must register to reach them, and where it registers them.
+
+"Add a users endpoint, an orders endpoint and a products endpoint, each in its own module"
+splits into three stories that each write one router module. Each router still has to be
+included where the application builds its routes (``api/app.py``), and three stories
+editing that one file side by side would conflict; a story told to stay inside its own
+module leaves its router unreachable. So the plan gets one more story, after the units,
+that registers them all where the application registers the existing ones.
+
+- ``creates_registered_units``: the goal's words alone (what the intake has): it creates
+  new endpoints or commands, units an application registers.
+- ``registry_files``: the repository's file list (what the planner has): the files where
+  the new modules would be registered, nearest first; none when the modules exist already,
+  when routing is by file (Next.js ``pages/``, SvelteKit ``+page``), or when nothing near
+  them looks like where an application registers its units.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable
+
+from baro_shared.goals.layout import Layout, is_test_file, singular, split_ext
+from baro_shared.goals.units import NamedUnits
+from baro_shared.surfaces import is_glob
+
+# Units an application reaches only once registered: a router is included, a command added
+# to the CLI's group. Plugins and workers are as often discovered; they are not guessed at.
+REGISTERED_KINDS = frozenset({"endpoint", "command"})
+
+_CREATE = re.compile(r"\b(?:add|create|implement|write|build|introduce|scaffold|expose)\b", re.I)
+# Where the words after the verb stop being what it creates ("add pagination TO the ...").
+_PREPOSITION = re.compile(
+    r"\b(?:to|in|into|on|of|for|from|with|across|at|under|inside|within)\b", re.I
+)
+_REGISTERED_NOUN = re.compile(
+    r"\b(?:end-?points?|routes?|routers?|handlers?|controllers?|resources?|(?:sub)?commands?)\b",
+    re.I,
+)
+_SENTENCE_END = re.compile(r"[.!?\n](?:\s|$)")
+
+_ENTRY_STEMS = frozenset(
+    {
+        "app", "application", "main", "server", "urls", "routes", "router", "routers",
+        "api", "cli", "__main__", "commands", "index", "root",
+    }
+)  # fmt: skip
+_LANGUAGES = (
+    frozenset({"py"}),
+    frozenset({"js", "jsx", "ts", "tsx", "mjs", "cjs"}),
+    frozenset({"go"}),
+)
+_ROUTED_BY_FILES_CONFIG = re.compile(r"(?:^|/)(?:next|nuxt|svelte|remix|astro)\.config\.[a-z]+$")
+_ROUTE_FILE = re.compile(r"^(?:\+page|\+server|\+layout|page|route|layout)\.[a-z]+$")
+_ROUTED_DIRS = frozenset({"pages", "app", "routes"})
+
+
+def creates_registered_units(prose: str, units: NamedUnits) -> bool:
+    """Whether the goal creates the units it names, and they are of a kind an application
+    registers: "Add a users endpoint, an orders endpoint ...", "Add CRUD endpoints for
+    three resources: a.py, b.py", "Add `doctor` and `export` subcommands". Not "Add
+    pagination to the tags and notes endpoints" (they exist) nor "Write tests for the
+    users and orders endpoints" (tests are created, not endpoints)."""
+    if units.count < 2 or singular(units.kind) not in REGISTERED_KINDS:
+        return False
+    first = min(atom.start for unit in units.units for atom in unit.atoms)
+    sentence_start = max((m.end() for m in _SENTENCE_END.finditer(prose, 0, first)), default=0)
+    before = prose[sentence_start:first]
+    verbs = list(_CREATE.finditer(before))
+    if not verbs:
+        return False
+    created = before[verbs[-1].end() :]
+    stop = _PREPOSITION.search(created)
+    if stop is None:
+        return True  # the list is what the verb creates: "add a users endpoint, ..."
+    return bool(_REGISTERED_NOUN.search(created[: stop.start()]))  # "add CRUD endpoints for"
+
+
+def registry_files(layout: Layout, new_files: Iterable[str]) -> list[str]:
+    """Where an application in this repository would register new modules at
+    ``new_files``: for each, the entry modules (``app.py``, ``main.go``, ``server.ts``,
+    ``urls.py``, ``cli.py``, ...) in its own directory or, failing that, the nearest of
+    the two above it, with its package's ``__init__.py``; with no entry module near, the
+    package's ``__init__.py`` when it has other modules. Empty without a file list."""
+    if not layout.known:
+        return []
+    routed_by_files = any(_ROUTED_BY_FILES_CONFIG.search(f) for f in layout.files)
+    new = [p for p in new_files if _is_new_module(layout, p)]
+    found: list[str] = []
+    for path in new:
+        if _routed_by_files(path, routed_by_files):
+            continue
+        found.extend(_registry_of(layout, path, set(new)))
+    return list(dict.fromkeys(found))
+
+
+def _is_new_module(layout: Layout, path: str) -> bool:
+    """A new source file that is not itself a program's entry (a new ``cmd/x/main.go``)."""
+    if layout.has(path) or is_glob(path) or is_test_file(path) or not _language(path):
+        return False
+    return split_ext(posixpath.basename(path))[0].lower() not in _ENTRY_STEMS
+
+
+def _language(path: str) -> frozenset[str] | None:
+    ext = split_ext(posixpath.basename(path))[1].lower()
+    return next((lang for lang in _LANGUAGES if ext in lang), None)
+
+
+def _routed_by_files(path: str, framework: bool) -> bool:
+    if _ROUTE_FILE.match(posixpath.basename(path)):
+        return True
+    return framework and bool(_ROUTED_DIRS & set(path.split("/")[:-1]))
+
+
+def _registry_of(layout: Layout, path: str, new: set[str]) -> list[str]:
+    language = _language(path)
+    directory = posixpath.dirname(path)
+    package_init = f"{directory}/__init__.py" if directory else "__init__.py"
+    level = directory
+    for _ in range(3):
+        entries = [
+            f
+            for f in layout.files
+            if posixpath.dirname(f) == level
+            and f not in new
+            and _language(f) == language
+            and split_ext(posixpath.basename(f))[0].lower() in _ENTRY_STEMS
+        ]
+        if entries:
+            init = [package_init] if level != directory and layout.has(package_init) else []
+            return init + entries
+        if not level:
+            break
+        level = posixpath.dirname(level)
+    siblings = [f for f in layout.files if posixpath.dirname(f) == directory and f != package_init]
+    return [package_init] if siblings and layout.has(package_init) else []
