@@ -174,6 +174,7 @@ _pieces = st.sampled_from(
 @example(["\n- ", " then ", "\n- ", "Add tests for"], sorted(REPOS)[0])
 @example(["Add tests for", "\n1. ", ","], sorted(REPOS)[0])
 @example(["1. Add tests for", "\n2. -"], sorted(REPOS)[0])
+@example(["(x.json, y.json)", "\n- ", "(x.json, y.json)", "a.py"], "beside")  # a unit with no text
 def test_any_goal_splits_without_error_into_disjoint_parts(pieces: list[str], repo: str) -> None:
     goal = "".join(pieces)
     split = split_goal(goal, REPOS[repo])

@@ -55,7 +55,12 @@ def plan_goal(
         return None
     cap = max(1, caps.max_stories)
     parts = [
-        _Unit(i, part.text, part.surface, part.text if split.kind == "steps" else part.label)
+        _Unit(
+            i,
+            part.text.strip() or part.label,
+            part.surface,
+            part.text if split.kind == "steps" else part.label,
+        )
         for i, part in enumerate(split.parts)
     ]
     if split.kind == "steps":

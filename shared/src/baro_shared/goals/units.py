@@ -88,9 +88,12 @@ _EACH_KIND_NAMES = re.compile(
 )
 # "two dashboards in deploy/, queue-depth and error-rate, ..."
 _KIND_THEN_APPOSITION = re.compile(
-    rf"\b({UNIT_KINDS})\b[^:\n.;()]{{0,60}}?,[ \t]*({_NAME_LIST})[ \t]*(?=,|\.(?:\s|$)|$)",
+    rf"\b({UNIT_KINDS})\b([^:\n.;()]{{0,60}}?),[ \t]*({_NAME_LIST})[ \t]*(?=,|\.(?:\s|$)|$)",
     re.I,
 )
+# "the endpoints users, orders and products": the word between the kind and the comma is
+# the list's first name
+_FIRST_NAME = re.compile(rf"[ \t]+({_NAME})[ \t]*")
 # "a users endpoint, an orders endpoint and a products endpoint"
 _REPEATED_KIND = re.compile(
     rf"\b(?:an?|the)[ \t]+({_NAME})[ \t]+({_UNIT_KIND_SINGULAR})\b(?![ \t]*[\w/`-]*\.\w)",
@@ -250,12 +253,16 @@ def _name_atoms(prose: str, offset: int, text: str) -> list[Atom] | None:
         for n in _PLAIN_NAME.finditer(text)
         if n.group(0).lower() not in {"and", "or"}
     ]
+    while names and names[-1].key in _LIST_TAIL:  # "Avatar, Badge and Tooltip, each in ..."
+        names.pop()
     if len(names) < 2 or any(a.key in _NOT_NAMES or a.key in _KIND_NOUNS for a in names):
         return None
     return names
 
 
 _KIND_NOUNS = frozenset(UNIT_KINDS.split("|")) | frozenset(_UNIT_KIND_WORDS)
+# Words after a list that say how its members are done, not members: ", each in its own file"
+_LIST_TAIL = frozenset({"each", "every", "all", "both", "separately", "independently"})
 # "three workflow files: ...", "the dashboard files (...)": the noun before "files" says
 # what the files are
 _FILES_OF_KIND = re.compile(rf"\b({_UNIT_KIND_SINGULAR})[ \t]+$", re.I)
@@ -305,8 +312,13 @@ def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
             noun = m.group(1).lower()
             lists.append((names, _PLURALS.get(noun, noun + "s")))
     for m in _KIND_THEN_APPOSITION.finditer(prose):
-        names = _name_atoms(prose, m.start(2), m.group(2))
+        names = _name_atoms(prose, m.start(3), m.group(3))
         if names and not any(verb_of(a.label) for a in names):
+            first = _FIRST_NAME.fullmatch(m.group(2))
+            if first and first.group(1).lower() not in _NOT_NAMES | _KIND_NOUNS:
+                start = m.start(2) + first.start(1)
+                word = first.group(1)
+                names = [Atom(start, start + len(word), word, word.lower(), "name"), *names]
             lists.append((names, _files_kind(prose, m.start(1), m.group(1).lower())))
     run: list[re.Match[str]] = []
     for m in [*_REPEATED_KIND.finditer(prose), None]:
