@@ -66,6 +66,7 @@ def test_repository_without_commits(tmp_path: Path) -> None:
     ("args", "env", "needles"),
     [
         (["run", "   "], {}, ["the goal is empty"]),
+        (["run", "\u00a0\u200b\u2003"], {}, ["the goal is empty"]),  # no-break, zero-width
         (["run", "fix it", "--backend", "nope"], {}, ["unknown backend 'nope'", "scripted"]),
         (
             ["run", "fix it", "--backend", "codex"],

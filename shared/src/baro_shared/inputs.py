@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 
 from baro_shared import schemas as s
 from baro_shared import sources
@@ -87,6 +88,10 @@ def utf8_size(text: str) -> int:
 BLANK = " \t\n"
 
 
+def _visible(ch: str) -> bool:
+    return not ch.isspace() and unicodedata.category(ch) != "Cf"
+
+
 def check_goal(text: str) -> str:
     """The goal without surrounding blanks; refuses blank goals, control characters and
     oversized ones."""
@@ -98,7 +103,7 @@ def check_goal(text: str) -> str:
             "shorten it, or put the details in a file in the repository and name that file"
         )
     stripped = text.strip(BLANK)
-    if not stripped:
+    if not any(_visible(ch) for ch in stripped):  # no-break and zero-width spaces are blank too
         raise InputProblem(
             'the goal is empty: say what to change, e.g. "fix the typo in README.md"'
         )
