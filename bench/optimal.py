@@ -17,7 +17,7 @@ after ``max_nodes`` and then returns its best schedule, not proven).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -164,6 +164,7 @@ def interval_bound(deps: Deps, work: Mapping[str, float], slots: int) -> float:
     before ``v`` starts is done inside that window, on at most ``slots`` agents:
     makespan >= head(u) + work(u) + work(between u and v) / slots + tail(v). ``u`` or ``v``
     may also be the plan's start or end (then the window opens at 0 or closes at the end).
+    Raised to the durations' common step (``on_grid``).
     """
     ids = list(deps)
     children: dict[str, list[str]] = {sid: [] for sid in ids}
@@ -199,4 +200,30 @@ def interval_bound(deps: Deps, work: Mapping[str, float], slots: int) -> float:
             if (u is None and v is None) or (u is not None and v is not None and v not in below[u]):
                 continue  # the window is only a window when v comes after u
             best = max(best, opened + sum(work[s] for s in between) / slots + closed)
-    return best
+    return on_grid(best, work.values())
+
+
+def on_grid(bound: float, durations: Iterable[float]) -> float:
+    """A lower bound raised to the next multiple of the durations' common step.
+
+    Some optimal schedule starts every story at 0 or when another ends (shift each story
+    as early as its dependencies and a free slot allow: it ends no later), so its makespan
+    is a sum of durations: with durations of 1, 1.5 and 2 s, a multiple of 0.5 s. A bound of
+    13.75 s then means 14 s. Durations with no common step of at least a millisecond leave
+    the bound as it is."""
+    step = Fraction(0)
+    for value in durations:
+        exact = Fraction(value).limit_denominator(1000)
+        if abs(exact - Fraction(value)) > 1e-9 or exact <= 0:
+            return bound
+        step = exact if step == 0 else _gcd(step, exact)
+    if step == 0:
+        return bound
+    steps = -(-Fraction(bound).limit_denominator(10**6) // step)  # ceiling
+    return max(bound, float(steps * step))
+
+
+def _gcd(a: Fraction, b: Fraction) -> Fraction:
+    while b:
+        a, b = b, a % b
+    return a

@@ -9,7 +9,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.optimal import interval_bound, list_schedule, optimum
+from bench.optimal import interval_bound, list_schedule, on_grid, optimum
 from bench.scheduling_bench import SHAPES, dag, durations, lower_bound
 
 
@@ -80,3 +80,18 @@ def test_the_bench_shapes_have_a_proven_optimum_up_to_sixteen_stories() -> None:
             found = optimum(deps, work, 4)
             assert found.proven, (shape, n)
             assert interval_bound(deps, work, 4) <= found.makespan
+
+
+def test_a_bound_between_two_steps_of_the_durations_is_raised_to_the_next() -> None:
+    assert on_grid(13.75, [1.0, 1.5, 2.0]) == 14.0
+    assert on_grid(14.0, [1.0, 1.5, 2.0]) == 14.0
+    assert on_grid(3.2, [1.0, 2.0]) == 4.0
+    assert on_grid(3.25, [1.0, 0.3]) == 3.3  # a step of 0.1 s
+    assert on_grid(3.2, [1.0, 2**0.5]) == 3.2  # no common step: as it was
+    assert on_grid(3.2, []) == 3.2
+
+
+def test_the_diamond_of_thirty_two_is_bounded_by_what_its_middle_can_pack() -> None:
+    # 30 middle stories of 45 s of work on 4 slots cannot end at 11.25 s: 11.5 at best
+    deps = dag("diamond", 32, 4)
+    assert interval_bound(deps, durations(list(deps)), 4) == 14.0
