@@ -110,6 +110,7 @@ def test_the_json_summary_after_ctrl_c_is_the_run_record(tmp_path: Path) -> None
                 "cost_usd": story.tokens.cost_usd,
             },
             "checks": [],
+            "note": None,
         }
     ]
     tokens = rec.totals.tokens

@@ -128,6 +128,8 @@ async def test_nothing_to_register_is_a_finished_story(bus: Bus, tmp_path: Path)
     assert report.status == "delivered", report.reason
     by_id = {st["id"]: st for st in report.stories}
     assert [by_id[f"S{i}"]["status"] for i in range(1, 5)] == ["integrated"] * 4
+    assert str(by_id["S4"]["note"]).startswith("nothing to change")
+    assert by_id["S1"]["note"] is None
     branch = report.branch
     assert branch is not None
     assert run_git(repo, "show", f"{branch}:src/api/app.py") == APP.rstrip("\n")

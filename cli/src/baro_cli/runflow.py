@@ -403,6 +403,8 @@ def report_from_record(report: RunReport, record: s.RunRecord) -> None:
                 "agent_s": round(st.agent_seconds, 3),
                 "tokens": api_views.tokens_out(st.tokens).model_dump(),
                 "checks": [check_json(c) for c in st.result.checks] if st.result else [],
+                # why an integrated story brought no change (it was allowed to end so)
+                "note": st.reason if st.status == "integrated" else None,
             }
             for st in record.stories
         ]
@@ -536,6 +538,9 @@ async def _on_event(
             _story(report, sid)["status"] = status
             if status in ("failed", "blocked", "conflict", "cancelled"):
                 progress.line(f"{sid} {status}: {reason or ''}")
+            elif status == "integrated" and reason:  # done without a merge: it changed nothing
+                _story(report, sid)["note"] = reason
+                progress.line(f"{sid} integrated: {reason}")
         case s.StoryIntegrated(story_id=sid, dropped_artifacts=dropped) as ev:
             _judged(report, ev.story_id, ev.attempt, ev.refused, ev.surface_violations,
                     ev.surface_policy or "warn", integrated=True)  # fmt: skip
@@ -812,7 +817,8 @@ def render_summary(report: RunReport, out: TextIO) -> None:
         spent = st.get("tokens") or {}
         used = (spent.get("input") or 0) + (spent.get("output") or 0)
         cost = f" — {agent}, tokens: {used}, cost {dollars(spent.get('cost_usd'))}" if agent else ""
-        w(f"  {st['id']}: {st['status']}{attempt}{cost}\n")
+        note = f" ({st['note']})" if st.get("note") else ""
+        w(f"  {st['id']}: {st['status']}{note}{attempt}{cost}\n")
     for st in report.stories:
         for check in st.get("checks") or []:
             w(f"  {st['id']} check {_check_line(check)}\n")

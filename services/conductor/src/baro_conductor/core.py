@@ -1560,7 +1560,7 @@ def _nothing_to_integrate(tr: Transition, st: s.StoryState, at: float, now: floa
     st.status = "integrated"
     st.finished_at = at
     st.integration_commit = rec.integration_head or rec.base_commit
-    st.reason = "nothing to change"
+    st.reason = "nothing to change: its agent changed no file, which this story allows"
     st.delivered = s.Delivery(
         story_id=st.story.id, title=st.story.title, commit=st.integration_commit or "", files=[]
     )
