@@ -65,6 +65,7 @@ _KIND_ALIASES = {
     "resource": "endpoint",
     "controller": "endpoint",
     "handler": "endpoint",
+    "router": "endpoint",
     "microservice": "service",
     "subcommand": "command",
     "application": "app",

@@ -49,7 +49,7 @@ _FRAMEWORK_NAMES = re.compile(
 _UNIT_KIND_WORDS = word_set(
     "service microservice package module script command subcommand endpoint route page guide "
     "adapter backend plugin integration provider flow dashboard example project app application "
-    "crate library lib worker job component controller handler resource tool client sdk chart "
+    "crate library lib worker job component controller handler router resource tool client sdk chart "
     "lambda screen view directory folder file repo repository stack notebook migration workflow "
     "mapper parser exporter importer report template theme translation"
 )
@@ -453,8 +453,8 @@ def _kind_for(prose: str, atoms: list[Atom], noun: str | None) -> str:
     if noun:
         return noun
     kind_word = _KIND_WORD.search(prose)
-    if kind_word:
-        return kind_word.group(1).lower()
+    if kind_word:  # "in separate router modules": routers
+        return _files_kind(prose, kind_word.start(1), kind_word.group(1).lower())
     if all(a.kind == "endpoint" for a in atoms):
         return "endpoints"
     if all(a.kind == "command" for a in atoms):
