@@ -33,7 +33,9 @@ _MODE_RULES: dict[str, str] = {
         "AND their write surfaces share no file. Give each independent unit its "
         "own story with its own write surface. When two stories would change the same "
         "file, either merge them or make one depend on the other. Use depends_on only "
-        "where a story needs another's result."
+        "where a story needs another's result. New endpoints or commands the application "
+        "must register: each story writes its own module, and one last story, depending on "
+        "all of them, registers them where the existing ones are registered."
     ),
 }
 
