@@ -211,6 +211,10 @@ def test_new_files_in_a_numbered_sequence_are_not_split() -> None:
         ("u13", ["Add a /healthz endpoint to the billing service"]),
         ("u32", ["Give the cart module its own logger"]),
         ("u06", ["Add three GitHub Actions workflows, each in its own file: lint"]),
+        ("u80", ["Add type hints to the claude mapper", "Add type hints to the codex mapper"]),
+        ("u83", ["Add `login` command to the CLI", "Add `logout` command to the CLI"]),
+        ("u84", ["Add docstrings to pricing.py", "Add docstrings to tax.py"]),
+        ("u85", ["Convert src/utils/format.ts to use Intl APIs"]),
     ],
 )
 def test_a_unit_s_story_reads_as_that_unit_s(goal_id: str, titles: list[str]) -> None:

@@ -29,6 +29,7 @@ from baro_shared.plan import PlanError, validate_plan
 from baro_shared.schemas import Caps, Mode, Story
 
 _TITLE_LIMIT = 100
+_POLITE = re.compile(r"^(?:please|kindly|(?:could|can|would)\s+you(?:\s+please)?)\s+", re.I)
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,9 @@ def _clean(text: str) -> str:
 
 def _title(text: str) -> str:
     line = _clean(text.splitlines()[0] if text.strip() else text).rstrip(".:;,!")
+    asked = _POLITE.sub("", line)
+    if asked != line and asked:  # "Could you add docstrings to a.py?": "Add docstrings to a.py"
+        line = asked.rstrip("?. ")
     if re.match(r"[a-z]+\b(?![./`])", line):  # a word, not a path or an identifier
         line = line[:1].upper() + line[1:]
     if len(line) <= _TITLE_LIMIT:

@@ -140,11 +140,23 @@ class Layout:
         repository keeps such units in. Empty when nothing says where."""
         roots = [c.rstrip("/").removesuffix("/**") for c in containers]
         for root in roots:
-            return self._find(name, root) or [self._new_file(root, name, ext_hint, test)]
+            return self._found(name, kind, root) or [self._new_file(root, name, ext_hint, test)]
         home = self._home(kind)
         if home is not None:
-            return self._find(name, home) or [self._new_file(home, name, ext_hint, test)]
-        return self._find(name, "")
+            return self._found(name, kind, home) or [self._new_file(home, name, ext_hint, test)]
+        return self._found(name, kind, "")
+
+    def _found(self, name: str, kind: str, root: str) -> list[str]:
+        """``name``'s files under ``root``, also when they carry their kind in their name
+        (the claude mapper in ``claude_mapper.py``, the Auth service in ``AuthService.ts``)."""
+        found = self._find(name, root)
+        if found or not kind:
+            return found
+        for kinded in (f"{name}_{kind}", f"{name}-{kind}", f"{name}{kind}"):
+            found = self._find(kinded, root)
+            if found:
+                return found
+        return []
 
     def _find(self, name: str, root: str) -> list[str]:
         lowered = name.lower()
@@ -164,15 +176,17 @@ class Layout:
 
     def _home(self, kind: str) -> str | None:
         names = _HOMES.get(singular(kind), (kind.lower(),))
-        best: tuple[int, int, str] | None = None
+        best: tuple[int, int, int, str] | None = None
         for d in self.dirs:
-            if not any(d == n or d.endswith("/" + n) or d.rsplit("/", 1)[-1] == n for n in names):
+            rank = next((i for i, n in enumerate(names) if d == n or d.endswith("/" + n)), None)
+            if rank is None:
                 continue
             direct = sum(1 for f in self.files if posixpath.dirname(f) == d)
-            key = (-direct, d.count("/"), d)
+            # the most specific name first ("cli/commands/" over "cli/" for commands)
+            key = (rank, -direct, d.count("/"), d)
             if direct and (best is None or key < best):
                 best = key
-        return best[2] if best else None
+        return best[3] if best else None
 
     def _new_file(self, root: str, name: str, ext_hint: str | None, test: bool) -> str:
         """A new file for ``name`` in ``root``, named like the files already there (like

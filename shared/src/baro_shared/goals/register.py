@@ -29,7 +29,9 @@ from baro_shared.surfaces import is_glob
 # to the CLI's group. Plugins and workers are as often discovered; they are not guessed at.
 REGISTERED_KINDS = frozenset({"endpoint", "command"})
 
-_CREATE = re.compile(r"\b(?:add|create|implement|write|build|introduce|scaffold|expose)\b", re.I)
+_CREATE = re.compile(
+    r"\b(?:add|create|implement|write|build|introduce|scaffold|expose|needs?)\b", re.I
+)
 # Where the words after the verb stop being what it creates ("add pagination TO the ...").
 _PREPOSITION = re.compile(
     r"\b(?:to|in|into|on|of|for|from|with|across|at|under|inside|within)\b", re.I

@@ -491,10 +491,11 @@ def units_text(prose: str, chosen: Sequence[Unit], units: NamedUnits) -> str:
 
 
 # a trailing clause that only says the units are done apart: "…, each in its own file",
-# "(one spec each)", "; the two are independent", "… separately"
-_APART_CLAUSE = re.compile(r"[,;(][^,;()]*\)?\s*\.?\s*$")
+# "(one spec each)", "; the two are independent", "— independent changes", "… separately"
+_APART_CLAUSE = re.compile(r"(?:[,;(]|\s[\u2014\u2013-]\s)[^,;()\u2014\u2013]*\)?\s*\.?\s*$")
 _APART_WORDS = re.compile(
-    r"\s+(?:separately|independently(?:\s+of\s+each\s+other)?|in\s+parallel|in\s+any\s+order)"
+    r"\s+(?:separately|independently(?:\s+of\s+each\s+other)?|in\s+parallel|in\s+any\s+order"
+    r"|(?:as|in)\s+(?:separate|their\s+own)\s+(?:modules|files))"
     r"\s*\.?\s*$",
     re.I,
 )
@@ -519,12 +520,19 @@ def _one_unit(text: str, unit: Unit, kind: str) -> str:
     if one and one != kind.lower():
         label = re.escape(unit.label)
         text = re.sub(
-            rf"\b(?:each\s+of\s+)?(the\s+)?({label})\s+{re.escape(kind)}\b",
+            rf"(?<![\w`])(?:each\s+of\s+)?(the\s+)?(`?{label}`?)\s+{re.escape(kind)}\b",
             lambda m: f"{m.group(1) or ''}{m.group(2)} {one}",
             text,
             flags=re.I,
         )
         text = re.sub(rf"\b({re.escape(one)})\s+each\s+(?:their|its)\s+own\b", r"\1 its own", text)
+        # "the four mappers (claude)": "the claude mapper"
+        text = re.sub(
+            rf"\b(?:the\s+)?(?:[\w-]+\s+)?{re.escape(kind)}\s*\(\s*({label})\s*\)",
+            lambda m: f"the {m.group(1)} {one}",
+            text,
+            flags=re.I,
+        )
     return text
 
 
@@ -541,9 +549,16 @@ def _article(match: re.Match[str]) -> str:
 
 
 def _sentence_around(prose: str, start: int, end: int) -> tuple[int, int]:
-    left = max(prose.rfind(". ", 0, start) + 2, prose.rfind("\n", 0, start) + 1, 0)
-    if left == 1:
-        left = 0
-    stops = [i for i in (prose.find(". ", end), prose.find("\n", end)) if i != -1]
-    right = min(stops) if stops else len(prose)
+    ends = [m.end() for m in _SENTENCE_BREAK.finditer(prose, 0, start)]
+    left = max([0, *ends])
+    stop = _SENTENCE_BREAK.search(prose, end)
+    right = (
+        stop.start() + 1
+        if stop and prose[stop.start()] in "?!"
+        else (stop.start() if stop else len(prose))
+    )
     return left, right
+
+
+# where a sentence ends: ". ", "? ", "! " or a new line ("Could you …? They're unrelated.")
+_SENTENCE_BREAK = re.compile(r"[.?!][ \t]+|\n")

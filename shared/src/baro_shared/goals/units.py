@@ -96,7 +96,7 @@ _KIND_THEN_APPOSITION = re.compile(
 _FIRST_NAME = re.compile(rf"[ \t]+({_NAME})[ \t]*")
 # "a users endpoint, an orders endpoint and a products endpoint"
 _REPEATED_KIND = re.compile(
-    rf"\b(?:an?|the)[ \t]+({_NAME})[ \t]+({_UNIT_KIND_SINGULAR})\b(?![ \t]*[\w/`-]*\.\w)",
+    rf"\b(?:an?|the)[ \t]+(/?{_NAME})[ \t]+({_UNIT_KIND_SINGULAR})\b(?![ \t]*[\w/`-]*\.\w)",
     re.I,
 )
 # "e2e tests for login, checkout and search, one spec each": names without a kind noun
@@ -329,8 +329,11 @@ def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
                 run.append(m)
                 continue
         if len(run) >= 2:
-            names = [
-                Atom(r.start(1), r.end(1), r.group(1), r.group(1).lower(), "name") for r in run
+            names = [  # "a /metrics endpoint and a /ready endpoint": routes
+                _endpoint_atom(r.start(1), r.group(1))
+                if r.group(1).startswith("/")
+                else Atom(r.start(1), r.end(1), r.group(1), r.group(1).lower(), "name")
+                for r in run
             ]
             if not any(a.key in _NOT_NAMES for a in names):
                 kind = run[0].group(2).lower()
