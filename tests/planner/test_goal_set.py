@@ -215,6 +215,9 @@ def test_new_files_in_a_numbered_sequence_are_not_split() -> None:
         ("u83", ["Add `login` command to the CLI", "Add `logout` command to the CLI"]),
         ("u84", ["Add docstrings to pricing.py", "Add docstrings to tax.py"]),
         ("u85", ["Convert src/utils/format.ts to use Intl APIs"]),
+        ("u86", ["Add a Footer component with a test", "Add a Header component with a test"]),
+        ("u87", ["Add retries to the S3 storage backend"]),
+        ("u88", ["Add a CHANGELOG.md to the core package"]),
     ],
 )
 def test_a_unit_s_story_reads_as_that_unit_s(goal_id: str, titles: list[str]) -> None:

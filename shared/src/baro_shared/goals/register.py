@@ -7,8 +7,9 @@ editing that one file side by side would conflict; a story told to stay inside i
 module leaves its router unreachable. So the plan gets one more story, after the units,
 that registers them all where the application registers the existing ones.
 
-- ``creates_registered_units``: the goal's words alone (what the intake has): it creates
-  new endpoints or commands, units an application registers.
+- ``creates_units`` and ``creates_registered_units``: the goal's words alone (what the
+  intake has): it creates the units it names, and they are endpoints or commands, units an
+  application registers.
 - ``registry_files``: the repository's file list (what the planner has): the files where
   the new modules would be registered, nearest first; none when the modules exist already,
   when routing is by file (Next.js ``pages/``, SvelteKit ``+page``), or when nothing near
@@ -58,13 +59,12 @@ _ROUTE_FILE = re.compile(r"^(?:\+page|\+server|\+layout|page|route|layout)\.[a-z
 _ROUTED_DIRS = frozenset({"pages", "app", "routes"})
 
 
-def creates_registered_units(prose: str, units: NamedUnits) -> bool:
-    """Whether the goal creates the units it names, and they are of a kind an application
-    registers: "Add a users endpoint, an orders endpoint ...", "Add CRUD endpoints for
-    three resources: a.py, b.py", "Add `doctor` and `export` subcommands". Not "Add
-    pagination to the tags and notes endpoints" (they exist) nor "Write tests for the
-    users and orders endpoints" (tests are created, not endpoints)."""
-    if units.count < 2 or singular(units.kind) not in REGISTERED_KINDS:
+def creates_units(prose: str, units: NamedUnits) -> bool:
+    """Whether the goal creates the units it names: a creation verb governs the list ("Add
+    a Footer component and a Header component", "Add CRUD endpoints for three resources:
+    a.py, b.py"), not something about them ("Add pagination to the tags and notes
+    endpoints", "Write tests for a.py and b.py")."""
+    if units.count < 2:
         return False
     first = min(atom.start for unit in units.units for atom in unit.atoms)
     sentence_start = max((m.end() for m in _SENTENCE_END.finditer(prose, 0, first)), default=0)
@@ -76,7 +76,19 @@ def creates_registered_units(prose: str, units: NamedUnits) -> bool:
     stop = _PREPOSITION.search(created)
     if stop is None:
         return True  # the list is what the verb creates: "add a users endpoint, ..."
-    return bool(_REGISTERED_NOUN.search(created[: stop.start()]))  # "add CRUD endpoints for"
+    head = created[: stop.start()]  # "add CRUD endpoints for ...": what it creates
+    kind = singular(units.kind)
+    return bool(_REGISTERED_NOUN.search(head)) or bool(
+        kind and re.search(rf"\b{re.escape(kind)}s?\b", head, re.I)
+    )
+
+
+def creates_registered_units(prose: str, units: NamedUnits) -> bool:
+    """``creates_units``, for units of a kind an application registers: "Add a users
+    endpoint, an orders endpoint ...", "Add `doctor` and `export` subcommands". Not "Add
+    pagination to the tags and notes endpoints" (they exist) nor "Write tests for the
+    users and orders endpoints" (tests are created, not endpoints)."""
+    return singular(units.kind) in REGISTERED_KINDS and creates_units(prose, units)
 
 
 def registry_files(layout: Layout, new_files: Iterable[str]) -> list[str]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from baro_shared.goals.layout import Layout, is_test_file, singular, split_ext
-from baro_shared.goals.register import creates_registered_units, registry_files
+from baro_shared.goals.register import creates_registered_units, creates_units, registry_files
 from baro_shared.goals.shape import (
     ALREADY_EXISTS,
     Steps,
@@ -324,7 +324,9 @@ def _ext_hint(prose: str) -> str | None:
 def _unit_parts(prose: str, units: NamedUnits, layout: Layout) -> tuple[Part, ...]:
     masked = _masked(prose)
     test_work = bool(_TEST_WORK.search(masked))
-    changes_code = bool(_CHANGES_CODE.search(masked))
+    # a unit the goal creates is written along with its tests ("a Footer component ...
+    # with a test")
+    changes_code = bool(_CHANGES_CODE.search(masked)) or creates_units(prose, units)
     test_container = next((c for c in units.containers if _TEST_DIR.search(c)), None)
     if test_container is None and _END_TO_END.search(masked):
         test_container = layout.end_to_end_tests()
@@ -501,6 +503,13 @@ _APART_WORDS = re.compile(
 )
 
 
+_EACH_OWN = re.compile(
+    r",?\s*each\s+(?:in|as)\s+(?:its|their)\s+own\s+(?:spec\s+)?"
+    r"(?:file|module|package|directory|folder|spec)\b(?=\s+with\b)",
+    re.I,
+)
+
+
 def _one_unit(text: str, unit: Unit, kind: str) -> str:
     """One unit's text reads as one unit's: without the clause saying the units are done
     apart (its story is one of them already), its kind noun in the singular ("the billing
@@ -516,19 +525,21 @@ def _one_unit(text: str, unit: Unit, kind: str) -> str:
             break  # "…, each in its own file: lint": the unit is named in it
         text = text[: clause.start()]
     text = _APART_WORDS.sub("", text)
+    text = _EACH_OWN.sub("", text)  # "…, each in its own file with a test": "… with a test"
     one = singular(kind)
     if one and one != kind.lower():
         label = re.escape(unit.label)
         text = re.sub(
-            rf"(?<![\w`])(?:each\s+of\s+)?(the\s+)?(`?{label}`?)\s+{re.escape(kind)}\b",
+            rf"(?<![\w`])(?:each\s+of\s+)?(the\s+)?(`?{label}`?(?:\s+[\w-]+)?)\s+{re.escape(kind)}\b",
             lambda m: f"{m.group(1) or ''}{m.group(2)} {one}",
             text,
             flags=re.I,
         )
         text = re.sub(rf"\b({re.escape(one)})\s+each\s+(?:their|its)\s+own\b", r"\1 its own", text)
-        # "the four mappers (claude)": "the claude mapper"
+        # "the four mappers (claude)", "each package (core)": "the claude mapper"
         text = re.sub(
-            rf"\b(?:the\s+)?(?:[\w-]+\s+)?{re.escape(kind)}\s*\(\s*({label})\s*\)",
+            rf"\b(?:the\s+|each\s+)?(?:[\w-]+\s+)?(?:{re.escape(kind)}|{re.escape(one)})"
+            rf"\s*\(\s*({label})\s*\)",
             lambda m: f"the {m.group(1)} {one}",
             text,
             flags=re.I,
