@@ -218,6 +218,8 @@ def test_new_files_in_a_numbered_sequence_are_not_split() -> None:
         ("u86", ["Add a Footer component with a test", "Add a Header component with a test"]),
         ("u87", ["Add retries to the S3 storage backend"]),
         ("u88", ["Add a CHANGELOG.md to the core package"]),
+        ("u92", ["Add the S3 storage backend's missing `delete` method"]),
+        ("u93", ["Add Grafana dashboards for latency in deploy/dashboards/"]),
     ],
 )
 def test_a_unit_s_story_reads_as_that_unit_s(goal_id: str, titles: list[str]) -> None:

@@ -203,7 +203,11 @@ class Layout:
                 max(hinted, key=lambda sh: shapes[sh]) if hinted else shapes.most_common(1)[0][0]
             )
             return f"{root}/{prefix}{name}{suffix}"
-        return f"{root}/{name}{ext_hint}" if ext_hint else f"{root}/{name}*"
+        if ext_hint:
+            return f"{root}/{name}{ext_hint}"
+        if any(posixpath.dirname(d) == root for d in self.dirs):
+            return f"{root}/{name}/**"  # its neighbours are directories (services/billing/)
+        return f"{root}/{name}*"
 
     # ---------------------------------------------------------------- tests
 

@@ -92,7 +92,7 @@ _LANGUAGE_EXTENSIONS = {
 _STORY_WORK = re.compile(r"\bstorybook\b|\bstories[ \t]+for\b", re.I)
 # a component file keeps its markup in the other language
 _MARKUP_TWINS = {(".jsx", ".ts"): ".tsx", (".tsx", ".js"): ".jsx"}
-_END_TO_END = re.compile(r"\b(?:e2e|end-to-end)\b", re.I)
+_END_TO_END = re.compile(r"\b(?:e2e|end-to-end|playwright|cypress)\b", re.I)
 _TEST_DIR = re.compile(r"(?:^|/)(?:tests?|specs?|__tests__|e2e|integration)(?:/|$)", re.I)
 _EXT_HINTS = (
     (re.compile(r"\bjson\b", re.I), ".json"),
@@ -504,8 +504,8 @@ _APART_WORDS = re.compile(
 
 
 _EACH_OWN = re.compile(
-    r",?\s*each\s+(?:in|as)\s+(?:its|their)\s+own\s+(?:spec\s+)?"
-    r"(?:file|module|package|directory|folder|spec)\b(?=\s+with\b)",
+    r",?\s*each\s+(?:in|as)\s+(?:its|their)\s+own\s+(?:[\w-]+\s+)?"
+    r"(?:file|module|package|directory|folder|spec)\b(?=\s+(?:with|in|under)\b)",
     re.I,
 )
 
@@ -530,8 +530,8 @@ def _one_unit(text: str, unit: Unit, kind: str) -> str:
     if one and one != kind.lower():
         label = re.escape(unit.label)
         text = re.sub(
-            rf"(?<![\w`])(?:each\s+of\s+)?(the\s+)?(`?{label}`?(?:\s+[\w-]+)?)\s+{re.escape(kind)}\b",
-            lambda m: f"{m.group(1) or ''}{m.group(2)} {one}",
+            rf"(?<![\w`])(?:each\s+of\s+)?(the\s+)?(`?{label}`?(?:\s+[\w-]+)?)\s+{re.escape(kind)}\b('?)",
+            lambda m: f"{m.group(1) or ''}{m.group(2)} {one}" + ("'s" if m.group(3) else ""),
             text,
             flags=re.I,
         )

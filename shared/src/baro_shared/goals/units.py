@@ -11,6 +11,7 @@ Units with the same stem are one unit: "the api service" and "api/" name the sam
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ _REPEATED_KIND = re.compile(
 # "e2e tests for login, checkout and search, one spec each": names without a kind noun
 # count only when the goal says at once that each gets its own
 _TESTS_FOR_NAMES = re.compile(
-    rf"\b(?:(e2e|end-to-end|browser|ui)[ \t-]+)?(?:unit[ \t-]+)?(?:tests?|specs?)[ \t]+for[ \t]+"
+    rf"\b(?:(e2e|end-to-end|browser|ui|playwright|cypress)[ \t-]+)?(?:unit[ \t-]+)?(?:tests?|specs?)[ \t]+for[ \t]+"
     rf"(?:the[ \t]+)?({_NAME_LIST})[ \t]*,?[ \t]*(?=one[ \t]+[\w-]+(?:[ \t]+[\w-]+)?[ \t]+"
     rf"(?:each|per)\b|each[ \t]+in[ \t]+its[ \t]+own\b|separately\b|independently\b)",
     re.I,
@@ -556,10 +557,12 @@ def named_units(prose: str) -> NamedUnits:
     by_key: dict[str, list[Atom]] = {}
     stem_owner: dict[str, str] = {}  # non-endpoint stem -> the unit key it belongs to
     endpoint_stems: dict[str, str] = {}
+    owner_group: dict[str, Group] = {}  # the list that named each unit first
     used: list[Group] = []
     members: list[Atom] = []
     noun: str | None = None
-    for group, group_noun in groups:
+    for named, group_noun in groups:
+        group = _paths_apart(named)
         if len({a.key for a in group.atoms}) < 2:
             continue
         used.append(group)
@@ -570,14 +573,17 @@ def named_units(prose: str) -> NamedUnits:
                 owner = atom.key if atom.key in by_key else stem_owner.get(atom.stem)
             else:
                 owner = stem_owner.get(atom.stem) or endpoint_stems.get(atom.stem)
+                if owner is not None and owner_group[owner] is group and owner != atom.key:
+                    owner = None  # one list naming packages/a/package.json, packages/b/…
             if owner is None:
                 owner = atom.key
                 order.append(owner)
                 by_key[owner] = []
+                owner_group[owner] = group
                 if atom.kind == "endpoint":
                     endpoint_stems.setdefault(atom.stem, owner)
                 else:
-                    stem_owner[atom.stem] = owner
+                    stem_owner.setdefault(atom.stem, owner)
             by_key[owner].append(atom)
     units = tuple(
         Unit(label=by_key[k][0].label, key=k, stem=by_key[k][0].stem, atoms=tuple(by_key[k]))
@@ -594,10 +600,30 @@ def named_units(prose: str) -> NamedUnits:
     )
 
 
+def _paths_apart(group: Group) -> Group:
+    """Paths of one name in one list are different units ("packages/core/package.json,
+    packages/http/package.json"): each is known by its whole path, not its name."""
+    labels: dict[str, set[str]] = {}
+    for a in group.atoms:
+        if a.kind == "path":
+            labels.setdefault(a.key, set()).add(a.label.lower())
+    clashing = {key for key, named in labels.items() if len(named) > 1}
+    if not clashing:
+        return group
+    atoms = tuple(
+        dataclasses.replace(a, key=a.label.lower(), stem=a.label.lower())
+        if a.kind == "path" and a.key in clashing
+        else a
+        for a in group.atoms
+    )
+    return dataclasses.replace(group, atoms=atoms)
+
+
 def _shared_file(atoms: list[Atom], members: list[Atom], prose: str) -> str | None:
     """A file, outside the listed units, that the goal puts the work into."""
+    listed = {(m.start, m.end) for m in members}
     for atom in atoms:
-        if atom.kind != "path" or atom in members:
+        if atom.kind != "path" or (atom.start, atom.end) in listed:
             continue
         if _INTO_LEAD.search(prose[max(0, atom.start - 24) : atom.start]):
             return atom.label
