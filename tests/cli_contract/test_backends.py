@@ -235,8 +235,11 @@ async def test_a_cut_stream_is_a_transient_failure(
     assert errors and errors[-1].category == "transient" and errors[-1].retryable
     if (backend, cut) == ("opencode", "close"):
         assert "ended without a finish reason 3 times in a row" in (story[0].error or "")
+        # left alone it goes on (15 calls in a minute in the capture); the calls it had
+        # already started when the third step without a finish was read count too (5 or
+        # 6 here, by how fast its stream reaches the runner)
         calls = [c for c in model_server.model_calls() if c.answer != "text"]  # not the title
-        assert len(calls) <= 5, f"the loop went on: {len(calls)} model calls"
+        assert len(calls) <= 8, f"the loop went on: {len(calls)} model calls"
 
 
 @pytest.mark.parametrize("backend", ["claude", "opencode"])
