@@ -34,6 +34,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "resources",
     ),
     "component": ("components",),
+    "hook": ("hooks",),
     "dashboard": ("dashboards", "grafana"),
     "workflow": (".github/workflows", "workflows"),
     "service": ("services",),

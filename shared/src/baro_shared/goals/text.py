@@ -169,7 +169,8 @@ ACTION_VERBS = (
         "normalize pass reject render restore retry skip throttle unify upload define "
         "declare connect hook plug mount embed attach refresh rebuild reorganize restructure "
         "sync verify release ship seed populate backfill expose give proofread edit reword "
-        "rephrase annotate localize localise copy"
+        "rephrase annotate localize localise copy memoize memoise debounce paginate "
+        "sanitize sanitise escape encode decode compress lazy-load prefetch"
     )
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")

@@ -100,6 +100,9 @@ _REPEATED_KIND = re.compile(
     rf"\b(?:an?|the)[ \t]+(/?{_NAME})[ \t]+({_UNIT_KIND_SINGULAR})\b(?![ \t]*[\w/`-]*\.\w)",
     re.I,
 )
+# React hooks are units by their names alone: "useTheme", "useLocale"
+_HOOK_NAME = re.compile(r"(?<![\w/.`-])`?use[A-Z][A-Za-z0-9]*`?(?![\w/.-])")
+_HOOK_NOUN = re.compile(r"\bhooks?\b", re.I)
 # "e2e tests for login, checkout and search, one spec each": names without a kind noun
 # count only when the goal says at once that each gets its own
 _TESTS_FOR_NAMES = re.compile(
@@ -321,6 +324,12 @@ def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
                 word = first.group(1)
                 names = [Atom(start, start + len(word), word, word.lower(), "name"), *names]
             lists.append((names, _files_kind(prose, m.start(1), m.group(1).lower())))
+    hooks = [  # "a useTheme hook and a useLocale hook", "the useTheme and useLocale hooks"
+        Atom(m.start(), m.end(), m.group(0), m.group(0).lower(), "name")
+        for m in _HOOK_NAME.finditer(prose)
+    ]
+    if len(hooks) >= 2 and _HOOK_NOUN.search(prose):
+        lists.append((hooks, "hooks"))
     run: list[re.Match[str]] = []
     for m in [*_REPEATED_KIND.finditer(prose), None]:
         if m is not None and run:
