@@ -566,7 +566,6 @@ def named_units(prose: str) -> NamedUnits:
     by_key: dict[str, list[Atom]] = {}
     stem_owner: dict[str, str] = {}  # non-endpoint stem -> the unit key it belongs to
     endpoint_stems: dict[str, str] = {}
-    owner_group: dict[str, Group] = {}  # the list that named each unit first
     used: list[Group] = []
     members: list[Atom] = []
     noun: str | None = None
@@ -582,17 +581,14 @@ def named_units(prose: str) -> NamedUnits:
                 owner = atom.key if atom.key in by_key else stem_owner.get(atom.stem)
             else:
                 owner = stem_owner.get(atom.stem) or endpoint_stems.get(atom.stem)
-                if owner is not None and owner_group[owner] is group and owner != atom.key:
-                    owner = None  # one list naming packages/a/package.json, packages/b/…
             if owner is None:
                 owner = atom.key
                 order.append(owner)
                 by_key[owner] = []
-                owner_group[owner] = group
                 if atom.kind == "endpoint":
                     endpoint_stems.setdefault(atom.stem, owner)
                 else:
-                    stem_owner.setdefault(atom.stem, owner)
+                    stem_owner[atom.stem] = owner
             by_key[owner].append(atom)
     units = tuple(
         Unit(label=by_key[k][0].label, key=k, stem=by_key[k][0].stem, atoms=tuple(by_key[k]))
