@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable
 
 from baro_shared.goals.layout import Layout, is_test_file, singular, split_ext
+from baro_shared.goals.text import SENTENCE_BREAK
 from baro_shared.goals.units import NamedUnits
 from baro_shared.surfaces import is_glob
 
@@ -41,7 +42,6 @@ _REGISTERED_NOUN = re.compile(
     r"\b(?:end-?points?|routes?|routers?|handlers?|controllers?|resources?|(?:sub)?commands?)\b",
     re.I,
 )
-_SENTENCE_END = re.compile(r"[.!?\n](?:\s|$)")
 
 _ENTRY_STEMS = frozenset(
     {
@@ -67,7 +67,7 @@ def creates_units(prose: str, units: NamedUnits) -> bool:
     if units.count < 2:
         return False
     first = min(atom.start for unit in units.units for atom in unit.atoms)
-    sentence_start = max((m.end() for m in _SENTENCE_END.finditer(prose, 0, first)), default=0)
+    sentence_start = max((m.end() for m in SENTENCE_BREAK.finditer(prose, 0, first)), default=0)
     before = prose[sentence_start:first]
     verbs = list(_CREATE.finditer(before))
     if not verbs:

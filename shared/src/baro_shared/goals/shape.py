@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from baro_shared.goals.text import (
     ACTION_VERBS,
     FAILURE,
+    SENTENCE_BREAK,
     clauses,
     negated,
     parse_count,
@@ -100,7 +101,6 @@ _INDEPENDENT = re.compile(
     r"\bdo(?:n'?t|\s+not)\s+depend\s+on\s+each\s+other\b|\bone\s+[\w-]+(?:\s+[\w-]+)?\s+(?:each|per)\b",
     re.I,
 )
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n")
 
 
 def shared_surface_cue(prose: str) -> str | None:
@@ -109,7 +109,7 @@ def shared_surface_cue(prose: str) -> str | None:
     A shared surface that already exists and is only read ("the interface they implement
     already exists") does not count.
     """
-    for sentence in _SENTENCE_BREAK.split(prose):
+    for sentence in SENTENCE_BREAK.split(prose):
         match = next(
             (m for m in _SHARED.finditer(sentence) if not negated(sentence, m.start())), None
         )

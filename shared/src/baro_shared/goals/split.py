@@ -35,6 +35,7 @@ from baro_shared.goals.shape import (
     shared_surface_cue,
 )
 from baro_shared.goals.text import (
+    SENTENCE_BREAK,
     bounded,
     clauses,
     negated,
@@ -560,16 +561,6 @@ def _article(match: re.Match[str]) -> str:
 
 
 def _sentence_around(prose: str, start: int, end: int) -> tuple[int, int]:
-    ends = [m.end() for m in _SENTENCE_BREAK.finditer(prose, 0, start)]
-    left = max([0, *ends])
-    stop = _SENTENCE_BREAK.search(prose, end)
-    right = (
-        stop.start() + 1
-        if stop and prose[stop.start()] in "?!"
-        else (stop.start() if stop else len(prose))
-    )
-    return left, right
-
-
-# where a sentence ends: ". ", "? ", "! " or a new line ("Could you …? They're unrelated.")
-_SENTENCE_BREAK = re.compile(r"[.?!][ \t]+|\n")
+    left = max((m.end() for m in SENTENCE_BREAK.finditer(prose, 0, start)), default=0)
+    stop = SENTENCE_BREAK.search(prose, end)
+    return left, stop.start() if stop else len(prose)

@@ -173,6 +173,8 @@ ACTION_VERBS = (
         "sanitize sanitise escape encode decode compress lazy-load prefetch"
     )
 )
+# the blank after a sentence's end, or a line break ("Could you …? They're unrelated.")
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 _CLAUSE_BREAK = re.compile(r"[,;:!?\n]|\.(?=\s|$)|\s[—\u2013]\s")
 _CLAUSE_LEAD = re.compile(
