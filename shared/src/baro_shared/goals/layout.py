@@ -103,13 +103,21 @@ class Layout:
         self.files = sorted(set(files or ()))
         self._set = set(self.files)
         dirs: set[str] = set()
+        in_dir: dict[str, list[str]] = {}
         for f in self.files:
             parts = f.split("/")[:-1]
             dirs.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+            in_dir.setdefault(posixpath.dirname(f), []).append(f)
         self.dirs = dirs
+        self._in_dir = in_dir
+        self._with_subdirs = {posixpath.dirname(d) for d in dirs}
 
     def has(self, path: str) -> bool:
         return path in self._set
+
+    def in_dir(self, directory: str) -> list[str]:
+        """The files directly in ``directory`` ("" for the root), in order."""
+        return self._in_dir.get(directory, [])
 
     # ---------------------------------------------------------------- paths as named
 
@@ -182,7 +190,7 @@ class Layout:
             rank = next((i for i, n in enumerate(names) if d == n or d.endswith("/" + n)), None)
             if rank is None:
                 continue
-            direct = sum(1 for f in self.files if posixpath.dirname(f) == d)
+            direct = len(self.in_dir(d))
             # the most specific name first ("cli/commands/" over "cli/" for commands)
             key = (rank, -direct, d.count("/"), d)
             if direct and (best is None or key < best):
@@ -192,11 +200,7 @@ class Layout:
     def _new_file(self, root: str, name: str, ext_hint: str | None, test: bool) -> str:
         """A new file for ``name`` in ``root``, named like the files already there (like
         its tests, for a test file)."""
-        siblings = [
-            posixpath.basename(f)
-            for f in self.files
-            if posixpath.dirname(f) == root and is_test_file(f) == test
-        ]
+        siblings = [posixpath.basename(f) for f in self.in_dir(root) if is_test_file(f) == test]
         shapes = Counter(_name_shape(s) for s in siblings)
         hinted = [shape for shape in shapes if ext_hint and shape[1].endswith(ext_hint)]
         if hinted or shapes:
@@ -206,7 +210,7 @@ class Layout:
             return f"{root}/{prefix}{name}{suffix}"
         if ext_hint:
             return f"{root}/{name}{ext_hint}"
-        if any(posixpath.dirname(d) == root for d in self.dirs):
+        if root in self._with_subdirs:
             return f"{root}/{name}/**"  # its neighbours are directories (services/billing/)
         return f"{root}/{name}*"
 
@@ -221,7 +225,7 @@ class Layout:
         if _NUMBERED.match(posixpath.basename(path)):
             return None  # its number is chosen: the goal named it
         directory = posixpath.dirname(path)
-        names = [posixpath.basename(f) for f in self.files if posixpath.dirname(f) == directory]
+        names = [posixpath.basename(f) for f in self.in_dir(directory)]
         numbered = [n for n in names if _NUMBERED.match(n)]
         return numbered[-1] if len(numbered) >= 2 and 2 * len(numbered) >= len(names) else None
 
@@ -232,7 +236,7 @@ class Layout:
             d
             for d in self.dirs
             if d.rsplit("/", 1)[-1].lower() in ("e2e", "end-to-end")
-            and any(posixpath.dirname(f) == d and is_test_file(f) for f in self.files)
+            and any(is_test_file(f) for f in self.in_dir(d))
         ]
         return min(found, key=lambda d: (d.count("/"), d)) if found else None
 

@@ -105,7 +105,7 @@ def registry_files(layout: Layout, new_files: Iterable[str]) -> list[str]:
     for path in new:
         if _routed_by_files(path, routed_by_files):
             continue
-        found.extend(_registry_of(layout, path, set(new)))
+        found.extend(_registry_of(layout, path, frozenset(new)))
     return list(dict.fromkeys(found))
 
 
@@ -127,7 +127,7 @@ def _routed_by_files(path: str, framework: bool) -> bool:
     return framework and bool(_ROUTED_DIRS & set(path.split("/")[:-1]))
 
 
-def _registry_of(layout: Layout, path: str, new: set[str]) -> list[str]:
+def _registry_of(layout: Layout, path: str, new: frozenset[str]) -> list[str]:
     language = _language(path)
     directory = posixpath.dirname(path)
     package_init = f"{directory}/__init__.py" if directory else "__init__.py"
@@ -135,9 +135,8 @@ def _registry_of(layout: Layout, path: str, new: set[str]) -> list[str]:
     for _ in range(3):
         entries = [
             f
-            for f in layout.files
-            if posixpath.dirname(f) == level
-            and f not in new
+            for f in layout.in_dir(level)
+            if f not in new
             and _language(f) == language
             and split_ext(posixpath.basename(f))[0].lower() in _ENTRY_STEMS
         ]
@@ -147,5 +146,5 @@ def _registry_of(layout: Layout, path: str, new: set[str]) -> list[str]:
         if not level:
             break
         level = posixpath.dirname(level)
-    siblings = [f for f in layout.files if posixpath.dirname(f) == directory and f != package_init]
+    siblings = [f for f in layout.in_dir(directory) if f != package_init]
     return [package_init] if siblings and layout.has(package_init) else []
