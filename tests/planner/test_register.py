@@ -6,8 +6,8 @@ import pytest
 
 from baro_planner.deterministic import plan_goal
 from baro_shared.goals.layout import Layout
-from baro_shared.goals.register import creates_registered_units, registry_files
-from baro_shared.goals.units import named_units
+from baro_shared.goals.register import registry_files
+from baro_shared.goals.split import split_goal
 from baro_shared.plan import PlanError, stories_from_data
 from baro_shared.schemas import Caps
 from baro_shared.surfaces import surfaces_overlap
@@ -44,7 +44,7 @@ ENDPOINTS = (
 def test_a_goal_creating_endpoints_or_commands_creates_units_to_register(
     goal: str, creates: bool
 ) -> None:
-    assert creates_registered_units(goal, named_units(goal)) is creates
+    assert split_goal(goal).registers is creates
 
 
 def test_new_modules_are_registered_in_the_nearest_entry_module_and_their_package() -> None:

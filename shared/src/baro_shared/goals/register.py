@@ -7,8 +7,8 @@ editing that one file side by side would conflict; a story told to stay inside i
 module leaves its router unreachable. So the plan gets one more story, after the units,
 that registers them all where the application registers the existing ones.
 
-- ``creates_units`` and ``creates_registered_units``: the goal's words alone (what the
-  intake has): it creates the units it names, and they are endpoints or commands, units an
+- ``creates_units`` and ``registered_kind``: the goal's words alone (what the intake
+  has): it creates the units it names, and they are endpoints or commands, units an
   application registers.
 - ``registry_files``: the repository's file list (what the planner has): the files where
   the new modules would be registered, nearest first; none when the modules exist already,
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 
 from baro_shared.goals.layout import Layout, is_test_file, singular, split_ext
 from baro_shared.goals.text import SENTENCE_BREAK
-from baro_shared.goals.units import NamedUnits
+from baro_shared.goals.units import UNIT_KINDS, NamedUnits
 from baro_shared.surfaces import is_glob
 
 # Units an application reaches only once registered: a router is included, a command added
@@ -38,8 +38,13 @@ _CREATE = re.compile(
 _PREPOSITION = re.compile(
     r"\b(?:to|in|into|on|of|for|from|with|across|at|under|inside|within)\b", re.I
 )
+# the unit kinds that are registered, by any of their names (route, router, subcommand, ...)
 _REGISTERED_NOUN = re.compile(
-    r"\b(?:end-?points?|routes?|routers?|handlers?|controllers?|resources?|(?:sub)?commands?)\b",
+    r"\b(?:"
+    + "|".join(
+        k.removesuffix("s") for k in UNIT_KINDS.split("|") if singular(k) in REGISTERED_KINDS
+    )
+    + r")s?\b",
     re.I,
 )
 
@@ -83,12 +88,9 @@ def creates_units(prose: str, units: NamedUnits) -> bool:
     )
 
 
-def creates_registered_units(prose: str, units: NamedUnits) -> bool:
-    """``creates_units``, for units of a kind an application registers: "Add a users
-    endpoint, an orders endpoint ...", "Add `doctor` and `export` subcommands". Not "Add
-    pagination to the tags and notes endpoints" (they exist) nor "Write tests for the
-    users and orders endpoints" (tests are created, not endpoints)."""
-    return singular(units.kind) in REGISTERED_KINDS and creates_units(prose, units)
+def registered_kind(kind: str) -> bool:
+    """Units of this kind are reached only once registered (endpoints, routers, commands)."""
+    return singular(kind) in REGISTERED_KINDS
 
 
 def registry_files(layout: Layout, new_files: Iterable[str]) -> list[str]:

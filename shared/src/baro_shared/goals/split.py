@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from baro_shared.goals.layout import Layout, is_test_file, singular, split_ext
-from baro_shared.goals.register import creates_registered_units, creates_units, registry_files
+from baro_shared.goals.register import creates_units, registered_kind, registry_files
 from baro_shared.goals.shape import (
     ALREADY_EXISTS,
     Steps,
@@ -166,10 +166,11 @@ def split_prose(prose: str, files: Sequence[str] | None = None) -> GoalSplit:
     if units.count >= 2:
         refused = _refusal(prose, units)
         if refused is None:
-            parts = _unit_parts(prose, units, layout)
+            creates = creates_units(prose, units)
+            parts = _unit_parts(prose, units, layout, creates)
             refused = _overlapping(parts) or _one_sequence(parts, units.kind, layout)
             if refused is None:
-                registers = creates_registered_units(prose, units)
+                registers = creates and registered_kind(units.kind)
                 new_files = (path for part in parts for path in part.surface)
                 registry = tuple(registry_files(layout, new_files)) if registers else ()
                 return GoalSplit(
@@ -322,12 +323,12 @@ def _ext_hint(prose: str) -> str | None:
     return None
 
 
-def _unit_parts(prose: str, units: NamedUnits, layout: Layout) -> tuple[Part, ...]:
+def _unit_parts(prose: str, units: NamedUnits, layout: Layout, creates: bool) -> tuple[Part, ...]:
     masked = _masked(prose)
     test_work = bool(_TEST_WORK.search(masked))
     # a unit the goal creates is written along with its tests ("a Footer component ...
     # with a test")
-    changes_code = bool(_CHANGES_CODE.search(masked)) or creates_units(prose, units)
+    changes_code = creates or bool(_CHANGES_CODE.search(masked))
     test_container = next((c for c in units.containers if _TEST_DIR.search(c)), None)
     if test_container is None and _END_TO_END.search(masked):
         test_container = layout.end_to_end_tests()
