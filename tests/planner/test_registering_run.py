@@ -138,3 +138,34 @@ async def test_nothing_to_register_is_a_finished_story(bus: Bus, tmp_path: Path)
     events = await replay(bus, request.run_id)
     s4 = [ev for ev in events if isinstance(ev, s.StoryUpdated) and ev.story_id == "S4"]
     assert s4[-1].status == "integrated"
+
+
+async def test_a_registering_story_whose_changes_are_all_left_out_is_not_nothing_to_change(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """A hostile agent in the story that may change nothing: its only changes are a symbolic
+    link out of the repository and a plan artifact. That is not "nothing to change": the
+    story delivered nothing and the run says so instead of calling it delivered."""
+    repo = make_repo(tmp_path / "user", FILES)
+    script = {
+        "stories": [
+            *(_unit(f"S{i}", name) for i, name in enumerate(NAMES, 1)),
+            {
+                "match": {"id": "S4"},
+                "steps": [
+                    {"write": "prd.json", "content": '{"passes": true}\n'},
+                    {"run": "ln -s /etc/passwd src/api/passwd"},
+                ],
+            },
+        ]
+    }
+    request = request_for(repo, GOAL, script, mode_request="parallel")
+    report = await run_to_end(bus, request, timeout=180)
+    assert report.status != "delivered"
+    assert "S4 delivered nothing" in (report.reason or "")
+    by_id = {st["id"]: st for st in report.stories}
+    assert not str(by_id["S4"].get("note") or "").startswith("nothing to change")
+    branch = report.branch
+    assert branch is not None  # the three endpoints, as a checkpoint
+    assert run_git(repo, "show", f"{branch}:src/api/app.py") == APP.rstrip("\n")
+    assert "passwd" not in run_git(repo, "ls-tree", "-r", "--name-only", branch)
