@@ -163,6 +163,11 @@ _pieces = st.sampled_from(
         ". ",
         "`cmd`",
         "POST /users",
+        "Translate the README into ",
+        "German",
+        "locales/en.json",
+        "format.ts",
+        ", one JSON file each",
     ]
 )
 
@@ -191,6 +196,31 @@ def test_any_goal_splits_without_error_into_disjoint_parts(pieces: list[str], re
         return  # refused at the door (blank, control characters): never planned
     for mode in ("sequential", "parallel"):
         plan_goal(goal, mode, WIDE, REPOS[repo])  # a plan, or None: never an exception
+
+
+@pytest.mark.parametrize(
+    ("goal", "repo", "surfaces"),
+    [
+        ("Translate the README into German and French.", "py", [["README.de.md"], ["README.fr.md"]]),
+        ("Add German and Japanese translations of locales/en.json.", "web",
+         [["locales/de.json"], ["locales/ja.json"]]),
+        # the repository keeps its translations in language directories (docs/fr/)
+        ("Translate docs/intro.md into German and Spanish.", "mono",
+         [["docs/de/intro.md"], ["docs/es/intro.md"]]),
+    ],
+)  # fmt: skip
+def test_translations_named_by_language_go_where_the_repository_keeps_them(
+    goal: str, repo: str, surfaces: list[list[str]]
+) -> None:
+    assert classify(goal).mode == "parallel"
+    assert [list(p.surface) for p in split_goal(goal, REPOS[repo]).parts] == surfaces
+
+
+def test_languages_without_the_document_they_translate_are_not_units() -> None:
+    # "the error messages" live wherever the code keeps them: nothing says which file
+    goal = "Translate the error messages into German and French."
+    assert split_goal(goal, REPOS["py"]).kind is None
+    assert classify(goal).mode == "focused"
 
 
 def test_new_files_in_a_numbered_sequence_are_not_split() -> None:

@@ -9,6 +9,7 @@ the most common convention when there is no list (``baro plan`` outside a reposi
 
 from __future__ import annotations
 
+import keyword
 import posixpath
 import re
 from collections import Counter
@@ -110,7 +111,11 @@ class Layout:
             in_dir.setdefault(posixpath.dirname(f), []).append(f)
         self.dirs = dirs
         self._in_dir = in_dir
-        self._with_subdirs = {posixpath.dirname(d) for d in dirs}
+        subdirs: dict[str, list[str]] = {}
+        for d in sorted(dirs):
+            subdirs.setdefault(posixpath.dirname(d), []).append(d)
+        self._subdirs = subdirs
+        self._with_subdirs = set(subdirs)
 
     def has(self, path: str) -> bool:
         return path in self._set
@@ -118,6 +123,10 @@ class Layout:
     def in_dir(self, directory: str) -> list[str]:
         """The files directly in ``directory`` ("" for the root), in order."""
         return self._in_dir.get(directory, [])
+
+    def subdirs(self, directory: str) -> list[str]:
+        """The directories directly in ``directory`` ("" for the root), in order."""
+        return self._subdirs.get(directory, [])
 
     # ---------------------------------------------------------------- paths as named
 
@@ -207,6 +216,8 @@ class Layout:
             prefix, suffix = (
                 max(hinted, key=lambda sh: shapes[sh]) if hinted else shapes.most_common(1)[0][0]
             )
+            if suffix == ".py" and keyword.iskeyword(name):
+                return f"{root}/{prefix}{name}*{suffix}"  # "import" goes in import_.py or alike
             return f"{root}/{prefix}{name}{suffix}"
         if ext_hint:
             return f"{root}/{name}{ext_hint}"

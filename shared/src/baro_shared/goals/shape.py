@@ -95,7 +95,7 @@ _SHARED = re.compile(
 )
 ALREADY_EXISTS = re.compile(r"\balready\s+exists?\b|\bread[- ]only\b|\bunchanged\b", re.I)
 _INDEPENDENT = re.compile(
-    r"\beach\b|\bevery\s+one\s+of\b|\bper\s+(?:module|file|package|service|page|unit|command|"
+    r"\beach\b|\bevery\s+one\s+of\b|\b(?:per|every)\s+(?:module|file|package|service|page|unit|command|"
     r"endpoint|flow|script|resource|directory)\b|\b(?:its|their)\s+own\b|\bseparate(?:ly)?\b|"
     r"\bindependent(?:ly)?\b|\bunrelated\b|\bin\s+any\s+order\b|\bin\s+parallel\b|"
     r"\bdo(?:n'?t|\s+not)\s+depend\s+on\s+each\s+other\b|\bone\s+[\w-]+(?:\s+[\w-]+)?\s+(?:each|per)\b",

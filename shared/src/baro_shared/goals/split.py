@@ -19,6 +19,7 @@ Pure: the goal text and (optionally) the repository's file list in, parts out.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from baro_shared.goals.shape import (
     shared_surface_cue,
 )
 from baro_shared.goals.text import (
+    LANGUAGE_CODES,
     SENTENCE_BREAK,
     bounded,
     clauses,
@@ -339,9 +341,14 @@ def _unit_parts(prose: str, units: NamedUnits, layout: Layout, creates: bool) ->
     language = _TARGET_LANGUAGE.search(masked)
     target = _LANGUAGE_EXTENSIONS[language.group(1).lower()] if language else None
     story_work = bool(_STORY_WORK.search(masked))
+    translated = _translated_document(prose, units, layout)
     parts = []
     for unit in units.units:
-        surface = _surface(unit, units.kind, places, test_container, hint, layout)
+        code = LANGUAGE_CODES.get(unit.label.lower()) if translated else None
+        if translated and code:
+            surface = [_translation_file(translated, code, layout)]
+        else:
+            surface = _surface(unit, units.kind, places, test_container, hint, layout)
         if test_work:
             surface = _with_tests(surface, test_container, changes_code, layout)
         if target is not None:
@@ -380,6 +387,39 @@ def _surface(
     return layout.resolve_name(
         name, singular(kind), containers, hint if hint != ".spec" else None, test=test
     )
+
+
+_LOCALE_STEM = re.compile(r"[a-z]{2}(?:[-_][A-Za-z]{2})?")
+_README = re.compile(r"\breadme\b", re.I)
+
+
+def _translated_document(prose: str, units: NamedUnits, layout: Layout) -> str | None:
+    """The file a goal's translations translate ("of locales/en.json", "the README"), when
+    its units are translations named by language."""
+    if singular(units.kind) != "translation":
+        return None
+    members = {a.label for unit in units.units for a in unit.atoms}
+    for atom in find_atoms(prose):
+        label = _bare(atom.label)
+        if atom.kind == "path" and label not in members and split_ext(label)[1]:
+            return layout.resolve(label)[0]
+    if _README.search(prose):
+        readme = [f for f in layout.files if "/" not in f and split_ext(f)[0].lower() == "readme"]
+        return readme[0] if readme else "README.md"
+    return None
+
+
+def _translation_file(document: str, code: str, layout: Layout) -> str:
+    """Where a translation into ``code`` goes: ``locales/en.json`` -> ``locales/de.json``,
+    ``docs/intro.md`` -> ``docs/de/intro.md`` where the repository keeps translations in
+    language directories (``docs/fr/``), else ``README.md`` -> ``README.de.md``."""
+    directory, slash, name = document.rpartition("/")
+    languages = set(LANGUAGE_CODES.values())
+    if any(posixpath.basename(d) in languages for d in layout.subdirs(directory)):
+        return f"{directory}{slash}{code}/{name}"
+    stem, ext = split_ext(name)
+    translated = f"{code}.{ext}" if _LOCALE_STEM.fullmatch(stem) else f"{stem}.{code}.{ext}"
+    return f"{directory}{slash}{translated}"
 
 
 def _unit_name(unit: Unit) -> str:

@@ -176,6 +176,8 @@ ACTION_VERBS = (
 # the blank after a sentence's end, or a line break ("Could you …? They're unrelated.")
 SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
+# a word that goes on as a file name, a path or an identifier is not a verb
+_NAME_GOES_ON = re.compile(r"\.\w|[/_\w(`]")
 _CLAUSE_BREAK = re.compile(r"[,;:!?\n]|\.(?=\s|$)|\s[—\u2013]\s")
 _CLAUSE_LEAD = re.compile(
     r"^(?:\s|[-*•>—\u2013#]|\[[ xX]?\]|\d{1,2}[.)]|step\s+(?:\d+|one|two|three|four|five|six)\b|"
@@ -204,7 +206,7 @@ def verb_of(clause: str) -> str | None:
     """The action verb a clause starts with ("then add a sender" -> "add"), if any."""
     rest = _CLAUSE_LEAD.sub("", clause.strip()).lstrip()
     word = _WORD.match(rest)
-    if word is None:
+    if word is None or _NAME_GOES_ON.match(rest, word.end()):  # "format.ts and date.ts ..."
         return None
     verb = word.group(0).lower()
     if verb.startswith("re-"):
@@ -251,3 +253,17 @@ def parse_count(token: str) -> int | None:
     if token.isdigit():
         return int(token)
     return NUMBER_WORDS.get(token)
+
+
+# --------------------------------------------------------------------------- languages
+
+# The languages a goal names its translations by, with the code their files carry
+# (README.de.md, locales/de.json).
+LANGUAGE_CODES: dict[str, str] = {
+    "arabic": "ar", "catalan": "ca", "chinese": "zh", "czech": "cs", "danish": "da",
+    "dutch": "nl", "english": "en", "finnish": "fi", "french": "fr", "german": "de",
+    "greek": "el", "hebrew": "he", "hindi": "hi", "hungarian": "hu", "indonesian": "id",
+    "italian": "it", "japanese": "ja", "korean": "ko", "norwegian": "no", "polish": "pl",
+    "portuguese": "pt", "romanian": "ro", "russian": "ru", "spanish": "es", "swedish": "sv",
+    "thai": "th", "turkish": "tr", "ukrainian": "uk", "vietnamese": "vi",
+}  # fmt: skip

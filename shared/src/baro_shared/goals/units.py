@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from itertools import islice
 
-from baro_shared.goals.text import parse_count, verb_of, word_set
+from baro_shared.goals.text import LANGUAGE_CODES, parse_count, verb_of, word_set
 
 MAX_LIST_ITEMS = 24
 MAX_ATOMS = 200
@@ -83,9 +83,11 @@ _KIND_THEN_NAMES = re.compile(
     rf"[ \t]+(?:the[ \t]+)?)({_NAME_LIST})(?![\w/`-]|\.\w)",
     re.I,
 )
-# "each package (core, http, cli)"
+# "each package (core, http, cli)", "a README in every package: core, http and cli"
 _EACH_KIND_NAMES = re.compile(
-    rf"\beach[ \t]+({_UNIT_KIND_SINGULAR})[ \t]*\([ \t]*({_NAME_LIST})[ \t]*\)", re.I
+    rf"\b(?:each|every)[ \t]+({_UNIT_KIND_SINGULAR})\b(?:[^:\n.;()]{{0,60}}?:[ \t]*|[ \t]*\([ \t]*)"
+    rf"({_NAME_LIST})(?![\w/`-]|\.\w)",
+    re.I,
 )
 # "two dashboards in deploy/, queue-depth and error-rate, ..."
 _KIND_THEN_APPOSITION = re.compile(
@@ -111,6 +113,13 @@ _TESTS_FOR_NAMES = re.compile(
     rf"(?:each|per)\b|each[ \t]+in[ \t]+its[ \t]+own\b|separately\b|independently\b)",
     re.I,
 )
+# "Translate the README into German and French": languages name the translations when the
+# goal names the document they translate
+_TRANSLATE_INTO = re.compile(
+    rf"\btranslat(?:e|es|ing)\b((?:[^.\n;:]|\.(?=\w)){{0,80}}?)\b(?:into|to)[ \t]+({_NAME_LIST})",
+    re.I,
+)
+_TRANSLATED_DOCUMENT = re.compile(r"\breadme\b|[\w-]\.\w{1,6}\b", re.I)
 _PLAIN_NAME = re.compile(_NAME)
 _NOT_NAMES = word_set(
     "the a an all both each every other new old these those our my its their this that "
@@ -265,8 +274,9 @@ def _name_atoms(prose: str, offset: int, text: str) -> list[Atom] | None:
 
 
 _KIND_NOUNS = frozenset(UNIT_KINDS.split("|")) | frozenset(_UNIT_KIND_WORDS)
-# Words after a list that say how its members are done, not members: ", each in its own file"
-_LIST_TAIL = frozenset({"each", "every", "all", "both", "separately", "independently"})
+# Words after a list that say how its members are done, not members: ", each in its own file",
+# ", one JSON file each"
+_LIST_TAIL = frozenset({"each", "every", "all", "both", "one", "separately", "independently"})
 # "three workflow files: ...", "the dashboard files (...)": the noun before "files" says
 # what the files are
 _FILES_OF_KIND = re.compile(rf"\b({_UNIT_KIND_SINGULAR})[ \t]+$", re.I)
@@ -297,6 +307,14 @@ def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
         names = _name_atoms(prose, m.start(2), m.group(2))
         if names:  # end-to-end tests name flows; other tests, the modules they test
             lists.append((names, "flows" if m.group(1) else "modules"))
+    for m in _TRANSLATE_INTO.finditer(prose):
+        names = _name_atoms(prose, m.start(2), m.group(2))
+        if (
+            names
+            and all(a.key in LANGUAGE_CODES for a in names)
+            and _TRANSLATED_DOCUMENT.search(m.group(1))
+        ):
+            lists.append((names, "translations"))
     if not _ANY_KIND.search(prose):
         return lists
     for m in _PLAIN_LIST.finditer(prose):
@@ -365,7 +383,7 @@ def _drop_locations(atoms: list[Atom], prose: str) -> tuple[list[Atom], list[str
     containers: list[str] = []
     for atom in atoms:
         before = prose[max(0, atom.start - 24) : atom.start]
-        if atom.kind == "dir" and _CONTAINER_LEAD.search(before):
+        if _is_directory(atom) and _CONTAINER_LEAD.search(before):
             containers.append(atom.label)
             continue
         if atom.kind in ("path", "dir") and _OWN_LEAD.search(before):
@@ -378,6 +396,14 @@ def _drop_locations(atoms: list[Atom], prose: str) -> tuple[list[Atom], list[str
                 continue
         kept.append(atom)
     return kept, containers
+
+
+def _is_directory(atom: Atom) -> bool:
+    """A directory named with its slash ("docs/api/") or as a path whose last part has no
+    extension ("in src/utils")."""
+    return atom.kind == "dir" or (
+        atom.kind == "path" and "/" in atom.label and "." not in atom.label.rsplit("/", 1)[1]
+    )
 
 
 def _inline_groups(atoms: list[Atom], prose: str) -> list[list[Atom]]:
@@ -628,7 +654,7 @@ def _shared_file(atoms: list[Atom], members: list[Atom], prose: str) -> str | No
     """A file, outside the listed units, that the goal puts the work into."""
     listed = {(m.start, m.end) for m in members}
     for atom in atoms:
-        if atom.kind != "path" or (atom.start, atom.end) in listed:
+        if atom.kind != "path" or _is_directory(atom) or (atom.start, atom.end) in listed:
             continue
         if _INTO_LEAD.search(prose[max(0, atom.start - 24) : atom.start]):
             return atom.label
