@@ -54,6 +54,11 @@ _DELIVERABLE = re.compile(
     r"documentation|docstrings|type\s+hints|benchmarks?|translations?|examples?)\s+(?:for|of)\b",
     re.I,
 )
+# A goal that names what is missing: "two mappers lack tests: ...", "cart.py has no tests"
+_LACKS = re.compile(
+    r"\b(?:lacks?|lacking|(?:has|have)\s+no|(?:is|are)\s+(?:missing|untested|undocumented))\b",
+    re.I,
+)
 _CONCRETE_TOKEN = re.compile(
     r"`[^`]+`|\"[^\"]+\"|'[^']{2,}'|\b\w+[./_]\w+|\b\d+\b|\b[a-z]+[A-Z]\w*"
 )
@@ -119,6 +124,8 @@ def _has_directive(prose: str) -> bool:
         if _MODAL_DIRECTIVE.search(sentence) and _has_concrete_target(sentence):
             return True
         if _DELIVERABLE.match(sentence) and _has_concrete_target(sentence):
+            return True
+        if _LACKS.search(sentence) and _has_concrete_target(prose):
             return True
         # Reported requests: "the reviewer asked to move X", "we want to add Y".
         infinitives = (m.group(1).lower() for m in _INFINITIVE.finditer(sentence))

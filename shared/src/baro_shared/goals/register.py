@@ -134,6 +134,7 @@ def _registry_of(layout: Layout, path: str, new: frozenset[str]) -> list[str]:
     directory = posixpath.dirname(path)
     package_init = f"{directory}/__init__.py" if directory else "__init__.py"
     level = directory
+    barrels: list[str] = []
     for _ in range(3):
         entries = [
             f
@@ -142,11 +143,20 @@ def _registry_of(layout: Layout, path: str, new: frozenset[str]) -> list[str]:
             and _language(f) == language
             and split_ext(posixpath.basename(f))[0].lower() in _ENTRY_STEMS
         ]
-        if entries:
+        if entries and level == directory and level and all(map(_is_barrel, entries)):
+            # "routes/index.js" gathers the routers, the application above mounts them
+            barrels = entries
+        elif entries:
             init = [package_init] if level != directory and layout.has(package_init) else []
-            return init + entries
+            return init + barrels + entries
         if not level:
             break
         level = posixpath.dirname(level)
+    if barrels:
+        return barrels
     siblings = [f for f in layout.in_dir(directory) if f != package_init]
     return [package_init] if siblings and layout.has(package_init) else []
+
+
+def _is_barrel(path: str) -> bool:
+    return split_ext(posixpath.basename(path))[0].lower() == "index"

@@ -60,8 +60,28 @@ _SHAPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             re.I,
         ),
     ),
-    ("bugfix", re.compile(rf"\bfix(?:es|ed|ing)?\b|{FAILURE.pattern}", re.I)),
+    ("bugfix", re.compile(r"\bfix(?:es|ed|ing)?\b", re.I)),
 )
+# "call it from useAuth.ts when a request returns 401", "show a toast if the upload fails":
+# a failure named as the condition of a new behaviour is not a bug report
+_FAILURE_CONDITION = re.compile(r"\b(?:when|whenever|if|unless|until|once|in\s+case)\b", re.I)
+_BUG_WORK = frozenset({"fix", "debug", "repair", "investigate", "diagnose"})
+
+
+def _reports_failure(prose: str) -> bool:
+    for match in FAILURE.finditer(prose):
+        start = max((m.end() for m in SENTENCE_BREAK.finditer(prose, 0, match.start())), default=0)
+        following = SENTENCE_BREAK.search(prose, match.end())
+        sentence = prose[start : following.start() if following else len(prose)]
+        verbs = {verb_of(clause) for clause in clauses(sentence)} - {None}
+        handled = (
+            _FAILURE_CONDITION.search(prose, start, match.start())
+            and verbs
+            and not verbs & _BUG_WORK
+        )
+        if not handled:
+            return True
+    return False
 
 
 _REPRO = re.compile(
@@ -78,7 +98,11 @@ def is_bug_reproduction(prose: str) -> bool:
 
 def small_change_shapes(prose: str) -> tuple[str, ...]:
     """Every small-change kind the goal reads as, in order of precedence."""
-    return tuple(name for name, pattern in _SHAPE_PATTERNS if pattern.search(prose))
+    return tuple(
+        name
+        for name, pattern in _SHAPE_PATTERNS
+        if pattern.search(prose) or (name == "bugfix" and _reports_failure(prose))
+    )
 
 
 # ------------------------------------------------------------------ shared / independent

@@ -119,6 +119,11 @@ _TRANSLATE_INTO = re.compile(
     rf"\btranslat(?:e|es|ing)\b((?:[^.\n;:]|\.(?=\w)){{0,80}}?)\b(?:into|to)[ \t]+({_NAME_LIST})",
     re.I,
 )
+# "Spanish and Italian versions of locales/en.json"
+_LANGUAGE_VERSIONS = re.compile(
+    rf"({_NAME_LIST})[ \t]+(?:versions?|editions?|copies)[ \t]+of\b((?:[^.\n;:]|\.(?=\w)){{1,80}})",
+    re.I,
+)
 _TRANSLATED_DOCUMENT = re.compile(r"\breadme\b|[\w-]\.\w{1,6}\b", re.I)
 _PLAIN_NAME = re.compile(_NAME)
 _NOT_NAMES = word_set(
@@ -307,12 +312,15 @@ def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
         names = _name_atoms(prose, m.start(2), m.group(2))
         if names:  # end-to-end tests name flows; other tests, the modules they test
             lists.append((names, "flows" if m.group(1) else "modules"))
-    for m in _TRANSLATE_INTO.finditer(prose):
-        names = _name_atoms(prose, m.start(2), m.group(2))
+    for m, names_at, document_at in [
+        *((m, 2, 1) for m in _TRANSLATE_INTO.finditer(prose)),
+        *((m, 1, 2) for m in _LANGUAGE_VERSIONS.finditer(prose)),
+    ]:
+        names = _name_atoms(prose, m.start(names_at), m.group(names_at))
         if (
             names
             and all(a.key in LANGUAGE_CODES for a in names)
-            and _TRANSLATED_DOCUMENT.search(m.group(1))
+            and _TRANSLATED_DOCUMENT.search(m.group(document_at))
         ):
             lists.append((names, "translations"))
     if not _ANY_KIND.search(prose):
@@ -381,9 +389,10 @@ def _drop_locations(atoms: list[Atom], prose: str) -> tuple[list[Atom], list[str
     paths = [a for a in atoms if a.kind in ("path", "dir")]
     kept: list[Atom] = []
     containers: list[str] = []
-    for atom in atoms:
+    for i, atom in enumerate(atoms):
         before = prose[max(0, atom.start - 24) : atom.start]
-        if _is_directory(atom) and _CONTAINER_LEAD.search(before):
+        listed = atom.kind == "path" and _in_list(atoms, i, prose)  # "in a/b, c/d and e/f"
+        if _is_directory(atom) and not listed and _CONTAINER_LEAD.search(before):
             containers.append(atom.label)
             continue
         if atom.kind in ("path", "dir") and _OWN_LEAD.search(before):
@@ -404,6 +413,13 @@ def _is_directory(atom: Atom) -> bool:
     return atom.kind == "dir" or (
         atom.kind == "path" and "/" in atom.label and "." not in atom.label.rsplit("/", 1)[1]
     )
+
+
+def _in_list(atoms: list[Atom], i: int, prose: str) -> bool:
+    """Whether the atom at ``i`` is listed with the one before or after it."""
+    before = i > 0 and _LIST_SEP.fullmatch(prose[atoms[i - 1].end : atoms[i].start])
+    after = i + 1 < len(atoms) and _LIST_SEP.fullmatch(prose[atoms[i].end : atoms[i + 1].start])
+    return bool(before or after)
 
 
 def _inline_groups(atoms: list[Atom], prose: str) -> list[list[Atom]]:
