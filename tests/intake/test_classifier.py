@@ -7,6 +7,7 @@ import time
 import pytest
 
 from baro_intake.classifier import classify
+from baro_shared.goals.shape import small_change_shapes
 
 
 def test_four_named_test_files_run_in_parallel_with_the_units_as_evidence() -> None:
@@ -87,6 +88,23 @@ def test_steps_to_reproduce_are_not_a_plan() -> None:
     assert decision.mode == "focused"
 
 
+@pytest.mark.parametrize(
+    ("goal", "bug_report"),
+    [
+        ("Login returns 500 when the email contains a plus sign.", True),
+        ("When I click save, the app crashes.", True),
+        ("Fix the retry when the request returns 503.", True),
+        ("Show a toast when the upload fails.", False),
+        ("Add a `refresh()` method to src/api/client.ts, then call it from "
+         "src/hooks/useAuth.ts when a request returns 401.", False),
+    ],
+)  # fmt: skip
+def test_a_failure_is_a_bug_report_unless_it_is_the_condition_of_new_behaviour(
+    goal: str, bug_report: bool
+) -> None:
+    assert ("bugfix" in small_change_shapes(goal)) == bug_report
+
+
 def test_unnamed_repetition_stays_focused() -> None:
     decision = classify("Add smoke tests for every service in the repo.")
     assert decision.mode == "focused"
@@ -138,6 +156,8 @@ def test_vague_goals_are_focused_flagged_and_interpreted(goal: str) -> None:
         "The export button does nothing on Safari.",
         "When the CLI is missing, show 'not found' instead of a traceback.",
         "Could you write tests for src/a.py and src/b.py? One file each.",
+        "Two mappers lack tests:\n- mappers/claude_mapper.py\n- mappers/pi_mapper.py",
+        "cart.py has no tests.",
     ],
 )
 def test_concrete_reports_and_polite_requests_are_not_vague(goal: str) -> None:
