@@ -250,6 +250,9 @@ def test_new_files_in_a_numbered_sequence_are_not_split() -> None:
         ("u88", ["Add a CHANGELOG.md to the core package"]),
         ("u92", ["Add the S3 storage backend's missing `delete` method"]),
         ("u93", ["Add Grafana dashboards for latency in deploy/dashboards/"]),
+        ("u105", ["Add German translation of locales/en.json"]),
+        ("x33", ["We need Spanish version of locales/en.json"]),
+        ("x25", ["Translate docs/guide/install.md to German"]),
     ],
 )
 def test_a_unit_s_story_reads_as_that_unit_s(goal_id: str, titles: list[str]) -> None:

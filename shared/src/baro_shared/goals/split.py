@@ -578,6 +578,13 @@ def _one_unit(text: str, unit: Unit, kind: str) -> str:
             flags=re.I,
         )
         text = re.sub(rf"\b({re.escape(one)})\s+each\s+(?:their|its)\s+own\b", r"\1 its own", text)
+        if one == "translation":  # "Spanish and Italian versions of …": "Spanish version of …"
+            text = re.sub(
+                rf"(?<![\w`])({label})\s+(version|edition|copy|copie)s\b",
+                lambda m: f"{m.group(1)} {m.group(2).replace('copie', 'copy')}",
+                text,
+                flags=re.I,
+            )
         # "the four mappers (claude)", "each package (core)": "the claude mapper"
         text = re.sub(
             rf"\b(?:the\s+|each\s+)?(?:[\w-]+\s+)?(?:{re.escape(kind)}|{re.escape(one)})"
