@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,22 @@ def test_languages_without_the_document_they_translate_are_not_units() -> None:
     goal = "Translate the error messages into German and French."
     assert split_goal(goal, REPOS["py"]).kind is None
     assert classify(goal).mode == "focused"
+
+
+@pytest.mark.parametrize(
+    "filler", [" ", "\n", " \t", "\n ", "a-", "a+", "-a", "a_", "a, "], ids=repr
+)
+def test_a_goal_padded_with_repetition_is_read_in_linear_time(filler: str) -> None:
+    # a guard against matching that is quadratic in a run of one kind of character (8,000
+    # blanks took 4 s to read and plan, a hyphenated run 3.6 s; now about 0.2 s): not a
+    # latency figure
+    goal = "Add tests for a.py and b.py, each in its own file" + filler * (8_000 // len(filler))
+    started = time.perf_counter()
+    classify(goal)
+    split_goal(goal, REPOS["py"])
+    for mode in ("parallel", "sequential"):
+        plan_goal(goal, mode, WIDE, REPOS["py"])
+    assert time.perf_counter() - started < 2
 
 
 def test_new_files_in_a_numbered_sequence_are_not_split() -> None:

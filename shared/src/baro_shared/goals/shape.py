@@ -56,7 +56,7 @@ _SHAPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"\b(?:bump|upgrade|downgrade)\w*\b|\bpin\b|\bdependabot\b|\block\s?file\b|"
             r"\blatest\s+(?:major\s+|minor\s+|patch\s+)?versions?\b|\bsecurity\s+advisory\b|"
             r"\b(?:update|move)\b[^.\n]{0,40}\bto\s+v?\d+(?:\.\d+)+\b|"
-            r"\b[a-z][\w-]*\s*(?:[<>]=?|==|~=)\s*\d",
+            r"(?<![\w-])[a-z][\w-]*\s*(?:[<>]=?|==|~=)\s*\d",
             re.I,
         ),
     ),
@@ -169,12 +169,12 @@ _ORDERING = re.compile(
     | \bfinally\b | \blastly\b | \bafterwards?\b | \bafter\s+that\b | \bat\s+the\s+end\b
     | \bon\s+top\b
     | \bonce\s+(?:it|that|this|they|we|you|those|these|the\s+[\w-]+\s+(?:is|are|has|have|exists?))\b
-    | (?:^|[.;:!?]\s*)\s*(?:first(?:ly)?|to\s+start)\b
+    | (?:^|[.;:!?])[ \t]*(?:first(?:ly)?|to\s+start)\b
     | \b(?:start|begin)\s+(?:with|by)\b
-    | \b[\w-]+\s+first\s*(?:[,;]|\.(?:\s|$)|$)
+    | (?<![\w-])[\w-]+\s+first\s*(?:[,;]|\.(?:\s|$)|$)
     | \bbuilds?\s+on\b
     | \bdepends?\s+on\s+(?:the\s+)?(?:previous|earlier|first|prior|last|step)
-    | (?:^|[.;:!?]\s*)after\s+[\w-]+ing\b
+    | (?:^|[.;:!?])[ \t]*after\s+[\w-]+ing\b
     | \bbefore\s+(?:we|you|[\w-]+ing)\b
     | \bin\s+(?:two|three|four|five|six|[2-9])\s+(?:steps|stages|phases|parts|passes)\b
     | \bstep\s+(?:one|two|three|four|five|six|[1-9])\b
@@ -256,8 +256,8 @@ def _inline_numbered(prose: str) -> tuple[tuple[str, ...], int]:
 
 _STEP_BREAK = re.compile(
     r"[;,\n]|\.(?=\s|$)|:(?=\s)|\s[—\u2013]\s"
-    r"|(?<!\bonly)\s+(?=(?:and\s+|only\s+)?(?:then|finally|afterwards|after\s+that|lastly)\b)"
-    r"|\s+(?=and\s+(?:" + "|".join(sorted(ACTION_VERBS)) + r")\b)",
+    r"|(?<!\bonly)(?<!\s)\s+(?=(?:and\s+|only\s+)?(?:then|finally|afterwards|after\s+that|lastly)\b)"
+    r"|(?<!\s)\s+(?=and\s+(?:" + "|".join(sorted(ACTION_VERBS)) + r")\b)",
     re.I,
 )
 _STEP_OPENER = re.compile(

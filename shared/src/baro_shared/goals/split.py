@@ -63,7 +63,7 @@ _CONSTRAINT = re.compile(
     re.I,
 )
 _CLAUSE_BREAK = re.compile(
-    r"[;,\n:]|\.(?=\s|$)|\s[—\u2013]\s|\s+(?=(?:and|then|also|plus)\s+[a-z])", re.I
+    r"[;,\n:]|\.(?=\s|$)|\s[—\u2013]\s|(?<!\s)\s+(?=(?:and|then|also|plus)\s+[a-z])", re.I
 )
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?](?=\s|$)|$)", re.M)
 _TEST_WORK = re.compile(
@@ -538,7 +538,7 @@ def units_text(prose: str, chosen: Sequence[Unit], units: NamedUnits) -> str:
 # "(one spec each)", "; the two are independent", "— independent changes", "… separately"
 _APART_CLAUSE = re.compile(r"(?:[,;(]|\s[\u2014\u2013-]\s)[^,;()\u2014\u2013]*\)?\s*\.?\s*$")
 _APART_WORDS = re.compile(
-    r"\s+(?:separately|independently(?:\s+of\s+each\s+other)?|in\s+parallel|in\s+any\s+order"
+    r"(?<!\s)\s+(?:separately|independently(?:\s+of\s+each\s+other)?|in\s+parallel|in\s+any\s+order"
     r"|(?:as|in)\s+(?:separate|their\s+own)\s+(?:modules|files))"
     r"\s*\.?\s*$",
     re.I,
@@ -546,7 +546,7 @@ _APART_WORDS = re.compile(
 
 
 _EACH_OWN = re.compile(
-    r",?\s*each\s+(?:in|as)\s+(?:its|their)\s+own\s+(?:[\w-]+\s+)?"
+    r",?(?<!\s)\s*each\s+(?:in|as)\s+(?:its|their)\s+own\s+(?:[\w-]+\s+)?"
     r"(?:file|module|package|directory|folder|spec)\b(?=\s+(?:with|in|under)\b)",
     re.I,
 )

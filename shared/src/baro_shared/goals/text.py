@@ -46,9 +46,9 @@ _TRACE_MARKER = re.compile(
 )
 _INDENTED = re.compile(r"^(?:\s{2,}|\t)\S")
 _ERROR_LINE = re.compile(
-    r"^\s*(?:Uncaught\s+)?(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception)\b[^\n]*$|^\s*panic:[^\n]*$"
-    r"|^\s*thread\s'[^'\n]*'\spanicked\b[^\n]*$|^\s*Exception\sin\sthread\b[^\n]*$"
-    r"|^\s*(?:FAILED|ERROR)\s+\S+::[^\n]*$",
+    r"^[ \t]*(?:Uncaught\s+)?(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception)\b[^\n]*$|^[ \t]*panic:[^\n]*$"
+    r"|^[ \t]*thread\s'[^'\n]*'\spanicked\b[^\n]*$|^[ \t]*Exception\sin\sthread\b[^\n]*$"
+    r"|^[ \t]*(?:FAILED|ERROR)\s+\S+::[^\n]*$",
     re.M,
 )
 

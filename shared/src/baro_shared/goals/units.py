@@ -29,8 +29,8 @@ _EXTENSIONS = (
     "hcl|xml|csv|gradle|nix|mk"
 )
 _PATH = re.compile(
-    r"(?<![\w/.:@~$-])(?:\.?[\w@+-][\w.@+-]*/)+(?:[\w.@+-]*[\w@+-])?"
-    rf"|(?<![\w/.:@~$-])\.?[\w@+-]+(?:\.[\w@+-]+)*\.(?:{_EXTENSIONS})\b"
+    r"(?<![\w/.:@~$+-])(?:\.?[\w@+-][\w.@+-]*/)+(?:[\w.@+-]*[\w@+-])?"
+    rf"|(?<![\w/.:@~$+-])\.?[\w@+-]+(?:\.[\w@+-]+)*\.(?:{_EXTENSIONS})\b"
 )
 _ENDPOINT = re.compile(
     r"(?:\b(?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS)\s+)?(?<![\w./:~$-])"
@@ -65,10 +65,13 @@ _PART_KINDS = (
     "checks|tables|messages|errors|types|enums|hooks|tests"
 )
 _NAME = r"[A-Za-z][\w+-]*"
+# a name starts where no name character is before it: "\b" would also let one start after
+# each "-" of "a-b-c-…", and a pattern tried from every such place is quadratic
+_NAME_START = r"(?<![\w+-])"
 _TICKED_NAME = rf"`?{_NAME}`?"
 # Bounded repetition keeps a pathological "a, a, a, ..." linear instead of quadratic.
 _PLAIN_LIST = re.compile(
-    rf"\b({_NAME}(?:[ \t]*,[ \t]*{_NAME}){{0,{MAX_LIST_ITEMS}}}[ \t]*,?[ \t]+(?:and|or|&)[ \t]+{_NAME})"
+    rf"{_NAME_START}({_NAME}(?:[ \t]*,[ \t]*{_NAME}){{0,{MAX_LIST_ITEMS}}}(?:[ \t]*,[ \t]*|[ \t]+)(?:and|or|&)[ \t]+{_NAME})"
     rf"[ \t]+(?:[a-z][\w-]*[ \t]+)?({UNIT_KINDS})\b",
     re.I,
 )
@@ -109,7 +112,7 @@ _HOOK_NOUN = re.compile(r"\bhooks?\b", re.I)
 # count only when the goal says at once that each gets its own
 _TESTS_FOR_NAMES = re.compile(
     rf"\b(?:(e2e|end-to-end|browser|ui|playwright|cypress)[ \t-]+)?(?:unit[ \t-]+)?(?:tests?|specs?)[ \t]+for[ \t]+"
-    rf"(?:the[ \t]+)?({_NAME_LIST})[ \t]*,?[ \t]*(?=one[ \t]+[\w-]+(?:[ \t]+[\w-]+)?[ \t]+"
+    rf"(?:the[ \t]+)?({_NAME_LIST})(?:[ \t]*,)?[ \t]*(?=one[ \t]+[\w-]+(?:[ \t]+[\w-]+)?[ \t]+"
     rf"(?:each|per)\b|each[ \t]+in[ \t]+its[ \t]+own\b|separately\b|independently\b)",
     re.I,
 )
@@ -121,7 +124,7 @@ _TRANSLATE_INTO = re.compile(
 )
 # "Spanish and Italian versions of locales/en.json"
 _LANGUAGE_VERSIONS = re.compile(
-    rf"({_NAME_LIST})[ \t]+(?:versions?|editions?|copies)[ \t]+of\b((?:[^.\n;:]|\.(?=\w)){{1,80}})",
+    rf"{_NAME_START}({_NAME_LIST})[ \t]+(?:versions?|editions?|copies)[ \t]+of\b((?:[^.\n;:]|\.(?=\w)){{1,80}})",
     re.I,
 )
 _TRANSLATED_DOCUMENT = re.compile(r"\breadme\b|[\w-]\.\w{1,6}\b", re.I)
