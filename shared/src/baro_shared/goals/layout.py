@@ -20,7 +20,14 @@ from baro_shared.surfaces import is_glob, normalize
 TEST_ROOTS = ("tests", "test", "spec", "specs", "__tests__", "e2e")
 _JS = frozenset({"js", "jsx", "ts", "tsx", "mjs", "cjs", "vue", "svelte"})
 _NUMBERED = re.compile(r"^(?:[Vv]?\d{3,}|\d+)(?:__?|-)\w")
-_TEST_NAME = re.compile(r"^test_|_test\.[^.]+$|\.(?:test|spec)\.[^.]+$|_spec\.[^.]+$")
+_JVM = frozenset({"java", "kt", "scala", "groovy"})
+_TEST_NAME = re.compile(
+    r"^test_|_test\.[^.]+$|\.(?:test|spec)\.[^.]+$|_spec\.[^.]+$"
+    r"|^[A-Z]\w*[a-z0-9](?:Tests?|Spec|IT)\.(?:java|kt|scala|groovy)$"
+)
+_JVM_SUFFIXES = ("Test", "Tests", "Spec")
+# Maven and Gradle keep a class's tests in the same package under src/test/
+_JVM_MAIN = re.compile(r"(^|/)src/main/")
 
 # Where a repository keeps each kind of unit, by directory name.
 _HOMES: dict[str, tuple[str, ...]] = {
@@ -278,6 +285,10 @@ class Layout:
             return posixpath.join(self._js_test_dir(directory), f"{stem}{suffix}.{ext}")
         if ext == "rb":
             return f"{root or 'spec'}/{stem}_spec.rb"
+        if ext in _JVM and _JVM_MAIN.search(directory + "/"):
+            return _JVM_MAIN.sub(r"\1src/test/", directory + "/", count=1) + (
+                f"{stem}{self._jvm_suffix(ext)}.{ext}"
+            )
         return None
 
     def _existing_tests(self, path: str, stem: str, ext: str) -> str | None:
@@ -286,6 +297,7 @@ class Layout:
             f"{stem}_test.{ext}",
             f"{stem}.test.{ext}",
             f"{stem}.spec.{ext}",
+            *(f"{stem}{suffix}.{ext}" for suffix in _JVM_SUFFIXES if ext in _JVM),
         }
         found = [f for f in self.files if posixpath.basename(f) in names and f != path]
         if not found:
@@ -331,6 +343,18 @@ class Layout:
             if part and f"{root}/{part}" in self.dirs:
                 return f"{root}/{part}/"
         return f"{root}/"
+
+    def _jvm_suffix(self, ext: str) -> str:
+        """How this repository names a class's tests: ``CartTest``, ``CartTests`` or
+        ``CartSpec`` (``Test`` when it has none yet)."""
+        found = Counter(
+            suffix
+            for f in self.files
+            if split_ext(f)[1] == ext
+            for suffix in _JVM_SUFFIXES
+            if split_ext(posixpath.basename(f))[0].endswith(suffix)
+        )
+        return found.most_common(1)[0][0] if found else "Test"
 
     def _js_suffix(self) -> str:
         names = [posixpath.basename(f) for f in self.files]
