@@ -23,7 +23,7 @@ _NUMBERED = re.compile(r"^(?:[Vv]?\d{3,}|\d+)(?:__?|-)\w")
 _JVM = frozenset({"java", "kt", "scala", "groovy"})
 _TEST_NAME = re.compile(
     r"^test_|_test\.[^.]+$|\.(?:test|spec)\.[^.]+$|_spec\.[^.]+$"
-    r"|^[A-Z]\w*[a-z0-9](?:Tests?|Spec|IT)\.(?:java|kt|scala|groovy)$"
+    r"|^[A-Z]\w*[a-z0-9](?:Tests?|Spec|IT)\.(?:java|kt|scala|groovy|php|cs|swift)$"
 )
 _JVM_SUFFIXES = ("Test", "Tests", "Spec")
 # Maven and Gradle keep a class's tests in the same package under src/test/
@@ -289,6 +289,11 @@ class Layout:
             return _JVM_MAIN.sub(r"\1src/test/", directory + "/", count=1) + (
                 f"{stem}{self._jvm_suffix(ext)}.{ext}"
             )
+        if ext == "ex" and (directory == "lib" or directory.startswith("lib/")):
+            # Elixir's lib/shop/cart.ex is tested in test/shop/cart_test.exs
+            return f"{root or 'test' + directory.removeprefix('lib')}/{stem}_test.exs"
+        if ext == "php":
+            return f"{root or self._php_test_dir(directory)}/{stem}Test.php"
         return None
 
     def _existing_tests(self, path: str, stem: str, ext: str) -> str | None:
@@ -298,6 +303,8 @@ class Layout:
             f"{stem}.test.{ext}",
             f"{stem}.spec.{ext}",
             *(f"{stem}{suffix}.{ext}" for suffix in _JVM_SUFFIXES if ext in _JVM),
+            *([f"{stem}_test.exs"] if ext == "ex" else []),
+            *([f"{stem}Test.php"] if ext == "php" else []),
         }
         found = [f for f in self.files if posixpath.basename(f) in names and f != path]
         if not found:
@@ -343,6 +350,14 @@ class Layout:
             if part and f"{root}/{part}" in self.dirs:
                 return f"{root}/{part}/"
         return f"{root}/"
+
+    def _php_test_dir(self, directory: str) -> str:
+        """PHPUnit's tree: ``tests/Unit/`` where the repository has one, else ``tests/``,
+        mirroring the class's sub-directory when the tree does (``app/Models/User.php`` in
+        ``tests/Unit/Models/``)."""
+        root = "tests/Unit" if "tests/Unit" in self.dirs else "tests"
+        below = directory.split("/", 1)[1] if "/" in directory else ""
+        return f"{root}/{below}" if below and f"{root}/{below}" in self.dirs else root
 
     def _jvm_suffix(self, ext: str) -> str:
         """How this repository names a class's tests: ``CartTest``, ``CartTests`` or
