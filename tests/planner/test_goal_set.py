@@ -167,6 +167,7 @@ _pieces = st.sampled_from(
         "Translate the README into ",
         "German",
         "locales/en.json",
+        ".git/x.md",
         "format.ts",
         ", one JSON file each",
     ]
@@ -181,6 +182,7 @@ _pieces = st.sampled_from(
 @example(["Add tests for", "\n1. ", ","], sorted(REPOS)[0])
 @example(["1. Add tests for", "\n2. -"], sorted(REPOS)[0])
 @example(["(x.json, y.json)", "\n- ", "(x.json, y.json)", "a.py"], "beside")  # a unit with no text
+@example(["Translate ", ".git/x.md", " into German and French."], "py")
 def test_any_goal_splits_without_error_into_disjoint_parts(pieces: list[str], repo: str) -> None:
     goal = "".join(pieces)
     split = split_goal(goal, REPOS[repo])

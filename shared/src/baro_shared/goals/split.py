@@ -402,7 +402,10 @@ def _translated_document(prose: str, units: NamedUnits, layout: Layout) -> str |
     for atom in find_atoms(prose):
         label = _bare(atom.label)
         if atom.kind == "path" and label not in members and split_ext(label)[1]:
-            return layout.resolve(label)[0]
+            try:
+                return layout.resolve(label)[0]
+            except UnsafePath:
+                return None  # ".git/description.md": nothing a story may write beside
     if _README.search(prose):
         readme = [f for f in layout.files if "/" not in f and split_ext(f)[0].lower() == "readme"]
         return readme[0] if readme else "README.md"
