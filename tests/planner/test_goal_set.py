@@ -168,6 +168,10 @@ _pieces = st.sampled_from(
         "German",
         "locales/en.json",
         ".git/x.md",
+        " versions of ",
+        "src/main/java/A.java",
+        "lib/a.ex",
+        "when it fails",
         "format.ts",
         ", one JSON file each",
     ]
