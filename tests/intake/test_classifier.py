@@ -105,6 +105,13 @@ def test_a_failure_is_a_bug_report_unless_it_is_the_condition_of_new_behaviour(
     assert ("bugfix" in small_change_shapes(goal)) == bug_report
 
 
+def test_a_change_and_its_own_test_are_one_agent_s_work() -> None:
+    decision = classify("Add a retry with backoff to the S3 upload, then add a test for it.")
+    assert decision.mode == "focused"
+    steps = classify("First add the endpoint, then write tests for it, and finally document it.")
+    assert steps.mode == "sequential" and steps.caps.max_stories == 2
+
+
 def test_unnamed_repetition_stays_focused() -> None:
     decision = classify("Add smoke tests for every service in the repo.")
     assert decision.mode == "focused"

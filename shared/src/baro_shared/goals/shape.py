@@ -169,6 +169,8 @@ _ORDERING = re.compile(
     | \bfinally\b | \blastly\b | \bafterwards?\b | \bafter\s+that\b | \bat\s+the\s+end\b
     | \bon\s+top\b
     | \bonce\s+(?:it|that|this|they|we|you|those|these|the\s+[\w-]+\s+(?:is|are|has|have|exists?))\b
+    | \b(?:when|once)\s+(?:that|this|it)(?:'s|\s+is)\s+(?:done|in|finished|merged|working|ready|landed)\b
+    | \bonce\s+(?:done|finished|merged)\b
     | (?:^|[.;:!?])[ \t]*(?:first(?:ly)?|to\s+start)\b
     | \b(?:start|begin)\s+(?:with|by)\b
     | (?<![\w-])[\w-]+\s+first\s*(?:[,;]|\.(?:\s|$)|$)
@@ -385,6 +387,25 @@ def _worded(steps: Iterable[str]) -> tuple[str, ...]:
     return tuple(step for step in steps if _WORD.search(_summary(step)))
 
 
+# "…, then add a test for it": the change's own test, not a step of its own
+_ITS_TEST = re.compile(
+    r"^(?:(?:add|write)\s+(?:an?\s+)?(?:(?:unit|regression)\s+)?tests?\s+(?:for|covering)\s+"
+    r"(?:it|this|that|them|the\s+(?:change|fix))|test\s+(?:it|this|that|them))$",
+    re.I,
+)
+
+
+def _with_its_tests(parts: tuple[str, ...]) -> tuple[str, ...]:
+    """A step that only tests the step before it is part of that step."""
+    folded: list[str] = []
+    for part in parts:
+        if folded and _ITS_TEST.match(_summary(part)):
+            folded[-1] = f"{folded[-1].rstrip(' .,;')}, {part.strip()}"
+        else:
+            folded.append(part)
+    return tuple(folded)
+
+
 def ordered_steps(prose: str) -> Steps:
     markers = tuple(m.group(0).strip(" .,;:").lower() for m in _ORDERING.finditer(prose))
     line_hits = list(_NUMBERED_ITEM.finditer(prose))
@@ -398,4 +419,4 @@ def ordered_steps(prose: str) -> Steps:
     if len(numbered) != len(numbered_all):
         numbered = ()  # a numbered list of names is a list of units, not steps
     head, parts = _step_parts(prose, numbered, first_number)
-    return Steps(markers, numbered, parts, head)
+    return Steps(markers, numbered, _with_its_tests(parts), head)

@@ -170,7 +170,8 @@ ACTION_VERBS = (
         "declare connect hook plug mount embed attach refresh rebuild reorganize restructure "
         "sync verify release ship seed populate backfill expose give proofread edit reword "
         "rephrase annotate localize localise copy memoize memoise debounce paginate "
-        "sanitize sanitise escape encode decode compress lazy-load prefetch"
+        "sanitize sanitise escape encode decode compress lazy-load prefetch reuse adopt "
+        "integrate replicate reproduce"
     )
 )
 # the blank after a sentence's end, or a line break ("Could you …? They're unrelated.")
