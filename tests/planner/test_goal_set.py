@@ -276,6 +276,7 @@ def test_new_files_in_a_numbered_sequence_are_not_split() -> None:
         ("u105", ["Add German translation of locales/en.json"]),
         ("x33", ["We need Spanish version of locales/en.json"]),
         ("x25", ["Translate docs/guide/install.md to German"]),
+        ("x69", ["Add the `Coupon` model", "Apply coupons at checkout"]),
     ],
 )
 def test_a_unit_s_story_reads_as_that_unit_s(goal_id: str, titles: list[str]) -> None:

@@ -26,6 +26,7 @@ from baro_shared.goals.text import (
     word_set,
     words,
 )
+from baro_shared.goals.units import UNIT_KINDS
 
 MIN_WORDS = 4
 
@@ -57,6 +58,11 @@ _DELIVERABLE = re.compile(
 # A goal that names what is missing: "two mappers lack tests: ...", "cart.py has no tests"
 _LACKS = re.compile(
     r"\b(?:lacks?|lacking|(?:has|have)\s+no|(?:is|are)\s+(?:missing|untested|undocumented))\b",
+    re.I,
+)
+# "new components: Tabs, Accordion": the units to make, named after their kind
+_NEW_UNITS = re.compile(
+    rf"^\s*(?:(?:new|more|two|three|four|five|six)\s+)+(?:[\w-]+\s+)?(?:{UNIT_KINDS})\s*[:(]",
     re.I,
 )
 _CONCRETE_TOKEN = re.compile(
@@ -126,6 +132,8 @@ def _has_directive(prose: str) -> bool:
         if _DELIVERABLE.match(sentence) and _has_concrete_target(sentence):
             return True
         if _LACKS.search(sentence) and _has_concrete_target(prose):
+            return True
+        if _NEW_UNITS.match(sentence):
             return True
         # Reported requests: "the reviewer asked to move X", "we want to add Y".
         infinitives = (m.group(1).lower() for m in _INFINITIVE.finditer(sentence))

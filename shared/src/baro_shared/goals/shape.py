@@ -181,6 +181,7 @@ _ORDERING = re.compile(
     | \bin\s+(?:two|three|four|five|six|[2-9])\s+(?:steps|stages|phases|parts|passes)\b
     | \bstep\s+(?:one|two|three|four|five|six|[1-9])\b
     | \bnext\s*[,.;:]
+    | \bin\s+(?:that|this|the\s+(?:given|listed|same))\s+order\b
     """,
     re.X | re.I | re.M,
 )
@@ -336,7 +337,7 @@ def _clause_steps(body: str) -> list[str]:
 _STEP_LEAD = re.compile(
     r"^(?:(?:and|(?:only\s+)?then|also|first(?:ly)?|next|finally|lastly|afterwards?|after\s+that|"
     r"to\s+start|is)"
-    r"\b[,:]?\s*)+",
+    r"\b[,:]?\s*|\[[ xX]?\]\s*)+",
     re.I,
 )
 _STEP_TAIL = re.compile(

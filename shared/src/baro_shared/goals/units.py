@@ -143,7 +143,7 @@ _KIND_BEFORE = re.compile(
 _KIND_WORD = re.compile(rf"\b({UNIT_KINDS})\b", re.I)
 _ANY_KIND = re.compile(rf"\b(?:{UNIT_KINDS}|{_UNIT_KIND_SINGULAR})\b", re.I)
 _LIST_SEP = re.compile(
-    r"[ \t,()\[\]—\u2013]*(?:(?:and|or|&|plus|as\s+well\s+as)[ \t]+(?:(?:for|to|in|on|the|also|of)[ \t]+)*)?"
+    r"[ \t,()\[\]—\u2013]*(?:(?:and|or|&|\+|plus|as\s+well\s+as)[ \t]+(?:(?:for|to|in|on|the|also|of)[ \t]+)*)?"
     r"[ \t,()\[\]]*",
     re.I,
 )
