@@ -48,6 +48,7 @@ def test_prompt_caps() -> None:
     assert "At most 5 stories. This is a cap, not a target." in parallel
     assert "At most 3 stories run at the same time." in parallel
     assert "one last story, depending on all of them, registers them" in parallel
+    assert "the tests for that change are one story" in parallel
     focused = build_plan_prompt("g", "focused", Caps(max_stories=5, parallelism=3), [])
     assert "At most 1 story." in focused
     assert "run at the same time" not in focused

@@ -61,7 +61,8 @@ _RULES = """Rules:
   repository-relative paths, directories ending in "/", or globs ("src/api/*.py",
   "docs/**"). Never absolute paths, never "..", never anything inside .git/.
 - acceptance: one to three short statements that can be checked.
-- Fewer, coherent stories beat many tiny ones: every story costs a fresh agent."""
+- Fewer, coherent stories beat many tiny ones: every story costs a fresh agent. A change
+  and the tests for that change are one story, not two in a row."""
 
 
 def build_plan_prompt(
