@@ -175,6 +175,7 @@ def test_the_prompt_is_json_only_and_names_every_reply_key() -> None:
     assert "JSON" in prompt and "no tools" in prompt
     assert goal in prompt
     assert '"mode": "parallel"' in prompt  # the offline hint
+    assert "followed only by its own tests" in prompt  # the offline reading's rule, told
 
 
 def test_the_goal_cannot_close_its_own_markers() -> None:

@@ -48,7 +48,8 @@ The three shapes:
 request or on review feedback, renames, typo and error-message fixes, dependency bumps, \
 anything on one file, module, schema or surface, and anything vague or unclear.
 - sequential: a chain of ordered stories, one agent at a time. One feature built in \
-steps over shared code ("first ... then ...", numbered steps).
+steps over shared code ("first ... then ...", numbered steps). A change followed only \
+by its own tests ("add X, then add a test for it") is one step, so focused.
 - parallel: independent stories that run at the same time. ONLY when the goal names at \
 least two units (files, packages, services, endpoints, commands, docs pages) that each \
 have their own write surface and do not depend on each other.
