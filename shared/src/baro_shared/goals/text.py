@@ -171,7 +171,8 @@ ACTION_VERBS = (
         "sync verify release ship seed populate backfill expose give proofread edit reword "
         "rephrase annotate localize localise copy memoize memoise debounce paginate "
         "sanitize sanitise escape encode decode compress lazy-load prefetch reuse adopt "
-        "integrate replicate reproduce"
+        "integrate replicate reproduce containerize containerise dockerize dockerise "
+        "instrument automate harden modularize modularise parallelize parallelise"
     )
 )
 # the blank after a sentence's end, or a line break ("Could you …? They're unrelated.")
