@@ -140,6 +140,8 @@ def test_a_bare_issue_link_reads_as_fixing_only_that_issue() -> None:
     [
         "fix",
         "make it better",
+        "The app lacks polish.",
+        "The UI is missing stuff",
         "why is the build slow?",
         "is the retry logic correct?",
         "the dashboard feels sluggish and clunky",
@@ -165,6 +167,7 @@ def test_vague_goals_are_focused_flagged_and_interpreted(goal: str) -> None:
         "Could you write tests for src/a.py and src/b.py? One file each.",
         "Two mappers lack tests:\n- mappers/claude_mapper.py\n- mappers/pi_mapper.py",
         "cart.py has no tests.",
+        "The storage module is untested.",
     ],
 )
 def test_concrete_reports_and_polite_requests_are_not_vague(goal: str) -> None:

@@ -56,8 +56,19 @@ _DELIVERABLE = re.compile(
     re.I,
 )
 # A goal that names what is missing: "two mappers lack tests: ...", "cart.py has no tests"
+# (not "the app lacks polish": what is missing is a deliverable, or the goal names files)
 _LACKS = re.compile(
     r"\b(?:lacks?|lacking|(?:has|have)\s+no|(?:is|are)\s+(?:missing|untested|undocumented))\b",
+    re.I,
+)
+_DELIVERABLES = (
+    r"(?:tests?|specs?|docs|documentation|docstrings|type\s+hints|readme|changelog|examples?|"
+    r"translations?|benchmarks?|coverage|logging|validation)"
+)
+_MISSING_DELIVERABLE = re.compile(
+    rf"\b(?:lacks?|lacking|(?:has|have)\s+no|without)\s+(?:any\s+)?(?:[\w-]+\s+)?"
+    rf"{_DELIVERABLES}\b|\b{_DELIVERABLES}\s+(?:is|are)\s+missing\b|"
+    r"\b(?:is|are)\s+(?:untested|undocumented)\b",
     re.I,
 )
 # "new components: Tabs, Accordion": the units to make, named after their kind
@@ -131,7 +142,9 @@ def _has_directive(prose: str) -> bool:
             return True
         if _DELIVERABLE.match(sentence) and _has_concrete_target(sentence):
             return True
-        if _LACKS.search(sentence) and _has_concrete_target(prose):
+        if _LACKS.search(sentence) and (
+            _MISSING_DELIVERABLE.search(sentence) or _CONCRETE_TOKEN.search(prose)
+        ):
             return True
         if _NEW_UNITS.match(sentence):
             return True
