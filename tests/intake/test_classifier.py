@@ -94,6 +94,8 @@ def test_steps_to_reproduce_are_not_a_plan() -> None:
         ("Login returns 500 when the email contains a plus sign.", True),
         ("When I click save, the app crashes.", True),
         ("Fix the retry when the request returns 503.", True),
+        ("If the cache is stale, fetch fails.", True),
+        ("Retry the upload when it fails, and log when it fails again.", False),
         ("Show a toast when the upload fails.", False),
         ("Add a `refresh()` method to src/api/client.ts, then call it from "
          "src/hooks/useAuth.ts when a request returns 401.", False),

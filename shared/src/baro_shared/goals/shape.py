@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -66,21 +67,25 @@ _SHAPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 # a failure named as the condition of a new behaviour is not a bug report
 _FAILURE_CONDITION = re.compile(r"\b(?:when|whenever|if|unless|until|once|in\s+case)\b", re.I)
 _BUG_WORK = frozenset({"fix", "debug", "repair", "investigate", "diagnose"})
+_CLAUSE_START = re.compile(r"[,;:!?\n]|\.(?=\s)|\s[—\u2013]\s")
 
 
 def _reports_failure(prose: str) -> bool:
-    for match in FAILURE.finditer(prose):
-        start = max((m.end() for m in SENTENCE_BREAK.finditer(prose, 0, match.start())), default=0)
-        following = SENTENCE_BREAK.search(prose, match.end())
-        sentence = prose[start : following.start() if following else len(prose)]
-        verbs = {verb_of(clause) for clause in clauses(sentence)} - {None}
-        handled = (
-            _FAILURE_CONDITION.search(prose, start, match.start())
-            and verbs
-            and not verbs & _BUG_WORK
-        )
-        if not handled:
+    """Whether the goal reports a failure: one it names that is not the condition of an
+    action in the same clause ("show a toast when the upload fails" asks for behaviour;
+    "if the cache is stale, fetch fails" reports a bug)."""
+    for sentence in SENTENCE_BREAK.split(prose):
+        failures = list(FAILURE.finditer(sentence))
+        if not failures:
+            continue
+        if {verb_of(c) for c in clauses(sentence)} & _BUG_WORK:
             return True
+        starts = [0, *(m.end() for m in _CLAUSE_START.finditer(sentence))]
+        for failure in failures:
+            clause_start = starts[bisect.bisect_right(starts, failure.start()) - 1]
+            clause = sentence[clause_start : failure.start()]
+            if verb_of(clause) is None or not _FAILURE_CONDITION.search(clause):
+                return True
     return False
 
 
