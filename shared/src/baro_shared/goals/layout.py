@@ -225,6 +225,8 @@ class Layout:
             )
             if suffix == ".py" and keyword.iskeyword(name):
                 return f"{root}/{prefix}{name}*{suffix}"  # "import" goes in import_.py or alike
+            if all(sibling == sibling.lower() for sibling in siblings):
+                name = name.lower()  # "a CodeQL workflow" beside ci.yml: codeql.yml
             return f"{root}/{prefix}{name}{suffix}"
         if ext_hint:
             return f"{root}/{name}{ext_hint}"
