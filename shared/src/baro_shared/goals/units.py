@@ -52,7 +52,7 @@ _UNIT_KIND_WORDS = word_set(
     "adapter backend plugin integration provider flow dashboard example project app application "
     "crate library lib worker job component controller handler router resource tool client sdk chart "
     "lambda screen view directory folder file repo repository stack notebook migration workflow "
-    "mapper parser exporter importer report template theme translation api"
+    "mapper parser exporter importer report template theme translation"
 )
 _PLURALS = {"library": "libraries", "repository": "repositories", "directory": "directories"}
 UNIT_KINDS = "|".join(
