@@ -39,7 +39,7 @@ _FORBIDS_ALL = re.compile(
     re.I,
 )
 _PERF = re.compile(r"\b(?:fast\w*|slow\w*|perf\w*|speed\w*|sluggish|latency|lag\w*)\b", re.I)
-_FIX = re.compile(r"\bfix\w*\b|\bbroken\b|\bfail\w*\b|\bmess\b", re.I)
+_FIX = re.compile(r"\bfix(?!ture)\w*\b|\bbroken\b|\bfail\w*\b|\bmess\b", re.I)
 
 _TARGET = Question(id="target", text="Which file, module, command or feature should change?")
 _UNTOUCHED = Question(

@@ -71,9 +71,12 @@ _MISSING_DELIVERABLE = re.compile(
     r"\b(?:is|are)\s+(?:untested|undocumented)\b",
     re.I,
 )
-# "new components: Tabs, Accordion": the units to make, named after their kind
+# "new components: Tabs, Accordion", "Ops asked for two more Grafana dashboards in …": the
+# units to make, named after their kind
 _NEW_UNITS = re.compile(
-    rf"^\s*(?:(?:new|more|two|three|four|five|six)\s+)+(?:[\w-]+\s+)?(?:{UNIT_KINDS})\s*[:(]",
+    rf"^\s*(?:(?:new|more|two|three|four|five|six)\s+)+(?:[\w-]+\s+)?(?:{UNIT_KINDS})\s*[:(]"
+    r"|\b(?:asked\s+for|asks\s+for|requested|wants?|needs?|would\s+like)\s+"
+    rf"(?:(?:an?|some|new|more|two|three|four|five|six)\s+)+(?:[\w-]+\s+)?(?:{UNIT_KINDS})\b",
     re.I,
 )
 _CONCRETE_TOKEN = re.compile(
@@ -146,7 +149,7 @@ def _has_directive(prose: str) -> bool:
             _MISSING_DELIVERABLE.search(sentence) or _CONCRETE_TOKEN.search(prose)
         ):
             return True
-        if _NEW_UNITS.match(sentence):
+        if _NEW_UNITS.search(sentence):
             return True
         # Reported requests: "the reviewer asked to move X", "we want to add Y".
         infinitives = (m.group(1).lower() for m in _INFINITIVE.finditer(sentence))
@@ -195,7 +198,7 @@ _CLEANUP = re.compile(
     re.I,
 )
 _TESTS = re.compile(r"\btests?\b|\bspecs?\b|\bci\b", re.I)
-_FIX = re.compile(r"\bfix\w*\b|\brepair\b|\bbroken\b", re.I)
+_FIX = re.compile(r"\bfix(?!ture)\w*\b|\brepair\b|\bbroken\b", re.I)
 
 
 def _wording_interpretation(goal: str) -> str:

@@ -73,7 +73,7 @@ _TEST_WORK = re.compile(
 )
 # Besides tests, the goal changes the code under test.
 _CHANGES_CODE = re.compile(
-    r"\b(?:fix\w*|refactor\w*|chang(?:e|es|ing)|modif\w+|updat\w+|adjust\w*|rewrit\w+|"
+    r"\b(?:fix(?!ture)\w*|refactor\w*|chang(?:e|es|ing)|modif\w+|updat\w+|adjust\w*|rewrit\w+|"
     r"clean\s+up|type\s+hints?|docstrings?|logging|implement\w*|port(?:s|ing)?|convert\w*|"
     r"migrat\w+|remov\w+|delet\w+|make\s+\S+\s+testable|bugs?)\b",
     re.I,
