@@ -170,6 +170,7 @@ def test_vague_goals_are_focused_flagged_and_interpreted(goal: str) -> None:
         "Two mappers lack tests:\n- mappers/claude_mapper.py\n- mappers/pi_mapper.py",
         "cart.py has no tests.",
         "The storage module is untested.",
+        "Ops asked for two more Grafana dashboards in deploy/dashboards: cart and checkout.",
     ],
 )
 def test_concrete_reports_and_polite_requests_are_not_vague(goal: str) -> None:
