@@ -418,6 +418,11 @@ def ordered_steps(prose: str) -> Steps:
     if len(line_hits) >= 2:
         numbered_all = tuple(m.group(1) for m in line_hits)
         first_number = line_hits[0].start()
+        # what follows the list ("Keep each step small.") goes with its last step, as a
+        # clause that starts no step goes with the step before it
+        tail = " ".join(prose[line_hits[-1].end() :].split())
+        if tail:
+            numbered_all = (*numbered_all[:-1], f"{numbered_all[-1]}. {tail}")
     else:
         numbered_all, first_number = _inline_numbered(prose)
     numbered_all = tuple(item for item in numbered_all if _WORD.search(_summary(item)))
