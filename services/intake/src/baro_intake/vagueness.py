@@ -50,9 +50,11 @@ _MODAL_DIRECTIVE = re.compile(
 )
 # A goal that names what it wants delivered: "e2e tests for login and search", "docstrings
 # for the storage backends"
+_DELIVERABLE_NOUNS = (
+    r"tests?|specs?|docs|documentation|docstrings|type\s+hints|benchmarks?|translations?|examples?"
+)
 _DELIVERABLE = re.compile(
-    r"^\s*(?:(?:a|an|some|more|new)\s+)?(?:[\w-]+\s+){0,2}?(?:tests?|specs?|docs|"
-    r"documentation|docstrings|type\s+hints|benchmarks?|translations?|examples?)\s+(?:for|of)\b",
+    rf"^\s*(?:(?:a|an|some|more|new)\s+)?(?:[\w-]+\s+){{0,2}}?(?:{_DELIVERABLE_NOUNS})\s+(?:for|of)\b",
     re.I,
 )
 # A goal that names what is missing: "two mappers lack tests: ...", "cart.py has no tests"
@@ -61,10 +63,7 @@ _LACKS = re.compile(
     r"\b(?:lacks?|lacking|(?:has|have)\s+no|(?:is|are)\s+(?:missing|untested|undocumented))\b",
     re.I,
 )
-_DELIVERABLES = (
-    r"(?:tests?|specs?|docs|documentation|docstrings|type\s+hints|readme|changelog|examples?|"
-    r"translations?|benchmarks?|coverage|logging|validation)"
-)
+_DELIVERABLES = rf"(?:{_DELIVERABLE_NOUNS}|readme|changelog|coverage|logging|validation)"
 _MISSING_DELIVERABLE = re.compile(
     rf"\b(?:lacks?|lacking|(?:has|have)\s+no|without)\s+(?:any\s+)?(?:[\w-]+\s+)?"
     rf"{_DELIVERABLES}\b|\b{_DELIVERABLES}\s+(?:is|are)\s+missing\b|"

@@ -367,7 +367,7 @@ class Layout:
         found = Counter(
             suffix
             for f in self.files
-            if split_ext(f)[1] == ext
+            if f.endswith("." + ext) and "src/test/" in f
             for suffix in _JVM_SUFFIXES
             if split_ext(posixpath.basename(f))[0].endswith(suffix)
         )

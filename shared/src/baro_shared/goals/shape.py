@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from baro_shared.goals.text import (
     ACTION_VERBS,
+    CLAUSE_BREAK,
     FAILURE,
     SENTENCE_BREAK,
     clauses,
@@ -67,7 +68,6 @@ _SHAPE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 # a failure named as the condition of a new behaviour is not a bug report
 _FAILURE_CONDITION = re.compile(r"\b(?:when|whenever|if|unless|until|once|in\s+case)\b", re.I)
 _BUG_WORK = frozenset({"fix", "debug", "repair", "investigate", "diagnose"})
-_CLAUSE_START = re.compile(r"[,;:!?\n]|\.(?=\s)|\s[—\u2013]\s")
 
 
 def _reports_failure(prose: str) -> bool:
@@ -80,7 +80,7 @@ def _reports_failure(prose: str) -> bool:
             continue
         if {verb_of(c) for c in clauses(sentence)} & _BUG_WORK:
             return True
-        starts = [0, *(m.end() for m in _CLAUSE_START.finditer(sentence))]
+        starts = [0, *(m.end() for m in CLAUSE_BREAK.finditer(sentence))]
         for failure in failures:
             clause_start = starts[bisect.bisect_right(starts, failure.start()) - 1]
             clause = sentence[clause_start : failure.start()]

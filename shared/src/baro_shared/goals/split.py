@@ -407,7 +407,7 @@ def _translated_document(prose: str, units: NamedUnits, layout: Layout) -> str |
             except UnsafePath:
                 return None  # ".git/description.md": nothing a story may write beside
     if _README.search(prose):
-        readme = [f for f in layout.files if "/" not in f and split_ext(f)[0].lower() == "readme"]
+        readme = [f for f in layout.in_dir("") if split_ext(f)[0].lower() == "readme"]
         return readme[0] if readme else "README.md"
     return None
 
@@ -555,6 +555,9 @@ _EACH_OWN = re.compile(
 )
 
 
+_ONE_COPY = {"versions": "version", "editions": "edition", "copies": "copy"}
+
+
 def _one_unit(text: str, unit: Unit, kind: str) -> str:
     """One unit's text reads as one unit's: without the clause saying the units are done
     apart (its story is one of them already), its kind noun in the singular ("the billing
@@ -583,8 +586,8 @@ def _one_unit(text: str, unit: Unit, kind: str) -> str:
         text = re.sub(rf"\b({re.escape(one)})\s+each\s+(?:their|its)\s+own\b", r"\1 its own", text)
         if one == "translation":  # "Spanish and Italian versions of …": "Spanish version of …"
             text = re.sub(
-                rf"(?<![\w`])({label})\s+(version|edition|copy|copie)s\b",
-                lambda m: f"{m.group(1)} {m.group(2).replace('copie', 'copy')}",
+                rf"(?<![\w`])({label})\s+(versions|editions|copies)\b",
+                lambda m: f"{m.group(1)} {_ONE_COPY[m.group(2).lower()]}",
                 text,
                 flags=re.I,
             )

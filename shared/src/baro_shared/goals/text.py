@@ -180,7 +180,7 @@ SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 # a word that goes on as a file name, a path or an identifier is not a verb
 _NAME_GOES_ON = re.compile(r"\.\w|[/_\w(`]")
-_CLAUSE_BREAK = re.compile(r"[,;:!?\n]|\.(?=\s|$)|\s[—\u2013]\s")
+CLAUSE_BREAK = re.compile(r"[,;:!?\n]|\.(?=\s|$)|\s[—\u2013]\s")
 _CLAUSE_LEAD = re.compile(
     r"^(?:\s|[-*•>—\u2013#]|\[[ xX]?\]|\d{1,2}[.)]|step\s+(?:\d+|one|two|three|four|five|six)\b|"
     r"and\b|(?:only\s+)?then\b|also\b|first(?:ly)?\b|next\b|finally\b|lastly\b|afterwards?\b|"
@@ -217,7 +217,7 @@ def verb_of(clause: str) -> str | None:
 
 
 def clauses(prose: str) -> list[str]:
-    return [c.strip() for c in _CLAUSE_BREAK.split(prose) if c.strip()]
+    return [c.strip() for c in CLAUSE_BREAK.split(prose) if c.strip()]
 
 
 def words(text: str) -> list[str]:
