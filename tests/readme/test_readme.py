@@ -72,11 +72,11 @@ ON_A_CLUSTER = [
 ]
 WHERE: dict[str, str] = {  # in README order
     "make demo": FRESH_CLONE,
+    "make test": CI,
     "make install-cli": FRESH_CLONE,
     **{line: HERE for line in FIRST_RUN + USING_IT + WHEN_IT_FAILS},
     USING_IT[2]: CLI_TIER,
     **{line: CLUSTER for line in ON_A_CLUSTER},
-    "make test": CI,
     "make test-faults": CI,
     "make test-cluster": CI,
     "make test-cli": CI,
