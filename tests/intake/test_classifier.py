@@ -97,6 +97,8 @@ def test_steps_to_reproduce_are_not_a_plan() -> None:
         ("If the cache is stale, fetch fails.", True),
         ("Retry the upload when it fails, and log when it fails again.", False),
         ("Show a toast when the upload fails.", False),
+        ("Add error handling to the uploader and clearer error messages.", False),
+        ("The upload shows a generic error message and fails silently.", True),
         ("Add a `refresh()` method to src/api/client.ts, then call it from "
          "src/hooks/useAuth.ts when a request returns 401.", False),
     ],
@@ -105,6 +107,30 @@ def test_a_failure_is_a_bug_report_unless_it_is_the_condition_of_new_behaviour(
     goal: str, bug_report: bool
 ) -> None:
     assert ("bugfix" in small_change_shapes(goal)) == bug_report
+
+
+def test_a_later_step_on_error_messages_does_not_make_a_feature_an_error_message_edit() -> None:
+    assert small_change_shapes("The error message for a missing config is vague") == (
+        "error-message",
+    )
+    decision = classify(
+        "Implement Display for Token in src/lexer.rs, then use it in the error messages "
+        "in src/parser.rs."
+    )
+    assert decision.mode == "sequential"
+
+
+def test_unrelated_chores_run_apart_unless_each_is_a_mechanical_edit() -> None:
+    chores = (
+        "Before the release:\n- remove the dead code in a.py\n- fix the flaky test in "
+        "tests/test_b.py\n- update docs/install.md\nThey're unrelated."
+    )
+    assert classify(chores).mode == "parallel"
+    mechanical = (
+        "Before the release:\n- remove the dead code in a.py\n- delete tests/test_b.py\n"
+        "- rename the title in docs/install.md\nThey're unrelated."
+    )
+    assert classify(mechanical).mode == "focused"
 
 
 def test_a_change_and_its_own_test_are_one_agent_s_work() -> None:

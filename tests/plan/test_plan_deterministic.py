@@ -254,3 +254,35 @@ def test_every_story_is_a_piece_of_the_goal() -> None:
     for story in plan(goal):
         assert story.description.endswith(f"Goal:\n{goal}")
         assert story.acceptance == [], "no invented acceptance criteria"
+
+
+UNRELATED_CHORES = (
+    "Cleanup before release:\n- remove the dead code in a.py\n- fix the flaky test in "
+    "tests/test_b.py\n- update docs/install.md for the new name\n"
+)
+
+
+def test_listed_chores_said_to_be_unrelated_are_units() -> None:
+    stories = plan(UNRELATED_CHORES + "These are unrelated, do them in parallel.")
+    assert [s.write_surface for s in stories] == [["a.py"], ["tests/test_b.py"], ["docs/install.md"]]
+    assert all(not s.depends_on for s in stories)
+    assert stories[1].description.startswith("fix the flaky test in tests/test_b.py")
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "",  # no word that they are unrelated: listed steps of one feature
+        "These are unrelated, but keep install.md and a.py in sync.",  # a shared surface
+    ],
+)
+def test_listed_chores_are_units_only_when_said_apart_and_apart(tail: str) -> None:
+    stories = plan_goal(UNRELATED_CHORES + tail, "parallel", WIDE)
+    assert stories is None or any(s.depends_on for s in stories)
+
+
+def test_a_unit_and_the_file_it_is_placed_in_are_one_unit() -> None:
+    goal = "Add GET /users in routes/users.js and GET /orders in routes/orders.js, each with a test"
+    stories = plan(goal)
+    assert [s.write_surface[-1] for s in stories] == ["routes/users.js", "routes/orders.js"]
+    assert "GET /users in routes/users.js" in stories[0].description

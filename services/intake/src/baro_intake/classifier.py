@@ -155,13 +155,21 @@ def _context_evidence(reading: GoalReading) -> list[str]:
     return found
 
 
+def _mechanical(reading: GoalReading) -> bool:
+    """One light edit over every unit ("remove the unused imports from a, b and c"); a list
+    of unrelated tasks is mechanical only when each of them is."""
+    if reading.units.kind == "tasks":
+        return all(verb_of(part.text) in LIGHT_VERBS for part in reading.split.parts)
+    return reading.head_verb in LIGHT_VERBS
+
+
 def _parallel(reading: GoalReading) -> IntakeDecision | None:
     """Parallel only for a goal the planner splits into independent units (the same
     reading, ``baro_shared.goals.split``), and only when splitting pays."""
     units = reading.units
     if reading.split.kind != "units":
         return None
-    if reading.head_verb in LIGHT_VERBS or any(s in SMALL_SHAPES for s in reading.shapes):
+    if _mechanical(reading) or any(s in SMALL_SHAPES for s in reading.shapes):
         return None
     is_bug = "bugfix" in reading.shapes
     count_stated = units.count in units.stated_counts
@@ -250,7 +258,7 @@ def _focused(reading: GoalReading) -> IntakeDecision:
             f'the changes share one write surface ("{reading.shared_cue}")',
             evidence,
         )
-    if units.count >= 2 and reading.head_verb in LIGHT_VERBS:
+    if units.count >= 2 and _mechanical(reading):
         reason = (
             f'a mechanical edit ("{reading.head_verb}") over {spell(units.count)} {units.kind}: '
             f"one agent is cheaper than {spell(units.count)}"

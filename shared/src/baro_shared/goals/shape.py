@@ -101,12 +101,19 @@ def is_bug_reproduction(prose: str) -> bool:
     return _REPRO.search(prose) is not None
 
 
+# what a goal leads with, not what one of its later steps touches: "Implement Display for
+# Token, then use it in the error messages" is a feature, not an error-message edit
+_LEADING_ONLY = frozenset({"error-message"})
+
+
 def small_change_shapes(prose: str) -> tuple[str, ...]:
     """Every small-change kind the goal reads as, in order of precedence."""
+    lead = next(iter(clauses(prose)), "")
     return tuple(
         name
         for name, pattern in _SHAPE_PATTERNS
-        if pattern.search(prose) or (name == "bugfix" and _reports_failure(prose))
+        if pattern.search(lead if name in _LEADING_ONLY else prose)
+        or (name == "bugfix" and _reports_failure(prose))
     )
 
 

@@ -140,7 +140,7 @@ class GoalSplit:
 
     def text_of(self, indices: Sequence[int]) -> str:
         """The goal's words for several units together (when a cap groups them)."""
-        if self.kind != "units":
+        if self.kind != "units" or self.noun == "tasks":
             return "\n".join(f"- {self.parts[i].text}" for i in indices)
         chosen = [self.units.units[i] for i in indices]
         return units_text(self.prose, chosen, self.units)
@@ -180,6 +180,10 @@ def split_prose(prose: str, files: Sequence[str] | None = None) -> GoalSplit:
                     registers=registers, registry=registry,
                 )  # fmt: skip
         return GoalSplit(None, (), units.kind, units, steps, prose, refused=refused, cue=cue)
+    if steps.listed and cue:
+        tasks = _independent_tasks(prose, steps, layout, cue)
+        if tasks is not None:
+            return tasks
     if steps.listed:
         return _steps(prose, steps, units, layout, cue)
     return GoalSplit(None, (), "units", units, steps, prose, cue=cue)
@@ -193,6 +197,24 @@ def _steps(
         for text, summary in zip(steps.parts, steps.summaries(), strict=True)
     )
     return GoalSplit("steps", parts, "steps", units, steps, prose, head=steps.head, cue=cue)
+
+
+def _independent_tasks(prose: str, steps: Steps, layout: Layout, cue: str) -> GoalSplit | None:
+    """Listed actions the goal says are unrelated ("- remove the dead code in a.py - fix
+    the flaky test in tests/test_b.py ... These are unrelated"): one unit each, when each
+    names the files it changes and no two name the same ones."""
+    parts = tuple(
+        Part(label=summary, text=text, surface=tuple(_paths_in(text, layout)))
+        for text, summary in zip(steps.parts, steps.summaries(), strict=True)
+    )
+    if not all(part.surface for part in parts) or _overlapping(parts):
+        return None
+    if shared_surface_cue(prose):
+        return None
+    units = NamedUnits(
+        tuple(Unit(p.label, p.label.lower(), "", ()) for p in parts), "tasks", ()
+    )
+    return GoalSplit("units", parts, "tasks", units, steps, prose, head=steps.head, cue=cue)
 
 
 def _paths_in(text: str, layout: Layout) -> list[str]:
@@ -526,15 +548,29 @@ def units_text(prose: str, chosen: Sequence[Unit], units: NamedUnits) -> str:
     for group in sorted(units.groups, key=lambda g: g.start, reverse=True):
         if group.start < start or group.end > end:
             continue
-        own = list(dict.fromkeys(a.label for a in group.atoms if id(a) in mine))
         local_start, local_end = group.start - start, group.end - start
-        text = text[:local_start] + _join(own) + text[local_end:]
+        text = text[:local_start] + _join(_named_in(prose, group, chosen)) + text[local_end:]
     text = re.sub(r"\(\s*\)", "", text)
     if len(chosen) == 1:
         text = _one_unit(text, chosen[0], units.kind)
     text = re.sub(r"\s+([,.;:])(?=\s|$)", r"\1", " ".join(text.split()))
     text = re.sub(r"\b([Aa])n? (?=[A-Za-z])", _article, text)
     return text.strip(" ,;.")
+
+
+def _named_in(prose: str, group: Group, chosen: Sequence[Unit]) -> list[str]:
+    """How the list names each chosen unit: its words when its names stand together in
+    the list ("GET /users in src/routes/users.js"), else its names."""
+    named: list[str] = []
+    for unit in chosen:
+        places = [i for i, a in enumerate(group.atoms) if any(a is b for b in unit.atoms)]
+        if not places:
+            continue
+        if places == list(range(places[0], places[-1] + 1)):
+            named.append(prose[group.atoms[places[0]].start : group.atoms[places[-1]].end])
+        else:
+            named.extend(group.atoms[i].label for i in places)
+    return list(dict.fromkeys(named))
 
 
 # a trailing clause that only says the units are done apart: "…, each in its own file",

@@ -150,6 +150,7 @@ _LIST_SEP = re.compile(
 _CONTAINER_LEAD = re.compile(
     r"\b(?:under|in|into|inside|within|below|beneath)\s+(?:the\s+)?$", re.I
 )
+_PLACED_IN = re.compile(r"[ \t]+(?:in|at|inside|into|as)[ \t]+(?:the[ \t]+)?(?:file[ \t]+)?|[ \t]*[(:][ \t]*", re.I)
 _OWN_LEAD = re.compile(r"\b(?:its|their)\s+own\s+$", re.I)
 _INTO_LEAD = re.compile(
     r"\b(?:in|into|(?<!next\s)to|inside|within)\s+(?:the\s+)?(?:file\s+)?$", re.I
@@ -429,13 +430,20 @@ def _inline_groups(atoms: list[Atom], prose: str) -> list[list[Atom]]:
     groups: list[list[Atom]] = []
     current: list[Atom] = []
     for atom in atoms:
-        if current and _LIST_SEP.fullmatch(prose[current[-1].end : atom.start]):
+        gap = prose[current[-1].end : atom.start] if current else ""
+        if current and (_LIST_SEP.fullmatch(gap) or _its_file(current[-1], gap, atom)):
             current.append(atom)
             continue
         groups.append(_without_subject(current, prose))
         current = [atom]
     groups.append(_without_subject(current, prose))
     return [group for group in groups if len(group) >= 2]
+
+
+def _its_file(named: Atom, gap: str, path: Atom) -> bool:
+    """ "GET /users in src/routes/users.js and GET /orders in …": the file a listed unit is
+    placed in, by the unit's own name, is that unit, not a file the list shares."""
+    return path.kind == "path" and path.stem == named.stem and bool(_PLACED_IN.fullmatch(gap))
 
 
 def _without_subject(group: list[Atom], prose: str) -> list[Atom]:
