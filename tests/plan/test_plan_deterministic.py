@@ -264,7 +264,11 @@ UNRELATED_CHORES = (
 
 def test_listed_chores_said_to_be_unrelated_are_units() -> None:
     stories = plan(UNRELATED_CHORES + "These are unrelated, do them in parallel.")
-    assert [s.write_surface for s in stories] == [["a.py"], ["tests/test_b.py"], ["docs/install.md"]]
+    assert [s.write_surface for s in stories] == [
+        ["a.py"],
+        ["tests/test_b.py"],
+        ["docs/install.md"],
+    ]
     assert all(not s.depends_on for s in stories)
     assert stories[1].description.startswith("fix the flaky test in tests/test_b.py")
 

@@ -211,9 +211,7 @@ def _independent_tasks(prose: str, steps: Steps, layout: Layout, cue: str) -> Go
         return None
     if shared_surface_cue(prose):
         return None
-    units = NamedUnits(
-        tuple(Unit(p.label, p.label.lower(), "", ()) for p in parts), "tasks", ()
-    )
+    units = NamedUnits(tuple(Unit(p.label, p.label.lower(), "", ()) for p in parts), "tasks", ())
     return GoalSplit("units", parts, "tasks", units, steps, prose, head=steps.head, cue=cue)
 
 

@@ -150,7 +150,9 @@ _LIST_SEP = re.compile(
 _CONTAINER_LEAD = re.compile(
     r"\b(?:under|in|into|inside|within|below|beneath)\s+(?:the\s+)?$", re.I
 )
-_PLACED_IN = re.compile(r"[ \t]+(?:in|at|inside|into|as)[ \t]+(?:the[ \t]+)?(?:file[ \t]+)?|[ \t]*[(:][ \t]*", re.I)
+_PLACED_IN = re.compile(
+    r"[ \t]+(?:in|at|inside|into|as)[ \t]+(?:the[ \t]+)?(?:file[ \t]+)?|[ \t]*[(:][ \t]*", re.I
+)
 _OWN_LEAD = re.compile(r"\b(?:its|their)\s+own\s+$", re.I)
 _INTO_LEAD = re.compile(
     r"\b(?:in|into|(?<!next\s)to|inside|within)\s+(?:the\s+)?(?:file\s+)?$", re.I
