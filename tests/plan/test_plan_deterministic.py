@@ -290,3 +290,60 @@ def test_a_unit_and_the_file_it_is_placed_in_are_one_unit() -> None:
     stories = plan(goal)
     assert [s.write_surface[-1] for s in stories] == ["routes/users.js", "routes/orders.js"]
     assert "GET /users in routes/users.js" in stories[0].description
+
+
+def test_classes_named_for_their_kind_go_beside_the_others_of_that_kind() -> None:
+    files = ["app/Http/Controllers/UserController.php", "app/Models/User.php"]
+    goal = "Add an OrderController and a ProductController, each with index and show actions."
+    stories = plan(goal, files=files)
+    assert [s.write_surface for s in stories] == [
+        ["app/Http/Controllers/OrderController.php"],
+        ["app/Http/Controllers/ProductController.php"],
+    ]
+    assert stories[0].title == "Add an OrderController with index and show actions"
+
+
+def test_a_new_file_named_after_an_existing_one_goes_beside_it() -> None:
+    files = ["src/components/Button.tsx", "src/components/Card.tsx", "src/App.tsx"]
+    goal = "Write stories for Button and Card (Button.stories.tsx and Card.stories.tsx), one each."
+    assert [s.write_surface for s in plan(goal, files=files)] == [
+        ["src/components/Button.stories.tsx"],
+        ["src/components/Card.stories.tsx"],
+    ]
+    # a plain new name is not placed after a namesake ("config.yaml" beside "config.py")
+    assert [
+        s.write_surface for s in plan("Add a.yaml and b.yaml, each on its own", files=["src/a.py"])
+    ] == [
+        ["a.yaml"],
+        ["b.yaml"],
+    ]
+
+
+def test_a_listed_directory_and_the_file_named_after_it_are_one_unit() -> None:
+    files = ["internal/store/store.go", "internal/queue/queue.go"]
+    goal = "Add benchmarks for internal/store and internal/queue, in store_bench_test.go and queue_bench_test.go."
+    assert [s.write_surface for s in plan(goal, files=files)] == [
+        ["internal/store/store_bench_test.go"],
+        ["internal/queue/queue_bench_test.go"],
+    ]
+
+
+def test_a_step_naming_a_class_changes_its_file() -> None:
+    files = ["src/main/java/a/Cart.java", "src/test/java/a/CartTest.java"]
+    goal = "Step 1: add a discount to Cart.java. Step 2: update CartTest to cover it."
+    stories = plan(goal, "sequential", files=files)
+    assert stories[1].write_surface == ["src/test/java/a/CartTest.java"]
+
+
+def test_rust_integration_tests_go_in_tests_and_unit_tests_in_the_module() -> None:
+    files = ["src/lib.rs", "src/parser.rs", "src/eval.rs", "tests/lexer.rs"]
+    under_tests = "Add integration tests for src/parser.rs and src/eval.rs, each in its own file under tests/."
+    assert [s.write_surface for s in plan(under_tests, files=files)] == [
+        ["tests/parser.rs"],
+        ["tests/eval.rs"],
+    ]
+    in_module = "Add unit tests for src/parser.rs and src/eval.rs, each on its own."
+    assert [s.write_surface for s in plan(in_module, files=files)] == [
+        ["src/parser.rs"],
+        ["src/eval.rs"],
+    ]

@@ -231,7 +231,9 @@ def test_languages_without_the_document_they_translate_are_not_units() -> None:
 
 
 @pytest.mark.parametrize(
-    "filler", [" ", "\n", " \t", "\n ", "a-", "a+", "-a", "a_", "a, "], ids=repr
+    "filler",
+    [" ", "\n", " \t", "\n ", "a-", "a+", "-a", "a_", "a, ", "an AbController and ", "a_b.go "],
+    ids=repr,
 )
 def test_a_goal_padded_with_repetition_is_read_in_linear_time(filler: str) -> None:
     # a guard against matching that is quadratic in a run of one kind of character (8,000

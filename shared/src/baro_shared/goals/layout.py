@@ -123,6 +123,10 @@ class Layout:
             subdirs.setdefault(posixpath.dirname(d), []).append(d)
         self._subdirs = subdirs
         self._with_subdirs = set(subdirs)
+        by_stem: dict[str, list[str]] = {}
+        for f in self.files:
+            by_stem.setdefault(split_ext(posixpath.basename(f))[0], []).append(f)
+        self._by_stem = by_stem
 
     def has(self, path: str) -> bool:
         return path in self._set
@@ -147,7 +151,24 @@ class Layout:
         if same_name:
             return same_name
         same_dir = [d + "/**" for d in sorted(self.dirs) if d.endswith("/" + path)]
-        return same_dir or [path]
+        return same_dir or [self._beside_namesake(path) or path]
+
+    def _beside_namesake(self, name: str) -> str | None:
+        """A new file named after an existing one ("Button.stories.tsx", "ci-nightly.yml",
+        "store_bench_test.go") goes beside it, when every file of that first name is in one
+        directory. None for a path, or a plain name ("config.yaml"), or no such file."""
+        stem, ext = split_ext(name)
+        parts = _NAME_PARTS.split(stem)
+        if "/" in name or not ext or len(parts) < 2 or not parts[0]:
+            return None
+        dirs = {
+            posixpath.dirname(f)
+            for f in self.files
+            if _NAME_PARTS.split(posixpath.basename(f), maxsplit=1)[0] == parts[0]
+        }
+        if len(dirs) != 1:
+            return None
+        return posixpath.join(dirs.pop(), name)
 
     # ---------------------------------------------------------------- names of things
 
@@ -166,10 +187,36 @@ class Layout:
         roots = [c.rstrip("/").removesuffix("/**") for c in containers]
         for root in roots:
             return self._found(name, kind, root) or [self._new_file(root, name, ext_hint, test)]
+        kin = self._beside_kin(name)
+        if kin is not None:
+            return self._found(name, kind, posixpath.dirname(kin)) or [kin]
         home = self._home(kind)
         if home is not None:
             return self._found(name, kind, home) or [self._new_file(home, name, ext_hint, test)]
         return self._found(name, kind, "")
+
+    def class_file(self, name: str) -> str | None:
+        """The one file a class of this name is in ("CartTest": ``…/CartTest.java``)."""
+        found = self._by_stem.get(name, [])
+        return found[0] if len(found) == 1 else None
+
+    def _beside_kin(self, name: str) -> str | None:
+        """A class named for its kind ("OrderController") goes where the repository keeps
+        the others of that kind (``app/Http/Controllers/UserController.php``), when they
+        are all in one directory."""
+        kind = _CLASS_KIND.fullmatch(name)
+        if kind is None:
+            return None
+        suffix = kind.group(1)
+        kin = [
+            f
+            for f in self.files
+            if not is_test_file(f) and split_ext(posixpath.basename(f))[0].endswith(suffix)
+        ]
+        if not kin or len({posixpath.dirname(f) for f in kin}) != 1:
+            return None
+        ext = Counter(split_ext(f)[1] for f in kin).most_common(1)[0][0]
+        return posixpath.join(posixpath.dirname(kin[0]), f"{name}.{ext}" if ext else name)
 
     def _found(self, name: str, kind: str, root: str) -> list[str]:
         """``name``'s files under ``root``, also when they carry their kind in their name
@@ -296,6 +343,10 @@ class Layout:
             return f"{root or 'test' + directory.removeprefix('lib')}/{stem}_test.exs"
         if ext == "php":
             return f"{root or self._php_test_dir(directory)}/{stem}Test.php"
+        if ext == "rs" and root:
+            # Rust's integration tests are crates of their own in tests/; its unit tests
+            # live in the module itself (None: the module is the surface)
+            return f"{root}/{stem}.rs"
         return None
 
     def _existing_tests(self, path: str, stem: str, ext: str) -> str | None:
@@ -389,6 +440,10 @@ class Layout:
         if in_root > max(in_dunder, beside):
             return self._test_root() or "tests"
         return directory
+
+
+_NAME_PARTS = re.compile(r"[._-]")
+_CLASS_KIND = re.compile(r"(?:[A-Z][a-z0-9]+)+([A-Z][a-z]+)")
 
 
 def _name_shape(basename: str) -> tuple[str, str]:

@@ -45,7 +45,14 @@ from baro_shared.goals.text import (
     verb_of,
     without_urls,
 )
-from baro_shared.goals.units import Group, NamedUnits, Unit, find_atoms, named_units
+from baro_shared.goals.units import (
+    Group,
+    NamedUnits,
+    Unit,
+    find_atoms,
+    is_directory,
+    named_units,
+)
 from baro_shared.surfaces import UnsafePath, surfaces_overlap
 
 # Words that tie the units of an enumeration together: one story per unit would split
@@ -65,6 +72,9 @@ _CONSTRAINT = re.compile(
 _CLAUSE_BREAK = re.compile(
     r"[;,\n:]|\.(?=\s|$)|\s[—\u2013]\s|(?<!\s)\s+(?=(?:and|then|also|plus)\s+[a-z])", re.I
 )
+_CLASS_WORD = re.compile(r"(?<![\w/.-])`?((?:[A-Z][a-z0-9]+){2,})`?(?![\w/.-])")
+# what a unit comes with, listed: "each with index and show actions"
+_WITH_LIST = re.compile(r"(?:each\s+)?(?:with|having|including)\s", re.I)
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?](?=\s|$)|$)", re.M)
 _TEST_WORK = re.compile(
     r"\b(?:(?:unit|integration|property|end-to-end|e2e|regression|smoke|snapshot|golden)[ -])?"
@@ -224,6 +234,8 @@ def _paths_in(text: str, layout: Layout) -> list[str]:
             out.extend(layout.resolve(_bare(atom.label)))
         except UnsafePath:
             continue
+    # "update CartTest to cover both": a class named as its one file is named
+    out.extend(f for m in _CLASS_WORD.finditer(text) if (f := layout.class_file(m.group(1))))
     return list(dict.fromkeys(out))
 
 
@@ -293,12 +305,16 @@ def _extra_work(prose: str, units: NamedUnits) -> str | None:
         after = max((e for _, e in inside), default=sentence.start())
         text = masked[after : sentence.end()]
         position = 0
+        previous = ""
         for raw in _CLAUSE_BREAK.split(text):
             start = text.find(raw, position)
             position = start + len(raw)
             clause = raw.strip(" \t.,;:()")
-            if not clause or verb_of(clause) is None:
-                continue  # a location, a format, a remark
+            # "each with index and show actions": the "and" goes on with what each has
+            goes_on = bool(_WITH_LIST.match(previous)) and clause[:4].lower() == "and "
+            previous = clause
+            if not clause or verb_of(clause) is None or goes_on:
+                continue  # a location, a format, a remark; "with index and show actions"
             if independence_cue(clause) or _CONSTRAINT.match(clause):
                 continue
             original = prose[after + start : after + position]
@@ -388,6 +404,10 @@ def _surface(
     layout: Layout,
 ) -> list[str]:
     paths = [a for a in unit.atoms if a.kind in ("path", "dir")]
+    files = [a for a in paths if not is_directory(a) and "/" not in a.label]
+    own_dir = next((a for a in paths if is_directory(a)), None)
+    if own_dir is not None and files:  # "for internal/store …, in store_bench_test.go"
+        paths, places = files, [_bare(own_dir.label)]
     out: list[str] = []
     if paths:
         for atom in paths:
@@ -592,6 +612,10 @@ _EACH_OWN = re.compile(
 _ONE_COPY = {"versions": "version", "editions": "edition", "copies": "copy"}
 
 
+def _without_each(match: re.Match[str]) -> str:
+    return re.sub(r"^each\s+", "", match.group(0), flags=re.I)
+
+
 def _one_unit(text: str, unit: Unit, kind: str) -> str:
     """One unit's text reads as one unit's: without the clause saying the units are done
     apart (its story is one of them already), its kind noun in the singular ("the billing
@@ -605,6 +629,9 @@ def _one_unit(text: str, unit: Unit, kind: str) -> str:
             break
         if any(_bare(atom.label) in words for atom in unit.atoms):
             break  # "…, each in its own file: lint": the unit is named in it
+        if _WITH_LIST.match(words):  # "…, each with index and show actions": "… with …"
+            text = f"{text[: clause.start()]} {_WITH_LIST.sub(_without_each, words, count=1)}"
+            break
         text = text[: clause.start()]
     text = _APART_WORDS.sub("", text)
     text = _EACH_OWN.sub("", text)  # "…, each in its own file with a test": "… with a test"

@@ -105,6 +105,12 @@ _REPEATED_KIND = re.compile(
     rf"\b(?:an?|the)[ \t]+(/?{_NAME})[ \t]+({_UNIT_KIND_SINGULAR})\b(?![ \t]*[\w/`-]*\.\w)",
     re.I,
 )
+# Classes named with their kind as the last word: "an OrderController and a ProductController",
+# "UserService, OrderService and PaymentService"
+_CLASS_NAME = re.compile(r"(?<![\w/.`-])`?((?:[A-Z][a-z0-9]+)+([A-Z][a-z]+))`?(?![\w/.-])")
+_CLASS_SEP = re.compile(
+    r"[ \t]*,?[ \t]*(?:(?:and|or|&|\+|plus)[ \t]+)?(?:(?:an?|the)[ \t]+)?", re.I
+)
 # React hooks are units by their names alone: "useTheme", "useLocale"
 _HOOK_NAME = re.compile(r"(?<![\w/.`-])`?use[A-Z][A-Za-z0-9]*`?(?![\w/.-])")
 _HOOK_NOUN = re.compile(r"\bhooks?\b", re.I)
@@ -307,6 +313,27 @@ def _files_kind(prose: str, start: int, kind: str) -> str:
     return _PLURALS.get(noun, noun + "s")
 
 
+def _class_lists(prose: str) -> list[tuple[list[Atom], str]]:
+    """Lists of two or more class names that end in the same kind of unit."""
+    lists: list[tuple[list[Atom], str]] = []
+    run: list[re.Match[str]] = []
+    for m in [*_CLASS_NAME.finditer(prose), None]:
+        if m is not None and m.group(2).lower() in _UNIT_KIND_WORDS and run:
+            previous = run[-1]
+            same_kind = m.group(2) == previous.group(2)
+            if same_kind and _CLASS_SEP.fullmatch(prose[previous.end() : m.start()]):
+                run.append(m)
+                continue
+        if len(run) >= 2:
+            names = [
+                Atom(r.start(1), r.end(1), r.group(1), r.group(1).lower(), "name") for r in run
+            ]
+            kind = run[0].group(2).lower()
+            lists.append((names, _PLURALS.get(kind, kind + "s")))
+        run = [m] if m is not None and m.group(2).lower() in _UNIT_KIND_WORDS else []
+    return lists
+
+
 def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
     """Units named by plain words next to their kind noun, with that noun.
 
@@ -329,6 +356,7 @@ def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
             and _TRANSLATED_DOCUMENT.search(m.group(document_at))
         ):
             lists.append((names, "translations"))
+    lists.extend(_class_lists(prose))
     if not _ANY_KIND.search(prose):
         return lists
     for m in _PLAIN_LIST.finditer(prose):
@@ -398,7 +426,7 @@ def _drop_locations(atoms: list[Atom], prose: str) -> tuple[list[Atom], list[str
     for i, atom in enumerate(atoms):
         before = prose[max(0, atom.start - 24) : atom.start]
         listed = atom.kind == "path" and _in_list(atoms, i, prose)  # "in a/b, c/d and e/f"
-        if _is_directory(atom) and not listed and _CONTAINER_LEAD.search(before):
+        if is_directory(atom) and not listed and _CONTAINER_LEAD.search(before):
             containers.append(atom.label)
             continue
         if atom.kind in ("path", "dir") and _OWN_LEAD.search(before):
@@ -413,7 +441,7 @@ def _drop_locations(atoms: list[Atom], prose: str) -> tuple[list[Atom], list[str
     return kept, containers
 
 
-def _is_directory(atom: Atom) -> bool:
+def is_directory(atom: Atom) -> bool:
     """A directory named with its slash ("docs/api/") or as a path whose last part has no
     extension ("in src/utils")."""
     return atom.kind == "dir" or (
@@ -621,6 +649,7 @@ def named_units(prose: str) -> NamedUnits:
     by_key: dict[str, list[Atom]] = {}
     stem_owner: dict[str, str] = {}  # non-endpoint stem -> the unit key it belongs to
     endpoint_stems: dict[str, str] = {}
+    dir_stems: dict[str, str] = {}  # a listed directory's name -> its unit
     used: list[Group] = []
     members: list[Atom] = []
     noun: str | None = None
@@ -636,6 +665,7 @@ def named_units(prose: str) -> NamedUnits:
                 owner = atom.key if atom.key in by_key else stem_owner.get(atom.stem)
             else:
                 owner = stem_owner.get(atom.stem) or endpoint_stems.get(atom.stem)
+                owner = owner or dir_stems.get(_named_after(atom))
             if owner is None:
                 owner = atom.key
                 order.append(owner)
@@ -644,6 +674,8 @@ def named_units(prose: str) -> NamedUnits:
                     endpoint_stems.setdefault(atom.stem, owner)
                 else:
                     stem_owner[atom.stem] = owner
+                if is_directory(atom):
+                    dir_stems.setdefault(atom.stem, owner)
             by_key[owner].append(atom)
     units = tuple(
         Unit(label=by_key[k][0].label, key=k, stem=by_key[k][0].stem, atoms=tuple(by_key[k]))
@@ -658,6 +690,14 @@ def named_units(prose: str) -> NamedUnits:
         groups=tuple(used),
         containers=tuple(dict.fromkeys(containers)),
     )
+
+
+def _named_after(atom: Atom) -> str | None:
+    """The first name part of a new file named after a listed directory ("in internal/store
+    and internal/queue: store_bench_test.go and …"): that directory's unit."""
+    if atom.kind != "path" or "/" in atom.label:
+        return None
+    return re.split(r"[._-]", atom.label.strip("`"), maxsplit=1)[0].lower() or None
 
 
 def _paths_apart(group: Group) -> Group:
@@ -683,7 +723,7 @@ def _shared_file(atoms: list[Atom], members: list[Atom], prose: str) -> str | No
     """A file, outside the listed units, that the goal puts the work into."""
     listed = {(m.start, m.end) for m in members}
     for atom in atoms:
-        if atom.kind != "path" or _is_directory(atom) or (atom.start, atom.end) in listed:
+        if atom.kind != "path" or is_directory(atom) or (atom.start, atom.end) in listed:
             continue
         if _INTO_LEAD.search(prose[max(0, atom.start - 24) : atom.start]):
             return atom.label
