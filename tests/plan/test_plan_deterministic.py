@@ -347,3 +347,53 @@ def test_rust_integration_tests_go_in_tests_and_unit_tests_in_the_module() -> No
         ["src/parser.rs"],
         ["src/eval.rs"],
     ]
+
+
+def test_numbered_items_led_by_their_files_are_steps_when_their_actions_differ() -> None:
+    steps = "Expiry:\n1. api.ts: surface 401s as errors\n2. auth.ts: catch them and sign out\n"
+    stories = plan(steps, "sequential")
+    assert [(s.write_surface, s.depends_on) for s in stories] == [
+        (["api.ts"], []),
+        (["auth.ts"], ["S1"]),
+    ]
+    units = "READMEs:\n1. core/: add a short README\n2. http/: add a short README\n"
+    assert all(not s.depends_on for s in plan(units))
+
+
+def test_a_feature_before_a_dash_heads_its_steps() -> None:
+    goal = (
+        "Port the upload from s3.py to gcs.py — first extract it in s3.py, then reuse it in gcs.py."
+    )
+    stories = plan(goal, "sequential")
+    assert [s.write_surface for s in stories] == [["s3.py"], ["gcs.py"]]
+
+
+@pytest.mark.parametrize(
+    ("goal", "files", "surfaces"),
+    [
+        ("Need e2e coverage for signup and checkout. Playwright, one spec per flow.",
+         ["e2e/login.spec.ts"], [["e2e/signup.spec.ts"], ["e2e/checkout.spec.ts"]]),
+        ("Zero coverage on pricing and tax (src/shop/). Write a test module for each one.",
+         ["src/shop/pricing.py", "src/shop/tax.py", "services/tax/app.py", "tests/test_a.py"],
+         [["tests/test_pricing.py"], ["tests/test_tax.py"]]),
+        ("Create two components next to Nav.tsx: Footer and Sidebar, each in its own file.",
+         ["ui/Nav.tsx"], [["ui/Footer.tsx"], ["ui/Sidebar.tsx"]]),
+        ("Add tests: an OrderTest for app/Order.php and a UserTest for the user, separately.",
+         ["app/Order.php", "app/User.php", "tests/Unit/CartTest.php"],
+         [["tests/Unit/OrderTest.php"], ["tests/Unit/UserTest.php"]]),
+    ],
+)  # fmt: skip
+def test_units_named_in_more_ways(goal: str, files: list[str], surfaces: list[list[str]]) -> None:
+    assert [s.write_surface for s in plan(goal, files=files)] == surfaces
+
+
+def test_registering_what_the_units_add_is_not_more_work() -> None:
+    files = ["main.py", "routers/__init__.py", "routers/items.py"]
+    goal = "Add users and orders routers (separate modules) and include them in the app."
+    stories = plan(goal, files=files)
+    assert [s.write_surface for s in stories] == [
+        ["routers/users.py"],
+        ["routers/orders.py"],
+        ["routers/__init__.py", "main.py"],
+    ]
+    assert stories[0].title.startswith("Add users router")

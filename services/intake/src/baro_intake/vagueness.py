@@ -51,7 +51,8 @@ _MODAL_DIRECTIVE = re.compile(
 # A goal that names what it wants delivered: "e2e tests for login and search", "docstrings
 # for the storage backends"
 _DELIVERABLE_NOUNS = (
-    r"tests?|specs?|docs|documentation|docstrings|type\s+hints|benchmarks?|translations?|examples?"
+    r"tests?|specs?|docs|documentation|docstrings|type\s+hints|benchmarks?|translations?|examples?|"
+    r"coverage"
 )
 _DELIVERABLE = re.compile(
     rf"^\s*(?:(?:a|an|some|more|new)\s+)?(?:[\w-]+\s+){{0,2}}?(?:{_DELIVERABLE_NOUNS})\s+(?:for|of)\b",
@@ -63,7 +64,7 @@ _LACKS = re.compile(
     r"\b(?:lacks?|lacking|(?:has|have)\s+no|(?:is|are)\s+(?:missing|untested|undocumented))\b",
     re.I,
 )
-_DELIVERABLES = rf"(?:{_DELIVERABLE_NOUNS}|readme|changelog|coverage|logging|validation)"
+_DELIVERABLES = rf"(?:{_DELIVERABLE_NOUNS}|readme|changelog|logging|validation)"
 _MISSING_DELIVERABLE = re.compile(
     rf"\b(?:lacks?|lacking|(?:has|have)\s+no|without)\s+(?:any\s+)?(?:[\w-]+\s+)?"
     rf"{_DELIVERABLES}\b|\b{_DELIVERABLES}\s+(?:is|are)\s+missing\b|"
@@ -134,7 +135,7 @@ def _has_directive(prose: str) -> bool:
             continue
         if FAILURE.search(sentence) or _DESIRED_BEHAVIOUR.search(sentence):
             return True
-        for clause in re.split(r"[,;:]", sentence):
+        for clause in re.split(r"[,;:]|\s[—\u2013]\s", sentence):  # "- a.md — document X"
             verb = verb_of(clause)
             if verb is None:
                 continue

@@ -85,12 +85,17 @@ _KIND_ALIASES = {
 
 
 def singular(kind: str) -> str:
+    """The kind of one unit, as the layout knows it (a router is an endpoint)."""
+    word = singular_word(kind)
+    return _KIND_ALIASES.get(word, word)
+
+
+def singular_word(kind: str) -> str:
+    """The kind's own word for one unit ("routers" -> "router")."""
     word = kind.lower().split()[-1] if kind.strip() else ""
     if word.endswith("ies"):
-        word = word[:-3] + "y"
-    elif word.endswith("s"):
-        word = word[:-1]
-    return _KIND_ALIASES.get(word, word)
+        return word[:-3] + "y"
+    return word[:-1] if word.endswith("s") else word
 
 
 def is_test_file(path: str) -> bool:
@@ -127,6 +132,10 @@ class Layout:
         for f in self.files:
             by_stem.setdefault(split_ext(posixpath.basename(f))[0], []).append(f)
         self._by_stem = by_stem
+        by_name: dict[str, list[str]] = {}
+        for f in self.files:
+            by_name.setdefault(posixpath.basename(f), []).append(f)
+        self._by_name = by_name
 
     def has(self, path: str) -> bool:
         return path in self._set
@@ -195,10 +204,29 @@ class Layout:
             return self._found(name, kind, home) or [self._new_file(home, name, ext_hint, test)]
         return self._found(name, kind, "")
 
+    def place_of(self, container: str) -> str | None:
+        """The directory a container names: itself, or the directory of the one file it
+        names ("next to Nav.tsx"; None when that is the root or no one file)."""
+        stem, ext = split_ext(posixpath.basename(container.rstrip("/")))
+        if container.endswith("/") or not ext or not stem:
+            return container
+        found = [container] if "/" in container else self._by_name.get(container, [])
+        directory = posixpath.dirname(found[0]) if len(found) == 1 else ""
+        return directory + "/" if directory else None
+
     def class_file(self, name: str) -> str | None:
         """The one file a class of this name is in ("CartTest": ``…/CartTest.java``)."""
         found = self._by_stem.get(name, [])
         return found[0] if len(found) == 1 else None
+
+    def test_class_file(self, name: str) -> str | None:
+        """The file of a test class named for the class it tests ("OrderTest": the test
+        file of ``Order.php``), the existing one or where this repository would put it."""
+        tested = _TEST_CLASS.fullmatch(name)
+        if tested is None:
+            return None
+        source = self.class_file(tested.group(1))
+        return self.class_file(name) or (self.test_file(source) if source else None)
 
     def _beside_kin(self, name: str) -> str | None:
         """A class named for its kind ("OrderController") goes where the repository keeps
@@ -442,6 +470,7 @@ class Layout:
         return directory
 
 
+_TEST_CLASS = re.compile(r"([A-Z]\w*?)(?:Tests?|Spec)")
 _NAME_PARTS = re.compile(r"[._-]")
 _CLASS_KIND = re.compile(r"(?:[A-Z][a-z0-9]+)+([A-Z][a-z]+)")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from baro_shared.goals.text import (
@@ -183,7 +183,7 @@ _ORDERING = re.compile(
     | \bonce\s+(?:it|that|this|they|we|you|those|these|the\s+[\w-]+\s+(?:is|are|has|have|exists?))\b
     | \b(?:when|once)\s+(?:that|this|it)(?:'s|\s+is)\s+(?:done|in|finished|merged|working|ready|landed)\b
     | \bonce\s+(?:done|finished|merged)\b
-    | (?:^|[.;:!?])[ \t]*(?:first(?:ly)?|to\s+start)\b
+    | (?:^|[.;:!?]|\s[—\u2013-])[ \t]*(?:first(?:ly)?|to\s+start)\b
     | \b(?:start|begin)\s+(?:with|by)\b
     | (?<![\w-])[\w-]+\s+first\s*(?:[,;]|\.(?:\s|$)|$)
     | \bbuilds?\s+on\b
@@ -212,6 +212,23 @@ _ORDERED_GERUND = re.compile(r"^\s*(?:after|once)\s+[a-z]+ing\b", re.I)
 _BULLET_ITEM = re.compile(r"^[ \t]*[-*•][ \t]+(.+)$", re.M)
 _STARTS_WITH_NAME = re.compile(r"^[`'\"]?[\w.-]*[/.`]|^(?:GET|POST|PUT|PATCH|DELETE)\s+/")
 _HEAD = re.compile(r"^[^:\n]*?(?::|\.(?=\s)|\n)")
+
+
+# "2. src/hooks/useAuth.ts: catch it and clear the session": a step led by its file
+_LED_BY_NAME = re.compile(
+    r"[`'\"]?[\w./-]+[`'\"]?(?:[ \t]*:|[ \t]+[—\u2013-])[ \t]+(\S+)(?:\s+\S+){2}"
+)
+
+
+def _steps_by_file(items: Sequence[str]) -> bool:
+    """Numbered items each led by the file it changes and then a different action are
+    steps ("1. client.ts: surface 401s … 2. useAuth.ts: catch it …"); the same action on
+    each ("1. packages/core: add a README") makes them units."""
+    led = [_LED_BY_NAME.match(item.strip()) for item in items]
+    if not all(led):
+        return False
+    actions = {m.group(1).lower() for m in led if m is not None}
+    return len(actions) == len(items)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +310,10 @@ _FIRST_LEAD = re.compile(r"^(?:first(?:ly)?|to\s+start|(?:start|begin)\s+(?:by|w
 _IN_STEPS = re.compile(r"\bin\s+\w+\s+(?:steps|stages|phases|parts|passes)\b", re.I)
 _HEAD_LINE = re.compile(r"^([^\n:]{1,120}):[ \t]*(?:\n|(?=\S))")
 _HEAD_SENTENCE = re.compile(r"^((?:[^\n.!?]|\.(?=\w)){1,80})[.!?](?:\s+|$)")  # "setup.py" goes on
+_HEAD_DASH = re.compile(
+    r"^([^\n]{1,160}?)[ \t][—\u2013-][ \t]+(?=(?:first(?:ly)?|to\s+start|(?:start|begin)\s+(?:by|with))\b)",
+    re.I,
+)
 _LINE_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d{1,2}[.)])[ \t]+(.+)$", re.M)
 
 
@@ -373,6 +394,9 @@ def _split_head(prose: str) -> tuple[str | None, str]:
     line = _HEAD_LINE.match(text)
     if line and (not _ORDERING.search(line.group(1)) or _IN_STEPS.search(line.group(1))):
         return line.group(1).strip(), text[line.end() :]
+    dash = _HEAD_DASH.match(text)  # "Port the upload to gcs.py — first extract it, then …"
+    if dash and not _ORDERING.search(dash.group(1)):
+        return dash.group(1).strip(), text[dash.end() :]
     sentence = _HEAD_SENTENCE.match(text)
     if sentence and len(sentence.group(1).split()) <= 8 and not _ORDERING.search(sentence.group(1)):
         rest = text[sentence.end() :]
@@ -420,7 +444,7 @@ def _with_its_tests(parts: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def ordered_steps(prose: str) -> Steps:
-    markers = tuple(m.group(0).strip(" .,;:").lower() for m in _ORDERING.finditer(prose))
+    markers = tuple(m.group(0).strip(" \t.,;:—\u2013-").lower() for m in _ORDERING.finditer(prose))
     line_hits = list(_NUMBERED_ITEM.finditer(prose))
     if len(line_hits) >= 2:
         numbered_all = tuple(m.group(1) for m in line_hits)
@@ -434,7 +458,9 @@ def ordered_steps(prose: str) -> Steps:
         numbered_all, first_number = _inline_numbered(prose)
     numbered_all = tuple(item for item in numbered_all if _WORD.search(_summary(item)))
     numbered = tuple(item for item in numbered_all if not _STARTS_WITH_NAME.match(item.strip()))
-    if len(numbered) != len(numbered_all):
+    if _steps_by_file(numbered_all):
+        numbered = numbered_all
+    elif len(numbered) != len(numbered_all):
         numbered = ()  # a numbered list of names is a list of units, not steps
     head, parts = _step_parts(prose, numbered, first_number)
     return Steps(markers, numbered, _with_its_tests(parts), head)

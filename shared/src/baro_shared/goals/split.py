@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from baro_shared.goals.layout import Layout, is_test_file, singular, split_ext
+from baro_shared.goals.layout import Layout, is_test_file, singular, singular_word, split_ext
 from baro_shared.goals.register import creates_units, registered_kind, registry_files
 from baro_shared.goals.shape import (
     ALREADY_EXISTS,
@@ -67,6 +67,11 @@ _COUPLING = re.compile(
 _CONSTRAINT = re.compile(
     r"^(?:and\s+|also\s+|but\s+)?(?:make\s+sure|ensure|keep|use|follow|match|avoid|reuse|"
     r"don'?t|do\s+not|never|put|place|name|give|write\s+(?:each|one)|mirror|stick)\b",
+    re.I,
+)
+_REGISTER_THEM = re.compile(
+    r"^(?:and\s+|then\s+|also\s+)*(?:register|include|mount|wire(?:\s+up)?|hook\s+up|plug\s+in)\s+"
+    r"(?:them|each(?:\s+one)?|it|all(?:\s+of\s+them)?|both)\b",
     re.I,
 )
 _CLAUSE_BREAK = re.compile(
@@ -317,6 +322,8 @@ def _extra_work(prose: str, units: NamedUnits) -> str | None:
                 continue  # a location, a format, a remark; "with index and show actions"
             if independence_cue(clause) or _CONSTRAINT.match(clause):
                 continue
+            if _REGISTER_THEM.match(clause) and registered_kind(units.kind):
+                continue  # the registering story's work ("and include them in the app")
             original = prose[after + start : after + position]
             return " ".join(original.split()).strip(" .,;:")
     return None
@@ -370,9 +377,8 @@ def _unit_parts(prose: str, units: NamedUnits, layout: Layout, creates: bool) ->
     test_container = next((c for c in units.containers if _TEST_DIR.search(c)), None)
     if test_container is None and _END_TO_END.search(masked):
         test_container = layout.end_to_end_tests()
-    places = [c for c in units.containers if c != test_container] or (
-        [test_container] if test_container else []
-    )
+    beside = (layout.place_of(c) for c in units.containers if c != test_container)
+    places = [place for place in beside if place] or ([test_container] if test_container else [])
     hint = _ext_hint(masked)
     language = _TARGET_LANGUAGE.search(masked)
     target = _LANGUAGE_EXTENSIONS[language.group(1).lower()] if language else None
@@ -422,6 +428,9 @@ def _surface(
     name = _unit_name(unit)
     if not name:
         return []
+    test_class = layout.test_class_file(name)  # "an OrderTest for …": the Order class's tests
+    if test_class is not None:
+        return [test_class]
     test = test_container is not None and (hint == ".spec" or test_container in places)
     containers = [test_container] if test and test_container else places
     return layout.resolve_name(
@@ -635,7 +644,7 @@ def _one_unit(text: str, unit: Unit, kind: str) -> str:
         text = text[: clause.start()]
     text = _APART_WORDS.sub("", text)
     text = _EACH_OWN.sub("", text)  # "…, each in its own file with a test": "… with a test"
-    one = singular(kind)
+    one = singular_word(kind)
     if one and one != kind.lower():
         label = re.escape(unit.label)
         text = re.sub(

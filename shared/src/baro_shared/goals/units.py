@@ -82,7 +82,7 @@ _NAME_LIST = (
 # "the components: Avatar, Badge and Tooltip", "three dashboards (runs, agents, costs)",
 # "endpoints for users, orders and products"
 _KIND_THEN_NAMES = re.compile(
-    rf"\b({UNIT_KINDS})\b(?:[^:\n.;()]{{0,60}}?:[ \t]*|[ \t]*\([ \t]*|[ \t]+(?:for|named|called)"
+    rf"\b({UNIT_KINDS})\b(?:(?:[^:\n.;()]|\.(?=\w)){{0,60}}?:[ \t]*|[ \t]*\([ \t]*|[ \t]+(?:for|named|called)"
     rf"[ \t]+(?:the[ \t]+)?)({_NAME_LIST})(?![\w/`-]|\.\w)",
     re.I,
 )
@@ -109,17 +109,26 @@ _REPEATED_KIND = re.compile(
 # "UserService, OrderService and PaymentService"
 _CLASS_NAME = re.compile(r"(?<![\w/.`-])`?((?:[A-Z][a-z0-9]+)+([A-Z][a-z]+))`?(?![\w/.-])")
 _CLASS_SEP = re.compile(
-    r"[ \t]*,?[ \t]*(?:(?:and|or|&|\+|plus)[ \t]+)?(?:(?:an?|the)[ \t]+)?", re.I
+    r"(?:[ \t]+for[ \t]+[^,;\n]{1,40}?)?[ \t]*,?[ \t]*(?:(?:and|or|&|\+|plus)[ \t]+)?(?:(?:an?|the)[ \t]+)?",
+    re.I,
+)  # "an OrderTest for app/Models/Order.php and a UserControllerTest for …"
+_FOR_PHRASE = re.compile(
+    r"[ \t]+for[ \t]+[^,;\n]{1,40}?(?=[ \t]+(?:and|or)[ \t]|[,;\n]|\.(?:\s|$)|$)"
 )
+_TEST_CLASS_SUFFIXES = frozenset({"Test", "Tests", "Spec"})
 # React hooks are units by their names alone: "useTheme", "useLocale"
 _HOOK_NAME = re.compile(r"(?<![\w/.`-])`?use[A-Z][A-Za-z0-9]*`?(?![\w/.-])")
 _HOOK_NOUN = re.compile(r"\bhooks?\b", re.I)
 # "e2e tests for login, checkout and search, one spec each": names without a kind noun
 # count only when the goal says at once that each gets its own
 _TESTS_FOR_NAMES = re.compile(
-    rf"\b(?:(e2e|end-to-end|browser|ui|playwright|cypress)[ \t-]+)?(?:unit[ \t-]+)?(?:tests?|specs?)[ \t]+for[ \t]+"
-    rf"(?:the[ \t]+)?({_NAME_LIST})(?:[ \t]*,)?[ \t]*(?=one[ \t]+[\w-]+(?:[ \t]+[\w-]+)?[ \t]+"
-    rf"(?:each|per)\b|each[ \t]+in[ \t]+its[ \t]+own\b|separately\b|independently\b)",
+    rf"\b(?:(e2e|end-to-end|browser|ui|playwright|cypress)[ \t-]+)?(?:unit[ \t-]+)?"
+    rf"(?:tests?|specs?|coverage)[ \t]+(?:for|on)[ \t]+(?:the[ \t]+)?({_NAME_LIST})"
+    # the cue may follow in the next sentence: "… signup and checkout. Playwright, one spec
+    # per flow", "… tax and inventory (src/shop/). Write a test module for each one"
+    r"(?:[ \t]*\([^()\n]{0,40}\))?(?:[ \t]*,)?(?:[.;][ \t]+(?:[\w-]+[ \t]*,[ \t]*)?)?[ \t]*"
+    r"(?=one[ \t]+[\w-]+(?:[ \t]+[\w-]+)?[ \t]+(?:each|per)\b|each[ \t]+in[ \t]+its[ \t]+own\b|"
+    r"separately\b|independently\b|[\w \t-]{0,40}?\b(?:for|per)[ \t]+each\b)",
     re.I,
 )
 # "Translate the README into German and French": languages name the translations when the
@@ -159,6 +168,7 @@ _CONTAINER_LEAD = re.compile(
 _PLACED_IN = re.compile(
     r"[ \t]+(?:in|at|inside|into|as)[ \t]+(?:the[ \t]+)?(?:file[ \t]+)?|[ \t]*[(:][ \t]*", re.I
 )
+_BESIDE_LEAD = re.compile(r"\b(?:next\s+to|beside|alongside)\s+$", re.I)
 _OWN_LEAD = re.compile(r"\b(?:its|their)\s+own\s+$", re.I)
 _INTO_LEAD = re.compile(
     r"\b(?:in|into|(?<!next\s)to|inside|within)\s+(?:the\s+)?(?:file\s+)?$", re.I
@@ -204,7 +214,8 @@ class NamedUnits:
     # A single file all the units go into ("add the /a and /b routes to api/routes.py").
     shared_file: str | None = None
     groups: tuple[Group, ...] = ()
-    # Directories the units live under ("under docs/api/"), not units themselves.
+    # Directories the units live under ("under docs/api/"), not units themselves, or a
+    # file they go beside ("next to Nav.tsx").
     containers: tuple[str, ...] = ()
 
     @property
@@ -318,7 +329,7 @@ def _class_lists(prose: str) -> list[tuple[list[Atom], str]]:
     lists: list[tuple[list[Atom], str]] = []
     run: list[re.Match[str]] = []
     for m in [*_CLASS_NAME.finditer(prose), None]:
-        if m is not None and m.group(2).lower() in _UNIT_KIND_WORDS and run:
+        if m is not None and _class_kind(m) and run:
             previous = run[-1]
             same_kind = m.group(2) == previous.group(2)
             if same_kind and _CLASS_SEP.fullmatch(prose[previous.end() : m.start()]):
@@ -326,12 +337,29 @@ def _class_lists(prose: str) -> list[tuple[list[Atom], str]]:
                 continue
         if len(run) >= 2:
             names = [
-                Atom(r.start(1), r.end(1), r.group(1), r.group(1).lower(), "name") for r in run
+                Atom(r.start(1), _for_end(prose, r.end()), r.group(1), r.group(1).lower(), "name")
+                for r in run
             ]
-            kind = run[0].group(2).lower()
+            kind = _class_kind(run[0]) or ""
             lists.append((names, _PLURALS.get(kind, kind + "s")))
-        run = [m] if m is not None and m.group(2).lower() in _UNIT_KIND_WORDS else []
+        run = [m] if m is not None and _class_kind(m) else []
     return lists
+
+
+def _for_end(prose: str, end: int) -> int:
+    """Where a class named with what it is for ends ("an OrderTest for app/Models/Order.php
+    and …"): its words go with it when its story is told."""
+    phrase = _FOR_PHRASE.match(prose, end)
+    return phrase.end() if phrase else end
+
+
+def _class_kind(match: re.Match[str]) -> str | None:
+    """The kind a class name ends in ("OrderController": controller; "CartTest": test
+    file), or None for another name."""
+    last = match.group(2)
+    if last in _TEST_CLASS_SUFFIXES:
+        return "test file"
+    return last.lower() if last.lower() in _UNIT_KIND_WORDS else None
 
 
 def _plain_name_groups(prose: str) -> list[tuple[list[Atom], str]]:
@@ -428,6 +456,12 @@ def _drop_locations(atoms: list[Atom], prose: str) -> tuple[list[Atom], list[str
         listed = atom.kind == "path" and _in_list(atoms, i, prose)  # "in a/b, c/d and e/f"
         if is_directory(atom) and not listed and _CONTAINER_LEAD.search(before):
             containers.append(atom.label)
+            continue
+        if atom.kind == "path" and not is_directory(atom) and _BESIDE_LEAD.search(before):
+            containers.append(atom.label)  # "next to Nav.tsx": where that file is
+            continue
+        if is_directory(atom) and before.endswith("(") and prose.startswith(")", atom.end):
+            containers.append(atom.label)  # "pricing, tax and inventory (src/shop/)"
             continue
         if atom.kind in ("path", "dir") and _OWN_LEAD.search(before):
             continue
