@@ -397,3 +397,40 @@ def test_registering_what_the_units_add_is_not_more_work() -> None:
         ["routers/__init__.py", "main.py"],
     ]
     assert stories[0].title.startswith("Add users router")
+
+
+def test_a_step_led_by_its_file_may_be_short() -> None:
+    goal = "1. routes/health.js: add a /ready check\n2. app.js: mount it\n3. health.test.js: cover both"
+    stories = plan(goal, "sequential")
+    assert [s.depends_on for s in stories] == [[], ["S1"], ["S2"]]
+
+
+def test_one_more_of_the_same_to_another_place_is_a_list() -> None:
+    goal = "Add an exporter to internal/queue and one to internal/store; they're independent."
+    files = ["internal/queue/queue.go", "internal/store/store.go"]
+    assert [s.write_surface for s in plan(goal, files=files)] == [
+        ["internal/queue/**"],
+        ["internal/store/**"],
+    ]
+
+
+def test_registering_new_units_afterwards_is_not_a_step_of_its_own() -> None:
+    files = ["main.py", "routers/__init__.py", "routers/items.py"]
+    goal = "Add a health router and a metrics router like routers/items.py, then register both in main.py"
+    stories = plan(goal, files=files)
+    assert [(s.write_surface, s.depends_on) for s in stories] == [
+        (["routers/health.py"], []),
+        (["routers/metrics.py"], []),
+        (["routers/__init__.py", "main.py"], ["S1", "S2"]),
+    ]
+
+
+def test_a_test_class_and_the_file_it_tests_are_one_unit() -> None:
+    files = ["app/Order.php", "app/Http/UserController.php", "tests/Unit/CartTest.php"]
+    goal = "Order.php and UserController.php have no tests. Add an OrderTest and a UserControllerTest, separately."
+    stories = plan(goal, files=files)
+    assert [s.write_surface for s in stories] == [
+        ["tests/Unit/OrderTest.php"],
+        ["tests/Unit/UserControllerTest.php"],
+    ]
+    assert stories[0].title == "Add an OrderTest"

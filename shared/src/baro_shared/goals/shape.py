@@ -215,9 +215,7 @@ _HEAD = re.compile(r"^[^:\n]*?(?::|\.(?=\s)|\n)")
 
 
 # "2. src/hooks/useAuth.ts: catch it and clear the session": a step led by its file
-_LED_BY_NAME = re.compile(
-    r"[`'\"]?[\w./-]+[`'\"]?(?:[ \t]*:|[ \t]+[—\u2013-])[ \t]+(\S+)(?:\s+\S+){2}"
-)
+_LED_BY_NAME = re.compile(r"[`'\"]?[\w./-]+[`'\"]?(?:[ \t]*:|[ \t]+[—\u2013-])[ \t]+(\S+)\s+\S")
 
 
 def _steps_by_file(items: Sequence[str]) -> bool:

@@ -178,7 +178,7 @@ def split_prose(prose: str, files: Sequence[str] | None = None) -> GoalSplit:
     layout = Layout(files)
     if is_bug_reproduction(prose):  # numbered steps to reproduce describe a bug, not a plan
         return GoalSplit(None, (), "units", units, steps, prose, cue=cue)
-    if steps.ordered and steps.count >= 2:
+    if steps.ordered and steps.count >= 2 and not _then_registers(steps, units):
         return _steps(prose, steps, units, layout, cue)
     if units.count >= 2:
         refused = _refusal(prose, units)
@@ -202,6 +202,17 @@ def split_prose(prose: str, files: Sequence[str] | None = None) -> GoalSplit:
     if steps.listed:
         return _steps(prose, steps, units, layout, cue)
     return GoalSplit(None, (), "units", units, steps, prose, cue=cue)
+
+
+def _then_registers(steps: Steps, units: NamedUnits) -> bool:
+    """ "Add a health router and a metrics router, then register both in main.py": the
+    only later step registers the new units, which their registering story does."""
+    return (
+        steps.count == 2
+        and units.count >= 2
+        and registered_kind(units.kind)
+        and _REGISTER_THEM.match(steps.summaries()[-1]) is not None
+    )
 
 
 def _steps(
@@ -548,7 +559,9 @@ def units_text(prose: str, chosen: Sequence[Unit], units: NamedUnits) -> str:
     """The goal's words for some of its units: the sentence holding the list, with only
     these units in it (bulleted items keep their own lines, after the line introducing
     them)."""
-    first = units.groups[0]
+    # the list in a sentence that asks for something: "Order.php and UserController.php
+    # have no tests. Add an OrderTest and a UserControllerTest" tells the second
+    first = next((g for g in units.groups if _in_request(prose, g)), units.groups[0])
     mine = {id(a) for unit in chosen for a in unit.atoms}
     if first.source == "items":
         items = []
@@ -583,6 +596,11 @@ def units_text(prose: str, chosen: Sequence[Unit], units: NamedUnits) -> str:
     text = re.sub(r"\s+([,.;:])(?=\s|$)", r"\1", " ".join(text.split()))
     text = re.sub(r"\b([Aa])n? (?=[A-Za-z])", _article, text)
     return text.strip(" ,;.")
+
+
+def _in_request(prose: str, group: Group) -> bool:
+    start, end = _sentence_around(prose, group.start, group.end)
+    return verb_of(prose[start:end]) is not None
 
 
 def _named_in(prose: str, group: Group, chosen: Sequence[Unit]) -> list[str]:

@@ -115,6 +115,7 @@ _CLASS_SEP = re.compile(
 _FOR_PHRASE = re.compile(
     r"[ \t]+for[ \t]+[^,;\n]{1,40}?(?=[ \t]+(?:and|or)[ \t]|[,;\n]|\.(?:\s|$)|$)"
 )
+_TESTED_CLASS = re.compile(r"([A-Z]\w*?)(?:Tests?|Spec)")
 _TEST_CLASS_SUFFIXES = frozenset({"Test", "Tests", "Spec"})
 # React hooks are units by their names alone: "useTheme", "useLocale"
 _HOOK_NAME = re.compile(r"(?<![\w/.`-])`?use[A-Z][A-Za-z0-9]*`?(?![\w/.-])")
@@ -158,7 +159,8 @@ _KIND_BEFORE = re.compile(
 _KIND_WORD = re.compile(rf"\b({UNIT_KINDS})\b", re.I)
 _ANY_KIND = re.compile(rf"\b(?:{UNIT_KINDS}|{_UNIT_KIND_SINGULAR})\b", re.I)
 _LIST_SEP = re.compile(
-    r"[ \t,()\[\]—\u2013]*(?:(?:and|or|&|\+|plus|as\s+well\s+as)[ \t]+(?:(?:for|to|in|on|the|also|of)[ \t]+)*)?"
+    r"[ \t,()\[\]—\u2013]*(?:(?:and|or|&|\+|plus|as\s+well\s+as)[ \t]+"
+    r"(?:(?:for|to|in|on|the|also|of|one|another)[ \t]+)*)?"
     r"[ \t,()\[\]]*",
     re.I,
 )
@@ -169,6 +171,11 @@ _PLACED_IN = re.compile(
     r"[ \t]+(?:in|at|inside|into|as)[ \t]+(?:the[ \t]+)?(?:file[ \t]+)?|[ \t]*[(:][ \t]*", re.I
 )
 _BESIDE_LEAD = re.compile(r"\b(?:next\s+to|beside|alongside)\s+$", re.I)
+_REGISTERED_IN = re.compile(
+    r"\b(?:register|include|mount|wire(?:\s+up)?|hook\s+up|plug\s+in)\s+(?:them|both|each|all)"
+    r"\s+(?:in|into|to|with)\s+(?:the\s+)?$",
+    re.I,
+)
 _OWN_LEAD = re.compile(r"\b(?:its|their)\s+own\s+$", re.I)
 _INTO_LEAD = re.compile(
     r"\b(?:in|into|(?<!next\s)to|inside|within)\s+(?:the\s+)?(?:file\s+)?$", re.I
@@ -700,6 +707,7 @@ def named_units(prose: str) -> NamedUnits:
             else:
                 owner = stem_owner.get(atom.stem) or endpoint_stems.get(atom.stem)
                 owner = owner or dir_stems.get(_named_after(atom))
+                owner = owner or stem_owner.get(_tested_stem(atom))  # "Order.php … OrderTest"
             if owner is None:
                 owner = atom.key
                 order.append(owner)
@@ -724,6 +732,14 @@ def named_units(prose: str) -> NamedUnits:
         groups=tuple(used),
         containers=tuple(dict.fromkeys(containers)),
     )
+
+
+def _tested_stem(atom: Atom) -> str | None:
+    """The class a test class is named for ("OrderTest": order), for a name."""
+    if atom.kind != "name":
+        return None
+    tested = _TESTED_CLASS.fullmatch(atom.label.strip("`"))
+    return tested.group(1).lower() if tested else None
 
 
 def _named_after(atom: Atom) -> str | None:
@@ -759,6 +775,8 @@ def _shared_file(atoms: list[Atom], members: list[Atom], prose: str) -> str | No
     for atom in atoms:
         if atom.kind != "path" or is_directory(atom) or (atom.start, atom.end) in listed:
             continue
+        if _REGISTERED_IN.search(prose[max(0, atom.start - 48) : atom.start]):
+            continue  # "…, then register both in main.py": where they are registered
         if _INTO_LEAD.search(prose[max(0, atom.start - 24) : atom.start]):
             return atom.label
     return None
