@@ -197,6 +197,9 @@ def test_vague_goals_are_focused_flagged_and_interpreted(goal: str) -> None:
         "cart.py has no tests.",
         "The storage module is untested.",
         "Ops asked for two more Grafana dashboards in deploy/dashboards: cart and checkout.",
+        "Docs refresh:\n* docs/install.md — document the uv install\n* docs/api.md — list the routes",
+        "make it faster — the greet function in app.py",
+        "Need e2e coverage for signup and checkout. Playwright, one spec per flow.",
     ],
 )
 def test_concrete_reports_and_polite_requests_are_not_vague(goal: str) -> None:

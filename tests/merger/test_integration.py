@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,13 +12,13 @@ from baro_merger.integration import (
     Conflict,
     Integrated,
     Rejected,
-    bundle_heads,
     create_bundle,
     import_story_bundle,
     integrate_story,
     integration_head,
     open_run,
     prepare_run,
+    read_bundle_header,
     record_attempt,
 )
 from baro_merger.plumbing import MergeCommits, ObjectLookup, commit_tree
@@ -156,9 +158,9 @@ async def test_a_bundle_s_heads_are_read_from_its_header_as_git_lists_them(
         "refs/baro/r/S1/1", "refs/baro/r/S1/2", f"^{prepared.base}",
     )  # fmt: skip
     listed = bench.git(prepared.repo, "bundle", "list-heads", str(rewritten))
-    assert await bundle_heads(rewritten) == [
-        tuple(line.split(" ", 1)) for line in listed.splitlines()
-    ]
+    header = read_bundle_header(rewritten)
+    assert header.heads == [tuple(line.split(" ", 1)) for line in listed.splitlines()]
+    assert header.prerequisites == [prepared.base]
 
 
 async def test_import_refuses_a_bundle_built_on_a_foreign_base(bench: Any) -> None:
@@ -169,6 +171,58 @@ async def test_import_refuses_a_bundle_built_on_a_foreign_base(bench: Any) -> No
     result = bench.story(stranger, foreign, {"x": "2\n"})
     with pytest.raises(BundleError, match="does not have"):
         await import_story_bundle(prepared.repo, "r", "S1", 1, result.bundle)
+
+
+def _bundle_of(bench: Any, workspace: Path, start: str, head: str, objects: list[str]) -> Path:
+    """A bundle of ``head`` on ``start`` carrying only ``objects``: what an agent that
+    tampered with the runner's bundle could hand over."""
+    pack = subprocess.run(
+        ["git", "pack-objects", "--stdout"],
+        cwd=workspace,
+        input="".join(f"{oid}\n" for oid in objects).encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    bundle = bench.root / "bundles" / f"crafted-{len(objects)}.bundle"
+    header = f"# v2 git bundle\n-{start} base\n{head} refs/heads/baro-story\n\n".encode()
+    bundle.write_bytes(header + pack)
+    return bundle
+
+
+@pytest.mark.parametrize("left_out", ["tree and blob", "blob"])
+async def test_import_refuses_a_bundle_missing_an_object_its_commit_names(
+    bench: Any, left_out: str
+) -> None:
+    user = bench.make_repo("user", BASE_FILES)
+    prepared = await bench.prepare("r", user)
+    result = bench.story(prepared.repo, prepared.base, {"src/new.py": "NEW = 1\n"})
+    workspace = bench.root / "crafted"
+    workspace.mkdir()
+    bench.git(workspace, "init", "--quiet")
+    bench.git(workspace, "fetch", "--quiet", str(prepared.repo), prepared.base)
+    bench.git(workspace, "fetch", "--quiet", str(result.bundle), "baro-story")
+    tree = bench.git(workspace, "rev-parse", f"{result.head}^{{tree}}")
+    objects = [result.head] if left_out == "tree and blob" else [result.head, tree]
+    bundle = _bundle_of(bench, workspace, prepared.base, result.head, objects)
+    with pytest.raises(BundleError, match="cannot import"):
+        await import_story_bundle(prepared.repo, "r", "S1", 1, bundle)
+    assert bench.git(prepared.repo, "for-each-ref", naming.attempt_ref("r", "S1", 1)) == ""
+    # the runner's own bundle of the same attempt still imports
+    imported = await import_story_bundle(prepared.repo, "r", "S1", 1, result.bundle)
+    assert imported.head == result.head and not imported.already_imported
+
+
+async def test_import_refuses_a_partial_bundle(bench: Any) -> None:
+    user = bench.make_repo("user", BASE_FILES)
+    prepared = await bench.prepare("r", user)
+    result = bench.story(prepared.repo, prepared.base, {"src/a.py": "A = 2\n"})
+    partial = bench.root / "partial.bundle"
+    data = result.bundle.read_bytes().replace(
+        b"# v2 git bundle\n", b"# v3 git bundle\n@filter=blob:none\n", 1
+    )
+    partial.write_bytes(data)
+    with pytest.raises(BundleError, match="not a full git bundle"):
+        await import_story_bundle(prepared.repo, "r", "S1", 1, partial)
 
 
 # --------------------------------------------------------------------------- integrate
@@ -483,9 +537,12 @@ async def test_a_series_that_dies_moves_no_ref_and_is_done_again_whole(bench: An
         await batch(die=True)
     assert await integration_head(prepared.repo, "r") == prepared.base
     assert bench.git(prepared.repo, "for-each-ref", "refs/baro/r/integrated/") == ""
-    assert bench.git(prepared.repo, "rev-parse", naming.attempt_ref("r", "S1", 1)) == (
-        results["S1"].head
-    ), "the imported attempt stays"
+    assert bench.git(prepared.repo, "for-each-ref", naming.attempt_ref("r", "S1", 1)) == "", (
+        "an import's ref is written with the batch's refs"
+    )
+    assert bench.git(prepared.repo, "cat-file", "-t", results["S1"].head) == "commit", (
+        "the imported objects stay"
+    )
     s1, s2 = await batch(die=False)
     assert isinstance(s1, Integrated) and isinstance(s2, Integrated)
     assert not s1.already_integrated and not s2.already_integrated

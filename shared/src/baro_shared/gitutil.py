@@ -8,7 +8,7 @@ import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import BinaryIO, Generic, TypeVar
 
 # Variables that point git at a particular repository (``git rev-parse --local-env-vars``):
 # inherited from the user's shell (a hook, an activated worktree), they would make git act on
@@ -88,20 +88,23 @@ async def git(
     cwd: Path | str | None = None,
     check: bool = True,
     env: dict[str, str] | None = None,
-    input: bytes | None = None,
+    input: bytes | BinaryIO | None = None,
     timeout: float = 600.0,
 ) -> GitResult:
+    """Run git. ``input``: bytes written to its stdin, or an open file it reads from its
+    current position (a pack inside a bundle, without reading it into memory)."""
+    fed = input if isinstance(input, bytes) else None
     proc = await asyncio.create_subprocess_exec(
         "git",
         *args,
         cwd=str(cwd) if cwd else None,
-        stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+        stdin=asyncio.subprocess.PIPE if fed is not None else input or asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=git_env(env),
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(input), timeout=timeout)
+        out, err = await asyncio.wait_for(proc.communicate(fed), timeout=timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -39,6 +39,9 @@ RUNS_BUCKET = "baro_runs"
 HISTORY_BUCKET = "baro_history"  # past-run statistics per repository, for intake estimates
 CLAIMS_BUCKET = "baro_claims"  # which runner took which story attempt (first writer wins)
 OBJECTS_BUCKET = "baro_objects"
+# the object store's own stream and chunk subjects (NATS ADR-20: Object Store)
+OBJECTS_STREAM = f"OBJ_{OBJECTS_BUCKET}"
+
 
 SERVICES = ("intake", "planner", "conductor", "agent-runner", "merger")
 
@@ -83,6 +86,11 @@ EVERY_RUN_EVENTS_FILTER = "baro.evt.*.>"  # every run's own events (agents' are 
 
 def run_key(run_id: str) -> str:
     return f"run.{run_id}"
+
+
+def object_chunk_subject(nuid: str) -> str:
+    """Where the chunks of the object stored under ``nuid`` are (its ``ObjectInfo.nuid``)."""
+    return f"$O.{OBJECTS_BUCKET}.C.{nuid}"
 
 
 def claim_key(run_id: str, story_id: str, attempt: int) -> str:

@@ -39,6 +39,7 @@ _QUESTION_START = re.compile(
 )
 # "s/old/new/" and "X instead of Y" state the change wanted even without a verb.
 _DESIRED_BEHAVIOUR = re.compile(r"(?<![\w/])s/[^/\s]+/[^/\s]*/|\binstead\s+of\b", re.I)
+_DASH = re.compile(r"\s[—\u2013]\s")
 _POLITE_REQUEST = re.compile(
     r"^\s*(?:please\s+)?(?:can|could|would|will)\s+you\s+(?:please\s+)?([A-Za-z-]+)", re.I
 )
@@ -129,13 +130,25 @@ def _has_concrete_target(sentence: str) -> bool:
     return len(content) >= 1
 
 
+def _clauses_and_their_parts(sentence: str) -> list[str]:
+    """The sentence's clauses, and the parts of each around a dash: "- a.md — document X"
+    acts in its second part, "make it faster — the greet function in app.py" in the whole."""
+    found = []
+    for clause in re.split(r"[,;:]", sentence):
+        found.append(clause)
+        parts = _DASH.split(clause)
+        if len(parts) > 1:
+            found.extend(parts)
+    return found
+
+
 def _has_directive(prose: str) -> bool:
     for sentence in _sentences(prose):
         if _is_question(sentence):
             continue
         if FAILURE.search(sentence) or _DESIRED_BEHAVIOUR.search(sentence):
             return True
-        for clause in re.split(r"[,;:]|\s[—\u2013]\s", sentence):  # "- a.md — document X"
+        for clause in _clauses_and_their_parts(sentence):
             verb = verb_of(clause)
             if verb is None:
                 continue

@@ -11,6 +11,7 @@ twice. Ref names are listed in ``naming``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -64,7 +65,10 @@ from baro_shared import objectcache
 from baro_shared.gitutil import GitError, git, tree_listing
 from baro_shared.schemas import RepoSource, Story
 
-_FETCH = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules")
+# A story's pack is checked as fsck checks objects, warnings as errors, except a tree
+# entry git itself may take for .git on another file system (".GIT", ".g\u200cit"): the
+# merger refuses that path by its own rule (git_path) and keeps the rest of the story.
+_INDEX_PACK = ("index-pack", "--stdin", "--fix-thin", "--strict=hasDotgit=ignore")
 TITLE_MAX = 120
 BODY_MAX = 4000
 
@@ -311,7 +315,7 @@ class OpenRun:
     own ref changes are staged and applied together in one ``update-ref --stdin``
     transaction that checks each ref's old value (``write``, and when the series ends
     without an error); a series that dies before it has moved none of them and is done
-    again whole (its imported attempts stay: a fetch writes its own ref). Nothing is
+    again whole (the objects it imported stay, their refs are written with the rest). Nothing is
     answered before that transaction. Every object lookup of the series goes to one
     ``cat-file`` process (``objects``), every throwaway commit of its merges to one
     ``hash-object`` process (``merges``).
@@ -353,16 +357,30 @@ class OpenRun:
         existing = self.refs.attempt(story_id, attempt)
         if existing is not None:
             return _same_attempt(ref, existing, head)
-        tip = choose_bundle_tip(await bundle_heads(bundle), head)
-        fetched = await git(*_FETCH, str(bundle), f"{tip}:{ref}", cwd=self.repo, check=False)
-        if fetched.returncode != 0:
-            if "prerequisite" in fetched.stderr:
+        header = read_bundle_header(bundle)
+        tip = choose_bundle_tip(header.heads, head)
+        if header.prerequisites:
+            found = await self.objects.info(header.prerequisites)
+            missing = [
+                p[:12] for p, info in zip(header.prerequisites, found, strict=True) if not info
+            ]
+            if missing:
                 raise BundleError(
                     f"bundle for story {story_id} attempt {attempt} was built on a commit "
-                    f"this run's integration repository does not have: {fetched.stderr.strip()}"
+                    f"this run's integration repository does not have: {', '.join(missing)}"
                 )
-            raise BundleError(f"cannot import {bundle}: {fetched.stderr.strip()}")
-        self.refs.refs[ref] = tip  # written by the fetch itself
+        # The pack is indexed strictly, not fetched: every object it brings is checked
+        # and every object they name must be here (in the pack, or already connected),
+        # which is what the fetch's connectivity walk proved, at a third of its cost
+        with bundle.open("rb") as pack:
+            pack.seek(header.pack_offset)
+            indexed = await git(*_INDEX_PACK, cwd=self.repo, input=pack, check=False)
+        if indexed.returncode != 0:
+            raise BundleError(f"cannot import {bundle}: {indexed.stderr.strip()}")
+        (tip_info,) = await self.objects.info([tip])
+        if tip_info is None or tip_info[1] != "commit":
+            raise BundleError(f"the bundle does not contain the commit {tip[:12]}")
+        self.stage(ref, tip, ZERO_OID)  # written with the series' other refs
         return ImportedAttempt(ref, tip, False)
 
     async def integrate(
@@ -473,12 +491,20 @@ def _same_attempt(ref: str, existing: str, head: str | None) -> ImportedAttempt:
 
 BUNDLE_SIGNATURES = (b"# v2 git bundle\n", b"# v3 git bundle\n")
 BUNDLE_HEADER_MAX = 1 << 20
+_OID = re.compile(r"[0-9a-f]{40}")
 
 
-async def bundle_heads(bundle: Path) -> list[tuple[str, str]]:
-    """(object id, ref name) of each ref a bundle holds, from its header (what ``git
-    bundle list-heads`` prints, without starting git: the fetch that follows reads the
-    whole bundle anyway). Raises BundleError for a file that is not a git bundle."""
+@dataclass(frozen=True)
+class BundleHeader:
+    heads: list[tuple[str, str]]  # (object id, ref name) of each ref the bundle holds
+    prerequisites: list[str]  # the commits it was built on
+    pack_offset: int  # where its pack starts
+
+
+def read_bundle_header(bundle: Path) -> BundleHeader:
+    """A git bundle's header (what ``git bundle list-heads`` and ``verify`` read), without
+    starting git. Raises BundleError for a file that is not a full git bundle of SHA-1
+    objects (a v3 bundle's ``@filter`` would leave objects out)."""
     try:
         with bundle.open("rb") as file:
             header = file.read(BUNDLE_HEADER_MAX)
@@ -487,14 +513,21 @@ async def bundle_heads(bundle: Path) -> list[tuple[str, str]]:
     end = header.find(b"\n\n")
     if not header.startswith(BUNDLE_SIGNATURES) or end == -1:
         raise BundleError(f"{bundle} is not a readable git bundle: no bundle header")
-    heads = []
+    heads: list[tuple[str, str]] = []
+    prerequisites: list[str] = []
     for line in header[:end].decode("utf-8", "replace").splitlines()[1:]:
-        if line.startswith(("-", "@")):  # a prerequisite, a capability (v3)
+        if line.startswith("@"):
+            if line != "@object-format=sha1":
+                raise BundleError(f"{bundle} is not a full git bundle: {line[1:60]}")
             continue
-        oid, _, name = line.partition(" ")
-        if oid:
+        oid, _, name = line.removeprefix("-").partition(" ")
+        if not _OID.fullmatch(oid):
+            raise BundleError(f"{bundle} is not a readable git bundle: {line[:60]!r}")
+        if line.startswith("-"):
+            prerequisites.append(oid)
+        else:
             heads.append((oid, name))
-    return heads
+    return BundleHeader(heads, prerequisites, end + 2)
 
 
 def choose_bundle_tip(heads: list[tuple[str, str]], wanted: str | None) -> str:

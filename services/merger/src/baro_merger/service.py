@@ -288,6 +288,7 @@ class Merger(CommandService):
                     for item, to in zip(cmd.stories, bundles, strict=True)
                 )
             )
+            await asyncio.sleep(0)  # their requests go out before git is started
             head: str | None = None
             out: Path | None = None
             try:
