@@ -200,6 +200,9 @@ def test_vague_goals_are_focused_flagged_and_interpreted(goal: str) -> None:
         "Docs refresh:\n* docs/install.md — document the uv install\n* docs/api.md — list the routes",
         "make it faster — the greet function in app.py",
         "Need e2e coverage for signup and checkout. Playwright, one spec per flow.",
+        "Home.tsx and Settings.tsx need snapshot tests.",
+        "Each storage backend (s3, gcs, azure) needs its own test module.",
+        "New REST routes, one router file each:\n- users\n- orders",
     ],
 )
 def test_concrete_reports_and_polite_requests_are_not_vague(goal: str) -> None:

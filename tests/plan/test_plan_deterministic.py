@@ -434,3 +434,52 @@ def test_a_test_class_and_the_file_it_tests_are_one_unit() -> None:
         ["tests/Unit/UserControllerTest.php"],
     ]
     assert stories[0].title == "Add an OrderTest"
+
+
+def test_and_last_is_the_last_step_but_last_year_is_not() -> None:
+    goal = "Rename it: first in core/, then update http/ to the new name, and last cli/."
+    assert len(plan(goal, "sequential")) == 3
+    assert plan_goal("Update the README and last year's report", "sequential", WIDE) is None
+
+
+@pytest.mark.parametrize(
+    ("goal", "files", "surfaces"),
+    [
+        ("Each storage backend (s3, gcs) needs its own test module, like tests/storage/test_local.py.",
+         ["src/storage/s3.py", "src/storage/gcs.py", "tests/storage/test_local.py"],
+         [["tests/storage/test_s3.py"], ["tests/storage/test_gcs.py"]]),
+        ("auth.go and queue.go have no tests yet. Add them, one _test.go per package, independently.",
+         ["internal/auth/auth.go", "internal/queue/queue.go"],
+         [["internal/auth/auth_test.go"], ["internal/queue/queue_test.go"]]),
+        ("Create Invoice and Payment models next to User.php; they are independent.",
+         ["app/Models/User.php"], [["app/Models/Invoice.php"], ["app/Models/Payment.php"]]),
+    ],
+)  # fmt: skip
+def test_units_named_in_yet_more_ways(
+    goal: str, files: list[str], surfaces: list[list[str]]
+) -> None:
+    assert [s.write_surface for s in plan(goal, files=files)] == surfaces
+
+
+def test_a_failure_fixed_in_both_places_stays_one_change() -> None:
+    assert (
+        plan_goal("Home.tsx and Settings.tsx crash on null user. Fix both.", "parallel", WIDE)
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    "goal",
+    [
+        "New REST routes, one router file each:\n- users\n- orders",
+        "`users` and `orders` are missing from the API. Add them as separate router files.",
+    ],
+)
+def test_new_units_named_without_a_verb_before_them_are_registered(goal: str) -> None:
+    files = ["src/app.js", "src/routes/index.js", "src/routes/health.js"]
+    stories = plan(goal, files=files)
+    assert [s.write_surface for s in stories] == [
+        ["src/routes/users.js"],
+        ["src/routes/orders.js"],
+        ["src/routes/index.js", "src/app.js"],
+    ]

@@ -45,7 +45,7 @@ _POLITE_REQUEST = re.compile(
 )
 _INFINITIVE = re.compile(r"\bto\s+([A-Za-z][a-z-]*)")
 _MODAL_DIRECTIVE = re.compile(
-    r"\b(?:should|must|needs?\s+(?:to|an?|some)|has\s+to|have\s+to|we\s+need|"
+    r"\b(?:should|must|needs?\s+(?:to|an?|some|(?:its|their)\s+own)|has\s+to|have\s+to|we\s+need|"
     r"gets?\s+(?:its|their)\s+own)\b",
     re.I,
 )
@@ -58,6 +58,10 @@ _DELIVERABLE_NOUNS = (
 _DELIVERABLE = re.compile(
     rf"^\s*(?:(?:a|an|some|more|new)\s+)?(?:[\w-]+\s+){{0,2}}?(?:{_DELIVERABLE_NOUNS})\s+(?:for|of)\b",
     re.I,
+)
+# "Home.tsx and Settings.tsx need snapshot tests"
+_NEEDS_DELIVERABLE = re.compile(
+    rf"\bneeds?\s+(?:[\w-]+\s+){{0,2}}?(?:{_DELIVERABLE_NOUNS})\b", re.I
 )
 # A goal that names what is missing: "two mappers lack tests: ...", "cart.py has no tests"
 # (not "the app lacks polish": what is missing is a deliverable, or the goal names files)
@@ -75,7 +79,7 @@ _MISSING_DELIVERABLE = re.compile(
 # "new components: Tabs, Accordion", "Ops asked for two more Grafana dashboards in …": the
 # units to make, named after their kind
 _NEW_UNITS = re.compile(
-    rf"^\s*(?:(?:new|more|two|three|four|five|six)\s+)+(?:[\w-]+\s+)?(?:{UNIT_KINDS})\s*[:(]"
+    rf"^\s*(?:(?:new|more|two|three|four|five|six)\s+)+(?:[\w-]+\s+)?(?:{UNIT_KINDS})\s*[:(,]"
     r"|\b(?:asked\s+for|asks\s+for|requested|wants?|needs?|would\s+like)\s+"
     rf"(?:(?:an?|some|new|more|two|three|four|five|six)\s+)+(?:[\w-]+\s+)?(?:{UNIT_KINDS})\b",
     re.I,
@@ -156,7 +160,9 @@ def _has_directive(prose: str) -> bool:
                 return True
         if _MODAL_DIRECTIVE.search(sentence) and _has_concrete_target(sentence):
             return True
-        if _DELIVERABLE.match(sentence) and _has_concrete_target(sentence):
+        if (_DELIVERABLE.match(sentence) or _NEEDS_DELIVERABLE.search(sentence)) and (
+            _has_concrete_target(sentence)
+        ):
             return True
         if _LACKS.search(sentence) and (
             _MISSING_DELIVERABLE.search(sentence) or _CONCRETE_TOKEN.search(prose)

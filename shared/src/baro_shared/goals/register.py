@@ -47,6 +47,11 @@ _REGISTERED_NOUN = re.compile(
     + r")s?\b",
     re.I,
 )
+_CREATE_THEM = re.compile(
+    r"\b(?:add|create|implement|write|build|introduce|scaffold)\s+(?:them|both)\b", re.I
+)
+# new units of a registered kind, named in the list that follows
+_NEW_OF_KIND = re.compile(r"\bnew\s+(?:[\w-]+\s+)?" + _REGISTERED_NOUN.pattern, re.I)
 
 _ENTRY_STEMS = frozenset(
     {
@@ -75,8 +80,11 @@ def creates_units(prose: str, units: NamedUnits) -> bool:
     sentence_start = max((m.end() for m in SENTENCE_BREAK.finditer(prose, 0, first)), default=0)
     before = prose[sentence_start:first]
     verbs = list(_CREATE.finditer(before))
-    if not verbs:
-        return False
+    if not verbs:  # "New REST routes, one router file each:\n- users\n- orders"
+        new = _NEW_OF_KIND.search(prose, max(0, first - 120), first)
+        # "`doctor` and `gc` are missing from the CLI. Add them …"
+        them = registered_kind(units.kind) and _CREATE_THEM.search(prose, first)
+        return bool(new or them)
     created = before[verbs[-1].end() :]
     stop = _PREPOSITION.search(created)
     if stop is None:

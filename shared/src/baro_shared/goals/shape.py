@@ -175,9 +175,14 @@ def independence_cue(prose: str) -> str | None:
 
 # ------------------------------------------------------------------ ordered steps
 
+# "first in packages/core, then …, and last packages/cli" (not "and last year's report")
+_AND_LAST = r"and\s+last(?:ly)?\b(?!\s+(?:year|week|month|night|day|time|one|release|version|commit|run)s?\b)"
 _ORDERING = re.compile(
     r"""
       \bthen\b
+    | \b"""
+    + _AND_LAST
+    + r"""
     | \bfinally\b | \blastly\b | \bafterwards?\b | \bafter\s+that\b | \bat\s+the\s+end\b
     | \bon\s+top\b
     | \bonce\s+(?:it|that|this|they|we|you|those|these|the\s+[\w-]+\s+(?:is|are|has|have|exists?))\b
@@ -254,7 +259,9 @@ class Steps:
 
 
 _SUMMARY_LEAD = re.compile(
-    r"^(?:[-*•>—\u2013#\s]|\[[ xX]?\]|and\b|then\b|also\b|finally\b|lastly\b|next\b|is\b|afterwards?\b|"
+    r"^(?:[-*•>—\u2013#\s]|\[[ xX]?\]|"
+    + _AND_LAST
+    + r"|and\b|then\b|also\b|finally\b|lastly\b|next\b|is\b|afterwards?\b|"
     r"after\s+that\b|first(?:ly)?\b)+",
     re.I,
 )
@@ -287,12 +294,15 @@ def _inline_numbered(prose: str) -> tuple[tuple[str, ...], int]:
 _STEP_BREAK = re.compile(
     r"[;,\n]|\.(?=\s|$)|:(?=\s)|\s[—\u2013]\s"
     r"|(?<!\bonly)(?<!\s)\s+(?=(?:and\s+|only\s+)?(?:then|finally|afterwards|after\s+that|lastly)\b)"
+    r"|(?<!\s)\s+(?=" + _AND_LAST + ")"
     r"|(?<!\s)\s+(?=and\s+(?:" + "|".join(sorted(ACTION_VERBS)) + r")\b)",
     re.I,
 )
 _STEP_OPENER = re.compile(
-    r"^(?:and\s+)?(?:(?:start|begin)\s+(?:by|with)|to\s+start|(?:only\s+)?then|finally|lastly|next|"
-    r"after\s+that|afterwards)\b",
+    r"^(?:"
+    + _AND_LAST
+    + r"|(?:and\s+)?(?:(?:start|begin)\s+(?:by|with)|to\s+start|(?:only\s+)?then|finally|lastly|next|"
+    r"after\s+that|afterwards)\b)",
     re.I,
 )
 _CONDITION = re.compile(
@@ -366,7 +376,9 @@ def _clause_steps(body: str) -> list[str]:
 
 
 _STEP_LEAD = re.compile(
-    r"^(?:(?:and|(?:only\s+)?then|also|first(?:ly)?|next|finally|lastly|afterwards?|after\s+that|"
+    r"^(?:(?:"
+    + _AND_LAST
+    + r"|and|(?:only\s+)?then|also|first(?:ly)?|next|finally|lastly|afterwards?|after\s+that|"
     r"to\s+start|is)"
     r"\b[,:]?\s*|\[[ xX]?\]\s*)+",
     re.I,

@@ -69,6 +69,12 @@ _CONSTRAINT = re.compile(
     r"don'?t|do\s+not|never|put|place|name|give|write\s+(?:each|one)|mirror|stick)\b",
     re.I,
 )
+_DO_THEM = re.compile(
+    r"(?:and\s+|then\s+|please\s+|just\s+)*(?!fix|repair|debug)[a-z]+\s+"
+    r"(?:them|both|each(?:\s+one)?|all\s+of\s+them|those)"
+    r"(?:\s+(?:separately|independently|in\s+parallel))?",
+    re.I,
+)
 _REGISTER_THEM = re.compile(
     r"^(?:and\s+|then\s+|also\s+)*(?:register|include|mount|wire(?:\s+up)?|hook\s+up|plug\s+in)\s+"
     r"(?:them|each(?:\s+one)?|it|all(?:\s+of\s+them)?|both)\b",
@@ -335,6 +341,9 @@ def _extra_work(prose: str, units: NamedUnits) -> str | None:
                 continue
             if _REGISTER_THEM.match(clause) and registered_kind(units.kind):
                 continue  # the registering story's work ("and include them in the app")
+            if _DO_THEM.fullmatch(clause):
+                continue  # "… have no tests yet. Add them": the units themselves (a
+                # failure "fixed in both" may have one cause: that stays one change)
             original = prose[after + start : after + position]
             return " ".join(original.split()).strip(" .,;:")
     return None

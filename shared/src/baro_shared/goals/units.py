@@ -52,7 +52,7 @@ _UNIT_KIND_WORDS = word_set(
     "adapter backend plugin integration provider flow dashboard example project app application "
     "crate library lib worker job component controller handler router resource tool client sdk chart "
     "lambda screen view directory folder file repo repository stack notebook migration workflow "
-    "mapper parser exporter importer report template theme translation"
+    "mapper parser exporter importer report template theme translation model"
 )
 _PLURALS = {"library": "libraries", "repository": "repositories", "directory": "directories"}
 UNIT_KINDS = "|".join(
@@ -88,7 +88,7 @@ _KIND_THEN_NAMES = re.compile(
 )
 # "each package (core, http, cli)", "a README in every package: core, http and cli"
 _EACH_KIND_NAMES = re.compile(
-    rf"\b(?:each|every)[ \t]+({_UNIT_KIND_SINGULAR})\b(?:[^:\n.;()]{{0,60}}?:[ \t]*|[ \t]*\([ \t]*)"
+    rf"\b(?:each|every)[ \t]+(?:[\w-]+[ \t]+)?({_UNIT_KIND_SINGULAR})\b(?:[^:\n.;()]{{0,60}}?:[ \t]*|[ \t]*\([ \t]*)"
     rf"({_NAME_LIST})(?![\w/`-]|\.\w)",
     re.I,
 )
@@ -154,6 +154,11 @@ _NOT_NAMES = word_set(
 _KIND_AFTER = re.compile(rf"^[\s`]*(?:[\w-]+\s+)?(?:({UNIT_KINDS})|({_PART_KINDS}))\b", re.I)
 _KIND_BEFORE = re.compile(
     rf"\b(?:({UNIT_KINDS})|({_PART_KINDS}))\b(?:[^.\n]{{0,12}}|[^.\n:;()]{{0,60}}[:(]\s*)$",
+    re.I,
+)
+_MISSING_FROM = re.compile(
+    r"[\s`]*(?:are|is)\s+(?:missing|absent|not\s+(?:yet\s+)?(?:in|available\s+in))\s+(?:from\s+)?"
+    r"(?:the\s+|our\s+)?(cli|command[\s-]line|api)\b",
     re.I,
 )
 _KIND_WORD = re.compile(rf"\b({UNIT_KINDS})\b", re.I)
@@ -528,6 +533,9 @@ def _without_subject(group: list[Atom], prose: str) -> list[Atom]:
 
 def _idents_are_units(group: list[Atom], prose: str) -> str | None:
     """A list of backticked names names units only next to a unit noun ("... endpoints")."""
+    missing = _MISSING_FROM.match(prose, group[-1].end)
+    if missing:  # "`doctor` and `gc` are missing from the CLI": commands
+        return "endpoints" if missing.group(1).lower() == "api" else "commands"
     after = _KIND_AFTER.match(prose[group[-1].end : group[-1].end + 40])
     if after:
         return after.group(1).lower() if after.group(1) else None
