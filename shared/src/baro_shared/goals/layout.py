@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from baro_shared.goals.text import CLASS_NAME, TESTED_CLASS
 from baro_shared.surfaces import is_glob, normalize
 
 TEST_ROOTS = ("tests", "test", "spec", "specs", "__tests__", "e2e")
@@ -222,7 +223,7 @@ class Layout:
     def test_class_file(self, name: str) -> str | None:
         """The file of a test class named for the class it tests ("OrderTest": the test
         file of ``Order.php``), the existing one or where this repository would put it."""
-        tested = _TEST_CLASS.fullmatch(name)
+        tested = TESTED_CLASS.fullmatch(name)
         if tested is None:
             return None
         source = self.class_file(tested.group(1))
@@ -232,10 +233,10 @@ class Layout:
         """A class named for its kind ("OrderController") goes where the repository keeps
         the others of that kind (``app/Http/Controllers/UserController.php``), when they
         are all in one directory."""
-        kind = _CLASS_KIND.fullmatch(name)
+        kind = CLASS_NAME.fullmatch(name)
         if kind is None:
             return None
-        suffix = kind.group(1)
+        suffix = kind.group(2)
         kin = [
             f
             for f in self.files
@@ -470,9 +471,7 @@ class Layout:
         return directory
 
 
-_TEST_CLASS = re.compile(r"([A-Z]\w*?)(?:Tests?|Spec)")
 _NAME_PARTS = re.compile(r"[._-]")
-_CLASS_KIND = re.compile(r"(?:[A-Z][a-z0-9]+)+([A-Z][a-z]+)")
 
 
 def _name_shape(basename: str) -> tuple[str, str]:

@@ -36,6 +36,7 @@ from baro_shared.goals.shape import (
     shared_surface_cue,
 )
 from baro_shared.goals.text import (
+    CLASS_NAME,
     LANGUAGE_CODES,
     SENTENCE_BREAK,
     bounded,
@@ -83,7 +84,6 @@ _REGISTER_THEM = re.compile(
 _CLAUSE_BREAK = re.compile(
     r"[;,\n:]|\.(?=\s|$)|\s[—\u2013]\s|(?<!\s)\s+(?=(?:and|then|also|plus)\s+[a-z])", re.I
 )
-_CLASS_WORD = re.compile(r"(?<![\w/.-])`?((?:[A-Z][a-z0-9]+){2,})`?(?![\w/.-])")
 # what a unit comes with, listed: "each with index and show actions"
 _WITH_LIST = re.compile(r"(?:each\s+)?(?:with|having|including)\s", re.I)
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?](?=\s|$)|$)", re.M)
@@ -257,7 +257,7 @@ def _paths_in(text: str, layout: Layout) -> list[str]:
         except UnsafePath:
             continue
     # "update CartTest to cover both": a class named as its one file is named
-    out.extend(f for m in _CLASS_WORD.finditer(text) if (f := layout.class_file(m.group(1))))
+    out.extend(f for m in CLASS_NAME.finditer(text) if (f := layout.class_file(m.group(1))))
     return list(dict.fromkeys(out))
 
 

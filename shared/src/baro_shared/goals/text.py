@@ -181,6 +181,12 @@ SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 # a word that goes on as a file name, a path or an identifier is not a verb
 _NAME_GOES_ON = re.compile(r"\.\w|[/_\w(`]")
+# A class named in CamelCase, two words at least, with its last word: "OrderController"
+# (controller), "CartTest" (test)
+CLASS_NAME = re.compile(r"(?<![\w/.`-])`?((?:[A-Z][a-z0-9]+)+([A-Z][a-z]+))`?(?![\w/.-])")
+# the class a test class is named for: "OrderTest", "OrderTests", "OrderSpec" -> "Order"
+TESTED_CLASS = re.compile(r"([A-Z]\w*?)(?:Tests?|Spec)")
+
 CLAUSE_BREAK = re.compile(r"[,;:!?\n]|\.(?=\s|$)|\s[—\u2013]\s")
 _CLAUSE_LEAD = re.compile(
     r"^(?:\s|[-*•>—\u2013#]|\[[ xX]?\]|\d{1,2}[.)]|step\s+(?:\d+|one|two|three|four|five|six)\b|"

@@ -17,7 +17,14 @@ import re
 from dataclasses import dataclass
 from itertools import islice
 
-from baro_shared.goals.text import LANGUAGE_CODES, parse_count, verb_of, word_set
+from baro_shared.goals.text import (
+    CLASS_NAME,
+    LANGUAGE_CODES,
+    TESTED_CLASS,
+    parse_count,
+    verb_of,
+    word_set,
+)
 
 MAX_LIST_ITEMS = 24
 MAX_ATOMS = 200
@@ -107,7 +114,6 @@ _REPEATED_KIND = re.compile(
 )
 # Classes named with their kind as the last word: "an OrderController and a ProductController",
 # "UserService, OrderService and PaymentService"
-_CLASS_NAME = re.compile(r"(?<![\w/.`-])`?((?:[A-Z][a-z0-9]+)+([A-Z][a-z]+))`?(?![\w/.-])")
 _CLASS_SEP = re.compile(
     r"(?:[ \t]+for[ \t]+[^,;\n]{1,40}?)?[ \t]*,?[ \t]*(?:(?:and|or|&|\+|plus)[ \t]+)?(?:(?:an?|the)[ \t]+)?",
     re.I,
@@ -115,7 +121,6 @@ _CLASS_SEP = re.compile(
 _FOR_PHRASE = re.compile(
     r"[ \t]+for[ \t]+[^,;\n]{1,40}?(?=[ \t]+(?:and|or)[ \t]|[,;\n]|\.(?:\s|$)|$)"
 )
-_TESTED_CLASS = re.compile(r"([A-Z]\w*?)(?:Tests?|Spec)")
 _TEST_CLASS_SUFFIXES = frozenset({"Test", "Tests", "Spec"})
 # React hooks are units by their names alone: "useTheme", "useLocale"
 _HOOK_NAME = re.compile(r"(?<![\w/.`-])`?use[A-Z][A-Za-z0-9]*`?(?![\w/.-])")
@@ -340,7 +345,7 @@ def _class_lists(prose: str) -> list[tuple[list[Atom], str]]:
     """Lists of two or more class names that end in the same kind of unit."""
     lists: list[tuple[list[Atom], str]] = []
     run: list[re.Match[str]] = []
-    for m in [*_CLASS_NAME.finditer(prose), None]:
+    for m in [*CLASS_NAME.finditer(prose), None]:
         if m is not None and _class_kind(m) and run:
             previous = run[-1]
             same_kind = m.group(2) == previous.group(2)
@@ -746,7 +751,7 @@ def _tested_stem(atom: Atom) -> str | None:
     """The class a test class is named for ("OrderTest": order), for a name."""
     if atom.kind != "name":
         return None
-    tested = _TESTED_CLASS.fullmatch(atom.label.strip("`"))
+    tested = TESTED_CLASS.fullmatch(atom.label.strip("`"))
     return tested.group(1).lower() if tested else None
 
 
