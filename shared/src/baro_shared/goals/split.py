@@ -86,6 +86,7 @@ _CLAUSE_BREAK = re.compile(
 )
 # what a unit comes with, listed: "each with index and show actions"
 _WITH_LIST = re.compile(r"(?:each\s+)?(?:with|having|including)\s", re.I)
+_LEADING_EACH = re.compile(r"^each\s+", re.I)
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?](?=\s|$)|$)", re.M)
 _TEST_WORK = re.compile(
     r"\b(?:(?:unit|integration|property|end-to-end|e2e|regression|smoke|snapshot|golden)[ -])?"
@@ -648,10 +649,6 @@ _EACH_OWN = re.compile(
 _ONE_COPY = {"versions": "version", "editions": "edition", "copies": "copy"}
 
 
-def _without_each(match: re.Match[str]) -> str:
-    return re.sub(r"^each\s+", "", match.group(0), flags=re.I)
-
-
 def _one_unit(text: str, unit: Unit, kind: str) -> str:
     """One unit's text reads as one unit's: without the clause saying the units are done
     apart (its story is one of them already), its kind noun in the singular ("the billing
@@ -666,7 +663,7 @@ def _one_unit(text: str, unit: Unit, kind: str) -> str:
         if any(_bare(atom.label) in words for atom in unit.atoms):
             break  # "…, each in its own file: lint": the unit is named in it
         if _WITH_LIST.match(words):  # "…, each with index and show actions": "… with …"
-            text = f"{text[: clause.start()]} {_WITH_LIST.sub(_without_each, words, count=1)}"
+            text = f"{text[: clause.start()]} {_LEADING_EACH.sub('', words)}"
             break
         text = text[: clause.start()]
     text = _APART_WORDS.sub("", text)
