@@ -98,6 +98,7 @@ def test_steps_to_reproduce_are_not_a_plan() -> None:
         ("Retry the upload when it fails, and log when it fails again.", False),
         ("Show a toast when the upload fails.", False),
         ("Add error handling to the uploader and clearer error messages.", False),
+        ("Refactor app.js to async handlers, then update its test for the new error shape.", False),
         ("The upload shows a generic error message and fails silently.", True),
         ("Add a `refresh()` method to src/api/client.ts, then call it from "
          "src/hooks/useAuth.ts when a request returns 401.", False),
@@ -136,6 +137,11 @@ def test_unrelated_chores_run_apart_unless_each_is_a_mechanical_edit() -> None:
 def test_a_change_and_its_own_test_are_one_agent_s_work() -> None:
     decision = classify("Add a retry with backoff to the S3 upload, then add a test for it.")
     assert decision.mode == "focused"
+    extended = classify(
+        "First make routers/items.py return 404 for unknown ids; then extend "
+        "tests/test_items.py to cover it and the happy path."
+    )
+    assert extended.mode == "focused"
     steps = classify("First add the endpoint, then write tests for it, and finally document it.")
     assert steps.mode == "sequential" and steps.caps.max_stories == 2
 

@@ -329,10 +329,17 @@ def test_a_listed_directory_and_the_file_named_after_it_are_one_unit() -> None:
 
 
 def test_a_step_naming_a_class_changes_its_file() -> None:
-    files = ["src/main/java/a/Cart.java", "src/test/java/a/CartTest.java"]
-    goal = "Step 1: add a discount to Cart.java. Step 2: update CartTest to cover it."
+    files = [
+        "src/main/java/a/Cart.java",
+        "src/main/java/a/Order.java",
+        "src/test/java/a/CartTest.java",
+    ]
+    goal = (
+        "Step 1: add a discount to Cart.java. Step 2: apply it in Order.java. "
+        "Step 3: update CartTest to cover both."
+    )
     stories = plan(goal, "sequential", files=files)
-    assert stories[1].write_surface == ["src/test/java/a/CartTest.java"]
+    assert stories[2].write_surface == ["src/test/java/a/CartTest.java"]
 
 
 def test_rust_integration_tests_go_in_tests_and_unit_tests_in_the_module() -> None:

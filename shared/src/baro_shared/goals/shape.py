@@ -437,7 +437,10 @@ def _worded(steps: Iterable[str]) -> tuple[str, ...]:
 # "…, then add a test for it": the change's own test, not a step of its own
 _ITS_TEST = re.compile(
     r"^(?:(?:add|write)\s+(?:an?\s+)?(?:(?:unit|regression)\s+)?tests?\s+(?:for|covering)\s+"
-    r"(?:it|this|that|them|the\s+(?:change|fix))|test\s+(?:it|this|that|them))$",
+    r"(?:it|this|that|them|the\s+(?:change|fix))|test\s+(?:it|this|that|them)|"
+    # "then extend tests/test_items.py to cover it and the happy path"
+    r"(?:extend|update|adjust)\s+(?:the\s+)?(?:tests?|[\w./-]*test[\w./-]*)\s+to\s+(?:cover|test)\s+"
+    r"(?:it|this|that|them|the\s+(?:change|fix))\b.*)$",
     re.I,
 )
 

@@ -98,7 +98,8 @@ FAILURE = re.compile(
     r"\bshifted\b|\boff-by-one\b|\b(?:doesn'?t|does\s+not|isn'?t|won'?t|can'?t|cannot)\b|"
     r"\bdoes\s+nothing\b|\bnothing\s+happens\b|\bno\s+longer\b|\bstopped\s+working\b|"
     r"\bnot\s+working\b|\breturns?\s+(?:a\s+)?[45]\d\d\b|\b[45]\d\d\s+error\b|(?<!-)\b\w*error\b(?!-|"
-    r"\s+(?:messages?|texts?|strings?|handl\w+|types?|codes?|pages?|boundar\w+|classes)\b)|"
+    r"\s+(?:messages?|texts?|strings?|handl\w+|types?|codes?|pages?|boundar\w+|classes|shapes?|"
+    r"formats?|responses?|objects?|reporting|tracking|budgets?|fields?)\b)|"
     r"\bsilently\b|\bsteps?\s+to\s+reproduce\b|\brepro(?:duction)?\s+steps\b|"
     r"\b(?:expected|actual)(?:\s+(?:result|behaviou?r))?\s*:",
     re.I,
