@@ -474,8 +474,9 @@ def main(argv: list[str]) -> int:
 
 
 def record_scenario(name: str, figs: dict[str, Figure]) -> None:
-    """Put one scenario's fresh figures into bench/results.json, the others kept as they
-    were measured (for a scenario's own entry point, e.g. ``python -m bench.scheduling_bench``)."""
+    """Put one scenario's fresh figures into bench/results.json and README's table, the
+    others kept as they were measured (for a scenario's own entry point, e.g.
+    ``python -m bench.scheduling_bench``)."""
     today, revision = datetime.date.today().isoformat(), git_revision()
     results: dict[str, Any] = {
         "date": today,
@@ -486,7 +487,9 @@ def record_scenario(name: str, figs: dict[str, Figure]) -> None:
         "measured": {name: {"date": today, "revision": revision}},
     }
     print("\n".join(table(results)))
-    RESULTS.write_text(json.dumps(keep_others(results), indent=2) + "\n")
+    merged = keep_others(results)
+    RESULTS.write_text(json.dumps(merged, indent=2) + "\n")
+    update_readme(merged)
 
 
 def keep_others(results: dict[str, Any]) -> dict[str, Any]:
