@@ -490,3 +490,15 @@ def test_new_units_named_without_a_verb_before_them_are_registered(goal: str) ->
         ["src/routes/orders.js"],
         ["src/routes/index.js", "src/app.js"],
     ]
+
+
+def test_files_each_given_a_thing_of_their_own_are_units_when_said_apart() -> None:
+    goal = "Add an `active()` scope to User.php and a `paid()` scope to Order.php, in parallel."
+    stories = plan(goal, files=["app/Models/User.php", "app/Models/Order.php"])
+    assert [(s.title, s.write_surface) for s in stories] == [
+        ("Add an `active()` scope to User.php", ["app/Models/User.php"]),
+        ("Add a `paid()` scope to Order.php", ["app/Models/Order.php"]),
+    ]
+    # nothing says a test and a fixture are apart: the test may well use the fixture
+    together = "Add a test to tests/test_a.py and a fixture to tests/conftest.py"
+    assert plan_goal(together, "parallel", WIDE) is None

@@ -86,6 +86,7 @@ _CLAUSE_BREAK = re.compile(
 )
 # what a unit comes with, listed: "each with index and show actions"
 _WITH_LIST = re.compile(r"(?:each\s+)?(?:with|having|including)\s", re.I)
+_AND = re.compile(r"\band\s+", re.I)
 _LEADING_EACH = re.compile(r"^each\s+", re.I)
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?](?=\s|$)|$)", re.M)
 _TEST_WORK = re.compile(
@@ -287,6 +288,9 @@ def _refusal(prose: str, units: NamedUnits) -> str | None:
     extra = _extra_work(prose, units)
     if extra:
         return f'the goal asks for more than the units ("{extra}")'
+    if any(g.source == "clauses" for g in units.groups) and not independence_cue(prose):
+        # "a test to test_a.py and a fixture to conftest.py": the test may use the fixture
+        return "each file gets a different change and nothing says they are apart"
     return None
 
 
@@ -572,6 +576,8 @@ def units_text(prose: str, chosen: Sequence[Unit], units: NamedUnits) -> str:
     # the list in a sentence that asks for something: "Order.php and UserController.php
     # have no tests. Add an OrderTest and a UserControllerTest" tells the second
     first = next((g for g in units.groups if _in_request(prose, g)), units.groups[0])
+    if first.source == "clauses":
+        return _own_clauses(prose, first, chosen)
     mine = {id(a) for unit in chosen for a in unit.atoms}
     if first.source == "items":
         items = []
@@ -606,6 +612,26 @@ def units_text(prose: str, chosen: Sequence[Unit], units: NamedUnits) -> str:
     text = re.sub(r"\s+([,.;:])(?=\s|$)", r"\1", " ".join(text.split()))
     text = re.sub(r"\b([Aa])n? (?=[A-Za-z])", _article, text)
     return text.strip(" ,;.")
+
+
+def _own_clauses(prose: str, group: Group, chosen: Sequence[Unit]) -> str:
+    """Each chosen unit's own clause of a sentence that gives each file a thing of its own
+    ("Add an `active()` scope to User.php and a `paid()` scope to Order.php": "Add a
+    `paid()` scope to Order.php"), the sentence's verb leading each."""
+    start, _ = _sentence_around(prose, group.start, group.end)
+    verb = prose[start:].split(None, 1)[0]
+    mine = {id(a) for unit in chosen for a in unit.atoms}
+    clauses_of: list[str] = []
+    for i, atom in enumerate(group.atoms):
+        if id(atom) not in mine:
+            continue
+        if i == 0:
+            clauses_of.append(prose[start : atom.end])
+            continue
+        after_and = _AND.search(prose, group.atoms[i - 1].end, atom.start)
+        own = prose[after_and.end() if after_and else group.atoms[i - 1].end : atom.end]
+        clauses_of.append(f"{verb} {own.strip()}")
+    return "; ".join(" ".join(c.split()) for c in clauses_of)
 
 
 def _in_request(prose: str, group: Group) -> bool:

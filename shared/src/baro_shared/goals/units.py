@@ -186,6 +186,12 @@ _REGISTERED_IN = re.compile(
     r"\s+(?:in|into|to|with)\s+(?:the\s+)?$",
     re.I,
 )
+_TO_LEAD = re.compile(r"\b(?:to|in|into)[ \t]+(?:the[ \t]+)?$", re.I)
+_AND_ANOTHER_TO = re.compile(
+    r"[ \t]+and[ \t]+(?:an?[ \t]+|the[ \t]+|another[ \t]+)[^.;:\n]{1,60}?[ \t]+(?:to|in|into)[ \t]+"
+    r"(?:the[ \t]+)?",
+    re.I,
+)
 _OWN_LEAD = re.compile(r"\b(?:its|their)\s+own\s+$", re.I)
 _INTO_LEAD = re.compile(
     r"\b(?:in|into|(?<!next\s)to|inside|within)\s+(?:the\s+)?(?:file\s+)?$", re.I
@@ -634,7 +640,7 @@ class Group:
     """One list in the goal that names units: its members and where it stands."""
 
     atoms: tuple[Atom, ...]
-    source: str  # inline | items | names
+    source: str  # inline | items | names | clauses
 
     @property
     def start(self) -> int:
@@ -658,6 +664,9 @@ def _groups(prose: str, atoms: list[Atom]) -> list[tuple[Group, str | None]]:
             found.append((Group(tuple(named), "inline"), None))
     found.extend((Group(tuple(g), "items"), noun) for g, noun in _item_groups(prose, atoms))
     covered = [(g.start, g.end) for g, _ in found]
+    for pair in _placed_apart(prose, atoms):
+        if not any(s <= pair[0].start < e or s < pair[-1].end <= e for s, e in covered):
+            found.append((Group(tuple(pair), "clauses"), None))
     for names, noun in _plain_name_groups(prose):
         group = Group(tuple(names), "names")
         # a list of words inside a list already found ("`a`, `b` and `c` commands") is that list
@@ -666,6 +675,24 @@ def _groups(prose: str, atoms: list[Atom]) -> list[tuple[Group, str | None]]:
             covered.append((group.start, group.end))
     found.sort(key=lambda item: item[0].start)
     return _named_once(found, prose)
+
+
+def _placed_apart(prose: str, atoms: list[Atom]) -> list[list[Atom]]:
+    """Files each given a thing of its own in one sentence: "Add an `active()` scope to
+    User.php and a `paid()` scope to Order.php" (each unit's words are its own clause)."""
+    found: list[list[Atom]] = []
+    run: list[Atom] = []
+    for atom in [a for a in atoms if a.kind == "path" and not is_directory(a)]:
+        placed = _TO_LEAD.search(prose, max(0, atom.start - 12), atom.start) is not None
+        if run and placed and _AND_ANOTHER_TO.fullmatch(prose, run[-1].end, atom.start):
+            run.append(atom)
+            continue
+        if len(run) >= 2:
+            found.append(run)
+        run = [atom] if placed else []
+    if len(run) >= 2:
+        found.append(run)
+    return found
 
 
 _SENTENCE_END = re.compile(r"[.;:!?](?:\s|$)|\n")
