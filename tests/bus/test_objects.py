@@ -4,6 +4,7 @@ what comes back is what was stored, or an error."""
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,57 +14,52 @@ from baro_shared.bus import Bus, ObjectCorrupted
 from baro_shared.settings import Settings
 
 
-async def test_putting_the_same_content_again_keeps_the_stored_object(
-    settings: Settings, tmp_path: Path
-) -> None:
+@pytest.fixture
+async def bus(settings: Settings) -> AsyncIterator[Bus]:
     bus = await Bus.open(settings, "objects-test")
     try:
-        src = tmp_path / "a.bin"
-        src.write_bytes(b"x" * 300_000)
-        await bus.put_file("runs/r/a.bin", src)
-        first = await bus.objects.get_info("runs/r/a.bin")
-        await bus.put_file("runs/r/a.bin", src)
-        again = await bus.objects.get_info("runs/r/a.bin")
-        assert again.nuid == first.nuid, "identical content was written again"
-        src.write_bytes(b"y" * 10)
-        await bus.put_file("runs/r/a.bin", src)
-        changed = await bus.objects.get_info("runs/r/a.bin")
-        assert changed.nuid != first.nuid and changed.size == 10
-        out = tmp_path / "out.bin"
-        await bus.get_file("runs/r/a.bin", out)
-        assert out.read_bytes() == b"y" * 10
+        yield bus
     finally:
         await bus.close()
+
+
+async def test_putting_the_same_content_again_keeps_the_stored_object(
+    bus: Bus, tmp_path: Path
+) -> None:
+    src = tmp_path / "a.bin"
+    src.write_bytes(b"x" * 300_000)
+    await bus.put_file("runs/r/a.bin", src)
+    first = await bus.objects.get_info("runs/r/a.bin")
+    await bus.put_file("runs/r/a.bin", src)
+    again = await bus.objects.get_info("runs/r/a.bin")
+    assert again.nuid == first.nuid, "identical content was written again"
+    src.write_bytes(b"y" * 10)
+    await bus.put_file("runs/r/a.bin", src)
+    changed = await bus.objects.get_info("runs/r/a.bin")
+    assert changed.nuid != first.nuid and changed.size == 10
+    out = tmp_path / "out.bin"
+    await bus.get_file("runs/r/a.bin", out)
+    assert out.read_bytes() == b"y" * 10
 
 
 @pytest.mark.parametrize("size", [0, 1, 131_072, 131_073, 700_001])
 async def test_an_object_comes_back_byte_for_byte_in_one_chunk_or_many(
-    settings: Settings, tmp_path: Path, size: int
+    bus: Bus, tmp_path: Path, size: int
 ) -> None:
-    bus = await Bus.open(settings, "objects-test")
-    try:
-        src = tmp_path / "a.bin"
-        src.write_bytes(os.urandom(size))
-        await bus.put_file("runs/r/a.bin", src)
-        out = tmp_path / "out.bin"
-        await bus.get_file("runs/r/a.bin", out)
-        assert out.read_bytes() == src.read_bytes()
-    finally:
-        await bus.close()
+    src = tmp_path / "a.bin"
+    src.write_bytes(os.urandom(size))
+    await bus.put_file("runs/r/a.bin", src)
+    out = tmp_path / "out.bin"
+    await bus.get_file("runs/r/a.bin", out)
+    assert out.read_bytes() == src.read_bytes()
 
 
-async def test_a_chunk_that_does_not_match_its_digest_is_refused(
-    settings: Settings, tmp_path: Path
-) -> None:
-    bus = await Bus.open(settings, "objects-test")
-    try:
-        src = tmp_path / "a.bundle"
-        src.write_bytes(b"the runner's bundle")
-        await bus.put_file("runs/r/a.bundle", src)
-        info = await bus.objects.get_info("runs/r/a.bundle")
-        # another chunk written under the object's subject after it was stored
-        await bus.js.publish(t.object_chunk_subject(info.nuid), b"something else")
-        with pytest.raises(ObjectCorrupted):
-            await bus.get_file("runs/r/a.bundle", tmp_path / "out.bundle")
-    finally:
-        await bus.close()
+async def test_a_chunk_that_does_not_match_its_digest_is_refused(bus: Bus, tmp_path: Path) -> None:
+    src = tmp_path / "a.bundle"
+    src.write_bytes(b"the runner's bundle")
+    await bus.put_file("runs/r/a.bundle", src)
+    info = await bus.objects.get_info("runs/r/a.bundle")
+    # another chunk written under the object's subject after it was stored
+    await bus.js.publish(t.object_chunk_subject(info.nuid), b"something else")
+    with pytest.raises(ObjectCorrupted):
+        await bus.get_file("runs/r/a.bundle", tmp_path / "out.bundle")

@@ -388,6 +388,14 @@ def test_a_feature_before_a_dash_heads_its_steps() -> None:
         ("Add tests: an OrderTest for app/Order.php and a UserTest for the user, separately.",
          ["app/Order.php", "app/User.php", "tests/Unit/CartTest.php"],
          [["tests/Unit/OrderTest.php"], ["tests/Unit/UserTest.php"]]),
+        ("Each storage backend (s3, gcs) needs its own test module, like tests/storage/test_local.py.",
+         ["src/storage/s3.py", "src/storage/gcs.py", "tests/storage/test_local.py"],
+         [["tests/storage/test_s3.py"], ["tests/storage/test_gcs.py"]]),
+        ("auth.go and queue.go have no tests yet. Add them, one _test.go per package, independently.",
+         ["internal/auth/auth.go", "internal/queue/queue.go"],
+         [["internal/auth/auth_test.go"], ["internal/queue/queue_test.go"]]),
+        ("Create Invoice and Payment models next to User.php; they are independent.",
+         ["app/Models/User.php"], [["app/Models/Invoice.php"], ["app/Models/Payment.php"]]),
     ],
 )  # fmt: skip
 def test_units_named_in_more_ways(goal: str, files: list[str], surfaces: list[list[str]]) -> None:
@@ -447,25 +455,6 @@ def test_and_last_is_the_last_step_but_last_year_is_not() -> None:
     goal = "Rename it: first in core/, then update http/ to the new name, and last cli/."
     assert len(plan(goal, "sequential")) == 3
     assert plan_goal("Update the README and last year's report", "sequential", WIDE) is None
-
-
-@pytest.mark.parametrize(
-    ("goal", "files", "surfaces"),
-    [
-        ("Each storage backend (s3, gcs) needs its own test module, like tests/storage/test_local.py.",
-         ["src/storage/s3.py", "src/storage/gcs.py", "tests/storage/test_local.py"],
-         [["tests/storage/test_s3.py"], ["tests/storage/test_gcs.py"]]),
-        ("auth.go and queue.go have no tests yet. Add them, one _test.go per package, independently.",
-         ["internal/auth/auth.go", "internal/queue/queue.go"],
-         [["internal/auth/auth_test.go"], ["internal/queue/queue_test.go"]]),
-        ("Create Invoice and Payment models next to User.php; they are independent.",
-         ["app/Models/User.php"], [["app/Models/Invoice.php"], ["app/Models/Payment.php"]]),
-    ],
-)  # fmt: skip
-def test_units_named_in_yet_more_ways(
-    goal: str, files: list[str], surfaces: list[list[str]]
-) -> None:
-    assert [s.write_surface for s in plan(goal, files=files)] == surfaces
 
 
 def test_a_failure_fixed_in_both_places_stays_one_change() -> None:

@@ -31,9 +31,8 @@ from baro_shared.surfaces import is_glob
 # to the CLI's group. Plugins and workers are as often discovered; they are not guessed at.
 REGISTERED_KINDS = frozenset({"endpoint", "command"})
 
-_CREATE = re.compile(
-    r"\b(?:add|create|implement|write|build|introduce|scaffold|expose|needs?)\b", re.I
-)
+_MAKE_VERBS = "add|create|implement|write|build|introduce|scaffold"
+_CREATE = re.compile(rf"\b(?:{_MAKE_VERBS}|expose|needs?)\b", re.I)
 # Where the words after the verb stop being what it creates ("add pagination TO the ...").
 _PREPOSITION = re.compile(
     r"\b(?:to|in|into|on|of|for|from|with|across|at|under|inside|within)\b", re.I
@@ -47,9 +46,7 @@ _REGISTERED_NOUN = re.compile(
     + r")s?\b",
     re.I,
 )
-_CREATE_THEM = re.compile(
-    r"\b(?:add|create|implement|write|build|introduce|scaffold)\s+(?:them|both)\b", re.I
-)
+_CREATE_THEM = re.compile(rf"\b(?:{_MAKE_VERBS})\s+(?:them|both)\b", re.I)
 # new units of a registered kind, named in the list that follows
 _NEW_OF_KIND = re.compile(r"\bnew\s+(?:[\w-]+\s+)?" + _REGISTERED_NOUN.pattern, re.I)
 

@@ -38,6 +38,7 @@ from baro_shared.goals.shape import (
 from baro_shared.goals.text import (
     CLASS_NAME,
     LANGUAGE_CODES,
+    REGISTER_VERBS,
     SENTENCE_BREAK,
     bounded,
     clauses,
@@ -77,7 +78,7 @@ _DO_THEM = re.compile(
     re.I,
 )
 _REGISTER_THEM = re.compile(
-    r"^(?:and\s+|then\s+|also\s+)*(?:register|include|mount|wire(?:\s+up)?|hook\s+up|plug\s+in)\s+"
+    rf"^(?:and\s+|then\s+|also\s+)*{REGISTER_VERBS}\s+"
     r"(?:them|each(?:\s+one)?|it|all(?:\s+of\s+them)?|both)\b",
     re.I,
 )

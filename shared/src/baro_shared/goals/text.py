@@ -182,6 +182,9 @@ SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 # a word that goes on as a file name, a path or an identifier is not a verb
 _NAME_GOES_ON = re.compile(r"\.\w|[/_\w(`]")
+# What registering new units is called: "register them", "include both in the app"
+REGISTER_VERBS = r"(?:register|include|mount|wire(?:\s+up)?|hook\s+up|plug\s+in)"
+
 # A class named in CamelCase, two words at least, with its last word: "OrderController"
 # (controller), "CartTest" (test)
 CLASS_NAME = re.compile(r"(?<![\w/.`-])`?((?:[A-Z][a-z0-9]+)+([A-Z][a-z]+))`?(?![\w/.-])")

@@ -20,6 +20,7 @@ from itertools import islice
 from baro_shared.goals.text import (
     CLASS_NAME,
     LANGUAGE_CODES,
+    REGISTER_VERBS,
     TESTED_CLASS,
     parse_count,
     verb_of,
@@ -182,8 +183,7 @@ _PLACED_IN = re.compile(
 )
 _BESIDE_LEAD = re.compile(r"\b(?:next\s+to|beside|alongside)\s+$", re.I)
 _REGISTERED_IN = re.compile(
-    r"\b(?:register|include|mount|wire(?:\s+up)?|hook\s+up|plug\s+in)\s+(?:them|both|each|all)"
-    r"\s+(?:in|into|to|with)\s+(?:the\s+)?$",
+    rf"\b{REGISTER_VERBS}\s+(?:them|both|each|all)\s+(?:in|into|to|with)\s+(?:the\s+)?$",
     re.I,
 )
 _TO_LEAD = re.compile(r"\b(?:to|in|into)[ \t]+(?:the[ \t]+)?$", re.I)
