@@ -480,3 +480,32 @@ def _render(detail: object) -> str:
 def _disk_usage(path: Path) -> int:
     out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[0])
+
+
+async def test_a_forged_git_object_in_the_story_s_history_never_reaches_the_branch(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """The agent commits, with git's plumbing, a commit object git itself would never write
+    (no identity on its author or committer line). The merger indexes the story's bundle
+    strictly, so the forged object is refused before anything is read from it."""
+    repo = make_repo(tmp_path / "user", FILES, dirty=True)
+    forge = (
+        "git add -A && T=$(git write-tree) && P=$(git rev-parse HEAD) && "
+        "C=$(printf 'tree %s\\nparent %s\\nauthor nobody\\ncommitter nobody\\n\\nforged\\n' "
+        "$T $P | git hash-object -t commit --literally -w --stdin) && git update-ref HEAD $C"
+    )
+    script = {
+        "default": {"steps": [{"write": "src/one.py", "content": "ONE = 11\n"}, {"run": forge}]}
+    }
+    request = request_for(repo, "change one", script, mode_request="focused")
+    report = await run_to_end(bus, request, timeout=180)
+
+    assert report.status != "delivered"
+    assert report.branch is None
+    record = await record_of(bus, request.run_id)
+    story = record.stories[0]
+    assert story.status == "failed", story.reason
+    assert "cannot import" in (story.reason or ""), story.reason
+    assert not any(
+        "forged" in run_git(repo, "log", "--format=%s", "-1", ref) for ref in refs_of(repo, "refs/")
+    ), "no ref of the user's repository holds the forged commit"
