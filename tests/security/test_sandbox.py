@@ -29,15 +29,33 @@ def dirs(tmp_path: Path) -> dict[str, Path]:
     return {"state": state, "cache": cache, "repo": repo, "workspace": workspace}
 
 
-def fenced(dirs: dict[str, Path], script: str, *args: object) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(params=["cold", "standby"])
+def start(request: pytest.FixtureRequest) -> str:
+    """How the launcher is started: with its agent's command line, or ahead of it, on
+    standby, reading the agent from its standard input (``launcher.serve``)."""
+    return request.param
+
+
+def fenced(
+    dirs: dict[str, Path], script: str, *args: object, start: str = "cold"
+) -> subprocess.CompletedProcess[str]:
     """``sh -c script`` with ``args`` as $0, $1, ..., fenced in as a story's agent is."""
     fence = sandbox.fence([dirs["state"], dirs["cache"], dirs["repo"]], [dirs["workspace"]])
-    return subprocess.run(
-        fence.command(["/bin/sh", "-c", script, *map(str, args)]),
-        cwd=dirs["workspace"] / "repo",
+    argv = ["/bin/sh", "-c", script, *map(str, args)]
+    cwd = dirs["workspace"] / "repo"
+    if start == "cold":
+        return subprocess.run(fence.command(argv), cwd=cwd, capture_output=True, text=True,
+                              timeout=60)  # fmt: skip
+    done = subprocess.run(
+        sandbox.standby_command(dies_with=os.getpid()),
+        input=fence.request(argv, os.environ, cwd),
         capture_output=True,
-        text=True,
         timeout=60,
+        cwd="/",
+        env={},
+    )
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(), done.stderr.decode()
     )
 
 
@@ -45,12 +63,14 @@ def test_this_machine_can_fence_agents_in(dirs: dict[str, Path]) -> None:
     assert sandbox.unavailable_reason(sandbox.fence([dirs["state"]], [])) is None
 
 
-def test_hidden_directories_are_empty_and_the_workspace_is_kept(dirs: dict[str, Path]) -> None:
+def test_hidden_directories_are_empty_and_the_workspace_is_kept(
+    dirs: dict[str, Path], start: str
+) -> None:
     done = fenced(
         dirs,
         'ls -A "$0"; echo --; ls -A "$1"; echo --; ls -A "$2"; echo --; ls "$2/workspaces"; '
         "echo --; pwd; cat mine.txt; echo new > made.txt",
-        dirs["state"], dirs["repo"], dirs["cache"],
+        dirs["state"], dirs["repo"], dirs["cache"], start=start,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     state, repo, cache, workspaces, rest = done.stdout.split("--\n")
@@ -61,13 +81,16 @@ def test_hidden_directories_are_empty_and_the_workspace_is_kept(dirs: dict[str, 
     assert (dirs["state"] / "nats" / "client.token").exists(), "outside, nothing changed"
 
 
-def test_no_other_process_no_capability_and_the_mounts_stay(dirs: dict[str, Path]) -> None:
+def test_no_other_process_no_capability_and_the_mounts_stay(
+    dirs: dict[str, Path], start: str
+) -> None:
     done = fenced(
         dirs,
         "ls /proc | grep -c '^[0-9]'; grep CapEff /proc/self/status; id -u; "
         f"umount {dirs['state']} 2>/dev/null && echo unmounted; "
         f"mount --bind / {dirs['state']} 2>/dev/null && echo mounted; "
         f"ls -A {dirs['state']}",
+        start=start,
     )
     assert done.returncode == 0, done.stderr
     count, caps, uid, *rest = done.stdout.splitlines()
@@ -77,9 +100,9 @@ def test_no_other_process_no_capability_and_the_mounts_stay(dirs: dict[str, Path
     assert rest == []
 
 
-def test_exit_codes_and_signals_come_through(dirs: dict[str, Path]) -> None:
-    assert fenced(dirs, "exit 3").returncode == 3
-    assert fenced(dirs, "kill -TERM $$").returncode == -signal.SIGTERM
+def test_exit_codes_and_signals_come_through(dirs: dict[str, Path], start: str) -> None:
+    assert fenced(dirs, "exit 3", start=start).returncode == 3
+    assert fenced(dirs, "kill -TERM $$", start=start).returncode == -signal.SIGTERM
     missing = subprocess.run(
         sandbox.fence([dirs["state"]], []).command(["no-such-agent-binary"]),
         capture_output=True,
@@ -91,10 +114,11 @@ def test_exit_codes_and_signals_come_through(dirs: dict[str, Path]) -> None:
 
 
 def test_what_the_agent_started_dies_with_it_even_in_a_session_of_its_own(
-    dirs: dict[str, Path], tmp_path: Path
+    dirs: dict[str, Path], tmp_path: Path, start: str
 ) -> None:
     marker = tmp_path / "survivor"
-    done = fenced(dirs, f"setsid sh -c 'sleep 3; touch {marker}' >/dev/null 2>&1 & exit 0")
+    script = f"setsid sh -c 'sleep 3; touch {marker}' >/dev/null 2>&1 & exit 0"
+    done = fenced(dirs, script, start=start)
     assert done.returncode == 0
     time.sleep(4)
     assert not marker.exists()

@@ -5,6 +5,10 @@ question), so it is started once per story: standard library only, and only the 
 of it: ``_signal`` rather than ``signal`` (whose enums import ``enum`` and ``functools``),
 no ``typing``, ``dataclasses`` or ``contextlib``. Python compiles a main script afresh on
 every start, so it stays small. What the fence does and why: ``baro_shared.sandbox``.
+
+A launcher may also be started before its agent is known (``serve``: on standby, see
+``baro_runner.standby``): it then reads what to start from its standard input, so the
+interpreter's start is off the story's path.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import _signal
 import ctypes
 import errno
+import marshal
 import os
 import sys
 
@@ -168,7 +173,9 @@ def _exit_like(status: int) -> NoReturn:
     os._exit(os.waitstatus_to_exitcode(status))
 
 
-def _init(command: list[str], cwd: str, report: int) -> NoReturn:
+def _init(
+    command: list[str], cwd: str, report: int, inline: tuple[object, list[str]] | None
+) -> NoReturn:
     """PID 1 of the agent's namespace: mounts its /proc, starts the agent, forwards
     signals to it, reaps orphans, and leaves when the agent does (the kernel then kills
     whatever the agent left running). The agent's wait status goes to ``report``: PID 1
@@ -181,6 +188,8 @@ def _init(command: list[str], cwd: str, report: int) -> NoReturn:
         try:
             prctl(PR_SET_PDEATHSIG, _signal.SIGKILL)
             _drop_privileges()
+            if inline is not None:
+                _run_inline(*inline)
             os.execvp(command[0], command)
         except OSError as exc:
             sys.stderr.write(f"{ERROR_PREFIX}cannot start {command[0]}: {exc.strerror or exc}\n")
@@ -204,23 +213,76 @@ def _die_with(parent: int) -> None:
         os.kill(os.getpid(), _signal.SIGKILL)
 
 
-def launch(args: list[str]) -> NoReturn:
-    paths: dict[str, list[str]] = {"--hide": [], "--keep": [], "--read-only": [], "--parent": []}
+def _parse(args: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    options: dict[str, list[str]] = {
+        "--hide": [], "--keep": [], "--read-only": [], "--parent": [], "--preload": []
+    }  # fmt: skip
     while args and args[0] != "--":
         flag, value, args = args[0], args[1], args[2:]
-        paths[flag].append(value)
-    command = args[1:]
-    cwd = os.getcwd()
+        options[flag].append(value)
+    return options, args[1:]
+
+
+def launch(args: list[str]) -> NoReturn:
+    options, command = _parse(args)
+    _fence_and_run(options, command, os.getcwd())
+
+
+def serve(args: list[str]) -> NoReturn:
+    """Wait on standby for the agent to start: ``--parent PID`` (killed with it meanwhile),
+    ``--preload DIR:MODULE`` (imported now, so that an agent that is that module runs in
+    this interpreter: its ``main(argv)`` is called instead of starting Python again).
+    The agent comes on standard input, as a marshalled ``dict``: ``argv``, ``env``,
+    ``cwd``, ``stdin`` (a file, or None), ``hide``, ``keep``, ``read_only`` and ``inline``
+    (the module's arguments when the agent is the preloaded module, else None)."""
+    options, _ = _parse(args)
+    for parent in options["--parent"]:
+        _die_with(int(parent))
+    preloaded = None
     try:
-        _enter(paths["--hide"], paths["--keep"], paths["--read-only"])
-        for parent in paths["--parent"]:  # after the namespaces: their new credentials
+        for entry in options["--preload"]:
+            folder, _, module = entry.rpartition(":")
+            sys.path.append(folder)
+            preloaded = __import__(module, fromlist=["main"])
+        chunks = []
+        while chunk := os.read(0, 1 << 16):
+            chunks.append(chunk)
+        if not chunks:
+            os._exit(0)  # stood down: the runner closed the pipe without an agent
+        request = marshal.loads(b"".join(chunks))
+        os.chdir(request["cwd"])
+        prompt = os.open(request["stdin"] or os.devnull, os.O_RDONLY)
+        os.dup2(prompt, 0)
+        os.close(prompt)
+        os.environ.clear()  # what the agent sees (and what exec passes on and searches)
+        os.environ.update(request["env"])
+    except (OSError, ValueError, EOFError, TypeError, KeyError, ImportError) as exc:
+        sys.stderr.write(f"{ERROR_PREFIX}standby launcher: {exc}\n")
+        sys.stderr.flush()
+        os._exit(SETUP_FAILED)
+    options.update(
+        {"--hide": request["hide"], "--keep": request["keep"], "--read-only": request["read_only"]}
+    )
+    inline = (preloaded, request["inline"]) if preloaded and request["inline"] is not None else None
+    _fence_and_run(options, request["argv"], os.getcwd(), inline)
+
+
+def _fence_and_run(
+    options: dict[str, list[str]],
+    command: list[str],
+    cwd: str,
+    inline: tuple[object, list[str]] | None = None,
+) -> NoReturn:
+    try:
+        _enter(options["--hide"], options["--keep"], options["--read-only"])
+        for parent in options["--parent"]:  # after the namespaces: their new credentials
             _die_with(int(parent))  # must not clear the signal
         reported, report = os.pipe()  # not inherited by the agent (close-on-exec)
         child = os.fork()
         if child == 0:
             os.close(reported)
             try:
-                _init(command, cwd, report)
+                _init(command, cwd, report, inline)
             except OSError as exc:
                 sys.stderr.write(f"{ERROR_PREFIX}{exc.strerror or exc}\n")
                 sys.stderr.flush()
@@ -233,6 +295,28 @@ def launch(args: list[str]) -> NoReturn:
     _, status = os.waitpid(child, 0)
     agent_status = os.read(reported, 32)
     _exit_like(int(agent_status) if agent_status.isdigit() else status)
+
+
+def _run_inline(module: object, argv: list[str]) -> NoReturn:
+    """The preloaded module's ``main(argv)`` as its own program would run it, leaving
+    with its exit code (without the interpreter's finalization)."""
+    sys.argv = [sys.argv[0], *argv]
+    try:
+        code = module.main(argv)  # type: ignore[attr-defined]
+    except SystemExit as exc:
+        code = exc.code
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    if code is not None and not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        code = 120  # what the interpreter's own exit gives when it cannot flush
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -31,9 +31,10 @@ a main script afresh at every start).
 
 from __future__ import annotations
 
+import marshal
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from baro_shared import launcher
@@ -45,7 +46,16 @@ _LAUNCH = (
     f"import sys; sys.path.append({os.path.dirname(LAUNCHER)!r}); "
     "import launcher; launcher.launch(sys.argv[1:])"
 )
-__all__ = ["ERROR_PREFIX", "LAUNCHER", "SETUP_FAILED", "Fence", "fence", "unavailable_reason"]
+_STANDBY = _LAUNCH.replace("launcher.launch(", "launcher.serve(")
+__all__ = [
+    "ERROR_PREFIX",
+    "LAUNCHER",
+    "SETUP_FAILED",
+    "Fence",
+    "fence",
+    "standby_command",
+    "unavailable_reason",
+]
 
 # --------------------------------------------------------------------------- baro's side
 
@@ -83,6 +93,40 @@ class Fence:
         for path in self.read_only:
             launcher += ["--read-only", path]
         return [*launcher, "--", *argv]
+
+    def request(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: os.PathLike[str] | str,
+        stdin: os.PathLike[str] | str | None = None,
+        inline: Sequence[str] | None = None,
+    ) -> bytes:
+        """What a launcher on standby (``standby_command``) reads to start ``argv`` inside
+        this fence; ``inline``: the arguments of the module it preloaded, when ``argv``
+        starts that module."""
+        return marshal.dumps(
+            {
+                "argv": list(argv),
+                "env": dict(env),
+                "cwd": os.fspath(cwd),
+                "stdin": None if stdin is None else os.fspath(stdin),
+                "hide": list(self.hidden),
+                "keep": list(self.kept),
+                "read_only": list(self.read_only),
+                "inline": None if inline is None else list(inline),
+            }
+        )
+
+
+def standby_command(*, dies_with: int, preload: tuple[str, str] | None = None) -> list[str]:
+    """A launcher started before its agent is known: it waits for a ``Fence.request`` on
+    its standard input (``launcher.serve``). ``preload``: (folder, module) imported while
+    it waits."""
+    command = [sys.executable, "-I", "-S", "-c", _STANDBY, "--parent", str(dies_with)]
+    if preload is not None:
+        command += ["--preload", ":".join(preload)]
+    return command
 
 
 def fence(

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # writes only the files that differ from its base; used only while agents run fenced
     # (docs/configuration.md, "Source caches")
     spare_workspaces: int = Field(default=4, ge=0)
+    # fence launchers a runner starts ahead of its agents (at most one per slot), each
+    # waiting for the next agent; used only while agents run fenced (docs/backends.md,
+    # "Launchers on standby")
+    standby_launchers: int = Field(default=4, ge=0)
     # finished runs whose integration repository, kept workspaces, refs/baro/<run>/ and
     # objects each machine keeps; older ones are forgotten when a new run arrives
     # (docs/configuration.md, "What a machine keeps")

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from baro_runner.backends import AgentCommand
 from baro_runner.reaper import die_with_parent
+from baro_runner.standby import StandbyLaunchers
 from baro_shared import schemas as s
 from baro_shared.failures import explain
 from baro_shared.mappers import StreamMapper
@@ -120,22 +121,13 @@ async def run_agent(
     stop_check: StopCheck,
     on_spawn: Callable[[int], Awaitable[None]] | None = None,
     recorder: Recorder | None = None,
+    standby: StandbyLaunchers | None = None,
 ) -> AgentOutcome:
     started = time.monotonic()
     try:
-        with open(command.stdin or os.devnull, "rb") as stdin:
-            proc = await asyncio.create_subprocess_exec(
-                *command.argv,
-                cwd=str(command.cwd),
-                env=command.env,
-                stdin=stdin,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-                # the fence's launcher dies with the runner by itself: without a
-                # preexec_fn, Python spawns the agent without forking the whole runner
-                preexec_fn=None if command.fenced else die_with_parent,
-            )
+        proc = await standby.start(command) if standby is not None else None
+        if proc is None:
+            proc = await _spawn(command)
     except OSError as exc:
         return AgentOutcome(
             "failed",
@@ -208,6 +200,22 @@ async def run_agent(
         stderr_tail,
         failure=failure,
     )
+
+
+async def _spawn(command: AgentCommand) -> asyncio.subprocess.Process:
+    with open(command.stdin or os.devnull, "rb") as stdin:
+        return await asyncio.create_subprocess_exec(
+            *command.argv,
+            cwd=str(command.cwd),
+            env=command.env,
+            stdin=stdin,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            # the fence's launcher dies with the runner by itself: without a
+            # preexec_fn, Python spawns the agent without forking the whole runner
+            preexec_fn=None if command.fenced else die_with_parent,
+        )
 
 
 def _stall(mapper: StreamMapper, limits: Limits) -> _Stop:

@@ -34,8 +34,17 @@ class AgentCommand:
     env: dict[str, str]
     cwd: Path
     stdin: Path | None = None  # a file the agent reads on standard input: its prompt
-    # started by the fence's launcher, which dies with the runner by itself (--parent)
-    fenced: bool = False
+    # the fence it runs in: started by the fence's launcher (``argv`` then starts the
+    # launcher), which dies with the runner by itself (--parent)
+    fence: Fence | None = None
+    agent_argv: list[str] | None = None  # ``argv`` without the launcher
+    # the arguments of ``SCRIPTED_MODULE``'s main when ``argv`` starts baro's own scripted
+    # agent as that module: a launcher that preloaded it runs it without a second Python
+    inline: list[str] | None = None
+
+    @property
+    def fenced(self) -> bool:
+        return self.fence is not None
 
 
 def _prompt_file(ws: Workspace, prompt: str) -> Path:
@@ -80,39 +89,47 @@ def fenced(command: AgentCommand, fence: Fence | None) -> AgentCommand:
     if fence is None:
         return command
     argv = fence.command(command.argv, dies_with=os.getpid())  # agent.run_agent starts it
-    return replace(command, argv=argv, fenced=True)
+    return replace(command, argv=argv, fence=fence, agent_argv=command.argv)
 
 
 # baro's own scripted agent, started as its console script would start it, but in an
 # isolated interpreter without site: it needs nothing but the standard library and its
 # module, and starts in about two thirds of the time (once per story); it leaves without
 # the interpreter's finalization
+SCRIPTED_MODULE = (str(Path(__file__).resolve().parent.parent), "baro_runner.scripted_agent")
 _SCRIPTED_MAIN = (
-    f"import sys; sys.path.append({str(Path(__file__).resolve().parent.parent)!r}); "
-    "from baro_runner.scripted_agent import exit_after, main; exit_after(main())"
+    f"import sys; sys.path.append({SCRIPTED_MODULE[0]!r}); "
+    f"from {SCRIPTED_MODULE[1]} import exit_after, main; exit_after(main())"
 )
 
 
 def _scripted_start(binary: str) -> list[str]:
     """How to start the scripted agent at ``binary``: the console script installed beside
     this interpreter is this package's own, started as its module; any other as it is."""
-    if binary == str(Path(sys.executable).parent / "baro-scripted-agent"):
+    if _is_own_scripted_agent(binary):
         return [sys.executable, "-I", "-S", "-c", _SCRIPTED_MAIN]
     return [binary]
 
 
+def _is_own_scripted_agent(binary: str) -> bool:
+    return binary == str(Path(sys.executable).parent / "baro-scripted-agent")
+
+
 def _scripted(binary: str, prompt: str, ws: Workspace, cmd: s.RunStory) -> AgentCommand:
     env = _environment(ws, cmd)
-    argv = [*_scripted_start(binary), "-p", "--output-format", "stream-json", "--verbose"]
+    args = ["-p", "--output-format", "stream-json", "--verbose"]
     if cmd.model:
-        argv += ["--model", cmd.model]
+        args += ["--model", cmd.model]
     if cmd.agent_script:
         env["BARO_AGENT_SCRIPT"] = cmd.agent_script
     env["BARO_STORY_ID"] = cmd.story.id
     env["BARO_STORY_TITLE"] = cmd.story.title
     env["BARO_ATTEMPT"] = str(cmd.attempt)
     env["BARO_WRITE_SURFACE"] = json.dumps(cmd.story.write_surface)
-    return AgentCommand(argv, env, ws.repo, _prompt_file(ws, prompt))
+    inline = args if _is_own_scripted_agent(binary) else None
+    return AgentCommand(
+        [*_scripted_start(binary), *args], env, ws.repo, _prompt_file(ws, prompt), inline=inline
+    )
 
 
 def agent_command(

@@ -24,6 +24,7 @@ from baro_runner.ports import NoFreePorts, PortBlocks, PortLease, PortRange
 from baro_runner.prompt import build_prompt
 from baro_runner.rawlog import STREAMS, AgentLogs
 from baro_runner.reaper import GroupRegistry
+from baro_runner.standby import StandbyLaunchers
 from baro_shared import checks, retention
 from baro_shared import schemas as s
 from baro_shared import topology as t
@@ -107,6 +108,10 @@ class Runner:
         # a spare clone is reused only where nothing an agent started can outlive it
         fenced = sandbox_unavailable(settings) is None
         self.spares = settings.spare_workspaces if fenced else 0
+        self.standby = StandbyLaunchers(
+            min(settings.standby_launchers, settings.runner_slots) if fenced else 0,
+            preload=settings.backend == "scripted",
+        )
 
     def clean_up_later(self, ws: workspace.Workspace) -> None:
         """Remove a finished attempt's workspace after its handler has returned: the
@@ -130,10 +135,12 @@ class Runner:
         self.groups.reap_orphans({self.runner_id})
         sub = await self.bus.nc.subscribe(f"{t.CANCEL_SUBJECT_PREFIX}.*", cb=self._on_cancel)
         backlog = asyncio.create_task(observe.watch_backlog(self.bus, self.worker.shutdown))
+        self.standby.fill()
         try:
             await self.worker.run()
         finally:
             backlog.cancel()
+            await self.standby.close()
             if self.cleanups:
                 await asyncio.gather(*self.cleanups, return_exceptions=True)
             with contextlib.suppress(Exception):
@@ -444,6 +451,7 @@ class _Job:
                 self._stop_check,
                 on_spawn=lambda pid: self._spawned(ws, pid),
                 recorder=logs,
+                standby=self.runner.standby,
             )
         finally:
             if self.pgid is not None:
