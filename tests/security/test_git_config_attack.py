@@ -5,10 +5,13 @@ anything or write anywhere but the clone."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 
 import pytest
 
+from baro_cli import runflow
 from baro_shared.bus import Bus
 from baro_shared.settings import Settings
 from tests.conftest import make_repo, run_git
@@ -21,7 +24,7 @@ def _config(tmp_path: Path) -> str:
     ran = tmp_path / "ran"
     return (
         "[core]\n"
-        f'\tfsmonitor = "touch {ran}-fsmonitor; echo"\n'
+        f'\tfsmonitor = "pwd >> {ran}-fsmonitor; echo"\n'
         f"\thooksPath = {tmp_path}/hooks\n"
         "[commit]\n\tgpgsign = true\n"
         f'[gpg]\n\tprogram = "touch {ran}-gpg; false"\n'
@@ -81,3 +84,49 @@ async def test_what_an_agent_writes_into_git_never_runs_outside_its_fence(
         assert report.status == "failed"
         said = "replaced its clone's .git" if where == "gitfile" else "a symbolic link"
         assert said in (report.reason or ""), report.reason
+
+
+@pytest.mark.parametrize("where", [".gitconfig", ".config/git/config"])
+async def test_git_config_an_agent_writes_into_the_home_directory_never_runs_outside_its_fence(
+    bus: Bus,  # noqa: F811  (the fixture)
+    stack: Settings,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    """The home directory is the user's and stays writable in the fence (tools keep their
+    state there), so the agent can write the user's global git config: hooks, an fsmonitor,
+    a filter its own ``.gitattributes`` names, signing with a program of its choosing. Every
+    git process baro runs afterwards (the runner's in the clone, the merger's, the delivery
+    into the user's repository) must run none of it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    repo = make_repo(tmp_path / "user", FILES)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    for hook in ("post-commit", "pre-commit", "post-checkout", "reference-transaction",
+                 "pre-auto-gc", "post-merge"):  # fmt: skip
+        (hooks / hook).write_text(f"#!/bin/sh\npwd >> {tmp_path}/ran-hook-{hook}\n")
+        (hooks / hook).chmod(0o755)
+    config = home / where
+    steps = [
+        {"write": ".gitattributes", "content": "*.py filter=x\n"},
+        {"run": f"mkdir -p {config.parent} && cat >> {config} <<'END'\n{_config(tmp_path)}END"},
+        {"write": "app.py", "content": "x = 2\n"},
+    ]
+    script = {"default": {"steps": steps}}
+    request = request_for(repo, "fix app.py", script)
+    await runflow.submit(bus, request)
+    quiet = runflow.Progress(open(os.devnull, "w"), quiet=True)  # noqa: SIM115
+    # not run_to_end: its check of the user's checkout runs git as the user would, with
+    # the config the agent left (the user's own git is not baro's to protect)
+    report = await asyncio.wait_for(runflow.follow(bus, request, quiet, None), 90)
+
+    assert "fsmonitor" in config.read_text(), "the agent wrote it"
+    ran = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ran"))
+    assert ran == [], f"baro's git ran what the agent configured: {ran}"
+    assert report.status == "delivered", report.reason
+    assert report.branch is not None
+    assert run_git(repo, "show", f"{report.branch}:app.py") == "x = 2"

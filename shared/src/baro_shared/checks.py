@@ -41,7 +41,7 @@ from typing import Literal
 
 import msgspec
 
-from baro_shared.gitutil import ByCommit, git, read_objects
+from baro_shared.gitutil import ByCommit, own_git, read_objects
 from baro_shared.launcher import ERROR_PREFIX
 from baro_shared.processes import run_in_group
 from baro_shared.repoconfig import (
@@ -212,9 +212,9 @@ async def pin_named_paths(
     for path in dict.fromkeys(p for check in found for p in named_paths(check)):
         if path not in touched:
             continue
-        at_base = await git("cat-file", "-e", f"{base}:{path}", cwd=repo, check=False)
+        at_base = await own_git("cat-file", "-e", f"{base}:{path}", cwd=repo, check=False)
         if at_base.returncode == 0:
-            await git("checkout", base, "--", path, cwd=repo)
+            await own_git("checkout", base, "--", path, cwd=repo)
         else:
             await asyncio.to_thread(_remove, repo / path)
         pinned.append(path)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 # Variables that point git at a particular repository (``git rev-parse --local-env-vars``):
 # inherited from the user's shell (a hook, an activated worktree), they would make git act on
@@ -62,7 +63,13 @@ class GitResult:
         return self.stdout.strip()
 
 
-def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+_QUIET_CONFIG = "'gc.auto=0' 'maintenance.auto=false' 'advice.detachedHead=false'"
+
+
+def git_env(extra: dict[str, str] | None = None, *, own: bool = False) -> dict[str, str]:
+    """The environment of baro's git processes. ``own``: in a repository baro keeps (an
+    agent's clone, a source cache, an integration repository), where git reads neither
+    the user's global nor the system config (``own_repository_config``)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -76,11 +83,38 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         SSH_ASKPASS="true",
         GIT_EDITOR="true",
         LC_ALL="C",
-        GIT_CONFIG_PARAMETERS="'gc.auto=0' 'maintenance.auto=false' 'advice.detachedHead=false'",
+        GIT_CONFIG_PARAMETERS=_QUIET_CONFIG,
     )
+    if own:
+        env.update(own_repository_config())
     if extra:
         env.update(extra)
     return env
+
+
+@functools.cache
+def own_repository_config() -> dict[str, str]:
+    """What keeps the user's global and system git config away from the repositories
+    baro keeps. An agent can write the user's global config (the home directory stays
+    writable in its fence: its tools keep their state there), and what it would set there
+    (hooks, an fsmonitor, a filter its own ``.gitattributes`` names, a signing program)
+    would run as baro, outside the fence, when baro's git next reads it. Those
+    repositories need nothing from it (baro's git gives identities and signing keys
+    explicitly) but the user's ignore file, whose path is read once, when this process
+    first runs git in one of them: before it has started any agent."""
+    parameters = _QUIET_CONFIG
+    excludes = subprocess.run(
+        ["git", "config", "--global", "--path", "core.excludesFile"],
+        capture_output=True, text=True, env=git_env(), stdin=subprocess.DEVNULL, timeout=30,
+    ).stdout.strip()  # fmt: skip
+    if excludes:
+        quoted = f"core.excludesFile={excludes}".replace("'", "'\\''")
+        parameters += f" '{quoted}'"
+    return {
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_PARAMETERS": parameters,
+    }
 
 
 async def git(
@@ -90,9 +124,11 @@ async def git(
     env: dict[str, str] | None = None,
     input: bytes | BinaryIO | None = None,
     timeout: float = 600.0,
+    own: bool = False,
 ) -> GitResult:
     """Run git. ``input``: bytes written to its stdin, or an open file it reads from its
-    current position (a pack inside a bundle, without reading it into memory)."""
+    current position (a pack inside a bundle, without reading it into memory). ``own``:
+    in a repository baro keeps (``git_env``)."""
     fed = input if isinstance(input, bytes) else None
     proc = await asyncio.create_subprocess_exec(
         "git",
@@ -101,7 +137,7 @@ async def git(
         stdin=asyncio.subprocess.PIPE if fed is not None else input or asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=git_env(env),
+        env=git_env(env, own=own),
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(fed), timeout=timeout)
@@ -115,6 +151,11 @@ async def git(
     if check and result.returncode != 0:
         raise GitError(args, result.returncode, result.stderr or result.stdout)
     return result
+
+
+async def own_git(*args: str, **options: Any) -> GitResult:
+    """``git`` in a repository baro keeps: without the user's global and system config."""
+    return await git(*args, own=True, **options)
 
 
 async def object_sizes(repo: Path, oids: list[str]) -> dict[str, int]:

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from baro_shared.gitutil import git, is_object_id
+from baro_shared.gitutil import git, is_object_id, own_git
 from baro_shared.schemas import RepoSource
 from baro_shared.sources import redact_url, snapshot_name, snapshot_parts
 
@@ -60,6 +60,8 @@ FETCHED_PREFIX = "refs/baro/fetched/"
 SCRATCH_PREFIX = "refs/baro/scratch/"
 KEPT_FETCHED = 16  # refs/baro/fetched/ kept per cache (``_bound_fetched``)
 _FETCH = ("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-recurse-submodules")
+# a URL other than file:// or an scp-like host:path
+_REMOTE = re.compile(r"^(?!file://)[A-Za-z][A-Za-z0-9+.-]*://|^[^/:]+:")
 _LOCK_POLL_S = (0.005, 0.25)  # first and longest wait between tries of a held lock
 _FULL_OID = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 # set on every cache: objects are never deleted in it, nothing runs behind baro's back
@@ -218,17 +220,17 @@ async def create(cache: SourceCache, description: str, *, seed: Path | None = No
         if seed is not None:
             # --dissociate: a seed that itself borrows (a clone --shared) is copied, so the
             # cache never depends on another repository's objects
-            made = await git(
+            made = await own_git(
                 "clone", "--bare", "--quiet", "--dissociate", "--no-tags",
                 "--", str(seed), str(building),
                 check=False, timeout=3600,
             )  # fmt: skip
         if made is None or made.returncode != 0:
             shutil.rmtree(building, ignore_errors=True)
-            await git("init", "--quiet", "--bare", str(building))
+            await own_git("init", "--quiet", "--bare", str(building))
         for key, value in _CACHE_CONFIG:
-            await git("config", key, value, cwd=building)
-        await git("config", "--remove-section", "remote.origin", cwd=building, check=False)
+            await own_git("config", key, value, cwd=building)
+        await own_git("config", "--remove-section", "remote.origin", cwd=building, check=False)
         meta = building / "baro"
         (meta / "borrowers").mkdir(parents=True, exist_ok=True)
         (meta / "source").write_text(description + "\n")
@@ -257,12 +259,12 @@ async def has_commit(cache: SourceCache, commit: str) -> bool:
     """Is ``commit`` (a full object id) a commit in the cache?"""
     if not cache.exists() or not _FULL_OID.match(commit.lower()):
         return False
-    found = await git("cat-file", "-e", f"{commit}^{{commit}}", cwd=cache.path, check=False)
+    found = await own_git("cat-file", "-e", f"{commit}^{{commit}}", cwd=cache.path, check=False)
     return found.returncode == 0
 
 
 async def resolve(cache: SourceCache, rev: str) -> str | None:
-    result = await git(
+    result = await own_git(
         "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}",
         cwd=cache.path,
         check=False,
@@ -291,9 +293,12 @@ async def fetch(
     and looking the commit up. Every commit found is kept at ``refs/baro/fetched/``."""
     scratch = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
     try:
+        # a remote source may need the user's credentials and URL rewrites; fetching from
+        # a local one starts upload-pack here, which must not read what an agent wrote
+        own = not _REMOTE.match(location)
         direct = await git(
             *_FETCH, "--", location, f"+{wanted}:{scratch}/wanted", cwd=cache.path, check=False,
-            timeout=3600,
+            timeout=3600, own=own,
         )  # fmt: skip
         if direct.returncode == 0:
             found = await resolve(cache, f"{scratch}/wanted")
@@ -302,7 +307,7 @@ async def fetch(
                 return Fetched(found, [], "", False)
         everything = await git(
             *_FETCH, "--", location, f"+refs/*:{scratch}/all/*", cwd=cache.path, check=False,
-            timeout=3600,
+            timeout=3600, own=own,
         )  # fmt: skip
         if everything.returncode != 0:
             return Fetched(None, [], direct.stderr or everything.stderr, True)
@@ -315,7 +320,9 @@ async def fetch(
 
 
 async def _refs(cache: SourceCache, prefix: str) -> dict[str, str]:
-    listed = await git("for-each-ref", "--format=%(objectname) %(refname)", prefix, cwd=cache.path)
+    listed = await own_git(
+        "for-each-ref", "--format=%(objectname) %(refname)", prefix, cwd=cache.path
+    )
     refs = {}
     for line in listed.stdout.splitlines():
         oid, _, name = line.partition(" ")
@@ -327,11 +334,11 @@ async def _refs(cache: SourceCache, prefix: str) -> dict[str, str]:
 async def _keep(cache: SourceCache, commits: Iterable[str]) -> None:
     lines = []
     for oid in dict.fromkeys(commits):
-        kind = await git("cat-file", "-t", oid, cwd=cache.path, check=False)
+        kind = await own_git("cat-file", "-t", oid, cwd=cache.path, check=False)
         if kind.out == "commit":
             lines.append(f"update {FETCHED_PREFIX}{oid} {oid}\n")
     if lines:
-        await git("update-ref", "--stdin", cwd=cache.path, input="".join(lines).encode())
+        await own_git("update-ref", "--stdin", cwd=cache.path, input="".join(lines).encode())
         await _bound_fetched(cache)
 
 
@@ -352,22 +359,22 @@ async def _bound_fetched(cache: SourceCache) -> None:
     enough for a fetch to tell the source what the cache has, and no ref file per run.
     Objects stay (the cache is never pruned), so a run borrowing an older base loses
     nothing."""
-    listed = await git(
+    listed = await own_git(
         "for-each-ref", "--sort=-committerdate", "--format=%(refname)", FETCHED_PREFIX,
         cwd=cache.path,
     )  # fmt: skip
     stale = listed.out.splitlines()[KEPT_FETCHED:]
     if stale:
         payload = "".join(f"delete {name}\n" for name in stale).encode()
-        await git("update-ref", "--stdin", cwd=cache.path, input=payload, check=False)
-    await git("pack-refs", "--all", cwd=cache.path, check=False)
+        await own_git("update-ref", "--stdin", cwd=cache.path, input=payload, check=False)
+    await own_git("pack-refs", "--all", cwd=cache.path, check=False)
 
 
 async def _drop_refs(cache: SourceCache, prefix: str) -> None:
     refs = await _refs(cache, prefix)
     if refs:
         payload = "".join(f"delete {name}\n" for name in refs).encode()
-        await git("update-ref", "--stdin", cwd=cache.path, input=payload, check=False)
+        await own_git("update-ref", "--stdin", cwd=cache.path, input=payload, check=False)
 
 
 # --------------------------------------------------------------------------- consolidating
@@ -401,11 +408,11 @@ async def consolidate(cache: SourceCache) -> bool:
         return False
     oids = set(loose)
     for pack in small:
-        listed = await git(
+        listed = await own_git(
             "show-index", cwd=cache.path, input=pack.with_suffix(".idx").read_bytes()
         )
         oids.update(line.split()[1] for line in listed.stdout.splitlines() if line.strip())
-    made = await git(
+    made = await own_git(
         "pack-objects", "--quiet", "--delta-base-offset", str(pack_dir / "pack"),
         cwd=cache.path, input="".join(f"{oid}\n" for oid in sorted(oids)).encode(),
         timeout=3600,
@@ -415,7 +422,7 @@ async def consolidate(cache: SourceCache) -> bool:
         if pack.stem != kept:
             for part in sorted(pack_dir.glob(pack.stem + ".*"), key=lambda p: p.suffix != ".idx"):
                 part.unlink(missing_ok=True)  # the index first: no reader opens a lone pack
-    await git("prune-packed", "--quiet", cwd=cache.path)
+    await own_git("prune-packed", "--quiet", cwd=cache.path)
     return True
 
 

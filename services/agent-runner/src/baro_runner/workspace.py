@@ -33,7 +33,7 @@ from pathlib import Path
 from baro_shared import objectcache, retention
 from baro_shared import schemas as s
 from baro_shared.backends import agent_env
-from baro_shared.gitutil import BARO_IDENTITY, GitError, GitResult, git, tree_listing
+from baro_shared.gitutil import BARO_IDENTITY, GitError, GitResult, own_git, tree_listing
 from baro_shared.processes import run_in_group
 from baro_shared.repoconfig import (
     DEFAULT_MAX_FILE_BYTES,
@@ -127,7 +127,7 @@ SPARE_INDEX = "spare.index"
 
 async def _tracked_sizes(repo: Path) -> dict[str, int] | None:
     """Path -> size of every file of the clone's HEAD tree (None when it cannot be read)."""
-    listed = await git(
+    listed = await own_git(
         "-c", "core.fsmonitor=false", "ls-tree", "-r", "-z", "--long", "--full-tree", "HEAD",
         cwd=repo, check=False,
     )  # fmt: skip
@@ -154,7 +154,7 @@ async def _index_the_files(ws: Workspace) -> bool:
         (ws.git_dir / "index").unlink(missing_ok=True)
     except (WorkspaceError, OSError):
         return False
-    made = await git("reset", "--quiet", cwd=ws.repo, check=False)
+    made = await own_git("reset", "--quiet", cwd=ws.repo, check=False)
     return made.returncode == 0
 
 
@@ -402,11 +402,13 @@ async def prepare(
             # what the merger wrote with `git bundle create` costs more than all the rest.
             # Its pack is not synced to the disk (git syncs a pack it indexes): a clone
             # lost in a crash is made again by the story's next attempt, never reused
-            await git("-c", "core.fsync=none", "bundle", "unbundle", str(base_bundle), cwd=ws.repo)
+            await own_git(
+                "-c", "core.fsync=none", "bundle", "unbundle", str(base_bundle), cwd=ws.repo
+            )
         if reused:
             checkout = await _checkout_over_spare(ws.repo, base_commit, indexed)
         else:
-            checkout = await git(
+            checkout = await own_git(
                 "checkout", "--quiet", "-B", STORY_BRANCH, base_commit, cwd=ws.repo, check=False
             )
         if checkout.returncode != 0:
@@ -452,7 +454,7 @@ async def _checkout_over_spare(repo: Path, base_commit: str, indexed: bool) -> G
     compares every file's content with the base."""
     checkout = None
     if indexed:
-        checkout = await git(
+        checkout = await own_git(
             "checkout", "--quiet", "--force", "-B", STORY_BRANCH, base_commit,
             cwd=repo, check=False,
         )  # fmt: skip
@@ -460,24 +462,26 @@ async def _checkout_over_spare(repo: Path, base_commit: str, indexed: bool) -> G
             (repo / ".git" / "index").unlink(missing_ok=True)
     if checkout is None or checkout.returncode != 0:
         # the story branch (HEAD's, unborn) at the base, its tree read and refreshed
-        reset = await git("reset", "--quiet", base_commit, cwd=repo, check=False)
+        reset = await own_git("reset", "--quiet", base_commit, cwd=repo, check=False)
         if reset.returncode != 0:
             return reset
-        checkout = await git("checkout", "--quiet", "--force", cwd=repo, check=False)
+        checkout = await own_git("checkout", "--quiet", "--force", cwd=repo, check=False)
         if checkout.returncode != 0:
             return checkout
-    return await git("clean", "-ffdxq", cwd=repo, check=False)
+    return await own_git("clean", "-ffdxq", cwd=repo, check=False)
 
 
 async def resume(ws: Workspace, bundle: Path, head: str) -> None:
     """Move the story branch to ``head``, an earlier attempt's result (fetched from its
     bundle, whose base the workspace has): a repair turn goes on from there."""
     try:
-        await git(
+        await own_git(
             "fetch", "--quiet", "--no-tags", str(bundle), "+refs/*:refs/baro-resume/*",
             cwd=ws.repo,
         )  # fmt: skip
-        moved = await git("checkout", "--quiet", "-B", STORY_BRANCH, head, cwd=ws.repo, check=False)
+        moved = await own_git(
+            "checkout", "--quiet", "-B", STORY_BRANCH, head, cwd=ws.repo, check=False
+        )
     except GitError as exc:
         raise WorkspaceError(f"could not take up the earlier attempt: {exc}") from exc
     if moved.returncode != 0:
@@ -578,7 +582,7 @@ async def switch(ws: Workspace, commit: str) -> None:
     """Check out ``commit`` (detached) or the story branch, whatever the tree holds."""
     seal(ws)
     target = ["--detach", commit] if commit != STORY_BRANCH else [STORY_BRANCH]
-    await git("checkout", "--quiet", "--force", *target, cwd=ws.repo)
+    await own_git("checkout", "--quiet", "--force", *target, cwd=ws.repo)
 
 
 @dataclass(frozen=True)
@@ -606,12 +610,12 @@ async def commit_result(
     repo = ws.repo
     large = await _large_uncommitted(repo, base_commit, max_file_bytes)
     unrecorded = await _stage_everything(repo, exclude=large)
-    made = await git(
+    made = await own_git(
         "commit", "--quiet", "--no-verify", "-m", title[:200] or "story",
         cwd=repo, env=BARO_IDENTITY, check=False,
     )  # fmt: skip
     if made.returncode != 0:  # fine when nothing was staged (the agent committed)
-        staged = await git("diff", "--cached", "--quiet", cwd=repo, check=False)
+        staged = await own_git("diff", "--cached", "--quiet", cwd=repo, check=False)
         if staged.returncode != 0:
             raise GitError(("commit",), made.returncode, made.stderr)
     head, branch = _story_head(ws.git_dir) or await _head_and_branch(repo)
@@ -627,7 +631,7 @@ async def commit_result(
         head = await _without(repo, base_commit, head, set(committed), title)
         changed = await _changed_files(repo, base_commit, head)
     if branch != head:  # the agent may have switched
-        await git("update-ref", f"refs/heads/{STORY_BRANCH}", head, cwd=repo)
+        await own_git("update-ref", f"refs/heads/{STORY_BRANCH}", head, cwd=repo)
     left_out = [
         s.Refusal(path=path, rule="too_large", reason=_too_large(size, max_file_bytes))
         for path, size in sorted({**large, **committed}.items())
@@ -638,7 +642,7 @@ async def commit_result(
 async def _changed_files(repo: Path, base_commit: str, head: str) -> list[str]:
     if head == base_commit:
         return []
-    diff = await git("diff", "--name-only", "--no-renames", base_commit, head, cwd=repo)
+    diff = await own_git("diff", "--name-only", "--no-renames", base_commit, head, cwd=repo)
     return [line for line in diff.stdout.splitlines() if line]
 
 
@@ -672,17 +676,17 @@ def _story_head(git_dir: Path) -> tuple[str, str] | None:
 
 async def _head_and_branch(repo: Path) -> tuple[str, str | None]:
     """HEAD's commit and the story branch's (None when the agent removed the branch)."""
-    shown = await git("rev-parse", "HEAD", f"refs/heads/{STORY_BRANCH}", cwd=repo, check=False)
+    shown = await own_git("rev-parse", "HEAD", f"refs/heads/{STORY_BRANCH}", cwd=repo, check=False)
     both = shown.stdout.split()
     if shown.returncode == 0 and len(both) == 2:
         return both[0], both[1]
-    return (await git("rev-parse", "HEAD", cwd=repo)).out, None
+    return (await own_git("rev-parse", "HEAD", cwd=repo)).out, None
 
 
 async def _large_uncommitted(repo: Path, base_commit: str, limit: int) -> dict[str, int]:
     """Path -> size of the files in the working tree, changed or new, above ``limit`` and
     larger than at ``base_commit`` (a file that large already is not the agent's doing)."""
-    listed = await git(
+    listed = await own_git(
         "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", cwd=repo
     )
     sizes = {}
@@ -706,15 +710,15 @@ async def _large_committed(repo: Path, base_commit: str, head: str, limit: int) 
         return {}
     # one walk that names no path but says whether any blob is that large (`~<id>`, left
     # out by the filter): mostly none is, and the walk with paths is not needed
-    over = await git(
+    over = await own_git(
         "rev-list", "--objects", f"--filter=blob:limit={limit + 1}", "--filter-print-omitted",
         head, f"^{base_commit}",
         cwd=repo,
     )  # fmt: skip
     if not any(line.startswith("~") for line in over.stdout.splitlines()):
         return {}
-    objects = await git("rev-list", "--objects", head, f"^{base_commit}", cwd=repo)
-    described = await git(
+    objects = await own_git("rev-list", "--objects", head, f"^{base_commit}", cwd=repo)
+    described = await own_git(
         "cat-file",
         "--batch-check=%(objecttype) %(objectsize) %(rest)",
         cwd=repo,
@@ -734,7 +738,7 @@ async def _larger_than_at_base(
 ) -> dict[str, int]:
     if not sizes:
         return {}
-    listed = await git(
+    listed = await own_git(
         "--literal-pathspecs", "ls-tree", "-z", "--long", "--full-tree", base_commit, "--",
         *sizes,
         cwd=repo,
@@ -761,16 +765,16 @@ async def _without(repo: Path, base_commit: str, head: str, paths: set[str], tit
     index = repo.parent / "left-out.index"
     try:
         env = {"GIT_INDEX_FILE": str(index)}
-        await git("read-tree", "--empty", cwd=repo, env=env)
-        await git("update-index", "-z", "--index-info", cwd=repo, env=env,
+        await own_git("read-tree", "--empty", cwd=repo, env=env)
+        await own_git("update-index", "-z", "--index-info", cwd=repo, env=env,
                   input="".join(entries).encode())  # fmt: skip
-        tree = (await git("write-tree", cwd=repo, env=env)).out
+        tree = (await own_git("write-tree", cwd=repo, env=env)).out
     finally:
         index.unlink(missing_ok=True)
     message = f"{title[:200] or 'story'}\n\nbaro left out files above the size limit: " + (
         ", ".join(sorted(paths))
     )
-    commit = await git(
+    commit = await own_git(
         "commit-tree", tree, "-p", base_commit, "-m", message, cwd=repo, env=BARO_IDENTITY
     )
     return commit.out
@@ -787,14 +791,14 @@ async def _stage_everything(repo: Path, *, exclude: Iterable[str] = ()) -> list[
     commit (so out of every branch). Any other failure to stage still fails.
     """
     excluded = set(exclude)
-    added = await git(
+    added = await own_git(
         "add", "-A", "--ignore-errors", "--", ".",
         *(f":(exclude,literal){p}" for p in sorted(excluded)),
         cwd=repo, check=False,
     )  # fmt: skip
     if added.returncode == 0:
         return []
-    left = await git("ls-files", "-z", "--others", "--exclude-standard", cwd=repo)
+    left = await own_git("ls-files", "-z", "--others", "--exclude-standard", cwd=repo)
     unrecorded = sorted(p for p in left.stdout.split("\0") if p and p not in excluded)
     unexplained = [
         line
@@ -848,7 +852,7 @@ async def change_diff(ws: Workspace, base_commit: str, limit: int = DIFF_CHARS) 
     """The story's committed change as a unified diff, cut at ``limit`` characters (the
     critic reads it; binary files show as such)."""
     seal(ws)
-    shown = await git(
+    shown = await own_git(
         "diff", "--no-color", "--no-ext-diff", "--no-renames", base_commit, STORY_BRANCH,
         cwd=ws.repo, check=False,
     )  # fmt: skip
@@ -861,7 +865,9 @@ async def change_diff(ws: Workspace, base_commit: str, limit: int = DIFF_CHARS) 
 async def write_bundle(ws: Workspace, base_commit: str, out: Path) -> None:
     """The story branch past ``base_commit`` as a bundle; called right after
     ``commit_result``, which sealed the clone (nothing untrusted ran since)."""
-    await git("bundle", "create", "--quiet", str(out), STORY_BRANCH, f"^{base_commit}", cwd=ws.repo)
+    await own_git(
+        "bundle", "create", "--quiet", str(out), STORY_BRANCH, f"^{base_commit}", cwd=ws.repo
+    )
 
 
 # --------------------------------------------------------------------------- setup
@@ -969,7 +975,7 @@ def _failure_message(report: SetupReport) -> str:
 
 
 async def _tracked_files(repo: Path) -> set[str]:
-    listed = await git("ls-files", "-z", cwd=repo)
+    listed = await own_git("ls-files", "-z", cwd=repo)
     return {name for name in listed.stdout.split("\0") if name}
 
 
@@ -1065,7 +1071,7 @@ async def _exclude(repo: Path, paths: list[str]) -> None:
     lines = [_anchored(p) for p in paths if "\n" not in p and "\r" not in p]
     if not lines:
         return
-    located = await git("rev-parse", "--git-path", "info/exclude", cwd=repo)
+    located = await own_git("rev-parse", "--git-path", "info/exclude", cwd=repo)
     exclude = repo / located.out
     exclude.parent.mkdir(parents=True, exist_ok=True)
     existing = exclude.read_text() if exclude.exists() else ""
@@ -1087,23 +1093,23 @@ def _anchored(path: str) -> str:
 
 async def _contain_outputs(repo: Path, base_commit: str, report: SetupReport) -> None:
     """After the command: exclude what it created, put back tracked files it changed."""
-    head = await git("rev-parse", "HEAD", cwd=repo)
+    head = await own_git("rev-parse", "HEAD", cwd=repo)
     if head.out != base_commit:
         raise SetupFailed(
             f"setup command `{report.command}` moved the workspace from {base_commit[:12]} "
             f"to {head.out[:12]}: a setup prepares the workspace, it must not commit"
         )
-    untracked = await git(
+    untracked = await own_git(
         "ls-files", "--others", "--exclude-standard", "--directory", "--no-empty-directory", "-z",
         cwd=repo,
     )  # fmt: skip
     created = [name for name in untracked.stdout.split("\0") if name]
     await _exclude(repo, created)
     report.excluded.extend(created)
-    changed = await git("status", "--porcelain=v1", "-z", "--untracked-files=no", cwd=repo)
+    changed = await own_git("status", "--porcelain=v1", "-z", "--untracked-files=no", cwd=repo)
     paths = _porcelain_paths(changed.stdout)
     if paths:
-        await git(
+        await own_git(
             "restore", "--source=HEAD", "--staged", "--worktree", "--", *paths,
             cwd=repo,
             env={"GIT_LITERAL_PATHSPECS": "1"},

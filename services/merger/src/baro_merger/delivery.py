@@ -36,7 +36,7 @@ from baro_merger.plumbing import (
     update_refs,
 )
 from baro_shared import objectcache
-from baro_shared.gitutil import GitResult, git
+from baro_shared.gitutil import GitResult, own_git
 from baro_shared.schemas import Checkpoint
 
 _QUIET_USER_GIT = (
@@ -51,7 +51,7 @@ PARTIAL_TRAILER = "Baro-Result: partial"  # on a checkpoint's marker commit
 
 
 async def _user_git(user_repo: Path, *args: str, check: bool = True) -> GitResult:
-    return await git(*_QUIET_USER_GIT, *args, cwd=user_repo, check=check)
+    return await own_git(*_QUIET_USER_GIT, *args, cwd=user_repo, check=check)
 
 
 @dataclass(frozen=True)
@@ -194,11 +194,11 @@ async def _require_repository(user_repo: Path) -> None:
 
 
 async def _stats(repo: Path, base: str, head: str) -> tuple[int, list[str], str]:
-    count = await git("rev-list", "--count", f"{base}..{head}", cwd=repo)
-    names = await git(
+    count = await own_git("rev-list", "--count", f"{base}..{head}", cwd=repo)
+    names = await own_git(
         "diff", "--no-ext-diff", "--no-renames", "--name-only", "-z", base, head, cwd=repo
     )
-    stat = await git("diff", "--no-ext-diff", "--stat=100", base, head, cwd=repo)
+    stat = await own_git("diff", "--no-ext-diff", "--stat=100", base, head, cwd=repo)
     files = [name for name in names.stdout.split("\0") if name]
     return int(count.out), files, stat.stdout.rstrip()
 
@@ -222,7 +222,7 @@ async def _create_branch(user_repo: Path, run_id: str, slug: str, head: str) -> 
             break
         # the branch and the run's record of it, in one transaction; "create" fails
         # when the branch exists
-        created = await git(
+        created = await own_git(
             *_QUIET_USER_GIT,
             "update-ref", "-m", f"baro: deliver run {run_id}", "--stdin",
             cwd=user_repo,
@@ -300,7 +300,7 @@ async def cleanup_run(repo: Path, run_id: str, user_repo: Path | None = None) ->
         refs = await list_refs(user_repo, naming.run_prefix(run_id))
         if refs:
             payload = "".join(f"delete {name} {oid}\n" for name, oid in sorted(refs.items()))
-            await git(
+            await own_git(
                 *_QUIET_USER_GIT, "update-ref", "--stdin", cwd=user_repo, input=payload.encode()
             )
             removed = sorted(refs)

@@ -62,7 +62,7 @@ from baro_merger.plumbing import (
     update_refs,
 )
 from baro_shared import objectcache
-from baro_shared.gitutil import GitError, git, tree_listing
+from baro_shared.gitutil import GitError, own_git, tree_listing
 from baro_shared.schemas import RepoSource, Story
 
 # A story's pack is checked as fsck checks objects, warnings as errors, except a tree
@@ -175,9 +175,9 @@ async def prepare_run(
         finally:
             for downloads in made:
                 shutil.rmtree(downloads, ignore_errors=True)
-        await git("init", "--quiet", "--bare", cwd=repo)
+        await own_git("init", "--quiet", "--bare", cwd=repo)
         # reflogs in the bare repository keep every integration head reachable for a while
-        await git("config", "core.logAllRefUpdates", "always", cwd=repo)
+        await own_git("config", "core.logAllRefUpdates", "always", cwd=repo)
         objectcache.attach(cache, repo)
         author = await resolve_identity(
             repo, source, author_name=author_name, author_email=author_email
@@ -238,7 +238,7 @@ def _fetch_failure(location: str, wanted: str, stderr: str) -> str:
 
 
 async def _files_at(repo: Path, commit: str) -> list[str]:
-    result = await git("ls-tree", "-r", "-z", "--name-only", "--full-tree", commit, cwd=repo)
+    result = await own_git("ls-tree", "-r", "-z", "--name-only", "--full-tree", commit, cwd=repo)
     return [name for name in result.stdout.split("\0") if name]
 
 
@@ -374,7 +374,7 @@ class OpenRun:
         # which is what the fetch's connectivity walk proved, at a third of its cost
         with bundle.open("rb") as pack:
             pack.seek(header.pack_offset)
-            indexed = await git(*_INDEX_PACK, cwd=self.repo, input=pack, check=False)
+            indexed = await own_git(*_INDEX_PACK, cwd=self.repo, input=pack, check=False)
         if indexed.returncode != 0:
             raise BundleError(f"cannot import {bundle}: {indexed.stderr.strip()}")
         (tip_info,) = await self.objects.info([tip])
@@ -874,7 +874,7 @@ async def _facts(
 
 async def _is_story_commit(repo: Path, commit: str, story_id: str) -> bool:
     """Did integrating the story make ``commit`` (rather than finding nothing to add)?"""
-    trailer = await git(
+    trailer = await own_git(
         "log", "-1", "--format=%(trailers:key=Baro-Story,valueonly)", commit, cwd=repo
     )
     return trailer.out == " ".join(story_id.split())
@@ -921,7 +921,7 @@ async def _write_bundle(repo: Path, published: str, base: str, out_path: Path) -
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
     try:
-        await git("bundle", "create", "--quiet", str(partial), published, f"^{base}", cwd=repo)
+        await own_git("bundle", "create", "--quiet", str(partial), published, f"^{base}", cwd=repo)
         partial.replace(out_path)
     except GitError as exc:
         partial.unlink(missing_ok=True)

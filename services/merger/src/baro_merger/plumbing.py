@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from baro_merger.identity import BARO, CommitIdentity, SigningError, signing_failure
-from baro_shared.gitutil import GitError, git, git_env, is_object_id, read_objects
+from baro_shared.gitutil import GitError, git_env, is_object_id, own_git, read_objects
 
 ZERO_OID = "0" * 40
 
@@ -30,7 +30,7 @@ def forget_repo_lock(repo: Path) -> None:
 
 
 async def resolve_commit(repo: Path, rev: str) -> str | None:
-    result = await git(
+    result = await own_git(
         "rev-parse",
         "--verify",
         "--quiet",
@@ -43,7 +43,7 @@ async def resolve_commit(repo: Path, rev: str) -> str | None:
 
 
 async def tree_of(repo: Path, commit: str) -> str:
-    return (await git("rev-parse", "--verify", f"{commit}^{{tree}}", cwd=repo)).out
+    return (await own_git("rev-parse", "--verify", f"{commit}^{{tree}}", cwd=repo)).out
 
 
 async def peel(repo: Path, revs: list[str]) -> list[str | None]:
@@ -53,7 +53,7 @@ async def peel(repo: Path, revs: list[str]) -> list[str | None]:
         return []
     if any("\n" in rev or rev.startswith("-") for rev in revs):
         raise GitError(("cat-file", "--batch-check"), 1, f"not a revision: {revs!r}")
-    listed = await git(
+    listed = await own_git(
         "cat-file", "--batch-check=%(objectname)",
         cwd=repo,
         input="".join(f"{rev}\n" for rev in revs).encode(),
@@ -186,7 +186,7 @@ async def _ended(proc: asyncio.subprocess.Process | None) -> None:
 
 async def list_refs(repo: Path, prefix: str) -> dict[str, str]:
     """refname -> object id, for every ref under ``prefix`` (a ``refs/...`` path)."""
-    result = await git("for-each-ref", "--format=%(objectname) %(refname)", prefix, cwd=repo)
+    result = await own_git("for-each-ref", "--format=%(objectname) %(refname)", prefix, cwd=repo)
     refs = {}
     for line in result.stdout.splitlines():
         oid, _, name = line.partition(" ")
@@ -203,7 +203,7 @@ async def update_refs(repo: Path, lines: list[str], *, git_args: tuple[str, ...]
     """Apply ``update-ref --stdin`` instructions atomically: all of them or none."""
     if lines:
         payload = "".join(line + "\n" for line in lines).encode()
-        await git(*git_args, "update-ref", "--stdin", cwd=repo, input=payload)
+        await own_git(*git_args, "update-ref", "--stdin", cwd=repo, input=payload)
 
 
 @dataclass(frozen=True)
@@ -224,7 +224,9 @@ class RawChange:
 
 async def changed_entries(repo: Path, old: str, new: str) -> list[RawChange]:
     """Every path that differs between two commits, renames shown as delete + add."""
-    result = await git("diff-tree", "-r", "-z", "--no-renames", "--no-ext-diff", old, new, cwd=repo)
+    result = await own_git(
+        "diff-tree", "-r", "-z", "--no-renames", "--no-ext-diff", old, new, cwd=repo
+    )
     fields = result.stdout.split("\0")
     changes = []
     for i in range(0, len(fields) - 1, 2):
@@ -255,7 +257,7 @@ async def edit_tree(repo: Path, tree: str, edits: dict[str, tuple[str, str] | No
     the ones to take out."""
     edited = await _edit_level(repo, tree, edits)
     if edited is None:
-        return (await git("mktree", "-z", cwd=repo, input=b"")).out
+        return (await own_git("mktree", "-z", cwd=repo, input=b"")).out
     return edited
 
 
@@ -289,11 +291,11 @@ async def _edit_level(
     listing = "".join(
         f"{mode} {_object_type(mode)} {oid}\t{name}\0" for name, (mode, oid) in entries.items()
     )
-    return (await git("mktree", "-z", cwd=repo, input=listing.encode())).out
+    return (await own_git("mktree", "-z", cwd=repo, input=listing.encode())).out
 
 
 async def _tree_entries(repo: Path, tree: str) -> dict[str, tuple[str, str]]:
-    listed = await git("ls-tree", "-z", "--full-tree", tree, cwd=repo)
+    listed = await own_git("ls-tree", "-z", "--full-tree", tree, cwd=repo)
     entries = {}
     for record in listed.stdout.split("\0"):
         if record:
@@ -323,7 +325,7 @@ async def commit_tree(
     repo: Path, tree: str, parent: str, message: str, identity: CommitIdentity = BARO
 ) -> str:
     try:
-        result = await git(
+        result = await own_git(
             *identity.commit_tree_args(),
             tree,
             "-p",
@@ -366,7 +368,7 @@ async def three_way_merge(
         ours_commit = await commit_tree(repo, ours, base, "ours")
         theirs_commit = await commit_tree(repo, theirs, base, "theirs")
     args = ("merge-tree", "--write-tree", "-z", "--name-only", ours_commit, theirs_commit)
-    result = await git(*args, cwd=repo, check=False)
+    result = await own_git(*args, cwd=repo, check=False)
     if result.returncode not in (0, 1):
         raise GitError(args, result.returncode, result.stderr)
     tree, conflicts, messages = _parse_merge_tree(result.stdout)
@@ -402,5 +404,5 @@ async def _serving(repo: Path, *args: str) -> asyncio.subprocess.Process:
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
-        env=git_env(),
+        env=git_env(own=True),
     )  # fmt: skip

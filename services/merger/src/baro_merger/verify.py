@@ -26,7 +26,7 @@ from pathlib import Path
 from baro_merger.errors import MergerError
 from baro_shared.backends import check_env
 from baro_shared.checks import Check, Wrap, run_checks
-from baro_shared.gitutil import git
+from baro_shared.gitutil import own_git
 from baro_shared.schemas import CheckResult
 
 
@@ -70,12 +70,12 @@ async def checkout(repo: Path, commit: str, work_root: Path | None) -> AsyncIter
 
 async def _checkout(repo: Path, head: str, checkout: Path) -> None:
     source = await asyncio.to_thread(repo.resolve)
-    cloned = await git(
+    cloned = await own_git(
         "clone", "--quiet", "--shared", "--no-checkout", str(source), str(checkout), check=False
     )
     if cloned.returncode != 0:
         raise MergerError(f"cannot make a checkout to verify: {cloned.stderr.strip()}")
-    switched = await git(
+    switched = await own_git(
         "-c", "core.hooksPath=/dev/null", "checkout", "--quiet", "--detach", head,
         cwd=checkout,
         check=False,
