@@ -86,21 +86,32 @@ async def test_what_an_agent_writes_into_git_never_runs_outside_its_fence(
         assert said in (report.reason or ""), report.reason
 
 
-@pytest.mark.parametrize("where", [".gitconfig", ".config/git/config"])
+@pytest.mark.parametrize(
+    ("where", "existing"),
+    [(".gitconfig", False), (".config/git/config", False), (".gitconfig", True),
+     (".config/git/config", True)],
+)  # fmt: skip
 async def test_git_config_an_agent_writes_into_the_home_directory_never_runs_outside_its_fence(
     bus: Bus,  # noqa: F811  (the fixture)
     stack: Settings,  # noqa: F811
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     where: str,
+    existing: bool,
 ) -> None:
     """The home directory is the user's and stays writable in the fence (tools keep their
-    state there), so the agent can write the user's global git config: hooks, an fsmonitor,
-    a filter its own ``.gitattributes`` names, signing with a program of its choosing. Every
-    git process baro runs afterwards (the runner's in the clone, the merger's, the delivery
-    into the user's repository) must run none of it."""
+    state there), so the agent can write a global git config the user does not have:
+    hooks, an fsmonitor, a filter its own ``.gitattributes`` names, signing with a program
+    of its choosing. Every git process baro runs afterwards in its own repositories (the
+    runner's in the clone, the merger's, the delivery's fetch from them) must run none of
+    it; and the user's own global config, where there is one, is read-only in the fence."""
     home = tmp_path / "home"
     home.mkdir()
+    config = home / where
+    mine = "[user]\n\tname = Me\n"
+    if existing:
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(mine)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     repo = make_repo(tmp_path / "user", FILES)
@@ -110,7 +121,6 @@ async def test_git_config_an_agent_writes_into_the_home_directory_never_runs_out
                  "pre-auto-gc", "post-merge"):  # fmt: skip
         (hooks / hook).write_text(f"#!/bin/sh\npwd >> {tmp_path}/ran-hook-{hook}\n")
         (hooks / hook).chmod(0o755)
-    config = home / where
     steps = [
         {"write": ".gitattributes", "content": "*.py filter=x\n"},
         {"run": f"mkdir -p {config.parent} && cat >> {config} <<'END'\n{_config(tmp_path)}END"},
@@ -124,7 +134,10 @@ async def test_git_config_an_agent_writes_into_the_home_directory_never_runs_out
     # the config the agent left (the user's own git is not baro's to protect)
     report = await asyncio.wait_for(runflow.follow(bus, request, quiet, None), 90)
 
-    assert "fsmonitor" in config.read_text(), "the agent wrote it"
+    if existing:
+        assert config.read_text() == mine, "the user's own config is read-only for agents"
+    else:
+        assert "fsmonitor" in config.read_text(), "the agent wrote it"
     ran = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ran"))
     assert ran == [], f"baro's git ran what the agent configured: {ran}"
     assert report.status == "delivered", report.reason

@@ -219,3 +219,30 @@ def test_a_read_only_directory_inside_a_hidden_one_is_readable_and_stays(
     assert "Read-only file system" in done.stderr
     assert (objects / "pack").read_text() == "the user's objects\n"
     assert not (objects / "new").exists()
+
+
+def test_a_read_only_file_can_be_read_and_not_changed_or_replaced(
+    dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    config = home / ".gitconfig"
+    config.write_text("[user]\n\tname = Me\n")
+    inside_hidden = dirs["state"] / "kept.conf"
+    inside_hidden.write_text("mine\n")
+    fence = sandbox.fence([dirs["state"]], [dirs["workspace"]], [config, inside_hidden])
+    done = subprocess.run(
+        fence.command(
+            ["/bin/sh", "-c", 'cat "$0" "$1"; echo x >> "$0" || echo refused; '
+             'rm -f "$0" || echo refused; mv "$1" "$0.moved" || echo refused; ls -A "$2"',
+             str(config), str(inside_hidden), str(dirs["state"])]
+        ),
+        cwd=dirs["workspace"] / "repo", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "[user]", "\tname = Me", "mine", "refused", "refused", "refused", "kept.conf"
+    ]  # fmt: skip
+    assert config.read_text() == "[user]\n\tname = Me\n"
+    assert inside_hidden.read_text() == "mine\n"
+    assert sorted(p.name for p in dirs["state"].iterdir()) == ["kept.conf", "nats"]

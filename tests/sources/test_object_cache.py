@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -287,13 +288,14 @@ async def test_stories_of_one_process_take_the_cache_lock_in_turn_and_a_kept_com
     assert order == [0, 2, 3]
 
     ran: list[tuple[str, ...]] = []
-    real_git = objectcache.git
+    for name in ("git", "own_git"):
+        real_git = getattr(objectcache, name)
 
-    async def counted(*args: str, **kwargs: object) -> object:
-        ran.append(args)
-        return await real_git(*args, **kwargs)  # type: ignore[arg-type]
+        async def counted(*args: str, real_git: Any = real_git, **kwargs: object) -> object:
+            ran.append(args)
+            return await real_git(*args, **kwargs)
 
-    monkeypatch.setattr(objectcache, "git", counted)
+        monkeypatch.setattr(objectcache, name, counted)
     got = await objectcache.obtain(
         cache, "user", lambda: pytest.fail("the source is not read"), first.base, commit=first.base
     )

@@ -239,13 +239,13 @@ async def test_a_spare_kept_before_the_machine_started_is_compared_by_content(
     await (await _workspace(cache_dir, "r2", _source(user))).retire(spares=2)
     os.utime(pool / "slot-0" / ".git" / "index", (0, 0))  # written before the boot
     ran: list[str] = []
-    real_git = workspace.git
+    real_git = workspace.own_git
 
     async def recording_git(*args: str, **kwargs: Any) -> Any:
         ran.append(args[0])
         return await real_git(*args, **kwargs)
 
-    monkeypatch.setattr(workspace, "git", recording_git)
+    monkeypatch.setattr(workspace, "own_git", recording_git)
     before_boot = await _workspace(cache_dir, "r3", _source(user))
     assert "reset" in ran, "every file was compared by content"
     ran.clear()

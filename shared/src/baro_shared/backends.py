@@ -156,7 +156,20 @@ def agent_fence(
             )
         return None
     hidden = [settings.state_dir, settings.cache_dir, away_from, *settings.agent_hidden_paths]
-    return sandbox.fence(hidden, [keep] if keep is not None else [], read_only)
+    kept = [keep] if keep is not None else []
+    return sandbox.fence(hidden, kept, [*read_only, *user_git_config()])
+
+
+def user_git_config() -> list[Path]:
+    """The user's global git config, read-only in the fence: what git runs from it (hooks,
+    an fsmonitor, filters, a signing program, an ssh command, credential helpers) runs
+    for the user and for baro's own reads of it (the delivered commits' identity and
+    signing, publishing), outside the fence."""
+    home = Path.home()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    named = os.environ.get("GIT_CONFIG_GLOBAL")
+    named_file = [Path(named)] if named and named != os.devnull else []
+    return [home / ".gitconfig", xdg / "git", *named_file]
 
 
 def scripted_binary(settings: Settings) -> str | None:

@@ -99,9 +99,10 @@ def _enter(hidden: list[str], kept: list[str], read_only: list[str]) -> None:
     # opened in the new namespace before anything is hidden: the kept directories are
     # mounted back from these
     kept_fds = [
-        (path, os.open(path, os.O_PATH | os.O_DIRECTORY), path in read_only)
+        (path, os.open(path, os.O_PATH | (0 if path in read_only else os.O_DIRECTORY)),
+         path in read_only)
         for path in [*kept, *read_only]
-    ]
+    ]  # fmt: skip
     covered: list[str] = []
     for path in sorted(hidden, key=len):
         if any(path.startswith(done + os.sep) for done in covered):
@@ -111,7 +112,11 @@ def _enter(hidden: list[str], kept: list[str], read_only: list[str]) -> None:
     for path, fd, read_only_path in kept_fds:
         hidden_here = any(path == done or path.startswith(done + os.sep) for done in covered)
         if hidden_here:
-            os.makedirs(path, exist_ok=True)
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                os.makedirs(path, exist_ok=True)
+            else:  # a file: mounted on an empty one
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
         if read_only_path:
             if not hidden_here:  # a bind of its own, so the remount touches only it

@@ -72,8 +72,9 @@ def protect_this_process() -> None:
 @dataclass(frozen=True)
 class Fence:
     """What one agent may not see: ``hidden`` directories are empty for it, except the
-    ``kept`` directories inside them (its workspace) and the ``read_only`` ones (what its
-    clone borrows objects from)."""
+    ``kept`` directories inside them (its workspace) and the ``read_only`` directories and
+    files, which it can read and not change (what its clone borrows objects from, the
+    user's git config)."""
 
     hidden: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
@@ -139,7 +140,7 @@ def fence(
     return Fence(
         hidden=tuple(sorted(p for p in paths if os.path.isdir(p) and p != "/")),
         kept=tuple(sorted({os.path.realpath(p) for p in kept})),
-        read_only=tuple(sorted({os.path.realpath(p) for p in read_only if os.path.isdir(p)})),
+        read_only=tuple(sorted({os.path.realpath(p) for p in read_only if os.path.exists(p)})),
     )
 
 
