@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from baro_shared import sandbox
-from baro_shared.backends import SandboxRequired, agent_fence
+from baro_shared import launcher, sandbox
+from baro_shared.backends import SandboxRequired, agent_fence, baro_installation
 from baro_shared.settings import Settings
 
 
@@ -188,7 +188,9 @@ def test_agent_fence_follows_the_setting(
     fence = agent_fence(settings, keep=dirs["workspace"], away_from=dirs["repo"])
     assert fence is not None
     assert set(fence.hidden) == {str(dirs[k].resolve()) for k in ("state", "cache", "repo")}
-    assert fence.kept == (str(dirs["workspace"].resolve()),)
+    installation, writable = baro_installation()
+    assert set(fence.kept) == {str(dirs["workspace"].resolve()), *map(str, writable)}
+    assert set(map(str, installation)) <= set(fence.read_only)
     off = settings.model_copy(update={"agent_sandbox": "off"})
     assert agent_fence(off, keep=dirs["workspace"]) is None
 
@@ -246,3 +248,30 @@ def test_a_read_only_file_can_be_read_and_not_changed_or_replaced(
     assert config.read_text() == "[user]\n\tname = Me\n"
     assert inside_hidden.read_text() == "mine\n"
     assert sorted(p.name for p in dirs["state"].iterdir()) == ["kept.conf", "nats"]
+
+
+def test_what_baro_runs_from_is_read_only_for_agents(dirs: dict[str, Path]) -> None:
+    """baro's virtual environment, its interpreter and standard library, and the folders
+    its packages come from are imported afresh by the fence's launcher and every baro
+    process, outside the fence: an agent must not be able to change them. The
+    interpreter's own site-packages stays writable (an agent may install into it)."""
+    settings = Settings(state_dir=dirs["state"], cache_dir=dirs["cache"])
+    fence = agent_fence(settings, keep=dirs["workspace"])
+    assert fence is not None
+    installation, writable = baro_installation()
+    protected = [
+        Path(launcher.__file__).parent,  # the launcher's own folder
+        Path(launcher.__file__),
+        Path(os.__file__),  # the standard library
+        Path(os.path.realpath(sys.executable)),
+        *installation,
+    ]
+    check = 'for f in "$@"; do if [ -w "$f" ]; then echo "writable $f"; else echo "read-only $f"; fi; done'
+    done = subprocess.run(
+        fence.command(["/bin/sh", "-c", check, "sh", *map(str, [*protected, *writable])]),
+        cwd=dirs["workspace"] / "repo", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = done.stdout.splitlines()
+    assert said == [f"read-only {p}" for p in protected] + [f"writable {p}" for p in writable]
+    assert all(os.access(p, os.W_OK) for p in protected), "outside the fence nothing changed"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import re
 import shutil
 import sys
+import sysconfig
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,7 +160,44 @@ def agent_fence(
         return None
     hidden = [settings.state_dir, settings.cache_dir, away_from, *settings.agent_hidden_paths]
     kept = [keep] if keep is not None else []
-    return sandbox.fence(hidden, kept, [*read_only, *user_git_config()])
+    installation, writable = baro_installation()
+    return sandbox.fence(
+        hidden, [*kept, *writable], [*read_only, *user_git_config(), *installation]
+    )
+
+
+# the packages baro's processes import (its services, its command line, its shared library)
+BARO_PACKAGES = (
+    "baro_shared", "baro_runner", "baro_merger", "baro_conductor", "baro_intake",
+    "baro_planner", "baro_cli",
+)  # fmt: skip
+
+
+@functools.cache
+def baro_installation() -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """What baro runs from, read-only in the fence: its virtual environment, the
+    interpreter and its standard library, and the folders its packages are imported from
+    (an editable install's sources). The fence's launcher and every baro process import
+    them afresh, outside the fence: an agent that could rewrite them (they often live in
+    the user's home directory, which stays writable) would run as baro. Second, what stays
+    writable inside them: the interpreter's own site-packages, where an agent may install
+    what its project needs (baro's virtual environment does not read it, and the launcher
+    starts without ``site``)."""
+    paths = {Path(sysconfig.get_path(key)) for key in ("stdlib", "platstdlib")}
+    paths.add(Path(os.path.realpath(sys.executable)))
+    if sys.prefix != sys.base_prefix:
+        paths.add(Path(sys.prefix))
+    for name in BARO_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin is not None:
+            paths.add(Path(spec.origin).parent.parent)
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+    installs = {Path(sysconfig.get_path(key, vars=base)) for key in ("purelib", "platlib")}
+    outermost = sorted(p for p in paths if not any(o in p.parents for o in paths))
+    writable = sorted(
+        p for p in installs if p.is_dir() and any(o in p.parents for o in outermost)
+    )  # fmt: skip
+    return tuple(outermost), tuple(writable)
 
 
 def user_git_config() -> list[Path]:

@@ -118,6 +118,10 @@ def _enter(hidden: list[str], kept: list[str], read_only: list[str]) -> None:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
+        elif not read_only_path and any(path.startswith(ro + os.sep) for ro in read_only):
+            # writable inside a read-only folder: a mount of its own, made before the
+            # folder's own (kept come first), which takes it along and leaves it writable
+            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
         if read_only_path:
             if not hidden_here:  # a bind of its own, so the remount touches only it
                 _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
