@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 from baro_cli import runflow
+from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.settings import Settings
 from tests.conftest import make_repo, run_git
@@ -127,12 +129,7 @@ async def test_git_config_an_agent_writes_into_the_home_directory_never_runs_out
         {"write": "app.py", "content": "x = 2\n"},
     ]
     script = {"default": {"steps": steps}}
-    request = request_for(repo, "fix app.py", script)
-    await runflow.submit(bus, request)
-    quiet = runflow.Progress(open(os.devnull, "w"), quiet=True)  # noqa: SIM115
-    # not run_to_end: its check of the user's checkout runs git as the user would, with
-    # the config the agent left (the user's own git is not baro's to protect)
-    report = await asyncio.wait_for(runflow.follow(bus, request, quiet, None), 90)
+    report = await _run_without_looking(bus, request_for(repo, "fix app.py", script))
 
     if existing:
         assert config.read_text() == mine, "the user's own config is read-only for agents"
@@ -143,3 +140,42 @@ async def test_git_config_an_agent_writes_into_the_home_directory_never_runs_out
     assert report.status == "delivered", report.reason
     assert report.branch is not None
     assert run_git(repo, "show", f"{report.branch}:app.py") == "x = 2"
+
+
+async def test_a_git_an_agent_puts_on_the_path_is_never_run_by_baro(
+    bus: Bus,  # noqa: F811  (the fixture)
+    stack: Settings,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A folder of ``PATH`` the user can write (``~/.local/bin``, ``~/.cargo/bin``, pyenv's
+    shims) stays writable in the fence: a ``git`` the agent puts there must not be what
+    baro's runner, merger or delivery start afterwards."""
+    bin_dir = tmp_path / "home" / "bin"
+    bin_dir.mkdir(parents=True)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    real_git = shutil.which("git", path=os.environ["PATH"].split(os.pathsep, 1)[1])
+    marker = tmp_path / "ran-planted-git"
+    repo = make_repo(tmp_path / "user", FILES)
+    planted = f'#!/bin/sh\\necho "$@" >> {marker}\\nexec {real_git} "$@"\\n'
+    steps = [
+        {"run": f"printf '{planted}' > {bin_dir}/git && chmod +x {bin_dir}/git"},
+        {"write": "app.py", "content": "x = 2\n"},
+    ]
+    request = request_for(repo, "fix app.py", {"default": {"steps": steps}})
+    report = await _run_without_looking(bus, request)
+
+    assert (bin_dir / "git").exists(), "the agent planted it"
+    assert not marker.exists(), f"baro ran the agent's git: {marker.read_text()}"
+    assert report.status == "delivered", report.reason
+    assert report.branch is not None
+    assert run_git(repo, "show", f"{report.branch}:app.py") == "x = 2"
+
+
+async def _run_without_looking(on: Bus, request: s.RunSubmitted) -> runflow.RunReport:
+    """A run followed to its end without run_to_end's check of the user's checkout, which
+    runs git as the user would, with what the agent left in the home directory (the
+    user's own git is not baro's to protect)."""
+    await runflow.submit(on, request)
+    quiet = runflow.Progress(open(os.devnull, "w"), quiet=True)  # noqa: SIM115
+    return await asyncio.wait_for(runflow.follow(on, request, quiet, None), 90)

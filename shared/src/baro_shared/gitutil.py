@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,15 @@ class GitResult:
         return self.stdout.strip()
 
 
+@functools.cache
+def git_program() -> str:
+    """The git baro runs, found on ``PATH`` once, when this process first runs git: before
+    it has started any agent. Looked up again at every start, a ``git`` an agent put in a
+    folder of ``PATH`` it can write (``~/.local/bin``, ``~/.cargo/bin``, pyenv's shims)
+    would run as baro."""
+    return shutil.which("git") or "git"
+
+
 _QUIET_CONFIG = "'gc.auto=0' 'maintenance.auto=false' 'advice.detachedHead=false'"
 
 
@@ -104,7 +114,7 @@ def own_repository_config() -> dict[str, str]:
     first runs git in one of them: before it has started any agent."""
     parameters = _QUIET_CONFIG
     excludes = subprocess.run(
-        ["git", "config", "--global", "--path", "core.excludesFile"],
+        [git_program(), "config", "--global", "--path", "core.excludesFile"],
         capture_output=True, text=True, env=git_env(), stdin=subprocess.DEVNULL, timeout=30,
     ).stdout.strip()  # fmt: skip
     if excludes:
@@ -131,7 +141,7 @@ async def git(
     in a repository baro keeps (``git_env``)."""
     fed = input if isinstance(input, bytes) else None
     proc = await asyncio.create_subprocess_exec(
-        "git",
+        git_program(),
         *args,
         cwd=str(cwd) if cwd else None,
         stdin=asyncio.subprocess.PIPE if fed is not None else input or asyncio.subprocess.DEVNULL,
@@ -183,7 +193,7 @@ async def read_objects(repo: Path, names: list[str]) -> list[tuple[str, bytes] |
         raise ValueError("an object name cannot hold a newline")
     payload = "".join(f"{name}\n" for name in names).encode()
     proc = await asyncio.create_subprocess_exec(
-        "git", "cat-file", "--batch",
+        git_program(), "cat-file", "--batch",
         cwd=str(repo),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -264,7 +274,7 @@ def git_sync(
     *args: str, cwd: Path | str | None = None, check: bool = True, timeout: float = 60.0
 ) -> GitResult:
     proc = subprocess.run(
-        ["git", *args],
+        [git_program(), *args],
         cwd=str(cwd) if cwd else None,
         capture_output=True,
         env=git_env(),

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from baro_merger.identity import BARO, CommitIdentity, SigningError, signing_failure
-from baro_shared.gitutil import GitError, git_env, is_object_id, own_git, read_objects
+from baro_shared.gitutil import (
+    GitError,
+    git_env,
+    git_program,
+    is_object_id,
+    own_git,
+    read_objects,
+)
 
 ZERO_OID = "0" * 40
 
@@ -399,7 +406,7 @@ def _parse_merge_tree(output: str) -> tuple[str, list[str], list[str]]:
 async def _serving(repo: Path, *args: str) -> asyncio.subprocess.Process:
     """A git process that answers one request per line of its stdin for a whole batch."""
     return await asyncio.create_subprocess_exec(
-        "git", *args,
+        git_program(), *args,
         cwd=str(repo),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
