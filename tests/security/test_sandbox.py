@@ -189,7 +189,7 @@ def test_agent_fence_follows_the_setting(
     assert fence is not None
     assert set(fence.hidden) == {str(dirs[k].resolve()) for k in ("state", "cache", "repo")}
     installation, writable = baro_installation()
-    assert set(fence.kept) == {str(dirs["workspace"].resolve()), *map(str, writable)}
+    assert {str(dirs["workspace"].resolve()), *map(str, writable)} <= set(fence.kept)
     assert set(map(str, installation)) <= set(fence.read_only)
     off = settings.model_copy(update={"agent_sandbox": "off"})
     assert agent_fence(off, keep=dirs["workspace"]) is None
@@ -275,3 +275,26 @@ def test_what_baro_runs_from_is_read_only_for_agents(dirs: dict[str, Path]) -> N
     said = done.stdout.splitlines()
     assert said == [f"read-only {p}" for p in protected] + [f"writable {p}" for p in writable]
     assert all(os.access(p, os.W_OK) for p in protected), "outside the fence nothing changed"
+
+
+def test_an_agent_cannot_change_the_system_even_when_baro_runs_as_root(
+    dirs: dict[str, Path],
+) -> None:
+    """Root's files are the agent's own in its namespace (the uid it has there is root
+    outside): for a baro running as root, everything but the agent's workspace, its home
+    and the temporary folders is read-only in the fence. (For anyone else the system's
+    folders are not theirs to write anyway.)"""
+    settings = Settings(state_dir=dirs["state"], cache_dir=dirs["cache"])
+    fence = agent_fence(settings, keep=dirs["workspace"])
+    assert fence is not None
+    system = [p for p in ("/usr/local/bin", "/etc", "/usr/bin", "/var/lib") if os.path.isdir(p)]
+    ours = [str(Path.home()), "/tmp", str(dirs["workspace"] / "repo")]
+    check = 'for f in "$@"; do if [ -w "$f" ]; then echo "writable $f"; else echo "read-only $f"; fi; done'
+    done = subprocess.run(
+        fence.command(["/bin/sh", "-c", check, "sh", *system, *ours]),
+        cwd=dirs["workspace"] / "repo", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [f"read-only {p}" for p in system] + [
+        f"writable {p}" for p in ours
+    ]

@@ -161,9 +161,21 @@ def agent_fence(
     hidden = [settings.state_dir, settings.cache_dir, away_from, *settings.agent_hidden_paths]
     kept = [keep] if keep is not None else []
     installation, writable = baro_installation()
+    system: list[Path] = []
+    if os.geteuid() == 0:
+        # root's files are the agent's own in its namespace (root outside is the uid it
+        # maps to): everything but its home and the temporary folders is read-only
+        system = [Path("/")]
+        writable = (*writable, *(p for p in _writable_for_root() if p.is_dir()))
     return sandbox.fence(
-        hidden, [*kept, *writable], [*read_only, *user_git_config(), *installation]
+        hidden, [*kept, *writable], [*read_only, *user_git_config(), *installation, *system]
     )
+
+
+def _writable_for_root() -> list[Path]:
+    """What an agent of a root baro may write besides its workspace: its home (its tools
+    keep their state there) and the temporary folders."""
+    return [Path.home(), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")]
 
 
 # the packages baro's processes import (its services, its command line, its shared library)

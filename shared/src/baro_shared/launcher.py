@@ -118,17 +118,25 @@ def _enter(hidden: list[str], kept: list[str], read_only: list[str]) -> None:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
-        elif not read_only_path and any(path.startswith(ro + os.sep) for ro in read_only):
+        elif not read_only_path and any(_under(path, ro) for ro in read_only):
             # writable inside a read-only folder: a mount of its own, made before the
             # folder's own (kept come first), which takes it along and leaves it writable
             _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
         if read_only_path:
-            if not hidden_here:  # a bind of its own, so the remount touches only it
-                _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
+            # a bind of its own, so the remount touches only it; but the root is this
+            # namespace's own copy already (and a mount over it would not be entered)
+            if not hidden_here and path != "/":
+                # from the path, not the descriptor: the mounts made inside it above
+                # (a writable folder) come along
+                _mount(path, path, None, MS_BIND | MS_REC, None)
             # the flags the kernel locked on the original mount must be kept
             locked = os.statvfs(path).f_flag & MOUNT_FLAGS_KEPT
             _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | locked, None)
         os.close(fd)
+
+
+def _under(path: str, folder: str) -> bool:
+    return path.startswith(folder if folder.endswith(os.sep) else folder + os.sep)
 
 
 def _inside(outside: int) -> int:
