@@ -298,3 +298,27 @@ def test_an_agent_cannot_change_the_system_even_when_baro_runs_as_root(
     assert done.stdout.splitlines() == [f"read-only {p}" for p in system] + [
         f"writable {p}" for p in ours
     ]
+
+
+def test_a_read_only_folder_cannot_be_moved_aside_with_a_folder_above_it(
+    dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Renaming a folder above a read-only one (``~/.pyenv`` above the standard library)
+    and putting another in its place would swap what baro imports: no folder above a
+    read-only one can be renamed or removed in the fence, and each stays writable."""
+    protected = tmp_path / "tools" / "python" / "lib"
+    protected.mkdir(parents=True)
+    (protected / "os.py").write_text("the real one\n")
+    fence = sandbox.fence([dirs["state"]], [dirs["workspace"]], [protected])
+    script = (
+        'echo evil > "$0/lib/os.py" || echo refused; '
+        'mv "$0" "$0.aside" || echo refused; mv "$1" "$1.aside" || echo refused; '
+        'rm -rf "$1" 2>/dev/null; echo mine > "$0/notes.txt" && echo written'
+    )
+    done = subprocess.run(
+        fence.command(["/bin/sh", "-c", script, str(protected.parent), str(tmp_path / "tools")]),
+        cwd=dirs["workspace"] / "repo", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.splitlines() == ["refused", "refused", "refused", "written"], done.stderr
+    assert (protected / "os.py").read_text() == "the real one\n"
+    assert not (tmp_path / "tools.aside").exists()

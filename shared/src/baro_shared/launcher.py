@@ -105,12 +105,22 @@ def _enter(hidden: list[str], kept: list[str], read_only: list[str]) -> None:
     ]  # fmt: skip
     covered: list[str] = []
     for path in sorted(hidden, key=len):
-        if any(path.startswith(done + os.sep) for done in covered):
+        if any(_under(path, done) for done in covered):
             continue  # already empty: an ancestor is hidden
         _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700,size=64k")
         covered.append(path)
+
+    def hidden_at(path: str) -> bool:
+        return any(path == done or _under(path, done) for done in covered)
+
+    # a read-only folder is moved aside with any folder above it, and another put in its
+    # place: each folder above one (up to the root) is made a mount point of its own,
+    # writable as it was, which cannot be renamed or removed
+    for folder in sorted({a for p in read_only for a in _ancestors(p)} - {"/"}, key=len):
+        if not hidden_at(folder):
+            _mount(folder, folder, None, MS_BIND | MS_REC, None)
     for path, fd, read_only_path in kept_fds:
-        hidden_here = any(path == done or path.startswith(done + os.sep) for done in covered)
+        hidden_here = hidden_at(path)
         if hidden_here:
             if os.path.isdir(f"/proc/self/fd/{fd}"):
                 os.makedirs(path, exist_ok=True)
@@ -121,7 +131,7 @@ def _enter(hidden: list[str], kept: list[str], read_only: list[str]) -> None:
         elif not read_only_path and any(_under(path, ro) for ro in read_only):
             # writable inside a read-only folder: a mount of its own, made before the
             # folder's own (kept come first), which takes it along and leaves it writable
-            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
+            _mount(path, path, None, MS_BIND | MS_REC, None)
         if read_only_path:
             # a bind of its own, so the remount touches only it; but the root is this
             # namespace's own copy already (and a mount over it would not be entered)
@@ -137,6 +147,14 @@ def _enter(hidden: list[str], kept: list[str], read_only: list[str]) -> None:
 
 def _under(path: str, folder: str) -> bool:
     return path.startswith(folder if folder.endswith(os.sep) else folder + os.sep)
+
+
+def _ancestors(path: str) -> list[str]:
+    above = []
+    while (parent := os.path.dirname(path)) != path:
+        above.append(parent)
+        path = parent
+    return above
 
 
 def _inside(outside: int) -> int:
