@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,3 +125,40 @@ def snapshot(repo: Path) -> RepoSnapshot:
         index_sha=hashlib.sha256(index.read_bytes()).hexdigest() if index.exists() else "",
         files=tuple(files),
     )
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie has ended, whoever reaps it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def launcher_of_a_killed_runner(launch: str) -> int:
+    """Run ``launch`` (Python that starts a fence launcher as ``proc``, naming
+    ``os.getpid()`` as the process it dies with) in a stand-in runner, kill that runner
+    outright once the launcher is up, and return the launcher's pid."""
+    starter = (
+        "import os, subprocess, sys, time\nfrom baro_shared import sandbox\n"
+        f"{launch}\nprint(proc.pid, flush=True)\ntime.sleep(60)\n"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
+    assert runner.stdout is not None
+    launcher = int(runner.stdout.readline())
+    time.sleep(0.5)  # the launcher is up
+    assert running(launcher)
+    runner.kill()
+    runner.wait()
+    return launcher
+
+
+def ends_within(pid: int, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while running(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

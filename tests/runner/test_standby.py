@@ -8,8 +8,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from baro_shared import schemas as s
 from baro_shared.backends import scripted_binary
 from baro_shared.mappers import mapper_for
 from baro_shared.settings import Settings
+from tests.conftest import ends_within, launcher_of_a_killed_runner, running
 
 
 @pytest.fixture
@@ -49,13 +48,6 @@ async def standing_by(pool: StandbyLaunchers, count: int) -> list[int]:
             return pool.waiting
         await asyncio.sleep(0.05)
     pytest.fail(f"{count} launchers did not stand by")
-
-
-def alive(pid: int) -> bool:
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
 
 
 async def test_an_agent_handed_to_a_standby_launcher_runs_fenced_with_only_its_environment(
@@ -167,7 +159,7 @@ async def test_a_launcher_that_died_on_standby_is_passed_over(place: dict[str, P
         [waiting] = await standing_by(pool, 1)
         os.kill(waiting, signal.SIGKILL)
         for _ in range(100):
-            if not alive(waiting):
+            if not running(waiting):
                 break
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.1)  # its exit is seen
@@ -185,30 +177,14 @@ async def test_standing_down_leaves_no_launcher_behind() -> None:
     pool = StandbyLaunchers(3)
     pids = await standing_by(pool, 3)
     await pool.close()
-    assert not any(alive(pid) for pid in pids)
+    assert not any(running(pid) for pid in pids)
     pool.fill()
     assert pool.waiting == [], "a closed pool starts no more"
 
 
 def test_a_launcher_on_standby_dies_with_the_runner_that_started_it() -> None:
-    starter = (
-        "import os, subprocess, sys, time\n"
-        "from baro_shared import sandbox\n"
+    launcher = launcher_of_a_killed_runner(
         "proc = subprocess.Popen(sandbox.standby_command(dies_with=os.getpid()),\n"
-        "                        stdin=subprocess.PIPE, start_new_session=True, env={})\n"
-        "print(proc.pid, flush=True)\n"
-        "time.sleep(60)\n"
+        "                        stdin=subprocess.PIPE, start_new_session=True, env={})"
     )
-    runner = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
-    assert runner.stdout is not None
-    launcher = int(runner.stdout.readline())
-    time.sleep(0.5)  # it waits for its agent
-    assert alive(launcher)
-    runner.kill()
-    runner.wait()
-    for _ in range(50):
-        if not alive(launcher):
-            return
-        time.sleep(0.1)
-    pytest.fail("the launcher on standby outlived the runner")
+    assert ends_within(launcher), "the launcher on standby outlived the runner"

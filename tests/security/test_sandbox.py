@@ -14,6 +14,7 @@ import pytest
 from baro_shared import launcher, sandbox
 from baro_shared.backends import SandboxRequired, agent_fence, baro_installation
 from baro_shared.settings import Settings
+from tests.conftest import ends_within, launcher_of_a_killed_runner
 
 
 @pytest.fixture
@@ -131,38 +132,14 @@ def test_a_fenced_agent_dies_with_the_process_that_started_it(
     a preexec_fn): a runner killed outright takes its agents with it, whatever session
     they are in."""
     marker = tmp_path / "survivor"
-    starter = (
-        "import os, subprocess, sys, time\n"
-        "from baro_shared import sandbox\n"
+    launcher = launcher_of_a_killed_runner(
         f"fence = sandbox.fence([{str(dirs['state'])!r}], [])\n"
         f"argv = fence.command(['sh', '-c', 'sleep 2; touch {marker}'], dies_with=os.getpid())\n"
-        "proc = subprocess.Popen(argv, start_new_session=True)\n"
-        "print(proc.pid, flush=True)\n"
-        "time.sleep(60)\n"
+        "proc = subprocess.Popen(argv, start_new_session=True)"
     )
-    runner = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})  # fmt: skip
-    assert runner.stdout is not None
-    launcher = int(runner.stdout.readline())
-    time.sleep(0.5)  # the fence is up
-    runner.kill()
-    runner.wait()
-    for _ in range(50):
-        if not _running(launcher):
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the launcher outlived the process that started it")
+    assert ends_within(launcher), "the launcher outlived the process that started it"
     time.sleep(2.5)
     assert not marker.exists()
-
-
-def _running(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status  # a zombie has ended, whoever reaps it
 
 
 def test_terminating_the_group_stops_the_agent(dirs: dict[str, Path]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from baro_runner import workspace
 from baro_shared import schemas as s
 from baro_shared.processes import run_in_group
-from tests.conftest import make_repo, run_git, snapshot
+from tests.conftest import ends_within, make_repo, run_git, snapshot
 
 BASE_FILES = {
     "app.py": "print('app')\n",
@@ -132,7 +132,7 @@ async def test_a_hanging_command_times_out_and_leaves_nothing_running(tmp_path: 
     with pytest.raises(workspace.SetupFailed, match=r"timed out after 1s"):
         await workspace.setup(ws, source_of(repo), head)
     child = int((ws.repo / "bg.pid").read_text())
-    gone = await asyncio.to_thread(_gone_within, child, 30.0)
+    gone = await asyncio.to_thread(ends_within, child, 30.0)
     assert gone, "the setup's background process outlived it"
 
 
@@ -150,25 +150,7 @@ async def test_a_cancelled_setup_leaves_nothing_running(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     child = int((ws.repo / "bg.pid").read_text())
-    assert await asyncio.to_thread(_gone_within, child, 30.0), "the background process lived on"
-
-
-def _gone_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/stat")
-    return not (status.exists() and status.read_text().split()[2] == "Z")
+    assert await asyncio.to_thread(ends_within, child, 30.0), "the background process lived on"
 
 
 async def test_what_is_not_copied_says_why(tmp_path: Path) -> None:
@@ -247,4 +229,4 @@ async def test_a_cancel_while_the_command_is_starting_takes_its_group(tmp_path: 
     with pytest.raises(asyncio.CancelledError):
         await task
     child = int(pid_file.read_text())
-    assert await asyncio.to_thread(_gone_within, child, 30.0), "the background process lived on"
+    assert await asyncio.to_thread(ends_within, child, 30.0), "the background process lived on"
