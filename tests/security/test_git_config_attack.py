@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from baro_cli import runflow
+from baro_shared import gitutil
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.settings import Settings
@@ -179,3 +181,27 @@ async def _run_without_looking(on: Bus, request: s.RunSubmitted) -> runflow.RunR
     await runflow.submit(on, request)
     quiet = runflow.Progress(open(os.devnull, "w"), quiet=True)  # noqa: SIM115
     return await asyncio.wait_for(runflow.follow(on, request, quiet, None), 90)
+
+
+def test_baros_own_git_keeps_only_the_users_ignore_file_and_safe_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    (home / ".gitconfig").write_text(
+        "[core]\n\texcludesFile = ~/.ignore-me\n\tfsmonitor = true\n"
+        "[safe]\n\tdirectory = /srv/shared repo\n\tdirectory = /srv/it's\n[user]\n\tname = Me\n"
+    )
+    env = gitutil.git_env() | gitutil.own_repository_config.__wrapped__()
+
+    def read(*args: str) -> str:
+        done = subprocess.run(["git", "config", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True)  # fmt: skip
+        return done.stdout.strip()
+
+    assert read("--get-all", "safe.directory").splitlines() == ["/srv/shared repo", "/srv/it's"]
+    assert read("core.excludesFile") == str(home / ".ignore-me")
+    assert read("core.fsmonitor") == "" and read("user.name") == ""

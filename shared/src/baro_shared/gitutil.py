@@ -102,6 +102,14 @@ def git_env(extra: dict[str, str] | None = None, *, own: bool = False) -> dict[s
     return env
 
 
+def _user_config(*args: str) -> list[str]:
+    listed = subprocess.run(
+        [git_program(), "config", *args], capture_output=True, text=True, env=git_env(),
+        stdin=subprocess.DEVNULL, timeout=30, cwd="/",
+    )  # fmt: skip
+    return [line for line in listed.stdout.splitlines() if line]
+
+
 @functools.cache
 def own_repository_config() -> dict[str, str]:
     """What keeps the user's global and system git config away from the repositories
@@ -110,15 +118,18 @@ def own_repository_config() -> dict[str, str]:
     (hooks, an fsmonitor, a filter its own ``.gitattributes`` names, a signing program)
     would run as baro, outside the fence, when baro's git next reads it. Those
     repositories need nothing from it (baro's git gives identities and signing keys
-    explicitly) but the user's ignore file, whose path is read once, when this process
+    explicitly) but the user's ignore file and the repositories the user declared safe
+    to read though another user owns them (a local source), read once, when this process
     first runs git in one of them: before it has started any agent."""
     parameters = _QUIET_CONFIG
-    excludes = subprocess.run(
-        [git_program(), "config", "--global", "--path", "core.excludesFile"],
-        capture_output=True, text=True, env=git_env(), stdin=subprocess.DEVNULL, timeout=30,
-    ).stdout.strip()  # fmt: skip
-    if excludes:
-        quoted = f"core.excludesFile={excludes}".replace("'", "'\\''")
+    for key, value in [
+        *(
+            ("core.excludesFile", v)
+            for v in _user_config("--global", "--path", "core.excludesFile")
+        ),
+        *(("safe.directory", v) for v in _user_config("--get-all", "safe.directory")),
+    ]:
+        quoted = f"{key}={value}".replace("'", "'\\''")
         parameters += f" '{quoted}'"
     return {
         "GIT_CONFIG_GLOBAL": os.devnull,
