@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from baro_merger.errors import SourceError
-from baro_merger.identity import BARO, SigningError, identity_from, parse_config_list
+from baro_merger.identity import (
+    BARO,
+    CommitIdentity,
+    SigningError,
+    identity_from,
+    parse_config_list,
+    with_signing_program_found,
+)
 from baro_merger.integration import import_story_bundle, integrate_story, prepare_run
 from baro_shared.backends import agent_env
 from baro_shared.gitutil import git
@@ -268,7 +275,7 @@ async def test_signing_with_the_users_gpg_key(bench: Any, gpg_key: str) -> None:
 async def test_a_kept_identity_is_read_again_when_the_repository_config_changes(
     tmp_path: Path,
 ) -> None:
-    from baro_merger.identity import CommitIdentity, load_identity, store_identity
+    from baro_merger.identity import load_identity, store_identity
 
     repo = tmp_path / "run.git"
     await git("init", "--quiet", "--bare", str(repo))
@@ -280,3 +287,28 @@ async def test_a_kept_identity_is_read_again_when_the_repository_config_changes(
     second = CommitIdentity("Grace", "grace@example.com")
     await store_identity(repo, second)
     assert await load_identity(repo) == second
+
+
+@pytest.mark.parametrize(
+    ("signing", "expected"),
+    [
+        ((("user.signingkey", "K"),), {"gpg.program": "/usr/bin/gpg"}),
+        ((("gpg.format", "ssh"),), {"gpg.ssh.program": "/usr/bin/ssh-keygen"}),
+        ((("gpg.format", "x509"),), {"gpg.x509.program": "/usr/bin/gpgsm"}),
+        ((("gpg.program", "gpg2"),), {"gpg.program": "/usr/bin/gpg2"}),
+        ((("gpg.program", "/opt/gpg"),), {"gpg.program": "/opt/gpg"}),
+        ((("gpg.program", "nowhere"),), {"gpg.program": "nowhere"}),
+    ],
+)
+def test_the_signing_program_is_named_by_its_path_when_the_run_is_prepared(
+    signing: tuple[tuple[str, str], ...], expected: dict[str, str]
+) -> None:
+    """Found on PATH at each signed commit, a `gpg` an agent put in a writable folder of
+    PATH would sign: it is found once, before the run's agents start."""
+    found = {"gpg": "/usr/bin/gpg", "gpg2": "/usr/bin/gpg2", "gpgsm": "/usr/bin/gpgsm",
+             "ssh-keygen": "/usr/bin/ssh-keygen"}  # fmt: skip
+    identity = with_signing_program_found(CommitIdentity("Me", "me@x", signing), found.get)
+    assert identity.signing is not None
+    assert dict(identity.signing) == {**dict(signing), **expected}
+    unsigned = CommitIdentity("Me", "me@x")
+    assert with_signing_program_found(unsigned, found.get) == unsigned

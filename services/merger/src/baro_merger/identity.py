@@ -24,8 +24,10 @@ key delivers unsigned commits and says so in a note.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from baro_merger.errors import SourceError
@@ -99,6 +101,32 @@ def identity_from(
     return CommitIdentity(name, email, signing)
 
 
+# gpg.format -> the key naming its program, and git's default program
+SIGNING_PROGRAMS = {
+    "openpgp": ("gpg.program", "gpg"),
+    "x509": ("gpg.x509.program", "gpgsm"),
+    "ssh": ("gpg.ssh.program", "ssh-keygen"),
+}
+
+
+def with_signing_program_found(
+    identity: CommitIdentity, which: Callable[[str], str | None] = shutil.which
+) -> CommitIdentity:
+    """``identity`` with its signing program named by its path, found now, when the run is
+    prepared and before its agents start: found on ``PATH`` at every signed commit, a
+    ``gpg`` an agent put in a folder of ``PATH`` it can write would be what signs."""
+    if identity.signing is None:
+        return identity
+    settings = dict(identity.signing)
+    fmt = settings.get("gpg.format", "openpgp").lower()
+    key, default = SIGNING_PROGRAMS.get(fmt, SIGNING_PROGRAMS["openpgp"])
+    program = settings.get(key, default)
+    found = program if os.path.isabs(program) else which(program)
+    if found is not None:
+        settings[key] = found
+    return replace(identity, signing=tuple(sorted(settings.items())))
+
+
 def parse_config_list(text: str) -> dict[str, str]:
     """``git config --list -z`` output -> key (lower case) -> its last value."""
     config: dict[str, str] = {}
@@ -165,7 +193,7 @@ async def resolve_identity(
 
     Raises SigningError for a local run whose signing key cannot sign."""
     config = await user_git_config(source, repo.parent)
-    identity = identity_from(config, author_name, author_email)
+    identity = with_signing_program_found(identity_from(config, author_name, author_email))
     if identity.signing is None:
         return identity
     reason = await sign_check(repo, identity)
