@@ -103,10 +103,7 @@ def git_env(extra: dict[str, str] | None = None, *, own: bool = False) -> dict[s
 
 
 def _user_config(*args: str) -> list[str]:
-    listed = subprocess.run(
-        [git_program(), "config", *args], capture_output=True, text=True, env=git_env(),
-        stdin=subprocess.DEVNULL, timeout=30, cwd="/",
-    )  # fmt: skip
+    listed = git_sync("config", *args, cwd="/", check=False, timeout=30)
     return [line for line in listed.stdout.splitlines() if line]
 
 

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Callable
 
 from baro_runner.backends import SCRIPTED_MODULE, AgentCommand
 from baro_shared.sandbox import standby_command
@@ -76,7 +75,7 @@ class StandbyLaunchers:
         wanted = command.inline is not None
         if wanted != self.preload:  # the runner's stories changed kind: so do its launchers
             self.preload = wanted
-            self._retire(lambda preloaded: preloaded != wanted, keep=1)
+            self._retire_other_kind(wanted)
         # one that preloaded what this agent is, else any
         self._idle.sort(key=lambda entry: entry[1] != wanted)
         while self._idle:
@@ -102,10 +101,10 @@ class StandbyLaunchers:
         self.fill()
         return None
 
-    def _retire(self, unwanted: Callable[[bool], bool], keep: int) -> None:
-        """Stand down idle launchers of the wrong kind (but ``keep`` of them, for the agent
-        about to start) in the background."""
-        retired = [entry for entry in self._idle if unwanted(entry[1])][keep:]
+    def _retire_other_kind(self, wanted: bool) -> None:
+        """Stand down, in the background, the idle launchers that did not preload what
+        ``wanted`` says, but one (for the agent about to start, if no other is ready)."""
+        retired = [entry for entry in self._idle if entry[1] != wanted][1:]
         self._idle = [entry for entry in self._idle if entry not in retired]
         for proc, _ in retired:
             task = asyncio.create_task(_stand_down(proc))
