@@ -340,25 +340,29 @@ class NatsCluster:
     def meta_leader(self) -> str | None:
         """The name of the member leading the JetStream meta group, as a live member sees it."""
         for node in self.nodes:
-            if not node.running():
-                continue
-            try:
-                meta = node.jsz().get("meta_cluster")
-            except (urllib.error.URLError, OSError, ValueError):
-                continue
-            leader = meta.get("leader") if isinstance(meta, dict) else None
-            if leader:
-                return str(leader)
+            if node.running() and (leader := self._meta_leader_seen_by(node)):
+                return leader
         return None
 
     def wait_meta_leader(self, timeout: float = 30.0) -> str:
+        """The meta leader once every live member names the same one (one member's view
+        alone can be a leader the others have not heard of yet)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            leader = self.meta_leader()
-            if leader is not None:
-                return leader
+            views = {self._meta_leader_seen_by(node) for node in self.nodes if node.running()}
+            if len(views) == 1 and None not in views:
+                return str(views.pop())
             time.sleep(0.1)
         raise EmbeddedNatsError("the cluster elected no JetStream meta leader in time")
+
+    @staticmethod
+    def _meta_leader_seen_by(node: EmbeddedNats) -> str | None:
+        try:
+            meta = node.jsz().get("meta_cluster")
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+        leader = meta.get("leader") if isinstance(meta, dict) else None
+        return str(leader) if leader else None
 
     def stop(self) -> None:
         for node in self.nodes:

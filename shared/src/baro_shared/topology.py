@@ -7,10 +7,14 @@ changed setting).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
@@ -23,7 +27,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError, ServiceUnavailableError
 
 from baro_shared import schemas as s
 from baro_shared.settings import Settings
@@ -318,16 +322,40 @@ def build_topology(cfg: Settings) -> Topology:
     return Topology(streams=streams, consumers=consumers, kv=kv, objects=objects)
 
 
-async def ensure_topology(js: JetStreamContext, topo: Topology) -> None:
-    """Create or update every stream, consumer and bucket; safe to call from every service."""
+# What JetStream answers (or fails to) while a cluster elects its meta leader: a service
+# that starts with the cluster, or while one of its servers restarts, waits it out.
+UNSETTLED = (NatsTimeoutError, ServiceUnavailableError)
+
+
+async def ensure_topology(js: JetStreamContext, topo: Topology, *, settle_s: float = 60.0) -> None:
+    """Create or update every stream, consumer and bucket; safe to call from every service.
+
+    Each step is retried while JetStream has no leader to answer it, for up to ``settle_s``
+    seconds in all; every step is idempotent, so one that took effect without its answer
+    reaching us is simply found done the next time."""
+    deadline = time.monotonic() + settle_s
     for cfg in topo.streams:
-        await _ensure_stream(js, cfg)
+        await _settled(lambda cfg=cfg: _ensure_stream(js, cfg), deadline)
     for kv in topo.kv:
-        await js.create_key_value(config=kv)
+        await _settled(lambda kv=kv: js.create_key_value(config=kv), deadline)
     for obj in topo.objects:
-        await js.create_object_store(obj.bucket, config=obj)
+        await _settled(lambda obj=obj: js.create_object_store(obj.bucket, config=obj), deadline)
     for spec in topo.consumers:
-        await _ensure_consumer(js, spec)
+        await _settled(lambda spec=spec: _ensure_consumer(js, spec), deadline)
+
+
+async def _settled(step: Callable[[], Awaitable[object]], deadline: float) -> None:
+    pause = 0.25
+    while True:
+        try:
+            await step()
+            return
+        except UNSETTLED as exc:
+            if time.monotonic() + pause >= deadline:
+                raise
+            log.warning("JetStream did not answer (%s); trying again", type(exc).__name__)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
 
 async def _ensure_stream(js: JetStreamContext, cfg: StreamConfig) -> None:
