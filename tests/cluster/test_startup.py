@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,7 +45,7 @@ async def test_streams_are_made_once_a_new_meta_leader_answers(nats: NatsCluster
         back = asyncio.create_task(_restart_after(leader, DOWN_S))
         # a short request timeout: each unanswered request fails fast, as a slow election
         # would fail the service's longer one
-        await t.ensure_topology(nc.jetstream(timeout=1.0), topo, settle_s=60.0)
+        await t.ensure_topology(nc.jetstream(timeout=1.0), topo)
         await back
         js = nc.jetstream(timeout=10.0)
         for cfg in topo.streams:
@@ -65,7 +66,9 @@ async def test_it_gives_up_after_its_settling_time(nats: NatsCluster) -> None:
     try:
         with pytest.raises(t.UNSETTLED):
             await t.ensure_topology(
-                nc.jetstream(timeout=0.5), t.build_topology(settings), settle_s=3.0
+                nc.jetstream(timeout=0.5),
+                t.build_topology(settings),
+                deadline=time.monotonic() + 3.0,
             )
     finally:
         with contextlib.suppress(Exception):

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,12 +264,13 @@ class Bus:
         try:
             js = nc.jetstream(timeout=10)
             topo = t.build_topology(settings)
+            deadline = time.monotonic() + t.SETTLE_S
             if ensure:
-                await t.ensure_topology(js, topo)
-            runs = await js.key_value(t.RUNS_BUCKET)
-            history = await js.key_value(t.HISTORY_BUCKET)
-            claims = await js.key_value(t.CLAIMS_BUCKET)
-            objects = await js.object_store(t.OBJECTS_BUCKET)
+                await t.ensure_topology(js, topo, deadline=deadline)
+            runs = await t.settled(lambda: js.key_value(t.RUNS_BUCKET), deadline)
+            history = await t.settled(lambda: js.key_value(t.HISTORY_BUCKET), deadline)
+            claims = await t.settled(lambda: js.key_value(t.CLAIMS_BUCKET), deadline)
+            objects = await t.settled(lambda: js.object_store(t.OBJECTS_BUCKET), deadline)
         except Exception:
             await nc.close()
             raise

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
@@ -33,6 +34,8 @@ from baro_shared import schemas as s
 from baro_shared.settings import Settings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CMD_STREAM = "BARO_CMD"
 EVT_STREAM = "BARO_EVT"
@@ -327,29 +330,36 @@ def build_topology(cfg: Settings) -> Topology:
 UNSETTLED = (NatsTimeoutError, ServiceUnavailableError)
 
 
-async def ensure_topology(js: JetStreamContext, topo: Topology, *, settle_s: float = 60.0) -> None:
+SETTLE_S = 60.0  # how long a starting service waits for JetStream to answer
+
+
+async def ensure_topology(
+    js: JetStreamContext, topo: Topology, *, deadline: float | None = None
+) -> None:
     """Create or update every stream, consumer and bucket; safe to call from every service.
 
-    Each step is retried while JetStream has no leader to answer it, for up to ``settle_s``
-    seconds in all; every step is idempotent, so one that took effect without its answer
-    reaching us is simply found done the next time."""
-    deadline = time.monotonic() + settle_s
+    Each step is retried while JetStream has no leader to answer it, until ``deadline``
+    (``time.monotonic``; by default ``SETTLE_S`` from now); every step is idempotent, so
+    one that took effect without its answer reaching us is simply found done the next
+    time."""
+    deadline = time.monotonic() + SETTLE_S if deadline is None else deadline
     for cfg in topo.streams:
-        await _settled(lambda cfg=cfg: _ensure_stream(js, cfg), deadline)
+        await settled(lambda cfg=cfg: _ensure_stream(js, cfg), deadline)
     for kv in topo.kv:
-        await _settled(lambda kv=kv: js.create_key_value(config=kv), deadline)
+        await settled(lambda kv=kv: js.create_key_value(config=kv), deadline)
     for obj in topo.objects:
-        await _settled(lambda obj=obj: js.create_object_store(obj.bucket, config=obj), deadline)
+        await settled(lambda obj=obj: js.create_object_store(obj.bucket, config=obj), deadline)
     for spec in topo.consumers:
-        await _settled(lambda spec=spec: _ensure_consumer(js, spec), deadline)
+        await settled(lambda spec=spec: _ensure_consumer(js, spec), deadline)
 
 
-async def _settled(step: Callable[[], Awaitable[object]], deadline: float) -> None:
+async def settled(step: Callable[[], Awaitable[T]], deadline: float) -> T:
+    """``step()``, tried again while JetStream does not answer it, until ``deadline``
+    (``time.monotonic``); ``step`` must be safe to repeat."""
     pause = 0.25
     while True:
         try:
-            await step()
-            return
+            return await step()
         except UNSETTLED as exc:
             if time.monotonic() + pause >= deadline:
                 raise
