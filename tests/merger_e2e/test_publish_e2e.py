@@ -92,8 +92,9 @@ def gh_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 async def test_a_remote_and_gh_push_and_open_the_pull_request(
-    bus: Bus, tmp_path: Path, gh_on_path: Path
+    gh_on_path: Path, bus: Bus, tmp_path: Path
 ) -> None:
+    # gh is on PATH before baro starts, as a user's is: baro finds it then
     repo = make_repo(tmp_path / "user", FILES, dirty=True)
     bare = tmp_path / "remote.git"
     run_git(tmp_path, "init", "--quiet", "--bare", str(bare))

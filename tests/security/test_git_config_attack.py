@@ -205,3 +205,114 @@ def test_baros_own_git_keeps_only_the_users_ignore_file_and_safe_directories(
     assert read("--get-all", "safe.directory").splitlines() == ["/srv/shared repo", "/srv/it's"]
     assert read("core.excludesFile") == str(home / ".ignore-me")
     assert read("core.fsmonitor") == "" and read("user.name") == ""
+
+
+@pytest.fixture
+def users_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home directory with no global git config and a folder of ``PATH`` in it holding
+    the user's (logged-in) ``gh``: set before baro starts, as a user's are."""
+    home = tmp_path / "home"
+    bin_dir = home / ".local" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "gh").write_text(USERS_GH.format(log=tmp_path / "gh-log"))
+    (bin_dir / "gh").chmod(0o755)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    for name in ("GH_TOKEN", "GITHUB_TOKEN", "GITHUB_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+USERS_GH = """#!/bin/sh
+printf '%s\\n' "$*" >> "{log}"
+case "$1 $2" in
+  "auth status") exit 0;;
+  "pr create") cat > /dev/null; echo "https://github.com/acme/app/pull/7"; exit 0;;
+esac
+exit 1
+"""
+
+
+async def test_publishing_and_the_next_run_run_nothing_an_agent_left_in_the_home_directory(
+    users_home: Path,
+    bus: Bus,  # noqa: F811  (the fixture)
+    stack: Settings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Publishing starts ``gh`` (and ``ssh``) and reads the user's global git config for
+    credentials, outside the fence; the next run reads it for the user's identity and
+    signing. An agent that writes a ``~/.gitconfig`` the user does not have (a credential
+    helper, hooks, a signing program), overwrites the user's ``gh`` in ``~/.local/bin``
+    and puts an ``ssh`` there must get none of it run: not by this run's publishing, not
+    by the next run's preparation."""
+    bin_dir = users_home / ".local" / "bin"
+    users_gh = (bin_dir / "gh").read_text()
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    for hook in ("reference-transaction", "pre-push", "post-checkout"):
+        (hooks / hook).write_text(f"#!/bin/sh\ntouch {tmp_path}/ran-hook-{hook}\n")
+        (hooks / hook).chmod(0o755)
+    signer = users_home / ".local" / "share" / "sign"
+    config = (
+        f'[credential]\n\thelper = "!touch {tmp_path}/ran-credential-helper; true"\n'
+        f"[core]\n\thooksPath = {hooks}\n"
+        "[commit]\n\tgpgsign = true\n"
+        f"[gpg]\n\tprogram = {signer}\n"
+    )
+    planted = f"#!/bin/sh\\ntouch {tmp_path}/ran-planted-$(basename $0)\\nexit 0\\n"
+    steps = [
+        {"run": f"cat > {users_home}/.gitconfig <<'END'\n{config}END"},
+        {"run": f"mkdir -p {signer.parent} && printf '{planted}' > {signer} && chmod +x {signer}"},
+        {"run": f"printf '{planted}' > {bin_dir}/gh 2>/dev/null; true"},
+        {"run": f"printf '{planted}' > {bin_dir}/ssh && chmod +x {bin_dir}/ssh; true"},
+        {"write": "app.py", "content": "x = 2\n"},
+    ]
+    repo = make_repo(tmp_path / "user", FILES)
+    bare = tmp_path / "remote.git"
+    run_git(tmp_path, "init", "--quiet", "--bare", str(bare))
+    run_git(repo, "remote", "add", "origin", str(bare))
+    run_git(repo, "push", "--quiet", "origin", "main")
+    first = request_for(repo, "fix app.py", {"default": {"steps": steps}}, publish="pr")
+    report = await _run_without_looking(bus, first)
+
+    assert "gpgsign" in (users_home / ".gitconfig").read_text(), "the agent wrote it"
+    assert (bin_dir / "ssh").exists(), "the agent planted it"
+    assert (bin_dir / "gh").read_text() == users_gh, "the user's gh is read-only for agents"
+    assert report.status == "delivered", report.reason
+    assert report.branch is not None
+    assert run_git(bare, "rev-parse", report.branch) == run_git(repo, "rev-parse", report.branch)
+    assert report.pr_url == "https://github.com/acme/app/pull/7", report.publish_note
+    assert "pr create" in (tmp_path / "gh-log").read_text()
+
+    second = request_for(repo, "fix app.py again", {"default": {"steps": [
+        {"write": "app.py", "content": "x = 3\n"}]}})  # fmt: skip
+    again = await _run_without_looking(bus, second)
+    assert again.status == "delivered", again.reason
+    ran = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ran"))
+    assert ran == [], f"baro ran what the agent left in the home directory: {ran}"
+
+
+async def test_a_push_over_ssh_never_starts_an_ssh_an_agent_put_on_the_path(
+    users_home: Path,
+    bus: Bus,  # noqa: F811  (the fixture)
+    stack: Settings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    bin_dir = users_home / ".local" / "bin"
+    planted = f"#!/bin/sh\\ntouch {tmp_path}/ran-planted-ssh\\nexit 1\\n"
+    steps = [
+        {"run": f"printf '{planted}' > {bin_dir}/ssh && chmod +x {bin_dir}/ssh"},
+        {"write": "app.py", "content": "x = 2\n"},
+    ]
+    repo = make_repo(tmp_path / "user", FILES)
+    # nothing listens there: the push fails, after starting whichever ssh it starts
+    run_git(repo, "remote", "add", "origin", "ssh://git@127.0.0.1:9/acme/app.git")
+    request = request_for(repo, "fix app.py", {"default": {"steps": steps}}, publish="push")
+    report = await _run_without_looking(bus, request)
+
+    assert (bin_dir / "ssh").exists(), "the agent planted it"
+    assert report.status == "delivered", report.reason
+    assert report.publish_note is not None and "pushing it to origin" in report.publish_note
+    assert not (tmp_path / "ran-planted-ssh").exists(), "baro started the agent's ssh"

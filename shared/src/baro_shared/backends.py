@@ -16,6 +16,7 @@ from pathlib import Path
 from baro_shared import sandbox
 from baro_shared.gitutil import BARO_IDENTITY, BARO_PREFIXES, REPOSITORY_VARIABLES
 from baro_shared.settings import Settings
+from baro_shared.usertools import replaceable_tools
 
 KNOWN_BACKENDS = ("claude", "codex", "opencode", "pi", "scripted")
 # A model name goes on an agent's command line: letters, digits and . _ : / @ + - only,
@@ -168,7 +169,9 @@ def agent_fence(
         system = [Path("/")]
         writable = (*writable, *(p for p in _writable_for_root() if p.is_dir()))
     return sandbox.fence(
-        hidden, [*kept, *writable], [*read_only, *user_git_config(), *installation, *system]
+        hidden,
+        [*kept, *writable],
+        [*read_only, *user_git_config(), *replaceable_tools(), *installation, *system],
     )
 
 

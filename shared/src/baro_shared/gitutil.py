@@ -6,11 +6,12 @@ import asyncio
 import functools
 import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
+
+from baro_shared import usertools
 
 # Variables that point git at a particular repository (``git rev-parse --local-env-vars``):
 # inherited from the user's shell (a hook, an activated worktree), they would make git act on
@@ -64,13 +65,12 @@ class GitResult:
         return self.stdout.strip()
 
 
-@functools.cache
 def git_program() -> str:
-    """The git baro runs, found on ``PATH`` once, when this process first runs git: before
-    it has started any agent. Looked up again at every start, a ``git`` an agent put in a
-    folder of ``PATH`` it can write (``~/.local/bin``, ``~/.cargo/bin``, pyenv's shims)
-    would run as baro."""
-    return shutil.which("git") or "git"
+    """The git baro runs, found on ``PATH`` once, when this process starts (or first runs
+    git): before it has started any agent. Looked up again at every start, a ``git`` an
+    agent put in a folder of ``PATH`` it can write (``~/.local/bin``, ``~/.cargo/bin``,
+    pyenv's shims) would run as baro (``baro_shared.usertools``)."""
+    return usertools.tool("git") or "git"
 
 
 _QUIET_CONFIG = "'gc.auto=0' 'maintenance.auto=false' 'advice.detachedHead=false'"

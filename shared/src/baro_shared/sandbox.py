@@ -137,11 +137,29 @@ def fence(
 ) -> Fence:
     """A fence over the existing ``hidden`` directories (``None`` entries skipped)."""
     paths = {os.path.realpath(os.path.expanduser(p)) for p in hidden if p is not None}
+    kept_paths = {os.path.realpath(p) for p in kept}
+    locked = {os.path.realpath(p) for p in read_only if os.path.exists(p)}
     return Fence(
         hidden=tuple(sorted(p for p in paths if os.path.isdir(p) and p != "/")),
-        kept=tuple(sorted({os.path.realpath(p) for p in kept})),
-        read_only=tuple(sorted({os.path.realpath(p) for p in read_only if os.path.exists(p)})),
+        kept=tuple(sorted(kept_paths)),
+        read_only=tuple(sorted(p for p in locked if not _read_only_already(p, locked, kept_paths))),
     )
+
+
+def _read_only_already(path: str, read_only: set[str], kept: set[str]) -> bool:
+    """Whether ``path`` lies in another read-only path with nothing kept writable between:
+    mounted again, the folders above it would be pinned as mounts of their own, writable
+    as they were before the outer one was made read-only."""
+    return any(
+        outer != path
+        and _within(path, outer)
+        and not any(_within(k, outer) and _within(path, k) for k in kept)
+        for outer in read_only
+    )
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
 _probed: dict[Fence, str | None] = {}

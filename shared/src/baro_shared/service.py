@@ -14,7 +14,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from baro_shared import metrics
+from baro_shared import metrics, usertools
 from baro_shared import schemas as s
 from baro_shared.backends import sandbox_unavailable
 from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker, process_name
@@ -151,6 +151,9 @@ class Host:
 
     async def start(self) -> None:
         install_log_redaction()
+        # the tools and git config baro uses on the user's behalf, as they are before any
+        # agent of this process starts (``baro_shared.usertools``)
+        await asyncio.to_thread(usertools.settle)
         if AGENT_STARTING_SERVICES & set(self.factories):
             await asyncio.to_thread(announce_sandbox, self.settings)
         first = True

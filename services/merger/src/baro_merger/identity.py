@@ -31,8 +31,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from baro_merger.errors import SourceError
+from baro_shared import usertools
 from baro_shared.gitutil import BARO_IDENTITY, git
 from baro_shared.schemas import RepoSource
+from baro_shared.usertools import user_config_env
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 BARO_NAME = BARO_IDENTITY["GIT_AUTHOR_NAME"]
@@ -109,12 +111,18 @@ SIGNING_PROGRAMS = {
 }
 
 
+def _signing_program(name: str) -> str | None:
+    return usertools.tool(name) if name in usertools.TOOLS else shutil.which(name)
+
+
 def with_signing_program_found(
-    identity: CommitIdentity, which: Callable[[str], str | None] = shutil.which
+    identity: CommitIdentity, which: Callable[[str], str | None] = _signing_program
 ) -> CommitIdentity:
-    """``identity`` with its signing program named by its path, found now, when the run is
-    prepared and before its agents start: found on ``PATH`` at every signed commit, a
-    ``gpg`` an agent put in a folder of ``PATH`` it can write would be what signs."""
+    """``identity`` with its signing program named by its path: found on ``PATH`` at every
+    signed commit, a ``gpg`` an agent put in a folder of ``PATH`` it can write would be
+    what signs. ``gpg``, ``gpgsm`` and ``ssh-keygen`` are where this process found them at
+    its start (``baro_shared.usertools``), another program where it is when the run is
+    prepared."""
     if identity.signing is None:
         return identity
     settings = dict(identity.signing)
@@ -149,9 +157,13 @@ async def user_git_config(source: RepoSource, cwd: Path) -> dict[str, str]:
     """The git config that speaks for the user: their repository's for a local run, else
     the merger's own global config (``cwd`` is any directory outside a repository)."""
     if source.kind == "path":
-        listed = await git("config", "--list", "-z", cwd=source.location, check=False)
+        listed = await git(
+            "config", "--list", "-z", cwd=source.location, check=False, env=user_config_env()
+        )
     else:
-        listed = await git("config", "--global", "--list", "-z", cwd=cwd, check=False)
+        listed = await git(
+            "config", "--global", "--list", "-z", cwd=cwd, check=False, env=user_config_env()
+        )
     return parse_config_list(listed.stdout) if listed.returncode == 0 else {}
 
 
@@ -163,7 +175,7 @@ async def sign_check(repo: Path, identity: CommitIdentity) -> str | None:
         "-m",
         "baro signing check",
         cwd=repo,
-        env=identity.env(),
+        env=identity.env() | user_config_env(),
         check=False,
         timeout=60,
     )

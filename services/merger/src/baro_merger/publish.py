@@ -16,7 +16,10 @@ message that leaves this module is redacted; a token travels only in the environ
 the one git or HTTP call that needs it, never on a command line.
 
 The push runs from the user's repository (their remotes, URL rewrites and helpers apply)
-with their hooks off; it writes refs only (the remote-tracking ref of the branch).
+with their hooks off; it writes refs only (the remote-tracking ref of the branch). ``gh``
+and ``ssh`` are the ones the merger found when it started, and git reads only the global
+config files that were there then (``baro_shared.usertools``): agents may have written
+the home directory since.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import shutil
 import urllib.error
 import urllib.request
@@ -33,8 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from baro_shared import usertools
 from baro_shared.gitutil import git
 from baro_shared.redact import redact
+from baro_shared.usertools import user_config_env
 
 PUSH_TIMEOUT_S = 300.0
 GH_TIMEOUT_S = 120.0
@@ -46,11 +52,29 @@ _TOKEN_HELPER = (
     '!f() { test "$1" = get || exit 0; echo username=x-access-token; '
     f'echo "password=${_TOKEN_ENV}"; }}; f'
 )
-_GH_HELPER = "!gh auth git-credential"
 _QUIET_GIT = ("-c", "core.hooksPath=/dev/null", "-c", "gc.auto=0", "-c", "maintenance.auto=false")
 _PR_URL = re.compile(r"https?://\S+/pull/\d+")
 
 Published = Literal["local", "pushed", "pr"]
+
+
+@dataclass(frozen=True)
+class PublishingTools:
+    """The ``gh`` and ``ssh`` publishing starts (absolute), None where there is none."""
+
+    gh: str | None
+    ssh: str | None
+
+    @classmethod
+    def at_start(cls) -> PublishingTools:
+        """As this process found them when it started, before any agent."""
+        return cls(usertools.tool("gh"), usertools.tool("ssh"))
+
+    @classmethod
+    def on_path(cls, env: Mapping[str, str]) -> PublishingTools:
+        """As ``env``'s ``PATH`` has them now."""
+        path = env.get("PATH")
+        return cls(shutil.which("gh", path=path), shutil.which("ssh", path=path))
 
 
 @dataclass(frozen=True)
@@ -124,14 +148,24 @@ async def publish(
     body: str,
     source_ref: str | None = None,
     env: Mapping[str, str] | None = None,
+    tools: PublishingTools | None = None,
 ) -> Publication:
     """Publish ``branch`` of ``user_repo`` as ``policy`` says (local, push or pr).
 
     ``source_ref`` (``refs/heads/<name>``: what the run started from) is the pull
     request's base when the remote has that branch; else the remote's default branch.
+    ``tools``: the ``gh`` and ``ssh`` to start (the merger's, found at its start); by
+    default those on ``env``'s ``PATH`` now.
     """
     result = await _publish(
-        user_repo, branch, policy, title=title, body=body, source_ref=source_ref, env=env
+        user_repo,
+        branch,
+        policy,
+        title=title,
+        body=body,
+        source_ref=source_ref,
+        env=env,
+        tools=tools,
     )
     note = redact(strip_credentials(result.note)) if result.note else None
     return Publication(result.published, note, result.pr_url)
@@ -146,22 +180,24 @@ async def _publish(
     body: str,
     source_ref: str | None,
     env: Mapping[str, str] | None,
+    tools: PublishingTools | None,
 ) -> Publication:
     if policy not in ("push", "pr"):
         return Publication("local", None)
     env = dict(os.environ if env is None else env)
+    tools = tools or PublishingTools.on_path(env)
     here = f"{branch} is in your repository only"
     remote, why_none = await find_remote(user_repo)
     if remote is None:
         return Publication("local", f"{here}: {why_none}, so nothing was published")
-    credentials = await find_credentials(user_repo, remote, env)
+    credentials = await find_credentials(user_repo, remote, env, tools.gh)
     if remote.kind == "http" and not (credentials.token or credentials.gh or credentials.helper):
         return Publication(
             "local",
             f"{here}: no credentials for {remote.shown} (set GH_TOKEN or GITHUB_TOKEN, or run "
             "`gh auth login`), so nothing was published",
         )
-    pushed = await push(user_repo, remote, branch, credentials, env)
+    pushed = await push(user_repo, remote, branch, credentials, env, tools)
     if pushed is not None:
         return Publication("local", f"{here}: {pushed}")
     done = f"pushed {branch} to {remote.shown}"
@@ -169,7 +205,16 @@ async def _publish(
         return Publication("pushed", done)
     base = await pick_base(user_repo, remote, source_ref, branch)
     return await open_pull_request(
-        user_repo, remote, branch, credentials, env, title=title, body=body, base=base, done=done
+        user_repo,
+        remote,
+        branch,
+        credentials,
+        env,
+        title=title,
+        body=body,
+        base=base,
+        done=done,
+        gh=tools.gh,
     )
 
 
@@ -178,7 +223,7 @@ async def _publish(
 
 async def find_remote(user_repo: Path) -> tuple[Remote | None, str]:
     """The remote to publish to (``origin``, else the only one), or why there is none."""
-    listed = await git("remote", cwd=user_repo, check=False)
+    listed = await git("remote", cwd=user_repo, check=False, env=user_config_env())
     names = listed.stdout.split()
     if not names:
         return None, "it has no remote"
@@ -188,8 +233,12 @@ async def find_remote(user_repo: Path) -> tuple[Remote | None, str]:
         name = names[0]
     else:
         return None, f"it has several remotes ({', '.join(names)}) and none is named origin"
-    url = await git("config", "--get", f"remote.{name}.url", cwd=user_repo, check=False)
-    push_url = await git("remote", "get-url", "--push", name, cwd=user_repo, check=False)
+    url = await git(
+        "config", "--get", f"remote.{name}.url", cwd=user_repo, check=False, env=user_config_env()
+    )
+    push_url = await git(
+        "remote", "get-url", "--push", name, cwd=user_repo, check=False, env=user_config_env()
+    )
     if not url.out or not push_url.out:
         return None, f"its remote {name} has no URL"
     return Remote(name, url.out, push_url.out), ""
@@ -202,7 +251,15 @@ async def pick_base(
     if source_ref and source_ref.startswith("refs/heads/"):
         name = source_ref.removeprefix("refs/heads/")
         tracking = f"refs/remotes/{remote.name}/{name}"
-        known = await git("rev-parse", "--verify", "--quiet", tracking, cwd=user_repo, check=False)
+        known = await git(
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            tracking,
+            cwd=user_repo,
+            check=False,
+            env=user_config_env(),
+        )
         if name != branch and known.returncode == 0:
             return name
     default = await git(
@@ -236,22 +293,24 @@ def strip_credentials(text: str) -> str:
 # --------------------------------------------------------------------------- credentials
 
 
-async def find_credentials(user_repo: Path, remote: Remote, env: Mapping[str, str]) -> Credentials:
+async def find_credentials(
+    user_repo: Path, remote: Remote, env: Mapping[str, str], gh: str | None
+) -> Credentials:
     token = next((env[name] for name in TOKEN_VARIABLES if env.get(name, "").strip()), None)
     helper = False
     if remote.kind == "http":
         configured = await git(
             "config", "--get-urlmatch", "credential.helper", remote.push_url,
-            cwd=user_repo, check=False,
+            cwd=user_repo, check=False, env=user_config_env(),
         )  # fmt: skip
         helper = bool(configured.out)
-    return Credentials(token=token, gh=await gh_authenticated(env), helper=helper)
+    return Credentials(token=token, gh=await gh_authenticated(env, gh), helper=helper)
 
 
-async def gh_authenticated(env: Mapping[str, str]) -> bool:
-    if shutil.which("gh", path=env.get("PATH")) is None:
+async def gh_authenticated(env: Mapping[str, str], gh: str | None) -> bool:
+    if gh is None:
         return False
-    code, _, _ = await _run(["gh", "auth", "status"], env=_gh_env(env), timeout=30)
+    code, _, _ = await _run([gh, "auth", "status"], env=_gh_env(env), timeout=30)
     return code == 0
 
 
@@ -264,18 +323,21 @@ async def push(
     branch: str,
     credentials: Credentials,
     env: Mapping[str, str],
+    tools: PublishingTools,
 ) -> str | None:
     """Push the branch once; None when it worked, else why not (one redacted line)."""
     config = list(_QUIET_GIT)
-    extra: dict[str, str] = {}
+    extra: dict[str, str] = user_config_env()
     if remote.kind == "http":
         if credentials.token:
             config += ["-c", f"credential.helper={_TOKEN_HELPER}"]
             extra[_TOKEN_ENV] = credentials.token
-        elif credentials.gh:
-            config += ["-c", f"credential.helper={_GH_HELPER}"]
+        elif credentials.gh and tools.gh:
+            config += ["-c", f"credential.helper=!{shlex.quote(tools.gh)} auth git-credential"]
     if remote.kind == "ssh" and not env.get("GIT_SSH_COMMAND"):
-        extra["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes -o ConnectTimeout=20"
+        if tools.ssh is None:
+            return f"pushing it to {remote.shown} needs ssh, which is not on PATH"
+        extra["GIT_SSH_COMMAND"] = f"{shlex.quote(tools.ssh)} -o BatchMode=yes -o ConnectTimeout=20"
     ref = f"refs/heads/{branch}"
     result = await git(
         *config, "push", "--quiet", "--no-verify", "--porcelain", remote.name, f"{ref}:{ref}",
@@ -300,10 +362,11 @@ async def open_pull_request(
     body: str,
     base: str | None,
     done: str,
+    gh: str | None,
 ) -> Publication:
     github = github_repository(remote.url)
-    if credentials.gh:  # gh also knows hosts and remotes this module cannot parse
-        return await _pr_with_gh(user_repo, github, branch, env, title, body, base, done)
+    if credentials.gh and gh:  # gh also knows hosts and remotes this module cannot parse
+        return await _pr_with_gh(gh, user_repo, github, branch, env, title, body, base, done)
     if credentials.token and github is not None:
         return await _pr_with_api(github, branch, credentials.token, env, title, body, base, done)
     why = (
@@ -315,6 +378,7 @@ async def open_pull_request(
 
 
 async def _pr_with_gh(
+    gh: str,
     user_repo: Path,
     github: GitHubRepo | None,
     branch: str,
@@ -324,7 +388,7 @@ async def _pr_with_gh(
     base: str | None,
     done: str,
 ) -> Publication:
-    argv = ["gh", "pr", "create"]
+    argv = [gh, "pr", "create"]
     if github is not None:
         argv += ["--repo", github.slug]
     argv += ["--head", branch, "--title", title, "--body-file", "-"]
@@ -417,7 +481,13 @@ async def _api(
 
 
 def _gh_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``gh``'s environment: the git it starts is baro's (found at the start, first on its
+    ``PATH``), and that git reads the user's config as publishing's own does."""
     out = dict(env)
+    git_folder = os.path.dirname(usertools.tool("git") or "")
+    if git_folder:
+        out["PATH"] = os.pathsep.join(p for p in (git_folder, env.get("PATH")) if p)
+    out.update(user_config_env())
     out.update(
         GH_PROMPT_DISABLED="1",
         GH_NO_UPDATE_NOTIFIER="1",

@@ -39,7 +39,7 @@ from baro_merger.integration import (
 from baro_merger.naming import checkpoint_slug, slugify
 from baro_merger.notify import notify
 from baro_merger.prbody import pr_body, pr_title
-from baro_merger.publish import Publication, publish
+from baro_merger.publish import Publication, PublishingTools, publish
 from baro_merger.remote import RunResult, bundle_result, pushed_branch_name, stage_push
 from baro_merger.verify import run_gate
 from baro_shared import checks, objectcache, retention
@@ -81,6 +81,8 @@ class Merger(CommandService):
         super().__init__(bus, settings)
         self.root = settings.integration_dir
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # found now, before any agent starts: one put on PATH later is never what publishes
+        self.publishing_tools = PublishingTools.at_start()
 
     async def run(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -643,6 +645,7 @@ class Merger(CommandService):
                 title=pr_title(cmd.goal),
                 body=body,
                 source_ref=cmd.repo.ref,
+                tools=self.publishing_tools,
             )
         except Exception as exc:  # publishing never takes the delivered branch down with it
             log.warning("publishing %s of %s failed: %s", branch, cmd.run_id, redact(str(exc)))
