@@ -316,3 +316,62 @@ async def test_a_push_over_ssh_never_starts_an_ssh_an_agent_put_on_the_path(
     assert report.status == "delivered", report.reason
     assert report.publish_note is not None and "pushing it to origin" in report.publish_note
     assert not (tmp_path / "ran-planted-ssh").exists(), "baro started the agent's ssh"
+
+
+@pytest.fixture
+def users_dotfiles(users_home: Path) -> Path:
+    """The user's global config kept with their dotfiles: ``~/.gitconfig`` a link to it,
+    including a file that is there and an optional one that is not."""
+    dotfiles = users_home / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "identity.inc").write_text("[user]\n\tname = Me\n")
+    (dotfiles / "gitconfig").write_text(
+        "[include]\n\tpath = ~/dotfiles/identity.inc\n\tpath = ~/.gitconfig.local\n"
+    )
+    (users_home / ".gitconfig").symlink_to(dotfiles / "gitconfig")
+    return dotfiles
+
+
+@pytest.mark.parametrize("attack", ["optional-include", "existing-include", "relink"])
+async def test_an_agent_cannot_reach_baro_through_the_files_the_users_config_includes(
+    users_dotfiles: Path,
+    bus: Bus,  # noqa: F811  (the fixture)
+    stack: Settings,  # noqa: F811
+    tmp_path: Path,
+    attack: str,
+) -> None:
+    """Dotfiles: a global config that is a link, including a file that is there and an
+    optional one that is not. The agent writes the optional one, tries to rewrite the
+    one that is there, or points the link at a config of its own; the next run's
+    preparation (which reads the user's config for identity and signing) runs none of
+    it."""
+    home = users_dotfiles.parent
+    signer = home / ".local" / "share" / "sign"
+    evil = f"[commit]\n\tgpgsign = true\n[gpg]\n\tprogram = {signer}\n"
+    target = {
+        "optional-include": home / ".gitconfig.local",
+        "existing-include": users_dotfiles / "identity.inc",
+        "relink": home / "mine",
+    }[attack]
+    planted = f"#!/bin/sh\\ntouch {tmp_path}/ran-signer\\nexit 0\\n"
+    steps = [
+        {"run": f"mkdir -p {signer.parent} && printf '{planted}' > {signer} && chmod +x {signer}"},
+        {"run": f"cat >> {target} <<'END'\n{evil}END\ntrue"},
+        {"write": "app.py", "content": "x = 2\n"},
+    ]
+    if attack == "relink":
+        steps.insert(2, {"run": f"ln -sfn {target} {home}/.gitconfig"})
+    repo = make_repo(tmp_path / "user", FILES)
+    first = request_for(repo, "fix app.py", {"default": {"steps": steps}})
+    report = await _run_without_looking(bus, first)
+    assert report.status == "delivered", report.reason
+    if attack == "existing-include":
+        assert target.read_text() == "[user]\n\tname = Me\n", "read-only for agents"
+    else:
+        assert "gpgsign" in target.read_text(), "the agent wrote it"
+
+    second = request_for(repo, "fix app.py again", {"default": {"steps": [
+        {"write": "app.py", "content": "x = 3\n"}]}})  # fmt: skip
+    again = await _run_without_looking(bus, second)
+    assert again.status == "delivered", again.reason
+    assert not (tmp_path / "ran-signer").exists(), "baro ran the agent's signing program"

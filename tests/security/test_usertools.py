@@ -83,3 +83,30 @@ def test_a_read_only_path_inside_another_is_not_mounted_again(tmp_path: Path) ->
     assert fence.read_only == tuple(
         sorted(str(p.resolve()) for p in (ro, kept / "in", tmp_path / "elsewhere"))
     )
+
+
+def test_a_file_the_users_config_includes_is_followed_from_the_start(home: Path) -> None:
+    dotfiles = home / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "work.inc").write_text("[user]\n\temail = me@work\n")
+    (home / ".gitconfig").write_text(
+        "[include]\n\tpath = ~/.gitconfig.local\n"
+        '[includeIf "gitdir:~/work/"]\n\tpath = dotfiles/work.inc\n'
+    )
+    assert usertools.global_config_at_start() == (home / ".gitconfig",)
+    assert usertools.included_config_files() == [dotfiles / "work.inc"]
+    assert usertools.user_config_env() == {}
+    (home / ".gitconfig.local").write_text("[core]\n\tfsmonitor = evil\n")  # was missing
+    assert usertools.user_config_env() == {"GIT_CONFIG_GLOBAL": os.devnull}
+
+
+def test_a_global_config_that_now_leads_elsewhere_is_not_read(home: Path) -> None:
+    mine = home / "dotfiles" / "gitconfig"
+    mine.parent.mkdir()
+    mine.write_text("[user]\n\tname = Me\n")
+    (home / ".gitconfig").symlink_to(mine)
+    assert usertools.user_config_env() == {}
+    (home / "evil").write_text("[core]\n\tfsmonitor = evil\n")
+    (home / ".gitconfig").unlink()
+    (home / ".gitconfig").symlink_to(home / "evil")
+    assert usertools.user_config_env() == {"GIT_CONFIG_GLOBAL": os.devnull}

@@ -12,7 +12,10 @@ baro runs next, as the user. Hence:
   (``settle``, before it starts any agent), and one the user could replace is read-only
   in the fence (``replaceable_tools``);
 - git reading the user's config reads only the global config files that were there at
-  the start (``user_config_env``).
+  the start (``user_config_env``); where one of them, or a file they include, was
+  added, removed or made to lead elsewhere since, it reads none. The files they include
+  that were there are read-only in the fence (``included_config_files``), with the
+  global files themselves.
 
 Both are remembered per ``PATH`` and per home directory: a process's own never change,
 and tests that set them anew get a first sight of their own.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -30,7 +34,10 @@ log = logging.getLogger(__name__)
 TOOLS = ("git", "gh", "ssh", "gpg", "gpgsm", "ssh-keygen")
 
 _FOUND: dict[str, dict[str, str]] = {}
-_CONFIG_AT_START: dict[tuple[Path, ...], tuple[Path, ...]] = {}
+# the global config files there or not -> each of them and of the files they include
+# (any condition, followed from the files there) -> where it led at the start (None: not there)
+_CONFIG_AT_START: dict[tuple[Path, ...], dict[Path, str | None]] = {}
+MAX_INCLUDE_DEPTH = 10  # git's own limit
 _WARNED: set[Path] = set()
 
 
@@ -69,36 +76,92 @@ def global_config_files() -> tuple[Path, ...]:
     return (xdg / "git" / "config", home / ".gitconfig")
 
 
+def _config_files_at_start() -> dict[Path, str | None]:
+    candidates = global_config_files()
+    seen = _CONFIG_AT_START.get(candidates)
+    if seen is None:
+        seen = _CONFIG_AT_START[candidates] = {}
+        for path in candidates:
+            _note(path, seen, MAX_INCLUDE_DEPTH)
+    return seen
+
+
+def _leads_to(path: Path) -> str | None:
+    return os.path.realpath(path) if os.path.lexists(path) else None
+
+
+def _note(path: Path, seen: dict[Path, str | None], depth: int) -> None:
+    if path in seen:
+        return
+    seen[path] = _leads_to(path)
+    if seen[path] is None or depth == 0:
+        return
+    for included in _includes(path):
+        _note(included, seen, depth - 1)
+
+
+def _includes(config: Path) -> list[Path]:
+    """The files ``config`` includes, under any condition (``include.path``,
+    ``includeIf.*.path``), relative ones taken from ``config``'s folder."""
+    git = tool("git")
+    if git is None:
+        return []
+    try:
+        listed = subprocess.run(
+            [git, "config", "--file", str(config), "--no-includes", "--type=path",
+             "--get-regexp", r"^include(if\..*)?\.path$"],
+            capture_output=True, text=True, timeout=30, cwd="/", check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found = []
+    for line in listed.stdout.splitlines():
+        _, _, value = line.partition(" ")
+        if value:
+            found.append(config.parent / value)  # an absolute value stays itself
+    return found
+
+
 def global_config_at_start() -> tuple[Path, ...]:
     """Those of ``global_config_files`` that were there when first looked at."""
-    candidates = global_config_files()
-    known = _CONFIG_AT_START.get(candidates)
-    if known is None:
-        known = _CONFIG_AT_START[candidates] = tuple(p for p in candidates if os.path.lexists(p))
-    return known
+    seen = _config_files_at_start()
+    return tuple(p for p in global_config_files() if seen.get(p) is not None)
+
+
+def included_config_files() -> list[Path]:
+    """The files the user's global config includes that were there at the start."""
+    tops = set(global_config_files())
+    return [p for p, led in _config_files_at_start().items() if led and p not in tops]
 
 
 def user_config_env() -> dict[str, str]:
     """What to add to the environment of a git that reads the user's config: nothing,
-    unless a global config file appeared since the start (an agent may have written it);
-    then git reads only those that were there."""
-    known = global_config_at_start()
-    appeared = [p for p in global_config_files() if p not in known and os.path.lexists(p)]
-    if not appeared:
+    unless what it would read changed since the start (an agent may have written it).
+    A global config file that appeared beside the ones there: git reads only those. Any
+    other change (a file they include added or removed, one of them now leading
+    elsewhere): git reads no global config at all."""
+    seen = _config_files_at_start()
+    changed = [p for p, led in seen.items() if _leads_to(p) != led]
+    if not changed:
         return {}
-    for path in appeared:
+    for path in changed:
         if path not in _WARNED:
             _WARNED.add(path)
             log.warning(
-                "%s appeared after baro started: baro does not read it (agents can write the "
-                "home directory); restart baro to use it",
+                "your git config file %s changed since baro started: baro does not read "
+                "your global git config now (agents can write the home directory); restart "
+                "baro to use it",
                 path,
             )
-    # two known files leave nothing to appear: here at most one is known
-    return {"GIT_CONFIG_GLOBAL": str(known[0]) if known else os.devnull}
+    tops = global_config_files()
+    known = global_config_at_start()
+    if all(p in tops and seen[p] is None for p in changed):
+        # two files there leave none to appear: here at most one is known
+        return {"GIT_CONFIG_GLOBAL": str(known[0]) if known else os.devnull}
+    return {"GIT_CONFIG_GLOBAL": os.devnull}
 
 
 def settle() -> None:
     """Find the tools and note the global config files now, before any agent starts."""
     found_tools()
-    global_config_at_start()
+    _config_files_at_start()
