@@ -17,6 +17,7 @@ import pytest
 from baro_cli import validate
 from baro_merger.notify import Targets, message, notify, payload, post_webhook, targets
 from baro_shared import schemas as s
+from baro_shared import usertools
 from baro_shared.bus import Bus
 from baro_shared.repoconfig import NotifyConfig, RepoConfigError, parse_repo_config
 from tests.conftest import make_repo
@@ -202,6 +203,25 @@ async def test_a_local_run_shows_a_desktop_notification(
     shown.unlink()
     await notify(command(state="delivered", local=False, desktop=True), None)  # a cluster's run
     assert not shown.exists()
+
+
+async def test_a_notify_send_put_on_the_path_later_is_not_what_shows_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The merger shows a notification outside the fence, as the user: the program is the
+    one found when baro started, not one an agent put in a folder of ``PATH`` since."""
+    early, late = tmp_path / "early", tmp_path / "late"
+    for folder, marker in ((early, "planted"), (late, "shown")):
+        folder.mkdir()
+        (folder / "notify-send").write_text(f"#!/bin/sh\ntouch {tmp_path}/{marker}\n")
+        (folder / "notify-send").chmod(0o755)
+    (early / "notify-send").rename(tmp_path / "not-yet")
+    monkeypatch.setenv("PATH", f"{early}{os.pathsep}{late}{os.pathsep}{os.environ['PATH']}")
+    usertools.settle()  # baro starts
+    (tmp_path / "not-yet").rename(early / "notify-send")  # an agent plants its own
+    await notify(command(state="delivered", reason=None, local=True, desktop=True), None)
+    assert (tmp_path / "shown").exists()
+    assert not (tmp_path / "planted").exists()
 
 
 # --------------------------------------------------------------------------- whole runs

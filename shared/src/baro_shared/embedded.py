@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from baro_shared import usertools
 from baro_shared.processes import dies_with_parent, process_alive
 
 SERVER_LOG = "nats-server.log"  # in the store directory, appended to by every start
@@ -44,7 +44,7 @@ def find_nats_server() -> str:
     beside = Path(sys.executable).parent / "nats-server"
     if beside.is_file():
         return str(beside)
-    found = shutil.which("nats-server")
+    found = usertools.tool("nats-server")
     if found:
         return found
     raise EmbeddedNatsError(

@@ -1,8 +1,8 @@
 """The user's tools and global git config as baro found them before any agent started.
 
 Outside the fence baro runs programs and reads git config on the user's behalf: git
-itself, ``gh`` and ``ssh`` to publish, a signing program for the delivered commits, and
-git reading the user's global config for their identity, credential helpers and URL
+itself, ``gh`` and ``ssh`` to publish, a signing program for the delivered commits, a
+desktop notification's program, the embedded nats-server, and git reading the user's global config for their identity, credential helpers and URL
 rewrites. An agent's fence keeps the home directory writable (its tools keep their state
 there) and the folders of ``PATH`` in it with it, so a ``gh`` an agent puts in
 ``~/.local/bin``, or a ``~/.gitconfig`` it writes where the user has none, would be what
@@ -31,7 +31,11 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-TOOLS = ("git", "gh", "ssh", "gpg", "gpgsm", "ssh-keygen")
+TOOLS = (
+    "git", "gh", "ssh", "gpg", "gpgsm", "ssh-keygen",  # git, publishing, signing
+    "notify-send", "osascript",  # desktop notifications
+    "nats-server",  # the embedded server, when it is not beside baro's interpreter
+)  # fmt: skip
 
 _FOUND: dict[str, dict[str, str]] = {}
 # the global config files there or not -> each of them and of the files they include

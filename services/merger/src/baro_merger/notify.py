@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import platform
-import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 import msgspec
 
 from baro_shared import schemas as s
+from baro_shared import usertools
 from baro_shared.redact import redact
 from baro_shared.repoconfig import NotifyConfig
 from baro_shared.sources import redact_url
@@ -135,11 +135,14 @@ def _post(url: str, data: bytes, key: str, timeout: float) -> tuple[int, str]:
 
 
 def desktop_command(title: str, body: str) -> list[str] | None:
-    """How this machine shows a notification (None: it has no way baro knows)."""
-    if platform.system() == "Darwin" and shutil.which("osascript"):
+    """How this machine shows a notification (None: it has no way baro knows), with the
+    program found when baro started (``baro_shared.usertools``: not one an agent put on
+    ``PATH`` since)."""
+    osascript = usertools.tool("osascript")
+    if platform.system() == "Darwin" and osascript:
         script = f"display notification {json.dumps(body)} with title {json.dumps(title)}"
-        return ["osascript", "-e", script]
-    found = shutil.which("notify-send")
+        return [osascript, "-e", script]
+    found = usertools.tool("notify-send")
     return [found, "--app-name=baro", title, body] if found else None
 
 
