@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from baro_shared import usertools
 from baro_shared.embedded import EmbeddedNats
 from baro_shared.settings import Settings
 
@@ -162,3 +163,12 @@ def ends_within(pid: int, seconds: float = 5.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def baro_starts_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a baro process notes when it starts (the user's tools and global git config,
+    ``baro_shared.usertools``) is noted afresh from here: for a test that writes the
+    user's config after this process has already run git with the same home."""
+    monkeypatch.setattr(usertools, "_FOUND", {})
+    monkeypatch.setattr(usertools, "_CONFIG_AT_START", {})
+    usertools.settle()

@@ -27,6 +27,7 @@ from baro_merger.integration import import_story_bundle, integrate_story, prepar
 from baro_shared.backends import agent_env
 from baro_shared.gitutil import git
 from baro_shared.schemas import RepoSource, Story
+from tests.conftest import baro_starts_now
 
 FILES = {"README.md": "hello\n", "src/a.py": "A = 1\n"}
 STORY = Story(id="S1", title="Raise A", write_surface=["src/a.py"], description="Raise A.")
@@ -221,7 +222,7 @@ async def test_a_key_that_cannot_sign_fails_a_local_run_in_one_line(
 
 @needs_ssh_keygen
 async def test_a_cluster_without_the_key_delivers_unsigned_with_a_note(
-    bench: Any, tmp_path: Path
+    bench: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user = bench.make_repo("user", FILES)
     merger_config = Path.home() / ".gitconfig"  # the test's own HOME (merger/conftest.py)
@@ -229,6 +230,7 @@ async def test_a_cluster_without_the_key_delivers_unsigned_with_a_note(
         "[commit]\n\tgpgsign = true\n[gpg]\n\tformat = ssh\n"
         f"[user]\n\tsigningkey = {tmp_path / 'no-such-key'}\n"
     )
+    baro_starts_now(monkeypatch)  # the merger starts with that config
     prepared = await _prepare_as_cluster(bench, user)
     assert prepared.identity.signing is None
     assert prepared.identity.note and prepared.identity.note.startswith("commits are not signed")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from baro_shared import sandbox, usertools
+from baro_shared import gitutil, sandbox, usertools
 
 
 @pytest.fixture
@@ -47,8 +47,13 @@ def test_a_tool_is_where_it_was_first_found_on_that_path(
 def test_nothing_is_kept_from_git_when_no_global_config_appeared(home: Path) -> None:
     assert usertools.global_config_at_start() == ()
     assert usertools.user_config_env() == {}
+    assert "GIT_CONFIG_GLOBAL" not in gitutil.git_env()
     (home / ".gitconfig").write_text("[user]\n\tname = Me\n")
     assert usertools.user_config_env() == {"GIT_CONFIG_GLOBAL": os.devnull}
+    # every git baro runs outside its own repositories (a remote source's fetch, the
+    # user's identity, publishing) reads the user's config so
+    assert gitutil.git_env()["GIT_CONFIG_GLOBAL"] == os.devnull
+    assert gitutil.git_sync("config", "--global", "user.name", check=False).out == ""
 
 
 def test_a_config_file_that_appeared_beside_the_users_own_is_not_read(home: Path) -> None:

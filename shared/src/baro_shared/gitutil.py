@@ -79,7 +79,9 @@ _QUIET_CONFIG = "'gc.auto=0' 'maintenance.auto=false' 'advice.detachedHead=false
 def git_env(extra: dict[str, str] | None = None, *, own: bool = False) -> dict[str, str]:
     """The environment of baro's git processes. ``own``: in a repository baro keeps (an
     agent's clone, a source cache, an integration repository), where git reads neither
-    the user's global nor the system config (``own_repository_config``)."""
+    the user's global nor the system config (``own_repository_config``); else git reads
+    the user's global config files as they were when this process started
+    (``usertools.user_config_env``)."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -95,8 +97,8 @@ def git_env(extra: dict[str, str] | None = None, *, own: bool = False) -> dict[s
         LC_ALL="C",
         GIT_CONFIG_PARAMETERS=_QUIET_CONFIG,
     )
-    if own:
-        env.update(own_repository_config())
+    # elsewhere git reads the user's config, as it was before any agent could write it
+    env.update(own_repository_config() if own else usertools.user_config_env())
     if extra:
         env.update(extra)
     return env

@@ -34,7 +34,6 @@ from baro_merger.errors import SourceError
 from baro_shared import usertools
 from baro_shared.gitutil import BARO_IDENTITY, git
 from baro_shared.schemas import RepoSource
-from baro_shared.usertools import user_config_env
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 BARO_NAME = BARO_IDENTITY["GIT_AUTHOR_NAME"]
@@ -157,13 +156,9 @@ async def user_git_config(source: RepoSource, cwd: Path) -> dict[str, str]:
     """The git config that speaks for the user: their repository's for a local run, else
     the merger's own global config (``cwd`` is any directory outside a repository)."""
     if source.kind == "path":
-        listed = await git(
-            "config", "--list", "-z", cwd=source.location, check=False, env=user_config_env()
-        )
+        listed = await git("config", "--list", "-z", cwd=source.location, check=False)
     else:
-        listed = await git(
-            "config", "--global", "--list", "-z", cwd=cwd, check=False, env=user_config_env()
-        )
+        listed = await git("config", "--global", "--list", "-z", cwd=cwd, check=False)
     return parse_config_list(listed.stdout) if listed.returncode == 0 else {}
 
 
@@ -175,7 +170,7 @@ async def sign_check(repo: Path, identity: CommitIdentity) -> str | None:
         "-m",
         "baro signing check",
         cwd=repo,
-        env=identity.env() | user_config_env(),
+        env=identity.env(),
         check=False,
         timeout=60,
     )

@@ -223,7 +223,7 @@ async def _publish(
 
 async def find_remote(user_repo: Path) -> tuple[Remote | None, str]:
     """The remote to publish to (``origin``, else the only one), or why there is none."""
-    listed = await git("remote", cwd=user_repo, check=False, env=user_config_env())
+    listed = await git("remote", cwd=user_repo, check=False)
     names = listed.stdout.split()
     if not names:
         return None, "it has no remote"
@@ -233,12 +233,8 @@ async def find_remote(user_repo: Path) -> tuple[Remote | None, str]:
         name = names[0]
     else:
         return None, f"it has several remotes ({', '.join(names)}) and none is named origin"
-    url = await git(
-        "config", "--get", f"remote.{name}.url", cwd=user_repo, check=False, env=user_config_env()
-    )
-    push_url = await git(
-        "remote", "get-url", "--push", name, cwd=user_repo, check=False, env=user_config_env()
-    )
+    url = await git("config", "--get", f"remote.{name}.url", cwd=user_repo, check=False)
+    push_url = await git("remote", "get-url", "--push", name, cwd=user_repo, check=False)
     if not url.out or not push_url.out:
         return None, f"its remote {name} has no URL"
     return Remote(name, url.out, push_url.out), ""
@@ -258,7 +254,6 @@ async def pick_base(
             tracking,
             cwd=user_repo,
             check=False,
-            env=user_config_env(),
         )
         if name != branch and known.returncode == 0:
             return name
@@ -301,7 +296,7 @@ async def find_credentials(
     if remote.kind == "http":
         configured = await git(
             "config", "--get-urlmatch", "credential.helper", remote.push_url,
-            cwd=user_repo, check=False, env=user_config_env(),
+            cwd=user_repo, check=False,
         )  # fmt: skip
         helper = bool(configured.out)
     return Credentials(token=token, gh=await gh_authenticated(env, gh), helper=helper)
@@ -327,7 +322,7 @@ async def push(
 ) -> str | None:
     """Push the branch once; None when it worked, else why not (one redacted line)."""
     config = list(_QUIET_GIT)
-    extra: dict[str, str] = user_config_env()
+    extra: dict[str, str] = {}
     if remote.kind == "http":
         if credentials.token:
             config += ["-c", f"credential.helper={_TOKEN_HELPER}"]
