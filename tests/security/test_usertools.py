@@ -99,7 +99,12 @@ def test_a_file_the_users_config_includes_is_followed_from_the_start(home: Path)
         '[includeIf "gitdir:~/work/"]\n\tpath = dotfiles/work.inc\n'
     )
     assert usertools.global_config_at_start() == (home / ".gitconfig",)
-    assert usertools.included_config_files() == [dotfiles / "work.inc"]
+    xdg = home / ".config" / "git"
+    # the global config's places, and what it includes that is there (not the missing one)
+    assert usertools.read_only_config() == [
+        *sorted([home / ".gitconfig", xdg, xdg / "config"]),
+        dotfiles / "work.inc",
+    ]
     assert usertools.user_config_env() == {}
     (home / ".gitconfig.local").write_text("[core]\n\tfsmonitor = evil\n")  # was missing
     assert usertools.user_config_env() == {"GIT_CONFIG_GLOBAL": os.devnull}

@@ -16,7 +16,7 @@ from pathlib import Path
 from baro_shared import sandbox
 from baro_shared.gitutil import BARO_IDENTITY, BARO_PREFIXES, REPOSITORY_VARIABLES
 from baro_shared.settings import Settings
-from baro_shared.usertools import included_config_files, replaceable_tools
+from baro_shared.usertools import read_only_config, replaceable_tools
 
 KNOWN_BACKENDS = ("claude", "codex", "opencode", "pi", "scripted")
 # A model name goes on an agent's command line: letters, digits and . _ : / @ + - only,
@@ -171,7 +171,7 @@ def agent_fence(
     return sandbox.fence(
         hidden,
         [*kept, *writable],
-        [*read_only, *user_git_config(), *replaceable_tools(), *installation, *system],
+        [*read_only, *read_only_config(), *replaceable_tools(), *installation, *system],
     )
 
 
@@ -213,18 +213,6 @@ def baro_installation() -> tuple[tuple[Path, ...], tuple[Path, ...]]:
         p for p in installs if p.is_dir() and any(o in p.parents for o in outermost)
     )  # fmt: skip
     return tuple(outermost), tuple(writable)
-
-
-def user_git_config() -> list[Path]:
-    """The user's global git config and the files it includes, read-only in the fence:
-    what git runs from it (hooks, an fsmonitor, filters, a signing program, an ssh
-    command, credential helpers) runs for the user and for baro's own reads of it (the
-    delivered commits' identity and signing, publishing), outside the fence."""
-    home = Path.home()
-    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
-    named = os.environ.get("GIT_CONFIG_GLOBAL")
-    named_file = [Path(named)] if named and named != os.devnull else []
-    return [home / ".gitconfig", xdg / "git", *named_file, *included_config_files()]
 
 
 def scripted_binary(settings: Settings) -> str | None:

@@ -14,8 +14,8 @@ baro runs next, as the user. Hence:
 - git reading the user's config reads only the global config files that were there at
   the start (``user_config_env``); where one of them, or a file they include, was
   added, removed or made to lead elsewhere since, it reads none. The files they include
-  that were there are read-only in the fence (``included_config_files``), with the
-  global files themselves.
+  that were there are read-only in the fence with the global files themselves
+  (``read_only_config``).
 
 Both are remembered per ``PATH`` and per home directory: a process's own never change,
 and tests that set them anew get a first sight of their own.
@@ -70,14 +70,16 @@ def replaceable_tools() -> list[Path]:
     return out
 
 
+def _xdg_git_folder() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "git"
+
+
 def global_config_files() -> tuple[Path, ...]:
     """The files git reads as the user's global config, there or not."""
     named = os.environ.get("GIT_CONFIG_GLOBAL")
     if named is not None:
         return () if named in ("", os.devnull) else (Path(named),)
-    home = Path.home()
-    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
-    return (xdg / "git" / "config", home / ".gitconfig")
+    return (_xdg_git_folder() / "config", Path.home() / ".gitconfig")
 
 
 def _config_files_at_start() -> dict[Path, str | None]:
@@ -132,10 +134,15 @@ def global_config_at_start() -> tuple[Path, ...]:
     return tuple(p for p in global_config_files() if seen.get(p) is not None)
 
 
-def included_config_files() -> list[Path]:
-    """The files the user's global config includes that were there at the start."""
-    tops = set(global_config_files())
-    return [p for p, led in _config_files_at_start().items() if led and p not in tops]
+def read_only_config() -> list[Path]:
+    """What of the user's git config is read-only in the fence (where it is there): what
+    git runs from it (hooks, an fsmonitor, filters, a signing program, an ssh command,
+    credential helpers) runs for the user and for baro's reads of it, outside the fence.
+    ``~/.gitconfig``, the XDG ``git`` folder as a whole (nothing can be added to it), a
+    ``GIT_CONFIG_GLOBAL`` file, and the files they include that were there at the start."""
+    tops = {Path.home() / ".gitconfig", _xdg_git_folder(), *global_config_files()}
+    included = [p for p, led in _config_files_at_start().items() if led and p not in tops]
+    return sorted(tops) + included
 
 
 def user_config_env() -> dict[str, str]:
