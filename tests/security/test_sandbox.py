@@ -13,6 +13,7 @@ import pytest
 
 from baro_shared import launcher, sandbox
 from baro_shared.backends import SandboxRequired, agent_fence, baro_installation
+from baro_shared.service import announce_sandbox
 from baro_shared.settings import Settings
 from tests.conftest import ends_within, launcher_of_a_killed_runner
 
@@ -301,3 +302,29 @@ def test_a_read_only_folder_cannot_be_moved_aside_with_a_folder_above_it(
     assert done.stdout.splitlines() == ["refused", "refused", "refused", "written"], done.stderr
     assert (protected / "os.py").read_text() == "the real one\n"
     assert not (tmp_path / "tools.aside").exists()
+
+
+def test_the_fence_is_tried_at_start_not_again_at_the_first_story(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service tries the fence when it starts (``announce_sandbox``), often before
+    baro's folders exist; the first story's fence must not be another one to try, with
+    a process started and waited for while that story's runner has others to hand over."""
+    settings = Settings(state_dir=tmp_path / "state", cache_dir=tmp_path / "cache")
+    tried: list[sandbox.Fence] = []
+    real = sandbox.unavailable_reason
+
+    def trying(fence: sandbox.Fence) -> str | None:
+        if fence not in sandbox._probed:
+            tried.append(fence)
+        return real(fence)
+
+    monkeypatch.setattr(sandbox, "unavailable_reason", trying)
+    announce_sandbox(settings)
+    workspace = settings.workspaces_dir / "run" / "S1-1"
+    workspace.mkdir(parents=True)
+    assert agent_fence(settings, keep=workspace) is not None
+    assert len(tried) == 1
+    assert set(tried[0].hidden) == {
+        str(p.resolve()) for p in (settings.state_dir, settings.cache_dir)
+    }

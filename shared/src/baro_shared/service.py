@@ -16,7 +16,7 @@ from typing import Protocol
 
 from baro_shared import metrics, usertools
 from baro_shared import schemas as s
-from baro_shared.backends import sandbox_unavailable
+from baro_shared.backends import baro_installation, sandbox_unavailable
 from baro_shared.bus import ACK, Bus, Delivery, Outcome, Worker, process_name
 from baro_shared.childwatch import watch_children_by_pidfd
 from baro_shared.health import HealthServer
@@ -49,6 +49,7 @@ def announce_sandbox(settings: Settings) -> None:
     agent does not wait for that)."""
     reason = sandbox_unavailable(settings)
     if reason is None:
+        baro_installation()  # what every fence keeps read-only, worked out once
         log.info("agents run sandboxed: no other process, no baro state or cache visible")
     elif settings.agent_sandbox == "require":
         log.error("agents cannot run sandboxed (%s): every story will fail", reason)

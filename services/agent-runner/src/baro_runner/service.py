@@ -19,7 +19,13 @@ import msgspec
 from prometheus_client import Counter, Gauge, Histogram
 
 from baro_runner import agent, observe, workspace
-from baro_runner.backends import BackendUnavailable, agent_command, fenced, story_fence
+from baro_runner.backends import (
+    AgentCommand,
+    BackendUnavailable,
+    agent_command,
+    fenced,
+    story_fence,
+)
 from baro_runner.ports import NoFreePorts, PortBlocks, PortLease, PortRange
 from baro_runner.prompt import build_prompt
 from baro_runner.rawlog import STREAMS, AgentLogs
@@ -425,10 +431,9 @@ class _Job:
     async def _run_agent(self, ws: workspace.Workspace) -> Outcome:
         cmd = self.cmd
         try:
-            command = fenced(
-                agent_command(cmd.backend, build_prompt(cmd), ws, cmd, self.settings),
-                story_fence(ws, cmd, self.settings),
-            )
+            # off the event loop: the prompt's file and the fence's paths touch the disk,
+            # which can keep a write or a stat waiting while other stories hand over
+            command = await asyncio.to_thread(self._agent_command, ws)
         except BackendUnavailable as exc:
             await ws.remove()
             return await self._finish("failed", "backend_unavailable", str(exc))
@@ -472,6 +477,13 @@ class _Job:
             await ws.remove()
             return Nak(0.0, "runner shutting down; story handed back")
         return await self._collect(ws, outcome)
+
+    def _agent_command(self, ws: workspace.Workspace) -> AgentCommand:
+        cmd = self.cmd
+        return fenced(
+            agent_command(cmd.backend, build_prompt(cmd), ws, cmd, self.settings),
+            story_fence(ws, cmd, self.settings),
+        )
 
     async def _upload_logs(self, logs: AgentLogs) -> None:
         """The attempt's raw stdout and stderr into the object store, for ``baro logs``; a
