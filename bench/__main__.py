@@ -254,10 +254,13 @@ HEADLINES = {
         "opencode_vs_json_loads",
         "pi_vs_json_loads",
     ),
-    "scheduling": tuple(
-        f"{shape}_{n}_vs_best"
-        for shape in ("chain", "fanout", "diamond", "layered")
-        for n in (8, 16, 32, 64)
+    "scheduling": (
+        *(
+            f"{shape}_{n}_vs_best"
+            for shape in ("chain", "fanout", "diamond", "layered")
+            for n in (8, 16, 32, 64)
+        ),
+        "new_file_ms",
     ),
     "overhead": ("overhead_s", "first_agent_s"),
     "review": ("added_per_story_s", "added_tokens_per_story", "critic_question_tokens_est"),

@@ -28,12 +28,13 @@ The overhead columns say where the time goes, as means per story:
   (those answered with the same integration head).
 
 The machine's load average is printed with each row: other work on the machine shows up
-in every overhead column. The agent-runner's bytecode is compiled first, as an installed
+in every overhead column; so does the disk, and ``file ms`` says what one new file cost in
+the run's folder just before it started (``--dir`` chooses that folder). The agent-runner's bytecode is compiled first, as an installed
 baro has it (``installed_bytecode``).
 
     .venv/bin/python bench/scheduling_bench.py [--parallelism N] [--sizes 8,16,32,64]
                                                [--shapes chain,fanout,diamond,layered]
-                                               [--scale X]
+                                               [--scale X] [--dir FOLDER]
 """
 
 from __future__ import annotations
@@ -295,6 +296,20 @@ def _breakdown(
     }
 
 
+def new_file_cost(folder: Path, files: int = 100) -> float:
+    """Milliseconds to make one small file in ``folder`` (made for it, left for the run's
+    folder to take away). Every story makes dozens (its clone's ``.git``, git's lock
+    files, the object store's and nats-server's files): on ext4 without a journal, a
+    folder near many files deleted in the last minutes makes each new one cost up to
+    twenty times what it costs on a quiet disk (the allocator skips recently freed
+    inodes), and that shows in every column."""
+    folder.mkdir()
+    began = time.perf_counter()
+    for i in range(files):
+        (folder / f"f{i}").write_bytes(b"x")
+    return (time.perf_counter() - began) / files * 1000
+
+
 def installed_bytecode() -> None:
     """Compile the agent-runner's modules (the scripted agent among them) where their
     bytecode is missing, as an installed baro has it (a wheel; the image's
@@ -315,6 +330,7 @@ def measure(
     seed: int = 7,
     scale: float = 1.0,
     effort: bool = True,
+    folder: Path | None = None,
 ) -> dict[str, Any]:
     """Run one synthetic DAG end to end and return its schedule figures.
 
@@ -327,8 +343,9 @@ def measure(
     bound = lower_bound(deps, work, parallelism)
     best, best_kind = best_makespan(deps, work, parallelism)
     ideal = ideal_schedule(deps, work, parallelism, effort)
-    with tempfile.TemporaryDirectory(prefix="baro-sched-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="baro-sched-bench-", dir=folder) as tmp:
         root = Path(tmp)
+        new_file_ms = new_file_cost(root / "probe")
         repo, head = _repo(root)
         with _stack(root, parallelism) as settings:
             request = _request(repo, head, deps, work, parallelism, effort)
@@ -354,6 +371,7 @@ def measure(
         "overhead": round(span / ideal, 3),
         "run_s": round(finished.totals.wall_s, 2),
         "client_s": round(elapsed, 2),
+        "new_file_ms": round(new_file_ms, 3),
         **{k: round(v, 3) for k, v in _breakdown(events, deps, work).items()},
     }
 
@@ -361,7 +379,7 @@ def measure(
 HEADER = (
     f"{'shape':<8} {'n':>3} {'work':>6} {'best':>6} {'kind':>7} {'ideal':>6} {'span':>6} "
     f"{'vs best':>7} {'eff':>6} {'span/id':>7} | {'rdy>asg':>7} {'asg>st':>7} {'agent+':>7} "
-    f"{'fin>int':>7} {'(cond)':>7} {'batch':>5} | {'load':>5}"
+    f"{'fin>int':>7} {'(cond)':>7} {'batch':>5} | {'load':>5} {'file ms':>7}"
 )
 
 
@@ -373,7 +391,7 @@ def row(r: dict[str, Any]) -> str:
         f"{r['assigned_to_started']:>7.3f} {r['agent_extra']:>7.3f} "
         f"{r['finished_to_integrated']:>7.3f} {r['conductor_on_finish']:>7.3f} "
         f"{r['per_batch']:>5.2f} | "
-        f"{r['load']:>5.2f}"
+        f"{r['load']:>5.2f} {r['new_file_ms']:>7.3f}"
     )
 
 
@@ -386,6 +404,7 @@ def run_all(
     effort: bool = True,
     repeat: int = 1,
     echo: bool = True,
+    folder: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Every shape at every size, ``repeat`` times (a long chain only up to 16 stories: its
     ratio is the same at 8 and at 64), printing a row per run."""
@@ -398,7 +417,7 @@ def run_all(
             if shape == "chain" and n > 16:
                 continue
             for _ in range(repeat):
-                r = measure(shape, n, parallelism, scale=scale, effort=effort)
+                r = measure(shape, n, parallelism, scale=scale, effort=effort, folder=folder)
                 r["load"] = round(os.getloadavg()[0], 2)
                 rows.append(r)
                 if echo:
@@ -419,6 +438,9 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         target = f"<= 1.10 (best: {kind} {mine[0]['best_s']} s)"
         out[f"{name}_vs_best"] = figure([r["vs_best"] for r in mine], "x", 3, target)
         out[f"{name}_vs_ideal"] = figure([r["overhead"] for r in mine], "x", 3)
+    # what a new file cost where the runs were made: a disk that makes files slowly
+    # (see new_file_cost) shows in every ratio above
+    out["new_file_ms"] = figure([r["new_file_ms"] for r in rows], "ms", 3)
     return out
 
 
@@ -433,6 +455,12 @@ def main() -> None:
     parser.add_argument(
         "--no-write", action="store_true", help="do not update bench/results.json and README"
     )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        help="where each run's repository, server and workspaces are made (default: the "
+        "system's temporary folder); the 'file ms' column says what a new file costs there",
+    )
     args = parser.parse_args()
     rows = run_all(
         args.shapes.split(","),
@@ -441,6 +469,7 @@ def main() -> None:
         scale=args.scale,
         effort=not args.no_effort,
         repeat=args.repeat,
+        folder=args.dir,
     )
     if not args.no_write:
         from bench.__main__ import record_scenario
