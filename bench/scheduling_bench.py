@@ -29,8 +29,11 @@ The overhead columns say where the time goes, as means per story:
 
 The machine's load average is printed with each row: other work on the machine shows up
 in every overhead column; so does the disk, and ``file ms`` says what one new file cost in
-the run's folder just before it started (``--dir`` chooses that folder). The agent-runner's bytecode is compiled first, as an installed
-baro has it (``installed_bytecode``).
+the run's folder just before it started (``--dir`` chooses where the folders are made).
+The runs' folders are removed when the series ends, not between runs: on a disk that is
+slow to make files near recently deleted ones, one run's removal would slow the next. The
+agent-runner's bytecode is compiled first, as an installed baro has it
+(``installed_bytecode``).
 
     .venv/bin/python bench/scheduling_bench.py [--parallelism N] [--sizes 8,16,32,64]
                                                [--shapes chain,fanout,diamond,layered]
@@ -45,6 +48,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -296,6 +300,18 @@ def _breakdown(
     }
 
 
+@contextlib.contextmanager
+def _run_folder(folder: Path | None, remove: bool) -> Iterator[Path]:
+    """A folder of its own for one run, in ``folder`` (else the system's temporary
+    folder); removed afterwards when ``remove``."""
+    root = Path(tempfile.mkdtemp(prefix="baro-sched-bench-", dir=folder))
+    try:
+        yield root
+    finally:
+        if remove:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def new_file_cost(folder: Path, files: int = 100) -> float:
     """Milliseconds to make one small file in ``folder`` (made for it, left for the run's
     folder to take away). Every story makes dozens (its clone's ``.git``, git's lock
@@ -331,6 +347,7 @@ def measure(
     scale: float = 1.0,
     effort: bool = True,
     folder: Path | None = None,
+    remove: bool = True,
 ) -> dict[str, Any]:
     """Run one synthetic DAG end to end and return its schedule figures.
 
@@ -343,8 +360,7 @@ def measure(
     bound = lower_bound(deps, work, parallelism)
     best, best_kind = best_makespan(deps, work, parallelism)
     ideal = ideal_schedule(deps, work, parallelism, effort)
-    with tempfile.TemporaryDirectory(prefix="baro-sched-bench-", dir=folder) as tmp:
-        root = Path(tmp)
+    with _run_folder(folder, remove) as root:
         new_file_ms = new_file_cost(root / "probe")
         repo, head = _repo(root)
         with _stack(root, parallelism) as settings:
@@ -412,16 +428,20 @@ def run_all(
         print(HEADER)
         print("-" * len(HEADER), flush=True)
     rows = []
-    for shape in shapes:
-        for n in sizes:
-            if shape == "chain" and n > 16:
-                continue
-            for _ in range(repeat):
-                r = measure(shape, n, parallelism, scale=scale, effort=effort, folder=folder)
-                r["load"] = round(os.getloadavg()[0], 2)
-                rows.append(r)
-                if echo:
-                    print(row(r), flush=True)
+    with tempfile.TemporaryDirectory(prefix="baro-sched-series-", dir=folder) as series:
+        for shape in shapes:
+            for n in sizes:
+                if shape == "chain" and n > 16:
+                    continue
+                for _ in range(repeat):
+                    r = measure(
+                        shape, n, parallelism, scale=scale, effort=effort,
+                        folder=Path(series), remove=False,
+                    )  # fmt: skip
+                    r["load"] = round(os.getloadavg()[0], 2)
+                    rows.append(r)
+                    if echo:
+                        print(row(r), flush=True)
     return rows
 
 
