@@ -173,20 +173,24 @@ async def test_cancel_stops_a_running_run(api: Api, tmp_path: Path) -> None:
     assert again.status_code == 409 and "already cancelled" in again.json()["error"]
 
 
-async def _listeners(bus: Bus) -> set[str]:
-    """The event stream's consumers, by name: counted by name, not by number, as one
-    left by an earlier test may be removed by the server meanwhile."""
-    return {info.name for info in await bus.js.consumers_info(t.EVT_STREAM)}
+async def _listeners(bus: Bus, subject: str) -> set[str]:
+    """The event stream's consumers reading ``subject``, by name: only the request's, not
+    the stack's own consumers, which its services make and remove as they go."""
+    return {
+        info.name
+        for info in await bus.js.consumers_info(t.EVT_STREAM)
+        if subject in (info.config.filter_subject, *(info.config.filter_subjects or ()))
+    }
 
 
-async def _listeners_left(bus: Bus, before: set[str], seconds: float) -> set[str]:
-    """The event stream's consumers made since ``before``, once there are none, else after
+async def _listeners_left(bus: Bus, subject: str, before: set[str], seconds: float) -> set[str]:
+    """The consumers of ``subject`` made since ``before``, once there are none, else after
     ``seconds``."""
     for _ in range(int(seconds * 10)):
-        if not await _listeners(bus) - before:
+        if not await _listeners(bus, subject) - before:
             break
         await asyncio.sleep(0.1)
-    return await _listeners(bus) - before
+    return await _listeners(bus, subject) - before
 
 
 async def test_a_client_leaving_the_event_stream_releases_its_consumer(
@@ -197,14 +201,15 @@ async def test_a_client_leaving_the_event_stream_releases_its_consumer(
     run_id = (await api.client.post("/v1/runs", json=body)).json()["run_id"]
     await wait_for_state(api.client, run_id, {"awaiting_confirmation"})
     bus = await Bus.open(api.settings, "test-observer", ensure=False)
+    subject = t.run_events_filter(run_id)
     try:
-        before = await _listeners(bus)
+        before = await _listeners(bus, subject)
         async with api.client.stream("GET", f"/v1/runs/{run_id}/events") as resp:
             async for line in resp.aiter_lines():
                 if line.startswith("event: run.intake_decided"):
                     break
-            assert len(await _listeners(bus) - before) == 1
-        assert not await _listeners_left(bus, before, 30), (
+            assert len(await _listeners(bus, subject) - before) == 1
+        assert not await _listeners_left(bus, subject, before, 30), (
             "the stream's consumer outlived its client"
         )
     finally:
@@ -219,17 +224,28 @@ async def test_a_client_gone_before_its_first_line_leaves_nothing_listening(api:
     every event of every run for minutes)."""
     bus = await Bus.open(api.settings, "test-observer", ensure=False)
     try:
-        before = await _listeners(bus)
+        before = await _listeners(bus, t.EVERY_RUN_EVENTS_FILTER)
         url = httpx.URL(api.url)
-        for _ in range(5):
+        # five hang up at once (the server may not even have called the endpoint), five
+        # once the server listens for them: nothing of the answer is read either way
+        for wait_for_the_listener in (False,) * 5 + (True,) * 5:
             _, writer = await asyncio.open_connection(url.host, url.port)
             writer.write(
                 f"GET /v1/events HTTP/1.1\r\nHost: {url.host}\r\n"
                 f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
             )
-            writer.close()  # at once: nothing of the answer is read
+            if wait_for_the_listener:
+                for _ in range(100):
+                    if await _listeners(bus, t.EVERY_RUN_EVENTS_FILTER) - before:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("GET /v1/events never listened")
+            writer.close()
             await writer.wait_closed()
-        assert not await _listeners_left(bus, before, 10), "a subscription outlived its client"
+        assert not await _listeners_left(bus, t.EVERY_RUN_EVENTS_FILTER, before, 10), (
+            "a subscription outlived its client"
+        )
     finally:
         await bus.close()
 
@@ -251,7 +267,7 @@ async def test_a_server_that_cannot_start_the_answer_still_ends_the_subscription
         async def send(message: dict) -> None:
             raise OSError("the client is gone")
 
-        before = await _listeners(bus)
+        before = await _listeners(bus, t.EVERY_RUN_EVENTS_FILTER)
         scope = {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -268,7 +284,9 @@ async def test_a_server_that_cannot_start_the_answer_still_ends_the_subscription
         }
         with contextlib.suppress(Exception):
             await app(scope, receive, send)
-        assert not await _listeners_left(bus, before, 5), "a subscription outlived its client"
+        assert not await _listeners_left(bus, t.EVERY_RUN_EVENTS_FILTER, before, 5), (
+            "a subscription outlived its client"
+        )
     finally:
         await bus.close()
 
