@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import inspect
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,3 +174,20 @@ def baro_starts_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(usertools, "_FOUND", {})
     monkeypatch.setattr(usertools, "_CONFIG_AT_START", {})
     usertools.settle()
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], timeout: float = 60.0, what: str = "the condition"
+) -> None:
+    """Until ``check()`` (awaited when it returns an awaitable) is true, asked every 0.1 s;
+    the test fails when ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(0.1)

@@ -31,7 +31,7 @@ from tests.api.conftest import (
     sse_events,
     wait_for_state,
 )
-from tests.conftest import run_git
+from tests.conftest import eventually, run_git
 from tests.e2e.conftest import replay
 
 pytestmark = pytest.mark.slow
@@ -183,14 +183,9 @@ async def _listeners(bus: Bus, subject: str) -> set[str]:
     }
 
 
-async def _listeners_left(bus: Bus, subject: str, before: set[str], seconds: float) -> set[str]:
-    """The consumers of ``subject`` made since ``before``, once there are none, else after
-    ``seconds``."""
-    for _ in range(int(seconds * 10)):
-        if not await _listeners(bus, subject) - before:
-            break
-        await asyncio.sleep(0.1)
-    return await _listeners(bus, subject) - before
+async def _none_made_since(bus: Bus, subject: str, before: set[str]) -> bool:
+    """No consumer of ``subject`` is left but those of ``before``."""
+    return not await _listeners(bus, subject) - before
 
 
 async def test_a_client_leaving_the_event_stream_releases_its_consumer(
@@ -209,8 +204,10 @@ async def test_a_client_leaving_the_event_stream_releases_its_consumer(
                 if line.startswith("event: run.intake_decided"):
                     break
             assert len(await _listeners(bus, subject) - before) == 1
-        assert not await _listeners_left(bus, subject, before, 30), (
-            "the stream's consumer outlived its client"
+        await eventually(
+            lambda: _none_made_since(bus, subject, before),
+            30,
+            "the stream's consumer to end with its client",
         )
     finally:
         await bus.close()
@@ -225,6 +222,10 @@ async def test_a_client_gone_before_its_first_line_leaves_nothing_listening(api:
     bus = await Bus.open(api.settings, "test-observer", ensure=False)
     try:
         before = await _listeners(bus, t.EVERY_RUN_EVENTS_FILTER)
+
+        async def listening() -> bool:
+            return not await _none_made_since(bus, t.EVERY_RUN_EVENTS_FILTER, before)
+
         url = httpx.URL(api.url)
         # five hang up at once (the server may not even have called the endpoint), five
         # once the server listens for them: nothing of the answer is read either way
@@ -235,16 +236,13 @@ async def test_a_client_gone_before_its_first_line_leaves_nothing_listening(api:
                 f"Authorization: Bearer {TOKEN}\r\n\r\n".encode()
             )
             if wait_for_the_listener:
-                for _ in range(100):
-                    if await _listeners(bus, t.EVERY_RUN_EVENTS_FILTER) - before:
-                        break
-                    await asyncio.sleep(0.1)
-                else:
-                    raise AssertionError("GET /v1/events never listened")
+                await eventually(listening, 10, "GET /v1/events to listen")
             writer.close()
             await writer.wait_closed()
-        assert not await _listeners_left(bus, t.EVERY_RUN_EVENTS_FILTER, before, 10), (
-            "a subscription outlived its client"
+        await eventually(
+            lambda: _none_made_since(bus, t.EVERY_RUN_EVENTS_FILTER, before),
+            10,
+            "every subscription to end with its client",
         )
     finally:
         await bus.close()
@@ -284,8 +282,10 @@ async def test_a_server_that_cannot_start_the_answer_still_ends_the_subscription
         }
         with contextlib.suppress(Exception):
             await app(scope, receive, send)
-        assert not await _listeners_left(bus, t.EVERY_RUN_EVENTS_FILTER, before, 5), (
-            "a subscription outlived its client"
+        await eventually(
+            lambda: _none_made_since(bus, t.EVERY_RUN_EVENTS_FILTER, before),
+            5,
+            "the subscription to end with its client",
         )
     finally:
         await bus.close()

@@ -4,19 +4,16 @@ is cancelled, and everything stays inspectable (record, events, the attempt's re
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import os
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from baro_shared import schemas as s
 from baro_shared.bus import Bus
 from baro_shared.embedded import EmbeddedNats
 from baro_shared.settings import Settings
-from tests.conftest import make_repo, run_git
+from tests.conftest import eventually, make_repo, run_git
 from tests.e2e.conftest import replay, request_for
 from tests.scheduler.conftest import story
 
@@ -39,18 +36,6 @@ async def baro(*args: str, cwd: Path, state_dir: Path | None = None) -> tuple[in
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     return proc.returncode or 0, out.decode(), err.decode()
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
 
 
 def alive(pid: int) -> bool:

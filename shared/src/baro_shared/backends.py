@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.util
 import os
@@ -138,11 +137,6 @@ def sandbox_unavailable(settings: Settings) -> str | None:
     """Why agents run unfenced on this machine (None: they are fenced); tried once."""
     if settings.agent_sandbox == "off":
         return "BARO_AGENT_SANDBOX=off"
-    # tried over baro's folders as every story's fence has them: a fence that hides no
-    # folder (they are made later) is another fence, tried again at the first story
-    for folder in (settings.state_dir, settings.cache_dir):
-        with contextlib.suppress(OSError):
-            folder.mkdir(parents=True, exist_ok=True)
     return sandbox.unavailable_reason(sandbox.fence([settings.state_dir, settings.cache_dir], []))
 
 

@@ -47,6 +47,11 @@ AGENT_STARTING_SERVICES = {"agent-runner", "intake", "planner"}
 def announce_sandbox(settings: Settings) -> None:
     """Say once, at start, whether agents run fenced in (and try the fence, so the first
     agent does not wait for that)."""
+    # tried over baro's folders as every story's fence has them: a fence that hides no
+    # folder (they are made later) is another fence, tried again at the first story
+    for folder in (settings.state_dir, settings.cache_dir):
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
     reason = sandbox_unavailable(settings)
     if reason is None:
         baro_installation()  # what every fence keeps read-only, worked out once

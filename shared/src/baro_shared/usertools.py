@@ -3,10 +3,11 @@
 Outside the fence baro runs programs and reads git config on the user's behalf: git
 itself, ``gh`` and ``ssh`` to publish, a signing program for the delivered commits, a
 desktop notification's program, the embedded nats-server, and git reading the user's
-global config for their identity, credential helpers and URL rewrites. An agent's fence keeps the home directory writable (its tools keep their state
-there) and the folders of ``PATH`` in it with it, so a ``gh`` an agent puts in
-``~/.local/bin``, or a ``~/.gitconfig`` it writes where the user has none, would be what
-baro runs next, as the user. Hence:
+global config for their identity, credential helpers and URL rewrites. An agent's fence
+keeps the home directory writable (its tools keep their state there) and the folders of
+``PATH`` in it with it, so a ``gh`` an agent puts in ``~/.local/bin``, or a
+``~/.gitconfig`` it writes where the user has none, would be what baro runs next, as the
+user. Hence:
 
 - each tool is looked up on ``PATH`` once (``tool``), at the process's start
   (``settle``, before it starts any agent), and one the user could replace is read-only
