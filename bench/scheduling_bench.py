@@ -252,6 +252,9 @@ def _stack(root: Path, parallelism: int) -> Iterator[Settings]:
             max_running_agents=max(16, parallelism),
             http_port=0,
             log_level="WARNING",
+            # the runs' stories are the scripted agent's: the runner's launchers preload it
+            # from the start, as they do after a first scripted story on any stack
+            backend="scripted",
         )
     finally:
         server.stop()
