@@ -106,16 +106,38 @@ def test_batches_whatever_the_merger_answers_and_in_whatever_order(
     stories: list[s.Story], par: int, seed: int
 ) -> None:
     """A merger that integrates, conflicts, rejects or fails each story of a batch and
-    answers in any order, some answers twice: one batch at a time, each of finished
-    stories, no attempt sent twice, the head always the last batch's, every story done
-    in the end; and the decider gives the same messages for the same events."""
+    answers in any order, some answers twice (and agents that fail a first attempt), writing the head's bundle only when the batch
+    asks for it or a story of it is to be re-run (as baro_merger does): one batch at a
+    time, each of finished stories, no attempt sent twice, the head always the last
+    batch's, every story done in the end; every attempt starts from the run's base (and
+    then depends on nothing) or from a head whose bundle was written, holding every story
+    it depends on, and a re-run after a conflict or a rejection from the head it met; and
+    the decider gives the same messages for the same events."""
     rng = random.Random(seed)
     d = Driver()
     fed: list[s.Event] = []
+    order = {"base": 0}  # head -> the batch that made it
+    bundled: set[str] = set()  # heads whose bundle the merger wrote
+    landed: dict[str, int] = {}  # story -> the batch that integrated it
+    checked = 0
 
     def feed(ev: s.Event) -> None:
+        nonlocal checked
         fed.append(ev)
         d.feed(ev)
+        for run in d.commands(s.RunStory)[checked:]:
+            start = run.base_commit
+            if start == "base":
+                assert run.base_bundle is None and not run.story.depends_on
+            else:
+                assert start in bundled, f"{run.story.id} starts from {start}, never bundled"
+                holder = (run.base_bundle or "").removeprefix("b-")
+                assert holder in bundled and order[holder] >= order[start]
+            for dep in run.story.depends_on:
+                assert landed[dep] <= order[start], f"{run.story.id} starts before {dep}"
+            if any(note.kind in ("conflict", "surface") for note in run.repair):
+                assert start == d.rec.integration_head, "a re-run starts from the head it met"
+        checked = len(d.commands(s.RunStory))
 
     feed(
         submitted(
@@ -149,12 +171,21 @@ def test_batches_whatever_the_merger_answers_and_in_whatever_order(
                 rng.choices(["ok", "conflict", "rejected", "failed"], [6, 2, 1, 1])[0]
                 for _ in batch.stories
             ]
+            rerun = any(o in ("conflict", "rejected") for o in outcomes)
             new_head = f"h{answered_batches}" if "ok" in outcomes else None
-            bundle = f"b-{new_head}" if new_head else None
+            if new_head is None and rerun and head != "base":
+                new_head = head  # the merger names the head the re-run is to start from
+            bundle = None
+            if new_head is not None and (batch.head_bundle or rerun):
+                bundle = f"b-{new_head}"
+                bundled.add(new_head)
+            if new_head is not None:
+                order.setdefault(new_head, answered_batches)
             for item, outcome in zip(batch.stories, outcomes, strict=True):
                 sid, att = item.story.id, item.attempt
                 if outcome == "ok":
                     integrated_ids.append(sid)
+                    landed[sid] = answered_batches
                     outstanding.append(
                         s.StoryIntegrated(
                             run_id=RUN,
@@ -206,7 +237,10 @@ def test_batches_whatever_the_merger_answers_and_in_whatever_order(
             continue
         assert active, "nothing running, no answer outstanding, yet not finished"
         pick = rng.choice(active)
-        feed(finish(pick.story.id, attempt=pick.attempt))
+        if pick.attempt == 1 and rng.random() < 0.15:  # tried again, from where it may start
+            feed(finish(pick.story.id, attempt=1, status="failed", exit_reason="exit_code"))
+        else:
+            feed(finish(pick.story.id, attempt=pick.attempt))
     assert d.rec.state in ("integrating", *s.TERMINAL_RUN_STATES)
     assert all(x.status in core.DONE_STORY for x in d.rec.stories)
     assert sorted(x.story.id for x in d.rec.stories if x.status == "integrated") == sorted(
@@ -233,14 +267,20 @@ def test_only_a_batch_that_a_later_story_may_start_after_asks_for_the_heads_bund
     parallel(d, stories)
     d.feed(finish("A"))
     d.feed(finish("B"))
-    d.feed(integrated("A"))  # B goes to the merger while C runs
+    # A's batch asked for the head's bundle: the merger wrote it
+    with_bundle = dict(integration_head="h-A", integration_bundle="b-h-A")
+    d.feed(msgspec.structs.replace(integrated("A"), **with_bundle))  # B goes to the merger
+    (run_c,) = [m for m in d.commands(s.RunStory) if m.story.id == "C"]
+    assert (run_c.base_commit, run_c.base_bundle) == ("h-A", "b-h-A")
     d.feed(finish("C"))
     d.feed(integrated("B"))
     wanted = [
         (batch, m.head_bundle)
         for batch, m in zip(batches(d), d.commands(s.IntegrateStories), strict=True)
     ]
-    assert wanted == [(["A"], True), (["B"], True), (["C"], False)], "nobody starts after C"
+    assert wanted == [(["A"], True), (["B"], False), (["C"], False)], (
+        "C starts after A; nothing starts after B or C"
+    )
 
     gated = Driver()
     gated.feed(submitted(mode_request="focused"))
@@ -249,3 +289,28 @@ def test_only_a_batch_that_a_later_story_may_start_after_asks_for_the_heads_bund
     gated.feed(finish("S1"))
     (last,) = gated.commands(s.IntegrateStories)
     assert last.head_bundle, "the run gate's repair story would start from the head"
+
+
+def test_a_story_tried_again_starts_from_the_newest_bundle_holding_its_dependencies() -> None:
+    d = Driver()
+    stories = [
+        s.Story(id="A", title="a", write_surface=["a"]),
+        s.Story(id="D", title="d", write_surface=["d"]),
+        s.Story(id="B", title="b", write_surface=["b"], depends_on=["A"]),
+    ]
+    parallel(d, stories)
+    d.feed(finish("A"))
+    assert d.commands(s.IntegrateStories)[-1].head_bundle, "B starts after A"
+    d.feed(s.StoryIntegrated(run_id=RUN, story_id="A", attempt=1, integration_commit="i-A",
+                             integration_head="h1", integration_bundle="b-h1"))  # fmt: skip
+    (first,) = [m for m in d.commands(s.RunStory) if m.story.id == "B"]
+    assert (first.base_commit, first.base_bundle) == ("h1", "b-h1")
+    d.feed(finish("D"))
+    assert not d.commands(s.IntegrateStories)[-1].head_bundle, "nothing starts after D"
+    d.feed(s.StoryIntegrated(run_id=RUN, story_id="D", attempt=1, integration_commit="i-D",
+                             integration_head="h2"))  # fmt: skip
+    assert d.rec.unbundled == ["D"] and d.rec.integration_head == "h2"
+    d.feed(finish("B", status="failed", exit_reason="exit_code", error="boom"))
+    again = [m for m in d.commands(s.RunStory) if m.story.id == "B"][-1]
+    assert again.attempt == 2
+    assert (again.base_commit, again.base_bundle) == ("h1", "b-h1"), "h2 has no bundle"

@@ -176,6 +176,32 @@ async def test_a_last_batch_makes_no_bundle_unless_one_of_its_stories_is_to_run_
     assert isinstance(rerun, s.MergeConflict) and rerun.integration_bundle is not None
 
 
+async def test_a_batch_whose_only_story_is_to_run_again_names_the_head_it_met_with_a_bundle(
+    bench: Any, merger: tuple[Merger, Recorded]
+) -> None:
+    """The batches before may have written no bundle (nothing was to start after them):
+    the story's re-run starts from the head it conflicted with, so that head is answered
+    with its bundle even though nothing of the batch was integrated."""
+    service, bus = merger
+    prepared = await bench.prepare(RUN, bench.make_repo("user", FILES))
+    quiet = await batch_of(bench, bus, prepared.repo, prepared.base, {"S1": {"a.py": "A = 1\n"}})
+    await service.integrate(msgspec.structs.replace(quiet, head_bundle=False))
+    ((_, done),) = bus.sent
+    assert isinstance(done, s.StoryIntegrated) and done.integration_bundle is None
+
+    bus.sent.clear()
+    clash = await batch_of(bench, bus, prepared.repo, prepared.base, {"S2": {"a.py": "A = 2\n"}})
+    await service.integrate(msgspec.structs.replace(clash, head_bundle=False))
+    ((_, rerun),) = bus.sent
+    assert isinstance(rerun, s.MergeConflict)
+    assert rerun.integration_head == done.integration_head
+    assert rerun.integration_bundle is not None
+    bundle = bench.root / "head.bundle"
+    await bus.get_file(rerun.integration_bundle, bundle)
+    heads = bench.git(prepared.repo, "bundle", "list-heads", str(bundle))
+    assert done.integration_head in heads
+
+
 async def test_a_batch_of_a_run_never_prepared_fails_each_story_with_the_reason(
     bench: Any, merger: tuple[Merger, Recorded]
 ) -> None:

@@ -1229,7 +1229,12 @@ class RunRecord(Value, kw_only=True):
     enforcement: list[str] = msgspec.field(default_factory=list)
     stories: list[StoryState] = msgspec.field(default_factory=list)
     integration_head: str | None = None
+    # the newest head's bundle the merger wrote (base..head), and that head when it is not
+    # integration_head (a batch nothing could start after writes none: see
+    # baro_conductor.core._starts_after); ``unbundled`` the stories integrated since
     integration_bundle: str | None = None
+    bundle_head: str | None = None
+    unbundled: list[str] = msgspec.field(default_factory=list)
     # the stories whose integration is in flight (one IntegrateStories batch), in its order
     integrating_batch: list[str] = msgspec.field(default_factory=list)
     delivered: RunDelivered | None = None

@@ -635,12 +635,20 @@ def _in_integration(rec: s.RunRecord, story_id: str, attempt: int | None) -> s.S
     return st
 
 
-def _batch_head(rec: s.RunRecord, head: str | None, bundle: str | None) -> None:
+def _batch_head(
+    rec: s.RunRecord, head: str | None, bundle: str | None, integrated: str | None = None
+) -> None:
     """The integration head after the merger's batch, as one of its answers tells it:
-    every answer of a batch names the same head, so their order does not matter."""
-    if head is not None:
-        rec.integration_head = head
-        rec.integration_bundle = bundle
+    every answer of a batch names the same head and bundle, so their order does not
+    matter. A batch that wrote no bundle leaves the newest one as it was, and the story it
+    ``integrated`` among those the bundle lacks."""
+    if head is None:
+        return
+    rec.integration_head = head
+    if bundle is not None:
+        rec.integration_bundle, rec.bundle_head, rec.unbundled = bundle, head, []
+    elif integrated is not None and integrated not in rec.unbundled:
+        rec.unbundled.append(integrated)
 
 
 def _integration_done(tr: Transition, st: s.StoryState, now: float) -> None:
@@ -662,7 +670,9 @@ def _story_integrated(tr: Transition, ev: s.StoryIntegrated, now: float) -> bool
     st.nothing_left = ev.nothing_left
     st.story_ref = ev.story_ref
     st.reason = None
-    _batch_head(rec, ev.integration_head or ev.integration_commit, ev.integration_bundle)
+    _batch_head(
+        rec, ev.integration_head or ev.integration_commit, ev.integration_bundle, st.story.id
+    )
     st.delivered = _delivery(st, ev)
     st.nearby = []  # it has no next attempt to tell, and the record is written at every event
     _tell_neighbours(rec, st)
@@ -1266,12 +1276,7 @@ def _dispatch(
     st.attempt += 1
     st.dispatches += 1
     st.status = "assigned"
-    # integration is linear: the head's bundle holds every earlier integration commit
-    head = base or rec.integration_head or rec.base_commit
-    if base is None and not st.story.depends_on and st.attempt == 1:
-        # a first attempt that waits for nothing starts from the run's base: nothing it
-        # needs is on the integration head, and its workspace is a plain clone
-        head = rec.base_commit
+    head = base or _start_head(rec, st)
     req = rec.request
     st.backend, st.model = agent_for(
         st.story, req.backend, req.model, [req.model_tiers, rec.model_tiers]
@@ -1670,12 +1675,39 @@ def _integrate(tr: Transition, batch: list[s.StoryState]) -> None:
     )
 
 
+def _start_head(rec: s.RunRecord, st: s.StoryState) -> str:
+    """Where the story's next attempt starts: a first attempt that waits for nothing on
+    the run's base (nothing it needs is on the integration head, and its workspace is a
+    plain clone); else the newest head with a bundle that holds every story it depends on
+    (integration is linear: a head's bundle holds every earlier integration commit), which
+    is the integration head unless the batches since wrote no bundle."""
+    assert rec.base_commit is not None
+    if not st.story.depends_on and st.attempt == 1:
+        return rec.base_commit
+    if rec.integration_bundle is not None and not set(st.story.depends_on) & set(rec.unbundled):
+        return rec.bundle_head or rec.integration_head or rec.base_commit
+    return rec.integration_head or rec.base_commit
+
+
 def _starts_after(rec: s.RunRecord, batch: list[str]) -> bool:
-    """Whether a story may start from the integration head the batch makes: one not done
-    and not in it, or the run gate's repair story (the merger knows when a story of the
-    batch itself is to be re-run). Otherwise nobody reads the head's bundle."""
-    waiting = any(st.status not in DONE_STORY and st.story.id not in batch for st in rec.stories)
-    return waiting or bool(rec.run_checks)
+    """Whether the batch's head needs its bundle: a story left becomes ready with it and
+    depends on a story the newest bundle lacks (one of the batch's, or of the batches since
+    that bundle), or the run gate's repair story may start from it (the merger writes one
+    anyway when a story of the batch is to be re-run). Any other story's next attempt
+    starts from the run's base or from the newest bundle (``_start_head``): writing and
+    uploading a bundle of the whole run's work for every batch of a wide run cost the merger
+    a third of its batch."""
+    if rec.run_checks:
+        return True
+    landing = set(batch) | set(rec.unbundled)
+    integrated = landing | {st.story.id for st in rec.stories if st.status == "integrated"}
+    return any(
+        st.status not in DONE_STORY
+        and st.story.id not in batch
+        and set(st.story.depends_on) & landing
+        and set(st.story.depends_on) <= integrated
+        for st in rec.stories
+    )
 
 
 def _deliver_or_fail(tr: Transition, now: float) -> None:

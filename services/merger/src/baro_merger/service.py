@@ -303,10 +303,12 @@ class Merger(CommandService):
                         for item, bundle in zip(cmd.stories, bundles, strict=True)
                     ]
                     rerun = any(isinstance(o, (Conflict, Rejected)) for o in outcomes)
-                    if any(isinstance(o, Integrated) for o in outcomes):
+                    moved = any(isinstance(o, Integrated) for o in outcomes)
+                    # a re-run starts from the head it met, whose bundle the batches
+                    # before may not have written
+                    if moved or (rerun and run.refs.head != run.refs.base):
                         head = run.refs.head
-                        if cmd.head_bundle or rerun:
-                            # a story is to start from the head
+                        if cmd.head_bundle or rerun:  # a story is to start from the head
                             out = await run.bundle_head(Path(tmp) / "head.bundle")
             except NotPrepared as exc:
                 outcomes, rerun = [IntegrationError(str(exc))] * len(cmd.stories), False
