@@ -29,9 +29,12 @@ The overhead columns say where the time goes, as means per story:
 
 The machine's load average is printed with each row: other work on the machine shows up
 in every overhead column; so does the disk, and ``file ms`` says what one new file cost in
-the run's folder just before it started (``--dir`` chooses where the folders are made).
-The runs' folders are removed when the series ends, not between runs: on a disk that is
-slow to make files near recently deleted ones, one run's removal would slow the next. The
+the run's folder just before it started. A series makes its runs' folders in memory
+(``/dev/shm``) where the machine has it, else in the system's temporary folder (``--dir``
+chooses): a disk that makes files slowly near recently deleted ones (ext4 without a
+journal, as on the machines these figures come from) adds its own spread to every ratio,
+which is the disk's, not the schedule's. The runs' folders are removed when the series
+ends, not between runs: one run's removal would slow the next on such a disk. The
 agent-runner's bytecode is compiled first, as an installed baro has it
 (``installed_bytecode``).
 
@@ -315,6 +318,13 @@ def _run_folder(folder: Path | None, remove: bool) -> Iterator[Path]:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def default_folder() -> Path | None:
+    """Where a series makes its runs' folders: in memory where the machine has it (see the
+    module's docstring), else None: the system's temporary folder."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 def new_file_cost(folder: Path, files: int = 100) -> float:
     """Milliseconds to make one small file in ``folder`` (made for it, left for the run's
     folder to take away). Every story makes dozens (its clone's ``.git``, git's lock
@@ -426,12 +436,14 @@ def run_all(
     folder: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Every shape at every size, ``repeat`` times (a long chain only up to 16 stories: its
-    ratio is the same at 8 and at 64), printing a row per run."""
+    ratio is the same at 8 and at 64), printing a row per run; the runs' folders in
+    ``folder``, else in ``default_folder()``."""
     if echo:
         print(HEADER)
         print("-" * len(HEADER), flush=True)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="baro-sched-series-", dir=folder) as series:
+    where = folder if folder is not None else default_folder()
+    with tempfile.TemporaryDirectory(prefix="baro-sched-series-", dir=where) as series:
         for shape in shapes:
             for n in sizes:
                 if shape == "chain" and n > 16:
@@ -481,8 +493,9 @@ def main() -> None:
     parser.add_argument(
         "--dir",
         type=Path,
-        help="where each run's repository, server and workspaces are made (default: the "
-        "system's temporary folder); the 'file ms' column says what a new file costs there",
+        help="where each run's repository, server and workspaces are made (default: /dev/shm "
+        "where it exists, else the system's temporary folder); the 'file ms' column says what "
+        "a new file costs there",
     )
     args = parser.parse_args()
     rows = run_all(
