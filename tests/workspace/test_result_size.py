@@ -35,6 +35,20 @@ def bundle_objects(ws: workspace.Workspace, base: str) -> set[str]:
     return {line.split()[0] for line in listed.splitlines()}
 
 
+def bundle_heads(tmp_path: Path, bundle: Path) -> list[str]:
+    listed = run_git(tmp_path, "bundle", "list-heads", str(bundle))
+    return [line.split()[0] for line in listed.splitlines()]
+
+
+def bundled_objects(tmp_path: Path, user_repo: Path, bundle: Path) -> set[str]:
+    """Every object the bundle carries, read in a clone of the user's repository."""
+    reader = tmp_path / "reader"
+    run_git(tmp_path, "clone", "-q", "--bare", str(user_repo), str(reader))
+    before = set(run_git(reader, "rev-list", "--all", "--objects").split())
+    run_git(reader, "fetch", "-q", str(bundle), "+refs/*:refs/bundled/*")
+    return set(run_git(reader, "rev-list", "--all", "--objects").split()) - before
+
+
 async def test_an_uncommitted_large_file_is_left_out_unhashed(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "user", {"a.txt": "a\n", "data/old.bin": BIG + "y"})
     ws, base = await prepared(tmp_path, repo)
@@ -65,13 +79,17 @@ async def test_a_large_file_in_the_agents_own_commits_leaves_the_history(tmp_pat
     run_git(ws.repo, "add", "-A")
     run_git(ws.repo, *commit, "drop it again")
     (ws.repo / "b.txt").write_text("b\n")  # and something left uncommitted
+    bundle = tmp_path / "result.bundle"
 
-    change = await workspace.commit_result(ws, base, "story", max_file_bytes=LIMIT)
+    change = await workspace.commit_result(ws, base, "story", max_file_bytes=LIMIT, bundle=bundle)
 
     assert [r.path for r in change.left_out] == ["big.bin"]
     assert sorted(change.changed_files) == ["a.txt", "b.txt"]
     assert run_git(ws.repo, "rev-parse", f"{change.head}^") == base, "one commit on the base"
     assert blob_id(BIG) not in bundle_objects(ws, base)
+    # the bundle written while the blobs were checked held the agent's history: made again
+    assert change.bundled and bundle_heads(tmp_path, bundle) == [change.head]
+    assert blob_id(BIG) not in bundled_objects(tmp_path, repo, bundle)
     assert "baro left out files above the size limit: big.bin" in run_git(
         ws.repo, "log", "-1", "--format=%B", change.head
     )
@@ -84,7 +102,9 @@ async def test_nothing_large_leaves_the_agents_commits_as_they_are(tmp_path: Pat
     run_git(ws.repo, "add", "-A")
     run_git(ws.repo, "-c", "user.name=a", "-c", "user.email=a@a", "commit", "-qm", "mine")
     agent_head = run_git(ws.repo, "rev-parse", "HEAD")
+    bundle = tmp_path / "result.bundle"
 
-    change = await workspace.commit_result(ws, base, "story", max_file_bytes=LIMIT)
+    change = await workspace.commit_result(ws, base, "story", max_file_bytes=LIMIT, bundle=bundle)
 
     assert change.left_out == [] and change.head == agent_head
+    assert change.bundled and bundle_heads(tmp_path, bundle) == [agent_head]

@@ -506,19 +506,26 @@ class _Job:
         """Commit and bundle what the agent changed, then report the attempt."""
         cmd = self.cmd
         status, reason, error = outcome.status, outcome.exit_reason, outcome.error
-        try:
-            change = await workspace.commit_result(
-                ws, cmd.base_commit, cmd.story.title,
-                max_file_bytes=self.config.surface.max_file_bytes,
-            )  # fmt: skip
-        except Exception as exc:
-            return await self._finish(
-                "failed",
-                "commit_failed",
-                f"could not collect the agent's changes: {exc}",
-                outcome=outcome,
-                kept=ws.root,
-            )
+        bundle_name = None
+        async with scratch_dir("baro-bundle-") as tmp:
+            path = Path(tmp) / "result.bundle"
+            try:
+                change = await workspace.commit_result(
+                    ws, cmd.base_commit, cmd.story.title,
+                    max_file_bytes=self.config.surface.max_file_bytes, bundle=path,
+                )  # fmt: skip
+            except Exception as exc:
+                return await self._finish(
+                    "failed",
+                    "commit_failed",
+                    f"could not collect the agent's changes: {exc}",
+                    outcome=outcome,
+                    kept=ws.root,
+                )
+            if change.bundled:
+                # named by content: two deliveries of one attempt can never overwrite each other
+                bundle_name = f"runs/{cmd.run_id}/stories/{self.story_id}/{self.attempt}-{change.head[:16]}.bundle"
+                await self.bus.put_file(bundle_name, path)
         # a story that may change nothing did so only when it left nothing out either
         nothing_asked = cmd.story.may_change_nothing and not change.left_out
         if status == "success" and not change.changed_files and not nothing_asked:
@@ -530,15 +537,7 @@ class _Job:
                 if left_out
                 else "the agent finished without changing any file",
             )
-        bundle_name = None
         gate: list[s.CheckResult] = []
-        if change.changed_files:
-            # named by content: two deliveries of one attempt can never overwrite each other
-            bundle_name = f"runs/{cmd.run_id}/stories/{self.story_id}/{self.attempt}-{change.head[:16]}.bundle"
-            async with scratch_dir("baro-bundle-") as tmp:
-                path = Path(tmp) / "result.bundle"
-                await workspace.write_bundle(ws, cmd.base_commit, path)
-                await self.bus.put_file(bundle_name, path)
         if status == "success":  # the result is committed: what the checks leave is not in it
             gate, stopped = await self._supervised_gate(ws, change.changed_files)
             if stopped is not None and self.delivery.shutdown.is_set():

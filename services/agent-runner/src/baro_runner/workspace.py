@@ -593,12 +593,20 @@ class Change:
     # git refuses to record (``.GIT/hooks/x``, ``git~1``), as the run reports them
     left_out: list[s.Refusal] = field(default_factory=list)
     unrecorded: list[str] = field(default_factory=list)  # those git refused, every one
+    bundled: bool = False  # the result's bundle was written where commit_result was told
 
 
 async def commit_result(
-    ws: Workspace, base_commit: str, title: str, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    ws: Workspace,
+    base_commit: str,
+    title: str,
+    *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    bundle: Path | None = None,
 ) -> Change:
-    """Commit whatever the agent left uncommitted; return the head and the files it changed.
+    """Commit whatever the agent left uncommitted; return the head and the files it changed,
+    and with ``bundle``, write the result's bundle there (``write_bundle``) when it changed
+    any (``Change.bundled``).
 
     A file above ``max_file_bytes`` that was not that large at the base is left out: not
     staged (so not even hashed) when the agent left it uncommitted, and taken out of the
@@ -621,22 +629,46 @@ async def commit_result(
     head, branch = _story_head(ws.git_dir) or await _head_and_branch(repo)
     changed: list[str] = []
     committed: dict[str, int] = {}
+    early: asyncio.Task[None] | None = None
     if head != base_commit:
-        # the changed files are listed while the story's blobs are checked for size
-        committed, changed = await asyncio.gather(
-            _large_committed(repo, base_commit, head, max_file_bytes),
-            _changed_files(repo, base_commit, head),
-        )
+        if bundle is not None and branch == head:
+            # the bundle is written while the files are listed and the blobs checked for
+            # size, and written again in the rare case a blob is then taken out
+            early = asyncio.create_task(write_bundle(ws, base_commit, bundle))
+        try:
+            committed, changed = await asyncio.gather(
+                _large_committed(repo, base_commit, head, max_file_bytes),
+                _changed_files(repo, base_commit, head),
+            )
+        except BaseException:
+            await _settled(early)
+            raise
     if committed:
+        await _settled(early)
+        early = None
         head = await _without(repo, base_commit, head, set(committed), title)
         changed = await _changed_files(repo, base_commit, head)
     if branch != head:  # the agent may have switched
         await own_git("update-ref", f"refs/heads/{STORY_BRANCH}", head, cwd=repo)
+    bundled = bundle is not None and bool(changed)
+    if not bundled:
+        await _settled(early)
+    elif early is not None:
+        await early
+    elif bundle is not None:
+        await write_bundle(ws, base_commit, bundle)
     left_out = [
         s.Refusal(path=path, rule="too_large", reason=_too_large(size, max_file_bytes))
         for path, size in sorted({**large, **committed}.items())
     ] + unrecorded_refusals(unrecorded)
-    return Change(head, changed, left_out, unrecorded)
+    return Change(head, changed, left_out, unrecorded, bundled)
+
+
+async def _settled(task: asyncio.Task[None] | None) -> None:
+    """Wait for a bundle written early that is not the result's, whatever became of it."""
+    if task is not None:
+        with contextlib.suppress(Exception):
+            await task
 
 
 async def _changed_files(repo: Path, base_commit: str, head: str) -> list[str]:
@@ -863,8 +895,8 @@ async def change_diff(ws: Workspace, base_commit: str, limit: int = DIFF_CHARS) 
 
 
 async def write_bundle(ws: Workspace, base_commit: str, out: Path) -> None:
-    """The story branch past ``base_commit`` as a bundle; called right after
-    ``commit_result``, which sealed the clone (nothing untrusted ran since)."""
+    """The story branch past ``base_commit`` as a bundle; called by ``commit_result``, or
+    right after it, which sealed the clone (nothing untrusted ran since)."""
     await own_git(
         "bundle", "create", "--quiet", str(out), STORY_BRANCH, f"^{base_commit}", cwd=ws.repo
     )
