@@ -257,19 +257,33 @@ def unstamped(sent: list[tuple[str, s.BusMessage]]) -> list[tuple[str, s.BusMess
     return [(mid, msgspec.structs.replace(m, ts=0.0)) for mid, m in sent]
 
 
+def plan_of(deps: dict[str, list[str]]) -> list[s.Story]:
+    """One story per id, each writing its own file, depending on the ids given."""
+    return [
+        s.Story(id=sid, title=sid.lower(), write_surface=[sid.lower()], depends_on=on)
+        for sid, on in deps.items()
+    ]
+
+
+def integrated_on(story_id: str, head: str, bundle: str | None = None) -> s.StoryIntegrated:
+    """The merger's answer: the story integrated, the batch's head, its bundle if written."""
+    return s.StoryIntegrated(
+        run_id=RUN,
+        story_id=story_id,
+        attempt=1,
+        integration_commit=f"i-{story_id}",
+        integration_head=head,
+        integration_bundle=bundle,
+    )
+
+
 def test_only_a_batch_that_a_later_story_may_start_after_asks_for_the_heads_bundle() -> None:
     d = Driver()
-    stories = [
-        s.Story(id="A", title="a", write_surface=["a"]),
-        s.Story(id="B", title="b", write_surface=["b"]),
-        s.Story(id="C", title="c", write_surface=["c"], depends_on=["A"]),
-    ]
-    parallel(d, stories)
+    parallel(d, plan_of({"A": [], "B": [], "C": ["A"]}))
     d.feed(finish("A"))
     d.feed(finish("B"))
-    # A's batch asked for the head's bundle: the merger wrote it
-    with_bundle = dict(integration_head="h-A", integration_bundle="b-h-A")
-    d.feed(msgspec.structs.replace(integrated("A"), **with_bundle))  # B goes to the merger
+    # A's batch asked for the head's bundle: the merger wrote it; B goes to the merger
+    d.feed(integrated_on("A", "h-A", "b-h-A"))
     (run_c,) = [m for m in d.commands(s.RunStory) if m.story.id == "C"]
     assert (run_c.base_commit, run_c.base_bundle) == ("h-A", "b-h-A")
     d.feed(finish("C"))
@@ -293,22 +307,15 @@ def test_only_a_batch_that_a_later_story_may_start_after_asks_for_the_heads_bund
 
 def test_a_story_tried_again_starts_from_the_newest_bundle_holding_its_dependencies() -> None:
     d = Driver()
-    stories = [
-        s.Story(id="A", title="a", write_surface=["a"]),
-        s.Story(id="D", title="d", write_surface=["d"]),
-        s.Story(id="B", title="b", write_surface=["b"], depends_on=["A"]),
-    ]
-    parallel(d, stories)
+    parallel(d, plan_of({"A": [], "D": [], "B": ["A"]}))
     d.feed(finish("A"))
     assert d.commands(s.IntegrateStories)[-1].head_bundle, "B starts after A"
-    d.feed(s.StoryIntegrated(run_id=RUN, story_id="A", attempt=1, integration_commit="i-A",
-                             integration_head="h1", integration_bundle="b-h1"))  # fmt: skip
+    d.feed(integrated_on("A", "h1", "b-h1"))
     (first,) = [m for m in d.commands(s.RunStory) if m.story.id == "B"]
     assert (first.base_commit, first.base_bundle) == ("h1", "b-h1")
     d.feed(finish("D"))
     assert not d.commands(s.IntegrateStories)[-1].head_bundle, "nothing starts after D"
-    d.feed(s.StoryIntegrated(run_id=RUN, story_id="D", attempt=1, integration_commit="i-D",
-                             integration_head="h2"))  # fmt: skip
+    d.feed(integrated_on("D", "h2"))
     assert d.rec.unbundled == ["D"] and d.rec.integration_head == "h2"
     d.feed(finish("B", status="failed", exit_reason="exit_code", error="boom"))
     again = [m for m in d.commands(s.RunStory) if m.story.id == "B"][-1]

@@ -1229,9 +1229,9 @@ class RunRecord(Value, kw_only=True):
     enforcement: list[str] = msgspec.field(default_factory=list)
     stories: list[StoryState] = msgspec.field(default_factory=list)
     integration_head: str | None = None
-    # the newest head's bundle the merger wrote (base..head), and that head when it is not
-    # integration_head (a batch nothing could start after writes none: see
-    # baro_conductor.core._starts_after); ``unbundled`` the stories integrated since
+    # the newest bundle the merger wrote (base..head) and the head it holds: the
+    # integration head, unless the batches since wrote none (nothing was to start after
+    # them: baro_conductor.core._starts_after), which integrated ``unbundled``
     integration_bundle: str | None = None
     bundle_head: str | None = None
     unbundled: list[str] = msgspec.field(default_factory=list)
