@@ -308,9 +308,9 @@ def _breakdown(
 
 @contextlib.contextmanager
 def _run_folder(folder: Path | None, remove: bool) -> Iterator[Path]:
-    """A folder of its own for one run, in ``folder`` (else the system's temporary
-    folder); removed afterwards when ``remove``."""
-    root = Path(tempfile.mkdtemp(prefix="baro-sched-bench-", dir=folder))
+    """A folder of its own for one run, in ``runs_folder(folder)``; removed afterwards
+    when ``remove``."""
+    root = Path(tempfile.mkdtemp(prefix="baro-sched-bench-", dir=runs_folder(folder)))
     try:
         yield root
     finally:
@@ -318,9 +318,11 @@ def _run_folder(folder: Path | None, remove: bool) -> Iterator[Path]:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def default_folder() -> Path | None:
-    """Where a series makes its runs' folders: in memory where the machine has it (see the
-    module's docstring), else None: the system's temporary folder."""
+def runs_folder(chosen: Path | None) -> Path | None:
+    """Where runs make their folders: ``chosen``, else in memory where the machine has it
+    (see the module's docstring), else None: the system's temporary folder."""
+    if chosen is not None:
+        return chosen
     shm = Path("/dev/shm")
     return shm if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
 
@@ -437,13 +439,14 @@ def run_all(
 ) -> list[dict[str, Any]]:
     """Every shape at every size, ``repeat`` times (a long chain only up to 16 stories: its
     ratio is the same at 8 and at 64), printing a row per run; the runs' folders in
-    ``folder``, else in ``default_folder()``."""
+    ``runs_folder(folder)``."""
     if echo:
         print(HEADER)
         print("-" * len(HEADER), flush=True)
     rows = []
-    where = folder if folder is not None else default_folder()
-    with tempfile.TemporaryDirectory(prefix="baro-sched-series-", dir=where) as series:
+    with tempfile.TemporaryDirectory(
+        prefix="baro-sched-series-", dir=runs_folder(folder)
+    ) as series:
         for shape in shapes:
             for n in sizes:
                 if shape == "chain" and n > 16:

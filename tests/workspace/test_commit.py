@@ -85,9 +85,13 @@ async def test_the_head_is_found_wherever_the_agent_left_it(tmp_path: Path, left
         run_git(ws.repo, "pack-refs", "--all")
         assert not (ws.git_dir / "refs" / "heads" / workspace.STORY_BRANCH).exists()
     agents = run_git(ws.repo, "rev-parse", "HEAD")
+    bundle = tmp_path / "result.bundle"
 
-    change = await workspace.commit_result(ws, head, "story")
+    change = await workspace.commit_result(ws, head, "story", bundle=bundle)
 
     assert change.head == agents
     assert change.changed_files == ["app.py"]
     assert run_git(ws.repo, "rev-parse", workspace.STORY_BRANCH) == agents
+    # the result's bundle holds the story branch where the agent's work was collected
+    listed = run_git(tmp_path, "bundle", "list-heads", str(bundle)).split()
+    assert listed == [agents, f"refs/heads/{workspace.STORY_BRANCH}"]

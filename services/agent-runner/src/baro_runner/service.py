@@ -522,7 +522,7 @@ class _Job:
                     outcome=outcome,
                     kept=ws.root,
                 )
-            if change.bundled:
+            if change.changed_files:  # commit_result wrote its bundle
                 # named by content: two deliveries of one attempt can never overwrite each other
                 bundle_name = f"runs/{cmd.run_id}/stories/{self.story_id}/{self.attempt}-{change.head[:16]}.bundle"
                 await self.bus.put_file(bundle_name, path)

@@ -593,7 +593,6 @@ class Change:
     # git refuses to record (``.GIT/hooks/x``, ``git~1``), as the run reports them
     left_out: list[s.Refusal] = field(default_factory=list)
     unrecorded: list[str] = field(default_factory=list)  # those git refused, every one
-    bundled: bool = False  # the result's bundle was written where commit_result was told
 
 
 async def commit_result(
@@ -606,7 +605,7 @@ async def commit_result(
 ) -> Change:
     """Commit whatever the agent left uncommitted; return the head and the files it changed,
     and with ``bundle``, write the result's bundle there (``write_bundle``) when it changed
-    any (``Change.bundled``).
+    any.
 
     A file above ``max_file_bytes`` that was not that large at the base is left out: not
     staged (so not even hashed) when the agent left it uncommitted, and taken out of the
@@ -650,18 +649,17 @@ async def commit_result(
         changed = await _changed_files(repo, base_commit, head)
     if branch != head:  # the agent may have switched
         await own_git("update-ref", f"refs/heads/{STORY_BRANCH}", head, cwd=repo)
-    bundled = bundle is not None and bool(changed)
-    if not bundled:
+    if bundle is None or not changed:
         await _settled(early)
     elif early is not None:
         await early
-    elif bundle is not None:
+    else:
         await write_bundle(ws, base_commit, bundle)
     left_out = [
         s.Refusal(path=path, rule="too_large", reason=_too_large(size, max_file_bytes))
         for path, size in sorted({**large, **committed}.items())
     ] + unrecorded_refusals(unrecorded)
-    return Change(head, changed, left_out, unrecorded, bundled)
+    return Change(head, changed, left_out, unrecorded)
 
 
 async def _settled(task: asyncio.Task[None] | None) -> None:
