@@ -321,3 +321,15 @@ def test_a_story_tried_again_starts_from_the_newest_bundle_holding_its_dependenc
     again = [m for m in d.commands(s.RunStory) if m.story.id == "B"][-1]
     assert again.attempt == 2
     assert (again.base_commit, again.base_bundle) == ("h1", "b-h1"), "h2 has no bundle"
+
+
+def test_a_story_tried_again_before_any_bundle_starts_from_the_runs_base() -> None:
+    d = Driver()
+    parallel(d, plan_of({"A": [], "B": []}))
+    d.feed(finish("A"))
+    assert not d.commands(s.IntegrateStories)[-1].head_bundle, "nothing starts after A"
+    d.feed(integrated_on("A", "h1"))
+    d.feed(finish("B", status="failed", exit_reason="exit_code", error="boom"))
+    again = [m for m in d.commands(s.RunStory) if m.story.id == "B"][-1]
+    assert again.attempt == 2
+    assert (again.base_commit, again.base_bundle) == ("base", None), "h1 has no bundle"

@@ -724,7 +724,7 @@ def _merge_conflict(tr: Transition, ev: s.MergeConflict, now: float) -> bool:
             + ". Start from the current code and make your change fit it.",
         )
         st.reason = f"conflict in {', '.join(ev.paths)}; re-running on the new integration head"
-        _dispatch(tr, st, [note])
+        _dispatch(tr, st, [note], base=rec.integration_head)  # on the head it met
         _decide(tr, "retry", st.reason, now, story=st)
     else:
         st.status = "conflict"
@@ -1676,13 +1676,14 @@ def _integrate(tr: Transition, batch: list[s.StoryState]) -> None:
 
 
 def _start_head(rec: s.RunRecord, st: s.StoryState) -> str:
-    """Where the story's next attempt starts: a first attempt that waits for nothing on
-    the run's base (nothing it needs is on the integration head, and its workspace is a
-    plain clone); else the newest head with a bundle that holds every story it depends on
-    (integration is linear: a head's bundle holds every earlier integration commit), which
-    is the integration head unless the batches since wrote no bundle."""
+    """Where the story's next attempt starts: one that waits for nothing on the run's base
+    when it is the first (nothing it needs is on the integration head, and its workspace is
+    a plain clone) or no bundle was written yet; else the newest head with a bundle that
+    holds every story it depends on (integration is linear: a head's bundle holds every
+    earlier integration commit), which is the integration head unless the batches since
+    wrote no bundle."""
     assert rec.base_commit is not None
-    if not st.story.depends_on and st.attempt == 1:
+    if not st.story.depends_on and (st.attempt == 1 or rec.integration_bundle is None):
         return rec.base_commit
     if rec.integration_bundle is not None and not set(st.story.depends_on) & set(rec.unbundled):
         return rec.bundle_head or rec.integration_head or rec.base_commit
