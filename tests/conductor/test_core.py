@@ -96,6 +96,10 @@ def finish(
     return s.StoryFinished(**fields)  # type: ignore[arg-type]
 
 
+def agent_ended(story_id: str, attempt: int = 1) -> s.StoryAgentEnded:
+    return s.StoryAgentEnded(run_id=RUN, story_id=story_id, attempt=attempt, runner="x")
+
+
 def integrated(story_id: str, attempt: int = 1) -> s.StoryIntegrated:
     return s.StoryIntegrated(
         run_id=RUN, story_id=story_id, attempt=attempt, integration_commit=f"i-{story_id}"
@@ -134,6 +138,7 @@ def test_every_event_delivered_twice_changes_nothing_the_second_time() -> None:
         s.RunPrepared(run_id=RUN, base_commit="base"),
         s.PlanProposed(run_id=RUN, stories=[s.Story(id="S1", title="fix")]),
         s.StoryStarted(run_id=RUN, story_id="S1", attempt=1, runner="x"),
+        agent_ended("S1"),
         finish("S1"),
         integrated("S1"),
         s.RunDelivered(run_id=RUN, branch="baro/fix", base="base", head="i-S1"),
@@ -402,8 +407,11 @@ def test_caps_and_disjoint_surfaces_hold_while_running(
         rec = d.rec
         if rec.state != "running":
             break
+        # a story whose agent has ended is still active (its result is not in) but runs
+        # no agent: the surfaces of all active stories are disjoint, the agents capped
         active = [st for st in rec.stories if st.status in ("assigned", "running")]
-        assert len(active) <= rec.caps.parallelism <= par
+        agents = [st for st in active if not st.agent_ended]
+        assert len(agents) <= rec.caps.parallelism <= par
         for i, a in enumerate(active):
             for b in active[i + 1 :]:
                 assert not surfaces_overlap(a.story.write_surface, b.story.write_surface), (
@@ -420,6 +428,9 @@ def test_caps_and_disjoint_surfaces_hold_while_running(
             continue
         assert active, "nothing running, nothing integrating, yet not finished"
         pick = rng.choice(active)
+        if not pick.agent_ended and rng.random() < 0.5:
+            d.feed(agent_ended(pick.story.id, attempt=pick.attempt))
+            continue
         d.feed(finish(pick.story.id, attempt=pick.attempt))
     assert d.rec.state == "integrating"
     assert all(st.status == "integrated" for st in d.rec.stories)
@@ -516,6 +527,60 @@ def test_a_finished_story_s_slot_waits_for_its_more_urgent_dependent() -> None:
     assert [c.story.id for c in d.commands(s.RunStory)] == ["A", "X", "C"]
     d.feed(finish("X"))
     assert [c.story.id for c in d.commands(s.RunStory)][-1] == "B"
+
+
+def test_an_ended_agent_s_slot_goes_to_the_next_story_while_its_result_is_saved() -> None:
+    stories = [s.Story(id=f"S{i}", title=f"s{i}", write_surface=[f"f{i}.py"]) for i in range(4)]
+    d = Driver()
+    started_to_plan(d, stories, mode="parallel", par=2)
+    assert [c.story.id for c in d.commands(s.RunStory)] == ["S0", "S1"]
+    d.feed(s.StoryStarted(run_id=RUN, story_id="S0", attempt=1, runner="x"))
+    d.feed(agent_ended("S0"))
+    assert [c.story.id for c in d.commands(s.RunStory)] == ["S0", "S1", "S2"]
+    assert d.rec.story("S0").status == "running", "its result is not in yet"
+    assert d.feed(agent_ended("S0")) == [], "a second delivery frees nothing more"
+    assert d.feed(agent_ended("S1", attempt=2)) == [], "not the attempt that runs"
+    d.feed(finish("S0"))
+    assert [c.story.id for c in d.commands(s.RunStory)] == ["S0", "S1", "S2"]
+    assert d.rec.story("S0").status == "finished"
+    d.feed(finish("S1"))
+    assert [c.story.id for c in d.commands(s.RunStory)] == ["S0", "S1", "S2", "S3"]
+
+
+def test_a_story_started_again_elsewhere_takes_its_slot_back() -> None:
+    """An attempt whose runner was lost after its agent ended comes back as a higher
+    attempt only when the runner reported the loss; should a redelivery start an agent
+    all the same, that agent counts."""
+    stories = [s.Story(id=f"S{i}", title=f"s{i}", write_surface=[f"f{i}.py"]) for i in range(4)]
+    d = Driver()
+    started_to_plan(d, stories, mode="parallel", par=2)
+    d.feed(agent_ended("S0"))
+    assert [c.story.id for c in d.commands(s.RunStory)] == ["S0", "S1", "S2"]
+    d.feed(s.StoryStarted(run_id=RUN, story_id="S0", attempt=2, runner="y"))
+    assert not d.rec.story("S0").agent_ended
+    d.feed(finish("S1"))
+    assert [c.story.id for c in d.commands(s.RunStory)] == ["S0", "S1", "S2"], "S0's agent runs"
+
+
+def test_a_slot_freed_by_an_ended_agent_waits_for_its_more_urgent_dependent() -> None:
+    """As when A finishes: C (the longer chain) will be ready once A is in, so the slot A's
+    agent left is kept for it rather than given to B, which can wait."""
+    stories = [
+        s.Story(id="A", title="a", write_surface=["a.py"]),
+        s.Story(id="X", title="x", write_surface=["x.py"]),
+        s.Story(id="B", title="b", write_surface=["b.py"]),
+        s.Story(id="C", title="c", depends_on=["A"], write_surface=["c.py"]),
+        s.Story(id="D", title="d", depends_on=["C"], write_surface=["d.py"]),
+    ]
+    d = Driver()
+    d.feed(submitted(mode_request="parallel", limits=s.Limits(parallelism=2, max_stories=5)))
+    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
+    d.feed(s.PlanProposed(run_id=RUN, stories=stories))
+    d.feed(agent_ended("A"))
+    assert [c.story.id for c in d.commands(s.RunStory)] == ["A", "X"], "the slot is C's"
+    d.feed(finish("A"))
+    d.feed(integrated("A"))
+    assert [c.story.id for c in d.commands(s.RunStory)] == ["A", "X", "C"]
 
 
 def test_a_story_allowed_to_change_nothing_that_changed_nothing_is_integrated_as_is() -> None:

@@ -184,6 +184,7 @@ async def test_every_command_delivered_twice_integrates_each_story_once(
         "prepared",
         "plan_proposed",
         "story_started",
+        "story_agent_ended",
         "story_finished",
         "story_integrated",
         "merge_conflict",

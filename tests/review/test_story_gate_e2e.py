@@ -66,8 +66,12 @@ async def test_a_failing_gate_is_repaired_on_the_attempts_result(bus: Bus, tmp_p
     assert show(repo, report.branch, "helper.py") == "HELP = 1", (
         "the repair turn went on from the first attempt's result"
     )
-    first, second = finished(await replay(bus, request.run_id))
+    events = await replay(bus, request.run_id)
+    first, second = finished(events)
     assert (first.status, first.exit_reason) == ("failed", "checks_failed")
+    assert not [e for e in events if isinstance(e, s.StoryAgentEnded)], (
+        "the checks run in the story's fence: its slot is held until they are done"
+    )
     assert [(c.result, c.exit_code) for c in first.checks] == [("failed", 1)]
     assert "AssertionError: 3" in first.checks[0].output
     assert second.status == "success" and [c.result for c in second.checks] == ["passed"]

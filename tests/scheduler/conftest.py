@@ -30,7 +30,8 @@ def settings(nats_server: EmbeddedNats, tmp_path: Path) -> Settings:
 
 @dataclass(frozen=True)
 class Interval:
-    """One story's agent: from StoryStarted to StoryFinished (its last attempt)."""
+    """One story's agent: from StoryStarted to StoryAgentEnded, or StoryFinished when the
+    runner did not hand its slot on before the result was in (its last attempt)."""
 
     started: float
     finished: float
@@ -38,12 +39,16 @@ class Interval:
 
 def intervals(events: list[s.Event]) -> dict[str, Interval]:
     starts: dict[str, float] = {}
+    ended: dict[str, float] = {}
     out: dict[str, Interval] = {}
     for ev in events:
         if isinstance(ev, s.StoryStarted):
             starts[ev.story_id] = ev.ts
+            ended.pop(ev.story_id, None)
+        elif isinstance(ev, s.StoryAgentEnded) and ev.story_id in starts:
+            ended[ev.story_id] = ev.ts
         elif isinstance(ev, s.StoryFinished) and ev.story_id in starts:
-            out[ev.story_id] = Interval(starts[ev.story_id], ev.ts)
+            out[ev.story_id] = Interval(starts[ev.story_id], ended.get(ev.story_id, ev.ts))
     return out
 
 

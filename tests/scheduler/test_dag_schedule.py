@@ -139,6 +139,13 @@ async def test_wide_fan_out_runs_up_to_the_parallelism_and_no_further(
     spans, done = intervals(events), integrated_at(events)
     assert all(done["R"] < spans[leaf].started for leaf in leaves)
     assert max_overlap([spans[leaf] for leaf in leaves]) == 3, "the cap is reached, never passed"
+    # with no checks to run, each agent's slot was handed on before its result was saved
+    ended = [(ev.story_id, ev.attempt) for ev in events if isinstance(ev, s.StoryAgentEnded)]
+    assert sorted(ended) == sorted((sid, 1) for sid in ["R", *leaves])
+    order = [ev for ev in events if isinstance(ev, s.StoryAgentEnded | s.StoryFinished)]
+    for leaf in leaves:
+        kinds = [type(ev) for ev in order if ev.story_id == leaf]
+        assert kinds == [s.StoryAgentEnded, s.StoryFinished]
     assert all(met(room, leaf) >= 3 for leaf in leaves), "the first three met side by side"
     assert all((seen / leaf).read_text() == "root\n" for leaf in leaves)
     # a ready story starts as soon as a slot frees, not when its whole wave is done

@@ -561,10 +561,18 @@ class Delivery(Generic[M]):
     stream_seq: int
     shutdown: asyncio.Event  # set when the process is draining
     raw: Msg
+    _release: Callable[[], None] | None = None
 
     async def in_progress(self) -> None:
         with contextlib.suppress(Exception):
             await self.raw.in_progress()
+
+    def free_slot(self) -> None:
+        """Let the worker take its next message while this handler still finishes (the
+        message stays unsettled, and heartbeated, until the handler returns). Once."""
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 Handler = Callable[[Delivery[M]], Awaitable[Outcome]]
@@ -606,6 +614,7 @@ class Worker(Generic[M]):
         self.shutdown = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._free = asyncio.Semaphore(self.slots)
+        self._freed: set[asyncio.Task[None]] = set()  # handlers whose slot was freed early
         self.ready = asyncio.Event()
 
     @property
@@ -642,7 +651,9 @@ class Worker(Generic[M]):
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._free.release()
+        if task not in self._freed:
+            self._free.release()
+        self._freed.discard(task)
 
     async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
         try:
@@ -680,6 +691,7 @@ class Worker(Generic[M]):
             stream_seq=meta.sequence.stream,
             shutdown=self.shutdown,
             raw=msg,
+            _release=self._freeing(asyncio.current_task()),
         )
         if delivery.attempt > 1:
             metrics.redeliveries.labels(consumer=self.spec.name).inc()
@@ -695,6 +707,17 @@ class Worker(Generic[M]):
         finally:
             beat.cancel()
         await self._settle(msg, outcome)
+
+    def _freeing(self, handler: asyncio.Task[Any] | None) -> Callable[[], None] | None:
+        if handler is None:
+            return None
+
+        def release() -> None:
+            if handler in self._inflight and handler not in self._freed:
+                self._freed.add(handler)
+                self._free.release()
+
+        return release
 
     async def _heartbeat(self, msg: Msg) -> None:
         while True:

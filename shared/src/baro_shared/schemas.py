@@ -652,6 +652,16 @@ class StoryStarted(Message, tag="story.started", kw_only=True):
     model: str | None = None
 
 
+class StoryAgentEnded(Message, tag="story.agent_ended", kw_only=True):
+    """The attempt's agent has exited and nothing more will run in its fence (the story
+    has no checks to run): what is left is saving its result, and StoryFinished follows.
+    The attempt no longer holds one of the run's parallel agents."""
+
+    story_id: str
+    attempt: int
+    runner: str
+
+
 class StoryFinished(Message, tag="story.finished", kw_only=True):
     story_id: str
     attempt: int
@@ -1009,6 +1019,7 @@ Event = (
     | PlanFailed
     | PlanAccepted
     | StoryStarted
+    | StoryAgentEnded
     | StoryFinished
     | StoryUpdated
     | StoryIntegrated
@@ -1165,6 +1176,9 @@ class StoryState(Value, kw_only=True):
     dispatches: int = 0
     conflicts: int = 0
     runner: str | None = None
+    # its latest attempt's agent has exited and only its result is being saved: it no
+    # longer counts against the run's parallelism (StoryAgentEnded)
+    agent_ended: bool = False
     started_at: float | None = None
     finished_at: float | None = None
     result: StoryResult | None = None

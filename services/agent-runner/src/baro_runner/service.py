@@ -84,6 +84,10 @@ dropped_events = Counter(
 EVENT_QUEUE = 2000
 ESSENTIAL = (s.SessionStarted, s.Usage, s.AgentError, s.AgentFinished, s.FileChanged, s.CommandRun)
 STATE_CHECK_S = 2.0
+LOST_WHILE_SAVING = (
+    "the runner of the previous attempt was lost while it saved the result, after its agent "
+    "had ended"
+)
 
 
 class Runner:
@@ -164,7 +168,7 @@ class Runner:
             return ACK
         attempt = cmd.attempt + delivery.attempt - 1
         stale = await self._stale(cmd, attempt)
-        if stale:
+        if stale and stale is not LOST_WHILE_SAVING:
             log.info("skipping %s/%s attempt %d: %s", cmd.run_id, cmd.story.id, attempt, stale)
             return ACK
         if delivery.shutdown.is_set():
@@ -178,6 +182,10 @@ class Runner:
             )
             return ACK
         job = _Job(self, cmd, attempt, delivery)
+        if stale is LOST_WHILE_SAVING:
+            # its agent slot went to another story: running the agent again here would
+            # take one more than the run's parallelism; the conductor retries it in turn
+            return await job._finish("failed", "runner_lost", LOST_WHILE_SAVING)
         running_agents.inc()
         try:
             return await job.execute()
@@ -202,6 +210,8 @@ class Runner:
             return f"story is {story.status}"
         if story.attempt > attempt:
             return f"superseded by attempt {story.attempt}"
+        if story.agent_ended and story.attempt < attempt:
+            return LOST_WHILE_SAVING
         return None
 
 
@@ -225,6 +235,7 @@ class _Job:
         self.allowance: int | None = None  # of the run's token budget, for this attempt
         # the run base's .baro.toml, read once by the setup, before the agent
         self.config: RepoConfig = DEFAULT_REPO_CONFIG
+        self.checks: list[checks.Check] = []  # the story's gate, found by the setup
         self.logs_stored: asyncio.Task[None] | None = None  # the agent's raw output, uploading
 
     @property
@@ -358,6 +369,9 @@ class _Job:
             self.config = await read_repo_config_at(ws.repo, self.config_commit)
         except RepoConfigError as exc:
             raise workspace.SetupFailed(str(exc)) from None
+        self.checks = await checks.checks_for(
+            "story", self.config.verify, ws.repo, self.config_commit
+        )
         report = await workspace.setup(ws, self.cmd.source, at, config=self.config, fence=fence)
         if report is None:
             return
@@ -372,7 +386,7 @@ class _Job:
         detected check that fails is run again at the story's base; a file a configured
         check runs, when the story changed it, runs as the story's base has it."""
         cmd = self.cmd
-        found = await checks.checks_for("story", self.config.verify, ws.repo, self.config_commit)
+        found = self.checks
         if not found:
             return []
         user_repo = Path(cmd.source.location) if cmd.source.kind == "path" else None
@@ -476,7 +490,27 @@ class _Job:
             await self.logs_stored
             await ws.remove()
             return Nak(0.0, "runner shutting down; story handed back")
+        # nothing more runs in its fence (a retryable attempt keeps its slot: this command
+        # comes back for it)
+        if outcome.status != "retryable" and (not self.checks or outcome.status != "success"):
+            await self._agent_ended()
         return await self._collect(ws, outcome)
+
+    async def _agent_ended(self) -> None:
+        """Hand the attempt's agent slot on while its result is saved: the conductor may
+        start the run's next story and this runner may take it."""
+        cmd = self.cmd
+        with contextlib.suppress(Exception):  # without it, StoryFinished frees the slot
+            await self.bus.publish(
+                s.StoryAgentEnded(
+                    run_id=cmd.run_id,
+                    story_id=self.story_id,
+                    attempt=self.attempt,
+                    runner=self.runner.runner_id,
+                ),
+                f"{cmd.run_id}.agent_ended.{self.story_id}.{self.attempt}",
+            )
+        self.delivery.free_slot()
 
     def _agent_command(self, ws: workspace.Workspace) -> AgentCommand:
         cmd = self.cmd

@@ -517,10 +517,23 @@ def _story_started(tr: Transition, ev: s.StoryStarted, now: float) -> bool:
     if st.status == "running" and ev.attempt == st.attempt:
         return False
     st.status = "running"
+    if ev.attempt > st.attempt:  # a redelivery on another runner: its own agent runs
+        st.agent_ended = False
     st.attempt = ev.attempt
     st.runner = ev.runner
     st.started_at = st.started_at or ev.ts
     _story_updated(tr, st)
+    return True
+
+
+def _agent_ended(tr: Transition, ev: s.StoryAgentEnded, now: float) -> bool:
+    """The attempt's agent is gone and only its result is being saved: its slot goes to
+    the next ready story now rather than when the result is in."""
+    st = tr.record.story(ev.story_id)
+    if st is None or st.status not in ACTIVE_STORY or ev.attempt != st.attempt or st.agent_ended:
+        return False
+    st.agent_ended = True
+    _schedule(tr, now)
     return True
 
 
@@ -1166,6 +1179,7 @@ _HANDLERS = {
     s.PlanProposed: _plan_proposed,
     s.PlanFailed: _plan_failed,
     s.StoryStarted: _story_started,
+    s.StoryAgentEnded: _agent_ended,
     s.StoryFinished: _story_finished,
     s.StoryIntegrated: _story_integrated,
     s.StoryRejected: _story_rejected,
@@ -1207,7 +1221,7 @@ def _schedule(tr: Transition, now: float) -> None:
                 st.reason = "blocked by " + ", ".join(f"{d} ({by_id[d].status})" for d in bad)
                 _story_updated(tr, st)
                 changed = True
-    active = sum(1 for st in rec.stories if st.status in ACTIVE_STORY)
+    active = sum(1 for st in rec.stories if st.status in ACTIVE_STORY and not st.agent_ended)
     ready = [
         st
         for st in rec.stories
@@ -1239,17 +1253,21 @@ def _about_to_be_ready(rec: s.RunRecord, by_id: dict[str, s.StoryState]) -> list
     free for itself, as it would have it the moment its dependencies finished; otherwise
     the slot its dependency freed goes to a story that could wait, and the critical path
     waits for the next slot. Held only while a dependency is finished with its result in
-    hand (so its integration is under way or next)."""
+    hand (so its integration is under way or next), or its agent has ended and the result
+    is being saved."""
+
+    def coming(dep: s.StoryState) -> bool:
+        if dep.status in ACTIVE_STORY:
+            return dep.agent_ended
+        return dep.status == "finished" and dep.result is not None
+
     out = []
     for st in rec.stories:
         deps = [by_id[d] for d in st.story.depends_on]
         if (
             st.status == "pending"
-            and any(dep.status == "finished" for dep in deps)
-            and all(
-                dep.status == "integrated" or (dep.status == "finished" and dep.result is not None)
-                for dep in deps
-            )
+            and any(coming(dep) for dep in deps)
+            and all(dep.status == "integrated" or coming(dep) for dep in deps)
         ):
             out.append(st)
     return out
@@ -1276,6 +1294,7 @@ def _dispatch(
     st.attempt += 1
     st.dispatches += 1
     st.status = "assigned"
+    st.agent_ended = False
     head = base or _start_head(rec, st)
     req = rec.request
     st.backend, st.model = agent_for(
