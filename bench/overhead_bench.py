@@ -8,7 +8,7 @@ the same repository, followed by the commit a user would make. The difference is
 overhead; the time from submit to the agent process starting is reported too, and what the
 agent sandbox adds (the same direct run inside it).
 
-    .venv/bin/python bench/overhead_bench.py [--repeat N]
+    .venv/bin/python -m bench.overhead_bench [--repeat N]
 """
 
 from __future__ import annotations

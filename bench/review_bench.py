@@ -11,7 +11,7 @@ with the scripted backend, the usage its scripted critic reports, the same for e
 question), and what the critic's question would cost a real model, estimated from its
 characters (about four to a token for English and code).
 
-    .venv/bin/python bench/review_bench.py [--repeat N]
+    .venv/bin/python -m bench.review_bench [--repeat N]
 """
 
 from __future__ import annotations

@@ -38,9 +38,9 @@ ends, not between runs: one run's removal would slow the next on such a disk. Th
 agent-runner's bytecode is compiled first, as an installed baro has it
 (``installed_bytecode``).
 
-    .venv/bin/python bench/scheduling_bench.py [--parallelism N] [--sizes 8,16,32,64]
+    .venv/bin/python -m bench.scheduling_bench [--parallelism N] [--sizes 8,16,32,64]
                                                [--shapes chain,fanout,diamond,layered]
-                                               [--scale X] [--dir FOLDER]
+                                               [--scale X] [--repeat N] [--dir FOLDER]
 """
 
 from __future__ import annotations
