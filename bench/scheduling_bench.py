@@ -41,6 +41,10 @@ agent-runner's bytecode is compiled first, as an installed baro has it
     .venv/bin/python -m bench.scheduling_bench [--parallelism N] [--sizes 8,16,32,64]
                                                [--shapes chain,fanout,diamond,layered]
                                                [--scale X] [--repeat N] [--dir FOLDER]
+                                               [--no-write]
+
+The full series (every shape and size, parallelism 4, the plans' sizes) replaces the
+scheduling figures in bench/results.json and README's table; any other only prints.
 """
 
 from __future__ import annotations
@@ -482,16 +486,33 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+SIZES = (8, 16, 32, 64)
+
+
+def not_recorded(
+    shapes: list[str], sizes: list[int], parallelism: int, scale: float, effort: bool
+) -> str | None:
+    """Why a series is not written to bench/results.json and README, which hold the full
+    one (every shape and size, as ``make bench`` runs them): None for the full series."""
+    if sorted(shapes) != sorted(SHAPES) or sorted(sizes) != sorted(SIZES):
+        return "a series of some shapes or sizes would replace the full one"
+    if (parallelism, scale, effort) != (4, 1.0, True):
+        return "a series with another parallelism, scale or plan would replace the measured one"
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parallelism", type=int, default=4)
-    parser.add_argument("--sizes", default="8,16,32,64")
+    parser.add_argument("--sizes", default=",".join(str(n) for n in SIZES))
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--scale", type=float, default=1.0, help="multiply story durations")
     parser.add_argument("--repeat", type=int, default=1, help="runs per shape and size")
     parser.add_argument("--no-effort", action="store_true", help="plans without the stories' sizes")
     parser.add_argument(
-        "--no-write", action="store_true", help="do not update bench/results.json and README"
+        "--no-write",
+        action="store_true",
+        help="do not update bench/results.json and README (a partial series never does)",
     )
     parser.add_argument(
         "--dir",
@@ -501,19 +522,25 @@ def main() -> None:
         "a new file costs there",
     )
     args = parser.parse_args()
+    shapes, sizes = args.shapes.split(","), [int(x) for x in args.sizes.split(",")]
     rows = run_all(
-        args.shapes.split(","),
-        [int(x) for x in args.sizes.split(",")],
+        shapes,
+        sizes,
         parallelism=args.parallelism,
         scale=args.scale,
         effort=not args.no_effort,
         repeat=args.repeat,
         folder=args.dir,
     )
-    if not args.no_write:
-        from bench.__main__ import record_scenario
+    if args.no_write:
+        return
+    why = not_recorded(shapes, sizes, args.parallelism, args.scale, not args.no_effort)
+    if why is not None:
+        print(f"not written to bench/results.json and README: {why}")
+        return
+    from bench.__main__ import record_scenario
 
-        record_scenario("scheduling", figures(rows))
+    record_scenario("scheduling", figures(rows))
 
 
 if __name__ == "__main__":
