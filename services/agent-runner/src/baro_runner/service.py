@@ -186,11 +186,7 @@ class Runner:
             # its agent slot went to another story: running the agent again here would
             # take one more than the run's parallelism; the conductor retries it in turn
             return await job._finish("failed", "runner_lost", LOST_WHILE_SAVING)
-        running_agents.inc()
-        try:
-            return await job.execute()
-        finally:
-            running_agents.dec()
+        return await job.execute()
 
     async def _stale(self, cmd: s.RunStory, attempt: int) -> str | None:
         got = await self.bus.get_record(cmd.run_id)
@@ -461,6 +457,7 @@ class _Job:
             run_budget=cmd.limits.run_token_budget,
         )
         logs = AgentLogs(ws.logs, self.settings.agent_log_max_bytes)
+        running_agents.inc()  # the agent's process alone: not the setup, not the saving after
         try:
             outcome = await agent.run_agent(
                 command,
@@ -473,6 +470,7 @@ class _Job:
                 standby=self.runner.standby,
             )
         finally:
+            running_agents.dec()
             if self.pgid is not None:
                 self.runner.groups.remove(self.pgid)
             await self.queue.put(None)
