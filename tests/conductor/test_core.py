@@ -506,9 +506,9 @@ def test_a_failed_verification_without_output_still_says_so() -> None:
     assert d.rec.reason == "the run's checks failed (no output)"
 
 
-def test_a_finished_story_s_slot_waits_for_its_more_urgent_dependent() -> None:
-    """A's slot is freed when A finishes, but C (the longer chain) is ready only once A is
-    integrated: B, ready all along but able to wait, must not take that slot meanwhile."""
+def running_with_an_urgent_dependent() -> Driver:
+    """Two slots: A and X run; C waits on A and heads the longest chain (C then D), B can
+    wait."""
     stories = [
         s.Story(id="A", title="a", write_surface=["a.py"]),
         s.Story(id="X", title="x", write_surface=["x.py"]),
@@ -520,6 +520,13 @@ def test_a_finished_story_s_slot_waits_for_its_more_urgent_dependent() -> None:
     d.feed(submitted(mode_request="parallel", limits=s.Limits(parallelism=2, max_stories=5)))
     d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
     d.feed(s.PlanProposed(run_id=RUN, stories=stories))
+    return d
+
+
+def test_a_finished_story_s_slot_waits_for_its_more_urgent_dependent() -> None:
+    """A's slot is freed when A finishes, but C (the longer chain) is ready only once A is
+    integrated: B, ready all along but able to wait, must not take that slot meanwhile."""
+    d = running_with_an_urgent_dependent()
     assert [c.story.id for c in d.commands(s.RunStory)] == ["A", "X"]
     d.feed(finish("A"))
     assert [c.story.id for c in d.commands(s.RunStory)] == ["A", "X"], "the slot is C's"
@@ -565,17 +572,7 @@ def test_a_story_started_again_elsewhere_takes_its_slot_back() -> None:
 def test_a_slot_freed_by_an_ended_agent_waits_for_its_more_urgent_dependent() -> None:
     """As when A finishes: C (the longer chain) will be ready once A is in, so the slot A's
     agent left is kept for it rather than given to B, which can wait."""
-    stories = [
-        s.Story(id="A", title="a", write_surface=["a.py"]),
-        s.Story(id="X", title="x", write_surface=["x.py"]),
-        s.Story(id="B", title="b", write_surface=["b.py"]),
-        s.Story(id="C", title="c", depends_on=["A"], write_surface=["c.py"]),
-        s.Story(id="D", title="d", depends_on=["C"], write_surface=["d.py"]),
-    ]
-    d = Driver()
-    d.feed(submitted(mode_request="parallel", limits=s.Limits(parallelism=2, max_stories=5)))
-    d.feed(s.RunPrepared(run_id=RUN, base_commit="base"))
-    d.feed(s.PlanProposed(run_id=RUN, stories=stories))
+    d = running_with_an_urgent_dependent()
     d.feed(agent_ended("A"))
     assert [c.story.id for c in d.commands(s.RunStory)] == ["A", "X"], "the slot is C's"
     d.feed(finish("A"))

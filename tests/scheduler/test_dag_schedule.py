@@ -4,6 +4,8 @@ each dependent's agent found in its workspace."""
 
 from __future__ import annotations
 
+import asyncio
+import shlex
 from pathlib import Path
 
 from baro_shared import schemas as s
@@ -186,3 +188,43 @@ async def test_all_leaves_of_a_fan_out_start_together_when_the_cap_allows(
     spans = intervals(await replay(bus, request.run_id))
     assert max_overlap(list(spans.values())) == 6
     assert all(met(room, leaf) == 6 for leaf in leaves)
+
+
+async def test_nothing_an_agent_started_runs_on_once_its_slot_is_handed_on(
+    bus: Bus, tmp_path: Path
+) -> None:
+    """A hostile agent leaves a process of its own session behind, beating into a file
+    outside the workspace: by the time its story's agent_ended says the slot is free, that
+    process is gone, so the next story's agent never runs beside it."""
+    repo = make_repo(tmp_path / "user", FILES)
+    beats = tmp_path / "beats"
+    survivor = (
+        f"setsid sh -c 'while :; do date +%s.%N >> {shlex.quote(str(beats))}; sleep 0.02; done'"
+        " >/dev/null 2>&1 < /dev/null &"
+    )
+    plan = [story("A", "Write a.txt", ["a.txt"]), story("B", "Write b.txt", ["b.txt"])]
+    script = {
+        "stories": [
+            rule(
+                "A", {"run": survivor}, {"run": "sleep 0.5"}, {"write": "a.txt", "content": "A\n"}
+            ),
+            rule("B", {"write": "b.txt", "content": "B\n"}),
+        ]
+    }
+    request = request_for(
+        repo,
+        "write a.txt and b.txt",
+        script,
+        mode_request="parallel",
+        plan=plan,
+        limits=s.Limits(parallelism=2, story_timeout_s=120, stall_timeout_s=90),
+    )
+    report = await run_to_end(bus, request, timeout=240)
+    assert report.status == "delivered", report.reason
+
+    events = await replay(bus, request.run_id)
+    (ended,) = [e for e in events if isinstance(e, s.StoryAgentEnded) and e.story_id == "A"]
+    await asyncio.sleep(1)  # a survivor would have beaten again by now
+    written = [float(line) for line in beats.read_text().split()]
+    assert len(written) >= 5, "the survivor did run while the agent lived"
+    assert max(written) < ended.ts
