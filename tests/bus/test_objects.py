@@ -3,6 +3,7 @@ what comes back is what was stored, or an error."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -63,3 +64,51 @@ async def test_a_chunk_that_does_not_match_its_digest_is_refused(bus: Bus, tmp_p
     await bus.js.publish(t.object_chunk_subject(info.nuid), b"something else")
     with pytest.raises(ObjectCorrupted):
         await bus.get_file("runs/r/a.bundle", tmp_path / "out.bundle")
+
+
+async def _chunk_subjects(bus: Bus) -> dict[str, int]:
+    info = await bus.js.stream_info(t.OBJECTS_STREAM, subjects_filter=t.object_chunk_subject(">"))
+    return dict(info.state.subjects or {})
+
+
+@pytest.mark.parametrize("size", [0, 5, 131_072])
+async def test_a_small_new_object_reads_back_through_the_object_store_itself(
+    bus: Bus, tmp_path: Path, size: int
+) -> None:
+    src = tmp_path / "a.bundle"
+    src.write_bytes(os.urandom(size))
+    await bus.put_file("runs/r/a.bundle", src, description="a story's result")
+    got = await bus.objects.get("runs/r/a.bundle")  # the library's own reader
+    assert got.data == src.read_bytes()
+    assert got.info.size == size and got.info.chunks == (1 if size else 0)
+    assert await bus.object_description("runs/r/a.bundle") == "a story's result"
+    assert len(await _chunk_subjects(bus)) == (1 if size else 0)
+
+
+async def test_a_small_object_written_again_leaves_no_stray_chunk(bus: Bus, tmp_path: Path) -> None:
+    src = tmp_path / "a.bundle"
+    src.write_bytes(b"first")
+    await bus.put_file("runs/r/a.bundle", src)
+    first = await bus.objects.get_info("runs/r/a.bundle")
+    await bus.put_file("runs/r/a.bundle", src)  # a redelivered command's upload
+    assert (await bus.objects.get_info("runs/r/a.bundle")).nuid == first.nuid
+    src.write_bytes(b"second")
+    await bus.put_file("runs/r/a.bundle", src)
+    out = tmp_path / "out.bundle"
+    await bus.get_file("runs/r/a.bundle", out)
+    assert out.read_bytes() == b"second"
+    assert list(await _chunk_subjects(bus)) == [
+        t.object_chunk_subject((await bus.objects.get_info("runs/r/a.bundle")).nuid)
+    ]
+
+
+async def test_two_uploads_of_one_small_object_at_once_store_it_once(
+    bus: Bus, tmp_path: Path
+) -> None:
+    src = tmp_path / "a.bundle"
+    src.write_bytes(b"the same result, delivered twice")
+    await asyncio.gather(*(bus.put_file("runs/r/a.bundle", src) for _ in range(4)))
+    out = tmp_path / "out.bundle"
+    await bus.get_file("runs/r/a.bundle", out)
+    assert out.read_bytes() == src.read_bytes()
+    assert len(await _chunk_subjects(bus)) == 1

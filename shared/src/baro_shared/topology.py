@@ -8,6 +8,7 @@ changed setting).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import logging
 import time
@@ -93,6 +94,11 @@ EVERY_RUN_EVENTS_FILTER = "baro.evt.*.>"  # every run's own events (agents' are 
 
 def run_key(run_id: str) -> str:
     return f"run.{run_id}"
+
+
+def object_meta_subject(name: str) -> str:
+    """Where the metadata of the object ``name`` is (its name in URL-safe base64)."""
+    return f"$O.{OBJECTS_BUCKET}.M.{base64.urlsafe_b64encode(name.encode()).decode()}"
 
 
 def object_chunk_subject(nuid: str) -> str:
