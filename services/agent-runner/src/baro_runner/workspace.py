@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from baro_shared import objectcache, retention
+from baro_shared import bundles, objectcache, retention
 from baro_shared import schemas as s
 from baro_shared.backends import agent_env
 from baro_shared.gitutil import BARO_IDENTITY, GitError, GitResult, own_git, tree_listing
@@ -397,14 +397,7 @@ async def prepare(
         if base_bundle is not None:
             if base_bundle_ready is not None:
                 await base_bundle_ready
-            # the merger's bundle of the integration head: its objects, no refs (the story
-            # branch made next holds the base). Not a fetch: its connectivity walk over
-            # what the merger wrote with `git bundle create` costs more than all the rest.
-            # Its pack is not synced to the disk (git syncs a pack it indexes): a clone
-            # lost in a crash is made again by the story's next attempt, never reused
-            await own_git(
-                "-c", "core.fsync=none", "bundle", "unbundle", str(base_bundle), cwd=ws.repo
-            )
+            await _take_objects(ws.repo, base_bundle)
         if reused:
             checkout = await _checkout_over_spare(ws.repo, base_commit, indexed)
         else:
@@ -417,6 +410,27 @@ async def prepare(
     except GitError as exc:
         raise WorkspaceError(f"could not prepare the workspace: {exc}") from exc
     return ws
+
+
+async def _take_objects(repo: Path, bundle: Path) -> None:
+    """The objects of the merger's bundle of the integration head, no refs (the story
+    branch made next holds the base). Its pack is indexed, not fetched (a fetch's
+    connectivity walk over what the merger wrote costs more than all the rest) nor
+    unbundled (``baro_shared.bundles``); a prerequisite the cache lacks fails the base's
+    checkout. Not synced to the disk (git syncs a pack it indexes): a clone lost in a
+    crash is made again by the story's next attempt, never reused."""
+    try:
+        header = bundles.read_bundle_header(bundle)
+    except bundles.BundleUnreadable as exc:
+        raise WorkspaceError(f"the integration bundle: {exc}") from None
+    with bundle.open("rb") as pack:
+        pack.seek(header.pack_offset)
+        indexed = await own_git(
+            "-c", "core.fsync=none", "index-pack", "--stdin", "--fix-thin",
+            cwd=repo, input=pack, check=False,
+        )  # fmt: skip
+    if indexed.returncode != 0:
+        raise WorkspaceError(f"could not read the integration bundle: {indexed.stderr.strip()}")
 
 
 def _lay_out(ws: Workspace, cache: objectcache.SourceCache, reuse: bool) -> tuple[bool, bool]:

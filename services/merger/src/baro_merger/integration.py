@@ -11,7 +11,6 @@ twice. Ref names are listed in ``naming``.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
@@ -61,7 +60,8 @@ from baro_merger.plumbing import (
     tree_of,
     update_refs,
 )
-from baro_shared import objectcache
+from baro_shared import bundles, objectcache
+from baro_shared.bundles import BundleHeader
 from baro_shared.gitutil import GitError, own_git, tree_listing
 from baro_shared.schemas import RepoSource, Story
 
@@ -489,45 +489,13 @@ def _same_attempt(ref: str, existing: str, head: str | None) -> ImportedAttempt:
     return ImportedAttempt(ref, existing, True)
 
 
-BUNDLE_SIGNATURES = (b"# v2 git bundle\n", b"# v3 git bundle\n")
-BUNDLE_HEADER_MAX = 1 << 20
-_OID = re.compile(r"[0-9a-f]{40}")
-
-
-@dataclass(frozen=True)
-class BundleHeader:
-    heads: list[tuple[str, str]]  # (object id, ref name) of each ref the bundle holds
-    prerequisites: list[str]  # the commits it was built on
-    pack_offset: int  # where its pack starts
-
-
 def read_bundle_header(bundle: Path) -> BundleHeader:
-    """A git bundle's header (what ``git bundle list-heads`` and ``verify`` read), without
-    starting git. Raises BundleError for a file that is not a full git bundle of SHA-1
-    objects (a v3 bundle's ``@filter`` would leave objects out)."""
+    """``bundles.read_bundle_header``; raises BundleError for a file that is not a full git
+    bundle of SHA-1 objects."""
     try:
-        with bundle.open("rb") as file:
-            header = file.read(BUNDLE_HEADER_MAX)
-    except OSError as exc:
-        raise BundleError(f"{bundle} is not a readable git bundle: {exc.strerror}") from None
-    end = header.find(b"\n\n")
-    if not header.startswith(BUNDLE_SIGNATURES) or end == -1:
-        raise BundleError(f"{bundle} is not a readable git bundle: no bundle header")
-    heads: list[tuple[str, str]] = []
-    prerequisites: list[str] = []
-    for line in header[:end].decode("utf-8", "replace").splitlines()[1:]:
-        if line.startswith("@"):
-            if line != "@object-format=sha1":
-                raise BundleError(f"{bundle} is not a full git bundle: {line[1:60]}")
-            continue
-        oid, _, name = line.removeprefix("-").partition(" ")
-        if not _OID.fullmatch(oid):
-            raise BundleError(f"{bundle} is not a readable git bundle: {line[:60]!r}")
-        if line.startswith("-"):
-            prerequisites.append(oid)
-        else:
-            heads.append((oid, name))
-    return BundleHeader(heads, prerequisites, end + 2)
+        return bundles.read_bundle_header(bundle)
+    except bundles.BundleUnreadable as exc:
+        raise BundleError(str(exc)) from None
 
 
 def choose_bundle_tip(heads: list[tuple[str, str]], wanted: str | None) -> str:
