@@ -112,3 +112,18 @@ async def test_two_uploads_of_one_small_object_at_once_store_it_once(
     await bus.get_file("runs/r/a.bundle", out)
     assert out.read_bytes() == src.read_bytes()
     assert len(await _chunk_subjects(bus)) == 1
+
+
+async def test_a_small_object_can_be_stored_again_after_it_was_deleted(
+    bus: Bus, tmp_path: Path
+) -> None:
+    src = tmp_path / "a.bundle"
+    src.write_bytes(b"before the run was cleaned")
+    await bus.put_file("runs/r/a.bundle", src)
+    assert await bus.delete_objects("runs/r/") == 1
+    src.write_bytes(b"after")
+    await bus.put_file("runs/r/a.bundle", src)
+    out = tmp_path / "out.bundle"
+    await bus.get_file("runs/r/a.bundle", out)
+    assert out.read_bytes() == b"after"
+    assert len(await _chunk_subjects(bus)) == 1
