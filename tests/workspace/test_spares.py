@@ -204,7 +204,8 @@ async def test_without_reuse_a_retired_clone_is_only_deleted(tmp_path: Path) -> 
 async def test_a_spare_changed_after_it_was_kept_is_compared_by_content(tmp_path: Path) -> None:
     """The spare's index is trusted for a file only while the file's stat data is what the
     runner recorded when it kept the spare; a file rewritten since (its size and mtime put
-    back) and an index git cannot read both fall back to comparing content."""
+    back) and an index git cannot read both fall back to comparing content. What the
+    index does not track is removed either way."""
     user = make_repo(tmp_path / "user", FILES)
     expected = _expected(user)
     cache_dir = tmp_path / "cache"
@@ -214,9 +215,14 @@ async def test_a_spare_changed_after_it_was_kept_is_compared_by_content(tmp_path
     before = os.stat(app)
     app.write_text("print('APP')\n")
     os.utime(app, ns=(before.st_atime_ns, before.st_mtime_ns))
+    # and files its index does not track, one of them ignored, in a new directory
+    (pool / "slot-0" / "late.txt").write_text("written after the spare was kept\n")
+    (pool / "slot-0" / "build").mkdir()
+    (pool / "slot-0" / "build" / "late.bin").write_text("ignored\n")
 
     second = await _workspace(cache_dir, "r2", _source(user))
     assert _tree_of(second.repo) == expected
+    assert run_git(second.repo, "status", "--porcelain", "--ignored") == ""
     await second.retire(spares=1)
     (pool / "slot-0" / ".git" / "index").write_bytes(b"DIRC not an index")
     (pool / "slot-0" / "lib" / "util.py").write_text("X = 9\n")

@@ -167,13 +167,19 @@ class Runner:
         if not isinstance(cmd, s.RunStory):
             return ACK
         attempt = cmd.attempt + delivery.attempt - 1
-        stale = await self._stale(cmd, attempt)
+        # asked together, one round trip on the way to the agent's start: a claim taken on
+        # a command that turns out stale is never wanted again (no command carries its
+        # attempt number again: a redelivery or a new dispatch counts one up)
+        stale, claimed = await asyncio.gather(
+            self._stale(cmd, attempt),
+            self.bus.claim(t.claim_key(cmd.run_id, cmd.story.id, attempt), self.runner_id),
+        )
         if stale and stale is not LOST_WHILE_SAVING:
             log.info("skipping %s/%s attempt %d: %s", cmd.run_id, cmd.story.id, attempt, stale)
             return ACK
         if delivery.shutdown.is_set():
             return Nak(0.0, "shutting down")
-        if not await self.bus.claim(t.claim_key(cmd.run_id, cmd.story.id, attempt), self.runner_id):
+        if not claimed:
             log.info(
                 "skipping %s/%s attempt %d: another runner has it",
                 cmd.run_id,

@@ -29,6 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from baro_shared import bundles, objectcache, retention
 from baro_shared import schemas as s
@@ -360,6 +361,9 @@ async def prepare(
         await ws.remove()
     cache = objectcache.cache_of(sources, source)
     reused, indexed = await asyncio.to_thread(_lay_out, ws, cache, reuse)
+    # what a spare holds beyond the index the runner made for it goes while the objects
+    # are found (it needs none of them)
+    cleaned = asyncio.create_task(_clean(ws.repo)) if indexed else None
     if base_bundle is None:
         wanted, need = base_commit, base_commit
     elif run_base is not None:
@@ -399,7 +403,7 @@ async def prepare(
                 await base_bundle_ready
             await _take_objects(ws.repo, base_bundle)
         if reused:
-            checkout = await _checkout_over_spare(ws.repo, base_commit, indexed)
+            checkout = await _checkout_over_spare(ws.repo, base_commit, cleaned)
         else:
             checkout = await own_git(
                 "checkout", "--quiet", "-B", STORY_BRANCH, base_commit, cwd=ws.repo, check=False
@@ -409,6 +413,8 @@ async def prepare(
             raise WorkspaceError(f"base commit {base_commit[:12]} is not in {where}")
     except GitError as exc:
         raise WorkspaceError(f"could not prepare the workspace: {exc}") from exc
+    finally:
+        await _settled(cleaned)
     return ws
 
 
@@ -456,32 +462,41 @@ def _adopt_index(ws: Workspace) -> bool:
     return True
 
 
-async def _checkout_over_spare(repo: Path, base_commit: str, indexed: bool) -> GitResult:
+async def _checkout_over_spare(
+    repo: Path, base_commit: str, cleaned: asyncio.Task[GitResult] | None
+) -> GitResult:
     """Check ``base_commit`` out on the story branch over a scrubbed spare's files, writing
-    only the files whose bytes or mode are not the base's, then clean removes everything
-    the base does not track, ignored files and nested repositories included.
+    only the files whose bytes or mode are not the base's; nothing the base does not track
+    is left, ignored files and nested repositories included.
 
-    ``indexed``: the clone has the spare's index (``_index_the_files``): the forced
-    checkout keeps a file only where its entry has the base's blob and the file's stat
-    data is the entry's, and deletes what the base does not have. Without it (or when git
-    cannot read it) the index is made from the base tree with no stat data, and the reset
-    compares every file's content with the base."""
-    checkout = None
-    if indexed:
-        checkout = await own_git(
-            "checkout", "--quiet", "--force", "-B", STORY_BRANCH, base_commit,
-            cwd=repo, check=False,
-        )  # fmt: skip
-        if checkout.returncode != 0:
-            (repo / ".git" / "index").unlink(missing_ok=True)
-    if checkout is None or checkout.returncode != 0:
-        # the story branch (HEAD's, unborn) at the base, its tree read and refreshed
-        reset = await own_git("reset", "--quiet", base_commit, cwd=repo, check=False)
-        if reset.returncode != 0:
-            return reset
-        checkout = await own_git("checkout", "--quiet", "--force", cwd=repo, check=False)
-        if checkout.returncode != 0:
-            return checkout
+    ``cleaned``: the clone has the spare's index (``_index_the_files``) and ``_clean`` has
+    removed everything that index does not track: the forced checkout keeps a file only
+    where its entry has the base's blob and the file's stat data is the entry's, and
+    deletes the files of the index that the base does not have. Without it (or when git
+    cannot read that index) the index is made from the base tree with no stat data, the
+    reset compares every file's content with the base, and clean runs after."""
+    if cleaned is not None:
+        if (await cleaned).returncode == 0:
+            checkout = await own_git(
+                "checkout", "--quiet", "--force", "-B", STORY_BRANCH, base_commit,
+                cwd=repo, check=False,
+            )  # fmt: skip
+            if checkout.returncode == 0:
+                return checkout
+        (repo / ".git" / "index").unlink(missing_ok=True)
+    # the story branch (HEAD's, unborn) at the base, its tree read and refreshed
+    reset = await own_git("reset", "--quiet", base_commit, cwd=repo, check=False)
+    if reset.returncode != 0:
+        return reset
+    checkout = await own_git("checkout", "--quiet", "--force", cwd=repo, check=False)
+    if checkout.returncode != 0:
+        return checkout
+    return await _clean(repo)
+
+
+async def _clean(repo: Path) -> GitResult:
+    """Remove whatever the clone's index does not track, ignored files and nested
+    repositories included."""
     return await own_git("clean", "-ffdxq", cwd=repo, check=False)
 
 
@@ -676,8 +691,9 @@ async def commit_result(
     return Change(head, changed, left_out, unrecorded)
 
 
-async def _settled(task: asyncio.Task[None] | None) -> None:
-    """Wait for a bundle written early that is not the result's, whatever became of it."""
+async def _settled(task: asyncio.Task[Any] | None) -> None:
+    """Wait for a step started early whose result is not wanted (a bundle written early
+    that is not the result's, a spare's clean), whatever became of it."""
     if task is not None:
         with contextlib.suppress(Exception):
             await task
