@@ -5,7 +5,9 @@ Both ends of a story's integration take a bundle's objects by indexing its pack 
 ``git index-pack --stdin --fix-thin`` rather than ``git bundle unbundle``, which starts
 index-pack as a second process after walking the repository's history to verify the
 prerequisites: the merger because it checks them itself, the runner because a missing
-one fails the checkout of the base anyway.
+one fails the checkout of the base anyway. Likewise a bundle is written as its header and
+one ``git pack-objects`` (``write_bundle``), where ``git bundle create`` walks the history
+itself and then starts pack-objects.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from baro_shared.gitutil import own_git
 
 SIGNATURES = (b"# v2 git bundle\n", b"# v3 git bundle\n")
 HEADER_MAX = 1 << 20
@@ -56,3 +60,21 @@ def read_bundle_header(bundle: Path) -> BundleHeader:
         else:
             heads.append((oid, name))
     return BundleHeader(heads, prerequisites, end + 2)
+
+
+async def write_bundle(repo: Path, ref: str, head: str, base: str, out: Path) -> None:
+    """Write to ``out`` a bundle of ``base..head`` whose one ref is ``ref`` at ``head``:
+    what ``git bundle create out <ref> ^<base>`` writes, git's own bundle format (v2), with
+    ``base`` its one prerequisite (``git bundle create`` also lists the older commits the
+    story's history reaches past it, all of which ``base`` reaches too) and the same thin
+    pack of every object ``head`` reaches and ``base`` does not. ``head`` and ``base`` are
+    commit ids; raises GitError when git cannot pack them."""
+    if not (_OID.fullmatch(head) and _OID.fullmatch(base)) or head == base:
+        raise ValueError(f"a bundle needs two different commit ids, not {head!r} and {base!r}")
+    with out.open("wb") as file:
+        file.write(f"# v2 git bundle\n-{base}\n{head} {ref}\n\n".encode())
+        file.flush()
+        await own_git(
+            "pack-objects", "--revs", "--thin", "--stdout", "--delta-base-offset", "--quiet",
+            cwd=repo, input=f"{head}\n^{base}\n".encode(), output=file,
+        )  # fmt: skip

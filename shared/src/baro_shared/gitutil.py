@@ -143,19 +143,21 @@ async def git(
     check: bool = True,
     env: dict[str, str] | None = None,
     input: bytes | BinaryIO | None = None,
+    output: BinaryIO | None = None,
     timeout: float = 600.0,
     own: bool = False,
 ) -> GitResult:
     """Run git. ``input``: bytes written to its stdin, or an open file it reads from its
-    current position (a pack inside a bundle, without reading it into memory). ``own``:
-    in a repository baro keeps (``git_env``)."""
+    current position (a pack inside a bundle, without reading it into memory). ``output``:
+    an open file its stdout is written to from its current position (then ``stdout`` is
+    empty). ``own``: in a repository baro keeps (``git_env``)."""
     fed = input if isinstance(input, bytes) else None
     proc = await asyncio.create_subprocess_exec(
         git_program(),
         *args,
         cwd=str(cwd) if cwd else None,
         stdin=asyncio.subprocess.PIPE if fed is not None else input or asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
+        stdout=output or asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=git_env(env, own=own),
     )
@@ -166,7 +168,9 @@ async def git(
         await proc.wait()
         raise GitError(args, -9, f"timed out after {timeout:.0f}s") from None
     result = GitResult(
-        out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), proc.returncode or 0
+        (out or b"").decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
+        proc.returncode or 0,
     )
     if check and result.returncode != 0:
         raise GitError(args, result.returncode, result.stderr or result.stdout)

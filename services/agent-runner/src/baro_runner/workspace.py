@@ -662,7 +662,7 @@ async def commit_result(
         if bundle is not None and branch == head:
             # the bundle is written while the files are listed and the blobs checked for
             # size, and written again in the rare case a blob is then taken out
-            early = asyncio.create_task(write_bundle(ws, base_commit, bundle))
+            early = asyncio.create_task(write_bundle(ws, base_commit, bundle, head))
         try:
             committed, changed = await asyncio.gather(
                 _large_committed(repo, base_commit, head, max_file_bytes),
@@ -683,7 +683,7 @@ async def commit_result(
     elif early is not None:
         await early
     else:
-        await write_bundle(ws, base_commit, bundle)
+        await write_bundle(ws, base_commit, bundle, head)
     left_out = [
         s.Refusal(path=path, rule="too_large", reason=_too_large(size, max_file_bytes))
         for path, size in sorted({**large, **committed}.items())
@@ -922,12 +922,15 @@ async def change_diff(ws: Workspace, base_commit: str, limit: int = DIFF_CHARS) 
     return text[:limit] + f"\n[... the diff is cut here: {len(text) - limit} more characters ...]\n"
 
 
-async def write_bundle(ws: Workspace, base_commit: str, out: Path) -> None:
-    """The story branch past ``base_commit`` as a bundle; called by ``commit_result``, or
-    right after it, which sealed the clone (nothing untrusted ran since)."""
-    await own_git(
-        "bundle", "create", "--quiet", str(out), STORY_BRANCH, f"^{base_commit}", cwd=ws.repo
-    )
+async def write_bundle(ws: Workspace, base_commit: str, out: Path, head: str | None = None) -> None:
+    """The story branch past ``base_commit`` as a bundle (``bundles.write_bundle``), at
+    ``head`` when the caller has read it; called by ``commit_result``, or right after it,
+    which sealed the clone (nothing untrusted ran since)."""
+    if head is None:
+        head = (_story_head(ws.git_dir) or await _head_and_branch(ws.repo))[1]
+    if head is None:
+        raise WorkspaceError("the story branch is gone: there is no result to bundle")
+    await bundles.write_bundle(ws.repo, f"refs/heads/{STORY_BRANCH}", head, base_commit, out)
 
 
 # --------------------------------------------------------------------------- setup

@@ -10,6 +10,8 @@ twice. Ref names are listed in ``naming``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import tempfile
@@ -403,16 +405,24 @@ class OpenRun:
         )  # fmt: skip
 
     async def bundle_head(self, out_path: Path) -> Path | None:
-        """``create_bundle`` of the run's base..head as the series leaves it, after
-        writing what the series staged (with the bundle's ref, in the same transaction)."""
+        """``create_bundle`` of the run's base..head as the series leaves it, written while
+        what the series staged is (with the bundle's ref, in the same transaction)."""
         head = self.refs.head
         if head == self.refs.base:
             await self.write()
             return None
         published = naming.published_ref(self.run_id)
         self.stage(published, head)
-        await self.write()
-        return await _write_bundle(self.repo, published, self.refs.base, out_path)
+        bundle = asyncio.create_task(
+            _write_bundle(self.repo, published, head, self.refs.base, out_path)
+        )
+        try:
+            await self.write()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await bundle
+            raise
+        return await bundle
 
 
 @asynccontextmanager
@@ -881,15 +891,16 @@ async def create_bundle(
         if base_commit == head_commit:
             return None
         await update_refs(repo, [f"update {published} {head_commit}"])
-        return await _write_bundle(repo, published, base_commit, out_path)
+        return await _write_bundle(repo, published, head_commit, base_commit, out_path)
 
 
-async def _write_bundle(repo: Path, published: str, base: str, out_path: Path) -> Path:
-    """A bundle of ``published`` (a ref) without what ``base`` has, written atomically."""
+async def _write_bundle(repo: Path, published: str, head: str, base: str, out_path: Path) -> Path:
+    """A bundle of ``head`` without what ``base`` has, its ref ``published``, written
+    atomically."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     partial = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
     try:
-        await own_git("bundle", "create", "--quiet", str(partial), published, f"^{base}", cwd=repo)
+        await bundles.write_bundle(repo, published, head, base, partial)
         partial.replace(out_path)
     except GitError as exc:
         partial.unlink(missing_ok=True)
