@@ -73,11 +73,17 @@ async def _chunk_subjects(bus: Bus) -> dict[str, int]:
 
 @pytest.mark.parametrize("size", [0, 5, 131_072])
 async def test_a_small_new_object_reads_back_through_the_object_store_itself(
-    bus: Bus, tmp_path: Path, size: int
+    bus: Bus, tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     src = tmp_path / "a.bundle"
     src.write_bytes(os.urandom(size))
+
+    async def library_put(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a new small object is written in one round trip, not by put")
+
+    monkeypatch.setattr(bus.objects, "put", library_put)
     await bus.put_file("runs/r/a.bundle", src, description="a story's result")
+    monkeypatch.undo()
     got = await bus.objects.get("runs/r/a.bundle")  # the library's own reader
     assert got.data == src.read_bytes()
     assert got.info.size == size and got.info.chunks == (1 if size else 0)

@@ -74,5 +74,5 @@ async def test_a_bundle_built_on_a_commit_the_source_lacks_fails_the_workspace(
 ) -> None:
     _, _, head, bundle = integration(tmp_path)
     other = make_repo(tmp_path / "other", {"app.py": "unrelated\n"})
-    with pytest.raises(workspace.WorkspaceError):
+    with pytest.raises(workspace.WorkspaceError, match="integration bundle"):
         await prepare(tmp_path, other, run_git(other, "rev-parse", "HEAD"), head, bundle)

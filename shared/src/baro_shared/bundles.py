@@ -18,7 +18,8 @@ from pathlib import Path
 
 from baro_shared.gitutil import own_git
 
-SIGNATURES = (b"# v2 git bundle\n", b"# v3 git bundle\n")
+V2_SIGNATURE = b"# v2 git bundle\n"
+SIGNATURES = (V2_SIGNATURE, b"# v3 git bundle\n")
 HEADER_MAX = 1 << 20
 _OID = re.compile(r"[0-9a-f]{40}")
 
@@ -72,7 +73,7 @@ async def write_bundle(repo: Path, ref: str, head: str, base: str, out: Path) ->
     if not (_OID.fullmatch(head) and _OID.fullmatch(base)) or head == base:
         raise ValueError(f"a bundle needs two different commit ids, not {head!r} and {base!r}")
     with out.open("wb") as file:
-        file.write(f"# v2 git bundle\n-{base}\n{head} {ref}\n\n".encode())
+        file.write(V2_SIGNATURE + f"-{base}\n{head} {ref}\n\n".encode())
         file.flush()
         await own_git(
             "pack-objects", "--revs", "--thin", "--stdout", "--delta-base-offset", "--quiet",
